@@ -1,0 +1,294 @@
+//! Typed settings, resolved from the command line and the environment.
+//!
+//! Precedence: a flag beats its environment variable (clap reads both), which beats the
+//! default. Secrets come only from the environment: `CUSTSYNC_CLIENT_SECRET`,
+//! `CUSTSYNC_ACCESS_TOKEN`, `CUSTSYNC_SANDBOX_SECRET`.
+
+use std::num::NonZeroU32;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use secrecy::SecretString;
+
+use crate::api::Credentials;
+use crate::cli::{ConnectionArgs, SandboxArgs, SyncArgs};
+use crate::exec::RetryPolicy;
+use crate::plan;
+use crate::sandbox::{Faults, SandboxConfig};
+
+/// The IMS scopes of Adobe's Customer REST API tutorial.
+pub const DEFAULT_SCOPES: &str = "openid,AdobeID,email,additional_info.projectedProductContext,profile,commerce.aco.ingestion,commerce.accs,org.read,additional_info.roles";
+
+/// A configuration the run cannot start with.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum ConfigError {
+    /// The endpoint is not an http(s) URL, or has a SaaS-specific mistake.
+    #[error("--endpoint {url:?}: {why}")]
+    Endpoint { url: String, why: String },
+    /// A remote endpoint without any way to authenticate.
+    #[error(
+        "--endpoint is set but no credentials are: set CUSTSYNC_ACCESS_TOKEN, or --client-id \
+         (CUSTSYNC_CLIENT_ID) together with CUSTSYNC_CLIENT_SECRET"
+    )]
+    NoCredentials,
+    /// `--client-id` without the secret, or the other way round.
+    #[error(
+        "IMS needs both --client-id (or CUSTSYNC_CLIENT_ID) and CUSTSYNC_CLIENT_SECRET; {missing} is missing"
+    )]
+    HalfCredentials { missing: &'static str },
+}
+
+/// Where the run sends its requests.
+#[derive(Debug)]
+pub enum Target {
+    /// The embedded sandbox, started for this run with data under the state directory.
+    Sandbox,
+    /// A real Commerce.
+    Remote(Connection),
+}
+
+/// A real endpoint with its credentials.
+#[derive(Debug, Clone)]
+pub struct Connection {
+    pub endpoint: String,
+    /// `None` only for a dry run, which sends nothing.
+    pub credentials: Option<Credentials>,
+}
+
+/// Everything `custsync sync` needs.
+#[derive(Debug)]
+pub struct SyncConfig {
+    pub input: PathBuf,
+    pub state_dir: PathBuf,
+    pub target: Target,
+    pub store: Option<String>,
+    pub timeout: Duration,
+    pub dry_run: bool,
+    pub rate: Option<NonZeroU32>,
+    pub concurrency: usize,
+    pub retry: RetryPolicy,
+    pub report: Option<PathBuf>,
+    pub summary_json: Option<PathBuf>,
+    pub default_website: u32,
+    pub plan: plan::Options,
+    pub max_errors: Option<u64>,
+    pub quiet: bool,
+}
+
+/// Environment variables the configuration reads; a struct so that tests need not touch the
+/// process environment.
+#[derive(Debug, Default)]
+pub struct Env {
+    pub client_secret: Option<SecretString>,
+    pub access_token: Option<SecretString>,
+    pub sandbox_secret: Option<SecretString>,
+}
+
+impl Env {
+    /// Reads the secrets from the process environment (empty counts as unset).
+    pub fn from_process() -> Self {
+        let secret = |name| {
+            std::env::var(name)
+                .ok()
+                .filter(|v| !v.is_empty())
+                .map(SecretString::from)
+        };
+        Env {
+            client_secret: secret("CUSTSYNC_CLIENT_SECRET"),
+            access_token: secret("CUSTSYNC_ACCESS_TOKEN"),
+            sandbox_secret: secret("CUSTSYNC_SANDBOX_SECRET"),
+        }
+    }
+}
+
+impl SyncConfig {
+    /// Resolves `sync` arguments.
+    pub fn resolve(args: SyncArgs, env: &Env, quiet: bool) -> Result<Self, ConfigError> {
+        let target = resolve_target(&args.connection, env, args.dry_run)?;
+        Ok(SyncConfig {
+            input: args.csv,
+            state_dir: args.state,
+            target,
+            store: args.connection.store,
+            timeout: Duration::from_secs(args.connection.timeout.max(1)),
+            dry_run: args.dry_run,
+            rate: NonZeroU32::new(args.rate),
+            concurrency: args.concurrency as usize,
+            retry: RetryPolicy {
+                retries: args.retries,
+                base: Duration::from_millis(args.backoff_base_ms),
+                ..RetryPolicy::default()
+            },
+            report: args.report,
+            summary_json: args.summary_json,
+            default_website: args.website_id,
+            plan: plan::Options {
+                force: args.force,
+                only_failed: args.only_failed,
+            },
+            max_errors: (args.max_errors > 0).then_some(args.max_errors),
+            quiet,
+        })
+    }
+}
+
+fn resolve_target(c: &ConnectionArgs, env: &Env, dry_run: bool) -> Result<Target, ConfigError> {
+    let Some(raw) = &c.endpoint else {
+        return Ok(Target::Sandbox);
+    };
+    let endpoint = check_endpoint(raw)?;
+    let credentials = match (&env.access_token, &c.client_id, &env.client_secret) {
+        (Some(token), _, _) => Some(Credentials::Token(token.clone())),
+        (None, Some(id), Some(secret)) => Some(Credentials::Ims {
+            url: c.ims_url.clone(),
+            client_id: id.clone(),
+            secret: secret.clone(),
+            scopes: c.scopes.clone(),
+        }),
+        (None, Some(_), None) => {
+            return Err(ConfigError::HalfCredentials {
+                missing: "CUSTSYNC_CLIENT_SECRET",
+            });
+        }
+        (None, None, Some(_)) => {
+            return Err(ConfigError::HalfCredentials {
+                missing: "--client-id",
+            });
+        }
+        // A dry run sends nothing, so it needs no credentials.
+        (None, None, None) if dry_run => None,
+        (None, None, None) => return Err(ConfigError::NoCredentials),
+    };
+    Ok(Target::Remote(Connection {
+        endpoint,
+        credentials,
+    }))
+}
+
+/// Checks an endpoint and drops a trailing slash.
+fn check_endpoint(raw: &str) -> Result<String, ConfigError> {
+    let bad = |why: &str| ConfigError::Endpoint {
+        url: raw.to_owned(),
+        why: why.to_owned(),
+    };
+    let url = reqwest::Url::parse(raw).map_err(|e| bad(&format!("not a URL ({e})")))?;
+    if !matches!(url.scheme(), "http" | "https") {
+        return Err(bad(
+            "must start with https:// (or http:// for a local test server)",
+        ));
+    }
+    let host = url.host_str().unwrap_or_default();
+    if host.ends_with("api.commerce.adobe.com") && url.path().split('/').any(|s| s == "rest") {
+        return Err(bad(
+            "Adobe Commerce as a Cloud Service URLs have no /rest/: use https://<region>.api.commerce.adobe.com/<tenant-id>",
+        ));
+    }
+    if url.path().trim_end_matches('/').ends_with("/V1") {
+        return Err(bad(
+            "give the base without /V1: custsync adds /V1/customers itself",
+        ));
+    }
+    Ok(raw.trim_end_matches('/').to_owned())
+}
+
+/// Resolves `sandbox` arguments.
+pub fn sandbox_config(args: &SandboxArgs, env: &Env) -> SandboxConfig {
+    SandboxConfig {
+        data_dir: (!args.ephemeral).then(|| args.state.join("sandbox")),
+        client_id: args.client_id.clone(),
+        client_secret: env
+            .sandbox_secret
+            .clone()
+            .unwrap_or_else(|| SecretString::from("sandbox")),
+        faults: Faults {
+            latency: Duration::from_millis(args.latency_ms),
+            p_429: args.p_429,
+            retry_after: Duration::from_secs(args.retry_after),
+            p_503: args.p_503,
+            p_write_then_500: args.p_write_then_500,
+            p_write_then_drop: args.p_write_then_drop,
+            token_ttl: args.token_ttl.map(Duration::from_secs),
+            rate_limit: args.rate_limit,
+        },
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::cli::{Cli, Command};
+    use clap::Parser;
+
+    fn sync(args: &[&str], env: &Env) -> Result<SyncConfig, ConfigError> {
+        let mut argv = vec!["custsync", "sync", "a.csv"];
+        argv.extend_from_slice(args);
+        let Command::Sync(s) = Cli::try_parse_from(argv).expect("parse").command else {
+            panic!("sync")
+        };
+        SyncConfig::resolve(s, env, false)
+    }
+
+    #[test]
+    fn no_endpoint_means_sandbox() {
+        let c = sync(&[], &Env::default()).expect("config");
+        assert!(matches!(c.target, Target::Sandbox));
+        assert_eq!(c.rate, NonZeroU32::new(10));
+    }
+
+    #[test]
+    fn endpoint_needs_credentials_unless_dry_run() {
+        let e = sync(
+            &["--endpoint", "https://na1.api.commerce.adobe.com/T1"],
+            &Env::default(),
+        );
+        assert!(matches!(e, Err(ConfigError::NoCredentials)));
+        assert!(
+            sync(
+                &[
+                    "--endpoint",
+                    "https://na1.api.commerce.adobe.com/T1",
+                    "--dry-run"
+                ],
+                &Env::default()
+            )
+            .is_ok()
+        );
+        let env = Env {
+            client_secret: Some(SecretString::from("s3cr3t")),
+            ..Env::default()
+        };
+        let c = sync(
+            &[
+                "--endpoint",
+                "https://na1.api.commerce.adobe.com/T1/",
+                "--client-id",
+                "abc",
+            ],
+            &env,
+        )
+        .expect("config");
+        let Target::Remote(conn) = c.target else {
+            panic!("remote")
+        };
+        assert_eq!(conn.endpoint, "https://na1.api.commerce.adobe.com/T1");
+        assert!(
+            !format!("{conn:?}").contains("s3cr3t"),
+            "Debug must redact the secret"
+        );
+    }
+
+    #[test]
+    fn saas_rest_path_is_refused() {
+        let env = Env {
+            access_token: Some(SecretString::from("t")),
+            ..Env::default()
+        };
+        let e = sync(
+            &["--endpoint", "https://na1.api.commerce.adobe.com/rest/T1"],
+            &env,
+        );
+        assert!(matches!(e, Err(ConfigError::Endpoint { .. })));
+        assert!(sync(&["--endpoint", "https://shop.example/rest/default"], &env).is_ok());
+    }
+}

@@ -1,0 +1,405 @@
+//! Sending planned rows: retries with backoff, lost-response recovery, and the outcome of each
+//! row.
+//!
+//! # Retries
+//! A call that got no answer, a 408, a 429 or a 5xx is tried again, up to `--retries` times.
+//! The wait before try `n` is "full jitter": a random time between zero and
+//! `min(cap, base * 2^n)`, so that workers that failed together do not come back together;
+//! a server's `Retry-After` is a floor for it. Any other 4xx is the API's verdict on the row and
+//! is reported, not retried.
+//!
+//! # Lost answers
+//! A create whose answer never arrived may have happened. Its retry (or the next run, after a
+//! kill) then meets Magento's "already exists" error; the row is resolved by looking the
+//! customer up by email and website, adopting its id, and sending a PUT only if the stored
+//! record differs from the row. So whatever fails in between, each key exists once.
+
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Duration;
+
+use secrecy::SecretString;
+use serde_json::Value;
+use tokio_util::sync::CancellationToken;
+
+use crate::api::{ApiError, Client};
+use crate::customer::{Customer, Key};
+use crate::plan::{Action, Planned, Step};
+use crate::state::Entry;
+
+/// How long a request already on the wire may still take after an interrupt.
+const DRAIN_GRACE: Duration = Duration::from_secs(5);
+
+/// Retry settings.
+#[derive(Clone, Copy, Debug)]
+pub struct RetryPolicy {
+    /// Retries after the first try.
+    pub retries: u32,
+    /// Backoff before the first retry, doubled each time.
+    pub base: Duration,
+    /// Longest backoff.
+    pub cap: Duration,
+}
+
+impl Default for RetryPolicy {
+    fn default() -> Self {
+        RetryPolicy {
+            retries: 5,
+            base: Duration::from_millis(500),
+            cap: Duration::from_secs(30),
+        }
+    }
+}
+
+impl RetryPolicy {
+    fn backoff(&self, attempt: u32, retry_after: Option<Duration>) -> Duration {
+        let ceiling = self
+            .base
+            .saturating_mul(2u32.saturating_pow(attempt))
+            .min(self.cap);
+        let jitter = ceiling.mul_f64(fastrand::f64());
+        retry_after.map_or(jitter, |r| r.max(jitter))
+    }
+}
+
+/// The report's `status` column.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Status {
+    Planned,
+    Ok,
+    Failed,
+}
+
+impl Status {
+    /// The report's spelling.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Status::Planned => "planned",
+            Status::Ok => "ok",
+            Status::Failed => "failed",
+        }
+    }
+}
+
+/// What became of one input line: a report line plus the state change it implies.
+#[derive(Debug)]
+pub struct Outcome {
+    pub line: u64,
+    pub email: String,
+    pub website_id: Option<u32>,
+    pub action: Action,
+    pub status: Status,
+    pub customer_id: Option<u64>,
+    pub http_status: Option<u16>,
+    pub message: String,
+    /// For the state store: the confirmed mapping, or the key that failed.
+    pub state: Option<StateChange>,
+}
+
+/// A change the state store must record for a sent row.
+#[derive(Debug)]
+pub enum StateChange {
+    Confirmed(Key, Entry),
+    Failed(Key),
+}
+
+/// Why a row was not sent at all.
+#[derive(Clone, Copy, Debug)]
+pub enum Skip {
+    /// The user interrupted the run.
+    Interrupted,
+    /// `--max-errors` was reached.
+    TooManyErrors,
+    /// A fatal error (authentication) stopped the run.
+    Stopped,
+}
+
+/// Sends rows through a [`Client`].
+pub struct Executor {
+    client: Client,
+    policy: RetryPolicy,
+    cancel: CancellationToken,
+    retries: AtomicU64,
+}
+
+/// A row's send failed, with the customer id when one is known.
+struct Failure {
+    error: ApiError,
+    customer_id: Option<u64>,
+}
+
+impl Executor {
+    /// An executor; `cancel` interrupts backoffs and, after a grace period, requests in flight.
+    pub fn new(client: Client, policy: RetryPolicy, cancel: CancellationToken) -> Self {
+        Executor {
+            client,
+            policy,
+            cancel,
+            retries: AtomicU64::new(0),
+        }
+    }
+
+    /// Requests sent so far (retries and look-ups included).
+    pub fn requests(&self) -> u64 {
+        self.client.throttle().requests()
+    }
+
+    /// Retries made so far.
+    pub fn retries(&self) -> u64 {
+        self.retries.load(Ordering::Relaxed)
+    }
+
+    /// Sends one planned create or update and says what came of it. A fatal error is returned
+    /// as `Err` together with the row's outcome, so that the caller can stop the run.
+    pub async fn send(&self, planned: Planned) -> (Outcome, Option<ApiError>) {
+        let Planned {
+            line,
+            email,
+            website_id,
+            step,
+        } = planned;
+        let action = step.action();
+        let outcome = |status, customer_id, http_status, message: String, state| Outcome {
+            line,
+            email: email.clone(),
+            website_id,
+            action,
+            status,
+            customer_id,
+            http_status,
+            message,
+            state,
+        };
+        let (customer, result) = match step {
+            Step::Create {
+                customer,
+                password,
+                hash,
+            } => {
+                let r = self.create(&customer, password.as_ref(), hash).await;
+                (customer, r)
+            }
+            Step::Update {
+                customer,
+                entry,
+                hash,
+            } => {
+                let r = self
+                    .update(&customer, entry.customer_id, entry.address_id, hash)
+                    .await;
+                (customer, r)
+            }
+            other => {
+                let message = format!("internal: {} is not sent", other.action().as_str());
+                return (outcome(Status::Failed, None, None, message, None), None);
+            }
+        };
+        match result {
+            Ok((entry, note)) => (
+                outcome(
+                    Status::Ok,
+                    Some(entry.customer_id),
+                    Some(200),
+                    note,
+                    Some(StateChange::Confirmed(customer.key(), entry)),
+                ),
+                None,
+            ),
+            Err(Failure { error, customer_id }) => {
+                let message = match &error {
+                    ApiError::Status { message, .. } => message.clone(),
+                    other => other.to_string(),
+                };
+                let http_status = error.status();
+                let fatal = error.is_fatal().then_some(error);
+                (
+                    outcome(
+                        Status::Failed,
+                        customer_id,
+                        http_status,
+                        message,
+                        Some(StateChange::Failed(customer.key())),
+                    ),
+                    fatal,
+                )
+            }
+        }
+    }
+
+    async fn create(
+        &self,
+        customer: &Customer,
+        password: Option<&SecretString>,
+        hash: u128,
+    ) -> Result<(Entry, String), Failure> {
+        let body = customer.to_json(None, None);
+        let created = self.retry(|| self.client.create(&body, password)).await;
+        match created {
+            Ok(saved) => Ok((entry(&saved, hash)?, String::new())),
+            Err(e) if e.is_already_exists() => self.adopt(customer, hash).await,
+            Err(error) => Err(Failure {
+                error,
+                customer_id: None,
+            }),
+        }
+    }
+
+    /// The email is taken in this website (an earlier create whose answer was lost, or a shop
+    /// that already had the customer): take that customer over instead of creating another.
+    async fn adopt(&self, customer: &Customer, hash: u128) -> Result<(Entry, String), Failure> {
+        let found = self
+            .retry(|| self.client.find(&customer.email, customer.website_id))
+            .await
+            .map_err(|error| Failure {
+                error,
+                customer_id: None,
+            })?;
+        let Some(remote) = found else {
+            return Err(Failure {
+                error: ApiError::Status {
+                    status: 400,
+                    message: format!(
+                        "{} (and no customer with this email was found in website {})",
+                        crate::api::ALREADY_EXISTS,
+                        customer.website_id
+                    ),
+                    retry_after: None,
+                },
+                customer_id: None,
+            });
+        };
+        let id = id_of(&remote).ok_or_else(|| unexpected("a search result without an id"))?;
+        let differences = customer.differences(&remote);
+        if differences.is_empty() {
+            let mut e = entry(&remote, hash)?;
+            e.address_id = default_address_id(&remote);
+            return Ok((
+                e,
+                format!("adopted existing customer {id}: already up to date"),
+            ));
+        }
+        let address_id = default_address_id(&remote);
+        let (e, _) = self.update(customer, id, address_id, hash).await?;
+        Ok((
+            e,
+            format!(
+                "adopted existing customer {id} and updated it: {}",
+                differences.join("; ")
+            ),
+        ))
+    }
+
+    async fn update(
+        &self,
+        customer: &Customer,
+        id: u64,
+        address_id: Option<u64>,
+        hash: u128,
+    ) -> Result<(Entry, String), Failure> {
+        let body = customer.to_json(Some(id), address_id);
+        let saved = self
+            .retry(|| self.client.update(id, &body))
+            .await
+            .map_err(|error| Failure {
+                error,
+                customer_id: Some(id),
+            })?;
+        Ok((entry(&saved, hash)?, String::new()))
+    }
+
+    /// Runs `call` until it succeeds, fails for good, or the retries run out.
+    async fn retry<T, F, Fut>(&self, mut call: F) -> Result<T, ApiError>
+    where
+        F: FnMut() -> Fut,
+        Fut: Future<Output = Result<T, ApiError>>,
+    {
+        let mut attempt = 0;
+        loop {
+            let result = tokio::select! {
+                r = call() => r,
+                () = async { self.cancel.cancelled().await; tokio::time::sleep(DRAIN_GRACE).await } => {
+                    return Err(interrupted("the answer did not come before the interrupt"));
+                }
+            };
+            match result {
+                Err(e) if e.is_transient() && attempt < self.policy.retries => {
+                    let wait = self.policy.backoff(attempt, e.retry_after());
+                    tracing::debug!("transient failure ({e}); retry {} in {wait:?}", attempt + 1);
+                    attempt += 1;
+                    self.retries.fetch_add(1, Ordering::Relaxed);
+                    tokio::select! {
+                        () = tokio::time::sleep(wait) => {}
+                        () = self.cancel.cancelled() => {
+                            return Err(interrupted(&format!("interrupted before retry {attempt}: {e}")));
+                        }
+                    }
+                }
+                Err(e) if e.is_transient() && attempt > 0 => {
+                    return Err(ApiError::GaveUp {
+                        retries: attempt,
+                        last: Box::new(e),
+                    });
+                }
+                other => return other,
+            }
+        }
+    }
+
+    /// The outcome of a row that is not sent because the run is stopping.
+    pub fn skipped(planned: Planned, why: Skip) -> Outcome {
+        let message = match why {
+            Skip::Interrupted => "not sent: the run was interrupted",
+            Skip::TooManyErrors => "not sent: stopped after --max-errors failed rows",
+            Skip::Stopped => "not sent: the run stopped on a fatal error",
+        };
+        Outcome {
+            line: planned.line,
+            email: planned.email,
+            website_id: planned.website_id,
+            action: planned.step.action(),
+            status: Status::Failed,
+            customer_id: None,
+            http_status: None,
+            message: message.into(),
+            state: None,
+        }
+    }
+}
+
+fn interrupted(detail: &str) -> ApiError {
+    ApiError::Interrupted {
+        detail: detail.to_owned(),
+    }
+}
+
+fn unexpected(detail: &str) -> Failure {
+    Failure {
+        error: ApiError::Unexpected {
+            url: String::new(),
+            detail: detail.to_owned(),
+        },
+        customer_id: None,
+    }
+}
+
+fn id_of(customer: &Value) -> Option<u64> {
+    customer.get("id").and_then(Value::as_u64)
+}
+
+/// The id of the address that is the customer's default billing address, if any.
+fn default_address_id(customer: &Value) -> Option<u64> {
+    customer.get("default_billing").and_then(|v| {
+        v.as_str()
+            .and_then(|s| s.parse().ok())
+            .or_else(|| v.as_u64())
+    })
+}
+
+fn entry(saved: &Value, hash: u128) -> Result<Entry, Failure> {
+    let customer_id = id_of(saved).ok_or_else(|| unexpected("a saved customer without an id"))?;
+    Ok(Entry {
+        customer_id,
+        payload_hash: hash,
+        synced_at: chrono::Utc::now().timestamp(),
+        address_id: default_address_id(saved),
+    })
+}

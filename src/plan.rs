@@ -1,0 +1,313 @@
+//! The diff: what each input record needs, given what the state store remembers.
+//!
+//! Pure decisions over a [`Store`] read: unknown key -> create, known key with another payload
+//! hash -> update, same hash -> unchanged. A key seen earlier in the same file makes the later
+//! row invalid, naming the first line.
+
+use std::collections::HashMap;
+
+use secrecy::SecretString;
+
+use crate::customer::{Customer, Key};
+use crate::input::{Record, Row};
+use crate::state::{Entry, StateError, Store};
+
+/// What a row amounts to; the report's `action` column.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum Action {
+    Create,
+    Update,
+    Unchanged,
+    Invalid,
+}
+
+impl Action {
+    /// The report's spelling.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Action::Create => "create",
+            Action::Update => "update",
+            Action::Unchanged => "unchanged",
+            Action::Invalid => "invalid",
+        }
+    }
+}
+
+/// One record with its decision.
+#[derive(Debug)]
+pub struct Planned {
+    pub line: u64,
+    pub email: String,
+    pub website_id: Option<u32>,
+    pub step: Step,
+}
+
+/// The decision itself, carrying what the executor needs.
+#[derive(Debug)]
+pub enum Step {
+    /// Rejected locally; the message names line, column and reason.
+    Invalid(String),
+    /// Nothing to send. `note` says why when it is not simply "same payload".
+    Unchanged {
+        customer_id: Option<u64>,
+        note: Option<&'static str>,
+    },
+    /// POST a new customer.
+    Create {
+        customer: Box<Customer>,
+        password: Option<SecretString>,
+        hash: u128,
+    },
+    /// PUT the full desired record to the known id.
+    Update {
+        customer: Box<Customer>,
+        entry: Entry,
+        hash: u128,
+    },
+}
+
+impl Step {
+    /// The report action this step stands for.
+    pub fn action(&self) -> Action {
+        match self {
+            Step::Invalid(_) => Action::Invalid,
+            Step::Unchanged { .. } => Action::Unchanged,
+            Step::Create { .. } => Action::Create,
+            Step::Update { .. } => Action::Update,
+        }
+    }
+}
+
+/// Options that change decisions.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct Options {
+    /// Send every valid row, even when unchanged.
+    pub force: bool,
+    /// Send only keys that failed in an earlier run.
+    pub only_failed: bool,
+}
+
+/// Plans records one by one, remembering the keys already seen in this file.
+pub struct Planner<'a> {
+    store: &'a Store,
+    options: Options,
+    /// Key digest -> first line; 128-bit digests keep a million keys in a few dozen MB.
+    seen: HashMap<u128, u64>,
+}
+
+impl<'a> Planner<'a> {
+    /// A planner over `store`.
+    pub fn new(store: &'a Store, options: Options) -> Self {
+        Planner {
+            store,
+            options,
+            seen: HashMap::new(),
+        }
+    }
+
+    /// Digests of every valid key planned so far (for the absent-key check).
+    pub fn into_seen(self) -> HashMap<u128, u64> {
+        self.seen
+    }
+
+    /// Decides what `record` needs.
+    pub fn plan(&mut self, record: Record) -> Result<Planned, StateError> {
+        let row = match record {
+            Record::Invalid(i) => {
+                return Ok(Planned {
+                    line: i.line,
+                    email: i.email,
+                    website_id: i.website_id,
+                    step: Step::Invalid(i.message),
+                });
+            }
+            Record::Valid(row) => row,
+        };
+        let Row {
+            line,
+            customer,
+            password,
+        } = *row;
+        let key = customer.key();
+        let planned = |step| Planned {
+            line,
+            email: customer.email.clone(),
+            website_id: Some(customer.website_id),
+            step,
+        };
+        if let Some(first) = self.seen.get(&key.digest()) {
+            return Ok(planned(Step::Invalid(format!(
+                "line {line}: email: duplicate of line {first} (same website_id {} and email)",
+                key.website_id
+            ))));
+        }
+        self.seen.insert(key.digest(), line);
+        let entry = self.store.get(&key)?;
+        if self.options.only_failed && !self.store.is_failed(&key)? {
+            return Ok(planned(Step::Unchanged {
+                customer_id: entry.map(|e| e.customer_id),
+                note: Some("not sent: --only-failed and this row did not fail before"),
+            }));
+        }
+        let hash = customer.payload_hash();
+        let step = match entry {
+            None => Step::Create {
+                customer: Box::new(customer.clone()),
+                password,
+                hash,
+            },
+            Some(e) if e.payload_hash != hash || self.options.force => Step::Update {
+                customer: Box::new(customer.clone()),
+                entry: e,
+                hash,
+            },
+            Some(e) => Step::Unchanged {
+                customer_id: Some(e.customer_id),
+                note: None,
+            },
+        };
+        Ok(planned(step))
+    }
+}
+
+/// The state key a planned row belongs to, when it has one.
+pub fn key_of(step: &Step) -> Option<Key> {
+    match step {
+        Step::Create { customer, .. } | Step::Update { customer, .. } => Some(customer.key()),
+        _ => None,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::input::InvalidRow;
+    use crate::state::Op;
+
+    fn row(line: u64, email: &str, lastname: &str) -> Record {
+        Record::Valid(Box::new(Row {
+            line,
+            customer: Customer {
+                email: email.into(),
+                firstname: "Ann".into(),
+                lastname: lastname.into(),
+                middlename: None,
+                prefix: None,
+                suffix: None,
+                dob: None,
+                gender: None,
+                taxvat: None,
+                group_id: None,
+                website_id: 1,
+                store_id: None,
+                is_subscribed: None,
+                custom_attributes: vec![],
+                address: None,
+            },
+            password: None,
+        }))
+    }
+
+    fn actions(planner: &mut Planner, records: Vec<Record>) -> Vec<Action> {
+        records
+            .into_iter()
+            .map(|r| planner.plan(r).expect("plan").step.action())
+            .collect()
+    }
+
+    #[test]
+    fn unknown_creates_changed_updates_same_is_unchanged_duplicates_invalid() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let store = Store::open(dir.path()).expect("open");
+        let Record::Valid(known) = row(0, "b@x.io", "Lee") else {
+            unreachable!()
+        };
+        let Record::Valid(changed) = row(0, "c@x.io", "Lee") else {
+            unreachable!()
+        };
+        let w = store.writer();
+        for (r, id) in [(&known, 1), (&changed, 2)] {
+            w.send(Op::Put(
+                r.customer.key(),
+                Entry {
+                    customer_id: id,
+                    payload_hash: r.customer.payload_hash(),
+                    synced_at: 0,
+                    address_id: None,
+                },
+            ));
+        }
+        w.finish().expect("finish");
+        let mut planner = Planner::new(&store, Options::default());
+        let got = actions(
+            &mut planner,
+            vec![
+                row(2, "a@x.io", "Lee"),
+                row(3, "b@x.io", "Lee"),
+                row(4, "c@x.io", "Lee-Updated"),
+                row(5, " A@x.io ", "Other"),
+                Record::Invalid(InvalidRow {
+                    line: 6,
+                    email: String::new(),
+                    website_id: None,
+                    message: "bad".into(),
+                }),
+            ],
+        );
+        assert_eq!(
+            got,
+            vec![
+                Action::Create,
+                Action::Unchanged,
+                Action::Update,
+                Action::Invalid,
+                Action::Invalid
+            ]
+        );
+        let mut forced = Planner::new(
+            &store,
+            Options {
+                force: true,
+                only_failed: false,
+            },
+        );
+        assert_eq!(
+            actions(&mut forced, vec![row(2, "b@x.io", "Lee")]),
+            vec![Action::Update]
+        );
+    }
+
+    #[test]
+    fn duplicate_names_the_first_line() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let store = Store::open(dir.path()).expect("open");
+        let mut planner = Planner::new(&store, Options::default());
+        planner.plan(row(2, "a@x.io", "Lee")).expect("plan");
+        let p = planner.plan(row(9, "A@X.IO", "Lee")).expect("plan");
+        let Step::Invalid(msg) = p.step else {
+            panic!("expected invalid")
+        };
+        assert!(msg.contains("duplicate of line 2"), "{msg}");
+    }
+
+    #[test]
+    fn only_failed_sends_just_the_failed_keys() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let store = Store::open(dir.path()).expect("open");
+        let w = store.writer();
+        w.send(Op::Failed(Key::new(1, "b@x.io")));
+        w.finish().expect("finish");
+        let mut planner = Planner::new(
+            &store,
+            Options {
+                force: false,
+                only_failed: true,
+            },
+        );
+        let got = actions(
+            &mut planner,
+            vec![row(2, "a@x.io", "Lee"), row(3, "b@x.io", "Lee")],
+        );
+        assert_eq!(got, vec![Action::Unchanged, Action::Create]);
+    }
+}

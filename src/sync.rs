@@ -1,0 +1,344 @@
+//! The sync pipeline, on one screen:
+//!
+//! ```text
+//! CSV file --reader thread: parse, validate, plan against sled--> bounded channel (batches)
+//!   --> buffer_unordered(concurrency): rate-limited sends with retries (exec)
+//!   --> one consumer: report line, counts, progress, state writer thread
+//! ```
+//!
+//! Interrupts (SIGINT/SIGTERM) stop the reading; rows already read are drained (in-flight
+//! requests get a grace period), state is flushed and the report and summary written.
+
+use std::collections::HashMap;
+use std::path::Path;
+use std::sync::atomic::Ordering;
+use std::sync::{Arc, OnceLock};
+use std::time::Instant;
+
+use futures::StreamExt;
+use futures::stream;
+use tokio_util::sync::CancellationToken;
+
+use crate::api::{self, ApiError, Client, Credentials};
+use crate::config::{DEFAULT_SCOPES, SyncConfig, Target};
+use crate::exec::{Executor, Outcome, Skip, StateChange, Status};
+use crate::input::{self, InputError};
+use crate::plan::{Planned, Planner, Step};
+use crate::report::{self, Counters, Progress, Report, Summary, Tally, WriteError};
+use crate::sandbox::{self, SandboxConfig, SandboxError};
+use crate::state::{Op, StateError, Store};
+use crate::throttle::Throttle;
+
+/// Rows per message from the reader thread: amortises channel costs on large files.
+const BATCH: usize = 256;
+
+/// A failure that stops the run (exit code 1).
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum SyncError {
+    #[error(transparent)]
+    Input(#[from] InputError),
+    #[error(transparent)]
+    State(#[from] StateError),
+    #[error(transparent)]
+    Write(#[from] WriteError),
+    #[error(transparent)]
+    Api(#[from] ApiError),
+    #[error("the embedded sandbox could not start: {0}")]
+    Sandbox(#[from] SandboxError),
+    #[error("internal error: the reader thread stopped unexpectedly")]
+    ReaderPanicked,
+}
+
+/// How a run that got through its rows ended.
+#[derive(Debug)]
+pub struct Finished {
+    pub summary: Summary,
+    /// The run was interrupted by a signal.
+    pub interrupted: bool,
+    /// A fatal error stopped the sending part-way (report and state still written).
+    pub fatal: Option<ApiError>,
+}
+
+/// Runs `custsync sync`.
+pub async fn run(cfg: SyncConfig, cancel: CancellationToken) -> Result<Finished, SyncError> {
+    let started = Instant::now();
+    let reader = input::Reader::open(&cfg.input, cfg.default_website)?;
+    let total_bytes = std::fs::metadata(&cfg.input).map_or(0, |m| m.len());
+    let store = Arc::new(Store::open(&cfg.state_dir)?);
+
+    let throttle = Arc::new(Throttle::new(cfg.rate));
+    let (sandbox, client) = connect(&cfg, Arc::clone(&throttle)).await?;
+    let ignored = reader.ignored_columns();
+    if !ignored.is_empty() && !cfg.quiet {
+        eprintln!(
+            "note: ignoring columns custsync does not know: {}",
+            ignored.join(", ")
+        );
+    }
+    let mut report = cfg.report.as_deref().map(Report::create).transpose()?;
+    let executor = client.map(|c| Executor::new(c, cfg.retry, cancel.clone()));
+    let counters = Arc::new(Counters::default());
+
+    // Reader thread: parse, validate and plan (sled reads block, so not on the async workers).
+    let reading = cancel.child_token();
+    let (tx, rx) = tokio::sync::mpsc::channel::<Vec<Planned>>(16);
+    let reader_task = {
+        let store = Arc::clone(&store);
+        let reading = reading.clone();
+        let counters = Arc::clone(&counters);
+        let options = cfg.plan;
+        tokio::task::spawn_blocking(move || {
+            plan_file(reader, &store, options, &reading, &counters, &tx)
+        })
+    };
+
+    let progress = Progress::start(Arc::clone(&counters), total_bytes, cfg.quiet, move || {
+        throttle.requests()
+    });
+    let writer = (!cfg.dry_run).then(|| store.writer());
+    let stop: OnceLock<Skip> = OnceLock::new();
+    let mut tally = Tally::default();
+    let mut fatal: Option<ApiError> = None;
+
+    // Senders: at most `concurrency` rows in flight; unchanged and invalid rows pass straight through.
+    let rows = stream::unfold(rx, |mut rx| async {
+        rx.recv().await.map(|batch| (batch, rx))
+    })
+    .flat_map(stream::iter);
+    let outcomes = rows
+        .map(|planned| {
+            let executor = executor.as_ref();
+            let stop = &stop;
+            let cancel = &cancel;
+            async move {
+                let sends = matches!(planned.step, Step::Create { .. } | Step::Update { .. });
+                match executor {
+                    Some(exec) if sends => {
+                        if cancel.is_cancelled() {
+                            (Executor::skipped(planned, Skip::Interrupted), None)
+                        } else if let Some(why) = stop.get() {
+                            (Executor::skipped(planned, *why), None)
+                        } else {
+                            exec.send(planned).await
+                        }
+                    }
+                    _ => (passive(planned, cfg.dry_run), None),
+                }
+            }
+        })
+        .buffer_unordered(cfg.concurrency);
+    let mut outcomes = std::pin::pin!(outcomes);
+
+    // The one consumer: report, counts, state.
+    while let Some((outcome, error)) = outcomes.next().await {
+        if let Some(e) = error
+            && fatal.is_none()
+        {
+            tracing::error!("stopping: {e}");
+            let _ = stop.set(Skip::Stopped);
+            reading.cancel();
+            fatal = Some(e);
+        }
+        tally.add(&outcome);
+        counters.rows.fetch_add(1, Ordering::Relaxed);
+        let counter = if outcome.status == Status::Failed {
+            &counters.failed
+        } else {
+            &counters.ok
+        };
+        counter.fetch_add(1, Ordering::Relaxed);
+        if let Some(r) = report.as_mut() {
+            r.write(&outcome)?;
+        }
+        if let (Some(w), Some(change)) = (&writer, outcome.state) {
+            w.send(match change {
+                StateChange::Confirmed(key, entry) => Op::Put(key, entry),
+                StateChange::Failed(key) => Op::Failed(key),
+            });
+        }
+        if cfg.max_errors.is_some_and(|max| tally.failed() >= max)
+            && stop.set(Skip::TooManyErrors).is_ok()
+        {
+            eprintln!(
+                "stopping: {} rows failed (--max-errors); the remaining rows are reported as not sent",
+                tally.failed()
+            );
+        }
+    }
+    progress.finish();
+
+    let seen = reader_task.await.map_err(|_| SyncError::ReaderPanicked)??;
+    if let Some(w) = writer {
+        w.finish()?;
+    }
+    let absent = count_absent(&store, &seen)?;
+    if !cfg.dry_run {
+        store.set_last_run(chrono::Utc::now().timestamp())?;
+    }
+    store.flush()?;
+    if let Some(r) = report {
+        r.finish()?;
+    }
+    if let Some(sb) = sandbox {
+        sb.shutdown().await;
+    }
+
+    let (requests, retries) = executor
+        .as_ref()
+        .map_or((0, 0), |e| (e.requests(), e.retries()));
+    let summary = tally.summary(absent, requests, retries, cfg.dry_run, started.elapsed());
+    if let Some(path) = &cfg.summary_json {
+        report::write_summary(path, &summary)?;
+    }
+    if cfg.dry_run {
+        print!("{}", tally.table(absent));
+    }
+    println!("{}", report::human(&summary));
+    if tally.failed() > 0 && cfg.report.is_none() && !cfg.quiet {
+        eprintln!("some rows failed: run again with --report FILE to see which and why");
+    }
+    Ok(Finished {
+        summary,
+        interrupted: cancel.is_cancelled(),
+        fatal,
+    })
+}
+
+/// Starts the embedded sandbox when there is no endpoint, builds the client unless this is a
+/// dry run, and announces the target on the first line of output.
+async fn connect(
+    cfg: &SyncConfig,
+    throttle: Arc<Throttle>,
+) -> Result<(Option<sandbox::RunningSandbox>, Option<Client>), SyncError> {
+    let settings = |endpoint: String, credentials| api::Settings {
+        endpoint,
+        credentials,
+        store: cfg.store.clone(),
+        timeout: cfg.timeout,
+        max_idle: cfg.concurrency,
+    };
+    match &cfg.target {
+        Target::Sandbox if cfg.dry_run => {
+            println!(
+                "target: the embedded Commerce sandbox (data in {}); dry run, so it is not started",
+                sandbox_dir(&cfg.state_dir).display()
+            );
+            Ok((None, None))
+        }
+        Target::Sandbox => {
+            let config = SandboxConfig {
+                data_dir: Some(sandbox_dir(&cfg.state_dir)),
+                ..SandboxConfig::default()
+            };
+            let secret = config.client_secret.clone();
+            let client_id = config.client_id.clone();
+            let sb = sandbox::start(config, ([127, 0, 0, 1], 0).into()).await?;
+            println!(
+                "target: the embedded Commerce sandbox at {} (data in {}); give --endpoint to reach a real shop",
+                sb.endpoint(),
+                sandbox_dir(&cfg.state_dir).display()
+            );
+            let credentials = Credentials::Ims {
+                url: sb.ims_url(),
+                client_id,
+                secret,
+                scopes: DEFAULT_SCOPES.to_owned(),
+            };
+            let client = Client::new(settings(sb.endpoint(), credentials), throttle)?;
+            Ok((Some(sb), Some(client)))
+        }
+        Target::Remote(c) => {
+            println!("target: {}", c.endpoint);
+            let client = match (&c.credentials, cfg.dry_run) {
+                (Some(creds), false) => Some(Client::new(
+                    settings(c.endpoint.clone(), creds.clone()),
+                    throttle,
+                )?),
+                _ => None,
+            };
+            Ok((None, client))
+        }
+    }
+}
+
+fn sandbox_dir(state: &Path) -> std::path::PathBuf {
+    state.join("sandbox")
+}
+
+/// The reader thread's work. Returns the digests of the keys seen, for the absent count.
+fn plan_file(
+    mut reader: input::Reader,
+    store: &Store,
+    options: crate::plan::Options,
+    reading: &CancellationToken,
+    counters: &Counters,
+    tx: &tokio::sync::mpsc::Sender<Vec<Planned>>,
+) -> Result<HashMap<u128, u64>, SyncError> {
+    let mut planner = Planner::new(store, options);
+    let mut batch = Vec::with_capacity(BATCH);
+    while !reading.is_cancelled() {
+        let Some(record) = reader.next() else { break };
+        batch.push(planner.plan(record?)?);
+        if batch.len() == BATCH {
+            counters
+                .bytes_read
+                .store(reader.bytes_read(), Ordering::Relaxed);
+            if tx
+                .blocking_send(std::mem::replace(&mut batch, Vec::with_capacity(BATCH)))
+                .is_err()
+            {
+                break;
+            }
+        }
+    }
+    counters
+        .bytes_read
+        .store(reader.bytes_read(), Ordering::Relaxed);
+    if !batch.is_empty() {
+        let _ = tx.blocking_send(batch);
+    }
+    Ok(planner.into_seen())
+}
+
+/// The outcome of a row that sends nothing (or of any row in a dry run).
+fn passive(p: Planned, dry_run: bool) -> Outcome {
+    let action = p.step.action();
+    let (status, customer_id, message) = match p.step {
+        Step::Invalid(message) => (Status::Failed, None, message),
+        Step::Unchanged { customer_id, note } => (
+            if dry_run { Status::Planned } else { Status::Ok },
+            customer_id,
+            note.unwrap_or_default().to_owned(),
+        ),
+        Step::Create { .. } => (Status::Planned, None, String::new()),
+        Step::Update { entry, .. } => (
+            Status::Planned,
+            Some(entry.customer_id),
+            "payload changed since the last sync".to_owned(),
+        ),
+    };
+    Outcome {
+        line: p.line,
+        email: p.email,
+        website_id: p.website_id,
+        action,
+        status,
+        customer_id,
+        http_status: None,
+        message,
+        state: None,
+    }
+}
+
+/// Keys in the state store that this file no longer has.
+fn count_absent(store: &Store, seen: &HashMap<u128, u64>) -> Result<u64, StateError> {
+    let mut absent = 0;
+    for entry in store.entries() {
+        let (key, _) = entry?;
+        if !seen.contains_key(&key.digest()) {
+            absent += 1;
+        }
+    }
+    Ok(absent)
+}

@@ -1,0 +1,146 @@
+//! The request rate limit, shared by every request to the Commerce API.
+//!
+//! Two layers: a governor limiter holds the user's `--rate` as a hard cap (burst of one, so no
+//! one-second window carries more than the rate plus one), and an adaptive pace below it. A
+//! 429 halves the pace and pauses everyone for the `Retry-After`; each success then wins back
+//! a little, so the run settles at what the server accepts instead of every worker hammering it.
+
+use std::num::NonZeroU32;
+use std::sync::Mutex;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Duration;
+
+use governor::{DefaultDirectRateLimiter, Quota, RateLimiter};
+use tokio::time::Instant;
+
+/// Shared rate limiter; see the module doc.
+pub struct Throttle {
+    limiter: Option<DefaultDirectRateLimiter>,
+    max_rate: Option<f64>,
+    pace: Mutex<Pace>,
+    requests: AtomicU64,
+}
+
+struct Pace {
+    /// Requests/s the server seems to accept; equal to `max_rate` when all is well.
+    current: f64,
+    next_slot: Instant,
+    paused_until: Instant,
+}
+
+impl Throttle {
+    /// `rate` requests per second at most; `None` means no limit.
+    pub fn new(rate: Option<NonZeroU32>) -> Self {
+        let now = Instant::now();
+        Throttle {
+            limiter: rate
+                .map(|r| RateLimiter::direct(Quota::per_second(r).allow_burst(NonZeroU32::MIN))),
+            max_rate: rate.map(|r| f64::from(r.get())),
+            pace: Mutex::new(Pace {
+                current: rate.map_or(f64::INFINITY, |r| f64::from(r.get())),
+                next_slot: now,
+                paused_until: now,
+            }),
+            requests: AtomicU64::new(0),
+        }
+    }
+
+    /// Waits until one more request may go out, and counts it.
+    pub async fn acquire(&self) {
+        let wait_until = {
+            let mut p = self.lock();
+            let now = Instant::now();
+            let mut slot = now.max(p.paused_until);
+            if self.max_rate.is_some_and(|max| p.current < max) {
+                slot = slot.max(p.next_slot);
+                p.next_slot = slot + Duration::from_secs_f64(1.0 / p.current);
+            }
+            slot
+        };
+        tokio::time::sleep_until(wait_until).await;
+        if let Some(l) = &self.limiter {
+            l.until_ready().await;
+        }
+        self.requests.fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// The server answered 429: slow everyone down.
+    pub fn on_throttled(&self, retry_after: Option<Duration>) {
+        let mut p = self.lock();
+        let now = Instant::now();
+        let pause = retry_after.unwrap_or(Duration::from_secs(1));
+        p.paused_until = p.paused_until.max(now + pause);
+        if let Some(max) = self.max_rate {
+            p.current = (p.current.min(max) / 2.0).max(1.0);
+        }
+    }
+
+    /// A request went through: win back a twentieth of the configured rate.
+    pub fn on_success(&self) {
+        if let Some(max) = self.max_rate {
+            let mut p = self.lock();
+            if p.current < max {
+                p.current = (p.current + max / 20.0).min(max);
+            }
+        }
+    }
+
+    /// Requests let through so far.
+    pub fn requests(&self) -> u64 {
+        self.requests.load(Ordering::Relaxed)
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, Pace> {
+        // The pace holds plain numbers; a panic elsewhere cannot leave it inconsistent.
+        self.pace
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    // Only lower bounds on time: a rate limiter can never be faster than its rate, however
+    // loaded the machine is.
+    #[tokio::test]
+    async fn rate_is_a_hard_cap_and_429_slows_down_then_recovers() {
+        let t = Throttle::new(NonZeroU32::new(20));
+        let start = Instant::now();
+        for _ in 0..21 {
+            t.acquire().await;
+        }
+        let took = start.elapsed();
+        assert!(
+            took >= Duration::from_millis(950),
+            "21 requests at 20/s took {took:?}"
+        );
+        assert_eq!(t.requests(), 21);
+
+        t.on_throttled(Some(Duration::from_millis(300)));
+        let before = Instant::now();
+        t.acquire().await;
+        assert!(
+            before.elapsed() >= Duration::from_millis(290),
+            "Retry-After pauses everyone"
+        );
+        assert_eq!(t.lock().current, 10.0);
+        let before = Instant::now();
+        for _ in 0..6 {
+            t.acquire().await;
+        }
+        assert!(
+            before.elapsed() >= Duration::from_millis(490),
+            "pace halved to 10/s"
+        );
+        for _ in 0..5 {
+            t.on_success();
+        }
+        assert_eq!(t.lock().current, 15.0);
+        for _ in 0..50 {
+            t.on_success();
+        }
+        assert_eq!(t.lock().current, 20.0, "never above the configured rate");
+    }
+}
