@@ -258,3 +258,6 @@ async fn serve_connection(stream: TcpStream, app: axum::Router, mut stop: watch:
         }
     }
 }
+
+#[cfg(test)]
+mod tests;
