@@ -1,0 +1,121 @@
+//! Fault injection for the customer routes: a server-side rate limit, added latency, random
+//! 429/503 answers before any work, and writes that succeed but are answered with a 500 or
+//! with a dropped connection. These are the failures a sync client must survive without
+//! creating a customer twice. The IMS route is never faulted.
+
+use std::num::NonZeroU32;
+use std::time::Duration;
+
+use governor::{DefaultDirectRateLimiter, Quota, RateLimiter};
+
+use super::error::ApiError;
+
+/// What can go wrong on the customer routes, and how often.
+#[derive(Clone, Debug, Default)]
+pub struct Faults {
+    /// Added before answering every customer-route request.
+    pub latency: Duration,
+    /// Probability (0..=1) of a 429 before doing anything, with `Retry-After: retry_after`.
+    pub p_429: f64,
+    /// `Retry-After` of the injected 429s (whole seconds; may be zero).
+    pub retry_after: Duration,
+    /// Probability of a 503 before doing anything.
+    pub p_503: f64,
+    /// Probability, for POST/PUT/DELETE, of performing the write and then answering 500 with
+    /// Magento's "Internal Error ... Report ID" body.
+    pub p_write_then_500: f64,
+    /// Probability, for POST/PUT/DELETE, of performing the write and then closing the TCP
+    /// connection without any response.
+    pub p_write_then_drop: f64,
+    /// `expires_in` of issued tokens (`None` = 86399 s); expired tokens get 401.
+    pub token_ttl: Option<Duration>,
+    /// Server-side limit in requests per second over the customer routes; the excess gets
+    /// 429 with `Retry-After: 1`. `None` or 0 = no limit.
+    pub rate_limit: Option<u32>,
+}
+
+/// A request turned away before any work: the error and its `Retry-After` in seconds.
+#[derive(Debug)]
+pub(crate) struct Refusal {
+    pub(crate) error: ApiError,
+    pub(crate) retry_after: Option<u64>,
+}
+
+/// What happens after a successful write.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum AfterWrite {
+    /// Answer normally.
+    Answer,
+    /// Answer 500 although the write happened.
+    Fail500,
+    /// Close the connection without an answer.
+    Drop,
+}
+
+/// The faults of one running sandbox, with the rate limiter's state.
+#[derive(Debug)]
+pub(crate) struct FaultGate {
+    faults: Faults,
+    limiter: Option<DefaultDirectRateLimiter>,
+}
+
+impl FaultGate {
+    pub(crate) fn new(faults: Faults) -> Self {
+        let limiter = faults
+            .rate_limit
+            .and_then(NonZeroU32::new)
+            .map(|n| RateLimiter::direct(Quota::per_second(n)));
+        Self { faults, limiter }
+    }
+
+    /// The faults applied before a customer request is handled, in order: rate limit,
+    /// latency, random 429, random 503.
+    pub(crate) async fn before(&self) -> Result<(), Refusal> {
+        if self.limiter.as_ref().is_some_and(|l| l.check().is_err()) {
+            return Err(Refusal {
+                error: too_many(),
+                retry_after: Some(1),
+            });
+        }
+        if !self.faults.latency.is_zero() {
+            tokio::time::sleep(self.faults.latency).await;
+        }
+        if roll(self.faults.p_429) {
+            return Err(Refusal {
+                error: too_many(),
+                retry_after: Some(self.faults.retry_after.as_secs()),
+            });
+        }
+        if roll(self.faults.p_503) {
+            return Err(Refusal {
+                error: ApiError::new(503, "Service Unavailable"),
+                retry_after: None,
+            });
+        }
+        Ok(())
+    }
+
+    /// Decides the fate of the answer to a write that succeeded.
+    pub(crate) fn after_write(&self) -> AfterWrite {
+        if roll(self.faults.p_write_then_500) {
+            AfterWrite::Fail500
+        } else if roll(self.faults.p_write_then_drop) {
+            AfterWrite::Drop
+        } else {
+            AfterWrite::Answer
+        }
+    }
+
+    /// Lifetime of issued tokens.
+    pub(crate) fn token_ttl(&self) -> Duration {
+        self.faults.token_ttl.unwrap_or(Duration::from_secs(86_399))
+    }
+}
+
+fn too_many() -> ApiError {
+    ApiError::new(429, "Too Many Requests")
+}
+
+fn roll(p: f64) -> bool {
+    p > 0.0 && fastrand::f64() < p
+}

@@ -1,0 +1,353 @@
+//! The sandbox's HTTP face: an axum [`Router`] with the IMS token route and the customer
+//! routes, in Magento's order of checks (route, then ACL, then body decoding, then
+//! validation), plus the middleware that records every request for [`super::Stats`].
+
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
+use std::time::{Duration, Instant};
+
+use axum::Json;
+use axum::Router;
+use axum::body::Bytes;
+use axum::extract::rejection::PathRejection;
+use axum::extract::{Extension, Path, Request, State};
+use axum::http::{HeaderMap, HeaderValue, StatusCode, Uri};
+use axum::middleware::{self, Next};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use chrono::Utc;
+use secrecy::{ExposeSecret, SecretString};
+use serde_json::{Value, json};
+use tokio::sync::Notify;
+
+use super::RequestRecord;
+use super::error::ApiError;
+use super::faults::{AfterWrite, FaultGate, Refusal};
+use super::search::SearchCriteria;
+use super::store::{CustomerStore, STORE_VIEWS};
+
+/// Path of the IMS token route.
+pub(crate) const IMS_PATH: &str = "/ims/token/v3";
+
+/// ACL resources Magento names in its 401 answers.
+const ACL_READ: &str = "Magento_Customer::customer";
+const ACL_MANAGE: &str = "Magento_Customer::manage";
+const ACL_DELETE: &str = "Magento_Customer::delete";
+
+/// Everything the handlers share.
+pub(crate) struct AppState {
+    pub(crate) store: Mutex<CustomerStore>,
+    /// Issued bearer tokens and when they expire; in memory only, so they die with the process.
+    pub(crate) tokens: Mutex<HashMap<String, Instant>>,
+    pub(crate) requests: Mutex<Vec<RequestRecord>>,
+    pub(crate) connections: AtomicU64,
+    pub(crate) tokens_issued: AtomicU64,
+    pub(crate) client_id: String,
+    pub(crate) client_secret: SecretString,
+    pub(crate) faults: FaultGate,
+}
+
+/// Put into every request's extensions by the connection task: a handler fires it to have
+/// its connection closed without an answer.
+#[derive(Clone, Debug, Default)]
+pub(crate) struct KillSwitch(pub(crate) Arc<Notify>);
+
+/// Locks a mutex, ignoring poisoning: every critical section leaves the data consistent
+/// (the store journals before it mutates), so a panicked holder does not corrupt it.
+pub(crate) fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
+    mutex.lock().unwrap_or_else(PoisonError::into_inner)
+}
+
+/// The sandbox's routes.
+pub(crate) fn router(state: Arc<AppState>) -> Router {
+    Router::new()
+        .route(IMS_PATH, post(ims_token))
+        .route("/sandbox/V1/customers", post(create))
+        .route("/sandbox/V1/customers/search", get(search))
+        .route(
+            "/sandbox/V1/customers/{id}",
+            get(get_one).put(update).delete(delete),
+        )
+        .fallback(not_found)
+        .method_not_allowed_fallback(not_found)
+        .layer(middleware::from_fn_with_state(Arc::clone(&state), record))
+        .with_state(state)
+}
+
+/// Records one [`RequestRecord`] per request when its answer is known, or with status 0 when
+/// the request's future is dropped unanswered (connection killed or closed by the client).
+struct RecordGuard {
+    state: Arc<AppState>,
+    at: Instant,
+    method: String,
+    path: String,
+    status: u16,
+}
+
+impl Drop for RecordGuard {
+    fn drop(&mut self) {
+        lock(&self.state.requests).push(RequestRecord {
+            at: self.at,
+            method: std::mem::take(&mut self.method),
+            path: std::mem::take(&mut self.path),
+            status: self.status,
+        });
+    }
+}
+
+async fn record(State(state): State<Arc<AppState>>, request: Request, next: Next) -> Response {
+    let mut guard = RecordGuard {
+        state,
+        at: Instant::now(),
+        method: request.method().to_string(),
+        path: request.uri().path().to_owned(),
+        status: 0,
+    };
+    let response = next.run(request).await;
+    guard.status = response.status().as_u16();
+    response
+}
+
+async fn not_found() -> Response {
+    error_response(&ApiError::route_miss())
+}
+
+// ---- IMS -------------------------------------------------------------------------------
+
+async fn ims_token(State(state): State<Arc<AppState>>, uri: Uri, body: Bytes) -> Response {
+    // IMS takes the fields as query parameters too; the body wins when both are sent.
+    let mut fields: HashMap<String, String> = uri
+        .query()
+        .map(|q| form_urlencoded::parse(q.as_bytes()).into_owned().collect())
+        .unwrap_or_default();
+    fields.extend(form_urlencoded::parse(&body).into_owned());
+    let field = |k: &str| fields.get(k).map_or("", String::as_str);
+
+    if field("grant_type") != "client_credentials" {
+        return ims_error(
+            StatusCode::BAD_REQUEST,
+            "unsupported_grant_type",
+            "unsupported grant_type",
+        );
+    }
+    if field("client_id") != state.client_id {
+        return ims_error(
+            StatusCode::BAD_REQUEST,
+            "invalid_client",
+            "invalid client_id parameter",
+        );
+    }
+    if field("client_secret") != state.client_secret.expose_secret() {
+        return ims_error(
+            StatusCode::UNAUTHORIZED,
+            "invalid_client",
+            "invalid client_secret parameter",
+        );
+    }
+    if !field("scope")
+        .split(',')
+        .any(|s| s.trim() == "commerce.accs")
+    {
+        return ims_error(StatusCode::BAD_REQUEST, "invalid_scope", "invalid scope");
+    }
+
+    let ttl = state.faults.token_ttl();
+    let now = Instant::now();
+    // A TTL too large for the clock means "never expires" in practice.
+    let expires = now
+        .checked_add(ttl)
+        .unwrap_or(now + Duration::from_secs(86_400 * 365 * 100));
+    let token = format!("eyJ{}", random_chars(40));
+    {
+        let mut tokens = lock(&state.tokens);
+        tokens.retain(|_, &mut exp| exp > now);
+        tokens.insert(token.clone(), expires);
+    }
+    state.tokens_issued.fetch_add(1, Ordering::Relaxed);
+    Json(json!({"access_token": token, "token_type": "bearer", "expires_in": ttl.as_secs()}))
+        .into_response()
+}
+
+fn ims_error(status: StatusCode, error: &str, description: &str) -> Response {
+    let mut response = (
+        status,
+        Json(json!({"error": error, "error_description": description})),
+    )
+        .into_response();
+    if let Ok(id) = HeaderValue::from_str(&random_chars(32)) {
+        response.headers_mut().insert("x-debug-id", id);
+    }
+    response
+}
+
+/// Random URL-safe characters. fastrand is not a CSPRNG; that is fine for tokens of a local
+/// test server that dies with the process.
+fn random_chars(n: usize) -> String {
+    const ALPHABET: &[u8] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
+    (0..n)
+        .map(|_| char::from(ALPHABET[fastrand::usize(..ALPHABET.len())]))
+        .collect()
+}
+
+// ---- customer routes -------------------------------------------------------------------
+
+/// The checks every customer request passes before its own work: store scope (part of route
+/// matching), faults, then the bearer token. Gives the request's store view, if any.
+async fn admit(
+    state: &AppState,
+    headers: &HeaderMap,
+    resource: &str,
+) -> Result<Option<i64>, Response> {
+    let scope = store_scope(headers).ok_or_else(|| error_response(&ApiError::route_miss()))?;
+    state.faults.before().await.map_err(refusal_response)?;
+    if !authorized(state, headers) {
+        let error = ApiError::new(401, "The consumer isn't authorized to access %resources.")
+            .with_params(json!({ "resources": resource }));
+        return Err(error_response(&error));
+    }
+    Ok(scope)
+}
+
+/// `Some(scope)` for a known `Store` header (`all` or none = no particular store view);
+/// `None` for an unknown code, which Magento answers as a route miss.
+fn store_scope(headers: &HeaderMap) -> Option<Option<i64>> {
+    let Some(code) = headers.get("store") else {
+        return Some(None);
+    };
+    match code.to_str().ok()?.trim() {
+        "all" => Some(None),
+        code => STORE_VIEWS
+            .iter()
+            .find(|s| s.code == code)
+            .map(|s| Some(s.id)),
+    }
+}
+
+fn authorized(state: &AppState, headers: &HeaderMap) -> bool {
+    let token = headers
+        .get("authorization")
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.trim().split_once(' '))
+        .filter(|(scheme, _)| scheme.eq_ignore_ascii_case("bearer"))
+        .map(|(_, token)| token.trim());
+    token.is_some_and(|t| {
+        lock(&state.tokens)
+            .get(t)
+            .is_some_and(|&exp| exp > Instant::now())
+    })
+}
+
+fn decode(body: &[u8]) -> Result<Value, ApiError> {
+    serde_json::from_slice(body).map_err(|_| ApiError::decoding())
+}
+
+async fn create(
+    State(state): State<Arc<AppState>>,
+    Extension(kill): Extension<KillSwitch>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
+    let scope = match admit(&state, &headers, ACL_MANAGE).await {
+        Ok(scope) => scope,
+        Err(response) => return response,
+    };
+    let result = decode(&body).and_then(|b| lock(&state.store).create(&b, scope, Utc::now()));
+    answer_write(&state, &kill, result).await
+}
+
+async fn update(
+    State(state): State<Arc<AppState>>,
+    Extension(kill): Extension<KillSwitch>,
+    headers: HeaderMap,
+    id: Result<Path<String>, PathRejection>,
+    body: Bytes,
+) -> Response {
+    if let Err(response) = admit(&state, &headers, ACL_MANAGE).await {
+        return response;
+    }
+    let id = id.map(|Path(id)| id).unwrap_or_default();
+    let result = decode(&body).and_then(|b| lock(&state.store).update(&id, &b, Utc::now()));
+    answer_write(&state, &kill, result).await
+}
+
+async fn delete(
+    State(state): State<Arc<AppState>>,
+    Extension(kill): Extension<KillSwitch>,
+    headers: HeaderMap,
+    id: Result<Path<String>, PathRejection>,
+) -> Response {
+    if let Err(response) = admit(&state, &headers, ACL_DELETE).await {
+        return response;
+    }
+    let id = id.map(|Path(id)| id).unwrap_or_default();
+    let result = lock(&state.store).delete(&id).map(|()| Value::Bool(true));
+    answer_write(&state, &kill, result).await
+}
+
+async fn get_one(
+    State(state): State<Arc<AppState>>,
+    headers: HeaderMap,
+    id: Result<Path<String>, PathRejection>,
+) -> Response {
+    if let Err(response) = admit(&state, &headers, ACL_READ).await {
+        return response;
+    }
+    let id = id.map(|Path(id)| id).unwrap_or_default();
+    let result = lock(&state.store).get(&id);
+    answer(result)
+}
+
+async fn search(State(state): State<Arc<AppState>>, headers: HeaderMap, uri: Uri) -> Response {
+    if let Err(response) = admit(&state, &headers, ACL_READ).await {
+        return response;
+    }
+    let pairs: Vec<(String, String)> = uri
+        .query()
+        .map(|q| form_urlencoded::parse(q.as_bytes()).into_owned().collect())
+        .unwrap_or_default();
+    let criteria = SearchCriteria::from_query(pairs.iter().map(|(k, v)| (k.as_str(), v.as_str())));
+    answer(criteria.map(|c| lock(&state.store).search(&c)))
+}
+
+/// Answers a write, unless a fault says to fail or drop the connection after it.
+async fn answer_write(
+    state: &AppState,
+    kill: &KillSwitch,
+    result: Result<Value, ApiError>,
+) -> Response {
+    if result.is_err() {
+        return answer(result);
+    }
+    match state.faults.after_write() {
+        AfterWrite::Answer => answer(result),
+        AfterWrite::Fail500 => error_response(&ApiError::internal()),
+        AfterWrite::Drop => {
+            kill.0.notify_one();
+            // The connection task drops this future together with the connection.
+            std::future::pending().await
+        }
+    }
+}
+
+fn answer(result: Result<Value, ApiError>) -> Response {
+    match result {
+        Ok(body) => Json(body).into_response(),
+        Err(error) => error_response(&error),
+    }
+}
+
+fn error_response(error: &ApiError) -> Response {
+    let status = StatusCode::from_u16(error.status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
+    (status, Json(error.body())).into_response()
+}
+
+fn refusal_response(refusal: Refusal) -> Response {
+    let mut response = error_response(&refusal.error);
+    if let Some(secs) = refusal.retry_after {
+        response
+            .headers_mut()
+            .insert("retry-after", HeaderValue::from(secs));
+    }
+    response
+}
