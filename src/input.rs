@@ -640,6 +640,10 @@ pub fn check_email(email: &str) -> Result<(), &'static str> {
     if local.contains('@') || email.chars().any(|c| c.is_whitespace() || c.is_control()) {
         return Err("contains a space or a second @");
     }
+    // Magento's validator takes international domains but only ASCII before the @.
+    if !local.chars().all(|c| c.is_ascii_graphic()) {
+        return Err("has a character before the @ that is not plain ASCII");
+    }
     if local.starts_with('.') || local.ends_with('.') || local.contains("..") {
         return Err("has a misplaced dot before the @");
     }
@@ -808,7 +812,7 @@ mod tests {
 
     #[test]
     fn email_rules() {
-        for ok in ["a@b.co", "first.last+tag@sub.example.org", "ö@exämple.de"] {
+        for ok in ["a@b.co", "first.last+tag@sub.example.org", "o@exämple.de"] {
             assert!(check_email(ok).is_ok(), "{ok}");
         }
         for bad in [

@@ -425,12 +425,12 @@ impl CustomerStore {
             ));
         };
         let website = int_of(rec, "website_id").unwrap_or_default();
-        if let Some(&holder) = self.emails.get(&(website, email.to_lowercase())) {
-            if Some(holder) != own_id {
-                return Err(ApiError::bad(
-                    "A customer with the same email address already exists in an associated website.",
-                ));
-            }
+        if let Some(&holder) = self.emails.get(&(website, email.to_lowercase()))
+            && Some(holder) != own_id
+        {
+            return Err(ApiError::bad(
+                "A customer with the same email address already exists in an associated website.",
+            ));
         }
         for (key, label) in [("firstname", "First Name"), ("lastname", "Last Name")] {
             if text(key).is_none() {
@@ -452,12 +452,12 @@ impl CustomerStore {
                 }
             }
         }
-        if let Some(dob) = rec.get("dob").and_then(Value::as_str) {
-            if validate::parse_dob(dob)? > now.date_naive() {
-                return Err(ApiError::bad(
-                    "The Date of Birth should not be greater than today.",
-                ));
-            }
+        if let Some(dob) = rec.get("dob").and_then(Value::as_str)
+            && validate::parse_dob(dob)? > now.date_naive()
+        {
+            return Err(ApiError::bad(
+                "The Date of Birth should not be greater than today.",
+            ));
         }
         Ok(())
     }
@@ -534,12 +534,11 @@ impl CustomerStore {
     }
 
     fn remove_record(&mut self, id: i64) {
-        if let Some(old) = self.customers.remove(&id) {
-            if let Some(key) = email_key(&old) {
-                if self.emails.get(&key) == Some(&id) {
-                    self.emails.remove(&key);
-                }
-            }
+        if let Some(old) = self.customers.remove(&id)
+            && let Some(key) = email_key(&old)
+            && self.emails.get(&key) == Some(&id)
+        {
+            self.emails.remove(&key);
         }
     }
 }

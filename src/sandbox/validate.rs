@@ -239,10 +239,10 @@ pub(crate) fn address(raw: &Value) -> Result<AddressInput, ApiError> {
     }
     let mut fields = Map::new();
     for key in ADDRESS_STRINGS {
-        if let Some(v) = raw.get(*key) {
-            if let Some(s) = cast_string(v)? {
-                fields.insert((*key).to_owned(), Value::String(s));
-            }
+        if let Some(v) = raw.get(*key)
+            && let Some(s) = cast_string(v)?
+        {
+            fields.insert((*key).to_owned(), Value::String(s));
         }
     }
     let street: Vec<String> = match raw.get("street") {
@@ -313,10 +313,10 @@ pub(crate) fn address(raw: &Value) -> Result<AddressInput, ApiError> {
     if region_id > 0 {
         fields.insert("region_id".to_owned(), json!(region_id));
     }
-    if let Some(Value::Array(attrs)) = raw.get("custom_attributes") {
-        if !attrs.is_empty() {
-            fields.insert("custom_attributes".to_owned(), Value::Array(attrs.clone()));
-        }
+    if let Some(Value::Array(attrs)) = raw.get("custom_attributes")
+        && !attrs.is_empty()
+    {
+        fields.insert("custom_attributes".to_owned(), Value::Array(attrs.clone()));
     }
     Ok(AddressInput {
         id: raw.get("id").map(cast_int).transpose()?.flatten(),

@@ -1,0 +1,6 @@
+//! Integration tests: the real `custsync` binary against the in-process sandbox.
+
+mod faults;
+mod input;
+mod support;
+mod sync;

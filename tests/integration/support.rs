@@ -1,0 +1,187 @@
+//! `TestEnv`: a temp directory, an in-process sandbox (with faults), and the real `custsync`
+//! binary pointed at it.
+
+use std::collections::HashMap;
+use std::fs;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Output, Stdio};
+
+use custsync::sandbox::{self, Faults, RequestRecord, RunningSandbox, SandboxConfig};
+use serde_json::Value;
+
+/// The client secret the tests' sandboxes accept; grep'd for in every output.
+pub const SECRET: &str = "s3cr3t-Sandbox-Value-77";
+
+pub struct TestEnv {
+    pub dir: tempfile::TempDir,
+    pub sandbox: RunningSandbox,
+}
+
+impl TestEnv {
+    /// A sandbox (in memory) with these faults.
+    pub async fn new(faults: Faults) -> Self {
+        let sandbox = sandbox::start(
+            SandboxConfig {
+                client_secret: SECRET.to_owned().into(),
+                faults,
+                ..SandboxConfig::default()
+            },
+            "127.0.0.1:0".parse().expect("addr"),
+        )
+        .await
+        .expect("sandbox starts");
+        TestEnv {
+            dir: tempfile::tempdir().expect("tempdir"),
+            sandbox,
+        }
+    }
+
+    pub fn path(&self, name: &str) -> PathBuf {
+        self.dir.path().join(name)
+    }
+
+    pub fn state(&self) -> PathBuf {
+        self.path("state")
+    }
+
+    pub fn write(&self, name: &str, content: &str) -> PathBuf {
+        let p = self.path(name);
+        fs::write(&p, content).expect("write file");
+        p
+    }
+
+    /// `custsync sync <csv>` against the sandbox, with the given extra arguments.
+    pub fn sync_cmd(&self, csv: &Path, args: &[&str]) -> Command {
+        let mut cmd = Command::new(env!("CARGO_BIN_EXE_custsync"));
+        cmd.env_clear()
+            .current_dir(self.dir.path())
+            .env("CUSTSYNC_CLIENT_SECRET", SECRET)
+            .arg("sync")
+            .arg(csv)
+            .arg("--state")
+            .arg(self.state())
+            .args(["--endpoint", &self.sandbox.endpoint()])
+            .args(["--ims-url", &self.sandbox.ims_url()])
+            .args(["--client-id", "sandbox"])
+            .args(["--backoff-base-ms", "5"])
+            .args(args)
+            .stdin(Stdio::null());
+        cmd
+    }
+
+    /// Runs the sync to completion off the async workers (the sandbox runs on them).
+    pub async fn sync(&self, csv: &Path, args: &[&str]) -> Run {
+        let mut cmd = self.sync_cmd(csv, args);
+        let out = tokio::task::spawn_blocking(move || cmd.output().expect("run custsync"))
+            .await
+            .expect("join");
+        Run::from(out)
+    }
+
+    pub fn spawn(&self, csv: &Path, args: &[&str]) -> Child {
+        self.sync_cmd(csv, args)
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("spawn custsync")
+    }
+
+    /// Customer requests received so far (IMS excluded).
+    pub fn customer_requests(&self) -> Vec<RequestRecord> {
+        self.sandbox
+            .stats()
+            .requests
+            .into_iter()
+            .filter(|r| r.path.starts_with("/sandbox/"))
+            .collect()
+    }
+
+    pub fn count(&self, method: &str) -> usize {
+        self.customer_requests()
+            .iter()
+            .filter(|r| r.method == method)
+            .count()
+    }
+
+    /// Stored customers by (website_id, lower-cased email); panics on a duplicate key.
+    pub fn customers_by_key(&self) -> HashMap<(u64, String), Value> {
+        let mut out = HashMap::new();
+        for c in self.sandbox.customers() {
+            let key = (
+                c["website_id"].as_u64().expect("website_id"),
+                c["email"].as_str().expect("email").to_lowercase(),
+            );
+            assert!(
+                out.insert(key.clone(), c).is_none(),
+                "duplicate customer {key:?}"
+            );
+        }
+        out
+    }
+}
+
+pub struct Run {
+    pub code: i32,
+    pub stdout: String,
+    pub stderr: String,
+}
+
+impl From<Output> for Run {
+    fn from(o: Output) -> Self {
+        Run {
+            code: o.status.code().unwrap_or(-1),
+            stdout: String::from_utf8_lossy(&o.stdout).into_owned(),
+            stderr: String::from_utf8_lossy(&o.stderr).into_owned(),
+        }
+    }
+}
+
+impl Run {
+    #[track_caller]
+    pub fn expect_code(&self, code: i32) -> &Self {
+        assert_eq!(
+            self.code, code,
+            "exit code\n--- stdout\n{}\n--- stderr\n{}",
+            self.stdout, self.stderr
+        );
+        self
+    }
+}
+
+/// A CSV of `n` customers in website 1, `lastname` varying by `version`.
+pub fn customers_csv(n: usize, version: &str) -> String {
+    let mut s = String::from("email,firstname,lastname,dob,gender,website_id\n");
+    for i in 0..n {
+        s.push_str(&format!(
+            "user{i}@example.com,Fïrst{i},Last{i}{version},1980-01-{:02},{},1\n",
+            i % 28 + 1,
+            i % 3 + 1
+        ));
+    }
+    s
+}
+
+/// The report as rows of column -> value.
+pub fn read_report(path: &Path) -> Vec<HashMap<String, String>> {
+    let mut r = csv::Reader::from_path(path).expect("report exists");
+    let headers = r.headers().expect("header").clone();
+    assert_eq!(
+        headers.iter().collect::<Vec<_>>(),
+        custsync::report::COLUMNS.to_vec(),
+        "report columns"
+    );
+    r.records()
+        .map(|rec| {
+            let rec = rec.expect("record");
+            headers
+                .iter()
+                .zip(rec.iter())
+                .map(|(h, v)| (h.to_owned(), v.to_owned()))
+                .collect()
+        })
+        .collect()
+}
+
+pub fn summary(path: &Path) -> Value {
+    serde_json::from_str(&fs::read_to_string(path).expect("summary exists")).expect("summary json")
+}
