@@ -46,10 +46,13 @@ pub enum AuthError {
 pub struct Bearer {
     pub token: SecretString,
     pub generation: u64,
+    /// When IMS issued it (`None` for a ready token).
+    pub issued_at: Option<Instant>,
 }
 
 struct Cached {
     token: SecretString,
+    issued_at: Instant,
     refresh_at: Instant,
     generation: u64,
 }
@@ -91,11 +94,6 @@ impl TokenSource {
         }
     }
 
-    /// Whether a refused token can be replaced by a fresh one.
-    pub fn can_refresh(&self) -> bool {
-        matches!(self.credentials, Credentials::Ims { .. })
-    }
-
     /// A valid token, fetching one when none is cached or the cached one is about to expire.
     pub async fn bearer(&self) -> Result<Bearer, AuthError> {
         let (url, client_id, secret, scopes) = match &self.credentials {
@@ -103,6 +101,7 @@ impl TokenSource {
                 return Ok(Bearer {
                     token: t.clone(),
                     generation: 0,
+                    issued_at: None,
                 });
             }
             Credentials::Ims {
@@ -119,16 +118,19 @@ impl TokenSource {
             return Ok(Bearer {
                 token: c.token.clone(),
                 generation: c.generation,
+                issued_at: Some(c.issued_at),
             });
         }
         let generation = cached.as_ref().map_or(1, |c| c.generation + 1);
+        let issued_at = Instant::now();
         let (token, lifetime) = self.fetch(url, client_id, secret, scopes).await?;
         // Renew when a fifth of the lifetime is left (at most five minutes before expiry), so
         // requests in flight do not carry a token that dies under them.
         let margin = (lifetime / 5).min(Duration::from_secs(300));
         *cached = Some(Cached {
             token: token.clone(),
-            refresh_at: Instant::now() + lifetime - margin,
+            issued_at,
+            refresh_at: issued_at + lifetime - margin,
             generation,
         });
         tracing::debug!(
@@ -136,7 +138,11 @@ impl TokenSource {
             lifetime_s = lifetime.as_secs(),
             "IMS token obtained"
         );
-        Ok(Bearer { token, generation })
+        Ok(Bearer {
+            token,
+            generation,
+            issued_at: Some(issued_at),
+        })
     }
 
     /// The API refused the token of `generation`: drop it unless it was already replaced.

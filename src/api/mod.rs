@@ -230,10 +230,13 @@ impl Client {
         query: &[(&str, &str)],
     ) -> Result<Value, ApiError> {
         let url = format!("{}/{path}", self.settings.endpoint);
-        let mut refreshed = false;
+        // When this call first met a 401: a token issued after that which is refused too means
+        // the credentials lack permission, not that a token expired.
+        let mut first_401: Option<tokio::time::Instant> = None;
         loop {
-            let bearer = self.tokens.bearer().await?;
+            // The rate-limit wait comes first, so that the token is as fresh as can be when sent.
             self.throttle.acquire().await;
+            let bearer = self.tokens.bearer().await?;
             let mut request = self
                 .http
                 .request(method.clone(), &url)
@@ -270,12 +273,18 @@ impl Client {
             }
             let message = error_message(status, &bytes);
             if status == StatusCode::UNAUTHORIZED {
-                if self.tokens.can_refresh() && !refreshed {
-                    refreshed = true;
-                    self.tokens.invalidate(bearer.generation).await;
-                    continue;
+                let fresh_token_refused = match (first_401, bearer.issued_at) {
+                    (Some(first), Some(issued)) => issued >= first,
+                    // A ready token cannot be replaced.
+                    (_, None) => true,
+                    (None, Some(_)) => false,
+                };
+                if fresh_token_refused {
+                    return Err(ApiError::Unauthorized { url, message });
                 }
-                return Err(ApiError::Unauthorized { url, message });
+                first_401.get_or_insert_with(tokio::time::Instant::now);
+                self.tokens.invalidate(bearer.generation).await;
+                continue;
             }
             if status == StatusCode::TOO_MANY_REQUESTS {
                 self.throttle.on_throttled(retry_after);

@@ -393,3 +393,30 @@ fn walk(dir: &std::path::Path) -> Vec<std::path::PathBuf> {
     }
     out
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_refused_ready_token_is_fatal_after_one_request() {
+    let env = TestEnv::new(Faults::default()).await;
+    let csv = env.write("in.csv", &customers_csv(30, ""));
+    let mut cmd = env.sync_cmd(&csv, &["--concurrency", "1"]);
+    cmd.env_remove("CUSTSYNC_CLIENT_SECRET")
+        .env("CUSTSYNC_ACCESS_TOKEN", "not-a-valid-token");
+    let run = Run::from(
+        tokio::task::spawn_blocking(move || cmd.output().expect("run"))
+            .await
+            .expect("join"),
+    );
+    run.expect_code(1);
+    assert!(
+        run.stderr.contains("authentication failed")
+            && run.stderr.contains("Magento_Customer::manage"),
+        "{}",
+        run.stderr
+    );
+    assert_eq!(
+        env.customer_requests().len(),
+        1,
+        "stops at the first refusal"
+    );
+    assert!(!run.stderr.contains("not-a-valid-token"));
+}
