@@ -50,10 +50,9 @@ impl Customer {
         Key::new(self.website_id, &self.email)
     }
 
-    /// The `customer` object of a POST or PUT body. `id` goes in for updates (always equal to
-    /// the URL id); `address_id` names the address we created earlier, so that a PUT updates it
-    /// instead of adding a second one.
-    pub fn to_json(&self, id: Option<u64>, address_id: Option<u64>) -> Value {
+    /// The `customer` object of a POST or PUT body, without `addresses` (see
+    /// [`Customer::address_json`]). `id` goes in for updates, always equal to the URL id.
+    pub fn to_json(&self, id: Option<u64>) -> Value {
         let mut c = Map::new();
         if let Some(id) = id {
             c.insert("id".into(), json!(id));
@@ -94,53 +93,171 @@ impl Customer {
                 .collect();
             c.insert("custom_attributes".into(), Value::Array(attrs));
         }
-        if let Some(a) = &self.address {
-            c.insert("addresses".into(), json!([a.to_json(self, address_id)]));
-        }
         Value::Object(c)
+    }
+
+    /// The row's address as a default billing and shipping address; `id` names the address it
+    /// replaces, so that an update never adds a second one.
+    pub fn address_json(&self, id: Option<u64>) -> Option<Value> {
+        self.address.as_ref().map(|a| a.to_json(self, id))
     }
 
     /// Hash of everything we send (no ids, no password): equal hashes mean nothing to send.
     pub fn payload_hash(&self) -> u128 {
-        let bytes = serde_json::to_vec(&self.to_json(None, None))
-            .expect("serialising a JSON value to memory cannot fail");
+        let bytes = serde_json::to_vec(&self.fields())
+            .expect("serialising a map of strings to memory cannot fail");
         xxh3_128(&bytes)
     }
 
-    /// The fields whose values differ from `remote` (a customer as the API returns it), as
-    /// `field: old -> new`. Empty when the remote record already holds what we would send.
-    pub fn differences(&self, remote: &Value) -> Vec<String> {
-        let mut out = Vec::new();
-        let desired = self.to_json(None, None);
-        let Some(desired) = desired.as_object() else {
-            return out;
+    /// The values we send, flattened to `field -> text`: the form the state store keeps of the
+    /// last payload sent, and what change messages compare. Address fields go by their short
+    /// names (`city`), custom attributes as `custom:<code>`.
+    pub fn fields(&self) -> Fields {
+        let mut f = Fields::new();
+        let mut put = |k: &str, v: Option<String>| {
+            if let Some(v) = v {
+                f.insert(k.to_owned(), v);
+            }
         };
-        for (field, want) in desired {
-            let have = remote.get(field).unwrap_or(&Value::Null);
-            let same = match field.as_str() {
-                "email" => have
-                    .as_str()
-                    .is_some_and(|h| h.eq_ignore_ascii_case(&self.email)),
-                "extension_attributes" => {
-                    have.get("is_subscribed").and_then(Value::as_bool) == self.is_subscribed
-                }
-                "custom_attributes" => self.custom_attributes.iter().all(|(code, value)| {
-                    have.as_array().is_some_and(|list| {
-                        list.iter().any(|a| {
-                            a.get("attribute_code").and_then(Value::as_str) == Some(code)
-                                && a.get("value").map(display) == Some(value.clone())
-                        })
-                    })
-                }),
-                "addresses" => self.address.as_ref().is_some_and(|a| a.matches_any(have)),
-                _ => display(have) == display(want),
-            };
-            if !same {
-                out.push(format!("{field}: {} -> {}", display(have), display(want)));
+        put("email", Some(self.email.clone()));
+        put("firstname", Some(self.firstname.clone()));
+        put("lastname", Some(self.lastname.clone()));
+        put("middlename", self.middlename.clone());
+        put("prefix", self.prefix.clone());
+        put("suffix", self.suffix.clone());
+        put("dob", self.dob.clone());
+        put("gender", self.gender.map(|g| g.to_string()));
+        put("taxvat", self.taxvat.clone());
+        put("group_id", self.group_id.map(|g| g.to_string()));
+        put("website_id", Some(self.website_id.to_string()));
+        put("store_id", self.store_id.map(|s| s.to_string()));
+        put("is_subscribed", self.is_subscribed.map(|s| s.to_string()));
+        for (code, value) in &self.custom_attributes {
+            put(&format!("custom:{code}"), Some(value.clone()));
+        }
+        if let Some(a) = &self.address {
+            put("street", Some(a.street.join("|")));
+            put("city", Some(a.city.clone()));
+            put("postcode", Some(a.postcode.clone()));
+            put("country_id", Some(a.country_id.clone()));
+            put("region", a.region.clone());
+            put("telephone", Some(a.telephone.clone()));
+            put("company", a.company.clone());
+        }
+        f
+    }
+
+    /// The fields we would send whose value `known` (last sent, or read from the shop) does not
+    /// already hold, as `field: old -> new`. Fields we do not send are left alone: an empty
+    /// cell never clears anything.
+    pub fn changes(&self, known: &Fields) -> Vec<String> {
+        self.fields()
+            .into_iter()
+            .filter_map(|(field, new)| {
+                let old = known.get(&field);
+                (old != Some(&new))
+                    .then(|| format!("{field}: {} -> {new}", old.map_or("(none)", String::as_str)))
+            })
+            .collect()
+    }
+
+    /// True when any address field would change.
+    pub fn address_changes(&self, known: &Fields) -> bool {
+        const ADDRESS: [&str; 7] = [
+            "street",
+            "city",
+            "postcode",
+            "country_id",
+            "region",
+            "telephone",
+            "company",
+        ];
+        self.changes(known)
+            .iter()
+            .any(|c| ADDRESS.iter().any(|a| c.starts_with(&format!("{a}: "))))
+    }
+}
+
+/// Flattened customer values (see [`Customer::fields`]).
+pub type Fields = std::collections::BTreeMap<String, String>;
+
+/// The fields of a customer as the API returns it, in the form of [`Customer::fields`]; the
+/// address is the customer's default billing address.
+pub fn remote_fields(remote: &Value) -> Fields {
+    let mut f = Fields::new();
+    let text = |v: &Value| match v {
+        Value::String(s) => Some(s.clone()),
+        Value::Number(n) => Some(n.to_string()),
+        Value::Bool(b) => Some(b.to_string()),
+        _ => None,
+    };
+    for name in [
+        "email",
+        "firstname",
+        "lastname",
+        "middlename",
+        "prefix",
+        "suffix",
+        "dob",
+        "gender",
+        "taxvat",
+        "group_id",
+        "website_id",
+        "store_id",
+    ] {
+        if let Some(v) = remote.get(name).and_then(text) {
+            f.insert(name.to_owned(), v);
+        }
+    }
+    if let Some(s) = remote
+        .pointer("/extension_attributes/is_subscribed")
+        .and_then(text)
+    {
+        f.insert("is_subscribed".into(), s);
+    }
+    for a in remote
+        .get("custom_attributes")
+        .and_then(Value::as_array)
+        .into_iter()
+        .flatten()
+    {
+        if let (Some(code), Some(value)) = (
+            a.get("attribute_code").and_then(Value::as_str),
+            a.get("value").and_then(text),
+        ) {
+            f.insert(format!("custom:{code}"), value);
+        }
+    }
+    if let Some(a) = default_address(remote) {
+        let street: Vec<&str> = a
+            .get("street")
+            .and_then(Value::as_array)
+            .map(|l| l.iter().filter_map(Value::as_str).collect())
+            .unwrap_or_default();
+        f.insert("street".into(), street.join("|"));
+        for name in ["city", "postcode", "country_id", "telephone", "company"] {
+            if let Some(v) = a.get(name).and_then(text) {
+                f.insert(name.to_owned(), v);
             }
         }
-        out
+        if let Some(r) = a.pointer("/region/region").and_then(text) {
+            f.insert("region".into(), r);
+        }
     }
+    f
+}
+
+/// The customer's default billing address in an API answer.
+pub fn default_address(remote: &Value) -> Option<&Value> {
+    let id = remote.get("default_billing").and_then(|v| match v {
+        Value::String(s) => s.parse::<u64>().ok(),
+        other => other.as_u64(),
+    });
+    let list = remote.get("addresses")?.as_array()?;
+    list.iter().find(|a| {
+        a.get("default_billing").and_then(Value::as_bool) == Some(true)
+            || (id.is_some() && a.get("id").and_then(Value::as_u64) == id)
+    })
 }
 
 impl Address {
@@ -165,42 +282,6 @@ impl Address {
         a.insert("default_billing".into(), json!(true));
         a.insert("default_shipping".into(), json!(true));
         Value::Object(a)
-    }
-
-    /// True when one of the remote addresses carries exactly these values.
-    fn matches_any(&self, remote: &Value) -> bool {
-        let Some(list) = remote.as_array() else {
-            return false;
-        };
-        list.iter().any(|r| {
-            let s = |f: &str| r.get(f).and_then(Value::as_str).unwrap_or_default();
-            let street: Vec<&str> = r
-                .get("street")
-                .and_then(Value::as_array)
-                .map(|l| l.iter().filter_map(Value::as_str).collect())
-                .unwrap_or_default();
-            let region = r
-                .get("region")
-                .and_then(|v| v.get("region"))
-                .and_then(Value::as_str);
-            street == self.street
-                && s("city") == self.city
-                && s("postcode") == self.postcode
-                && s("country_id") == self.country_id
-                && s("telephone") == self.telephone
-                && (self.region.is_none() || region == self.region.as_deref())
-                && (self.company.is_none()
-                    || r.get("company").and_then(Value::as_str) == self.company.as_deref())
-        })
-    }
-}
-
-/// A value as a person reads it in a report: strings bare, absent as `(none)`.
-fn display(v: &Value) -> String {
-    match v {
-        Value::Null => "(none)".into(),
-        Value::String(s) => s.clone(),
-        other => other.to_string(),
     }
 }
 
@@ -278,11 +359,11 @@ mod tests {
     #[test]
     fn json_carries_id_only_when_asked_and_leaves_out_absent_fields() {
         let c = ann();
-        let create = c.to_json(None, None);
+        let create = c.to_json(None);
         assert!(create.get("id").is_none());
         assert!(create.get("middlename").is_none());
         assert_eq!(create["extension_attributes"]["is_subscribed"], json!(true));
-        assert_eq!(c.to_json(Some(7), None)["id"], json!(7));
+        assert_eq!(c.to_json(Some(7))["id"], json!(7));
     }
 
     #[test]
@@ -295,14 +376,36 @@ mod tests {
     }
 
     #[test]
-    fn differences_name_changed_fields() {
-        let c = ann();
-        let mut remote = c.to_json(Some(3), None);
-        assert!(c.differences(&remote).is_empty());
+    fn changes_name_changed_fields_and_ignore_fields_not_sent() {
+        let mut c = ann();
+        c.address = Some(Address {
+            street: vec!["1 Main".into(), "Apt 2".into()],
+            city: "Lund".into(),
+            postcode: "22100".into(),
+            country_id: "SE".into(),
+            region: None,
+            telephone: "123".into(),
+            company: None,
+        });
+        let mut remote = c.to_json(Some(3));
+        remote["addresses"] = json!([c.address_json(Some(9))]);
+        remote["default_billing"] = json!("9");
+        remote["taxvat"] = json!("X1");
+        let known = remote_fields(&remote);
+        assert!(c.changes(&known).is_empty(), "{:?}", c.changes(&known));
+        let mut expected = c.fields();
+        expected.insert("taxvat".into(), "X1".into());
+        assert_eq!(known, expected);
         remote["lastname"] = json!("Doe");
+        remote["addresses"][0]["city"] = json!("Malmö");
+        let known = remote_fields(&remote);
         assert_eq!(
-            c.differences(&remote),
-            vec!["lastname: Doe -> Lee".to_string()]
+            c.changes(&known),
+            vec![
+                "city: Malmö -> Lund".to_string(),
+                "lastname: Doe -> Lee".to_string()
+            ]
         );
+        assert!(c.address_changes(&known));
     }
 }

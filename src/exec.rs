@@ -22,7 +22,7 @@ use serde_json::Value;
 use tokio_util::sync::CancellationToken;
 
 use crate::api::{ApiError, Client};
-use crate::customer::{Customer, Key};
+use crate::customer::{Customer, Fields, Key, default_address, remote_fields};
 use crate::plan::{Action, Planned, Step};
 use crate::state::Entry;
 
@@ -98,7 +98,7 @@ pub struct Outcome {
 /// A change the state store must record for a sent row.
 #[derive(Debug)]
 pub enum StateChange {
-    Confirmed(Key, Entry),
+    Confirmed(Key, Entry, Option<Fields>),
     Failed(Key),
 }
 
@@ -119,6 +119,45 @@ pub struct Executor {
     policy: RetryPolicy,
     cancel: CancellationToken,
     retries: AtomicU64,
+}
+
+/// A row the API confirmed.
+struct Done {
+    entry: Entry,
+    fields: Option<Fields>,
+    note: String,
+}
+
+impl Done {
+    /// From the customer as the API saved it.
+    fn new(customer: &Customer, saved: &Value, hash: u128, note: String) -> Result<Self, Failure> {
+        let customer_id =
+            id_of(saved).ok_or_else(|| unexpected("a saved customer without an id"))?;
+        Ok(Done {
+            entry: Entry {
+                customer_id,
+                payload_hash: hash,
+                synced_at: chrono::Utc::now().timestamp(),
+                address_id: customer
+                    .address
+                    .as_ref()
+                    .and(default_address(saved))
+                    .and_then(id_of),
+            },
+            fields: Some(customer.fields()),
+            note,
+        })
+    }
+}
+
+/// Where an update goes.
+struct Target {
+    id: u64,
+    /// Our address among the customer's, when known.
+    address_id: Option<u64>,
+    send_address: bool,
+    /// The customer as the API last returned it, when already fetched.
+    current: Option<Value>,
 }
 
 /// A row's send failed, with the customer id when one is known.
@@ -182,10 +221,19 @@ impl Executor {
                 customer,
                 entry,
                 hash,
+                changes,
+                send_address,
             } => {
-                let r = self
-                    .update(&customer, entry.customer_id, entry.address_id, hash)
-                    .await;
+                let target = Target {
+                    id: entry.customer_id,
+                    address_id: entry.address_id,
+                    send_address,
+                    current: None,
+                };
+                let r = self.update(&customer, target, hash).await.map(|mut done| {
+                    done.note = changes.join("; ");
+                    done
+                });
                 (customer, r)
             }
             other => {
@@ -194,13 +242,17 @@ impl Executor {
             }
         };
         match result {
-            Ok((entry, note)) => (
+            Ok(Done {
+                entry,
+                fields,
+                note,
+            }) => (
                 outcome(
                     Status::Ok,
                     Some(entry.customer_id),
                     Some(200),
                     note,
-                    Some(StateChange::Confirmed(customer.key(), entry)),
+                    Some(StateChange::Confirmed(customer.key(), entry, fields)),
                 ),
                 None,
             ),
@@ -230,11 +282,14 @@ impl Executor {
         customer: &Customer,
         password: Option<&SecretString>,
         hash: u128,
-    ) -> Result<(Entry, String), Failure> {
-        let body = customer.to_json(None, None);
+    ) -> Result<Done, Failure> {
+        let mut body = customer.to_json(None);
+        if let Some(a) = customer.address_json(None) {
+            body["addresses"] = Value::Array(vec![a]);
+        }
         let created = self.retry(|| self.client.create(&body, password)).await;
         match created {
-            Ok(saved) => Ok((entry(&saved, hash)?, String::new())),
+            Ok(saved) => Done::new(customer, &saved, hash, String::new()),
             Err(e) if e.is_already_exists() => self.adopt(customer, hash).await,
             Err(error) => Err(Failure {
                 error,
@@ -245,7 +300,7 @@ impl Executor {
 
     /// The email is taken in this website (an earlier create whose answer was lost, or a shop
     /// that already had the customer): take that customer over instead of creating another.
-    async fn adopt(&self, customer: &Customer, hash: u128) -> Result<(Entry, String), Failure> {
+    async fn adopt(&self, customer: &Customer, hash: u128) -> Result<Done, Failure> {
         let found = self
             .retry(|| self.client.find(&customer.email, customer.website_id))
             .await
@@ -268,42 +323,53 @@ impl Executor {
             });
         };
         let id = id_of(&remote).ok_or_else(|| unexpected("a search result without an id"))?;
-        let differences = customer.differences(&remote);
-        if differences.is_empty() {
-            let mut e = entry(&remote, hash)?;
-            e.address_id = default_address_id(&remote);
-            return Ok((
-                e,
-                format!("adopted existing customer {id}: already up to date"),
-            ));
+        let known = remote_fields(&remote);
+        let changes = customer.changes(&known);
+        if changes.is_empty() {
+            let note = format!("adopted existing customer {id}: already up to date");
+            return Done::new(customer, &remote, hash, note);
         }
-        let address_id = default_address_id(&remote);
-        let (e, _) = self.update(customer, id, address_id, hash).await?;
-        Ok((
-            e,
-            format!(
-                "adopted existing customer {id} and updated it: {}",
-                differences.join("; ")
-            ),
-        ))
+        let target = Target {
+            id,
+            address_id: default_address(&remote).and_then(id_of),
+            send_address: customer.address_changes(&known),
+            current: Some(remote),
+        };
+        let mut done = self.update(customer, target, hash).await?;
+        done.note = format!(
+            "adopted existing customer {id} and updated it: {}",
+            changes.join("; ")
+        );
+        Ok(done)
     }
 
+    /// PUTs the full desired record. When the address must go too, the customer's current
+    /// address list is sent back whole with ours replaced (a PUT with `addresses` replaces the
+    /// list, so leaving the others out would delete them).
     async fn update(
         &self,
         customer: &Customer,
-        id: u64,
-        address_id: Option<u64>,
+        target: Target,
         hash: u128,
-    ) -> Result<(Entry, String), Failure> {
-        let body = customer.to_json(Some(id), address_id);
+    ) -> Result<Done, Failure> {
+        let id = target.id;
+        let failure = |error| Failure {
+            error,
+            customer_id: Some(id),
+        };
+        let mut body = customer.to_json(Some(id));
+        if target.send_address {
+            let current = match target.current {
+                Some(c) => c,
+                None => self.retry(|| self.client.get(id)).await.map_err(failure)?,
+            };
+            body["addresses"] = merged_addresses(customer, &current, target.address_id);
+        }
         let saved = self
             .retry(|| self.client.update(id, &body))
             .await
-            .map_err(|error| Failure {
-                error,
-                customer_id: Some(id),
-            })?;
-        Ok((entry(&saved, hash)?, String::new()))
+            .map_err(failure)?;
+        Done::new(customer, &saved, hash, String::new())
     }
 
     /// Runs `call` until it succeeds, fails for good, or the retries run out.
@@ -381,25 +447,30 @@ fn unexpected(detail: &str) -> Failure {
     }
 }
 
-fn id_of(customer: &Value) -> Option<u64> {
-    customer.get("id").and_then(Value::as_u64)
+fn id_of(v: &Value) -> Option<u64> {
+    v.get("id").and_then(Value::as_u64)
 }
 
-/// The id of the address that is the customer's default billing address, if any.
-fn default_address_id(customer: &Value) -> Option<u64> {
-    customer.get("default_billing").and_then(|v| {
-        v.as_str()
-            .and_then(|s| s.parse().ok())
-            .or_else(|| v.as_u64())
-    })
-}
-
-fn entry(saved: &Value, hash: u128) -> Result<Entry, Failure> {
-    let customer_id = id_of(saved).ok_or_else(|| unexpected("a saved customer without an id"))?;
-    Ok(Entry {
-        customer_id,
-        payload_hash: hash,
-        synced_at: chrono::Utc::now().timestamp(),
-        address_id: default_address_id(saved),
-    })
+/// The customer's addresses with ours in place of the one it replaces (by id, else the current
+/// default), every other address kept as it is but no longer default.
+fn merged_addresses(customer: &Customer, current: &Value, ours: Option<u64>) -> Value {
+    let list = current
+        .get("addresses")
+        .and_then(Value::as_array)
+        .cloned()
+        .unwrap_or_default();
+    let replaced = ours
+        .filter(|id| list.iter().any(|a| id_of(a) == Some(*id)))
+        .or_else(|| default_address(current).and_then(id_of));
+    let mut out: Vec<Value> = list
+        .into_iter()
+        .filter(|a| id_of(a) != replaced)
+        .map(|mut a| {
+            a["default_billing"] = Value::Bool(false);
+            a["default_shipping"] = Value::Bool(false);
+            a
+        })
+        .collect();
+    out.extend(customer.address_json(replaced));
+    Value::Array(out)
 }

@@ -51,6 +51,9 @@ pub enum Step {
     Unchanged {
         customer_id: Option<u64>,
         note: Option<&'static str>,
+        /// The values were equal though the hash was not (a mapping from `pull`, or a column
+        /// left out): the new hash to record so that the next run takes the fast path.
+        refresh: Option<(Key, Entry)>,
     },
     /// POST a new customer.
     Create {
@@ -63,6 +66,10 @@ pub enum Step {
         customer: Box<Customer>,
         entry: Entry,
         hash: u128,
+        /// `field: old -> new` for the report; empty when the old values are not known.
+        changes: Vec<String>,
+        /// The address changed (or is not known to be the same), so the PUT must carry it.
+        send_address: bool,
     },
 }
 
@@ -147,6 +154,7 @@ impl<'a> Planner<'a> {
             return Ok(planned(Step::Unchanged {
                 customer_id: entry.map(|e| e.customer_id),
                 note: Some("not sent: --only-failed and this row did not fail before"),
+                refresh: None,
             }));
         }
         let hash = customer.payload_hash();
@@ -156,25 +164,45 @@ impl<'a> Planner<'a> {
                 password,
                 hash,
             },
-            Some(e) if e.payload_hash != hash || self.options.force => Step::Update {
-                customer: Box::new(customer.clone()),
-                entry: e,
-                hash,
-            },
-            Some(e) => Step::Unchanged {
+            Some(e) if e.payload_hash == hash && !self.options.force => Step::Unchanged {
                 customer_id: Some(e.customer_id),
                 note: None,
+                refresh: None,
             },
+            Some(e) => {
+                // The hash is the fast path; the values last sent decide.
+                let known = self.store.fields(&key)?;
+                let changes = known
+                    .as_ref()
+                    .map(|k| customer.changes(k))
+                    .unwrap_or_default();
+                if known.is_some() && changes.is_empty() && !self.options.force {
+                    Step::Unchanged {
+                        customer_id: Some(e.customer_id),
+                        note: None,
+                        refresh: Some((
+                            key,
+                            Entry {
+                                payload_hash: hash,
+                                ..e
+                            },
+                        )),
+                    }
+                } else {
+                    Step::Update {
+                        send_address: customer.address.is_some()
+                            && known
+                                .as_ref()
+                                .is_none_or(|k| customer.address_changes(k) || self.options.force),
+                        customer: Box::new(customer.clone()),
+                        entry: e,
+                        hash,
+                        changes,
+                    }
+                }
+            }
         };
         Ok(planned(step))
-    }
-}
-
-/// The state key a planned row belongs to, when it has one.
-pub fn key_of(step: &Step) -> Option<Key> {
-    match step {
-        Step::Create { customer, .. } | Step::Update { customer, .. } => Some(customer.key()),
-        _ => None,
     }
 }
 
@@ -235,6 +263,7 @@ mod tests {
                     synced_at: 0,
                     address_id: None,
                 },
+                Some(r.customer.fields()),
             ));
         }
         w.finish().expect("finish");

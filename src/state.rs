@@ -14,7 +14,7 @@ use std::path::{Path, PathBuf};
 use std::sync::mpsc;
 use std::thread;
 
-use crate::customer::Key;
+use crate::customer::{Fields, Key};
 
 /// Bumped when the byte layout of keys or entries changes.
 const SCHEMA_VERSION: u8 = 1;
@@ -94,8 +94,9 @@ impl Entry {
 /// One change for the [`Writer`].
 #[derive(Debug)]
 pub enum Op {
-    /// The API confirmed this key's customer.
-    Put(Key, Entry),
+    /// The API confirmed this key's customer; the fields, when given, replace the last-sent
+    /// values kept for change messages.
+    Put(Key, Entry, Option<Fields>),
     /// The API refused or retries ran out: remember the key for `--only-failed`.
     Failed(Key),
 }
@@ -105,6 +106,9 @@ pub struct Store {
     dir: PathBuf,
     db: sled::Db,
     customers: sled::Tree,
+    /// key -> last-sent field values (JSON), read only when a row's hash changed: kept apart
+    /// so that the hot look-ups of the planner stay small.
+    fields: sled::Tree,
     failed: sled::Tree,
     _lock: File,
 }
@@ -174,10 +178,12 @@ impl Store {
         }
         let customers = db.open_tree("customers").map_err(sled_err)?;
         let failed = db.open_tree("failed").map_err(sled_err)?;
+        let fields = db.open_tree("fields").map_err(sled_err)?;
         Ok(Store {
             dir: dir.to_owned(),
             db,
             customers,
+            fields,
             failed,
             _lock: lock,
         })
@@ -202,6 +208,12 @@ impl Store {
             .get(key.to_bytes())
             .map_err(|e| self.err(e))?;
         Ok(v.and_then(|v| Entry::from_bytes(&v)))
+    }
+
+    /// The field values last sent for `key` (or read from the shop by `pull`).
+    pub fn fields(&self, key: &Key) -> Result<Option<Fields>, StateError> {
+        let v = self.fields.get(key.to_bytes()).map_err(|e| self.err(e))?;
+        Ok(v.and_then(|v| serde_json::from_slice(&v).ok()))
     }
 
     /// Whether `key` failed in an earlier run and has not succeeded since.
@@ -235,9 +247,15 @@ impl Store {
     }
 
     /// Records a mapping directly (import, pull); the sync uses [`Writer`].
-    pub fn put(&self, key: &Key, entry: Entry) -> Result<(), StateError> {
+    pub fn put(&self, key: &Key, entry: Entry, fields: Option<&Fields>) -> Result<(), StateError> {
+        let k = key.to_bytes();
+        if let Some(f) = fields {
+            self.fields
+                .insert(k.clone(), encode_fields(f))
+                .map_err(|e| self.err(e))?;
+        }
         self.customers
-            .insert(key.to_bytes(), &entry.to_bytes()[..])
+            .insert(k, &entry.to_bytes()[..])
             .map_err(|e| self.err(e))?;
         Ok(())
     }
@@ -280,6 +298,7 @@ impl Store {
         // sled applies, so the queue stays short.
         let (tx, rx) = mpsc::channel::<Op>();
         let customers = self.customers.clone();
+        let fields = self.fields.clone();
         let failed = self.failed.clone();
         let path = self.dir.join("db");
         let handle = thread::Builder::new()
@@ -291,17 +310,23 @@ impl Store {
                 };
                 while let Ok(first) = rx.recv() {
                     let mut puts = sled::Batch::default();
+                    let mut values = sled::Batch::default();
                     let mut fails = sled::Batch::default();
                     for op in std::iter::once(first).chain(rx.try_iter().take(MAX_BATCH - 1)) {
                         match op {
-                            Op::Put(key, entry) => {
+                            Op::Put(key, entry, f) => {
                                 let k = key.to_bytes();
                                 fails.remove(k.clone());
+                                if let Some(f) = f {
+                                    values.insert(k.clone(), encode_fields(&f));
+                                }
                                 puts.insert(k, &entry.to_bytes()[..]);
                             }
                             Op::Failed(key) => fails.insert(key.to_bytes(), &[]),
                         }
                     }
+                    // Values before the mapping: a mapping is never without its values.
+                    fields.apply_batch(values).map_err(err)?;
                     customers.apply_batch(puts).map_err(err)?;
                     failed.apply_batch(fails).map_err(err)?;
                 }
@@ -313,6 +338,10 @@ impl Store {
             });
         Writer { tx, handle }
     }
+}
+
+fn encode_fields(f: &Fields) -> Vec<u8> {
+    serde_json::to_vec(f).expect("serialising a map of strings to memory cannot fail")
 }
 
 /// Handle of the writer thread; [`Writer::finish`] waits until every op is applied.
@@ -363,17 +392,27 @@ mod tests {
             let store = Store::open(dir.path()).expect("open");
             let w = store.writer();
             w.send(Op::Failed(a.clone()));
-            w.send(Op::Put(b.clone(), entry(2)));
+            w.send(Op::Put(b.clone(), entry(2), None));
             w.finish().expect("finish");
             assert!(store.is_failed(&a).expect("read"));
             let w = store.writer();
-            w.send(Op::Put(a.clone(), entry(1)));
+            let mut f = Fields::new();
+            f.insert("lastname".into(), "Lee".into());
+            w.send(Op::Put(a.clone(), entry(1), Some(f.clone())));
             w.finish().expect("finish");
             store.flush().expect("flush");
         }
         let store = Store::open(dir.path()).expect("reopen");
         assert_eq!(store.get(&a).expect("get"), Some(entry(1)));
         assert_eq!(store.get(&b).expect("get"), Some(entry(2)));
+        assert_eq!(
+            store
+                .fields(&a)
+                .expect("fields")
+                .map(|f| f["lastname"].clone()),
+            Some("Lee".into())
+        );
+        assert_eq!(store.fields(&b).expect("fields"), None);
         assert!(
             !store.is_failed(&a).expect("read"),
             "a success clears the failure"

@@ -153,7 +153,7 @@ pub async fn run(cfg: SyncConfig, cancel: CancellationToken) -> Result<Finished,
         }
         if let (Some(w), Some(change)) = (&writer, outcome.state) {
             w.send(match change {
-                StateChange::Confirmed(key, entry) => Op::Put(key, entry),
+                StateChange::Confirmed(key, entry, fields) => Op::Put(key, entry, fields),
                 StateChange::Failed(key) => Op::Failed(key),
             });
         }
@@ -304,19 +304,29 @@ fn plan_file(
 /// The outcome of a row that sends nothing (or of any row in a dry run).
 fn passive(p: Planned, dry_run: bool) -> Outcome {
     let action = p.step.action();
+    let mut state = None;
     let (status, customer_id, message) = match p.step {
         Step::Invalid(message) => (Status::Failed, None, message),
-        Step::Unchanged { customer_id, note } => (
-            if dry_run { Status::Planned } else { Status::Ok },
+        Step::Unchanged {
             customer_id,
-            note.unwrap_or_default().to_owned(),
-        ),
+            note,
+            refresh,
+        } => {
+            state = refresh
+                .filter(|_| !dry_run)
+                .map(|(key, entry)| StateChange::Confirmed(key, entry, None));
+            let status = if dry_run { Status::Planned } else { Status::Ok };
+            (status, customer_id, note.unwrap_or_default().to_owned())
+        }
         Step::Create { .. } => (Status::Planned, None, String::new()),
-        Step::Update { entry, .. } => (
-            Status::Planned,
-            Some(entry.customer_id),
-            "payload changed since the last sync".to_owned(),
-        ),
+        Step::Update { entry, changes, .. } => {
+            let message = if changes.is_empty() {
+                "changed since the last sync (the values sent then are not known)".to_owned()
+            } else {
+                changes.join("; ")
+            };
+            (Status::Planned, Some(entry.customer_id), message)
+        }
     };
     Outcome {
         line: p.line,
@@ -327,7 +337,7 @@ fn passive(p: Planned, dry_run: bool) -> Outcome {
         customer_id,
         http_status: None,
         message,
-        state: None,
+        state,
     }
 }
 

@@ -1,5 +1,6 @@
 //! Integration tests: the real `custsync` binary against the in-process sandbox.
 
+mod data;
 mod faults;
 mod input;
 mod support;

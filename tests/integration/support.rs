@@ -52,6 +52,11 @@ impl TestEnv {
 
     /// `custsync sync <csv>` against the sandbox, with the given extra arguments.
     pub fn sync_cmd(&self, csv: &Path, args: &[&str]) -> Command {
+        self.sync_cmd_with_state(&self.state(), csv, args)
+    }
+
+    /// The same with another state directory.
+    pub fn sync_cmd_with_state(&self, state: &Path, csv: &Path, args: &[&str]) -> Command {
         let mut cmd = Command::new(env!("CARGO_BIN_EXE_custsync"));
         cmd.env_clear()
             .current_dir(self.dir.path())
@@ -59,7 +64,7 @@ impl TestEnv {
             .arg("sync")
             .arg(csv)
             .arg("--state")
-            .arg(self.state())
+            .arg(state)
             .args(["--endpoint", &self.sandbox.endpoint()])
             .args(["--ims-url", &self.sandbox.ims_url()])
             .args(["--client-id", "sandbox"])
@@ -184,4 +189,51 @@ pub fn read_report(path: &Path) -> Vec<HashMap<String, String>> {
 
 pub fn summary(path: &Path) -> Value {
     serde_json::from_str(&fs::read_to_string(path).expect("summary exists")).expect("summary json")
+}
+
+/// A direct client of the sandbox, for seeding a shop the way another system would.
+pub struct Shop {
+    http: reqwest::Client,
+    base: String,
+    token: String,
+}
+
+impl Shop {
+    pub async fn connect(env: &TestEnv) -> Self {
+        let _ = rustls::crypto::ring::default_provider().install_default();
+        let http = reqwest::Client::new();
+        let form = [
+            ("grant_type", "client_credentials"),
+            ("client_id", "sandbox"),
+            ("client_secret", SECRET),
+            ("scope", custsync::config::DEFAULT_SCOPES),
+        ];
+        let token: Value = http
+            .post(env.sandbox.ims_url())
+            .form(&form)
+            .send()
+            .await
+            .expect("ims")
+            .json()
+            .await
+            .expect("token json");
+        Shop {
+            http,
+            base: env.sandbox.endpoint(),
+            token: token["access_token"].as_str().expect("token").to_owned(),
+        }
+    }
+
+    pub async fn send(&self, method: reqwest::Method, path: &str, body: Option<Value>) -> Value {
+        let mut req = self
+            .http
+            .request(method, format!("{}/{path}", self.base))
+            .bearer_auth(&self.token);
+        if let Some(b) = body {
+            req = req.json(&b);
+        }
+        let resp = req.send().await.expect("request");
+        assert!(resp.status().is_success(), "{}", resp.status());
+        resp.json().await.expect("json")
+    }
 }

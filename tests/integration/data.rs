@@ -1,0 +1,144 @@
+//! What data teams need around the sync: addresses, change messages, existing shops.
+
+use custsync::sandbox::Faults;
+use reqwest::Method;
+use serde_json::json;
+
+use crate::support::*;
+
+const HEADER: &str = "email,firstname,lastname,address_street,address_city,address_postcode,address_country_id,address_telephone";
+
+fn with_addresses(lastname: &str, city: &str) -> String {
+    let mut s = format!("{HEADER}\n");
+    for i in 0..5 {
+        s.push_str(&format!(
+            "a{i}@example.com,Ann,{lastname},Storgatan {i}|Lgh 2,{city},2235{i},SE,+46 555 {i}\n"
+        ));
+    }
+    s
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn one_default_address_stays_one_through_any_number_of_syncs() {
+    let env = TestEnv::new(Faults::default()).await;
+    let csv = env.write("in.csv", &with_addresses("Lee", "Lund"));
+    env.sync(&csv, &["--rate", "0"]).await.expect_code(0);
+    let csv = env.write("in.csv", &with_addresses("Lee-Updated", "Lund"));
+    env.sync(&csv, &["--rate", "0"]).await.expect_code(0);
+    let csv = env.write("in.csv", &with_addresses("Lee-Updated", "Malmö"));
+    let report = env.path("r.csv");
+    env.sync(
+        &csv,
+        &[
+            "--rate",
+            "0",
+            "--dry-run",
+            "--report",
+            report.to_str().unwrap(),
+        ],
+    )
+    .await
+    .expect_code(0);
+    let rows = read_report(&report);
+    assert!(
+        rows.iter()
+            .all(|r| r["action"] == "update" && r["message"] == "city: Lund -> Malmö"),
+        "{rows:?}"
+    );
+    env.sync(&csv, &["--rate", "0"]).await.expect_code(0);
+
+    let stored = env.customers_by_key();
+    assert_eq!(stored.len(), 5);
+    for c in stored.values() {
+        let addresses = c["addresses"].as_array().expect("addresses");
+        assert_eq!(addresses.len(), 1, "exactly one address: {c}");
+        assert_eq!(addresses[0]["city"], "Malmö");
+        assert_eq!(addresses[0]["default_billing"], true);
+        assert_eq!(c["lastname"], "Lee-Updated");
+        assert_eq!(c["default_billing"], addresses[0]["id"].to_string());
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_customers_other_addresses_are_kept() {
+    let env = TestEnv::new(Faults::default()).await;
+    let csv = env.write("in.csv", &with_addresses("Lee", "Lund"));
+    env.sync(&csv, &["--rate", "0"]).await.expect_code(0);
+    // Someone adds a second (non-default) address in the shop.
+    let shop = Shop::connect(&env).await;
+    let c = &env.customers_by_key()[&(1, "a0@example.com".to_owned())];
+    let id = c["id"].as_u64().expect("id");
+    let mut addresses = c["addresses"].as_array().expect("addresses").clone();
+    addresses.push(
+        json!({"firstname": "Ann", "lastname": "Lee", "street": ["Work 1"], "city": "Malmö",
+        "postcode": "21100", "country_id": "SE", "telephone": "1"}),
+    );
+    shop.send(
+        Method::PUT,
+        &format!("V1/customers/{id}"),
+        Some(json!({"customer": {"addresses": addresses}})),
+    )
+    .await;
+
+    let csv = env.write("in.csv", &with_addresses("Lee", "Uppsala"));
+    env.sync(&csv, &["--rate", "0"]).await.expect_code(0);
+    let c = &env.customers_by_key()[&(1, "a0@example.com".to_owned())];
+    let cities: Vec<&str> = c["addresses"]
+        .as_array()
+        .expect("a")
+        .iter()
+        .map(|a| a["city"].as_str().expect("city"))
+        .collect();
+    assert_eq!(cities.len(), 2, "{c}");
+    assert!(
+        cities.contains(&"Uppsala") && cities.contains(&"Malmö"),
+        "{cities:?}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_shop_with_customers_is_adopted_without_duplicates() {
+    let env = TestEnv::new(Faults::default()).await;
+    // Another system created these customers (own state directory).
+    let seed = env.write("seed.csv", &customers_csv(40, ""));
+    let mut cmd = env.sync_cmd_with_state(&env.path("other-state"), &seed, &["--rate", "0"]);
+    let out = tokio::task::spawn_blocking(move || cmd.output().expect("run"))
+        .await
+        .expect("join");
+    assert!(out.status.success());
+    let posts = env.count("POST");
+
+    // Our file: the same 40 people, 10 of them with a new lastname, plus 5 new ones.
+    let mut text = String::from("email,firstname,lastname,dob,gender,website_id\n");
+    for (i, line) in customers_csv(45, "").lines().skip(1).enumerate() {
+        text.push_str(&if i < 10 {
+            line.replacen(&format!("Last{i},"), "Changed,", 1)
+        } else {
+            line.to_owned()
+        });
+        text.push('\n');
+    }
+    let csv = env.write("in.csv", &text);
+    let report = env.path("r.csv");
+    env.sync(&csv, &["--rate", "0", "--report", report.to_str().unwrap()])
+        .await
+        .expect_code(0);
+    assert_eq!(env.customers_by_key().len(), 45, "no duplicates");
+    assert_eq!(env.count("POST") - posts, 45, "one create attempt per row");
+    assert_eq!(env.count("PUT"), 10, "only the changed ones are updated");
+    let rows = read_report(&report);
+    assert_eq!(
+        rows.iter()
+            .filter(|r| r["message"].contains("adopted existing customer"))
+            .count(),
+        40
+    );
+
+    let before = env.sandbox.stats().requests.len();
+    env.sync(&csv, &["--rate", "0"]).await.expect_code(0);
+    assert_eq!(
+        env.sandbox.stats().requests.len(),
+        before,
+        "adopted customers are unchanged next time"
+    );
+}
