@@ -36,6 +36,15 @@ pub enum Command {
     ///
     /// Example: custsync sync customers.csv --rate 20 --report report.csv --summary-json summary.json
     Sync(SyncArgs),
+    /// Record the customers the shop already has, so that a first sync updates them.
+    ///
+    /// Example: custsync pull --endpoint https://na1.api.commerce.adobe.com/AbCdEf123
+    Pull(PullArgs),
+    /// Look into or move the state store.
+    ///
+    /// Example: custsync state export --output mappings.csv
+    #[command(subcommand)]
+    State(StateCommand),
     /// Run the built-in Commerce emulator as a standalone HTTP server, for rehearsals.
     ///
     /// Example: custsync sandbox --listen 127.0.0.1:8080
@@ -130,6 +139,73 @@ pub struct SyncArgs {
     /// Base of the exponential retry backoff, in milliseconds (for rehearsals and tests).
     #[arg(long, value_name = "MS", default_value_t = 500, hide = true)]
     pub backoff_base_ms: u64,
+}
+
+/// Options of `custsync pull`.
+#[derive(Debug, Args)]
+pub struct PullArgs {
+    #[command(flatten)]
+    pub connection: ConnectionArgs,
+    #[command(flatten)]
+    pub state: StateArg,
+    /// Max requests per second (0 = no limit).
+    #[arg(long, value_name = "N", default_value_t = 10)]
+    pub rate: u32,
+    /// Retries per request on 429, 5xx, timeouts and connection errors.
+    #[arg(long, value_name = "N", default_value_t = 5)]
+    pub retries: u32,
+    /// Customers per search page (at most 300, the SaaS limit).
+    #[arg(long, value_name = "N", default_value_t = 100, value_parser = clap::value_parser!(u32).range(1..=300))]
+    pub page_size: u32,
+}
+
+/// The state directory option shared by several commands.
+#[derive(Debug, Args)]
+pub struct StateArg {
+    /// The state directory (sled store).
+    #[arg(long = "state", value_name = "DIR", default_value = ".custsync")]
+    pub dir: PathBuf,
+}
+
+/// `custsync state ...`.
+#[derive(Debug, Subcommand)]
+pub enum StateCommand {
+    /// Entries, failed keys, last run time, path and size on disk.
+    Stats {
+        #[command(flatten)]
+        state: StateArg,
+    },
+    /// Write every mapping as CSV: website_id,email,customer_id,payload_hash,synced_at.
+    ///
+    /// Example: custsync state export --output mappings.csv
+    Export {
+        #[command(flatten)]
+        state: StateArg,
+        /// Write here (mode 0600) instead of standard output.
+        #[arg(long, short, value_name = "FILE")]
+        output: Option<PathBuf>,
+    },
+    /// Read mappings from an export (existing keys are overwritten).
+    ///
+    /// Example: custsync state import mappings.csv --state /var/lib/custsync
+    Import {
+        #[command(flatten)]
+        state: StateArg,
+        /// The export file.
+        file: PathBuf,
+    },
+    /// Drop one mapping, so that the next sync treats the row as new.
+    ///
+    /// Example: custsync state forget ann@example.com --website-id 2
+    Forget {
+        #[command(flatten)]
+        state: StateArg,
+        /// The customer's email (case does not matter).
+        email: String,
+        /// Its website.
+        #[arg(long, value_name = "N", default_value_t = 1)]
+        website_id: u32,
+    },
 }
 
 /// Options of `custsync sandbox`.

@@ -11,7 +11,7 @@ use std::time::Duration;
 use secrecy::SecretString;
 
 use crate::api::Credentials;
-use crate::cli::{ConnectionArgs, SandboxArgs, SyncArgs};
+use crate::cli::{ConnectionArgs, PullArgs, SandboxArgs, SyncArgs};
 use crate::exec::RetryPolicy;
 use crate::plan;
 use crate::sandbox::{Faults, SandboxConfig};
@@ -56,14 +56,36 @@ pub struct Connection {
     pub credentials: Option<Credentials>,
 }
 
+/// Where requests go, and the state directory (which also holds the sandbox's data).
+#[derive(Debug)]
+pub struct Connect {
+    pub target: Target,
+    pub store: Option<String>,
+    pub timeout: Duration,
+    pub state_dir: PathBuf,
+}
+
+impl Connect {
+    fn resolve(
+        c: &ConnectionArgs,
+        env: &Env,
+        state_dir: PathBuf,
+        dry_run: bool,
+    ) -> Result<Self, ConfigError> {
+        Ok(Connect {
+            target: resolve_target(c, env, dry_run)?,
+            store: c.store.clone(),
+            timeout: Duration::from_secs(c.timeout.max(1)),
+            state_dir,
+        })
+    }
+}
+
 /// Everything `custsync sync` needs.
 #[derive(Debug)]
 pub struct SyncConfig {
     pub input: PathBuf,
-    pub state_dir: PathBuf,
-    pub target: Target,
-    pub store: Option<String>,
-    pub timeout: Duration,
+    pub connect: Connect,
     pub dry_run: bool,
     pub rate: Option<NonZeroU32>,
     pub concurrency: usize,
@@ -105,13 +127,9 @@ impl Env {
 impl SyncConfig {
     /// Resolves `sync` arguments.
     pub fn resolve(args: SyncArgs, env: &Env, quiet: bool) -> Result<Self, ConfigError> {
-        let target = resolve_target(&args.connection, env, args.dry_run)?;
         Ok(SyncConfig {
+            connect: Connect::resolve(&args.connection, env, args.state, args.dry_run)?,
             input: args.csv,
-            state_dir: args.state,
-            target,
-            store: args.connection.store,
-            timeout: Duration::from_secs(args.connection.timeout.max(1)),
             dry_run: args.dry_run,
             rate: NonZeroU32::new(args.rate),
             concurrency: args.concurrency as usize,
@@ -128,6 +146,32 @@ impl SyncConfig {
                 only_failed: args.only_failed,
             },
             max_errors: (args.max_errors > 0).then_some(args.max_errors),
+            quiet,
+        })
+    }
+}
+
+/// Everything `custsync pull` needs.
+#[derive(Debug)]
+pub struct PullConfig {
+    pub connect: Connect,
+    pub rate: Option<NonZeroU32>,
+    pub retry: RetryPolicy,
+    pub page_size: u32,
+    pub quiet: bool,
+}
+
+impl PullConfig {
+    /// Resolves `pull` arguments.
+    pub fn resolve(args: PullArgs, env: &Env, quiet: bool) -> Result<Self, ConfigError> {
+        Ok(PullConfig {
+            connect: Connect::resolve(&args.connection, env, args.state.dir, false)?,
+            rate: NonZeroU32::new(args.rate),
+            retry: RetryPolicy {
+                retries: args.retries,
+                ..RetryPolicy::default()
+            },
+            page_size: args.page_size,
             quiet,
         })
     }
@@ -232,7 +276,7 @@ mod tests {
     #[test]
     fn no_endpoint_means_sandbox() {
         let c = sync(&[], &Env::default()).expect("config");
-        assert!(matches!(c.target, Target::Sandbox));
+        assert!(matches!(c.connect.target, Target::Sandbox));
         assert_eq!(c.rate, NonZeroU32::new(10));
     }
 
@@ -268,7 +312,7 @@ mod tests {
             &env,
         )
         .expect("config");
-        let Target::Remote(conn) = c.target else {
+        let Target::Remote(conn) = c.connect.target else {
             panic!("remote")
         };
         assert_eq!(conn.endpoint, "https://na1.api.commerce.adobe.com/T1");

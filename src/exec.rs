@@ -116,6 +116,11 @@ pub enum Skip {
 /// Sends rows through a [`Client`].
 pub struct Executor {
     client: Client,
+    retrier: Retrier,
+}
+
+/// Runs calls again on transient failures; see the module doc.
+pub struct Retrier {
     policy: RetryPolicy,
     cancel: CancellationToken,
     retries: AtomicU64,
@@ -171,9 +176,7 @@ impl Executor {
     pub fn new(client: Client, policy: RetryPolicy, cancel: CancellationToken) -> Self {
         Executor {
             client,
-            policy,
-            cancel,
-            retries: AtomicU64::new(0),
+            retrier: Retrier::new(policy, cancel),
         }
     }
 
@@ -184,7 +187,15 @@ impl Executor {
 
     /// Retries made so far.
     pub fn retries(&self) -> u64 {
-        self.retries.load(Ordering::Relaxed)
+        self.retrier.retries()
+    }
+
+    async fn retry<T, F, Fut>(&self, call: F) -> Result<T, ApiError>
+    where
+        F: FnMut() -> Fut,
+        Fut: Future<Output = Result<T, ApiError>>,
+    {
+        self.retrier.run(call).await
     }
 
     /// Sends one planned create or update and says what came of it. A fatal error is returned
@@ -372,8 +383,44 @@ impl Executor {
         Done::new(customer, &saved, hash, String::new())
     }
 
+    /// The outcome of a row that is not sent because the run is stopping.
+    pub fn skipped(planned: Planned, why: Skip) -> Outcome {
+        let message = match why {
+            Skip::Interrupted => "not sent: the run was interrupted",
+            Skip::TooManyErrors => "not sent: stopped after --max-errors failed rows",
+            Skip::Stopped => "not sent: the run stopped on a fatal error",
+        };
+        Outcome {
+            line: planned.line,
+            email: planned.email,
+            website_id: planned.website_id,
+            action: planned.step.action(),
+            status: Status::Failed,
+            customer_id: None,
+            http_status: None,
+            message: message.into(),
+            state: None,
+        }
+    }
+}
+
+impl Retrier {
+    /// A retrier; `cancel` interrupts backoffs and, after a grace period, calls in flight.
+    pub fn new(policy: RetryPolicy, cancel: CancellationToken) -> Self {
+        Retrier {
+            policy,
+            cancel,
+            retries: AtomicU64::new(0),
+        }
+    }
+
+    /// Retries made so far.
+    pub fn retries(&self) -> u64 {
+        self.retries.load(Ordering::Relaxed)
+    }
+
     /// Runs `call` until it succeeds, fails for good, or the retries run out.
-    async fn retry<T, F, Fut>(&self, mut call: F) -> Result<T, ApiError>
+    pub async fn run<T, F, Fut>(&self, mut call: F) -> Result<T, ApiError>
     where
         F: FnMut() -> Fut,
         Fut: Future<Output = Result<T, ApiError>>,
@@ -407,26 +454,6 @@ impl Executor {
                 }
                 other => return other,
             }
-        }
-    }
-
-    /// The outcome of a row that is not sent because the run is stopping.
-    pub fn skipped(planned: Planned, why: Skip) -> Outcome {
-        let message = match why {
-            Skip::Interrupted => "not sent: the run was interrupted",
-            Skip::TooManyErrors => "not sent: stopped after --max-errors failed rows",
-            Skip::Stopped => "not sent: the run stopped on a fatal error",
-        };
-        Outcome {
-            line: planned.line,
-            email: planned.email,
-            website_id: planned.website_id,
-            action: planned.step.action(),
-            status: Status::Failed,
-            customer_id: None,
-            http_status: None,
-            message: message.into(),
-            state: None,
         }
     }
 }

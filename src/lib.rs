@@ -14,16 +14,20 @@
 //! | [`api`] | the Commerce REST client and IMS tokens |
 //! | [`exec`] | sending rows: retries, lost-answer recovery, outcomes |
 //! | [`report`] | report file, summary JSON, progress |
+//! | [`connect`] | the target: embedded sandbox or a real shop |
 //! | [`sync`] | the pipeline that connects them |
+//! | [`pull`] | recording the customers a shop already has |
 //! | [`sandbox`] | the embedded Commerce emulator |
 
 pub mod api;
 pub mod cli;
 pub mod config;
+pub mod connect;
 pub mod customer;
 pub mod exec;
 pub mod input;
 pub mod plan;
+pub mod pull;
 pub mod report;
 pub mod sandbox;
 pub mod state;
@@ -35,8 +39,11 @@ use std::process::ExitCode;
 use anyhow::Context;
 use tokio_util::sync::CancellationToken;
 
-use cli::{Cli, Command};
-use config::{Env, SyncConfig};
+use std::sync::Arc;
+
+use cli::{Cli, Command, StateCommand};
+use config::{Env, PullConfig, SyncConfig};
+use state::Store;
 
 /// The contract's exit codes.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -84,6 +91,30 @@ pub fn run(cli: Cli) -> anyhow::Result<Exit> {
                     Exit::Ok
                 })
             }
+            Command::Pull(args) => {
+                let cfg = PullConfig::resolve(args, &env, cli.quiet)?;
+                let store = Store::open(&cfg.connect.state_dir)?;
+                let throttle = Arc::new(throttle::Throttle::new(cfg.rate));
+                let (sandbox, client) = connect::connect(&cfg.connect, false, 4, throttle).await?;
+                let client = client.context("no credentials to pull with")?;
+                let cancel = CancellationToken::new();
+                spawn_signal_handler(cancel.clone(), cli.quiet);
+                let retrier = exec::Retrier::new(cfg.retry, cancel);
+                let pulled = pull::pull(&client, &retrier, &store, cfg.page_size, cli.quiet).await;
+                if let Some(sb) = sandbox {
+                    sb.shutdown().await;
+                }
+                let pulled = pulled?;
+                println!(
+                    "pulled {} customers in {} pages ({} without id or email skipped); state: {}",
+                    pulled.customers,
+                    pulled.pages,
+                    pulled.skipped,
+                    cfg.connect.state_dir.display()
+                );
+                Ok(Exit::Ok)
+            }
+            Command::State(cmd) => state_command(cmd),
             Command::Sandbox(args) => {
                 let config = config::sandbox_config(&args, &env);
                 let sb = sandbox::start(config, args.listen)
@@ -97,6 +128,52 @@ pub fn run(cli: Cli) -> anyhow::Result<Exit> {
             }
         }
     })
+}
+
+fn state_command(cmd: StateCommand) -> anyhow::Result<Exit> {
+    match cmd {
+        StateCommand::Stats { state } => {
+            let store = Store::open(&state.dir)?;
+            let last = store
+                .last_run()?
+                .and_then(|t| chrono::DateTime::<chrono::Utc>::from_timestamp(t, 0))
+                .map_or_else(|| "never".to_owned(), |t| t.to_rfc3339());
+            println!("state:      {}", state.dir.display());
+            println!("entries:    {}", store.len());
+            println!("failed:     {}", store.failed_len());
+            println!("last run:   {last}");
+            println!("disk bytes: {}", store.size_on_disk()?);
+        }
+        StateCommand::Export { state, output } => {
+            let store = Store::open(&state.dir)?;
+            let n = match &output {
+                Some(path) => state::export(&store, report::create_private(path)?)?,
+                None => state::export(&store, std::io::stdout().lock())?,
+            };
+            if let Some(path) = output {
+                eprintln!("exported {n} mappings to {}", path.display());
+            }
+        }
+        StateCommand::Import { state, file } => {
+            let store = Store::open(&state.dir)?;
+            let n = state::import(&store, &file)?;
+            println!("imported {n} mappings into {}", state.dir.display());
+        }
+        StateCommand::Forget {
+            state,
+            email,
+            website_id,
+        } => {
+            let store = Store::open(&state.dir)?;
+            let key = customer::Key::new(website_id, &email);
+            if !store.forget(&key)? {
+                anyhow::bail!("no mapping for {} in website {website_id}", key.email);
+            }
+            store.flush()?;
+            println!("forgot {} in website {website_id}", key.email);
+        }
+    }
+    Ok(Exit::Ok)
 }
 
 fn init_logging(quiet: bool, verbose: u8) {

@@ -10,7 +10,6 @@
 //! requests get a grace period), state is flushed and the report and summary written.
 
 use std::collections::HashMap;
-use std::path::Path;
 use std::sync::atomic::Ordering;
 use std::sync::{Arc, OnceLock};
 use std::time::Instant;
@@ -19,13 +18,13 @@ use futures::StreamExt;
 use futures::stream;
 use tokio_util::sync::CancellationToken;
 
-use crate::api::{self, ApiError, Client, Credentials};
-use crate::config::{DEFAULT_SCOPES, SyncConfig, Target};
+use crate::api::ApiError;
+use crate::config::SyncConfig;
+use crate::connect::{self, ConnectError};
 use crate::exec::{Executor, Outcome, Skip, StateChange, Status};
 use crate::input::{self, InputError};
 use crate::plan::{Planned, Planner, Step};
 use crate::report::{self, Counters, Progress, Report, Summary, Tally, WriteError};
-use crate::sandbox::{self, SandboxConfig, SandboxError};
 use crate::state::{Op, StateError, Store};
 use crate::throttle::Throttle;
 
@@ -44,8 +43,8 @@ pub enum SyncError {
     Write(#[from] WriteError),
     #[error(transparent)]
     Api(#[from] ApiError),
-    #[error("the embedded sandbox could not start: {0}")]
-    Sandbox(#[from] SandboxError),
+    #[error(transparent)]
+    Connect(#[from] ConnectError),
     #[error("internal error: the reader thread stopped unexpectedly")]
     ReaderPanicked,
 }
@@ -65,10 +64,16 @@ pub async fn run(cfg: SyncConfig, cancel: CancellationToken) -> Result<Finished,
     let started = Instant::now();
     let reader = input::Reader::open(&cfg.input, cfg.default_website)?;
     let total_bytes = std::fs::metadata(&cfg.input).map_or(0, |m| m.len());
-    let store = Arc::new(Store::open(&cfg.state_dir)?);
+    let store = Arc::new(Store::open(&cfg.connect.state_dir)?);
 
     let throttle = Arc::new(Throttle::new(cfg.rate));
-    let (sandbox, client) = connect(&cfg, Arc::clone(&throttle)).await?;
+    let (sandbox, client) = connect::connect(
+        &cfg.connect,
+        cfg.dry_run,
+        cfg.concurrency,
+        Arc::clone(&throttle),
+    )
+    .await?;
     let ignored = reader.ignored_columns();
     if !ignored.is_empty() && !cfg.quiet {
         eprintln!(
@@ -203,67 +208,6 @@ pub async fn run(cfg: SyncConfig, cancel: CancellationToken) -> Result<Finished,
         interrupted: cancel.is_cancelled(),
         fatal,
     })
-}
-
-/// Starts the embedded sandbox when there is no endpoint, builds the client unless this is a
-/// dry run, and announces the target on the first line of output.
-async fn connect(
-    cfg: &SyncConfig,
-    throttle: Arc<Throttle>,
-) -> Result<(Option<sandbox::RunningSandbox>, Option<Client>), SyncError> {
-    let settings = |endpoint: String, credentials| api::Settings {
-        endpoint,
-        credentials,
-        store: cfg.store.clone(),
-        timeout: cfg.timeout,
-        max_idle: cfg.concurrency,
-    };
-    match &cfg.target {
-        Target::Sandbox if cfg.dry_run => {
-            println!(
-                "target: the embedded Commerce sandbox (data in {}); dry run, so it is not started",
-                sandbox_dir(&cfg.state_dir).display()
-            );
-            Ok((None, None))
-        }
-        Target::Sandbox => {
-            let config = SandboxConfig {
-                data_dir: Some(sandbox_dir(&cfg.state_dir)),
-                ..SandboxConfig::default()
-            };
-            let secret = config.client_secret.clone();
-            let client_id = config.client_id.clone();
-            let sb = sandbox::start(config, ([127, 0, 0, 1], 0).into()).await?;
-            println!(
-                "target: the embedded Commerce sandbox at {} (data in {}); give --endpoint to reach a real shop",
-                sb.endpoint(),
-                sandbox_dir(&cfg.state_dir).display()
-            );
-            let credentials = Credentials::Ims {
-                url: sb.ims_url(),
-                client_id,
-                secret,
-                scopes: DEFAULT_SCOPES.to_owned(),
-            };
-            let client = Client::new(settings(sb.endpoint(), credentials), throttle)?;
-            Ok((Some(sb), Some(client)))
-        }
-        Target::Remote(c) => {
-            println!("target: {}", c.endpoint);
-            let client = match (&c.credentials, cfg.dry_run) {
-                (Some(creds), false) => Some(Client::new(
-                    settings(c.endpoint.clone(), creds.clone()),
-                    throttle,
-                )?),
-                _ => None,
-            };
-            Ok((None, client))
-        }
-    }
-}
-
-fn sandbox_dir(state: &Path) -> std::path::PathBuf {
-    state.join("sandbox")
 }
 
 /// The reader thread's work. Returns the digests of the keys seen, for the absent count.

@@ -222,6 +222,28 @@ impl Client {
         }))
     }
 
+    /// One page of all customers, oldest first: `(items, total_count)`.
+    pub async fn page(&self, page: u32, size: u32) -> Result<(Vec<Value>, u64), ApiError> {
+        let (page, size) = (page.to_string(), size.to_string());
+        let query = [
+            ("searchCriteria[pageSize]", size.as_str()),
+            ("searchCriteria[currentPage]", page.as_str()),
+            ("searchCriteria[sortOrders][0][field]", "entity_id"),
+            ("searchCriteria[sortOrders][0][direction]", "ASC"),
+        ];
+        let url = "V1/customers/search";
+        let found = self.call(Method::GET, url.into(), None, &query).await?;
+        let total = found.get("total_count").and_then(Value::as_u64);
+        let items = found.get("items").and_then(Value::as_array);
+        match (items, total) {
+            (Some(items), Some(total)) => Ok((items.clone(), total)),
+            _ => Err(ApiError::Unexpected {
+                url: format!("{}/{url}", self.settings.endpoint),
+                detail: "a search answer without items or total_count".into(),
+            }),
+        }
+    }
+
     async fn call(
         &self,
         method: Method,

@@ -142,3 +142,125 @@ async fn a_shop_with_customers_is_adopted_without_duplicates() {
         "adopted customers are unchanged next time"
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn after_pull_a_sync_of_the_same_people_sends_only_real_changes() {
+    let env = TestEnv::new(Faults::default()).await;
+    let n = 250;
+    let seed = env.write("seed.csv", &customers_csv(n, ""));
+    let mut cmd = env.sync_cmd_with_state(&env.path("other-state"), &seed, &["--rate", "0"]);
+    let out = tokio::task::spawn_blocking(move || cmd.output().expect("run"))
+        .await
+        .expect("join");
+    assert!(out.status.success());
+    let (posts, gets) = (env.count("POST"), env.count("GET"));
+
+    let run = env
+        .custsync(&["pull", "--page-size", "100", "--rate", "0"], true)
+        .await;
+    run.expect_code(0);
+    assert!(
+        run.stdout
+            .contains(&format!("pulled {n} customers in 3 pages")),
+        "{}",
+        run.stdout
+    );
+    assert_eq!(env.count("GET") - gets, 3, "three pages of 100");
+
+    // Same people; two with a changed lastname.
+    let text = customers_csv(n, "")
+        .replacen("Last3,", "Changed3,", 1)
+        .replacen("Last9,", "Changed9,", 1);
+    let csv = env.write("in.csv", &text);
+    let report = env.path("r.csv");
+    env.sync(&csv, &["--rate", "0", "--report", report.to_str().unwrap()])
+        .await
+        .expect_code(0);
+    assert_eq!(env.count("POST"), posts, "nothing created");
+    assert_eq!(env.count("PUT"), 2);
+    let rows = read_report(&report);
+    let update = rows
+        .iter()
+        .find(|r| r["action"] == "update")
+        .expect("an update");
+    assert!(
+        update["message"].contains("lastname: Last") && update["message"].contains("-> Changed"),
+        "{update:?}"
+    );
+    assert_eq!(
+        rows.iter().filter(|r| r["action"] == "unchanged").count(),
+        n - 2
+    );
+
+    let before = env.sandbox.stats().requests.len();
+    env.sync(&csv, &["--rate", "0"]).await.expect_code(0);
+    assert_eq!(env.sandbox.stats().requests.len(), before);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn state_tools_export_import_and_forget() {
+    let env = TestEnv::new(Faults::default()).await;
+    let csv = env.write("in.csv", &customers_csv(12, ""));
+    env.sync(&csv, &["--rate", "0"]).await.expect_code(0);
+
+    let stats = env.custsync(&["state", "stats"], false).await;
+    stats.expect_code(0);
+    assert!(stats.stdout.contains("entries:    12"), "{}", stats.stdout);
+
+    let export = env.custsync(&["state", "export"], false).await;
+    export.expect_code(0);
+    let lines: Vec<&str> = export.stdout.lines().collect();
+    assert_eq!(
+        lines[0],
+        "website_id,email,customer_id,payload_hash,synced_at"
+    );
+    assert_eq!(lines.len(), 13);
+    let file = env.path("export.csv");
+    env.custsync(
+        &["state", "export", "--output", file.to_str().unwrap()],
+        false,
+    )
+    .await
+    .expect_code(0);
+    use std::os::unix::fs::PermissionsExt;
+    assert_eq!(
+        std::fs::metadata(&file)
+            .expect("export")
+            .permissions()
+            .mode()
+            & 0o777,
+        0o600
+    );
+
+    let forget = env
+        .custsync(&["state", "forget", "USER3@example.com"], false)
+        .await;
+    forget.expect_code(0);
+    env.custsync(&["state", "forget", "nobody@example.com"], false)
+        .await
+        .expect_code(1);
+    // Forgotten: the next sync meets "already exists" and adopts the customer again.
+    let report = env.path("r.csv");
+    env.sync(&csv, &["--rate", "0", "--report", report.to_str().unwrap()])
+        .await
+        .expect_code(0);
+    let rows = read_report(&report);
+    let row = rows
+        .iter()
+        .find(|r| r["email"] == "user3@example.com")
+        .expect("row");
+    assert!(
+        row["message"].contains("adopted existing customer"),
+        "{row:?}"
+    );
+    assert_eq!(env.customers_by_key().len(), 12);
+
+    // Import into a fresh state: the sync is then all unchanged.
+    std::fs::remove_dir_all(env.state()).expect("rm state");
+    env.custsync(&["state", "import", file.to_str().unwrap()], false)
+        .await
+        .expect_code(0);
+    let before = env.sandbox.stats().requests.len();
+    env.sync(&csv, &["--rate", "0"]).await.expect_code(0);
+    assert_eq!(env.sandbox.stats().requests.len(), before);
+}

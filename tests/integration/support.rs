@@ -74,6 +74,26 @@ impl TestEnv {
         cmd
     }
 
+    /// `custsync <args>` with the sandbox's connection settings where the command takes them.
+    pub async fn custsync(&self, args: &[&str], connect: bool) -> Run {
+        let mut cmd = Command::new(env!("CARGO_BIN_EXE_custsync"));
+        cmd.env_clear()
+            .current_dir(self.dir.path())
+            .env("CUSTSYNC_CLIENT_SECRET", SECRET)
+            .args(args)
+            .arg("--state")
+            .arg(self.state());
+        if connect {
+            cmd.args(["--endpoint", &self.sandbox.endpoint()])
+                .args(["--ims-url", &self.sandbox.ims_url()])
+                .args(["--client-id", "sandbox"]);
+        }
+        let out = tokio::task::spawn_blocking(move || cmd.output().expect("run custsync"))
+            .await
+            .expect("join");
+        Run::from(out)
+    }
+
     /// Runs the sync to completion off the async workers (the sandbox runs on them).
     pub async fn sync(&self, csv: &Path, args: &[&str]) -> Run {
         let mut cmd = self.sync_cmd(csv, args);

@@ -16,6 +16,9 @@ use std::thread;
 
 use crate::customer::{Fields, Key};
 
+mod transfer;
+pub use transfer::{TransferError, export, import};
+
 /// Bumped when the byte layout of keys or entries changes.
 const SCHEMA_VERSION: u8 = 1;
 /// sled's default cache is 1 GiB; the planner's look-ups are a single pass, so little helps.
@@ -284,6 +287,11 @@ impl Store {
             .insert("last_run", &unix.to_le_bytes())
             .map_err(|e| self.err(e))?;
         Ok(())
+    }
+
+    /// Bytes the store takes on disk.
+    pub fn size_on_disk(&self) -> Result<u64, StateError> {
+        self.db.size_on_disk().map_err(|e| self.err(e))
     }
 
     /// Writes everything to disk.

@@ -1,0 +1,177 @@
+//! `custsync state export` / `import`: the mappings as CSV
+//! `website_id,email,customer_id,payload_hash,synced_at`, for moving or seeding a state store.
+
+use std::io::{self, Write};
+use std::path::{Path, PathBuf};
+
+use chrono::{DateTime, SecondsFormat, Utc};
+
+use super::{Entry, StateError, Store};
+use crate::customer::Key;
+
+/// The export's columns.
+pub const COLUMNS: [&str; 5] = [
+    "website_id",
+    "email",
+    "customer_id",
+    "payload_hash",
+    "synced_at",
+];
+
+/// Export and import failures.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum TransferError {
+    #[error(transparent)]
+    State(#[from] StateError),
+    #[error("writing the export: {0}")]
+    Write(#[source] io::Error),
+    #[error("{path}: {source}")]
+    Read { path: PathBuf, source: csv::Error },
+    #[error("{path} line {line}: {why}")]
+    Invalid {
+        path: PathBuf,
+        line: u64,
+        why: String,
+    },
+}
+
+/// Writes every mapping; returns how many.
+pub fn export(store: &Store, out: impl Write) -> Result<u64, TransferError> {
+    let mut w = csv::Writer::from_writer(out);
+    let write_err = |e: csv::Error| TransferError::Write(e.into());
+    w.write_record(COLUMNS).map_err(write_err)?;
+    let mut n = 0;
+    for entry in store.entries() {
+        let (key, e) = entry?;
+        let synced = DateTime::<Utc>::from_timestamp(e.synced_at, 0)
+            .map(|t| t.to_rfc3339_opts(SecondsFormat::Secs, true))
+            .unwrap_or_default();
+        w.write_record([
+            key.website_id.to_string(),
+            key.email,
+            e.customer_id.to_string(),
+            format!("{:032x}", e.payload_hash),
+            synced,
+        ])
+        .map_err(write_err)?;
+        n += 1;
+    }
+    w.flush().map_err(TransferError::Write)?;
+    Ok(n)
+}
+
+/// Reads an export into `store` (existing keys are overwritten); returns how many.
+pub fn import(store: &Store, path: &Path) -> Result<u64, TransferError> {
+    let read_err = |source| TransferError::Read {
+        path: path.to_owned(),
+        source,
+    };
+    let mut r = csv::Reader::from_path(path).map_err(read_err)?;
+    let headers: Vec<String> = r
+        .headers()
+        .map_err(read_err)?
+        .iter()
+        .map(|h| h.trim().to_lowercase())
+        .collect();
+    if headers != COLUMNS {
+        return Err(TransferError::Invalid {
+            path: path.to_owned(),
+            line: 1,
+            why: format!("the header must be {}", COLUMNS.join(",")),
+        });
+    }
+    let mut n = 0;
+    for record in r.records() {
+        let record = record.map_err(read_err)?;
+        let line = record.position().map_or(0, |p| p.line());
+        let invalid = |why: String| TransferError::Invalid {
+            path: path.to_owned(),
+            line,
+            why,
+        };
+        let field = |i: usize| record.get(i).unwrap_or_default().trim();
+        let website_id = field(0)
+            .parse()
+            .map_err(|_| invalid(format!("website_id `{}` is not a number", field(0))))?;
+        let customer_id = field(2)
+            .parse()
+            .map_err(|_| invalid(format!("customer_id `{}` is not a number", field(2))))?;
+        let payload_hash = u128::from_str_radix(field(3), 16)
+            .map_err(|_| invalid(format!("payload_hash `{}` is not 32 hex digits", field(3))))?;
+        let synced_at = match field(4) {
+            "" => 0,
+            t => DateTime::parse_from_rfc3339(t)
+                .map(|d| d.timestamp())
+                .or_else(|_| t.parse())
+                .map_err(|_| invalid(format!("synced_at `{t}` is not an RFC 3339 time")))?,
+        };
+        if field(1).is_empty() {
+            return Err(invalid("email is empty".into()));
+        }
+        let entry = Entry {
+            customer_id,
+            payload_hash,
+            synced_at,
+            address_id: None,
+        };
+        store.put(&Key::new(website_id, field(1)), entry, None)?;
+        n += 1;
+    }
+    store.flush()?;
+    Ok(n)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn export_then_import_round_trips() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let a = Store::open(&dir.path().join("a")).expect("open");
+        for (i, email) in ["x@example.com", "Y@example.com"].iter().enumerate() {
+            let e = Entry {
+                customer_id: i as u64 + 10,
+                payload_hash: u128::MAX / (i as u128 + 1),
+                synced_at: 1_700_000_000,
+                address_id: None,
+            };
+            a.put(&Key::new(i as u32 + 1, email), e, None).expect("put");
+        }
+        let mut out = Vec::new();
+        assert_eq!(export(&a, &mut out).expect("export"), 2);
+        let text = String::from_utf8(out).expect("utf8");
+        assert!(
+            text.starts_with(
+                "website_id,email,customer_id,payload_hash,synced_at\n1,x@example.com,10,"
+            ),
+            "{text}"
+        );
+        assert!(text.contains("2023-11-14T22:13:20Z"), "{text}");
+        let file = dir.path().join("export.csv");
+        std::fs::write(&file, &text).expect("write");
+        let b = Store::open(&dir.path().join("b")).expect("open");
+        assert_eq!(import(&b, &file).expect("import"), 2);
+        let got: Vec<_> = b.entries().map(|e| e.expect("entry")).collect();
+        let want: Vec<_> = a.entries().map(|e| e.expect("entry")).collect();
+        assert_eq!(got, want);
+    }
+
+    #[test]
+    fn import_names_the_bad_line() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let s = Store::open(&dir.path().join("s")).expect("open");
+        let file = dir.path().join("bad.csv");
+        std::fs::write(
+            &file,
+            "website_id,email,customer_id,payload_hash,synced_at\n1,a@x.io,5,zz,\n",
+        )
+        .expect("write");
+        let err = import(&s, &file).expect_err("bad hash");
+        assert!(
+            err.to_string().contains("line 2") && err.to_string().contains("payload_hash"),
+            "{err}"
+        );
+    }
+}
