@@ -136,6 +136,17 @@ pub struct SyncArgs {
     /// Stop sending after N failed rows (0 = never stop).
     #[arg(long, value_name = "N", default_value_t = 0)]
     pub max_errors: u64,
+    /// Rename a legacy column: SOURCE=TARGET (repeatable; wins over --mapping).
+    ///
+    /// Example: --map "E-Mail Address=email" --map "Given Name=firstname"
+    #[arg(long = "map", value_name = "SOURCE=TARGET")]
+    pub renames: Vec<String>,
+    /// A TOML mapping file: [columns] renames, [constants], [values.<field>] value maps,
+    /// [formats] dob = "%d/%m/%Y".
+    ///
+    /// Example: --mapping legacy.toml
+    #[arg(long, value_name = "FILE")]
+    pub mapping: Option<PathBuf>,
     /// Base of the exponential retry backoff, in milliseconds (for rehearsals and tests).
     #[arg(long, value_name = "MS", default_value_t = 500, hide = true)]
     pub backoff_base_ms: u64,

@@ -13,6 +13,7 @@ use secrecy::SecretString;
 use crate::api::Credentials;
 use crate::cli::{ConnectionArgs, PullArgs, SandboxArgs, SyncArgs};
 use crate::exec::RetryPolicy;
+use crate::input::{Mapping, MappingError};
 use crate::plan;
 use crate::sandbox::{Faults, SandboxConfig};
 
@@ -23,6 +24,9 @@ pub const DEFAULT_SCOPES: &str = "openid,AdobeID,email,additional_info.projected
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
 pub enum ConfigError {
+    /// `--map` or `--mapping` is unusable.
+    #[error(transparent)]
+    Mapping(#[from] MappingError),
     /// The endpoint is not an http(s) URL, or has a SaaS-specific mistake.
     #[error("--endpoint {url:?}: {why}")]
     Endpoint { url: String, why: String },
@@ -85,6 +89,7 @@ impl Connect {
 #[derive(Debug)]
 pub struct SyncConfig {
     pub input: PathBuf,
+    pub mapping: Mapping,
     pub connect: Connect,
     pub dry_run: bool,
     pub rate: Option<NonZeroU32>,
@@ -127,7 +132,15 @@ impl Env {
 impl SyncConfig {
     /// Resolves `sync` arguments.
     pub fn resolve(args: SyncArgs, env: &Env, quiet: bool) -> Result<Self, ConfigError> {
+        let mut mapping = match &args.mapping {
+            Some(path) => Mapping::from_file(path)?,
+            None => Mapping::default(),
+        };
+        for spec in &args.renames {
+            mapping.add_rename(spec)?;
+        }
         Ok(SyncConfig {
+            mapping,
             connect: Connect::resolve(&args.connection, env, args.state, args.dry_run)?,
             input: args.csv,
             dry_run: args.dry_run,

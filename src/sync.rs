@@ -62,7 +62,7 @@ pub struct Finished {
 /// Runs `custsync sync`.
 pub async fn run(cfg: SyncConfig, cancel: CancellationToken) -> Result<Finished, SyncError> {
     let started = Instant::now();
-    let reader = input::Reader::open(&cfg.input, cfg.default_website)?;
+    let reader = input::Reader::open(&cfg.input, cfg.default_website, cfg.mapping.clone())?;
     let total_bytes = std::fs::metadata(&cfg.input).map_or(0, |m| m.len());
     let store = Arc::new(Store::open(&cfg.connect.state_dir)?);
 

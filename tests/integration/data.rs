@@ -264,3 +264,77 @@ async fn state_tools_export_import_and_forget() {
     env.sync(&csv, &["--rate", "0"]).await.expect_code(0);
     assert_eq!(env.sandbox.stats().requests.len(), before);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_legacy_export_syncs_through_a_mapping_file() {
+    let env = TestEnv::new(Faults::default()).await;
+    let csv = env.write(
+        "legacy.csv",
+        "Customer No,E-Mail Address,Given Name,Family Name,Birthday,Customer Group,Loyalty,Fax\n\
+         1001,ann@example.com,Ann,Lee,17/05/1990,Retail,L-1,555\n\
+         1002,bo@example.com,Bo,Ek,01/12/1985,Wholesale,,\n\
+         1003,cy@example.com,Cy,Do,31/02/1990,Retail,,\n\
+         1004,di@example.com,Di,Fa,,Gold,,\n",
+    );
+    let mapping = env.write(
+        "legacy.toml",
+        r#"
+[columns]
+"E-Mail Address" = "email"
+"Family Name" = "lastname"
+"Birthday" = "dob"
+"Customer Group" = "group_id"
+"Loyalty" = "custom:loyalty_no"
+
+[constants]
+website_id = 2
+
+[values.group_id]
+"Retail" = 1
+"Wholesale" = 2
+
+[formats]
+dob = "%d/%m/%Y"
+"#,
+    );
+    let report = env.path("r.csv");
+    let run = env
+        .sync(
+            &csv,
+            &[
+                "--rate",
+                "0",
+                "--mapping",
+                mapping.to_str().unwrap(),
+                "--map",
+                "Given Name=firstname",
+                "--report",
+                report.to_str().unwrap(),
+            ],
+        )
+        .await;
+    run.expect_code(3);
+    assert!(
+        run.stderr.contains("Customer No") && run.stderr.contains("Fax"),
+        "ignored columns are listed: {}",
+        run.stderr
+    );
+    let stored = env.customers_by_key();
+    assert_eq!(stored.len(), 2);
+    let ann = &stored[&(2, "ann@example.com".to_owned())];
+    assert_eq!(
+        (
+            ann["firstname"].as_str(),
+            ann["dob"].as_str(),
+            ann["group_id"].as_u64()
+        ),
+        (Some("Ann"), Some("1990-05-17"), Some(1))
+    );
+    assert_eq!(ann["custom_attributes"][0]["value"], "L-1");
+    assert_eq!(stored[&(2, "bo@example.com".to_owned())]["group_id"], 2);
+    let rows = read_report(&report);
+    let msg =
+        |line: &str| rows.iter().find(|r| r["line"] == line).expect("line")["message"].clone();
+    assert!(msg("4").contains("31/02/1990"), "{}", msg("4"));
+    assert!(msg("5").contains("`Gold`"), "{}", msg("5"));
+}

@@ -5,6 +5,9 @@
 //! the reason. Only a problem with the file as a whole (unreadable, no header, a required column
 //! missing) is an [`InputError`].
 
+mod mapping;
+
+use std::borrow::Cow;
 use std::collections::VecDeque;
 use std::fs::File;
 use std::io::{self, BufReader, Read};
@@ -15,6 +18,7 @@ use chrono::NaiveDate;
 use secrecy::SecretString;
 
 use crate::customer::{Address, Customer};
+pub use mapping::{Mapping, MappingError};
 
 /// The longest value we accept in a name field; Magento's own limit.
 const MAX_NAME_CHARS: usize = 255;
@@ -170,6 +174,7 @@ pub struct Reader {
     csv: csv::Reader<LineIndex<BufReader<File>>>,
     newlines: Newlines,
     header: Vec<String>,
+    mapping: Mapping,
     columns: Vec<Option<Field>>,
     default_website: u32,
     record: csv::ByteRecord,
@@ -180,7 +185,7 @@ pub struct Reader {
 impl Reader {
     /// Opens `path` and resolves its header. `default_website` fills rows without a
     /// `website_id`.
-    pub fn open(path: &Path, default_website: u32) -> Result<Self, InputError> {
+    pub fn open(path: &Path, default_website: u32, mapping: Mapping) -> Result<Self, InputError> {
         let io_err = |source| InputError::Io {
             path: path.to_owned(),
             source,
@@ -204,7 +209,7 @@ impl Reader {
                 path: path.to_owned(),
             });
         }
-        let columns = resolve_header(path, &header)?;
+        let columns = resolve_header(path, &header, &mapping)?;
         let header = header
             .iter()
             .map(|c| {
@@ -218,6 +223,7 @@ impl Reader {
             csv,
             newlines,
             header,
+            mapping,
             columns,
             default_website,
             record: csv::ByteRecord::new(),
@@ -300,7 +306,13 @@ impl Reader {
             }
             return;
         }
-        let record = match validate(line, &self.columns, &self.record, self.default_website) {
+        let record = match validate(
+            line,
+            &self.columns,
+            &self.record,
+            self.default_website,
+            &self.mapping,
+        ) {
             Ok(row) => Record::Valid(Box::new(row)),
             Err(reasons) => Record::Invalid(InvalidRow {
                 line,
@@ -394,13 +406,17 @@ fn csv_io(e: csv::Error) -> io::Error {
     }
 }
 
-fn resolve_header(path: &Path, header: &csv::ByteRecord) -> Result<Vec<Option<Field>>, InputError> {
+fn resolve_header(
+    path: &Path,
+    header: &csv::ByteRecord,
+    mapping: &Mapping,
+) -> Result<Vec<Option<Field>>, InputError> {
     let mut columns: Vec<Option<Field>> = Vec::with_capacity(header.len());
     for (i, cell) in header.iter().enumerate() {
         let name = String::from_utf8_lossy(cell);
         // The csv crate keeps a UTF-8 BOM on the first cell; it is not part of the name.
         let name = name.trim_start_matches('\u{feff}');
-        let field = Field::parse(name);
+        let field = mapping.field_for(name);
         if let Some(f) = &field
             && let Some(first) = columns.iter().position(|c| c.as_ref() == Some(f))
         {
@@ -435,22 +451,26 @@ fn validate(
     columns: &[Option<Field>],
     record: &csv::ByteRecord,
     default_website: u32,
+    mapping: &Mapping,
 ) -> Result<Row, Vec<String>> {
     let mut errors = Vec::new();
-    let mut cells: Vec<(&Field, &str)> = Vec::with_capacity(columns.len());
+    let mut cells: Vec<(&Field, Cow<str>)> = Vec::with_capacity(columns.len());
     for (field, raw) in columns.iter().zip(record.iter()) {
         let Some(field) = field else { continue };
         match std::str::from_utf8(raw) {
             Ok(v) => {
                 let v = v.trim();
-                if v.chars().count() > MAX_FIELD_CHARS {
+                if v.len() > MAX_FIELD_CHARS && v.chars().count() > MAX_FIELD_CHARS {
                     errors.push(format!(
                         "{}: value is {} characters long",
                         field.name(),
                         v.chars().count()
                     ));
                 } else if !v.is_empty() {
-                    cells.push((field, v));
+                    match mapping.convert(field, v) {
+                        Ok(v) => cells.push((field, v)),
+                        Err(why) => errors.push(format!("{}: {why}", field.name())),
+                    }
                 }
             }
             Err(e) => errors.push(format!(
@@ -460,7 +480,12 @@ fn validate(
             )),
         }
     }
-    let get = |f: &Field| cells.iter().find(|(c, _)| *c == f).map(|(_, v)| *v);
+    for (field, value) in mapping.constants() {
+        if !cells.iter().any(|(c, _)| *c == field) {
+            cells.push((field, Cow::Borrowed(value)));
+        }
+    }
+    let get = |f: &Field| cells.iter().find(|(c, _)| *c == f).map(|(_, v)| v.as_ref());
     let text = |f: Field, errors: &mut Vec<String>| -> Option<String> {
         let v = get(&f)?;
         if v.chars().count() > MAX_NAME_CHARS {
@@ -541,7 +566,7 @@ fn validate(
     let mut custom_attributes: Vec<(String, String)> = cells
         .iter()
         .filter_map(|(f, v)| match f {
-            Field::Custom(code) => Some((code.clone(), (*v).to_owned())),
+            Field::Custom(code) => Some((code.clone(), v.to_string())),
             _ => None,
         })
         .collect();
@@ -694,7 +719,7 @@ mod tests {
     fn read(content: &[u8]) -> Result<Vec<Record>, InputError> {
         let mut f = tempfile::NamedTempFile::new().expect("temp file");
         f.write_all(content).expect("write");
-        Reader::open(f.path(), 1)?.collect()
+        Reader::open(f.path(), 1, Mapping::default())?.collect()
     }
 
     fn lines(records: &[Record]) -> Vec<(u64, bool)> {
