@@ -136,6 +136,18 @@ pub struct SyncArgs {
     /// Stop sending after N failed rows (0 = never stop).
     #[arg(long, value_name = "N", default_value_t = 0)]
     pub max_errors: u64,
+    /// Write the keys in the state store that this file no longer has (CSV
+    /// website_id,email,customer_id).
+    #[arg(long, value_name = "FILE")]
+    pub absent_report: Option<PathBuf>,
+    /// Delete those customers from the shop (DELETE /V1/customers/{id}); needs --max-deletes.
+    ///
+    /// Example: --delete-absent --max-deletes 50
+    #[arg(long, requires = "max_deletes")]
+    pub delete_absent: bool,
+    /// With --delete-absent: refuse, deleting nothing, when more customers than this are absent.
+    #[arg(long, value_name = "N", requires = "delete_absent")]
+    pub max_deletes: Option<u64>,
     /// Rename a legacy column: SOURCE=TARGET (repeatable; wins over --mapping).
     ///
     /// Example: --map "E-Mail Address=email" --map "Given Name=firstname"

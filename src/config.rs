@@ -100,6 +100,9 @@ pub struct SyncConfig {
     pub default_website: u32,
     pub plan: plan::Options,
     pub max_errors: Option<u64>,
+    pub absent_report: Option<PathBuf>,
+    /// `--delete-absent --max-deletes N`: the N.
+    pub delete_absent: Option<u64>,
     pub quiet: bool,
 }
 
@@ -159,6 +162,8 @@ impl SyncConfig {
                 only_failed: args.only_failed,
             },
             max_errors: (args.max_errors > 0).then_some(args.max_errors),
+            absent_report: args.absent_report,
+            delete_absent: args.max_deletes.filter(|_| args.delete_absent),
             quiet,
         })
     }

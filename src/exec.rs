@@ -190,6 +190,14 @@ impl Executor {
         self.retrier.retries()
     }
 
+    /// Deletes a customer; one that is already gone counts as deleted.
+    pub async fn delete(&self, id: u64) -> Result<(), ApiError> {
+        match self.retry(|| self.client.delete(id)).await {
+            Err(ApiError::Status { status: 404, .. }) => Ok(()),
+            other => other,
+        }
+    }
+
     async fn retry<T, F, Fut>(&self, call: F) -> Result<T, ApiError>
     where
         F: FnMut() -> Fut,

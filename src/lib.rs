@@ -82,6 +82,9 @@ pub fn run(cli: Cli) -> anyhow::Result<Exit> {
                 if let Some(e) = finished.fatal {
                     return Err(e.into());
                 }
+                if let Some(why) = finished.refused {
+                    anyhow::bail!(why);
+                }
                 let s = &finished.summary;
                 Ok(if finished.interrupted {
                     Exit::Interrupted

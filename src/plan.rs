@@ -4,12 +4,12 @@
 //! hash -> update, same hash -> unchanged. A key seen earlier in the same file makes the later
 //! row invalid, naming the first line.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 
 use secrecy::SecretString;
 
 use crate::customer::{Customer, Key};
-use crate::input::{Record, Row};
+use crate::input::{Record, Row, check_email};
 use crate::state::{Entry, StateError, Store};
 
 /// What a row amounts to; the report's `action` column.
@@ -100,6 +100,25 @@ pub struct Planner<'a> {
     options: Options,
     /// Key digest -> first line; 128-bit digests keep a million keys in a few dozen MB.
     seen: HashMap<u128, u64>,
+    /// Keys of invalid rows whose email and website could still be read.
+    mentioned: HashSet<u128>,
+    /// Invalid rows whose key cannot be known.
+    unkeyed: u64,
+}
+
+/// The keys a file names, for telling which customers it no longer has.
+#[derive(Debug, Default)]
+pub struct FileKeys {
+    keys: HashSet<u128>,
+    /// Invalid rows without a usable email: their customers cannot be told from absent ones.
+    pub unkeyed: u64,
+}
+
+impl FileKeys {
+    /// Whether the file names `key` (in a valid or an invalid row).
+    pub fn contains(&self, key: &Key) -> bool {
+        self.keys.contains(&key.digest())
+    }
 }
 
 impl<'a> Planner<'a> {
@@ -109,18 +128,31 @@ impl<'a> Planner<'a> {
             store,
             options,
             seen: HashMap::new(),
+            mentioned: HashSet::new(),
+            unkeyed: 0,
         }
     }
 
-    /// Digests of every valid key planned so far (for the absent-key check).
-    pub fn into_seen(self) -> HashMap<u128, u64> {
-        self.seen
+    /// Every key the file named, once it has all been planned.
+    pub fn into_keys(self) -> FileKeys {
+        let mut keys = self.mentioned;
+        keys.extend(self.seen.into_keys());
+        FileKeys {
+            keys,
+            unkeyed: self.unkeyed,
+        }
     }
 
     /// Decides what `record` needs.
     pub fn plan(&mut self, record: Record) -> Result<Planned, StateError> {
         let row = match record {
             Record::Invalid(i) => {
+                match i.website_id {
+                    Some(w) if check_email(&i.email).is_ok() => {
+                        self.mentioned.insert(Key::new(w, &i.email).digest());
+                    }
+                    _ => self.unkeyed += 1,
+                }
                 return Ok(Planned {
                     line: i.line,
                     email: i.email,

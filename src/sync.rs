@@ -9,7 +9,7 @@
 //! Interrupts (SIGINT/SIGTERM) stop the reading; rows already read are drained (in-flight
 //! requests get a grace period), state is flushed and the report and summary written.
 
-use std::collections::HashMap;
+use std::path::Path;
 use std::sync::atomic::Ordering;
 use std::sync::{Arc, OnceLock};
 use std::time::Instant;
@@ -21,11 +21,12 @@ use tokio_util::sync::CancellationToken;
 use crate::api::ApiError;
 use crate::config::SyncConfig;
 use crate::connect::{self, ConnectError};
+use crate::customer::Key;
 use crate::exec::{Executor, Outcome, Skip, StateChange, Status};
 use crate::input::{self, InputError};
-use crate::plan::{Planned, Planner, Step};
+use crate::plan::{FileKeys, Planned, Planner, Step};
 use crate::report::{self, Counters, Progress, Report, Summary, Tally, WriteError};
-use crate::state::{Op, StateError, Store};
+use crate::state::{Entry, Op, StateError, Store};
 use crate::throttle::Throttle;
 
 /// Rows per message from the reader thread: amortises channel costs on large files.
@@ -57,6 +58,8 @@ pub struct Finished {
     pub interrupted: bool,
     /// A fatal error stopped the sending part-way (report and state still written).
     pub fatal: Option<ApiError>,
+    /// `--delete-absent` refused to delete, and why.
+    pub refused: Option<String>,
 }
 
 /// Runs `custsync sync`.
@@ -105,6 +108,7 @@ pub async fn run(cfg: SyncConfig, cancel: CancellationToken) -> Result<Finished,
     let stop: OnceLock<Skip> = OnceLock::new();
     let mut tally = Tally::default();
     let mut fatal: Option<ApiError> = None;
+    let mut refused: Option<String> = None;
 
     // Senders: at most `concurrency` rows in flight; unchanged and invalid rows pass straight through.
     let rows = stream::unfold(rx, |mut rx| async {
@@ -173,11 +177,26 @@ pub async fn run(cfg: SyncConfig, cancel: CancellationToken) -> Result<Finished,
     }
     progress.finish();
 
-    let seen = reader_task.await.map_err(|_| SyncError::ReaderPanicked)??;
+    let keys = reader_task.await.map_err(|_| SyncError::ReaderPanicked)??;
     if let Some(w) = writer {
         w.finish()?;
     }
-    let absent = count_absent(&store, &seen)?;
+    // Only a file read to the end says which customers it no longer has.
+    let complete = !cancel.is_cancelled() && fatal.is_none();
+    let absent = if complete {
+        let absent = find_absent(
+            &store,
+            &keys,
+            cfg.absent_report.as_deref(),
+            cfg.delete_absent,
+        )?;
+        if let Some(max) = cfg.delete_absent {
+            refused = delete_absent(&cfg, executor.as_ref(), &store, &keys, &absent, max).await?;
+        }
+        absent.count
+    } else {
+        0
+    };
     if !cfg.dry_run {
         store.set_last_run(chrono::Utc::now().timestamp())?;
     }
@@ -207,10 +226,11 @@ pub async fn run(cfg: SyncConfig, cancel: CancellationToken) -> Result<Finished,
         summary,
         interrupted: cancel.is_cancelled(),
         fatal,
+        refused,
     })
 }
 
-/// The reader thread's work. Returns the digests of the keys seen, for the absent count.
+/// The reader thread's work. Returns the keys the file names, for the absent check.
 fn plan_file(
     mut reader: input::Reader,
     store: &Store,
@@ -218,7 +238,7 @@ fn plan_file(
     reading: &CancellationToken,
     counters: &Counters,
     tx: &tokio::sync::mpsc::Sender<Vec<Planned>>,
-) -> Result<HashMap<u128, u64>, SyncError> {
+) -> Result<FileKeys, SyncError> {
     let mut planner = Planner::new(store, options);
     let mut batch = Vec::with_capacity(BATCH);
     while !reading.is_cancelled() {
@@ -242,7 +262,7 @@ fn plan_file(
     if !batch.is_empty() {
         let _ = tx.blocking_send(batch);
     }
-    Ok(planner.into_seen())
+    Ok(planner.into_keys())
 }
 
 /// The outcome of a row that sends nothing (or of any row in a dry run).
@@ -286,13 +306,109 @@ fn passive(p: Planned, dry_run: bool) -> Outcome {
 }
 
 /// Keys in the state store that this file no longer has.
-fn count_absent(store: &Store, seen: &HashMap<u128, u64>) -> Result<u64, StateError> {
-    let mut absent = 0;
+struct Absent {
+    count: u64,
+    /// The first ones, as many as may be deleted plus one.
+    listed: Vec<(Key, Entry)>,
+}
+
+fn find_absent(
+    store: &Store,
+    keys: &FileKeys,
+    report: Option<&Path>,
+    max_deletes: Option<u64>,
+) -> Result<Absent, SyncError> {
+    let mut out = report
+        .map(|p| -> Result<_, WriteError> {
+            let mut w = csv::Writer::from_writer(report::create_private(p)?);
+            let err = |e: csv::Error| WriteError {
+                path: p.to_owned(),
+                source: e.into(),
+            };
+            w.write_record(["website_id", "email", "customer_id"])
+                .map_err(err)?;
+            Ok((w, p))
+        })
+        .transpose()?;
+    let keep = max_deletes.map_or(0, |m| m.saturating_add(1));
+    let mut absent = Absent {
+        count: 0,
+        listed: Vec::new(),
+    };
     for entry in store.entries() {
-        let (key, _) = entry?;
-        if !seen.contains_key(&key.digest()) {
-            absent += 1;
+        let (key, e) = entry?;
+        if keys.contains(&key) {
+            continue;
+        }
+        absent.count += 1;
+        if let Some((w, p)) = out.as_mut() {
+            w.write_record([
+                key.website_id.to_string(),
+                key.email.clone(),
+                e.customer_id.to_string(),
+            ])
+            .map_err(|err| WriteError {
+                path: p.to_path_buf(),
+                source: err.into(),
+            })?;
+        }
+        if (absent.listed.len() as u64) < keep {
+            absent.listed.push((key, e));
         }
     }
+    if let Some((mut w, p)) = out {
+        w.flush().map_err(|source| WriteError {
+            path: p.to_owned(),
+            source,
+        })?;
+    }
     Ok(absent)
+}
+
+/// `--delete-absent --max-deletes N`. Returns why it refused, if it did.
+async fn delete_absent(
+    cfg: &SyncConfig,
+    executor: Option<&Executor>,
+    store: &Store,
+    keys: &FileKeys,
+    absent: &Absent,
+    max: u64,
+) -> Result<Option<String>, SyncError> {
+    if keys.unkeyed > 0 {
+        return Ok(Some(format!(
+            "refusing --delete-absent: {} invalid rows have no usable email or website, so their \
+             customers cannot be told from absent ones; fix them first",
+            keys.unkeyed
+        )));
+    }
+    if absent.count > max {
+        return Ok(Some(format!(
+            "refusing --delete-absent: {} customers are absent, more than --max-deletes {max}; \
+             nothing was deleted (see --absent-report)",
+            absent.count
+        )));
+    }
+    let Some(exec) = executor.filter(|_| !cfg.dry_run) else {
+        println!("dry run: would delete {} absent customers", absent.count);
+        return Ok(None);
+    };
+    let (mut deleted, mut failed) = (0, 0);
+    for (key, entry) in &absent.listed {
+        match exec.delete(entry.customer_id).await {
+            Ok(()) => {
+                store.forget(key)?;
+                deleted += 1;
+            }
+            Err(e) => {
+                eprintln!(
+                    "could not delete customer {} ({}): {e}",
+                    entry.customer_id, key.email
+                );
+                failed += 1;
+            }
+        }
+    }
+    store.flush()?;
+    println!("deleted {deleted} absent customers ({failed} failed)");
+    Ok((failed > 0).then(|| format!("{failed} absent customers could not be deleted")))
 }

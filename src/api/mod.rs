@@ -171,6 +171,13 @@ impl Client {
             .await
     }
 
+    /// `DELETE /V1/customers/{id}`.
+    pub async fn delete(&self, id: u64) -> Result<(), ApiError> {
+        self.call(Method::DELETE, format!("V1/customers/{id}"), None, &[])
+            .await
+            .map(drop)
+    }
+
     /// `GET /V1/customers/{id}`.
     pub async fn get(&self, id: u64) -> Result<Value, ApiError> {
         self.call(Method::GET, format!("V1/customers/{id}"), None, &[])

@@ -338,3 +338,111 @@ dob = "%d/%m/%Y"
     assert!(msg("4").contains("31/02/1990"), "{}", msg("4"));
     assert!(msg("5").contains("`Gold`"), "{}", msg("5"));
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn absent_customers_are_listed_and_deleted_only_within_the_limit() {
+    let env = TestEnv::new(Faults::default()).await;
+    let csv = env.write("in.csv", &customers_csv(30, ""));
+    env.sync(&csv, &["--rate", "0"]).await.expect_code(0);
+    // The next file drops users 0..5 and has an invalid row for user 5 (still "named").
+    let mut text = customers_csv(30, "");
+    for i in 0..5 {
+        text = text.replacen(&format!("user{i}@example.com,Fïrst{i},Last{i},"), "", 1);
+    }
+    let text: String = text
+        .lines()
+        .filter(|l| !l.starts_with("1980-"))
+        .map(|l| {
+            if l.starts_with("user5@") {
+                l.replacen("1980-01-06", "1980-13-45", 1)
+            } else {
+                l.to_owned()
+            }
+        })
+        .collect::<Vec<_>>()
+        .join("\n")
+        + "\n";
+    let csv = env.write("in.csv", &text);
+    let absent = env.path("absent.csv");
+    let summary_path = env.path("s.json");
+    let run = env
+        .sync(
+            &csv,
+            &[
+                "--dry-run",
+                "--absent-report",
+                absent.to_str().unwrap(),
+                "--summary-json",
+                summary_path.to_str().unwrap(),
+            ],
+        )
+        .await;
+    run.expect_code(3);
+    assert!(
+        run.stdout
+            .contains("absent from the file but in the state store: 5"),
+        "{}",
+        run.stdout
+    );
+    assert_eq!(summary(&summary_path)["absent"].as_u64(), Some(5));
+    let listed = std::fs::read_to_string(&absent).expect("absent report");
+    assert_eq!(listed.lines().next(), Some("website_id,email,customer_id"));
+    assert_eq!(listed.lines().count(), 6);
+    assert!(
+        listed.contains("1,user0@example.com,") && !listed.contains("user5@"),
+        "{listed}"
+    );
+
+    let refused = env
+        .sync(
+            &csv,
+            &["--rate", "0", "--delete-absent", "--max-deletes", "4"],
+        )
+        .await;
+    refused.expect_code(1);
+    assert!(
+        refused
+            .stderr
+            .contains("5 customers are absent, more than --max-deletes 4"),
+        "{}",
+        refused.stderr
+    );
+    assert_eq!(env.count("DELETE"), 0);
+    assert_eq!(env.customers_by_key().len(), 30);
+
+    let run = env
+        .sync(
+            &csv,
+            &["--rate", "0", "--delete-absent", "--max-deletes", "5"],
+        )
+        .await;
+    run.expect_code(3);
+    assert_eq!(env.count("DELETE"), 5);
+    let stored = env.customers_by_key();
+    assert_eq!(stored.len(), 25);
+    assert!(!stored.contains_key(&(1, "user0@example.com".to_owned())));
+    assert!(
+        stored.contains_key(&(1, "user5@example.com".to_owned())),
+        "an invalid row still protects its customer"
+    );
+    let run = env
+        .sync(
+            &csv,
+            &[
+                "--rate",
+                "0",
+                "--summary-json",
+                summary_path.to_str().unwrap(),
+            ],
+        )
+        .await;
+    run.expect_code(3);
+    assert_eq!(summary(&summary_path)["absent"].as_u64(), Some(0));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn delete_absent_needs_a_limit() {
+    let env = TestEnv::new(Faults::default()).await;
+    let csv = env.write("in.csv", &customers_csv(3, ""));
+    env.sync(&csv, &["--delete-absent"]).await.expect_code(2);
+}
