@@ -5,7 +5,16 @@
 //! unchanged row sends nothing on the next run.
 
 use serde_json::{Map, Value, json};
-use xxhash_rust::xxh3::xxh3_128;
+use xxhash_rust::xxh3::Xxh3;
+
+/// One value we send, borrowed from the [`Customer`].
+enum Val<'a> {
+    Text(&'a str),
+    Number(u64),
+    Flag(bool),
+    /// Street lines.
+    Lines(&'a [String]),
+}
 
 /// One customer as the input file wants it. Empty optional cells are `None`: "not given",
 /// never "clear the field".
@@ -103,10 +112,33 @@ impl Customer {
     }
 
     /// Hash of everything we send (no ids, no password): equal hashes mean nothing to send.
+    /// Computed without building anything, as the planner does it for every row.
     pub fn payload_hash(&self) -> u128 {
-        let bytes = serde_json::to_vec(&self.fields())
-            .expect("serialising a map of strings to memory cannot fail");
-        xxh3_128(&bytes)
+        let mut h = Xxh3::new();
+        self.visit(|name, suffix, value| {
+            h.update(name.as_bytes());
+            h.update(suffix.as_bytes());
+            match value {
+                Val::Text(t) => {
+                    h.update(b"\0t");
+                    h.update(t.as_bytes());
+                }
+                Val::Number(n) => {
+                    h.update(b"\0n");
+                    h.update(&n.to_le_bytes());
+                }
+                Val::Flag(b) => h.update(if b { b"\0b1" } else { b"\0b0" }),
+                Val::Lines(lines) => {
+                    h.update(b"\0l");
+                    for l in lines {
+                        h.update(l.as_bytes());
+                        h.update(b"\n");
+                    }
+                }
+            }
+            h.update(b"\xff");
+        });
+        h.digest128()
     }
 
     /// The values we send, flattened to `field -> text`: the form the state store keeps of the
@@ -114,37 +146,67 @@ impl Customer {
     /// names (`city`), custom attributes as `custom:<code>`.
     pub fn fields(&self) -> Fields {
         let mut f = Fields::new();
-        let mut put = |k: &str, v: Option<String>| {
+        self.visit(|name, suffix, value| {
+            let text = match value {
+                Val::Text(t) => t.to_owned(),
+                Val::Number(n) => n.to_string(),
+                Val::Flag(b) => b.to_string(),
+                Val::Lines(lines) => lines.join("|"),
+            };
+            f.insert(format!("{name}{suffix}"), text);
+        });
+        f
+    }
+
+    /// Calls `f(name, name_suffix, value)` for every value we send (the suffix is a custom
+    /// attribute's code after `custom:`, empty otherwise).
+    fn visit(&self, mut f: impl FnMut(&str, &str, Val<'_>)) {
+        let mut text = |name: &str, v: Option<&String>| {
             if let Some(v) = v {
-                f.insert(k.to_owned(), v);
+                f(name, "", Val::Text(v));
             }
         };
-        put("email", Some(self.email.clone()));
-        put("firstname", Some(self.firstname.clone()));
-        put("lastname", Some(self.lastname.clone()));
-        put("middlename", self.middlename.clone());
-        put("prefix", self.prefix.clone());
-        put("suffix", self.suffix.clone());
-        put("dob", self.dob.clone());
-        put("gender", self.gender.map(|g| g.to_string()));
-        put("taxvat", self.taxvat.clone());
-        put("group_id", self.group_id.map(|g| g.to_string()));
-        put("website_id", Some(self.website_id.to_string()));
-        put("store_id", self.store_id.map(|s| s.to_string()));
-        put("is_subscribed", self.is_subscribed.map(|s| s.to_string()));
+        text("email", Some(&self.email));
+        text("firstname", Some(&self.firstname));
+        text("lastname", Some(&self.lastname));
+        text("middlename", self.middlename.as_ref());
+        text("prefix", self.prefix.as_ref());
+        text("suffix", self.suffix.as_ref());
+        text("dob", self.dob.as_ref());
+        text("taxvat", self.taxvat.as_ref());
+        let numbers = [
+            ("gender", self.gender.map(u64::from)),
+            ("group_id", self.group_id.map(u64::from)),
+            ("website_id", Some(u64::from(self.website_id))),
+            ("store_id", self.store_id.map(u64::from)),
+        ];
+        for (name, v) in numbers {
+            if let Some(n) = v {
+                f(name, "", Val::Number(n));
+            }
+        }
+        if let Some(b) = self.is_subscribed {
+            f("is_subscribed", "", Val::Flag(b));
+        }
         for (code, value) in &self.custom_attributes {
-            put(&format!("custom:{code}"), Some(value.clone()));
+            f("custom:", code, Val::Text(value));
         }
         if let Some(a) = &self.address {
-            put("street", Some(a.street.join("|")));
-            put("city", Some(a.city.clone()));
-            put("postcode", Some(a.postcode.clone()));
-            put("country_id", Some(a.country_id.clone()));
-            put("region", a.region.clone());
-            put("telephone", Some(a.telephone.clone()));
-            put("company", a.company.clone());
+            f("street", "", Val::Lines(&a.street));
+            let texts = [
+                ("city", Some(&a.city)),
+                ("postcode", Some(&a.postcode)),
+                ("country_id", Some(&a.country_id)),
+                ("region", a.region.as_ref()),
+                ("telephone", Some(&a.telephone)),
+                ("company", a.company.as_ref()),
+            ];
+            for (name, v) in texts {
+                if let Some(v) = v {
+                    f(name, "", Val::Text(v));
+                }
+            }
         }
-        f
     }
 
     /// The fields we would send whose value `known` (last sent, or read from the shop) does not
@@ -320,7 +382,10 @@ impl Key {
 
     /// A 128-bit digest, enough to tell a million keys apart without holding their text.
     pub fn digest(&self) -> u128 {
-        xxh3_128(&self.to_bytes())
+        let mut h = Xxh3::new();
+        h.update(&self.website_id.to_be_bytes());
+        h.update(self.email.as_bytes());
+        h.digest128()
     }
 }
 

@@ -167,74 +167,91 @@ impl<'a> Planner<'a> {
             customer,
             password,
         } = *row;
+        let website_id = Some(customer.website_id);
         let key = customer.key();
-        let planned = |step| Planned {
-            line,
-            email: customer.email.clone(),
-            website_id: Some(customer.website_id),
-            step,
-        };
-        if let Some(first) = self.seen.get(&key.digest()) {
-            return Ok(planned(Step::Invalid(format!(
+        let digest = key.digest();
+        if let Some(first) = self.seen.get(&digest) {
+            let message = format!(
                 "line {line}: email: duplicate of line {first} (same website_id {} and email)",
                 key.website_id
-            ))));
+            );
+            return Ok(Planned {
+                line,
+                email: customer.email,
+                website_id,
+                step: Step::Invalid(message),
+            });
         }
-        self.seen.insert(key.digest(), line);
+        self.seen.insert(digest, line);
         let entry = self.store.get(&key)?;
+        let unchanged = |customer: Customer, customer_id, note, refresh| Planned {
+            line,
+            email: customer.email,
+            website_id,
+            step: Step::Unchanged {
+                customer_id,
+                note,
+                refresh,
+            },
+        };
         if self.options.only_failed && !self.store.is_failed(&key)? {
-            return Ok(planned(Step::Unchanged {
-                customer_id: entry.map(|e| e.customer_id),
-                note: Some("not sent: --only-failed and this row did not fail before"),
-                refresh: None,
-            }));
+            let note = Some("not sent: --only-failed and this row did not fail before");
+            return Ok(unchanged(
+                customer,
+                entry.map(|e| e.customer_id),
+                note,
+                None,
+            ));
         }
         let hash = customer.payload_hash();
-        let step = match entry {
-            None => Step::Create {
-                customer: Box::new(customer.clone()),
-                password,
-                hash,
-            },
-            Some(e) if e.payload_hash == hash && !self.options.force => Step::Unchanged {
-                customer_id: Some(e.customer_id),
-                note: None,
-                refresh: None,
-            },
-            Some(e) => {
-                // The hash is the fast path; the values last sent decide.
-                let known = self.store.fields(&key)?;
-                let changes = known
-                    .as_ref()
-                    .map(|k| customer.changes(k))
-                    .unwrap_or_default();
-                if known.is_some() && changes.is_empty() && !self.options.force {
-                    Step::Unchanged {
-                        customer_id: Some(e.customer_id),
-                        note: None,
-                        refresh: Some((
-                            key,
-                            Entry {
-                                payload_hash: hash,
-                                ..e
-                            },
-                        )),
-                    }
-                } else {
-                    Step::Update {
-                        send_address: customer.address.is_some()
-                            && known
-                                .as_ref()
-                                .is_none_or(|k| customer.address_changes(k) || self.options.force),
-                        customer: Box::new(customer.clone()),
-                        entry: e,
+        let e = match entry {
+            None => {
+                return Ok(Planned {
+                    line,
+                    email: customer.email.clone(),
+                    website_id,
+                    step: Step::Create {
+                        customer: Box::new(customer),
+                        password,
                         hash,
-                        changes,
-                    }
-                }
+                    },
+                });
             }
+            Some(e) if e.payload_hash == hash && !self.options.force => {
+                return Ok(unchanged(customer, Some(e.customer_id), None, None));
+            }
+            Some(e) => e,
         };
-        Ok(planned(step))
+        // The hash is the fast path; the values last sent decide.
+        let known = self.store.fields(&key)?;
+        let changes = known
+            .as_ref()
+            .map(|k| customer.changes(k))
+            .unwrap_or_default();
+        if known.is_some() && changes.is_empty() && !self.options.force {
+            let refresh = Some((
+                key,
+                Entry {
+                    payload_hash: hash,
+                    ..e
+                },
+            ));
+            return Ok(unchanged(customer, Some(e.customer_id), None, refresh));
+        }
+        let send_address = customer.address.is_some()
+            && (self.options.force || known.as_ref().is_none_or(|k| customer.address_changes(k)));
+        Ok(Planned {
+            line,
+            email: customer.email.clone(),
+            website_id,
+            step: Step::Update {
+                customer: Box::new(customer),
+                entry: e,
+                hash,
+                changes,
+                send_address,
+            },
+        })
     }
 }
 

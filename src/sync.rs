@@ -15,7 +15,7 @@ use std::sync::{Arc, OnceLock};
 use std::time::Instant;
 
 use futures::StreamExt;
-use futures::stream;
+use futures::stream::FuturesUnordered;
 use tokio_util::sync::CancellationToken;
 
 use crate::api::ApiError;
@@ -26,7 +26,7 @@ use crate::exec::{Executor, Outcome, Skip, StateChange, Status};
 use crate::input::{self, InputError};
 use crate::plan::{FileKeys, Planned, Planner, Step};
 use crate::report::{self, Counters, Progress, Report, Summary, Tally, WriteError};
-use crate::state::{Entry, Op, StateError, Store};
+use crate::state::{Entry, Op, StateError, Store, Writer};
 use crate::throttle::Throttle;
 
 /// Rows per message from the reader thread: amortises channel costs on large files.
@@ -84,7 +84,6 @@ pub async fn run(cfg: SyncConfig, cancel: CancellationToken) -> Result<Finished,
             ignored.join(", ")
         );
     }
-    let mut report = cfg.report.as_deref().map(Report::create).transpose()?;
     let executor = client.map(|c| Executor::new(c, cfg.retry, cancel.clone()));
     let counters = Arc::new(Counters::default());
 
@@ -104,77 +103,61 @@ pub async fn run(cfg: SyncConfig, cancel: CancellationToken) -> Result<Finished,
     let progress = Progress::start(Arc::clone(&counters), total_bytes, cfg.quiet, move || {
         throttle.requests()
     });
-    let writer = (!cfg.dry_run).then(|| store.writer());
     let stop: OnceLock<Skip> = OnceLock::new();
-    let mut tally = Tally::default();
-    let mut fatal: Option<ApiError> = None;
-    let mut refused: Option<String> = None;
+    let mut sink = Sink {
+        tally: Tally::default(),
+        report: cfg.report.as_deref().map(Report::create).transpose()?,
+        writer: (!cfg.dry_run).then(|| store.writer()),
+        counters: &counters,
+        stop: &stop,
+        reading: &reading,
+        max_errors: cfg.max_errors,
+        fatal: None,
+    };
 
-    // Senders: at most `concurrency` rows in flight; unchanged and invalid rows pass straight through.
-    let rows = stream::unfold(rx, |mut rx| async {
-        rx.recv().await.map(|batch| (batch, rx))
-    })
-    .flat_map(stream::iter);
-    let outcomes = rows
-        .map(|planned| {
-            let executor = executor.as_ref();
-            let stop = &stop;
-            let cancel = &cancel;
-            async move {
-                let sends = matches!(planned.step, Step::Create { .. } | Step::Update { .. });
-                match executor {
-                    Some(exec) if sends => {
-                        if cancel.is_cancelled() {
-                            (Executor::skipped(planned, Skip::Interrupted), None)
-                        } else if let Some(why) = stop.get() {
-                            (Executor::skipped(planned, *why), None)
-                        } else {
-                            exec.send(planned).await
-                        }
+    // Senders: at most `concurrency` sends in flight. Rows that send nothing are recorded at
+    // once, without a future each: on a re-run that is nearly every row.
+    let mut rx = rx;
+    let mut queue = Vec::<Planned>::new().into_iter();
+    let mut read_all = false;
+    let mut in_flight = FuturesUnordered::new();
+    loop {
+        while in_flight.len() < cfg.concurrency {
+            let Some(planned) = queue.next() else { break };
+            let sends = matches!(planned.step, Step::Create { .. } | Step::Update { .. });
+            match executor.as_ref() {
+                Some(exec) if sends => {
+                    let skip = if cancel.is_cancelled() {
+                        Some(Skip::Interrupted)
+                    } else {
+                        stop.get().copied()
+                    };
+                    match skip {
+                        Some(why) => sink.take(Executor::skipped(planned, why), None)?,
+                        None => in_flight.push(exec.send(planned)),
                     }
-                    _ => (passive(planned, cfg.dry_run), None),
                 }
+                _ => sink.take(passive(planned, cfg.dry_run), None)?,
             }
-        })
-        .buffer_unordered(cfg.concurrency);
-    let mut outcomes = std::pin::pin!(outcomes);
-
-    // The one consumer: report, counts, state.
-    while let Some((outcome, error)) = outcomes.next().await {
-        if let Some(e) = error
-            && fatal.is_none()
-        {
-            tracing::error!("stopping: {e}");
-            let _ = stop.set(Skip::Stopped);
-            reading.cancel();
-            fatal = Some(e);
         }
-        tally.add(&outcome);
-        counters.rows.fetch_add(1, Ordering::Relaxed);
-        let counter = if outcome.status == Status::Failed {
-            &counters.failed
-        } else {
-            &counters.ok
-        };
-        counter.fetch_add(1, Ordering::Relaxed);
-        if let Some(r) = report.as_mut() {
-            r.write(&outcome)?;
-        }
-        if let (Some(w), Some(change)) = (&writer, outcome.state) {
-            w.send(match change {
-                StateChange::Confirmed(key, entry, fields) => Op::Put(key, entry, fields),
-                StateChange::Failed(key) => Op::Failed(key),
-            });
-        }
-        if cfg.max_errors.is_some_and(|max| tally.failed() >= max)
-            && stop.set(Skip::TooManyErrors).is_ok()
-        {
-            eprintln!(
-                "stopping: {} rows failed (--max-errors); the remaining rows are reported as not sent",
-                tally.failed()
-            );
+        let need_rows = queue.len() == 0 && !read_all;
+        tokio::select! {
+            Some((outcome, error)) = in_flight.next(), if !in_flight.is_empty() => sink.take(outcome, error)?,
+            batch = rx.recv(), if need_rows => match batch {
+                Some(batch) => queue = batch.into_iter(),
+                None => read_all = true,
+            },
+            else => break,
         }
     }
+    drop(in_flight);
+    let Sink {
+        tally,
+        report,
+        writer,
+        fatal,
+        ..
+    } = sink;
     progress.finish();
 
     let keys = reader_task.await.map_err(|_| SyncError::ReaderPanicked)??;
@@ -183,6 +166,7 @@ pub async fn run(cfg: SyncConfig, cancel: CancellationToken) -> Result<Finished,
     }
     // Only a file read to the end says which customers it no longer has.
     let complete = !cancel.is_cancelled() && fatal.is_none();
+    let mut refused = None;
     let absent = if complete {
         let absent = find_absent(
             &store,
@@ -228,6 +212,59 @@ pub async fn run(cfg: SyncConfig, cancel: CancellationToken) -> Result<Finished,
         fatal,
         refused,
     })
+}
+
+/// The one consumer of outcomes: report, counts, progress, state.
+struct Sink<'a> {
+    tally: Tally,
+    report: Option<Report>,
+    writer: Option<Writer>,
+    counters: &'a Counters,
+    stop: &'a OnceLock<Skip>,
+    reading: &'a CancellationToken,
+    max_errors: Option<u64>,
+    fatal: Option<ApiError>,
+}
+
+impl Sink<'_> {
+    fn take(&mut self, outcome: Outcome, error: Option<ApiError>) -> Result<(), SyncError> {
+        if let Some(e) = error
+            && self.fatal.is_none()
+        {
+            tracing::error!("stopping: {e}");
+            let _ = self.stop.set(Skip::Stopped);
+            self.reading.cancel();
+            self.fatal = Some(e);
+        }
+        self.tally.add(&outcome);
+        self.counters.rows.fetch_add(1, Ordering::Relaxed);
+        let counter = if outcome.status == Status::Failed {
+            &self.counters.failed
+        } else {
+            &self.counters.ok
+        };
+        counter.fetch_add(1, Ordering::Relaxed);
+        if let Some(r) = self.report.as_mut() {
+            r.write(&outcome)?;
+        }
+        if let (Some(w), Some(change)) = (&self.writer, outcome.state) {
+            w.send(match change {
+                StateChange::Confirmed(key, entry, fields) => Op::Put(key, entry, fields),
+                StateChange::Failed(key) => Op::Failed(key),
+            });
+        }
+        if self
+            .max_errors
+            .is_some_and(|max| self.tally.failed() >= max)
+            && self.stop.set(Skip::TooManyErrors).is_ok()
+        {
+            eprintln!(
+                "stopping: {} rows failed (--max-errors); the remaining rows are reported as not sent",
+                self.tally.failed()
+            );
+        }
+        Ok(())
+    }
 }
 
 /// The reader thread's work. Returns the keys the file names, for the absent check.
