@@ -263,7 +263,10 @@ fn run_custsync(args: &[&str], cwd: &Path) -> (Duration, u64) {
         std::thread::sleep(Duration::from_millis(10));
     };
     let elapsed = started.elapsed();
-    assert!(status.code().is_some_and(|c| c == 0 || c == 3), "custsync failed: {status}");
+    assert!(
+        status.code().is_some_and(|c| c == 0 || c == 3),
+        "custsync failed: {status}"
+    );
     (elapsed, peak_kb / 1024)
 }
 

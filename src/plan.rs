@@ -94,14 +94,44 @@ pub struct Options {
     pub only_failed: bool,
 }
 
+/// A record with what can be worked out without the state store: its key and payload hash.
+/// Made on the parsing thread, so that the planning thread does little besides look-ups.
+pub struct Prepared {
+    record: Record,
+    key: Option<(Key, u64)>,
+    hash: u128,
+}
+
+impl From<Record> for Prepared {
+    fn from(record: Record) -> Self {
+        let (key, hash) = match &record {
+            Record::Valid(row) => (Some(row.customer.key()), row.customer.payload_hash()),
+            // An invalid row whose email and website can still be read keeps its customer from
+            // counting as absent.
+            Record::Invalid(i) => match i.website_id {
+                Some(w) if check_email(&i.email).is_ok() => (Some(Key::new(w, &i.email)), 0),
+                _ => (None, 0),
+            },
+        };
+        Prepared {
+            record,
+            key: key.map(|k| {
+                let digest = k.digest();
+                (k, digest)
+            }),
+            hash,
+        }
+    }
+}
+
 /// Plans records one by one, remembering the keys already seen in this file.
 pub struct Planner<'a> {
     store: &'a Store,
     options: Options,
-    /// Key digest -> first line; 128-bit digests keep a million keys in a few dozen MB.
-    seen: HashMap<u128, u64>,
+    /// Key digest -> first line; digests keep a million keys in a few dozen MB.
+    seen: HashMap<u64, u64>,
     /// Keys of invalid rows whose email and website could still be read.
-    mentioned: HashSet<u128>,
+    mentioned: HashSet<u64>,
     /// Invalid rows whose key cannot be known.
     unkeyed: u64,
 }
@@ -109,7 +139,7 @@ pub struct Planner<'a> {
 /// The keys a file names, for telling which customers it no longer has.
 #[derive(Debug, Default)]
 pub struct FileKeys {
-    keys: HashSet<u128>,
+    keys: HashSet<u64>,
     /// Invalid rows without a usable email: their customers cannot be told from absent ones.
     pub unkeyed: u64,
 }
@@ -143,15 +173,16 @@ impl<'a> Planner<'a> {
         }
     }
 
-    /// Decides what `record` needs.
-    pub fn plan(&mut self, record: Record) -> Result<Planned, StateError> {
+    /// Decides what a record needs.
+    pub fn plan(&mut self, prepared: Prepared) -> Result<Planned, StateError> {
+        let Prepared { record, key, hash } = prepared;
         let row = match record {
             Record::Invalid(i) => {
-                match i.website_id {
-                    Some(w) if check_email(&i.email).is_ok() => {
-                        self.mentioned.insert(Key::new(w, &i.email).digest());
+                match key {
+                    Some((_, digest)) => {
+                        self.mentioned.insert(digest);
                     }
-                    _ => self.unkeyed += 1,
+                    None => self.unkeyed += 1,
                 }
                 return Ok(Planned {
                     line: i.line,
@@ -168,8 +199,11 @@ impl<'a> Planner<'a> {
             password,
         } = *row;
         let website_id = Some(customer.website_id);
-        let key = customer.key();
-        let digest = key.digest();
+        let (key, digest) = key.unwrap_or_else(|| {
+            let key = customer.key();
+            let digest = key.digest();
+            (key, digest)
+        });
         if let Some(first) = self.seen.get(&digest) {
             let message = format!(
                 "line {line}: email: duplicate of line {first} (same website_id {} and email)",
@@ -203,7 +237,6 @@ impl<'a> Planner<'a> {
                 None,
             ));
         }
-        let hash = customer.payload_hash();
         let e = match entry {
             None => {
                 return Ok(Planned {
@@ -288,7 +321,7 @@ mod tests {
     fn actions(planner: &mut Planner, records: Vec<Record>) -> Vec<Action> {
         records
             .into_iter()
-            .map(|r| planner.plan(r).expect("plan").step.action())
+            .map(|r| planner.plan(r.into()).expect("plan").step.action())
             .collect()
     }
 
@@ -360,8 +393,8 @@ mod tests {
         let dir = tempfile::tempdir().expect("tempdir");
         let store = Store::open(dir.path()).expect("open");
         let mut planner = Planner::new(&store, Options::default());
-        planner.plan(row(2, "a@x.io", "Lee")).expect("plan");
-        let p = planner.plan(row(9, "A@X.IO", "Lee")).expect("plan");
+        planner.plan(row(2, "a@x.io", "Lee").into()).expect("plan");
+        let p = planner.plan(row(9, "A@X.IO", "Lee").into()).expect("plan");
         let Step::Invalid(msg) = p.step else {
             panic!("expected invalid")
         };

@@ -24,7 +24,7 @@ use crate::connect::{self, ConnectError};
 use crate::customer::Key;
 use crate::exec::{Executor, Outcome, Skip, StateChange, Status};
 use crate::input::{self, InputError};
-use crate::plan::{FileKeys, Planned, Planner, Step};
+use crate::plan::{FileKeys, Planned, Planner, Prepared, Step};
 use crate::report::{self, Counters, Progress, Report, Summary, Tally, WriteError};
 use crate::state::{Entry, Op, StateError, Store, Writer};
 use crate::throttle::Throttle;
@@ -267,7 +267,9 @@ impl Sink<'_> {
     }
 }
 
-/// The reader thread's work. Returns the keys the file names, for the absent check.
+/// The reader's work, on two threads so that both cores are busy on a large file: this one
+/// parses, validates and hashes, a second one plans (sled look-ups). Returns the keys the file
+/// names, for the absent check.
 fn plan_file(
     mut reader: input::Reader,
     store: &Store,
@@ -276,30 +278,55 @@ fn plan_file(
     counters: &Counters,
     tx: &tokio::sync::mpsc::Sender<Vec<Planned>>,
 ) -> Result<FileKeys, SyncError> {
-    let mut planner = Planner::new(store, options);
-    let mut batch = Vec::with_capacity(BATCH);
-    while !reading.is_cancelled() {
-        let Some(record) = reader.next() else { break };
-        batch.push(planner.plan(record?)?);
-        if batch.len() == BATCH {
-            counters
-                .bytes_read
-                .store(reader.bytes_read(), Ordering::Relaxed);
-            if tx
-                .blocking_send(std::mem::replace(&mut batch, Vec::with_capacity(BATCH)))
-                .is_err()
-            {
-                break;
+    let (records_tx, records_rx) = std::sync::mpsc::sync_channel::<Vec<Prepared>>(8);
+    std::thread::scope(|scope| {
+        let planning = scope.spawn(move || -> Result<FileKeys, SyncError> {
+            let mut planner = Planner::new(store, options);
+            for records in records_rx {
+                let planned = records
+                    .into_iter()
+                    .map(|r| planner.plan(r))
+                    .collect::<Result<Vec<_>, _>>()?;
+                if tx.blocking_send(planned).is_err() {
+                    break;
+                }
+            }
+            Ok(planner.into_keys())
+        });
+        let mut batch = Vec::with_capacity(BATCH);
+        let mut read_error = None;
+        while !reading.is_cancelled() {
+            match reader.next() {
+                None => break,
+                Some(Ok(record)) => batch.push(Prepared::from(record)),
+                Some(Err(e)) => {
+                    read_error = Some(e);
+                    break;
+                }
+            }
+            if batch.len() == BATCH {
+                counters
+                    .bytes_read
+                    .store(reader.bytes_read(), Ordering::Relaxed);
+                let full = std::mem::replace(&mut batch, Vec::with_capacity(BATCH));
+                if records_tx.send(full).is_err() {
+                    break;
+                }
             }
         }
-    }
-    counters
-        .bytes_read
-        .store(reader.bytes_read(), Ordering::Relaxed);
-    if !batch.is_empty() {
-        let _ = tx.blocking_send(batch);
-    }
-    Ok(planner.into_keys())
+        counters
+            .bytes_read
+            .store(reader.bytes_read(), Ordering::Relaxed);
+        if !batch.is_empty() {
+            let _ = records_tx.send(batch);
+        }
+        drop(records_tx);
+        let keys = planning.join().map_err(|_| SyncError::ReaderPanicked)??;
+        match read_error {
+            Some(e) => Err(e.into()),
+            None => Ok(keys),
+        }
+    })
 }
 
 /// The outcome of a row that sends nothing (or of any row in a dry run).
