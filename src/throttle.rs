@@ -1,7 +1,8 @@
 //! The request rate limit, shared by every request to the Commerce API.
 //!
-//! Two layers: a governor limiter holds the user's `--rate` as a hard cap (burst of one, so no
-//! one-second window carries more than the rate plus one), and an adaptive pace below it. A
+//! Two layers: a governor limiter holds the user's `--rate` as a hard cap (with a burst of a
+//! twentieth of the rate, so no one-second window carries more than the rate plus that), and
+//! an adaptive pace below it. A
 //! 429 halves the pace and pauses everyone for the `Retry-After`; each success then wins back
 //! a little, so the run settles at what the server accepts instead of every worker hammering it.
 
@@ -12,6 +13,12 @@ use std::time::Duration;
 
 use governor::{DefaultDirectRateLimiter, Quota, RateLimiter};
 use tokio::time::Instant;
+
+/// A twentieth of the rate (1 to 10): enough slack that a request woken a little late does not
+/// cost the run its place, small enough that no second carries much more than the rate.
+fn burst(rate: NonZeroU32) -> NonZeroU32 {
+    NonZeroU32::new((rate.get() / 20).clamp(1, 10)).unwrap_or(NonZeroU32::MIN)
+}
 
 /// Shared rate limiter; see the module doc.
 pub struct Throttle {
@@ -33,8 +40,7 @@ impl Throttle {
     pub fn new(rate: Option<NonZeroU32>) -> Self {
         let now = Instant::now();
         Throttle {
-            limiter: rate
-                .map(|r| RateLimiter::direct(Quota::per_second(r).allow_burst(NonZeroU32::MIN))),
+            limiter: rate.map(|r| RateLimiter::direct(Quota::per_second(r).allow_burst(burst(r)))),
             max_rate: rate.map(|r| f64::from(r.get())),
             pace: Mutex::new(Pace {
                 current: rate.map_or(f64::INFINITY, |r| f64::from(r.get())),
@@ -57,7 +63,10 @@ impl Throttle {
             }
             slot
         };
-        tokio::time::sleep_until(wait_until).await;
+        // A timer, even one already due, waits for the timer wheel's next millisecond tick.
+        if wait_until > Instant::now() {
+            tokio::time::sleep_until(wait_until).await;
+        }
         if let Some(l) = &self.limiter {
             l.until_ready().await;
         }
