@@ -91,6 +91,10 @@ pub struct RequestRecord {
     pub path: String,
     /// Status answered; 0 when the connection was closed without an answer.
     pub status: u16,
+    /// The `Store` header, if sent.
+    pub store: Option<String>,
+    /// The `x-api-key` header, if sent.
+    pub api_key: Option<String>,
 }
 
 /// A running sandbox. Dropping it stops the server too, but without waiting; call

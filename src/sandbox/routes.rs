@@ -83,6 +83,8 @@ struct RecordGuard {
     method: String,
     path: String,
     status: u16,
+    store: Option<String>,
+    api_key: Option<String>,
 }
 
 impl Drop for RecordGuard {
@@ -92,6 +94,8 @@ impl Drop for RecordGuard {
             method: std::mem::take(&mut self.method),
             path: std::mem::take(&mut self.path),
             status: self.status,
+            store: self.store.take(),
+            api_key: self.api_key.take(),
         });
     }
 }
@@ -103,10 +107,17 @@ async fn record(State(state): State<Arc<AppState>>, request: Request, next: Next
         method: request.method().to_string(),
         path: request.uri().path().to_owned(),
         status: 0,
+        store: header(&request, "store"),
+        api_key: header(&request, "x-api-key"),
     };
     let response = next.run(request).await;
     guard.status = response.status().as_u16();
     response
+}
+
+fn header(request: &Request, name: &str) -> Option<String> {
+    let value = request.headers().get(name)?;
+    value.to_str().ok().map(str::to_owned)
 }
 
 async fn not_found() -> Response {

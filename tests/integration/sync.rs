@@ -257,3 +257,74 @@ async fn embedded_sandbox_is_the_default_target_and_keeps_its_data() {
         "second run: all unchanged"
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn requests_carry_the_gateway_headers_and_ids() {
+    let env = TestEnv::new(Faults::default()).await;
+    let csv = env.write("in.csv", &customers_csv(3, ""));
+    env.sync(&csv, &["--store", "default"]).await.expect_code(0);
+    let csv = env.write("in.csv", &customers_csv(3, "-b"));
+    env.sync(&csv, &["--store", "default"]).await.expect_code(0);
+    let requests = env.customer_requests();
+    assert_eq!(requests.len(), 6);
+    for r in &requests {
+        assert_eq!(
+            r.store.as_deref(),
+            Some("default"),
+            "Store header on {} {}",
+            r.method,
+            r.path
+        );
+        assert_eq!(
+            r.api_key.as_deref(),
+            Some("sandbox"),
+            "x-api-key is the IMS client id"
+        );
+    }
+    let stored = env.customers_by_key();
+    for r in requests.iter().filter(|r| r.method == "PUT") {
+        let id: u64 = r
+            .path
+            .rsplit('/')
+            .next()
+            .and_then(|id| id.parse().ok())
+            .expect("id in path");
+        assert!(stored.values().any(|c| c["id"] == id && c["lastname"].as_str().is_some_and(|l| l.ends_with("-b"))));
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn slow_answers_time_out_and_are_retried_then_reported() {
+    let env = TestEnv::new(Faults {
+        latency: Duration::from_millis(1500),
+        ..Faults::default()
+    })
+    .await;
+    let csv = env.write("in.csv", &customers_csv(2, ""));
+    let report = env.path("r.csv");
+    let started = std::time::Instant::now();
+    env.sync(
+        &csv,
+        &[
+            "--timeout",
+            "1",
+            "--retries",
+            "1",
+            "--rate",
+            "0",
+            "--report",
+            report.to_str().unwrap(),
+        ],
+    )
+    .await
+    .expect_code(3);
+    assert!(started.elapsed() < Duration::from_secs(8));
+    assert_eq!(env.count("POST"), 4, "each row tried twice");
+    let rows = read_report(&report);
+    assert!(
+        rows.iter().all(|r| r["status"] == "failed"
+            && r["message"].contains("timed out")
+            && r["message"].contains("gave up after 1 retries")),
+        "{rows:?}"
+    );
+}
