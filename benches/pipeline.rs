@@ -287,6 +287,19 @@ fn run_custsync(args: &[&str], cwd: &Path) -> (Duration, u64) {
     (elapsed, peak_kb / 1024)
 }
 
+async fn start_sandbox(latency: Duration) -> sandbox::RunningSandbox {
+    let faults = Faults {
+        latency,
+        ..Faults::default()
+    };
+    let config = SandboxConfig {
+        faults,
+        ..SandboxConfig::default()
+    };
+    let addr = "127.0.0.1:0".parse().expect("addr");
+    sandbox::start(config, addr).await.expect("sandbox")
+}
+
 /// A sync of `csv` into a fresh state against an in-process sandbox.
 async fn send(
     csv: &Path,
@@ -295,18 +308,7 @@ async fn send(
     concurrency: usize,
     rate: Option<u32>,
 ) -> (Duration, u64) {
-    let sb = sandbox::start(
-        SandboxConfig {
-            faults: Faults {
-                latency,
-                ..Faults::default()
-            },
-            ..SandboxConfig::default()
-        },
-        "127.0.0.1:0".parse().expect("addr"),
-    )
-    .await
-    .expect("sandbox");
+    let sb = start_sandbox(latency).await;
     let state = tempfile::tempdir_in(dir).expect("state");
     let mut cmd = Command::new(env!("CARGO_BIN_EXE_custsync"));
     cmd.env("CUSTSYNC_CLIENT_SECRET", "sandbox")
@@ -354,18 +356,7 @@ async fn send(
 /// The tutorial's loop: one POST after the other, a new connection (a new curl) each time.
 async fn naive_loop(rows: usize, latency: Duration) -> Duration {
     let _ = rustls::crypto::ring::default_provider().install_default();
-    let sb = sandbox::start(
-        SandboxConfig {
-            faults: Faults {
-                latency,
-                ..Faults::default()
-            },
-            ..SandboxConfig::default()
-        },
-        "127.0.0.1:0".parse().expect("addr"),
-    )
-    .await
-    .expect("sandbox");
+    let sb = start_sandbox(latency).await;
     let form = [
         ("grant_type", "client_credentials"),
         ("client_id", "sandbox"),

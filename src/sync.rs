@@ -1,9 +1,10 @@
 //! The sync pipeline, on one screen:
 //!
 //! ```text
-//! CSV file --reader thread: parse, validate, plan against sled--> bounded channel (batches)
-//!   --> buffer_unordered(concurrency): rate-limited sends with retries (exec)
-//!   --> one consumer: report line, counts, progress, state writer thread
+//! CSV file --parse thread: parse, validate, hash--> planning thread: sled look-ups
+//!   --bounded channel (batches)--> async loop: rows to send go out under the rate limit,
+//!   at most --concurrency at a time, with retries (exec); the rest are recorded at once
+//!   --> one sink: report line, counts, progress, state writer thread
 //! ```
 //!
 //! Interrupts (SIGINT/SIGTERM) stop the reading; rows already read are drained (in-flight
@@ -87,7 +88,8 @@ pub async fn run(cfg: SyncConfig, cancel: CancellationToken) -> Result<Finished,
     let executor = client.map(|c| Executor::new(c, cfg.retry, cancel.clone()));
     let counters = Arc::new(Counters::default());
 
-    // Reader thread: parse, validate and plan (sled reads block, so not on the async workers).
+    // Reading and planning on threads of their own (sled reads block, so not on the async
+    // workers).
     let reading = cancel.child_token();
     let (tx, rx) = tokio::sync::mpsc::channel::<Vec<Planned>>(16);
     let reader_task = {
