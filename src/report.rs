@@ -288,7 +288,10 @@ pub fn human(s: &Summary) -> String {
 #[derive(Default)]
 pub struct Counters {
     pub bytes_read: AtomicU64,
-    pub rows: AtomicU64,
+    /// Records read from the file.
+    pub read: AtomicU64,
+    /// Rows whose outcome is known.
+    pub done: AtomicU64,
     pub ok: AtomicU64,
     pub failed: AtomicU64,
 }
@@ -319,8 +322,9 @@ impl Progress {
             let elapsed = started.elapsed().as_secs_f64().max(0.001);
             let sent = requests();
             format!(
-                "rows {} read, {} sent, {} ok, {} failed, {:.1} req/s",
-                c.rows.load(Ordering::Relaxed),
+                "{} rows read, {} done, {} requests sent, {} ok, {} failed, {:.1} req/s",
+                c.read.load(Ordering::Relaxed),
+                c.done.load(Ordering::Relaxed),
                 sent,
                 c.ok.load(Ordering::Relaxed),
                 c.failed.load(Ordering::Relaxed),

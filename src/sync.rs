@@ -239,7 +239,7 @@ impl Sink<'_> {
             self.fatal = Some(e);
         }
         self.tally.add(&outcome);
-        self.counters.rows.fetch_add(1, Ordering::Relaxed);
+        self.counters.done.fetch_add(1, Ordering::Relaxed);
         let counter = if outcome.status == Status::Failed {
             &self.counters.failed
         } else {
@@ -310,6 +310,7 @@ fn plan_file(
                 counters
                     .bytes_read
                     .store(reader.bytes_read(), Ordering::Relaxed);
+                counters.read.fetch_add(BATCH as u64, Ordering::Relaxed);
                 let full = std::mem::replace(&mut batch, Vec::with_capacity(BATCH));
                 if records_tx.send(full).is_err() {
                     break;
@@ -319,6 +320,9 @@ fn plan_file(
         counters
             .bytes_read
             .store(reader.bytes_read(), Ordering::Relaxed);
+        counters
+            .read
+            .fetch_add(batch.len() as u64, Ordering::Relaxed);
         if !batch.is_empty() {
             let _ = records_tx.send(batch);
         }
