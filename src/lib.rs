@@ -102,8 +102,9 @@ pub fn run(cli: Cli) -> anyhow::Result<Exit> {
                 let client = client.context("no credentials to pull with")?;
                 let cancel = CancellationToken::new();
                 spawn_signal_handler(cancel.clone(), cli.quiet);
-                let retrier = exec::Retrier::new(cfg.retry, cancel);
-                let pulled = pull::pull(&client, &retrier, &store, cfg.page_size, cli.quiet).await;
+                let retrier = exec::Retrier::new(cfg.retry, cancel.clone());
+                let pulled =
+                    pull::pull(&client, &retrier, &store, cfg.page_size, cli.quiet, &cancel).await;
                 if let Some(sb) = sandbox {
                     sb.shutdown().await;
                 }
@@ -115,7 +116,11 @@ pub fn run(cli: Cli) -> anyhow::Result<Exit> {
                     pulled.skipped,
                     cfg.connect.state_dir.display()
                 );
-                Ok(Exit::Ok)
+                Ok(if pulled.interrupted {
+                    Exit::Interrupted
+                } else {
+                    Exit::Ok
+                })
             }
             Command::State(cmd) => state_command(cmd),
             Command::Sandbox(args) => {

@@ -139,7 +139,8 @@ pub struct Planner<'a> {
 /// The keys a file names, for telling which customers it no longer has.
 #[derive(Debug, Default)]
 pub struct FileKeys {
-    keys: HashSet<u64>,
+    valid: HashMap<u64, u64>,
+    invalid: HashSet<u64>,
     /// Invalid rows without a usable email: their customers cannot be told from absent ones.
     pub unkeyed: u64,
 }
@@ -147,7 +148,8 @@ pub struct FileKeys {
 impl FileKeys {
     /// Whether the file names `key` (in a valid or an invalid row).
     pub fn contains(&self, key: &Key) -> bool {
-        self.keys.contains(&key.digest())
+        let digest = key.digest();
+        self.valid.contains_key(&digest) || self.invalid.contains(&digest)
     }
 }
 
@@ -165,10 +167,9 @@ impl<'a> Planner<'a> {
 
     /// Every key the file named, once it has all been planned.
     pub fn into_keys(self) -> FileKeys {
-        let mut keys = self.mentioned;
-        keys.extend(self.seen.into_keys());
         FileKeys {
-            keys,
+            valid: self.seen,
+            invalid: self.mentioned,
             unkeyed: self.unkeyed,
         }
     }

@@ -11,6 +11,7 @@ use std::time::Instant;
 
 use indicatif::{ProgressBar, ProgressStyle};
 use serde_json::Value;
+use tokio_util::sync::CancellationToken;
 
 use crate::api::{ApiError, Client};
 use crate::customer::{Key, default_address, remote_fields};
@@ -36,6 +37,8 @@ pub struct Pulled {
     pub customers: u64,
     pub pages: u32,
     pub skipped: u64,
+    /// Stopped by SIGINT/SIGTERM; what was pulled is recorded.
+    pub interrupted: bool,
 }
 
 /// Pages through every customer of the shop and records them in `store`.
@@ -45,6 +48,7 @@ pub async fn pull(
     store: &Store,
     page_size: u32,
     quiet: bool,
+    cancel: &CancellationToken,
 ) -> Result<Pulled, PullError> {
     let page_size = page_size.clamp(1, MAX_PAGE_SIZE);
     let started = Instant::now();
@@ -53,6 +57,10 @@ pub async fn pull(
     let mut bar: Option<ProgressBar> = None;
     let mut last_line = Instant::now();
     loop {
+        if cancel.is_cancelled() {
+            done.interrupted = true;
+            break;
+        }
         let page = done.pages + 1;
         let (items, total) = retrier.run(|| client.page(page, page_size)).await?;
         done.pages = page;

@@ -26,6 +26,12 @@ pub enum SandboxError {
         /// The operating system's reason.
         source: std::io::Error,
     },
+    /// Another sandbox (standalone, or embedded in a sync) uses the same data directory.
+    #[error("the sandbox data in {} is in use by another custsync process (lock file {})", path.parent().map(|p| p.display().to_string()).unwrap_or_default(), path.display())]
+    Locked {
+        /// The lock file.
+        path: PathBuf,
+    },
     /// The journal could not be read, rewritten or opened for appending.
     #[error("cannot use sandbox journal {}: {source}", path.display())]
     Journal {

@@ -94,6 +94,8 @@ pub(crate) struct CustomerStore {
     next_id: i64,
     next_address_id: i64,
     journal: Option<Journal>,
+    /// Held while the store is open: two sandboxes on one journal would corrupt it.
+    _lock: Option<File>,
 }
 
 #[derive(Debug)]
@@ -112,6 +114,28 @@ impl Journal {
     }
 }
 
+/// Takes `dir/lock`, or says which sandbox data directory is in use.
+fn lock(dir: &Path) -> Result<File, SandboxError> {
+    let path = dir.join("lock");
+    let file = fs::OpenOptions::new()
+        .create(true)
+        .truncate(false)
+        .write(true)
+        .open(&path)
+        .map_err(|source| SandboxError::DataDir {
+            path: dir.to_owned(),
+            source,
+        })?;
+    match file.try_lock() {
+        Ok(()) => Ok(file),
+        Err(fs::TryLockError::WouldBlock) => Err(SandboxError::Locked { path }),
+        Err(fs::TryLockError::Error(source)) => Err(SandboxError::DataDir {
+            path: dir.to_owned(),
+            source,
+        }),
+    }
+}
+
 impl CustomerStore {
     /// Opens the store: in memory when `dir` is `None`, else replaying and compacting
     /// `dir/customers.jsonl` (the directory is created with mode 0700).
@@ -122,11 +146,13 @@ impl CustomerStore {
             next_id: 1,
             next_address_id: 1,
             journal: None,
+            _lock: None,
         };
         let Some(dir) = dir else {
             return Ok(store);
         };
         create_private_dir(dir)?;
+        store._lock = Some(lock(dir)?);
         let path = dir.join(JOURNAL);
         let journal_err = |source| SandboxError::Journal {
             path: path.clone(),
@@ -1156,6 +1182,19 @@ mod tests {
                 404,
                 Some(json!({"fieldName": "customerId", "fieldValue": 77}))
             )
+        );
+    }
+
+    #[test]
+    fn a_data_directory_serves_one_sandbox_at_a_time() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let first = CustomerStore::open(Some(dir.path())).expect("open");
+        let second = CustomerStore::open(Some(dir.path()));
+        assert!(matches!(second, Err(SandboxError::Locked { .. })));
+        drop(first);
+        assert!(
+            CustomerStore::open(Some(dir.path())).is_ok(),
+            "free again once closed"
         );
     }
 
