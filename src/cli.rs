@@ -113,7 +113,8 @@ pub struct SyncArgs {
     /// Max requests in flight.
     #[arg(long, value_name = "N", default_value_t = 8, value_parser = clap::value_parser!(u32).range(1..=1024))]
     pub concurrency: u32,
-    /// Retries per request on 429, 5xx, timeouts and connection errors.
+    /// Retries per request on 5xx, timeouts and connection errors; a 429, which only asks to
+    /// wait, gets four times as many (at least 20).
     #[arg(long, value_name = "N", default_value_t = 5)]
     pub retries: u32,
     /// Per-row report: CSV, or JSON Lines when FILE ends in .jsonl.
@@ -174,7 +175,8 @@ pub struct PullArgs {
     /// Max requests per second (0 = no limit).
     #[arg(long, value_name = "N", default_value_t = 10)]
     pub rate: u32,
-    /// Retries per request on 429, 5xx, timeouts and connection errors.
+    /// Retries per request on 5xx, timeouts and connection errors; a 429, which only asks to
+    /// wait, gets four times as many (at least 20).
     #[arg(long, value_name = "N", default_value_t = 5)]
     pub retries: u32,
     /// Customers per search page (at most 300, the SaaS limit).

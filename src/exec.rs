@@ -2,7 +2,9 @@
 //! row.
 //!
 //! # Retries
-//! A call that got no answer, a 408, a 429 or a 5xx is tried again, up to `--retries` times.
+//! A call that got no answer, a 408 or a 5xx is tried again, up to `--retries` times; a 429
+//! has a larger budget of its own (four times as many, at least 20), since it only asks the
+//! client to wait.
 //! The wait before try `n` is "full jitter": a random time between zero and
 //! `min(cap, base * 2^n)`, so that workers that failed together do not come back together;
 //! a server's `Retry-After` is a floor for it. Any other 4xx is the API's verdict on the row and
@@ -433,7 +435,10 @@ impl Retrier {
         F: FnMut() -> Fut,
         Fut: Future<Output = Result<T, ApiError>>,
     {
-        let mut attempt = 0;
+        // A 429 is the server asking to wait, not a failure: it has a budget of its own, so
+        // that a throttled run does not give up on rows that merely had to queue.
+        let (mut failures, mut throttled) = (0, 0);
+        let throttle_budget = self.policy.retries.saturating_mul(4).max(20);
         loop {
             let result = tokio::select! {
                 r = call() => r,
@@ -441,26 +446,40 @@ impl Retrier {
                     return Err(interrupted("the answer did not come before the interrupt"));
                 }
             };
-            match result {
-                Err(e) if e.is_transient() && attempt < self.policy.retries => {
-                    let wait = self.policy.backoff(attempt, e.retry_after());
-                    tracing::debug!("transient failure ({e}); retry {} in {wait:?}", attempt + 1);
-                    attempt += 1;
-                    self.retries.fetch_add(1, Ordering::Relaxed);
-                    tokio::select! {
-                        () = tokio::time::sleep(wait) => {}
-                        () = self.cancel.cancelled() => {
-                            return Err(interrupted(&format!("interrupted before retry {attempt}: {e}")));
-                        }
-                    }
-                }
-                Err(e) if e.is_transient() && attempt > 0 => {
-                    return Err(ApiError::GaveUp {
-                        retries: attempt,
-                        last: Box::new(e),
-                    });
-                }
+            let e = match result {
+                Err(e) if e.is_transient() => e,
                 other => return other,
+            };
+            let is_429 = e.status() == Some(429);
+            let budget_left = if is_429 {
+                throttled < throttle_budget
+            } else {
+                failures < self.policy.retries
+            };
+            if !budget_left {
+                return Err(if failures + throttled == 0 {
+                    e
+                } else {
+                    ApiError::GaveUp {
+                        retries: failures + throttled,
+                        last: Box::new(e),
+                    }
+                });
+            }
+            let wait = self.policy.backoff(failures, e.retry_after());
+            if is_429 {
+                throttled += 1;
+            } else {
+                failures += 1;
+            }
+            let attempt = failures + throttled;
+            tracing::debug!("transient failure ({e}); retry {attempt} in {wait:?}");
+            self.retries.fetch_add(1, Ordering::Relaxed);
+            tokio::select! {
+                () = tokio::time::sleep(wait) => {}
+                () = self.cancel.cancelled() => {
+                    return Err(interrupted(&format!("interrupted before retry {attempt}: {e}")));
+                }
             }
         }
     }

@@ -420,3 +420,30 @@ async fn a_refused_ready_token_is_fatal_after_one_request() {
     );
     assert!(!run.stderr.contains("not-a-valid-token"));
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn heavy_throttling_slows_the_run_but_fails_no_row() {
+    let env = TestEnv::new(Faults {
+        p_429: 0.5,
+        retry_after: Duration::ZERO,
+        ..Faults::default()
+    })
+    .await;
+    let csv = env.write("in.csv", &customers_csv(60, ""));
+    let summary_path = env.path("s.json");
+    env.sync(
+        &csv,
+        &[
+            "--rate",
+            "0",
+            "--retries",
+            "1",
+            "--summary-json",
+            summary_path.to_str().unwrap(),
+        ],
+    )
+    .await
+    .expect_code(0);
+    assert_eq!(env.customers_by_key().len(), 60);
+    assert!(summary(&summary_path)["retries"].as_u64() > Some(20));
+}
