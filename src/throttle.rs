@@ -2,9 +2,9 @@
 //!
 //! Two layers: a governor limiter holds the user's `--rate` as a hard cap (with a burst of a
 //! twentieth of the rate, so no one-second window carries more than the rate plus that), and
-//! an adaptive pace below it. A
-//! 429 halves the pace and pauses everyone for the `Retry-After`; each success then wins back
-//! a little, so the run settles at what the server accepts instead of every worker hammering it.
+//! an adaptive pace below it. A 429 halves the pace for everyone (the refused request itself
+//! waits out its `Retry-After`, see [`crate::exec`]); each success then wins back a little, so
+//! the run settles at what the server accepts instead of every worker hammering the limit.
 
 use std::num::NonZeroU32;
 use std::sync::Mutex;
@@ -32,7 +32,6 @@ struct Pace {
     /// Requests/s the server seems to accept; equal to `max_rate` when all is well.
     current: f64,
     next_slot: Instant,
-    paused_until: Instant,
 }
 
 impl Throttle {
@@ -45,7 +44,6 @@ impl Throttle {
             pace: Mutex::new(Pace {
                 current: rate.map_or(f64::INFINITY, |r| f64::from(r.get())),
                 next_slot: now,
-                paused_until: now,
             }),
             requests: AtomicU64::new(0),
         }
@@ -56,12 +54,13 @@ impl Throttle {
         let wait_until = {
             let mut p = self.lock();
             let now = Instant::now();
-            let mut slot = now.max(p.paused_until);
             if self.max_rate.is_some_and(|max| p.current < max) {
-                slot = slot.max(p.next_slot);
+                let slot = now.max(p.next_slot);
                 p.next_slot = slot + Duration::from_secs_f64(1.0 / p.current);
+                slot
+            } else {
+                now
             }
-            slot
         };
         // A timer, even one already due, waits for the timer wheel's next millisecond tick.
         if wait_until > Instant::now() {
@@ -74,12 +73,9 @@ impl Throttle {
     }
 
     /// The server answered 429: slow everyone down.
-    pub fn on_throttled(&self, retry_after: Option<Duration>) {
-        let mut p = self.lock();
-        let now = Instant::now();
-        let pause = retry_after.unwrap_or(Duration::from_secs(1));
-        p.paused_until = p.paused_until.max(now + pause);
+    pub fn on_throttled(&self) {
         if let Some(max) = self.max_rate {
+            let mut p = self.lock();
             p.current = (p.current.min(max) / 2.0).max(1.0);
         }
     }
@@ -127,13 +123,7 @@ mod tests {
         );
         assert_eq!(t.requests(), 21);
 
-        t.on_throttled(Some(Duration::from_millis(300)));
-        let before = Instant::now();
-        t.acquire().await;
-        assert!(
-            before.elapsed() >= Duration::from_millis(290),
-            "Retry-After pauses everyone"
-        );
+        t.on_throttled();
         assert_eq!(t.lock().current, 10.0);
         let before = Instant::now();
         for _ in 0..6 {

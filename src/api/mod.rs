@@ -316,7 +316,7 @@ impl Client {
                 continue;
             }
             if status == StatusCode::TOO_MANY_REQUESTS {
-                self.throttle.on_throttled(retry_after);
+                self.throttle.on_throttled();
             }
             return Err(ApiError::Status {
                 status: status.as_u16(),
