@@ -208,8 +208,9 @@ impl Executor {
         self.retrier.run(call).await
     }
 
-    /// Sends one planned create or update and says what came of it. A fatal error is returned
-    /// as `Err` together with the row's outcome, so that the caller can stop the run.
+    /// Sends one planned create or update and says what came of it. A fatal error (the
+    /// credentials stopped working) comes back beside the row's outcome, so that the caller
+    /// can stop the run.
     pub async fn send(&self, planned: Planned) -> (Outcome, Option<ApiError>) {
         let Planned {
             line,
