@@ -252,10 +252,32 @@ impl Executor {
                     send_address,
                     current: None,
                 };
-                let r = self.update(&customer, target, hash).await.map(|mut done| {
-                    done.note = changes.join("; ");
-                    done
-                });
+                let r = match self.update(&customer, target, hash).await {
+                    Ok(mut done) => {
+                        done.note = changes.join("; ");
+                        Ok(done)
+                    }
+                    // Deleted in the shop since our last sync: the file still wants the
+                    // customer, so it is created again (or adopted, if it came back).
+                    Err(Failure {
+                        error:
+                            ApiError::Status {
+                                status: 404,
+                                message,
+                                ..
+                            },
+                        ..
+                    }) if message.starts_with("No such entity") => {
+                        self.create(&customer, None, hash).await.map(|mut done| {
+                            done.note = format!(
+                                "customer {} no longer existed in the shop; created again as {}",
+                                entry.customer_id, done.entry.customer_id
+                            );
+                            done
+                        })
+                    }
+                    Err(f) => Err(f),
+                };
                 (customer, r)
             }
             other => {

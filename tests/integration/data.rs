@@ -446,3 +446,35 @@ async fn delete_absent_needs_a_limit() {
     let csv = env.write("in.csv", &customers_csv(3, ""));
     env.sync(&csv, &["--delete-absent"]).await.expect_code(2);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_customer_deleted_in_the_shop_is_created_again() {
+    let env = TestEnv::new(Faults::default()).await;
+    let csv = env.write("in.csv", &customers_csv(3, ""));
+    env.sync(&csv, &["--rate", "0"]).await.expect_code(0);
+    let old = env.customers_by_key()[&(1, "user1@example.com".to_owned())]["id"]
+        .as_u64()
+        .expect("id");
+    Shop::connect(&env)
+        .await
+        .send(Method::DELETE, &format!("V1/customers/{old}"), None)
+        .await;
+    let csv = env.write("in.csv", &customers_csv(3, "-v2"));
+    let report = env.path("r.csv");
+    env.sync(&csv, &["--rate", "0", "--report", report.to_str().unwrap()])
+        .await
+        .expect_code(0);
+    let stored = env.customers_by_key();
+    assert_eq!(stored.len(), 3);
+    let new = &stored[&(1, "user1@example.com".to_owned())];
+    assert_eq!(new["lastname"], "Last1-v2");
+    let row = read_report(&report)
+        .into_iter()
+        .find(|r| r["email"] == "user1@example.com")
+        .expect("row");
+    assert!(
+        row["message"].contains(&format!("customer {old} no longer existed")),
+        "{row:?}"
+    );
+    assert_eq!(row["customer_id"], new["id"].to_string());
+}
