@@ -230,7 +230,7 @@ fn write_csv(path: &Path, rows: usize, version: &str) {
 fn populate_state(csv: &Path, state: &Path) -> (Duration, u64) {
     let started = Instant::now();
     let store = Store::open(state).expect("state");
-    let writer = store.writer();
+    let writer = store.writer().expect("writer");
     for (i, record) in Reader::open(csv, 1, Mapping::default())
         .expect("csv")
         .enumerate()

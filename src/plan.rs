@@ -10,7 +10,7 @@ use secrecy::SecretString;
 
 use crate::customer::{Customer, Key};
 use crate::input::{Record, Row, check_email};
-use crate::state::{Entry, StateError, Store};
+use crate::state::{Entry, Index, StateError, Store};
 
 /// What a row amounts to; the report's `action` column.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -94,39 +94,11 @@ pub struct Options {
     pub only_failed: bool,
 }
 
-/// A record with what can be worked out without the state store: its key and payload hash.
-/// Made on the parsing thread, so that the planning thread does little besides look-ups.
-pub struct Prepared {
-    record: Record,
-    key: Option<(Key, u64)>,
-    hash: u128,
-}
-
-impl From<Record> for Prepared {
-    fn from(record: Record) -> Self {
-        let (key, hash) = match &record {
-            Record::Valid(row) => (Some(row.customer.key()), row.customer.payload_hash()),
-            // An invalid row whose email and website can still be read keeps its customer from
-            // counting as absent.
-            Record::Invalid(i) => match i.website_id {
-                Some(w) if check_email(&i.email).is_ok() => (Some(Key::new(w, &i.email)), 0),
-                _ => (None, 0),
-            },
-        };
-        Prepared {
-            record,
-            key: key.map(|k| {
-                let digest = k.digest();
-                (k, digest)
-            }),
-            hash,
-        }
-    }
-}
-
 /// Plans records one by one, remembering the keys already seen in this file.
 pub struct Planner<'a> {
     store: &'a Store,
+    /// The fast path for unchanged rows, when the store's index is current.
+    index: Option<&'a Index>,
     options: Options,
     /// Key digest -> first line; digests keep a million keys in a few dozen MB.
     seen: HashMap<u64, u64>,
@@ -148,16 +120,21 @@ pub struct FileKeys {
 impl FileKeys {
     /// Whether the file names `key` (in a valid or an invalid row).
     pub fn contains(&self, key: &Key) -> bool {
-        let digest = key.digest();
+        self.contains_digest(key.digest())
+    }
+
+    /// The same, by [`Key::digest`].
+    pub fn contains_digest(&self, digest: u64) -> bool {
         self.valid.contains_key(&digest) || self.invalid.contains(&digest)
     }
 }
 
 impl<'a> Planner<'a> {
-    /// A planner over `store`.
-    pub fn new(store: &'a Store, options: Options) -> Self {
+    /// A planner over `store`, with its index when that is current.
+    pub fn new(store: &'a Store, index: Option<&'a Index>, options: Options) -> Self {
         Planner {
             store,
+            index,
             options,
             seen: HashMap::new(),
             mentioned: HashSet::new(),
@@ -175,15 +152,16 @@ impl<'a> Planner<'a> {
     }
 
     /// Decides what a record needs.
-    pub fn plan(&mut self, prepared: Prepared) -> Result<Planned, StateError> {
-        let Prepared { record, key, hash } = prepared;
+    pub fn plan(&mut self, record: Record) -> Result<Planned, StateError> {
         let row = match record {
             Record::Invalid(i) => {
-                match key {
-                    Some((_, digest)) => {
-                        self.mentioned.insert(digest);
+                // An invalid row whose email and website can still be read keeps its
+                // customer from counting as absent.
+                match i.website_id {
+                    Some(w) if check_email(&i.email).is_ok() => {
+                        self.mentioned.insert(Key::new(w, &i.email).digest());
                     }
-                    None => self.unkeyed += 1,
+                    _ => self.unkeyed += 1,
                 }
                 return Ok(Planned {
                     line: i.line,
@@ -200,11 +178,9 @@ impl<'a> Planner<'a> {
             password,
         } = *row;
         let website_id = Some(customer.website_id);
-        let (key, digest) = key.unwrap_or_else(|| {
-            let key = customer.key();
-            let digest = key.digest();
-            (key, digest)
-        });
+        let key = customer.key();
+        let digest = key.digest();
+        let hash = customer.payload_hash();
         if let Some(first) = self.seen.get(&digest) {
             let message = format!(
                 "line {line}: email: duplicate of line {first} (same website_id {} and email)",
@@ -218,6 +194,23 @@ impl<'a> Planner<'a> {
             });
         }
         self.seen.insert(digest, line);
+        let known = self.index.and_then(|i| i.get(digest));
+        if let Some(k) = known
+            && k.matches(hash)
+            && !self.options.force
+            && !self.options.only_failed
+        {
+            return Ok(Planned {
+                line,
+                email: customer.email,
+                website_id,
+                step: Step::Unchanged {
+                    customer_id: Some(k.customer_id),
+                    note: None,
+                    refresh: None,
+                },
+            });
+        }
         let entry = self.store.get(&key)?;
         let unchanged = |customer: Customer, customer_id, note, refresh| Planned {
             line,
@@ -322,7 +315,7 @@ mod tests {
     fn actions(planner: &mut Planner, records: Vec<Record>) -> Vec<Action> {
         records
             .into_iter()
-            .map(|r| planner.plan(r.into()).expect("plan").step.action())
+            .map(|r| planner.plan(r).expect("plan").step.action())
             .collect()
     }
 
@@ -336,7 +329,7 @@ mod tests {
         let Record::Valid(changed) = row(0, "c@x.io", "Lee") else {
             unreachable!()
         };
-        let w = store.writer();
+        let w = store.writer().expect("writer");
         for (r, id) in [(&known, 1), (&changed, 2)] {
             w.send(Op::Put(
                 r.customer.key(),
@@ -350,34 +343,39 @@ mod tests {
             ));
         }
         w.finish().expect("finish");
-        let mut planner = Planner::new(&store, Options::default());
-        let got = actions(
-            &mut planner,
-            vec![
-                row(2, "a@x.io", "Lee"),
-                row(3, "b@x.io", "Lee"),
-                row(4, "c@x.io", "Lee-Updated"),
-                row(5, " A@x.io ", "Other"),
-                Record::Invalid(InvalidRow {
-                    line: 6,
-                    email: String::new(),
-                    website_id: None,
-                    message: "bad".into(),
-                }),
-            ],
-        );
-        assert_eq!(
-            got,
-            vec![
-                Action::Create,
-                Action::Unchanged,
-                Action::Update,
-                Action::Invalid,
-                Action::Invalid
-            ]
-        );
+        let index = store.build_index().expect("index");
+        // The index's fast path decides exactly as the sled look-ups do.
+        for index in [None, Some(&index)] {
+            let mut planner = Planner::new(&store, index, Options::default());
+            let got = actions(
+                &mut planner,
+                vec![
+                    row(2, "a@x.io", "Lee"),
+                    row(3, "b@x.io", "Lee"),
+                    row(4, "c@x.io", "Lee-Updated"),
+                    row(5, " A@x.io ", "Other"),
+                    Record::Invalid(InvalidRow {
+                        line: 6,
+                        email: String::new(),
+                        website_id: None,
+                        message: "bad".into(),
+                    }),
+                ],
+            );
+            assert_eq!(
+                got,
+                vec![
+                    Action::Create,
+                    Action::Unchanged,
+                    Action::Update,
+                    Action::Invalid,
+                    Action::Invalid
+                ]
+            );
+        }
         let mut forced = Planner::new(
             &store,
+            None,
             Options {
                 force: true,
                 only_failed: false,
@@ -393,9 +391,9 @@ mod tests {
     fn duplicate_names_the_first_line() {
         let dir = tempfile::tempdir().expect("tempdir");
         let store = Store::open(dir.path()).expect("open");
-        let mut planner = Planner::new(&store, Options::default());
-        planner.plan(row(2, "a@x.io", "Lee").into()).expect("plan");
-        let p = planner.plan(row(9, "A@X.IO", "Lee").into()).expect("plan");
+        let mut planner = Planner::new(&store, None, Options::default());
+        planner.plan(row(2, "a@x.io", "Lee")).expect("plan");
+        let p = planner.plan(row(9, "A@X.IO", "Lee")).expect("plan");
         let Step::Invalid(msg) = p.step else {
             panic!("expected invalid")
         };
@@ -406,11 +404,12 @@ mod tests {
     fn only_failed_sends_just_the_failed_keys() {
         let dir = tempfile::tempdir().expect("tempdir");
         let store = Store::open(dir.path()).expect("open");
-        let w = store.writer();
+        let w = store.writer().expect("writer");
         w.send(Op::Failed(Key::new(1, "b@x.io")));
         w.finish().expect("finish");
         let mut planner = Planner::new(
             &store,
+            None,
             Options {
                 force: false,
                 only_failed: true,

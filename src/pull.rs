@@ -52,7 +52,7 @@ pub async fn pull(
 ) -> Result<Pulled, PullError> {
     let page_size = page_size.clamp(1, MAX_PAGE_SIZE);
     let started = Instant::now();
-    let writer = store.writer();
+    let writer = store.writer()?;
     let mut done = Pulled::default();
     let mut bar: Option<ProgressBar> = None;
     let mut last_line = Instant::now();

@@ -25,9 +25,9 @@ use crate::connect::{self, ConnectError};
 use crate::customer::Key;
 use crate::exec::{Executor, Outcome, Skip, StateChange, Status};
 use crate::input::{self, InputError};
-use crate::plan::{FileKeys, Planned, Planner, Prepared, Step};
+use crate::plan::{FileKeys, Planned, Planner, Step};
 use crate::report::{self, Counters, Progress, Report, Summary, Tally, WriteError};
-use crate::state::{Entry, Op, StateError, Store, Writer};
+use crate::state::{Entry, Index, Known, Op, StateError, Store, Writer};
 use crate::throttle::Throttle;
 
 /// Rows per message from the reader thread: amortises channel costs on large files.
@@ -69,6 +69,8 @@ pub async fn run(cfg: SyncConfig, cancel: CancellationToken) -> Result<Finished,
     let reader = input::Reader::open(&cfg.input, cfg.default_website, cfg.mapping.clone())?;
     let total_bytes = std::fs::metadata(&cfg.input).map_or(0, |m| m.len());
     let store = Arc::new(Store::open(&cfg.connect.state_dir)?);
+    // Read before anything writes the store (a write makes the file stale).
+    let index = Arc::new(store.load_index()?);
 
     let throttle = Arc::new(Throttle::new(cfg.rate));
     let (sandbox, client) = connect::connect(
@@ -94,11 +96,20 @@ pub async fn run(cfg: SyncConfig, cancel: CancellationToken) -> Result<Finished,
     let (tx, rx) = tokio::sync::mpsc::channel::<Vec<Planned>>(16);
     let reader_task = {
         let store = Arc::clone(&store);
+        let index = Arc::clone(&index);
         let reading = reading.clone();
         let counters = Arc::clone(&counters);
         let options = cfg.plan;
         tokio::task::spawn_blocking(move || {
-            plan_file(reader, &store, options, &reading, &counters, &tx)
+            plan_file(
+                reader,
+                &store,
+                index.as_ref().as_ref(),
+                options,
+                &reading,
+                &counters,
+                &tx,
+            )
         })
     };
 
@@ -109,12 +120,17 @@ pub async fn run(cfg: SyncConfig, cancel: CancellationToken) -> Result<Finished,
     let mut sink = Sink {
         tally: Tally::default(),
         report: cfg.report.as_deref().map(Report::create).transpose()?,
-        writer: (!cfg.dry_run).then(|| store.writer()),
+        writer: if cfg.dry_run {
+            None
+        } else {
+            Some(store.writer()?)
+        },
         counters: &counters,
         stop: &stop,
         reading: &reading,
         max_errors: cfg.max_errors,
         fatal: None,
+        confirmed: Vec::new(),
     };
 
     // Senders: at most `concurrency` sends in flight. Rows that send nothing are recorded at
@@ -158,31 +174,58 @@ pub async fn run(cfg: SyncConfig, cancel: CancellationToken) -> Result<Finished,
         report,
         writer,
         fatal,
+        confirmed,
         ..
     } = sink;
     progress.finish();
 
     let keys = reader_task.await.map_err(|_| SyncError::ReaderPanicked)??;
+    // The planner is done with the index: bring it up to date with what this run wrote (or,
+    // when there was none to trust, build it from the store).
+    let mut index = Arc::try_unwrap(index).ok().flatten();
     if let Some(w) = writer {
         w.finish()?;
+        let mut updated = match index {
+            Some(i) => i,
+            None => store.build_index()?,
+        };
+        updated.update(confirmed, &[]);
+        index = Some(updated);
     }
     // Only a file read to the end says which customers it no longer has.
     let complete = !cancel.is_cancelled() && fatal.is_none();
     let mut refused = None;
-    let absent = if complete {
-        let absent = find_absent(
-            &store,
-            &keys,
-            cfg.absent_report.as_deref(),
-            cfg.delete_absent,
-        )?;
-        if let Some(max) = cfg.delete_absent {
-            refused = delete_absent(&cfg, executor.as_ref(), &store, &keys, &absent, max).await?;
+    let wants_list = cfg.absent_report.is_some() || cfg.delete_absent.is_some();
+    let absent = match (&index, complete) {
+        (_, false) => 0,
+        (Some(i), true) if !wants_list => {
+            i.digests().filter(|d| !keys.contains_digest(*d)).count() as u64
         }
-        absent.count
-    } else {
-        0
+        _ => {
+            let absent = find_absent(
+                &store,
+                &keys,
+                cfg.absent_report.as_deref(),
+                cfg.delete_absent,
+            )?;
+            if let Some(max) = cfg.delete_absent {
+                let (why, deleted) =
+                    delete_absent(&cfg, executor.as_ref(), &store, &keys, &absent, max).await?;
+                refused = why;
+                if let Some(i) = index.as_mut() {
+                    let mut gone: Vec<u64> = deleted.iter().map(Key::digest).collect();
+                    gone.sort_unstable();
+                    i.update(Vec::new(), &gone);
+                }
+            }
+            absent.count
+        }
     };
+    if !cfg.dry_run
+        && let Some(i) = &index
+    {
+        store.save_index(i)?;
+    }
     if !cfg.dry_run {
         store.set_last_run(chrono::Utc::now().timestamp())?;
     }
@@ -226,6 +269,8 @@ struct Sink<'a> {
     reading: &'a CancellationToken,
     max_errors: Option<u64>,
     fatal: Option<ApiError>,
+    /// What this run wrote, to bring the index up to date at the end.
+    confirmed: Vec<(u64, Known)>,
 }
 
 impl Sink<'_> {
@@ -251,7 +296,11 @@ impl Sink<'_> {
         }
         if let (Some(w), Some(change)) = (&self.writer, outcome.state) {
             w.send(match change {
-                StateChange::Confirmed(key, entry, fields) => Op::Put(key, entry, fields),
+                StateChange::Confirmed(key, entry, fields) => {
+                    let known = Known::new(entry.payload_hash, entry.customer_id);
+                    self.confirmed.push((key.digest(), known));
+                    Op::Put(key, entry, fields)
+                }
                 StateChange::Failed(key) => Op::Failed(key),
             });
         }
@@ -270,20 +319,21 @@ impl Sink<'_> {
 }
 
 /// The reader's work, on two threads so that both cores are busy on a large file: this one
-/// parses, validates and hashes, a second one plans (sled look-ups). Returns the keys the file
+/// parses and validates, a second one plans (keys, hashes, index and sled look-ups). Returns the keys the file
 /// names, for the absent check.
 fn plan_file(
     mut reader: input::Reader,
     store: &Store,
+    index: Option<&Index>,
     options: crate::plan::Options,
     reading: &CancellationToken,
     counters: &Counters,
     tx: &tokio::sync::mpsc::Sender<Vec<Planned>>,
 ) -> Result<FileKeys, SyncError> {
-    let (records_tx, records_rx) = std::sync::mpsc::sync_channel::<Vec<Prepared>>(8);
+    let (records_tx, records_rx) = std::sync::mpsc::sync_channel::<Vec<input::Record>>(8);
     std::thread::scope(|scope| {
         let planning = scope.spawn(move || -> Result<FileKeys, SyncError> {
-            let mut planner = Planner::new(store, options);
+            let mut planner = Planner::new(store, index, options);
             for records in records_rx {
                 let planned = records
                     .into_iter()
@@ -300,7 +350,7 @@ fn plan_file(
         while !reading.is_cancelled() {
             match reader.next() {
                 None => break,
-                Some(Ok(record)) => batch.push(Prepared::from(record)),
+                Some(Ok(record)) => batch.push(record),
                 Some(Err(e)) => {
                     read_error = Some(e);
                     break;
@@ -435,7 +485,7 @@ fn find_absent(
     Ok(absent)
 }
 
-/// `--delete-absent --max-deletes N`. Returns why it refused, if it did.
+/// `--delete-absent --max-deletes N`. Returns why it refused, if it did, and the keys deleted.
 async fn delete_absent(
     cfg: &SyncConfig,
     executor: Option<&Executor>,
@@ -443,31 +493,34 @@ async fn delete_absent(
     keys: &FileKeys,
     absent: &Absent,
     max: u64,
-) -> Result<Option<String>, SyncError> {
+) -> Result<(Option<String>, Vec<Key>), SyncError> {
     if keys.unkeyed > 0 {
-        return Ok(Some(format!(
+        let why = format!(
             "refusing --delete-absent: {} invalid rows have no usable email or website, so their \
              customers cannot be told from absent ones; fix them first",
             keys.unkeyed
-        )));
+        );
+        return Ok((Some(why), Vec::new()));
     }
     if absent.count > max {
-        return Ok(Some(format!(
+        let why = format!(
             "refusing --delete-absent: {} customers are absent, more than --max-deletes {max}; \
              nothing was deleted (see --absent-report)",
             absent.count
-        )));
+        );
+        return Ok((Some(why), Vec::new()));
     }
     let Some(exec) = executor.filter(|_| !cfg.dry_run) else {
         println!("dry run: would delete {} absent customers", absent.count);
-        return Ok(None);
+        return Ok((None, Vec::new()));
     };
-    let (mut deleted, mut failed) = (0, 0);
+    let mut deleted = Vec::new();
+    let mut failed = 0;
     for (key, entry) in &absent.listed {
         match exec.delete(entry.customer_id).await {
             Ok(()) => {
                 store.forget(key)?;
-                deleted += 1;
+                deleted.push(key.clone());
             }
             Err(e) => {
                 eprintln!(
@@ -479,6 +532,10 @@ async fn delete_absent(
         }
     }
     store.flush()?;
-    println!("deleted {deleted} absent customers ({failed} failed)");
-    Ok((failed > 0).then(|| format!("{failed} absent customers could not be deleted")))
+    println!(
+        "deleted {} absent customers ({failed} failed)",
+        deleted.len()
+    );
+    let why = (failed > 0).then(|| format!("{failed} absent customers could not be deleted"));
+    Ok((why, deleted))
 }

@@ -16,7 +16,9 @@ use std::thread;
 
 use crate::customer::{Fields, Key};
 
+mod index;
 mod transfer;
+pub use index::{Index, Known};
 pub use transfer::{TransferError, export, import};
 
 /// Bumped when the byte layout of keys or entries changes.
@@ -113,6 +115,8 @@ pub struct Store {
     /// so that the hot look-ups of the planner stay small.
     fields: sled::Tree,
     failed: sled::Tree,
+    /// This process already told sled the index file is stale.
+    index_invalidated: std::sync::atomic::AtomicBool,
     _lock: File,
 }
 
@@ -188,6 +192,7 @@ impl Store {
             customers,
             fields,
             failed,
+            index_invalidated: std::sync::atomic::AtomicBool::new(false),
             _lock: lock,
         })
     }
@@ -251,6 +256,7 @@ impl Store {
 
     /// Records a mapping directly (import, pull); the sync uses [`Writer`].
     pub fn put(&self, key: &Key, entry: Entry, fields: Option<&Fields>) -> Result<(), StateError> {
+        self.invalidate_index()?;
         let k = key.to_bytes();
         if let Some(f) = fields {
             self.fields
@@ -265,6 +271,7 @@ impl Store {
 
     /// Drops a mapping; returns whether there was one.
     pub fn forget(&self, key: &Key) -> Result<bool, StateError> {
+        self.invalidate_index()?;
         self.failed
             .remove(key.to_bytes())
             .map_err(|e| self.err(e))?;
@@ -300,8 +307,20 @@ impl Store {
         Ok(())
     }
 
+    /// Stops trusting the index file until a sync writes a new one; called before any write.
+    fn invalidate_index(&self) -> Result<(), StateError> {
+        use std::sync::atomic::Ordering;
+        if !self.index_invalidated.swap(true, Ordering::Relaxed) {
+            self.db
+                .remove(index::GENERATION_KEY)
+                .map_err(|e| self.err(e))?;
+        }
+        Ok(())
+    }
+
     /// Starts the writer thread that applies [`Op`]s in small batches.
-    pub fn writer(&self) -> Writer {
+    pub fn writer(&self) -> Result<Writer, StateError> {
+        self.invalidate_index()?;
         // Unbounded is safe here: ops arrive at the API's confirmation rate, far below what
         // sled applies, so the queue stays short.
         let (tx, rx) = mpsc::channel::<Op>();
@@ -344,7 +363,7 @@ impl Store {
                 path: self.dir.clone(),
                 source,
             });
-        Writer { tx, handle }
+        Ok(Writer { tx, handle })
     }
 }
 
@@ -398,12 +417,12 @@ mod tests {
         let b = Key::new(2, "B@x.io");
         {
             let store = Store::open(dir.path()).expect("open");
-            let w = store.writer();
+            let w = store.writer().expect("writer");
             w.send(Op::Failed(a.clone()));
             w.send(Op::Put(b.clone(), entry(2), None));
             w.finish().expect("finish");
             assert!(store.is_failed(&a).expect("read"));
-            let w = store.writer();
+            let w = store.writer().expect("writer");
             let mut f = Fields::new();
             f.insert("lastname".into(), "Lee".into());
             w.send(Op::Put(a.clone(), entry(1), Some(f.clone())));
