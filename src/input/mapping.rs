@@ -154,6 +154,9 @@ impl Mapping {
     /// A cell's value as the target field takes it: through the value map and the date
     /// format, if any. `Err` says why the value cannot be used.
     pub fn convert<'a>(&self, field: &Field, value: &'a str) -> Result<Cow<'a, str>, String> {
+        if self.values.is_empty() && self.dob_format.is_none() {
+            return Ok(Cow::Borrowed(value));
+        }
         let value = match self.values.get(field) {
             None => Cow::Borrowed(value),
             Some(table) => {
