@@ -328,3 +328,93 @@ async fn slow_answers_time_out_and_are_retried_then_reported() {
         "{rows:?}"
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_standalone_sandbox_announces_itself_and_serves_a_sync() {
+    use std::io::{BufRead, BufReader};
+    let dir = tempfile::tempdir().expect("tempdir");
+    let mut server = std::process::Command::new(env!("CARGO_BIN_EXE_custsync"))
+        .env_clear()
+        .current_dir(dir.path())
+        .args(["sandbox", "--listen", "127.0.0.1:0", "--ephemeral"])
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .expect("start sandbox");
+    let mut lines = BufReader::new(server.stdout.take().expect("stdout")).lines();
+    let endpoint = lines.next().expect("line 1").expect("utf8");
+    let ims = lines.next().expect("line 2").expect("utf8");
+    let endpoint = endpoint
+        .strip_prefix("endpoint: ")
+        .expect("endpoint line")
+        .to_owned();
+    let ims = ims
+        .strip_prefix("ims-url: ")
+        .expect("ims-url line")
+        .to_owned();
+    assert!(
+        endpoint.starts_with("http://127.0.0.1:") && endpoint.ends_with("/sandbox"),
+        "{endpoint}"
+    );
+    assert!(ims.ends_with("/ims/token/v3"), "{ims}");
+
+    let csv = dir.path().join("in.csv");
+    std::fs::write(&csv, customers_csv(5, "")).expect("csv");
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_custsync"))
+        .env_clear()
+        .env("CUSTSYNC_CLIENT_SECRET", "sandbox")
+        .current_dir(dir.path())
+        .args([
+            "sync",
+            csv.to_str().unwrap(),
+            "--endpoint",
+            &endpoint,
+            "--ims-url",
+            &ims,
+            "--client-id",
+            "sandbox",
+        ])
+        .output()
+        .expect("sync");
+    let run = Run::from(out);
+    run.expect_code(0);
+    assert!(
+        run.stdout.starts_with(&format!("target: {endpoint}")),
+        "{}",
+        run.stdout
+    );
+    assert!(run.stdout.contains("5 created"), "{}", run.stdout);
+
+    let pid = libc::pid_t::try_from(server.id()).expect("pid");
+    // SAFETY: signalling our own child.
+    assert_eq!(unsafe { libc::kill(pid, libc::SIGTERM) }, 0);
+    let status = server.wait().expect("wait");
+    assert!(
+        status.success(),
+        "the sandbox stops cleanly on SIGTERM: {status}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sigterm_is_an_interrupt_too() {
+    let env = TestEnv::new(Faults {
+        latency: Duration::from_millis(50),
+        ..Faults::default()
+    })
+    .await;
+    let csv = env.write("in.csv", &customers_csv(200, ""));
+    let child = env.spawn(&csv, &["--rate", "20"]);
+    tokio::time::sleep(Duration::from_millis(1200)).await;
+    let pid = libc::pid_t::try_from(child.id()).expect("pid");
+    // SAFETY: signalling our own child.
+    assert_eq!(unsafe { libc::kill(pid, libc::SIGTERM) }, 0);
+    let run = Run::from(
+        tokio::task::spawn_blocking(move || child.wait_with_output().expect("wait"))
+            .await
+            .expect("join"),
+    );
+    run.expect_code(130);
+    assert!(run.stderr.contains("interrupted"), "{}", run.stderr);
+    env.sync(&csv, &["--rate", "0"]).await.expect_code(0);
+    assert_eq!(env.customers_by_key().len(), 200);
+    assert_eq!(env.count("POST"), 200, "nothing created twice");
+}
