@@ -502,16 +502,23 @@ fn validate(
         Some(v.to_owned())
     };
     let required = |f: Field, errors: &mut Vec<String>| -> String {
-        let name = f.name();
-        match text(f, errors) {
+        let before = errors.len();
+        match text(f.clone(), errors) {
             Some(v) => v,
             None => {
-                if !errors.iter().any(|e| e.starts_with(&name)) {
-                    errors.push(format!("{name}: required value is empty"));
+                // Empty, unless `text` already said what is wrong with it.
+                if errors.len() == before {
+                    errors.push(format!("{}: required value is empty", f.name()));
                 }
                 String::new()
             }
         }
+    };
+    let one_of = |v: &str, choices: &[(&str, u8)]| {
+        choices
+            .iter()
+            .find(|(word, _)| word.eq_ignore_ascii_case(v))
+            .map(|(_, code)| *code)
     };
     let number = |f: Field, errors: &mut Vec<String>| -> Option<u32> {
         let v = get(&f)?;
@@ -539,29 +546,42 @@ fn validate(
             None
         }
     });
-    let gender = get(&Field::Gender).and_then(|v| match v.to_lowercase().as_str() {
-        "1" | "male" => Some(1),
-        "2" | "female" => Some(2),
-        "3" | "not specified" => Some(3),
-        _ => {
+    let genders = [
+        ("1", 1),
+        ("2", 2),
+        ("3", 3),
+        ("male", 1),
+        ("female", 2),
+        ("not specified", 3),
+    ];
+    let gender = get(&Field::Gender).and_then(|v| {
+        let code = one_of(v, &genders);
+        if code.is_none() {
             errors.push(format!(
                 "gender: `{v}` is not one of 1, 2, 3, male, female, not specified"
             ));
-            None
         }
+        code
     });
     let group_id = number(Field::GroupId, &mut errors);
     let website_id = number(Field::WebsiteId, &mut errors).unwrap_or(default_website);
     let store_id = number(Field::StoreId, &mut errors);
-    let is_subscribed = get(&Field::IsSubscribed).and_then(|v| match v.to_lowercase().as_str() {
-        "true" | "1" | "yes" => Some(true),
-        "false" | "0" | "no" => Some(false),
-        _ => {
+    let flags = [
+        ("true", 1),
+        ("1", 1),
+        ("yes", 1),
+        ("false", 0),
+        ("0", 0),
+        ("no", 0),
+    ];
+    let is_subscribed = get(&Field::IsSubscribed).and_then(|v| {
+        let flag = one_of(v, &flags).map(|f| f == 1);
+        if flag.is_none() {
             errors.push(format!(
                 "is_subscribed: `{v}` is not one of true, false, 1, 0, yes, no"
             ));
-            None
         }
+        flag
     });
     let mut custom_attributes: Vec<(String, String)> = cells
         .iter()
