@@ -54,75 +54,36 @@ fn main() {
         ),
     ));
 
-    let state_arg = state.to_str().unwrap();
-    let (elapsed, rss) = run_custsync(
-        &[
-            "sync",
-            csv.to_str().unwrap(),
-            "--state",
-            state_arg,
-            "--quiet",
-        ],
-        dir,
-    );
-    table.push(row(
-        "first re-run after the store was filled (sled look-ups; writes the index)",
-        rows,
-        elapsed,
-        &format!("peak RSS {rss} MB"),
-    ));
-    let (elapsed, rss) = run_custsync(
-        &[
-            "sync",
-            csv.to_str().unwrap(),
-            "--state",
-            state_arg,
-            "--dry-run",
-            "--quiet",
-        ],
-        dir,
-    );
-    table.push(row(
-        "dry run, all keys known",
-        rows,
-        elapsed,
-        &format!("peak RSS {rss} MB"),
-    ));
-    let (elapsed, rss) = run_custsync(
-        &[
-            "sync",
-            csv.to_str().unwrap(),
-            "--state",
-            state_arg,
-            "--quiet",
-        ],
-        dir,
-    );
-    table.push(row(
-        "re-run of the unchanged file (sends nothing)",
-        rows,
-        elapsed,
-        &format!("peak RSS {rss} MB"),
-    ));
-
+    // In this order: the first run after filling the store has no index yet and writes it.
     let fresh = dir.join("fresh-state");
-    let (elapsed, rss) = run_custsync(
-        &[
+    let runs: [(&str, &Path, bool); 4] = [
+        (
+            "first re-run after the store was filled (sled look-ups; writes the index)",
+            &state,
+            false,
+        ),
+        ("dry run, all keys known", &state, true),
+        (
+            "re-run of the unchanged file (sends nothing)",
+            &state,
+            false,
+        ),
+        ("dry run, empty state (all creates)", &fresh, true),
+    ];
+    for (name, state, dry_run) in runs {
+        let mut args = vec![
             "sync",
             csv.to_str().unwrap(),
             "--state",
-            fresh.to_str().unwrap(),
-            "--dry-run",
+            state.to_str().unwrap(),
             "--quiet",
-        ],
-        dir,
-    );
-    table.push(row(
-        "dry run, empty state (all creates)",
-        rows,
-        elapsed,
-        &format!("peak RSS {rss} MB"),
-    ));
+        ];
+        if dry_run {
+            args.push("--dry-run");
+        }
+        let (elapsed, rss) = run_custsync(&args, dir);
+        table.push(row(name, rows, elapsed, &format!("peak RSS {rss} MB")));
+    }
 
     // --- Sending -------------------------------------------------------------------------------
     let runtime = tokio::runtime::Builder::new_multi_thread()

@@ -104,19 +104,13 @@ pub struct SyncArgs {
     /// status `planned`.
     #[arg(long)]
     pub dry_run: bool,
-    /// The state directory (sled store; sandbox data too).
-    #[arg(long, value_name = "DIR", default_value = ".custsync")]
-    pub state: PathBuf,
-    /// Max requests per second to the Commerce API, all requests counted (0 = no limit).
-    #[arg(long, value_name = "N", default_value_t = 10)]
-    pub rate: u32,
+    #[command(flatten)]
+    pub state: StateArg,
+    #[command(flatten)]
+    pub limits: LimitArgs,
     /// Max requests in flight.
     #[arg(long, value_name = "N", default_value_t = 8, value_parser = clap::value_parser!(u32).range(1..=1024))]
     pub concurrency: u32,
-    /// Retries per request on 5xx, timeouts and connection errors; a 429, which only asks to
-    /// wait, gets four times as many (at least 20).
-    #[arg(long, value_name = "N", default_value_t = 5)]
-    pub retries: u32,
     /// Per-row report: CSV, or JSON Lines when FILE ends in .jsonl.
     ///
     /// Example: --report report.csv
@@ -172,22 +166,29 @@ pub struct PullArgs {
     pub connection: ConnectionArgs,
     #[command(flatten)]
     pub state: StateArg,
-    /// Max requests per second (0 = no limit).
+    #[command(flatten)]
+    pub limits: LimitArgs,
+    /// Customers per search page (at most 300, the SaaS limit).
+    #[arg(long, value_name = "N", default_value_t = 100, value_parser = clap::value_parser!(u32).range(1..=300))]
+    pub page_size: u32,
+}
+
+/// How hard the Commerce API may be used; shared by `sync` and `pull`.
+#[derive(Debug, Args)]
+pub struct LimitArgs {
+    /// Max requests per second to the Commerce API, all requests counted (0 = no limit).
     #[arg(long, value_name = "N", default_value_t = 10)]
     pub rate: u32,
     /// Retries per request on 5xx, timeouts and connection errors; a 429, which only asks to
     /// wait, gets four times as many (at least 20).
     #[arg(long, value_name = "N", default_value_t = 5)]
     pub retries: u32,
-    /// Customers per search page (at most 300, the SaaS limit).
-    #[arg(long, value_name = "N", default_value_t = 100, value_parser = clap::value_parser!(u32).range(1..=300))]
-    pub page_size: u32,
 }
 
 /// The state directory option shared by several commands.
 #[derive(Debug, Args)]
 pub struct StateArg {
-    /// The state directory (sled store).
+    /// The state directory (sled store; the embedded sandbox's data too).
     #[arg(long = "state", value_name = "DIR", default_value = ".custsync")]
     pub dir: PathBuf,
 }
@@ -296,10 +297,10 @@ mod tests {
             panic!("sync")
         };
         assert_eq!(
-            (s.rate, s.concurrency, s.retries, s.website_id),
+            (s.limits.rate, s.concurrency, s.limits.retries, s.website_id),
             (10, 8, 5, 1)
         );
-        assert_eq!(s.state, PathBuf::from(".custsync"));
+        assert_eq!(s.state.dir, PathBuf::from(".custsync"));
         assert!(!s.dry_run && !s.force && !s.only_failed);
     }
 

@@ -144,13 +144,13 @@ impl SyncConfig {
         }
         Ok(SyncConfig {
             mapping,
-            connect: Connect::resolve(&args.connection, env, args.state, args.dry_run)?,
+            connect: Connect::resolve(&args.connection, env, args.state.dir, args.dry_run)?,
             input: args.csv,
             dry_run: args.dry_run,
-            rate: NonZeroU32::new(args.rate),
+            rate: NonZeroU32::new(args.limits.rate),
             concurrency: args.concurrency as usize,
             retry: RetryPolicy {
-                retries: args.retries,
+                retries: args.limits.retries,
                 base: Duration::from_millis(args.backoff_base_ms),
                 ..RetryPolicy::default()
             },
@@ -184,9 +184,9 @@ impl PullConfig {
     pub fn resolve(args: PullArgs, env: &Env, quiet: bool) -> Result<Self, ConfigError> {
         Ok(PullConfig {
             connect: Connect::resolve(&args.connection, env, args.state.dir, false)?,
-            rate: NonZeroU32::new(args.rate),
+            rate: NonZeroU32::new(args.limits.rate),
             retry: RetryPolicy {
-                retries: args.retries,
+                retries: args.limits.retries,
                 ..RetryPolicy::default()
             },
             page_size: args.page_size,

@@ -234,9 +234,9 @@ impl Customer {
             "telephone",
             "company",
         ];
-        self.changes(known)
+        self.fields()
             .iter()
-            .any(|c| ADDRESS.iter().any(|a| c.starts_with(&format!("{a}: "))))
+            .any(|(field, new)| ADDRESS.contains(&field.as_str()) && known.get(field) != Some(new))
     }
 }
 

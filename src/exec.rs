@@ -280,10 +280,8 @@ impl Executor {
                 };
                 (customer, r)
             }
-            other => {
-                let message = format!("internal: {} is not sent", other.action().as_str());
-                return (outcome(Status::Failed, None, None, message, None), None);
-            }
+            // The sync loop hands over only creates and updates.
+            other => unreachable!("{} rows are not sent", other.action().as_str()),
         };
         match result {
             Ok(Done {

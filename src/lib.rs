@@ -39,8 +39,6 @@ use std::process::ExitCode;
 use anyhow::Context;
 use tokio_util::sync::CancellationToken;
 
-use std::sync::Arc;
-
 use cli::{Cli, Command, StateCommand};
 use config::{Env, PullConfig, SyncConfig};
 use state::Store;
@@ -96,19 +94,9 @@ pub fn run(cli: Cli) -> anyhow::Result<Exit> {
             }
             Command::Pull(args) => {
                 let cfg = PullConfig::resolve(args, &env, cli.quiet)?;
-                let store = Store::open(&cfg.connect.state_dir)?;
-                let throttle = Arc::new(throttle::Throttle::new(cfg.rate));
-                let (sandbox, client) = connect::connect(&cfg.connect, false, 4, throttle).await?;
-                let client = client.context("no credentials to pull with")?;
                 let cancel = CancellationToken::new();
                 spawn_signal_handler(cancel.clone(), cli.quiet);
-                let retrier = exec::Retrier::new(cfg.retry, cancel.clone());
-                let pulled =
-                    pull::pull(&client, &retrier, &store, cfg.page_size, cli.quiet, &cancel).await;
-                if let Some(sb) = sandbox {
-                    sb.shutdown().await;
-                }
-                let pulled = pulled?;
+                let pulled = pull::run(&cfg, &cancel).await?;
                 println!(
                     "pulled {} customers in {} pages ({} without id or email skipped); state: {}",
                     pulled.customers,

@@ -7,6 +7,7 @@
 //! file's values with the shop's and sends only what differs.
 
 use std::io::IsTerminal;
+use std::sync::Arc;
 use std::time::Instant;
 
 use indicatif::{ProgressBar, ProgressStyle};
@@ -14,9 +15,12 @@ use serde_json::Value;
 use tokio_util::sync::CancellationToken;
 
 use crate::api::{ApiError, Client};
+use crate::config::PullConfig;
+use crate::connect::{self, ConnectError};
 use crate::customer::{Key, default_address, remote_fields};
 use crate::exec::Retrier;
 use crate::state::{Entry, Op, StateError, Store};
+use crate::throttle::Throttle;
 
 /// SaaS limits a search page to 300 customers.
 pub const MAX_PAGE_SIZE: u32 = 300;
@@ -29,6 +33,8 @@ pub enum PullError {
     Api(#[from] ApiError),
     #[error(transparent)]
     State(#[from] StateError),
+    #[error(transparent)]
+    Connect(#[from] ConnectError),
 }
 
 /// What a pull did.
@@ -41,8 +47,23 @@ pub struct Pulled {
     pub interrupted: bool,
 }
 
+/// Runs `custsync pull`: opens the store, connects (the embedded sandbox without an endpoint)
+/// and pulls.
+pub async fn run(cfg: &PullConfig, cancel: &CancellationToken) -> Result<Pulled, PullError> {
+    let store = Store::open(&cfg.connect.state_dir)?;
+    let throttle = Arc::new(Throttle::new(cfg.rate));
+    let (sandbox, client) = connect::connect(&cfg.connect, false, 4, throttle).await?;
+    let client = client.expect("not a dry run, so the configuration has credentials");
+    let retrier = Retrier::new(cfg.retry, cancel.clone());
+    let pulled = pull(&client, &retrier, &store, cfg.page_size, cfg.quiet, cancel).await;
+    if let Some(sb) = sandbox {
+        sb.shutdown().await;
+    }
+    pulled
+}
+
 /// Pages through every customer of the shop and records them in `store`.
-pub async fn pull(
+async fn pull(
     client: &Client,
     retrier: &Retrier,
     store: &Store,

@@ -98,7 +98,7 @@ impl Report {
             let mut w = csv::WriterBuilder::new()
                 .has_headers(false)
                 .from_writer(file);
-            w.write_record(COLUMNS).map_err(|e| err(csv_io(e)))?;
+            w.write_record(COLUMNS).map_err(|e| err(e.into()))?;
             Sink::Csv(Box::new(w))
         };
         Ok(Report {
@@ -120,7 +120,7 @@ impl Report {
             message: &o.message,
         };
         let result = match &mut self.sink {
-            Sink::Csv(w) => w.serialize(&line).map_err(csv_io),
+            Sink::Csv(w) => w.serialize(&line).map_err(io::Error::from),
             Sink::Jsonl(w) => serde_json::to_writer(&mut *w, &line)
                 .map_err(io::Error::from)
                 .and_then(|()| w.write_all(b"\n")),
@@ -141,13 +141,6 @@ impl Report {
             path: self.path,
             source,
         })
-    }
-}
-
-fn csv_io(e: csv::Error) -> io::Error {
-    match e.into_kind() {
-        csv::ErrorKind::Io(e) => e,
-        other => io::Error::other(format!("{other:?}")),
     }
 }
 

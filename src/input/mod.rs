@@ -203,7 +203,7 @@ impl Reader {
         let mut header = csv::ByteRecord::new();
         let has_header = csv
             .read_byte_record(&mut header)
-            .map_err(|e| io_err(csv_io(e)))?;
+            .map_err(|e| io_err(e.into()))?;
         if !has_header {
             return Err(InputError::Empty {
                 path: path.to_owned(),
@@ -252,7 +252,7 @@ impl Reader {
             .read_byte_record(&mut self.record)
             .map_err(|e| InputError::Io {
                 path: self.path.clone(),
-                source: csv_io(e),
+                source: e.into(),
             })
     }
 
@@ -396,13 +396,6 @@ impl<R: Read> Read for LineIndex<R> {
             .extend(memchr::memchr_iter(b'\n', &buf[..n]).map(|i| base + i as u64));
         self.offset += n as u64;
         Ok(n)
-    }
-}
-
-fn csv_io(e: csv::Error) -> io::Error {
-    match e.into_kind() {
-        csv::ErrorKind::Io(e) => e,
-        other => io::Error::new(io::ErrorKind::InvalidData, format!("{other:?}")),
     }
 }
 

@@ -113,16 +113,6 @@ impl Index {
     pub fn digests(&self) -> impl Iterator<Item = u64> + '_ {
         self.entries.iter().map(|(d, _)| *d)
     }
-
-    /// Keys in the index.
-    pub fn len(&self) -> usize {
-        self.entries.len()
-    }
-
-    /// True when the index has no key.
-    pub fn is_empty(&self) -> bool {
-        self.entries.is_empty()
-    }
 }
 
 impl Store {

@@ -197,11 +197,6 @@ impl Store {
         })
     }
 
-    /// The state directory.
-    pub fn dir(&self) -> &Path {
-        &self.dir
-    }
-
     fn err(&self, source: sled::Error) -> StateError {
         StateError::Sled {
             path: self.dir.join("db"),
