@@ -221,13 +221,12 @@ pub async fn run(cfg: SyncConfig, cancel: CancellationToken) -> Result<Finished,
             absent.count
         }
     };
-    if !cfg.dry_run
-        && let Some(i) = &index
-    {
-        store.save_index(i)?;
-    }
     if !cfg.dry_run {
         store.set_last_run(chrono::Utc::now().timestamp())?;
+        // Last: the index is trusted from the moment its generation is stored.
+        if let Some(i) = &index {
+            store.save_index(i)?;
+        }
     }
     store.flush()?;
     if let Some(r) = report {
