@@ -3,10 +3,13 @@
 //! with a dropped connection. These are the failures a sync client must survive without
 //! creating a customer twice. The IMS route is never faulted.
 
+use std::collections::VecDeque;
 use std::num::NonZeroU32;
-use std::time::Duration;
+use std::sync::mpsc;
+use std::time::{Duration, Instant};
 
 use governor::{DefaultDirectRateLimiter, Quota, RateLimiter};
+use tokio::sync::oneshot;
 
 use super::error::ApiError;
 
@@ -57,6 +60,8 @@ pub(crate) enum AfterWrite {
 pub(crate) struct FaultGate {
     faults: Faults,
     limiter: Option<DefaultDirectRateLimiter>,
+    /// Present when there is latency to add.
+    delays: Option<Delays>,
 }
 
 impl FaultGate {
@@ -65,7 +70,12 @@ impl FaultGate {
             .rate_limit
             .and_then(NonZeroU32::new)
             .map(|n| RateLimiter::direct(Quota::per_second(n)));
-        Self { faults, limiter }
+        let delays = (!faults.latency.is_zero()).then(Delays::start);
+        Self {
+            faults,
+            limiter,
+            delays,
+        }
     }
 
     /// The faults applied before a customer request is handled, in order: rate limit,
@@ -77,8 +87,8 @@ impl FaultGate {
                 retry_after: Some(1),
             });
         }
-        if !self.faults.latency.is_zero() {
-            tokio::time::sleep(self.faults.latency).await;
+        if let Some(delays) = &self.delays {
+            delays.until(Instant::now() + self.faults.latency).await;
         }
         if roll(self.faults.p_429) {
             return Err(Refusal {
@@ -109,6 +119,61 @@ impl FaultGate {
     /// Lifetime of issued tokens.
     pub(crate) fn token_ttl(&self) -> Duration {
         self.faults.token_ttl.unwrap_or(Duration::from_secs(86_399))
+    }
+}
+
+/// Exact waits for the injected latency. Tokio's timer ticks every millisecond and rounds
+/// deadlines up, so `sleep(20 ms)` answered after 21.5 ms on average: an emulator that
+/// claims 20 ms must add 20 ms, or every throughput measured against it is off by 7%. One
+/// thread sleeps to each deadline at the OS timer's precision and wakes the request.
+#[derive(Debug)]
+struct Delays(mpsc::Sender<(Instant, oneshot::Sender<()>)>);
+
+impl Delays {
+    fn start() -> Self {
+        let (tx, rx) = mpsc::channel();
+        // The thread ends when the gate, and with it the sender, is dropped.
+        std::thread::Builder::new()
+            .name("sandbox-latency".into())
+            .spawn(move || wake_at_deadlines(&rx))
+            .map_or_else(
+                |e| tracing::warn!(error = %e, "no latency thread; latency is not injected"),
+                drop,
+            );
+        Delays(tx)
+    }
+
+    /// Resolves at `deadline` (at once when the thread is gone).
+    async fn until(&self, deadline: Instant) {
+        let (tx, rx) = oneshot::channel();
+        if self.0.send((deadline, tx)).is_ok() {
+            let _ = rx.await;
+        }
+    }
+}
+
+/// Every request waits the same latency, so deadlines arrive in order: a queue suffices.
+fn wake_at_deadlines(rx: &mpsc::Receiver<(Instant, oneshot::Sender<()>)>) {
+    let mut queue: VecDeque<(Instant, oneshot::Sender<()>)> = VecDeque::new();
+    loop {
+        let received = match queue.front() {
+            None => rx.recv().map_err(|_| mpsc::RecvTimeoutError::Disconnected),
+            Some((deadline, _)) => {
+                let now = Instant::now();
+                if *deadline <= now {
+                    if let Some((_, waiter)) = queue.pop_front() {
+                        let _ = waiter.send(());
+                    }
+                    continue;
+                }
+                rx.recv_timeout(*deadline - now)
+            }
+        };
+        match received {
+            Ok(waiter) => queue.push_back(waiter),
+            Err(mpsc::RecvTimeoutError::Timeout) => {}
+            Err(mpsc::RecvTimeoutError::Disconnected) => return,
+        }
     }
 }
 

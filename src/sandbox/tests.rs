@@ -491,6 +491,36 @@ async fn write_then_500_and_throttling_faults() {
 }
 
 #[tokio::test]
+async fn latency_delays_each_request_without_serialising_them() {
+    let latency = Duration::from_millis(60);
+    let sb = sandbox(Faults {
+        latency,
+        ..Faults::default()
+    })
+    .await;
+    let c = client();
+    let t = token(&c, &sb).await;
+    let started = std::time::Instant::now();
+    let requests = (0..10).map(|i| {
+        let request = c
+            .post(format!("{}/V1/customers", sb.endpoint()))
+            .bearer_auth(&t)
+            .json(&new_customer(&format!("l{i}@x.com")));
+        async move {
+            let sent = std::time::Instant::now();
+            let response = request.send().await.expect("answer");
+            assert_eq!(response.status(), 200);
+            sent.elapsed()
+        }
+    });
+    let each = futures::future::join_all(requests).await;
+    assert!(each.iter().all(|d| *d >= latency), "{each:?}");
+    // Ten requests one after the other would take 600 ms.
+    assert!(started.elapsed() < latency * 5, "{:?}", started.elapsed());
+    sb.shutdown().await;
+}
+
+#[tokio::test]
 async fn keep_alive_reuses_one_connection() {
     let sb = sandbox(Faults::default()).await;
     let c = client();
