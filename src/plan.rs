@@ -97,8 +97,8 @@ pub struct Options {
 /// Plans records one by one, remembering the keys already seen in this file.
 pub struct Planner<'a> {
     store: &'a Store,
-    /// The fast path for unchanged rows, when the store's index is current.
-    index: Option<&'a Index>,
+    /// The store's keys as they were when the run began: an unchanged row costs no sled read.
+    index: &'a Index,
     options: Options,
     /// Key digest -> first line; digests keep a million keys in a few dozen MB.
     seen: HashMap<u64, u64>,
@@ -130,8 +130,8 @@ impl FileKeys {
 }
 
 impl<'a> Planner<'a> {
-    /// A planner over `store`, with its index when that is current.
-    pub fn new(store: &'a Store, index: Option<&'a Index>, options: Options) -> Self {
+    /// A planner over `store` and the index of its keys.
+    pub fn new(store: &'a Store, index: &'a Index, options: Options) -> Self {
         Planner {
             store,
             index,
@@ -194,7 +194,7 @@ impl<'a> Planner<'a> {
             });
         }
         self.seen.insert(digest, line);
-        let known = self.index.and_then(|i| i.get(digest));
+        let known = self.index.get(digest);
         if let Some(k) = known
             && k.matches(hash)
             && !self.options.force
@@ -211,7 +211,12 @@ impl<'a> Planner<'a> {
                 },
             });
         }
-        let entry = self.store.get(&key)?;
+        // The index holds every key of the store, and no row before this one wrote this key (a
+        // second row of a key is a duplicate): a key it does not know is not in sled either.
+        let entry = match known {
+            Some(_) => self.store.get(&key)?,
+            None => None,
+        };
         let unchanged = |customer: Customer, customer_id, note, refresh| Planned {
             line,
             email: customer.email,
@@ -344,38 +349,35 @@ mod tests {
         }
         w.finish().expect("finish");
         let index = store.build_index().expect("index");
-        // The index's fast path decides exactly as the sled look-ups do.
-        for index in [None, Some(&index)] {
-            let mut planner = Planner::new(&store, index, Options::default());
-            let got = actions(
-                &mut planner,
-                vec![
-                    row(2, "a@x.io", "Lee"),
-                    row(3, "b@x.io", "Lee"),
-                    row(4, "c@x.io", "Lee-Updated"),
-                    row(5, " A@x.io ", "Other"),
-                    Record::Invalid(InvalidRow {
-                        line: 6,
-                        email: String::new(),
-                        website_id: None,
-                        message: "bad".into(),
-                    }),
-                ],
-            );
-            assert_eq!(
-                got,
-                vec![
-                    Action::Create,
-                    Action::Unchanged,
-                    Action::Update,
-                    Action::Invalid,
-                    Action::Invalid
-                ]
-            );
-        }
+        let mut planner = Planner::new(&store, &index, Options::default());
+        let got = actions(
+            &mut planner,
+            vec![
+                row(2, "a@x.io", "Lee"),
+                row(3, "b@x.io", "Lee"),
+                row(4, "c@x.io", "Lee-Updated"),
+                row(5, " A@x.io ", "Other"),
+                Record::Invalid(InvalidRow {
+                    line: 6,
+                    email: String::new(),
+                    website_id: None,
+                    message: "bad".into(),
+                }),
+            ],
+        );
+        assert_eq!(
+            got,
+            vec![
+                Action::Create,
+                Action::Unchanged,
+                Action::Update,
+                Action::Invalid,
+                Action::Invalid
+            ]
+        );
         let mut forced = Planner::new(
             &store,
-            None,
+            &index,
             Options {
                 force: true,
                 only_failed: false,
@@ -391,7 +393,8 @@ mod tests {
     fn duplicate_names_the_first_line() {
         let dir = tempfile::tempdir().expect("tempdir");
         let store = Store::open(dir.path()).expect("open");
-        let mut planner = Planner::new(&store, None, Options::default());
+        let index = store.build_index().expect("index");
+        let mut planner = Planner::new(&store, &index, Options::default());
         planner.plan(row(2, "a@x.io", "Lee")).expect("plan");
         let p = planner.plan(row(9, "A@X.IO", "Lee")).expect("plan");
         let Step::Invalid(msg) = p.step else {
@@ -407,9 +410,10 @@ mod tests {
         let w = store.writer().expect("writer");
         w.send(Op::Failed(Key::new(1, "b@x.io")));
         w.finish().expect("finish");
+        let index = store.build_index().expect("index");
         let mut planner = Planner::new(
             &store,
-            None,
+            &index,
             Options {
                 force: false,
                 only_failed: true,

@@ -124,7 +124,8 @@ async fn pull(
         b.finish_and_clear();
     }
     writer.finish()?;
-    store.flush()?;
+    // The next sync plans against an index instead of a sled read per row.
+    store.rebuild_index()?;
     tracing::debug!(elapsed = ?started.elapsed(), "pull finished");
     Ok(done)
 }

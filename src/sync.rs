@@ -70,7 +70,7 @@ pub async fn run(cfg: SyncConfig, cancel: CancellationToken) -> Result<Finished,
     let total_bytes = std::fs::metadata(&cfg.input).map_or(0, |m| m.len());
     let store = Arc::new(Store::open(&cfg.connect.state_dir)?);
     // Read before anything writes the store (a write makes the file stale).
-    let index = Arc::new(store.load_index()?);
+    let index = store.load_index()?;
 
     let throttle = Arc::new(Throttle::new(cfg.rate));
     let (sandbox, client) = connect::connect(
@@ -96,20 +96,11 @@ pub async fn run(cfg: SyncConfig, cancel: CancellationToken) -> Result<Finished,
     let (tx, rx) = tokio::sync::mpsc::channel::<Vec<Planned>>(16);
     let reader_task = {
         let store = Arc::clone(&store);
-        let index = Arc::clone(&index);
         let reading = reading.clone();
         let counters = Arc::clone(&counters);
         let options = cfg.plan;
         tokio::task::spawn_blocking(move || {
-            plan_file(
-                reader,
-                &store,
-                index.as_ref().as_ref(),
-                options,
-                &reading,
-                &counters,
-                &tx,
-            )
+            plan_file(reader, &store, index, options, &reading, &counters, &tx)
         })
     };
 
@@ -179,29 +170,23 @@ pub async fn run(cfg: SyncConfig, cancel: CancellationToken) -> Result<Finished,
     } = sink;
     progress.finish();
 
-    let keys = reader_task.await.map_err(|_| SyncError::ReaderPanicked)??;
-    // The planner is done with the index: bring it up to date with what this run wrote (or,
-    // when there was none to trust, build it from the store).
-    let mut index = Arc::try_unwrap(index).ok().flatten();
+    let (keys, mut index) = reader_task.await.map_err(|_| SyncError::ReaderPanicked)??;
+    // The planner is done with the index: bring it up to date with what this run wrote.
     if let Some(w) = writer {
         w.finish()?;
-        let mut updated = match index {
-            Some(i) => i,
-            None => store.build_index()?,
-        };
-        updated.update(confirmed, &[]);
-        index = Some(updated);
+        index.update(confirmed, &[]);
     }
     // Only a file read to the end says which customers it no longer has.
     let complete = !cancel.is_cancelled() && fatal.is_none();
     let mut refused = None;
     let wants_list = cfg.absent_report.is_some() || cfg.delete_absent.is_some();
-    let absent = match (&index, complete) {
-        (_, false) => 0,
-        (Some(i), true) if !wants_list => {
-            i.digests().filter(|d| !keys.contains_digest(*d)).count() as u64
-        }
-        _ => {
+    let absent = match (complete, wants_list) {
+        (false, _) => 0,
+        (true, false) => index
+            .digests()
+            .filter(|d| !keys.contains_digest(*d))
+            .count() as u64,
+        (true, true) => {
             let absent = find_absent(
                 &store,
                 &keys,
@@ -212,11 +197,9 @@ pub async fn run(cfg: SyncConfig, cancel: CancellationToken) -> Result<Finished,
                 let (why, deleted) =
                     delete_absent(&cfg, executor.as_ref(), &store, &keys, &absent, max).await?;
                 refused = why;
-                if let Some(i) = index.as_mut() {
-                    let mut gone: Vec<u64> = deleted.iter().map(Key::digest).collect();
-                    gone.sort_unstable();
-                    i.update(Vec::new(), &gone);
-                }
+                let mut gone: Vec<u64> = deleted.iter().map(Key::digest).collect();
+                gone.sort_unstable();
+                index.update(Vec::new(), &gone);
             }
             absent.count
         }
@@ -224,9 +207,7 @@ pub async fn run(cfg: SyncConfig, cancel: CancellationToken) -> Result<Finished,
     if !cfg.dry_run {
         store.set_last_run(chrono::Utc::now().timestamp())?;
         // Last: the index is trusted from the moment its generation is stored.
-        if let Some(i) = &index {
-            store.save_index(i)?;
-        }
+        store.save_index(&index)?;
     }
     store.flush()?;
     if let Some(r) = report {
@@ -318,21 +299,28 @@ impl Sink<'_> {
 }
 
 /// The reader's work, on two threads so that both cores are busy on a large file: this one
-/// parses and validates, a second one plans (keys, hashes, index and sled look-ups). Returns the keys the file
-/// names, for the absent check.
+/// parses and validates, a second one plans (keys, hashes, index and sled look-ups). Returns
+/// the keys the file names, for the absent check, and the index the plan was made against.
 fn plan_file(
     mut reader: input::Reader,
     store: &Store,
-    index: Option<&Index>,
+    index: Option<Index>,
     options: crate::plan::Options,
     reading: &CancellationToken,
     counters: &Counters,
     tx: &tokio::sync::mpsc::Sender<Vec<Planned>>,
-) -> Result<FileKeys, SyncError> {
+) -> Result<(FileKeys, Index), SyncError> {
     let (records_tx, records_rx) = std::sync::mpsc::sync_channel::<Vec<input::Record>>(8);
     std::thread::scope(|scope| {
-        let planning = scope.spawn(move || -> Result<FileKeys, SyncError> {
-            let mut planner = Planner::new(store, index, options);
+        let planning = scope.spawn(move || -> Result<(FileKeys, Index), SyncError> {
+            // Without a current index file, one from a scan of the store (nothing writes it
+            // before a row is planned) costs less than a sled read per row; parsing goes on
+            // meanwhile.
+            let index = match index {
+                Some(index) => index,
+                None => store.build_index()?,
+            };
+            let mut planner = Planner::new(store, &index, options);
             for records in records_rx {
                 let planned = records
                     .into_iter()
@@ -342,7 +330,7 @@ fn plan_file(
                     break;
                 }
             }
-            Ok(planner.into_keys())
+            Ok((planner.into_keys(), index))
         });
         let mut batch = Vec::with_capacity(BATCH);
         let mut read_error = None;
@@ -376,10 +364,10 @@ fn plan_file(
             let _ = records_tx.send(batch);
         }
         drop(records_tx);
-        let keys = planning.join().map_err(|_| SyncError::ReaderPanicked)??;
+        let planned = planning.join().map_err(|_| SyncError::ReaderPanicked)??;
         match read_error {
             Some(e) => Err(e.into()),
-            None => Ok(keys),
+            None => Ok(planned),
         }
     })
 }
