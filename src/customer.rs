@@ -4,6 +4,8 @@
 //! Commerce takes on POST and PUT, and the payload hash the state store keeps so that an
 //! unchanged row sends nothing on the next run.
 
+use std::cell::RefCell;
+
 use serde_json::{Map, Value, json};
 use xxhash_rust::xxh3::Xxh3;
 
@@ -112,33 +114,39 @@ impl Customer {
     }
 
     /// Hash of everything we send (no ids, no password): equal hashes mean nothing to send.
-    /// Computed without building anything, as the planner does it for every row.
+    /// The planner does this for every row, so the bytes go to one reused buffer and are hashed
+    /// at once (xxh3 of the same bytes fed piece by piece cost twice as much).
     pub fn payload_hash(&self) -> u128 {
-        let mut h = Xxh3::new();
-        self.visit(|name, suffix, value| {
-            h.update(name.as_bytes());
-            h.update(suffix.as_bytes());
-            match value {
-                Val::Text(t) => {
-                    h.update(b"\0t");
-                    h.update(t.as_bytes());
-                }
-                Val::Number(n) => {
-                    h.update(b"\0n");
-                    h.update(&n.to_le_bytes());
-                }
-                Val::Flag(b) => h.update(if b { b"\0b1" } else { b"\0b0" }),
-                Val::Lines(lines) => {
-                    h.update(b"\0l");
-                    for l in lines {
-                        h.update(l.as_bytes());
-                        h.update(b"\n");
+        thread_local! {
+            static BYTES: RefCell<Vec<u8>> = const { RefCell::new(Vec::new()) };
+        }
+        BYTES.with_borrow_mut(|b| {
+            b.clear();
+            self.visit(|name, suffix, value| {
+                b.extend_from_slice(name.as_bytes());
+                b.extend_from_slice(suffix.as_bytes());
+                match value {
+                    Val::Text(t) => {
+                        b.extend_from_slice(b"\0t");
+                        b.extend_from_slice(t.as_bytes());
+                    }
+                    Val::Number(n) => {
+                        b.extend_from_slice(b"\0n");
+                        b.extend_from_slice(&n.to_le_bytes());
+                    }
+                    Val::Flag(f) => b.extend_from_slice(if f { b"\0b1" } else { b"\0b0" }),
+                    Val::Lines(lines) => {
+                        b.extend_from_slice(b"\0l");
+                        for l in lines {
+                            b.extend_from_slice(l.as_bytes());
+                            b.push(b'\n');
+                        }
                     }
                 }
-            }
-            h.update(b"\xff");
-        });
-        h.digest128()
+                b.push(0xff);
+            });
+            xxhash_rust::xxh3::xxh3_128(b)
+        })
     }
 
     /// The values we send, flattened to `field -> text`: the form the state store keeps of the
@@ -388,6 +396,11 @@ impl Key {
         h.update(self.email.as_bytes());
         h.digest()
     }
+
+    /// [`Key::digest`] of a key given as [`Key::to_bytes`], without decoding it.
+    pub fn digest_of_bytes(bytes: &[u8]) -> u64 {
+        xxhash_rust::xxh3::xxh3_64(bytes)
+    }
 }
 
 #[cfg(test)]
@@ -415,11 +428,29 @@ mod tests {
     }
 
     #[test]
+    fn payload_hash_is_stable_across_versions() {
+        // State stores keep these hashes: a change here makes every row look changed.
+        let mut c = ann();
+        assert_eq!(c.payload_hash(), 0x7b09f6289fffd6c5eaad809fc308bc92);
+        c.address = Some(Address {
+            street: vec!["Main Street 1".into(), "Apt 2".into()],
+            city: "Lund".into(),
+            postcode: "22100".into(),
+            country_id: "SE".into(),
+            region: None,
+            telephone: "+46 555".into(),
+            company: None,
+        });
+        assert_eq!(c.payload_hash(), 0xa8137d0a744fc01e5b352f4b4ad138c4);
+    }
+
+    #[test]
     fn key_is_case_insensitive_and_round_trips() {
         let k = ann().key();
         assert_eq!(k, Key::new(1, " ann@example.COM "));
         assert_eq!(Key::from_bytes(&k.to_bytes()), Some(k.clone()));
         assert_ne!(k.digest(), Key::new(2, "ann@example.com").digest());
+        assert_eq!(Key::digest_of_bytes(&k.to_bytes()), k.digest());
     }
 
     #[test]
