@@ -15,8 +15,13 @@ enum Val<'a> {
     Number(u64),
     Flag(bool),
     /// Street lines.
-    Lines(&'a [String]),
+    Lines(&'a [Text]),
 }
+
+/// A value of a [`Customer`]: names, dates and address lines mostly fit in its 24 bytes
+/// without a heap allocation, which a million rows would otherwise make a dozen times each
+/// (allocation was a third of the time spent reading a file).
+pub type Text = compact_str::CompactString;
 
 /// One customer as the input file wants it. Empty optional cells are `None`: "not given",
 /// never "clear the field".
@@ -24,35 +29,35 @@ enum Val<'a> {
 pub struct Customer {
     /// The email as written in the file (trimmed); the key uses its lower-cased form.
     pub email: String,
-    pub firstname: String,
-    pub lastname: String,
-    pub middlename: Option<String>,
-    pub prefix: Option<String>,
-    pub suffix: Option<String>,
+    pub firstname: Text,
+    pub lastname: Text,
+    pub middlename: Option<Text>,
+    pub prefix: Option<Text>,
+    pub suffix: Option<Text>,
     /// `YYYY-MM-DD`.
-    pub dob: Option<String>,
+    pub dob: Option<Text>,
     /// Magento's codes: 1 male, 2 female, 3 not specified.
     pub gender: Option<u8>,
-    pub taxvat: Option<String>,
+    pub taxvat: Option<Text>,
     pub group_id: Option<u32>,
     pub website_id: u32,
     pub store_id: Option<u32>,
     pub is_subscribed: Option<bool>,
     /// `custom:<code>` columns, sorted by code so that the hash does not depend on column order.
-    pub custom_attributes: Vec<(String, String)>,
+    pub custom_attributes: Vec<(Text, Text)>,
     pub address: Option<Address>,
 }
 
 /// The one default address a row may carry; sent as default billing and shipping.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Address {
-    pub street: Vec<String>,
-    pub city: String,
-    pub postcode: String,
-    pub country_id: String,
-    pub region: Option<String>,
-    pub telephone: String,
-    pub company: Option<String>,
+    pub street: Vec<Text>,
+    pub city: Text,
+    pub postcode: Text,
+    pub country_id: Text,
+    pub region: Option<Text>,
+    pub telephone: Text,
+    pub company: Option<Text>,
 }
 
 impl Customer {
@@ -169,7 +174,7 @@ impl Customer {
     /// Calls `f(name, name_suffix, value)` for every value we send (the suffix is a custom
     /// attribute's code after `custom:`, empty otherwise).
     fn visit(&self, mut f: impl FnMut(&str, &str, Val<'_>)) {
-        let mut text = |name: &str, v: Option<&String>| {
+        let mut text = |name: &str, v: Option<&str>| {
             if let Some(v) = v {
                 f(name, "", Val::Text(v));
             }
@@ -177,11 +182,11 @@ impl Customer {
         text("email", Some(&self.email));
         text("firstname", Some(&self.firstname));
         text("lastname", Some(&self.lastname));
-        text("middlename", self.middlename.as_ref());
-        text("prefix", self.prefix.as_ref());
-        text("suffix", self.suffix.as_ref());
-        text("dob", self.dob.as_ref());
-        text("taxvat", self.taxvat.as_ref());
+        text("middlename", self.middlename.as_deref());
+        text("prefix", self.prefix.as_deref());
+        text("suffix", self.suffix.as_deref());
+        text("dob", self.dob.as_deref());
+        text("taxvat", self.taxvat.as_deref());
         let numbers = [
             ("gender", self.gender.map(u64::from)),
             ("group_id", self.group_id.map(u64::from)),
@@ -202,12 +207,12 @@ impl Customer {
         if let Some(a) = &self.address {
             f("street", "", Val::Lines(&a.street));
             let texts = [
-                ("city", Some(&a.city)),
+                ("city", Some(a.city.as_str())),
                 ("postcode", Some(&a.postcode)),
                 ("country_id", Some(&a.country_id)),
-                ("region", a.region.as_ref()),
+                ("region", a.region.as_deref()),
                 ("telephone", Some(&a.telephone)),
-                ("company", a.company.as_ref()),
+                ("company", a.company.as_deref()),
             ];
             for (name, v) in texts {
                 if let Some(v) = v {

@@ -17,7 +17,7 @@ use std::sync::{Arc, Mutex};
 use chrono::NaiveDate;
 use secrecy::SecretString;
 
-use crate::customer::{Address, Customer};
+use crate::customer::{Address, Customer, Text};
 pub use mapping::{Mapping, MappingError};
 
 /// The longest value we accept in a name field; Magento's own limit.
@@ -479,7 +479,7 @@ fn validate(
         }
     }
     let get = |f: &Field| cells.iter().find(|(c, _)| *c == f).map(|(_, v)| v.as_ref());
-    let text = |f: Field, errors: &mut Vec<String>| -> Option<String> {
+    let text = |f: Field, errors: &mut Vec<String>| -> Option<Text> {
         let v = get(&f)?;
         if v.chars().count() > MAX_NAME_CHARS {
             errors.push(format!(
@@ -492,9 +492,9 @@ fn validate(
             errors.push(format!("{}: contains a control character", f.name()));
             return None;
         }
-        Some(v.to_owned())
+        Some(Text::from(v))
     };
-    let required = |f: Field, errors: &mut Vec<String>| -> String {
+    let required = |f: Field, errors: &mut Vec<String>| -> Text {
         let before = errors.len();
         match text(f.clone(), errors) {
             Some(v) => v,
@@ -503,7 +503,7 @@ fn validate(
                 if errors.len() == before {
                     errors.push(format!("{}: required value is empty", f.name()));
                 }
-                String::new()
+                Text::default()
             }
         }
     };
@@ -533,7 +533,7 @@ fn validate(
     let suffix = text(Field::Suffix, &mut errors);
     let taxvat = text(Field::Taxvat, &mut errors);
     let dob = get(&Field::Dob).and_then(|v| match check_dob(v) {
-        Ok(()) => Some(v.to_owned()),
+        Ok(()) => Some(Text::from(v)),
         Err(why) => {
             errors.push(format!("dob: `{v}` {why}"));
             None
@@ -576,10 +576,10 @@ fn validate(
         }
         flag
     });
-    let mut custom_attributes: Vec<(String, String)> = cells
+    let mut custom_attributes: Vec<(Text, Text)> = cells
         .iter()
         .filter_map(|(f, v)| match f {
-            Field::Custom(code) => Some((code.clone(), v.to_string())),
+            Field::Custom(code) => Some((Text::from(code.as_str()), Text::from(v.as_ref()))),
             _ => None,
         })
         .collect();
@@ -632,15 +632,16 @@ fn address<'a>(
         return None;
     }
     let mut need = |f: Field| {
-        get(&f).map(str::to_owned).unwrap_or_else(|| {
+        get(&f).map(Text::from).unwrap_or_else(|| {
             errors.push(format!("{}: required when an address is given", f.name()));
-            String::new()
+            Text::default()
         })
     };
-    let street: Vec<String> = need(Field::Street)
+    let street: Vec<Text> = need(Field::Street)
         .split(['\n', '|'])
-        .map(|s| s.trim().to_owned())
+        .map(str::trim)
         .filter(|s| !s.is_empty())
+        .map(Text::from)
         .collect();
     let city = need(Field::City);
     let postcode = need(Field::Postcode);
@@ -657,9 +658,9 @@ fn address<'a>(
         city,
         postcode,
         country_id,
-        region: get(&Field::Region).map(str::to_owned),
+        region: get(&Field::Region).map(Text::from),
         telephone,
-        company: get(&Field::Company).map(str::to_owned),
+        company: get(&Field::Company).map(Text::from),
     })
 }
 
@@ -685,20 +686,18 @@ pub fn check_email(email: &str) -> Result<(), &'static str> {
     if local.starts_with('.') || local.ends_with('.') || local.contains("..") {
         return Err("has a misplaced dot before the @");
     }
-    let labels: Vec<&str> = domain.split('.').collect();
-    if labels.len() < 2 {
+    let Some((_, tld)) = domain.rsplit_once('.') else {
         return Err("has no dot in the domain");
-    }
-    let label_ok = |l: &&str| {
+    };
+    let label_ok = |l: &str| {
         !l.is_empty()
             && !l.starts_with('-')
             && !l.ends_with('-')
             && l.chars().all(|c| c.is_alphanumeric() || c == '-')
     };
-    if !labels.iter().all(label_ok) {
+    if !domain.split('.').all(label_ok) {
         return Err("has an invalid domain");
     }
-    let tld = labels.last().copied().unwrap_or_default();
     if tld.chars().count() < 2 || !tld.chars().all(char::is_alphabetic) {
         return Err("has an invalid top-level domain");
     }
