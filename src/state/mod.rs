@@ -14,7 +14,7 @@ use std::os::unix::fs::DirBuilderExt;
 use std::path::{Path, PathBuf};
 use std::sync::mpsc;
 use std::thread;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use crate::customer::{Fields, Key};
 
@@ -379,18 +379,17 @@ impl Store {
     }
 }
 
-/// `first` and the ops that follow it within [`GATHER`], up to [`MAX_BATCH`]: every sled
-/// batch costs log writes of its own (at 3,000 confirmations a second, batches of one or two
-/// kept seven sled IO threads busy), and sled makes writes durable only every half second
-/// anyway. Returns at once when the sender is gone.
+/// `first` and the ops queued behind it, up to [`MAX_BATCH`]; when that is not a full batch,
+/// after waiting [`GATHER`] for more. Every sled batch costs log writes of its own (at 3,000
+/// confirmations a second, batches of one or two kept seven sled IO threads busy), and sled
+/// makes writes durable only every half second anyway. The wait is a sleep, not a wait on the
+/// channel, so that the ops arriving meanwhile do not wake this thread one by one.
 fn gather(rx: &mpsc::Receiver<Op>, first: Op) -> Vec<Op> {
-    let deadline = Instant::now() + GATHER;
     let mut ops = vec![first];
-    while ops.len() < MAX_BATCH {
-        match rx.recv_timeout(deadline.saturating_duration_since(Instant::now())) {
-            Ok(op) => ops.push(op),
-            Err(_) => break,
-        }
+    ops.extend(rx.try_iter().take(MAX_BATCH - 1));
+    if ops.len() < MAX_BATCH {
+        thread::sleep(GATHER);
+        ops.extend(rx.try_iter().take(MAX_BATCH - ops.len()));
     }
     ops
 }
