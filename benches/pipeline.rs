@@ -165,6 +165,48 @@ fn main() {
         table.push(row(name, rows, elapsed, &format!("peak RSS {rss} MB")));
     }
 
+    // Another way to a full store: moving one to another machine with export and import.
+    let exported = dir.join("export.csv");
+    let imported = dir.join("imported-state");
+    let _ = std::fs::remove_dir_all(&imported);
+    let (state_arg, exported_arg, imported_arg) = (
+        state.to_str().unwrap(),
+        exported.to_str().unwrap(),
+        imported.to_str().unwrap(),
+    );
+    let export = [
+        "state",
+        "export",
+        "--state",
+        state_arg,
+        "--output",
+        exported_arg,
+    ];
+    run_custsync(&export, dir);
+    let import = ["state", "import", exported_arg, "--state", imported_arg];
+    let (elapsed, rss) = run_custsync(&import, dir);
+    table.push(row(
+        "state import of an export (writes the index)",
+        rows,
+        elapsed,
+        &format!("peak RSS {rss} MB"),
+    ));
+    let dry = [
+        "sync",
+        csv.to_str().unwrap(),
+        "--state",
+        imported_arg,
+        "--quiet",
+        "--dry-run",
+    ];
+    let (elapsed, rss) = run_custsync(&dry, dir);
+    table.push(row(
+        "dry run after the import, all keys known",
+        rows,
+        elapsed,
+        &format!("peak RSS {rss} MB"),
+    ));
+
     println!();
     println!("| scenario | rows | time | rows/s | notes |");
     println!("| --- | ---: | ---: | ---: | --- |");
