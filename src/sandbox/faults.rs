@@ -16,7 +16,7 @@ use super::error::ApiError;
 /// What can go wrong on the customer routes, and how often.
 #[derive(Clone, Debug, Default)]
 pub struct Faults {
-    /// Added before answering every customer-route request.
+    /// Time from a customer-route request's arrival to its answer (at least).
     pub latency: Duration,
     /// Probability (0..=1) of a 429 before doing anything, with `Retry-After: retry_after`.
     pub p_429: f64,
@@ -78,17 +78,14 @@ impl FaultGate {
         }
     }
 
-    /// The faults applied before a customer request is handled, in order: rate limit,
-    /// latency, random 429, random 503.
-    pub(crate) async fn before(&self) -> Result<(), Refusal> {
+    /// The faults applied before a customer request is handled, in order: rate limit, random
+    /// 429, random 503.
+    pub(crate) fn before(&self) -> Result<(), Refusal> {
         if self.limiter.as_ref().is_some_and(|l| l.check().is_err()) {
             return Err(Refusal {
                 error: too_many(),
                 retry_after: Some(1),
             });
-        }
-        if let Some(delays) = &self.delays {
-            delays.until(Instant::now() + self.faults.latency).await;
         }
         if roll(self.faults.p_429) {
             return Err(Refusal {
@@ -103,6 +100,13 @@ impl FaultGate {
             });
         }
         Ok(())
+    }
+
+    /// Waits until the injected latency has passed since `arrived`.
+    pub(crate) async fn answer_after(&self, arrived: Instant) {
+        if let Some(delays) = &self.delays {
+            delays.until(arrived + self.faults.latency).await;
+        }
     }
 
     /// Decides the fate of the answer to a write that succeeded.

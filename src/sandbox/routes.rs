@@ -61,14 +61,17 @@ pub(crate) fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
 
 /// The sandbox's routes.
 pub(crate) fn router(state: Arc<AppState>) -> Router {
-    Router::new()
-        .route(IMS_PATH, post(ims_token))
+    let customers = Router::new()
         .route("/sandbox/V1/customers", post(create))
         .route("/sandbox/V1/customers/search", get(search))
         .route(
             "/sandbox/V1/customers/{id}",
             get(get_one).put(update).delete(delete),
         )
+        .route_layer(middleware::from_fn_with_state(Arc::clone(&state), delay));
+    Router::new()
+        .route(IMS_PATH, post(ims_token))
+        .merge(customers)
         .fallback(not_found)
         .method_not_allowed_fallback(not_found)
         .layer(middleware::from_fn_with_state(Arc::clone(&state), record))
@@ -112,6 +115,16 @@ async fn record(State(state): State<Arc<AppState>>, request: Request, next: Next
     };
     let response = next.run(request).await;
     guard.status = response.status().as_u16();
+    response
+}
+
+/// Answers a customer request the injected latency after it arrived, its own work included,
+/// as a server that far away would (work done first, then the wait, is what keeps the answer
+/// on time when many requests arrive at once).
+async fn delay(State(state): State<Arc<AppState>>, request: Request, next: Next) -> Response {
+    let arrived = Instant::now();
+    let response = next.run(request).await;
+    state.faults.answer_after(arrived).await;
     response
 }
 
@@ -205,13 +218,9 @@ fn random_chars(n: usize) -> String {
 
 /// The checks every customer request passes before its own work: store scope (part of route
 /// matching), faults, then the bearer token. Gives the request's store view, if any.
-async fn admit(
-    state: &AppState,
-    headers: &HeaderMap,
-    resource: &str,
-) -> Result<Option<i64>, Response> {
+fn admit(state: &AppState, headers: &HeaderMap, resource: &str) -> Result<Option<i64>, Response> {
     let scope = store_scope(headers).ok_or_else(|| error_response(&ApiError::route_miss()))?;
-    state.faults.before().await.map_err(refusal_response)?;
+    state.faults.before().map_err(refusal_response)?;
     if !authorized(state, headers) {
         let error = ApiError::new(401, "The consumer isn't authorized to access %resources.")
             .with_params(json!({ "resources": resource }));
@@ -259,7 +268,7 @@ async fn create(
     headers: HeaderMap,
     body: Bytes,
 ) -> Response {
-    let scope = match admit(&state, &headers, ACL_MANAGE).await {
+    let scope = match admit(&state, &headers, ACL_MANAGE) {
         Ok(scope) => scope,
         Err(response) => return response,
     };
@@ -274,7 +283,7 @@ async fn update(
     id: Result<Path<String>, PathRejection>,
     body: Bytes,
 ) -> Response {
-    if let Err(response) = admit(&state, &headers, ACL_MANAGE).await {
+    if let Err(response) = admit(&state, &headers, ACL_MANAGE) {
         return response;
     }
     let id = id.map(|Path(id)| id).unwrap_or_default();
@@ -288,7 +297,7 @@ async fn delete(
     headers: HeaderMap,
     id: Result<Path<String>, PathRejection>,
 ) -> Response {
-    if let Err(response) = admit(&state, &headers, ACL_DELETE).await {
+    if let Err(response) = admit(&state, &headers, ACL_DELETE) {
         return response;
     }
     let id = id.map(|Path(id)| id).unwrap_or_default();
@@ -301,7 +310,7 @@ async fn get_one(
     headers: HeaderMap,
     id: Result<Path<String>, PathRejection>,
 ) -> Response {
-    if let Err(response) = admit(&state, &headers, ACL_READ).await {
+    if let Err(response) = admit(&state, &headers, ACL_READ) {
         return response;
     }
     let id = id.map(|Path(id)| id).unwrap_or_default();
@@ -310,7 +319,7 @@ async fn get_one(
 }
 
 async fn search(State(state): State<Arc<AppState>>, headers: HeaderMap, uri: Uri) -> Response {
-    if let Err(response) = admit(&state, &headers, ACL_READ).await {
+    if let Err(response) = admit(&state, &headers, ACL_READ) {
         return response;
     }
     let pairs: Vec<(String, String)> = uri
