@@ -44,6 +44,15 @@ pub(crate) struct Refusal {
     pub(crate) retry_after: Option<u64>,
 }
 
+impl From<ApiError> for Refusal {
+    fn from(error: ApiError) -> Self {
+        Refusal {
+            error,
+            retry_after: None,
+        }
+    }
+}
+
 /// What happens after a successful write.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum AfterWrite {

@@ -218,13 +218,13 @@ fn random_chars(n: usize) -> String {
 
 /// The checks every customer request passes before its own work: store scope (part of route
 /// matching), faults, then the bearer token. Gives the request's store view, if any.
-fn admit(state: &AppState, headers: &HeaderMap, resource: &str) -> Result<Option<i64>, Response> {
-    let scope = store_scope(headers).ok_or_else(|| error_response(&ApiError::route_miss()))?;
-    state.faults.before().map_err(refusal_response)?;
+fn admit(state: &AppState, headers: &HeaderMap, resource: &str) -> Result<Option<i64>, Refusal> {
+    let scope = store_scope(headers).ok_or_else(|| Refusal::from(ApiError::route_miss()))?;
+    state.faults.before()?;
     if !authorized(state, headers) {
         let error = ApiError::new(401, "The consumer isn't authorized to access %resources.")
             .with_params(json!({ "resources": resource }));
-        return Err(error_response(&error));
+        return Err(error.into());
     }
     Ok(scope)
 }
@@ -270,7 +270,7 @@ async fn create(
 ) -> Response {
     let scope = match admit(&state, &headers, ACL_MANAGE) {
         Ok(scope) => scope,
-        Err(response) => return response,
+        Err(refusal) => return refusal_response(refusal),
     };
     let result = decode(&body).and_then(|b| lock(&state.store).create(&b, scope, Utc::now()));
     answer_write(&state, &kill, result).await
@@ -283,8 +283,8 @@ async fn update(
     id: Result<Path<String>, PathRejection>,
     body: Bytes,
 ) -> Response {
-    if let Err(response) = admit(&state, &headers, ACL_MANAGE) {
-        return response;
+    if let Err(refusal) = admit(&state, &headers, ACL_MANAGE) {
+        return refusal_response(refusal);
     }
     let id = id.map(|Path(id)| id).unwrap_or_default();
     let result = decode(&body).and_then(|b| lock(&state.store).update(&id, &b, Utc::now()));
@@ -297,8 +297,8 @@ async fn delete(
     headers: HeaderMap,
     id: Result<Path<String>, PathRejection>,
 ) -> Response {
-    if let Err(response) = admit(&state, &headers, ACL_DELETE) {
-        return response;
+    if let Err(refusal) = admit(&state, &headers, ACL_DELETE) {
+        return refusal_response(refusal);
     }
     let id = id.map(|Path(id)| id).unwrap_or_default();
     let result = lock(&state.store).delete(&id).map(|()| Value::Bool(true));
@@ -310,8 +310,8 @@ async fn get_one(
     headers: HeaderMap,
     id: Result<Path<String>, PathRejection>,
 ) -> Response {
-    if let Err(response) = admit(&state, &headers, ACL_READ) {
-        return response;
+    if let Err(refusal) = admit(&state, &headers, ACL_READ) {
+        return refusal_response(refusal);
     }
     let id = id.map(|Path(id)| id).unwrap_or_default();
     let result = lock(&state.store).get(&id);
@@ -319,8 +319,8 @@ async fn get_one(
 }
 
 async fn search(State(state): State<Arc<AppState>>, headers: HeaderMap, uri: Uri) -> Response {
-    if let Err(response) = admit(&state, &headers, ACL_READ) {
-        return response;
+    if let Err(refusal) = admit(&state, &headers, ACL_READ) {
+        return refusal_response(refusal);
     }
     let pairs: Vec<(String, String)> = uri
         .query()
