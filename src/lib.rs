@@ -116,6 +116,9 @@ pub fn run(cli: Cli) -> anyhow::Result<Exit> {
                 let sb = sandbox::start(config, args.listen)
                     .await
                     .context("cannot start the sandbox")?;
+                // Now, not on the first request: a journal that cannot be read stops here.
+                let loaded = sb.load().await.context("cannot start the sandbox")?;
+                tracing::info!(customers = loaded, "sandbox customers loaded");
                 println!("endpoint: {}", sb.endpoint());
                 println!("ims-url: {}", sb.ims_url());
                 wait_for_signal().await;

@@ -39,7 +39,7 @@ pub use faults::Faults;
 
 use faults::FaultGate;
 use routes::{AppState, KillSwitch, lock};
-use store::CustomerStore;
+use store::LazyStore;
 
 /// How long `shutdown` waits for requests in flight before cutting them off.
 const SHUTDOWN_GRACE: Duration = Duration::from_secs(5);
@@ -121,8 +121,7 @@ pub async fn start(
     config: SandboxConfig,
     listen: SocketAddr,
 ) -> Result<RunningSandbox, SandboxError> {
-    // Replaying the journal is blocking file I/O, but it runs once, before anything is served.
-    let store = CustomerStore::open(config.data_dir.as_deref())?;
+    let store = LazyStore::new(config.data_dir)?;
     let bind_err = |source| SandboxError::Bind {
         addr: listen,
         source,
@@ -130,7 +129,7 @@ pub async fn start(
     let listener = TcpListener::bind(listen).await.map_err(bind_err)?;
     let addr = listener.local_addr().map_err(bind_err)?;
     let state = Arc::new(AppState {
-        store: std::sync::Mutex::new(store),
+        store,
         tokens: std::sync::Mutex::default(),
         requests: std::sync::Mutex::default(),
         connections: AtomicU64::new(0),
@@ -175,9 +174,15 @@ impl RunningSandbox {
         }
     }
 
+    /// Reads the stored customers now rather than on the first customer request, so that a
+    /// journal that cannot be read is reported at once; returns how many there are.
+    pub async fn load(&self) -> Result<usize, SandboxError> {
+        Ok(lock(self.state.store.get().await?).len())
+    }
+
     /// Every stored customer as `GET /V1/customers/{id}` returns it, sorted by id.
-    pub fn customers(&self) -> Vec<serde_json::Value> {
-        lock(&self.state.store).all()
+    pub async fn customers(&self) -> Result<Vec<serde_json::Value>, SandboxError> {
+        Ok(lock(self.state.store.get().await?).all())
     }
 
     /// Stops accepting, lets requests in flight finish (up to a few seconds), then syncs the
@@ -194,7 +199,8 @@ impl RunningSandbox {
         if let Err(e) = server.await {
             tracing::warn!(error = %e, "sandbox server task ended abnormally");
         }
-        if let Err(e) = lock(&state.store).sync() {
+        let store = state.store.loaded().map(|s| lock(s).sync());
+        if let Some(Err(e)) = store {
             tracing::warn!(error = %e, "could not sync the sandbox journal");
         }
     }

@@ -25,7 +25,7 @@ use super::RequestRecord;
 use super::error::ApiError;
 use super::faults::{AfterWrite, FaultGate, Refusal};
 use super::search::SearchCriteria;
-use super::store::{CustomerStore, STORE_VIEWS};
+use super::store::{CustomerStore, LazyStore, STORE_VIEWS};
 
 /// Path of the IMS token route.
 pub(crate) const IMS_PATH: &str = "/ims/token/v3";
@@ -37,7 +37,7 @@ const ACL_DELETE: &str = "Magento_Customer::delete";
 
 /// Everything the handlers share.
 pub(crate) struct AppState {
-    pub(crate) store: Mutex<CustomerStore>,
+    pub(crate) store: LazyStore,
     /// Issued bearer tokens and when they expire; in memory only, so they die with the process.
     pub(crate) tokens: Mutex<HashMap<String, Instant>>,
     pub(crate) requests: Mutex<Vec<RequestRecord>>,
@@ -52,6 +52,17 @@ pub(crate) struct AppState {
 /// its connection closed without an answer.
 #[derive(Clone, Debug, Default)]
 pub(crate) struct KillSwitch(pub(crate) Arc<Notify>);
+
+/// The customer store, read from its journal on first use; Magento's 500 when that fails.
+async fn customers(state: &AppState) -> Result<MutexGuard<'_, CustomerStore>, ApiError> {
+    match state.store.get().await {
+        Ok(store) => Ok(lock(store)),
+        Err(e) => {
+            tracing::error!(error = %e, "the sandbox cannot read its customers");
+            Err(ApiError::internal())
+        }
+    }
+}
 
 /// Locks a mutex, ignoring poisoning: every critical section leaves the data consistent
 /// (the store journals before it mutates), so a panicked holder does not corrupt it.
@@ -272,7 +283,10 @@ async fn create(
         Ok(scope) => scope,
         Err(refusal) => return refusal_response(refusal),
     };
-    let result = decode(&body).and_then(|b| lock(&state.store).create(&b, scope, Utc::now()));
+    let result = match customers(&state).await {
+        Ok(mut store) => decode(&body).and_then(|b| store.create(&b, scope, Utc::now())),
+        Err(e) => Err(e),
+    };
     answer_write(&state, &kill, result).await
 }
 
@@ -287,7 +301,10 @@ async fn update(
         return refusal_response(refusal);
     }
     let id = id.map(|Path(id)| id).unwrap_or_default();
-    let result = decode(&body).and_then(|b| lock(&state.store).update(&id, &b, Utc::now()));
+    let result = match customers(&state).await {
+        Ok(mut store) => decode(&body).and_then(|b| store.update(&id, &b, Utc::now())),
+        Err(e) => Err(e),
+    };
     answer_write(&state, &kill, result).await
 }
 
@@ -301,7 +318,10 @@ async fn delete(
         return refusal_response(refusal);
     }
     let id = id.map(|Path(id)| id).unwrap_or_default();
-    let result = lock(&state.store).delete(&id).map(|()| Value::Bool(true));
+    let result = match customers(&state).await {
+        Ok(mut store) => store.delete(&id).map(|()| Value::Bool(true)),
+        Err(e) => Err(e),
+    };
     answer_write(&state, &kill, result).await
 }
 
@@ -314,8 +334,7 @@ async fn get_one(
         return refusal_response(refusal);
     }
     let id = id.map(|Path(id)| id).unwrap_or_default();
-    let result = lock(&state.store).get(&id);
-    answer(result)
+    answer(customers(&state).await.and_then(|store| store.get(&id)))
 }
 
 async fn search(State(state): State<Arc<AppState>>, headers: HeaderMap, uri: Uri) -> Response {
@@ -327,7 +346,11 @@ async fn search(State(state): State<Arc<AppState>>, headers: HeaderMap, uri: Uri
         .map(|q| form_urlencoded::parse(q.as_bytes()).into_owned().collect())
         .unwrap_or_default();
     let criteria = SearchCriteria::from_query(pairs.iter().map(|(k, v)| (k.as_str(), v.as_str())));
-    answer(criteria.map(|c| lock(&state.store).search(&c)))
+    let result = match customers(&state).await {
+        Ok(store) => criteria.map(|c| store.search(&c)),
+        Err(e) => Err(e),
+    };
+    answer(result)
 }
 
 /// Answers a write, unless a fault says to fail or drop the connection after it.

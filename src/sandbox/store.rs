@@ -10,6 +10,7 @@ use std::collections::{BTreeMap, HashMap};
 use std::fs::{self, File, OpenOptions};
 use std::io::{self, Write};
 use std::path::{Path, PathBuf};
+use std::sync::Mutex;
 
 use chrono::{DateTime, Utc};
 use serde_json::{Map, Value, json};
@@ -94,8 +95,55 @@ pub(crate) struct CustomerStore {
     next_id: i64,
     next_address_id: i64,
     journal: Option<Journal>,
-    /// Held while the store is open: two sandboxes on one journal would corrupt it.
+}
+
+/// The customer store, replayed from its journal when a customer request first needs it: a
+/// sync that sends nothing (the re-run of an unchanged file) must not wait for a journal of a
+/// million customers, nor hold them in memory.
+#[derive(Debug)]
+pub(crate) struct LazyStore {
+    dir: Option<PathBuf>,
+    /// Held from the start: two sandboxes on one journal would corrupt it.
     _lock: Option<File>,
+    store: tokio::sync::OnceCell<Mutex<CustomerStore>>,
+}
+
+impl LazyStore {
+    /// Takes the data directory (created with mode 0700) without reading it; `None` keeps
+    /// customers in memory only.
+    pub(crate) fn new(dir: Option<PathBuf>) -> Result<Self, SandboxError> {
+        let lock = match &dir {
+            Some(dir) => {
+                create_private_dir(dir)?;
+                Some(lock(dir)?)
+            }
+            None => None,
+        };
+        Ok(Self {
+            dir,
+            _lock: lock,
+            store: tokio::sync::OnceCell::new(),
+        })
+    }
+
+    /// The store, replaying the journal on a blocking thread the first time.
+    pub(crate) async fn get(&self) -> Result<&Mutex<CustomerStore>, SandboxError> {
+        self.store
+            .get_or_try_init(|| async {
+                let dir = self.dir.clone();
+                let open = tokio::task::spawn_blocking(move || CustomerStore::open(dir.as_deref()));
+                match open.await {
+                    Ok(store) => store.map(Mutex::new),
+                    Err(e) => std::panic::resume_unwind(e.into_panic()),
+                }
+            })
+            .await
+    }
+
+    /// The store, if anything has needed it yet.
+    pub(crate) fn loaded(&self) -> Option<&Mutex<CustomerStore>> {
+        self.store.get()
+    }
 }
 
 #[derive(Debug)]
@@ -138,21 +186,18 @@ fn lock(dir: &Path) -> Result<File, SandboxError> {
 
 impl CustomerStore {
     /// Opens the store: in memory when `dir` is `None`, else replaying and compacting
-    /// `dir/customers.jsonl` (the directory is created with mode 0700).
-    pub(crate) fn open(dir: Option<&Path>) -> Result<Self, SandboxError> {
+    /// `dir/customers.jsonl` (the caller holds the directory's lock).
+    fn open(dir: Option<&Path>) -> Result<Self, SandboxError> {
         let mut store = Self {
             customers: BTreeMap::new(),
             emails: HashMap::new(),
             next_id: 1,
             next_address_id: 1,
             journal: None,
-            _lock: None,
         };
         let Some(dir) = dir else {
             return Ok(store);
         };
-        create_private_dir(dir)?;
-        store._lock = Some(lock(dir)?);
         let path = dir.join(JOURNAL);
         let journal_err = |source| SandboxError::Journal {
             path: path.clone(),
@@ -247,6 +292,11 @@ impl CustomerStore {
     /// Flushes the journal to disk (used on shutdown).
     pub(crate) fn sync(&self) -> io::Result<()> {
         self.journal.as_ref().map_or(Ok(()), |j| j.file.sync_all())
+    }
+
+    /// How many customers there are.
+    pub(crate) fn len(&self) -> usize {
+        self.customers.len()
     }
 
     /// All customers in response shape, by id.
@@ -1188,20 +1238,19 @@ mod tests {
     #[test]
     fn a_data_directory_serves_one_sandbox_at_a_time() {
         let dir = tempfile::tempdir().expect("tempdir");
-        let first = CustomerStore::open(Some(dir.path())).expect("open");
-        let second = CustomerStore::open(Some(dir.path()));
+        let data = || Some(dir.path().to_owned());
+        let first = LazyStore::new(data()).expect("open");
+        let second = LazyStore::new(data());
         assert!(matches!(second, Err(SandboxError::Locked { .. })));
         drop(first);
-        assert!(
-            CustomerStore::open(Some(dir.path())).is_ok(),
-            "free again once closed"
-        );
+        assert!(LazyStore::new(data()).is_ok(), "free again once closed");
     }
 
     #[test]
     fn journal_replays_after_reopen_and_skips_torn_line() {
         let dir = tempfile::tempdir().expect("tempdir");
         let data = dir.path().join("data");
+        let _lock = LazyStore::new(Some(data.clone())).expect("data directory");
         let before = {
             let mut store = CustomerStore::open(Some(&data)).expect("opened");
             let mut body = customer("a@x.com");

@@ -374,7 +374,7 @@ async fn magento_error_shapes_and_success_answers() {
         .0,
         404
     );
-    assert!(sb.customers().is_empty());
+    assert!(sb.customers().await.expect("customers").is_empty());
     sb.shutdown().await;
 }
 
@@ -395,7 +395,7 @@ async fn write_then_drop_closes_connection_after_storing() {
         .await;
     let error = result.expect_err("the connection is dropped without an answer");
     assert!(!error.is_status() && !error.is_timeout(), "{error:?}");
-    let stored = sb.customers();
+    let stored = sb.customers().await.expect("customers");
     assert_eq!(stored.len(), 1);
     assert_eq!(stored[0]["email"], "ann@x.com");
     let last = sb.stats().requests.last().cloned().expect("recorded");
@@ -437,7 +437,11 @@ async fn write_then_500_and_throttling_faults() {
     assert!(body["message"].as_str().is_some_and(|m| m.starts_with(
         "Internal Error. Details are available in Magento log file. Report ID: webapi-"
     )));
-    assert_eq!(sb.customers().len(), 1, "the write happened anyway");
+    assert_eq!(
+        sb.customers().await.expect("customers").len(),
+        1,
+        "the write happened anyway"
+    );
     sb.shutdown().await;
 
     let sb = sandbox(Faults {
@@ -541,6 +545,8 @@ async fn keep_alive_reuses_one_connection() {
     assert!(stats.requests.iter().all(|r| r.status == 200));
     let ids: Vec<i64> = sb
         .customers()
+        .await
+        .expect("customers")
         .iter()
         .filter_map(|c| c["id"].as_i64())
         .collect();
@@ -567,11 +573,11 @@ async fn persisted_customers_survive_restart() {
         .await
         .expect("answer");
     assert_eq!(response.status(), 200);
-    let before = sb.customers();
+    let before = sb.customers().await.expect("customers");
     sb.shutdown().await;
 
     let sb = start(config(), listen).await.expect("restarts");
-    assert_eq!(sb.customers(), before);
+    assert_eq!(sb.customers().await.expect("customers"), before);
     // Tokens die with the process.
     let response = c
         .get(format!("{}/V1/customers/1", sb.endpoint()))

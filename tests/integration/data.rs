@@ -47,7 +47,7 @@ async fn one_default_address_stays_one_through_any_number_of_syncs() {
     );
     env.sync(&csv, &["--rate", "0"]).await.expect_code(0);
 
-    let stored = env.customers_by_key();
+    let stored = env.customers_by_key().await;
     assert_eq!(stored.len(), 5);
     for c in stored.values() {
         let addresses = c["addresses"].as_array().expect("addresses");
@@ -66,7 +66,7 @@ async fn the_customers_other_addresses_are_kept() {
     env.sync(&csv, &["--rate", "0"]).await.expect_code(0);
     // Someone adds a second (non-default) address in the shop.
     let shop = Shop::connect(&env).await;
-    let c = &env.customers_by_key()[&(1, "a0@example.com".to_owned())];
+    let c = &env.customers_by_key().await[&(1, "a0@example.com".to_owned())];
     let id = c["id"].as_u64().expect("id");
     let mut addresses = c["addresses"].as_array().expect("addresses").clone();
     addresses.push(
@@ -82,7 +82,7 @@ async fn the_customers_other_addresses_are_kept() {
 
     let csv = env.write("in.csv", &with_addresses("Lee", "Uppsala"));
     env.sync(&csv, &["--rate", "0"]).await.expect_code(0);
-    let c = &env.customers_by_key()[&(1, "a0@example.com".to_owned())];
+    let c = &env.customers_by_key().await[&(1, "a0@example.com".to_owned())];
     let cities: Vec<&str> = c["addresses"]
         .as_array()
         .expect("a")
@@ -123,7 +123,7 @@ async fn a_shop_with_customers_is_adopted_without_duplicates() {
     env.sync(&csv, &["--rate", "0", "--report", report.to_str().unwrap()])
         .await
         .expect_code(0);
-    assert_eq!(env.customers_by_key().len(), 45, "no duplicates");
+    assert_eq!(env.customers_by_key().await.len(), 45, "no duplicates");
     assert_eq!(env.count("POST") - posts, 45, "one create attempt per row");
     assert_eq!(env.count("PUT"), 10, "only the changed ones are updated");
     let rows = read_report(&report);
@@ -253,7 +253,7 @@ async fn state_tools_export_import_and_forget() {
         row["message"].contains("adopted existing customer"),
         "{row:?}"
     );
-    assert_eq!(env.customers_by_key().len(), 12);
+    assert_eq!(env.customers_by_key().await.len(), 12);
 
     // Import into a fresh state: the sync is then all unchanged.
     std::fs::remove_dir_all(env.state()).expect("rm state");
@@ -319,7 +319,7 @@ dob = "%d/%m/%Y"
         "ignored columns are listed: {}",
         run.stderr
     );
-    let stored = env.customers_by_key();
+    let stored = env.customers_by_key().await;
     assert_eq!(stored.len(), 2);
     let ann = &stored[&(2, "ann@example.com".to_owned())];
     assert_eq!(
@@ -408,7 +408,7 @@ async fn absent_customers_are_listed_and_deleted_only_within_the_limit() {
         refused.stderr
     );
     assert_eq!(env.count("DELETE"), 0);
-    assert_eq!(env.customers_by_key().len(), 30);
+    assert_eq!(env.customers_by_key().await.len(), 30);
 
     let run = env
         .sync(
@@ -418,7 +418,7 @@ async fn absent_customers_are_listed_and_deleted_only_within_the_limit() {
         .await;
     run.expect_code(3);
     assert_eq!(env.count("DELETE"), 5);
-    let stored = env.customers_by_key();
+    let stored = env.customers_by_key().await;
     assert_eq!(stored.len(), 25);
     assert!(!stored.contains_key(&(1, "user0@example.com".to_owned())));
     assert!(
@@ -452,7 +452,7 @@ async fn a_customer_deleted_in_the_shop_is_created_again() {
     let env = TestEnv::new(Faults::default()).await;
     let csv = env.write("in.csv", &customers_csv(3, ""));
     env.sync(&csv, &["--rate", "0"]).await.expect_code(0);
-    let old = env.customers_by_key()[&(1, "user1@example.com".to_owned())]["id"]
+    let old = env.customers_by_key().await[&(1, "user1@example.com".to_owned())]["id"]
         .as_u64()
         .expect("id");
     Shop::connect(&env)
@@ -464,7 +464,7 @@ async fn a_customer_deleted_in_the_shop_is_created_again() {
     env.sync(&csv, &["--rate", "0", "--report", report.to_str().unwrap()])
         .await
         .expect_code(0);
-    let stored = env.customers_by_key();
+    let stored = env.customers_by_key().await;
     assert_eq!(stored.len(), 3);
     let new = &stored[&(1, "user1@example.com".to_owned())];
     assert_eq!(new["lastname"], "Last1-v2");

@@ -32,7 +32,7 @@ async fn throttling_errors_and_lost_answers_still_give_each_customer_exactly_onc
         summary_path.to_str().unwrap(),
     ];
     env.sync(&csv, &args).await.expect_code(0);
-    let stored = env.customers_by_key();
+    let stored = env.customers_by_key().await;
     assert_eq!(stored.len(), n, "every row exactly once");
     let s = summary(&summary_path);
     assert_eq!(s["failed"].as_u64(), Some(0));
@@ -70,7 +70,7 @@ async fn expiring_tokens_are_renewed_without_failing_rows() {
         started.elapsed() > Duration::from_secs(2),
         "the run outlives several tokens"
     );
-    assert_eq!(env.customers_by_key().len(), 90);
+    assert_eq!(env.customers_by_key().await.len(), 90);
     let tokens = env.sandbox.stats().tokens_issued;
     assert!(tokens >= 2, "tokens were renewed ({tokens})");
     assert!(
@@ -123,7 +123,7 @@ async fn killed_mid_run_a_rerun_converges_without_duplicates() {
     tokio::time::sleep(Duration::from_millis(1500)).await;
     child.kill().expect("SIGKILL");
     let _ = child.wait();
-    let partial = env.customers_by_key().len();
+    let partial = env.customers_by_key().await.len();
     assert!(
         partial > 0 && partial < n,
         "killed mid-run ({partial} of {n} created)"
@@ -132,7 +132,7 @@ async fn killed_mid_run_a_rerun_converges_without_duplicates() {
         .await
         .expect_code(0);
     assert_eq!(
-        env.customers_by_key().len(),
+        env.customers_by_key().await.len(),
         n,
         "exactly one customer per row"
     );
@@ -190,14 +190,14 @@ async fn sigint_drains_writes_state_and_report_and_exits_130() {
     let s = summary(&summary_path);
     assert_eq!(s["rows"].as_u64(), Some(rows.len() as u64));
     // What was confirmed is in state: the next run creates only the rest.
-    let created_before = env.customers_by_key().len();
+    let created_before = env.customers_by_key().await.len();
     env.sync(&csv, &["--rate", "0"]).await.expect_code(0);
     assert_eq!(
         env.count("POST"),
         n,
         "no create repeated: {created_before} before, {n} in all"
     );
-    assert_eq!(env.customers_by_key().len(), n);
+    assert_eq!(env.customers_by_key().await.len(), n);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -277,7 +277,7 @@ async fn api_refusals_fail_the_row_with_the_api_message_and_only_failed_resends_
     .await
     .expect_code(0);
     assert_eq!(env.count("POST") - posts, 4);
-    assert_eq!(env.customers_by_key().len(), 20);
+    assert_eq!(env.customers_by_key().await.len(), 20);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -444,6 +444,6 @@ async fn heavy_throttling_slows_the_run_but_fails_no_row() {
     )
     .await
     .expect_code(0);
-    assert_eq!(env.customers_by_key().len(), 60);
+    assert_eq!(env.customers_by_key().await.len(), 60);
     assert!(summary(&summary_path)["retries"].as_u64() > Some(20));
 }

@@ -71,7 +71,7 @@ async fn a_messy_file_reports_every_line_and_syncs_the_valid_rows() {
             "line {line}"
         );
     }
-    let stored = env.customers_by_key();
+    let stored = env.customers_by_key().await;
     assert_eq!(stored.len(), 3);
     assert_eq!(
         stored[&(1, "asa@example.se".to_owned())]["firstname"],

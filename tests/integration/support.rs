@@ -129,9 +129,9 @@ impl TestEnv {
     }
 
     /// Stored customers by (website_id, lower-cased email); panics on a duplicate key.
-    pub fn customers_by_key(&self) -> HashMap<(u64, String), Value> {
+    pub async fn customers_by_key(&self) -> HashMap<(u64, String), Value> {
         let mut out = HashMap::new();
-        for c in self.sandbox.customers() {
+        for c in self.sandbox.customers().await.expect("sandbox customers") {
             let key = (
                 c["website_id"].as_u64().expect("website_id"),
                 c["email"].as_str().expect("email").to_lowercase(),

@@ -25,7 +25,7 @@ async fn creates_every_row_with_its_fields_then_a_rerun_sends_nothing() {
     ];
     env.sync(&csv, &args).await.expect_code(0);
 
-    let stored = env.customers_by_key();
+    let stored = env.customers_by_key().await;
     assert_eq!(stored.len(), 120);
     let c = &stored[&(1, "user7@example.com".to_owned())];
     assert_eq!(c["firstname"], "Fïrst7");
@@ -100,7 +100,7 @@ async fn changed_rows_are_put_and_new_rows_posted_exactly_once() {
     .expect_code(0);
     assert_eq!(env.count("PUT"), 10);
     assert_eq!(env.count("POST") - posts, 5);
-    let stored = env.customers_by_key();
+    let stored = env.customers_by_key().await;
     assert_eq!(stored.len(), 65);
     assert_eq!(
         stored[&(1, "user6@example.com".to_owned())]["lastname"],
@@ -256,6 +256,16 @@ async fn embedded_sandbox_is_the_default_target_and_keeps_its_data() {
         creates,
         "second run: all unchanged"
     );
+
+    // A run that sends nothing never reads the sandbox's customers: with a journal that could
+    // not be replayed, the re-run still succeeds (a million customers would take seconds and
+    // gigabytes to load for nothing).
+    let journal = dir.path().join(".custsync/sandbox/customers.jsonl");
+    let text = fs::read_to_string(&journal).expect("journal");
+    fs::write(&journal, format!("garbage\n{text}")).expect("damage the journal");
+    let third = run(&[]);
+    third.expect_code(3);
+    assert!(!third.stderr.contains("corrupt"), "{}", third.stderr);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -281,7 +291,7 @@ async fn requests_carry_the_gateway_headers_and_ids() {
             "x-api-key is the IMS client id"
         );
     }
-    let stored = env.customers_by_key();
+    let stored = env.customers_by_key().await;
     for r in requests.iter().filter(|r| r.method == "PUT") {
         let id: u64 = r
             .path
@@ -415,6 +425,6 @@ async fn sigterm_is_an_interrupt_too() {
     run.expect_code(130);
     assert!(run.stderr.contains("interrupted"), "{}", run.stderr);
     env.sync(&csv, &["--rate", "0"]).await.expect_code(0);
-    assert_eq!(env.customers_by_key().len(), 200);
+    assert_eq!(env.customers_by_key().await.len(), 200);
     assert_eq!(env.count("POST"), 200, "nothing created twice");
 }
