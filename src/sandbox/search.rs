@@ -7,6 +7,7 @@ use std::collections::BTreeMap;
 use serde_json::{Map, Value, json};
 
 use super::error::ApiError;
+use super::store::Stored;
 
 /// Largest page size Magento's input limiter allows.
 const MAX_PAGE_SIZE: u64 = 300;
@@ -108,19 +109,44 @@ impl SearchCriteria {
         Ok(criteria)
     }
 
-    /// Runs the search; the answer is the full response body.
-    pub(crate) fn run<'a>(&self, customers: impl Iterator<Item = &'a Map<String, Value>>) -> Value {
-        let mut hits: Vec<&Map<String, Value>> = customers
-            .filter(|c| {
-                self.filter_groups
+    /// The email a filter group asks for with `eq` and nothing else: every hit has it.
+    pub(crate) fn email_eq(&self) -> Option<&str> {
+        self.filter_groups
+            .iter()
+            .find_map(|group| match group.as_slice() {
+                [f] if f.field == "email" && f.condition == "eq" => Some(f.value.as_str()),
+                _ => None,
+            })
+    }
+
+    /// Runs the search; the answer is the full response body. A customer is parsed only when
+    /// a filter or a sort order needs its values, and for the page returned.
+    pub(crate) fn run<'a>(&self, customers: impl Iterator<Item = &'a Stored>) -> Value {
+        let reads = !self.filter_groups.is_empty() || !self.sort_orders.is_empty();
+        // Each hit with the values of the sort fields.
+        let mut hits: Vec<(&Stored, Vec<Option<Value>>)> = customers
+            .filter_map(|stored| {
+                if !reads {
+                    return Some((stored, Vec::new()));
+                }
+                let c = stored.record();
+                let keep = self
+                    .filter_groups
                     .iter()
-                    .all(|group| group.iter().any(|f| f.matches(c)))
+                    .all(|group| group.iter().any(|f| f.matches(&c)));
+                let keys = || {
+                    self.sort_orders
+                        .iter()
+                        .map(|(field, _)| field_value(&c, field).cloned())
+                        .collect()
+                };
+                keep.then(|| (stored, keys()))
             })
             .collect();
         // Stable sort on top of id order: ties keep the database's natural (id) order.
-        hits.sort_by(|a, b| {
-            for (field, desc) in &self.sort_orders {
-                let ord = compare(field_value(a, field), field_value(b, field));
+        hits.sort_by(|(_, a), (_, b)| {
+            for ((_, desc), (x, y)) in self.sort_orders.iter().zip(a.iter().zip(b)) {
+                let ord = compare(x.as_ref(), y.as_ref());
                 let ord = if *desc { ord.reverse() } else { ord };
                 if ord != Ordering::Equal {
                     return ord;
@@ -129,7 +155,7 @@ impl SearchCriteria {
             Ordering::Equal
         });
         let total = hits.len();
-        let page: Vec<Value> = match self.page_size.filter(|&p| p > 0) {
+        let (skip, take) = match self.page_size.filter(|&p| p > 0) {
             Some(size) => {
                 let size = usize::try_from(size).unwrap_or(usize::MAX);
                 let pages = total.div_ceil(size).max(1);
@@ -137,14 +163,16 @@ impl SearchCriteria {
                 let current = usize::try_from(self.current_page.unwrap_or(1))
                     .unwrap_or(usize::MAX)
                     .clamp(1, pages);
-                hits.iter()
-                    .skip((current - 1) * size)
-                    .take(size)
-                    .map(|c| Value::Object((*c).clone()))
-                    .collect()
+                ((current - 1) * size, size)
             }
-            None => hits.iter().map(|c| Value::Object((*c).clone())).collect(),
+            None => (0, total),
         };
+        let page: Vec<Value> = hits
+            .iter()
+            .skip(skip)
+            .take(take)
+            .map(|(stored, _)| Value::Object(stored.record()))
+            .collect();
         json!({
             "items": page,
             "search_criteria": self.echo(),
