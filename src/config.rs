@@ -273,6 +273,7 @@ pub fn sandbox_config(args: &SandboxArgs, env: &Env) -> SandboxConfig {
             token_ttl: args.token_ttl.map(Duration::from_secs),
             rate_limit: args.rate_limit,
         },
+        log_requests: false,
     }
 }
 

@@ -56,6 +56,9 @@ pub struct SandboxConfig {
     pub client_secret: SecretString,
     /// Failures to inject on the customer routes.
     pub faults: Faults,
+    /// Keep a [`RequestRecord`] of every request for [`RunningSandbox::stats`] (for tests:
+    /// a million requests would hold a few hundred MB).
+    pub log_requests: bool,
 }
 
 impl Default for SandboxConfig {
@@ -65,6 +68,7 @@ impl Default for SandboxConfig {
             client_id: "sandbox".to_owned(),
             client_secret: SecretString::from("sandbox"),
             faults: Faults::default(),
+            log_requests: false,
         }
     }
 }
@@ -72,7 +76,8 @@ impl Default for SandboxConfig {
 /// What the sandbox has seen so far.
 #[derive(Clone, Debug, Default)]
 pub struct Stats {
-    /// One record per HTTP request received, in the order their answers were decided.
+    /// One record per HTTP request received, in the order their answers were decided (only
+    /// with [`SandboxConfig::log_requests`]).
     pub requests: Vec<RequestRecord>,
     /// TCP connections accepted.
     pub connections: u64,
@@ -137,6 +142,7 @@ pub async fn start(
         client_id: config.client_id,
         client_secret: config.client_secret,
         faults: FaultGate::new(config.faults),
+        log_requests: config.log_requests,
     });
     let (stop, stopped) = watch::channel(());
     let server = tokio::spawn(accept_loop(listener, Arc::clone(&state), stopped));

@@ -46,6 +46,8 @@ pub(crate) struct AppState {
     pub(crate) client_id: String,
     pub(crate) client_secret: SecretString,
     pub(crate) faults: FaultGate,
+    /// Whether `requests` is kept.
+    pub(crate) log_requests: bool,
 }
 
 /// Put into every request's extensions by the connection task: a handler fires it to have
@@ -80,13 +82,15 @@ pub(crate) fn router(state: Arc<AppState>) -> Router {
             get(get_one).put(update).delete(delete),
         )
         .route_layer(middleware::from_fn_with_state(Arc::clone(&state), delay));
-    Router::new()
+    let mut router = Router::new()
         .route(IMS_PATH, post(ims_token))
         .merge(customers)
         .fallback(not_found)
-        .method_not_allowed_fallback(not_found)
-        .layer(middleware::from_fn_with_state(Arc::clone(&state), record))
-        .with_state(state)
+        .method_not_allowed_fallback(not_found);
+    if state.log_requests {
+        router = router.layer(middleware::from_fn_with_state(Arc::clone(&state), record));
+    }
+    router.with_state(state)
 }
 
 /// Records one [`RequestRecord`] per request when its answer is known, or with status 0 when

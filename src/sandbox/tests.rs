@@ -18,6 +18,7 @@ async fn sandbox(faults: Faults) -> RunningSandbox {
     start(
         SandboxConfig {
             faults,
+            log_requests: true,
             ..SandboxConfig::default()
         },
         listen,

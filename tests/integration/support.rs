@@ -24,6 +24,7 @@ impl TestEnv {
             SandboxConfig {
                 client_secret: SECRET.to_owned().into(),
                 faults,
+                log_requests: true,
                 ..SandboxConfig::default()
             },
             "127.0.0.1:0".parse().expect("addr"),
