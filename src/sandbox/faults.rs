@@ -165,7 +165,9 @@ impl Delays {
     }
 }
 
-/// Every request waits the same latency, so deadlines arrive in order: a queue suffices.
+/// Wakes each waiter at its deadline. Deadlines arrive nearly in order (one latency, counted
+/// from arrival, but queued after work of varying length): each goes in its sorted place,
+/// nearly always the back.
 fn wake_at_deadlines(rx: &mpsc::Receiver<(Instant, oneshot::Sender<()>)>) {
     let mut queue: VecDeque<(Instant, oneshot::Sender<()>)> = VecDeque::new();
     loop {
@@ -183,7 +185,10 @@ fn wake_at_deadlines(rx: &mpsc::Receiver<(Instant, oneshot::Sender<()>)>) {
             }
         };
         match received {
-            Ok(waiter) => queue.push_back(waiter),
+            Ok(waiter) => {
+                let at = queue.partition_point(|(deadline, _)| *deadline <= waiter.0);
+                queue.insert(at, waiter);
+            }
             Err(mpsc::RecvTimeoutError::Timeout) => {}
             Err(mpsc::RecvTimeoutError::Disconnected) => return,
         }
