@@ -119,10 +119,13 @@ impl SearchCriteria {
             })
     }
 
-    /// Runs the search; the answer is the full response body. A customer is parsed only when
-    /// a filter or a sort order needs its values, and for the page returned.
+    /// Runs the search over `customers` in id order; the answer is the full response body. A
+    /// customer is parsed only when a filter or a sort order on another field than the id
+    /// needs its values, and for the page returned: paging through a million customers by id
+    /// (as `custsync pull` does) must not read them all for every page.
     pub(crate) fn run<'a>(&self, customers: impl Iterator<Item = &'a Stored>) -> Value {
-        let reads = !self.filter_groups.is_empty() || !self.sort_orders.is_empty();
+        let by_id = |(field, _): &(String, bool)| field == "id" || field == "entity_id";
+        let reads = !self.filter_groups.is_empty() || !self.sort_orders.iter().all(by_id);
         // Each hit with the values of the sort fields.
         let mut hits: Vec<(&Stored, Vec<Option<Value>>)> = customers
             .filter_map(|stored| {
@@ -143,17 +146,21 @@ impl SearchCriteria {
                 keep.then(|| (stored, keys()))
             })
             .collect();
-        // Stable sort on top of id order: ties keep the database's natural (id) order.
-        hits.sort_by(|(_, a), (_, b)| {
-            for ((_, desc), (x, y)) in self.sort_orders.iter().zip(a.iter().zip(b)) {
-                let ord = compare(x.as_ref(), y.as_ref());
-                let ord = if *desc { ord.reverse() } else { ord };
-                if ord != Ordering::Equal {
-                    return ord;
+        if reads {
+            // Stable sort on top of id order: ties keep the database's natural (id) order.
+            hits.sort_by(|(_, a), (_, b)| {
+                for ((_, desc), (x, y)) in self.sort_orders.iter().zip(a.iter().zip(b)) {
+                    let ord = compare(x.as_ref(), y.as_ref());
+                    let ord = if *desc { ord.reverse() } else { ord };
+                    if ord != Ordering::Equal {
+                        return ord;
+                    }
                 }
-            }
-            Ordering::Equal
-        });
+                Ordering::Equal
+            });
+        } else if self.sort_orders.first().is_some_and(|(_, desc)| *desc) {
+            hits.reverse();
+        }
         let total = hits.len();
         let (skip, take) = match self.page_size.filter(|&p| p > 0) {
             Some(size) => {

@@ -1564,6 +1564,19 @@ mod tests {
 
         let r = run(&[("searchCriteria[currentPage]", "1")]);
         assert_eq!(ids(&r), vec![1, 2, 3, 4, 5], "no pageSize: no paging");
+
+        // Paging by id alone (what pull does) reads no customer but the page's.
+        let by_id = |direction| {
+            let r = run(&[
+                ("searchCriteria[sortOrders][0][field]", "entity_id"),
+                ("searchCriteria[sortOrders][0][direction]", direction),
+                ("searchCriteria[pageSize]", "2"),
+                ("searchCriteria[currentPage]", "2"),
+            ]);
+            (ids(&r), r["total_count"].clone())
+        };
+        assert_eq!(by_id("ASC"), (vec![3, 4], json!(5)));
+        assert_eq!(by_id("DESC"), (vec![3, 2], json!(5)));
     }
 
     #[test]
