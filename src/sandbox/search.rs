@@ -122,16 +122,51 @@ impl SearchCriteria {
     /// Runs the search over `customers` in id order; the answer is the full response body. A
     /// customer is parsed only when a filter or a sort order on another field than the id
     /// needs its values, and for the page returned: paging through a million customers by id
-    /// (as `custsync pull` does) must not read them all for every page.
-    pub(crate) fn run<'a>(&self, customers: impl Iterator<Item = &'a Stored>) -> Value {
+    /// (as `custsync pull` does) must neither read nor gather them all for every page.
+    pub(crate) fn run<'a, I>(&self, customers: I) -> Value
+    where
+        I: DoubleEndedIterator<Item = &'a Stored> + Clone,
+    {
         let by_id = |(field, _): &(String, bool)| field == "id" || field == "entity_id";
-        let reads = !self.filter_groups.is_empty() || !self.sort_orders.iter().all(by_id);
+        let (page, total): (Vec<&Stored>, usize) =
+            if self.filter_groups.is_empty() && self.sort_orders.iter().all(by_id) {
+                // All customers (a map's values) say how many they are; a selection is counted.
+                let total = match customers.size_hint() {
+                    (low, Some(high)) if low == high => low,
+                    _ => customers.clone().count(),
+                };
+                let (skip, take) = self.window(total);
+                let descending = self.sort_orders.first().is_some_and(|(_, desc)| *desc);
+                let ordered: Box<dyn Iterator<Item = &Stored>> = if descending {
+                    Box::new(customers.rev())
+                } else {
+                    Box::new(customers)
+                };
+                (ordered.skip(skip).take(take).collect(), total)
+            } else {
+                let hits = self.sorted_hits(customers);
+                let (skip, take) = self.window(hits.len());
+                (
+                    hits.iter().skip(skip).take(take).copied().collect(),
+                    hits.len(),
+                )
+            };
+        let items: Vec<Value> = page
+            .into_iter()
+            .map(|stored| Value::Object(stored.record()))
+            .collect();
+        json!({
+            "items": items,
+            "search_criteria": self.echo(),
+            "total_count": total,
+        })
+    }
+
+    /// The customers that pass the filters, in the requested order.
+    fn sorted_hits<'a>(&self, customers: impl Iterator<Item = &'a Stored>) -> Vec<&'a Stored> {
         // Each hit with the values of the sort fields.
         let mut hits: Vec<(&Stored, Vec<Option<Value>>)> = customers
             .filter_map(|stored| {
-                if !reads {
-                    return Some((stored, Vec::new()));
-                }
                 let c = stored.record();
                 let keep = self
                     .filter_groups
@@ -146,45 +181,32 @@ impl SearchCriteria {
                 keep.then(|| (stored, keys()))
             })
             .collect();
-        if reads {
-            // Stable sort on top of id order: ties keep the database's natural (id) order.
-            hits.sort_by(|(_, a), (_, b)| {
-                for ((_, desc), (x, y)) in self.sort_orders.iter().zip(a.iter().zip(b)) {
-                    let ord = compare(x.as_ref(), y.as_ref());
-                    let ord = if *desc { ord.reverse() } else { ord };
-                    if ord != Ordering::Equal {
-                        return ord;
-                    }
+        // Stable sort on top of id order: ties keep the database's natural (id) order.
+        hits.sort_by(|(_, a), (_, b)| {
+            for ((_, desc), (x, y)) in self.sort_orders.iter().zip(a.iter().zip(b)) {
+                let ord = compare(x.as_ref(), y.as_ref());
+                let ord = if *desc { ord.reverse() } else { ord };
+                if ord != Ordering::Equal {
+                    return ord;
                 }
-                Ordering::Equal
-            });
-        } else if self.sort_orders.first().is_some_and(|(_, desc)| *desc) {
-            hits.reverse();
-        }
-        let total = hits.len();
-        let (skip, take) = match self.page_size.filter(|&p| p > 0) {
-            Some(size) => {
-                let size = usize::try_from(size).unwrap_or(usize::MAX);
-                let pages = total.div_ceil(size).max(1);
-                // Magento's collection clamps the page, so a page past the end is the last one.
-                let current = usize::try_from(self.current_page.unwrap_or(1))
-                    .unwrap_or(usize::MAX)
-                    .clamp(1, pages);
-                ((current - 1) * size, size)
             }
-            None => (0, total),
+            Ordering::Equal
+        });
+        hits.into_iter().map(|(stored, _)| stored).collect()
+    }
+
+    /// The hits to skip and to take for the requested page of `total` hits.
+    fn window(&self, total: usize) -> (usize, usize) {
+        let Some(size) = self.page_size.filter(|&p| p > 0) else {
+            return (0, total);
         };
-        let page: Vec<Value> = hits
-            .iter()
-            .skip(skip)
-            .take(take)
-            .map(|(stored, _)| Value::Object(stored.record()))
-            .collect();
-        json!({
-            "items": page,
-            "search_criteria": self.echo(),
-            "total_count": total,
-        })
+        let size = usize::try_from(size).unwrap_or(usize::MAX);
+        let pages = total.div_ceil(size).max(1);
+        // Magento's collection clamps the page, so a page past the end is the last one.
+        let current = usize::try_from(self.current_page.unwrap_or(1))
+            .unwrap_or(usize::MAX)
+            .clamp(1, pages);
+        ((current - 1) * size, size)
     }
 
     /// The criteria as Magento echoes them back.
