@@ -99,6 +99,11 @@ impl Index {
         Index::new(digests, known)
     }
 
+    /// How many keys the index holds.
+    pub(crate) fn len(&self) -> usize {
+        self.digests.len()
+    }
+
     /// What the index knows of a key digest.
     pub fn get(&self, digest: u64) -> Option<Known> {
         let b = bucket(digest, self.bits);
