@@ -5,6 +5,12 @@ use std::path::PathBuf;
 
 use clap::{Args, Parser, Subcommand};
 
+use crate::defaults::{
+    DEFAULT_BACKOFF_BASE_MS, DEFAULT_CONCURRENCY, DEFAULT_IMS_URL, DEFAULT_MAX_ERRORS,
+    DEFAULT_PAGE_SIZE, DEFAULT_RATE, DEFAULT_RETRIES, DEFAULT_SANDBOX_LISTEN, DEFAULT_SCOPES,
+    DEFAULT_STATE_DIR, DEFAULT_TIMEOUT_SECS, DEFAULT_WEBSITE_ID, MAX_CONCURRENCY, MAX_PAGE_SIZE,
+};
+
 /// Keep an Adobe Commerce shop's customers in step with a CSV file.
 ///
 /// Rows are validated, keyed by (website_id, lower-cased email) and compared with a local state
@@ -67,7 +73,7 @@ pub struct ConnectionArgs {
         long,
         env = "CUSTSYNC_IMS_URL",
         value_name = "URL",
-        default_value = "https://ims-na1.adobelogin.com/ims/token/v3"
+        default_value = DEFAULT_IMS_URL
     )]
     pub ims_url: String,
     /// IMS server-to-server client id (also sent as x-api-key).
@@ -80,7 +86,7 @@ pub struct ConnectionArgs {
         long,
         env = "CUSTSYNC_SCOPES",
         value_name = "LIST",
-        default_value = crate::config::DEFAULT_SCOPES
+        default_value = DEFAULT_SCOPES
     )]
     pub scopes: String,
     /// Store view code, sent as the `Store:` header.
@@ -89,7 +95,7 @@ pub struct ConnectionArgs {
     #[arg(long, env = "CUSTSYNC_STORE", value_name = "CODE")]
     pub store: Option<String>,
     /// Seconds a request may take before it counts as lost and is retried.
-    #[arg(long, value_name = "SECS", default_value_t = 30)]
+    #[arg(long, value_name = "SECS", default_value_t = DEFAULT_TIMEOUT_SECS)]
     pub timeout: u64,
 }
 
@@ -109,7 +115,12 @@ pub struct SyncArgs {
     #[command(flatten)]
     pub limits: LimitArgs,
     /// Max requests in flight.
-    #[arg(long, value_name = "N", default_value_t = 8, value_parser = clap::value_parser!(u32).range(1..=1024))]
+    #[arg(
+        long,
+        value_name = "N",
+        default_value_t = DEFAULT_CONCURRENCY,
+        value_parser = clap::value_parser!(u32).range(1..=i64::from(MAX_CONCURRENCY))
+    )]
     pub concurrency: u32,
     /// Per-row report: CSV, or JSON Lines when FILE ends in .jsonl.
     ///
@@ -120,7 +131,7 @@ pub struct SyncArgs {
     #[arg(long, value_name = "FILE")]
     pub summary_json: Option<PathBuf>,
     /// Website for rows without a website_id column or value.
-    #[arg(long, value_name = "N", default_value_t = 1)]
+    #[arg(long, value_name = "N", default_value_t = DEFAULT_WEBSITE_ID)]
     pub website_id: u32,
     /// Send every valid row, even when unchanged since the last run.
     #[arg(long)]
@@ -129,7 +140,7 @@ pub struct SyncArgs {
     #[arg(long)]
     pub only_failed: bool,
     /// Stop sending after N failed rows (0 = never stop).
-    #[arg(long, value_name = "N", default_value_t = 0)]
+    #[arg(long, value_name = "N", default_value_t = DEFAULT_MAX_ERRORS)]
     pub max_errors: u64,
     /// Write the keys in the state store that this file no longer has (CSV
     /// website_id,email,customer_id).
@@ -155,7 +166,7 @@ pub struct SyncArgs {
     #[arg(long, value_name = "FILE")]
     pub mapping: Option<PathBuf>,
     /// Base of the exponential retry backoff, in milliseconds (for rehearsals and tests).
-    #[arg(long, value_name = "MS", default_value_t = 500, hide = true)]
+    #[arg(long, value_name = "MS", default_value_t = DEFAULT_BACKOFF_BASE_MS, hide = true)]
     pub backoff_base_ms: u64,
 }
 
@@ -169,7 +180,12 @@ pub struct PullArgs {
     #[command(flatten)]
     pub limits: LimitArgs,
     /// Customers per search page (at most 300, the SaaS limit).
-    #[arg(long, value_name = "N", default_value_t = 100, value_parser = clap::value_parser!(u32).range(1..=300))]
+    #[arg(
+        long,
+        value_name = "N",
+        default_value_t = DEFAULT_PAGE_SIZE,
+        value_parser = clap::value_parser!(u32).range(1..=i64::from(MAX_PAGE_SIZE))
+    )]
     pub page_size: u32,
 }
 
@@ -177,11 +193,11 @@ pub struct PullArgs {
 #[derive(Debug, Args)]
 pub struct LimitArgs {
     /// Max requests per second to the Commerce API, all requests counted (0 = no limit).
-    #[arg(long, value_name = "N", default_value_t = 10)]
+    #[arg(long, value_name = "N", default_value_t = DEFAULT_RATE)]
     pub rate: u32,
     /// Retries per request on 5xx, timeouts and connection errors; a 429, which only asks to
     /// wait, gets four times as many (at least 20).
-    #[arg(long, value_name = "N", default_value_t = 5)]
+    #[arg(long, value_name = "N", default_value_t = DEFAULT_RETRIES)]
     pub retries: u32,
 }
 
@@ -189,7 +205,7 @@ pub struct LimitArgs {
 #[derive(Debug, Args)]
 pub struct StateArg {
     /// The state directory (sled store; the embedded sandbox's data too).
-    #[arg(long = "state", value_name = "DIR", default_value = ".custsync")]
+    #[arg(long = "state", value_name = "DIR", default_value = DEFAULT_STATE_DIR)]
     pub dir: PathBuf,
 }
 
@@ -229,7 +245,7 @@ pub enum StateCommand {
         /// The customer's email (case does not matter).
         email: String,
         /// Its website.
-        #[arg(long, value_name = "N", default_value_t = 1)]
+        #[arg(long, value_name = "N", default_value_t = DEFAULT_WEBSITE_ID)]
         website_id: u32,
     },
 }
@@ -238,13 +254,13 @@ pub enum StateCommand {
 #[derive(Debug, Args)]
 pub struct SandboxArgs {
     /// Address to listen on; loopback unless you mean to share customer data.
-    #[arg(long, value_name = "ADDR", default_value = "127.0.0.1:8080")]
+    #[arg(long, value_name = "ADDR", default_value = DEFAULT_SANDBOX_LISTEN)]
     pub listen: SocketAddr,
     /// Where the sandbox keeps its customers (under DIR/sandbox).
     #[arg(
         long,
         value_name = "DIR",
-        default_value = ".custsync",
+        default_value = DEFAULT_STATE_DIR,
         conflicts_with = "ephemeral"
     )]
     pub state: PathBuf,

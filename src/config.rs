@@ -12,13 +12,13 @@ use secrecy::SecretString;
 
 use crate::api::Credentials;
 use crate::cli::{ConnectionArgs, PullArgs, SandboxArgs, SyncArgs};
-use crate::exec::RetryPolicy;
 use crate::input::{Mapping, MappingError};
 use crate::plan;
+use crate::retry::RetryPolicy;
 use crate::sandbox::{Faults, SandboxConfig};
 
-/// The IMS scopes of Adobe's Customer REST API tutorial.
-pub const DEFAULT_SCOPES: &str = "openid,AdobeID,email,additional_info.projectedProductContext,profile,commerce.aco.ingestion,commerce.accs,org.read,additional_info.roles";
+/// Kept here too, where the launcher and the tests have always found it.
+pub use crate::defaults::DEFAULT_SCOPES;
 
 /// A configuration the run cannot start with.
 #[derive(Debug, thiserror::Error)]

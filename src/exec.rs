@@ -1,23 +1,11 @@
-//! Sending planned rows: retries with backoff, lost-response recovery, and the outcome of each
-//! row.
-//!
-//! # Retries
-//! A call that got no answer, a 408 or a 5xx is tried again, up to `--retries` times; a 429
-//! has a larger budget of its own (four times as many, at least 20), since it only asks the
-//! client to wait.
-//! The wait before try `n` is "full jitter": a random time between zero and
-//! `min(cap, base * 2^n)`, so that workers that failed together do not come back together;
-//! a server's `Retry-After` is a floor for it. Any other 4xx is the API's verdict on the row and
-//! is reported, not retried.
+//! Sending planned rows: lost-response recovery, and the outcome of each row. Every call goes
+//! through a [`Retrier`] (see [`crate::retry`] for what is tried again and how long it waits).
 //!
 //! # Lost answers
 //! A create whose answer never arrived may have happened. Its retry (or the next run, after a
 //! kill) then meets Magento's "already exists" error; the row is resolved by looking the
 //! customer up by email and website, adopting its id, and sending a PUT only if the stored
 //! record differs from the row. So whatever fails in between, each key exists once.
-
-use std::sync::atomic::{AtomicU64, Ordering};
-use std::time::Duration;
 
 use secrecy::SecretString;
 use serde_json::Value;
@@ -26,42 +14,8 @@ use tokio_util::sync::CancellationToken;
 use crate::api::{ApiError, Client};
 use crate::customer::{Customer, Fields, Key, default_address, remote_fields};
 use crate::plan::{Action, Planned, Step};
+use crate::retry::{Retrier, RetryPolicy};
 use crate::state::Entry;
-
-/// How long a request already on the wire may still take after an interrupt.
-const DRAIN_GRACE: Duration = Duration::from_secs(5);
-
-/// Retry settings.
-#[derive(Clone, Copy, Debug)]
-pub struct RetryPolicy {
-    /// Retries after the first try.
-    pub retries: u32,
-    /// Backoff before the first retry, doubled each time.
-    pub base: Duration,
-    /// Longest backoff.
-    pub cap: Duration,
-}
-
-impl Default for RetryPolicy {
-    fn default() -> Self {
-        RetryPolicy {
-            retries: 5,
-            base: Duration::from_millis(500),
-            cap: Duration::from_secs(30),
-        }
-    }
-}
-
-impl RetryPolicy {
-    fn backoff(&self, attempt: u32, retry_after: Option<Duration>) -> Duration {
-        let ceiling = self
-            .base
-            .saturating_mul(2u32.saturating_pow(attempt))
-            .min(self.cap);
-        let jitter = ceiling.mul_f64(fastrand::f64());
-        retry_after.map_or(jitter, |r| r.max(jitter))
-    }
-}
 
 /// The report's `status` column.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -119,13 +73,6 @@ pub enum Skip {
 pub struct Executor {
     client: Client,
     retrier: Retrier,
-}
-
-/// Runs calls again on transient failures; see the module doc.
-pub struct Retrier {
-    policy: RetryPolicy,
-    cancel: CancellationToken,
-    retries: AtomicU64,
 }
 
 /// A row the API confirmed.
@@ -432,83 +379,6 @@ impl Executor {
             message: message.into(),
             state: None,
         }
-    }
-}
-
-impl Retrier {
-    /// A retrier; `cancel` interrupts backoffs and, after a grace period, calls in flight.
-    pub fn new(policy: RetryPolicy, cancel: CancellationToken) -> Self {
-        Retrier {
-            policy,
-            cancel,
-            retries: AtomicU64::new(0),
-        }
-    }
-
-    /// Retries made so far.
-    pub fn retries(&self) -> u64 {
-        self.retries.load(Ordering::Relaxed)
-    }
-
-    /// Runs `call` until it succeeds, fails for good, or the retries run out.
-    pub async fn run<T, F, Fut>(&self, mut call: F) -> Result<T, ApiError>
-    where
-        F: FnMut() -> Fut,
-        Fut: Future<Output = Result<T, ApiError>>,
-    {
-        // A 429 is the server asking to wait, not a failure: it has a budget of its own, so
-        // that a throttled run does not give up on rows that merely had to queue.
-        let (mut failures, mut throttled) = (0, 0);
-        let throttle_budget = self.policy.retries.saturating_mul(4).max(20);
-        loop {
-            let result = tokio::select! {
-                r = call() => r,
-                () = async { self.cancel.cancelled().await; tokio::time::sleep(DRAIN_GRACE).await } => {
-                    return Err(interrupted("the answer did not come before the interrupt"));
-                }
-            };
-            let e = match result {
-                Err(e) if e.is_transient() => e,
-                other => return other,
-            };
-            let is_429 = e.status() == Some(429);
-            let budget_left = if is_429 {
-                throttled < throttle_budget
-            } else {
-                failures < self.policy.retries
-            };
-            if !budget_left {
-                return Err(if failures + throttled == 0 {
-                    e
-                } else {
-                    ApiError::GaveUp {
-                        retries: failures + throttled,
-                        last: Box::new(e),
-                    }
-                });
-            }
-            let wait = self.policy.backoff(failures, e.retry_after());
-            if is_429 {
-                throttled += 1;
-            } else {
-                failures += 1;
-            }
-            let attempt = failures + throttled;
-            tracing::debug!("transient failure ({e}); retry {attempt} in {wait:?}");
-            self.retries.fetch_add(1, Ordering::Relaxed);
-            tokio::select! {
-                () = tokio::time::sleep(wait) => {}
-                () = self.cancel.cancelled() => {
-                    return Err(interrupted(&format!("interrupted before retry {attempt}: {e}")));
-                }
-            }
-        }
-    }
-}
-
-fn interrupted(detail: &str) -> ApiError {
-    ApiError::Interrupted {
-        detail: detail.to_owned(),
     }
 }
 

@@ -18,7 +18,7 @@ use crate::api::{ApiError, Client};
 use crate::config::PullConfig;
 use crate::connect::{self, ConnectError};
 use crate::customer::{Key, default_address, remote_fields};
-use crate::exec::Retrier;
+use crate::retry::Retrier;
 use crate::state::{Entry, Op, StateError, Store};
 use crate::throttle::Throttle;
 

@@ -3,7 +3,7 @@
 //! Two layers: a governor limiter holds the user's `--rate` as a hard cap (with a burst of a
 //! twentieth of the rate, so no one-second window carries more than the rate plus that), and
 //! an adaptive pace below it. A 429 halves the pace for everyone (the refused request itself
-//! waits out its `Retry-After`, see [`crate::exec`]); each success then wins back a little, so
+//! waits out its `Retry-After`, see [`crate::retry`]); each success then wins back a little, so
 //! the run settles at what the server accepts instead of every worker hammering the limit.
 
 use std::num::NonZeroU32;

@@ -1,0 +1,39 @@
+//! Every default and limit of the client, named once.
+//!
+//! clap's `default_value_t`s in [`crate::cli`], the settings of [`crate::config`] and the
+//! `Default`s of [`crate::retry`] all read them from here, so that a default changes in one
+//! line. This module imports nothing from the crate: both `cli` and `config` may use it without
+//! importing each other.
+
+use std::time::Duration;
+
+/// `--rate`: requests per second to the Commerce API, all requests counted.
+pub const DEFAULT_RATE: u32 = 10;
+/// `--concurrency`: requests in flight.
+pub const DEFAULT_CONCURRENCY: u32 = 8;
+/// The largest `--concurrency` accepted.
+pub const MAX_CONCURRENCY: u32 = 1024;
+/// `--retries`: retries per request on 5xx, 408, timeouts and connection errors.
+pub const DEFAULT_RETRIES: u32 = 5;
+/// `--backoff-base-ms`: the backoff before the first retry, doubled on each one after.
+pub const DEFAULT_BACKOFF_BASE_MS: u64 = 500;
+/// The longest backoff between two tries.
+pub const DEFAULT_BACKOFF_CAP: Duration = Duration::from_secs(30);
+/// `--timeout`: seconds a request may take before it counts as lost.
+pub const DEFAULT_TIMEOUT_SECS: u64 = 30;
+/// `--website-id`: the website of rows without one.
+pub const DEFAULT_WEBSITE_ID: u32 = 1;
+/// `--max-errors`: failed rows after which sending stops; 0 never stops.
+pub const DEFAULT_MAX_ERRORS: u64 = 0;
+/// `--state`: the state directory, relative to the working directory.
+pub const DEFAULT_STATE_DIR: &str = ".custsync";
+/// `--page-size` of `pull`.
+pub const DEFAULT_PAGE_SIZE: u32 = 100;
+/// SaaS limits a search page to 300 customers.
+pub const MAX_PAGE_SIZE: u32 = 300;
+/// `--ims-url`: Adobe IMS's token endpoint.
+pub const DEFAULT_IMS_URL: &str = "https://ims-na1.adobelogin.com/ims/token/v3";
+/// `--scopes`: the IMS scopes of Adobe's Customer REST API tutorial.
+pub const DEFAULT_SCOPES: &str = "openid,AdobeID,email,additional_info.projectedProductContext,profile,commerce.aco.ingestion,commerce.accs,org.read,additional_info.roles";
+/// `custsync sandbox --listen`: loopback, so that customer data is not shared by accident.
+pub const DEFAULT_SANDBOX_LISTEN: &str = "127.0.0.1:8080";
