@@ -12,62 +12,11 @@ use serde_json::Value;
 use tokio_util::sync::CancellationToken;
 
 use crate::api::{ApiError, Client};
-use crate::customer::{Customer, Fields, Key, default_address, remote_fields};
-use crate::plan::{Action, Planned, Step};
+use crate::customer::{Customer, Fields, default_address, remote_fields};
+use crate::outcome::{Outcome, Skip};
+use crate::plan::{Planned, Step};
 use crate::retry::{Retrier, RetryPolicy};
 use crate::state::Entry;
-
-/// The report's `status` column.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Status {
-    Planned,
-    Ok,
-    Failed,
-}
-
-impl Status {
-    /// The report's spelling.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Status::Planned => "planned",
-            Status::Ok => "ok",
-            Status::Failed => "failed",
-        }
-    }
-}
-
-/// What became of one input line: a report line plus the state change it implies.
-#[derive(Debug)]
-pub struct Outcome {
-    pub line: u64,
-    pub email: String,
-    pub website_id: Option<u32>,
-    pub action: Action,
-    pub status: Status,
-    pub customer_id: Option<u64>,
-    pub http_status: Option<u16>,
-    pub message: String,
-    /// For the state store: the confirmed mapping, or the key that failed.
-    pub state: Option<StateChange>,
-}
-
-/// A change the state store must record for a sent row.
-#[derive(Debug)]
-pub enum StateChange {
-    Confirmed(Key, Entry, Option<Fields>),
-    Failed(Key),
-}
-
-/// Why a row was not sent at all.
-#[derive(Clone, Copy, Debug)]
-pub enum Skip {
-    /// The user interrupted the run.
-    Interrupted,
-    /// `--max-errors` was reached.
-    TooManyErrors,
-    /// A fatal error (authentication) stopped the run.
-    Stopped,
-}
 
 /// Sends rows through a [`Client`].
 pub struct Executor {
@@ -159,24 +108,8 @@ impl Executor {
     /// credentials stopped working) comes back beside the row's outcome, so that the caller
     /// can stop the run.
     pub async fn send(&self, planned: Planned) -> (Outcome, Option<ApiError>) {
-        let Planned {
-            line,
-            email,
-            website_id,
-            step,
-        } = planned;
+        let Planned { row, step } = planned;
         let action = step.action();
-        let outcome = |status, customer_id, http_status, message: String, state| Outcome {
-            line,
-            email: email.clone(),
-            website_id,
-            action,
-            status,
-            customer_id,
-            http_status,
-            message,
-            state,
-        };
         let (customer, result) = match step {
             Step::Create {
                 customer,
@@ -236,32 +169,12 @@ impl Executor {
                 fields,
                 note,
             }) => (
-                outcome(
-                    Status::Ok,
-                    Some(entry.customer_id),
-                    Some(200),
-                    note,
-                    Some(StateChange::Confirmed(customer.key(), entry, fields)),
-                ),
+                Outcome::saved(row, action, customer.key(), entry, fields, note),
                 None,
             ),
             Err(Failure { error, customer_id }) => {
-                let message = match &error {
-                    ApiError::Status { message, .. } => message.clone(),
-                    other => other.to_string(),
-                };
-                let http_status = error.status();
-                let fatal = error.is_fatal().then_some(error);
-                (
-                    outcome(
-                        Status::Failed,
-                        customer_id,
-                        http_status,
-                        message,
-                        Some(StateChange::Failed(customer.key())),
-                    ),
-                    fatal,
-                )
+                let outcome = Outcome::failed(row, action, customer.key(), customer_id, &error);
+                (outcome, error.is_fatal().then_some(error))
             }
         }
     }
@@ -360,24 +273,26 @@ impl Executor {
             .map_err(failure)?;
         Done::new(customer, &saved, hash, String::new())
     }
+}
 
-    /// The outcome of a row that is not sent because the run is stopping.
-    pub fn skipped(planned: Planned, why: Skip) -> Outcome {
-        let message = match why {
-            Skip::Interrupted => "not sent: the run was interrupted",
-            Skip::TooManyErrors => "not sent: stopped after --max-errors failed rows",
-            Skip::Stopped => "not sent: the run stopped on a fatal error",
-        };
-        Outcome {
-            line: planned.line,
-            email: planned.email,
-            website_id: planned.website_id,
-            action: planned.step.action(),
-            status: Status::Failed,
-            customer_id: None,
-            http_status: None,
-            message: message.into(),
-            state: None,
+/// The outcome of a row to send that is not sent, because the run is stopping.
+pub fn skipped(planned: Planned, why: Skip) -> Outcome {
+    Outcome::skipped(planned.row, planned.step.action(), why)
+}
+
+/// The outcome of a row that sends nothing (or of any row in a dry run, which sends nothing).
+pub fn unsent(planned: Planned, dry_run: bool) -> Outcome {
+    let Planned { row, step } = planned;
+    match step {
+        Step::Invalid(message) => Outcome::invalid(row, message),
+        Step::Unchanged {
+            customer_id,
+            note,
+            refresh,
+        } => Outcome::unchanged(row, customer_id, note, refresh, dry_run),
+        Step::Create { .. } => Outcome::would_create(row),
+        Step::Update { entry, changes, .. } => {
+            Outcome::would_update(row, entry.customer_id, &changes)
         }
     }
 }

@@ -27,6 +27,7 @@ pub mod customer;
 pub mod defaults;
 pub mod exec;
 pub mod input;
+pub mod outcome;
 pub mod plan;
 pub mod pull;
 pub mod report;

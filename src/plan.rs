@@ -10,35 +10,13 @@ use secrecy::SecretString;
 
 use crate::customer::{Customer, Key};
 use crate::input::{Record, Row, check_email};
+use crate::outcome::{Action, RowRef};
 use crate::state::{Entry, Index, StateError, Store};
-
-/// What a row amounts to; the report's `action` column.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
-pub enum Action {
-    Create,
-    Update,
-    Unchanged,
-    Invalid,
-}
-
-impl Action {
-    /// The report's spelling.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Action::Create => "create",
-            Action::Update => "update",
-            Action::Unchanged => "unchanged",
-            Action::Invalid => "invalid",
-        }
-    }
-}
 
 /// One record with its decision.
 #[derive(Debug)]
 pub struct Planned {
-    pub line: u64,
-    pub email: String,
-    pub website_id: Option<u32>,
+    pub row: RowRef,
     pub step: Step,
 }
 
@@ -167,9 +145,11 @@ impl<'a> Planner<'a> {
                     _ => self.unkeyed += 1,
                 }
                 return Ok(Planned {
-                    line: i.line,
-                    email: i.email,
-                    website_id: i.website_id,
+                    row: RowRef {
+                        line: i.line,
+                        email: i.email,
+                        website_id: i.website_id,
+                    },
                     step: Step::Invalid(i.message),
                 });
             }
@@ -190,9 +170,11 @@ impl<'a> Planner<'a> {
                 key.website_id
             );
             return Ok(Planned {
-                line,
-                email: customer.email,
-                website_id,
+                row: RowRef {
+                    line,
+                    email: customer.email,
+                    website_id,
+                },
                 step: Step::Invalid(message),
             });
         }
@@ -204,9 +186,11 @@ impl<'a> Planner<'a> {
             && !self.options.only_failed
         {
             return Ok(Planned {
-                line,
-                email: customer.email,
-                website_id,
+                row: RowRef {
+                    line,
+                    email: customer.email,
+                    website_id,
+                },
                 step: Step::Unchanged {
                     customer_id: Some(k.customer_id),
                     note: None,
@@ -221,9 +205,11 @@ impl<'a> Planner<'a> {
             None => None,
         };
         let unchanged = |customer: Customer, customer_id, note, refresh| Planned {
-            line,
-            email: customer.email,
-            website_id,
+            row: RowRef {
+                line,
+                email: customer.email,
+                website_id,
+            },
             step: Step::Unchanged {
                 customer_id,
                 note,
@@ -242,9 +228,11 @@ impl<'a> Planner<'a> {
         let e = match entry {
             None => {
                 return Ok(Planned {
-                    line,
-                    email: customer.email.clone(),
-                    website_id,
+                    row: RowRef {
+                        line,
+                        email: customer.email.clone(),
+                        website_id,
+                    },
                     step: Step::Create {
                         customer: Box::new(customer),
                         password,
@@ -276,9 +264,11 @@ impl<'a> Planner<'a> {
         let send_address = customer.address.is_some()
             && (self.options.force || known.as_ref().is_none_or(|k| customer.address_changes(k)));
         Ok(Planned {
-            line,
-            email: customer.email.clone(),
-            website_id,
+            row: RowRef {
+                line,
+                email: customer.email.clone(),
+                website_id,
+            },
             step: Step::Update {
                 customer: Box::new(customer),
                 entry: e,

@@ -18,12 +18,10 @@ use crate::api::{ApiError, Client};
 use crate::config::PullConfig;
 use crate::connect::{self, ConnectError};
 use crate::customer::{Key, default_address, remote_fields};
+use crate::defaults::MAX_PAGE_SIZE;
 use crate::retry::Retrier;
 use crate::state::{Entry, Op, StateError, Store};
 use crate::throttle::Throttle;
-
-/// SaaS limits a search page to 300 customers.
-pub const MAX_PAGE_SIZE: u32 = 300;
 
 /// Failures that stop a pull.
 #[derive(Debug, thiserror::Error)]

@@ -13,8 +13,7 @@ use std::time::{Duration, Instant};
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 use serde::Serialize;
 
-use crate::exec::{Outcome, Status};
-use crate::plan::Action;
+use crate::outcome::{Action, Outcome, Status};
 
 /// Report, summary or export file problems.
 #[derive(Debug, thiserror::Error)]
@@ -109,15 +108,16 @@ impl Report {
 
     /// Writes one line.
     pub fn write(&mut self, o: &Outcome) -> Result<(), WriteError> {
+        let row = o.row();
         let line = ReportLine {
-            line: o.line,
-            email: &o.email,
-            website_id: o.website_id,
-            action: o.action.as_str(),
-            status: o.status.as_str(),
-            customer_id: o.customer_id,
-            http_status: o.http_status,
-            message: &o.message,
+            line: row.line,
+            email: &row.email,
+            website_id: row.website_id,
+            action: o.action().as_str(),
+            status: o.status().as_str(),
+            customer_id: o.customer_id(),
+            http_status: o.http_status(),
+            message: o.message(),
         };
         let result = match &mut self.sink {
             Sink::Csv(w) => w.serialize(&line).map_err(io::Error::from),
@@ -173,14 +173,17 @@ impl Tally {
     pub fn add(&mut self, o: &Outcome) {
         let s = &mut self.summary;
         s.rows += 1;
-        match (o.status, o.action) {
+        match (o.status(), o.action()) {
             (_, Action::Invalid) => s.invalid += 1,
             (Status::Failed, _) => s.failed += 1,
             (_, Action::Create) => s.created += 1,
             (_, Action::Update) => s.updated += 1,
             (_, Action::Unchanged) => s.unchanged += 1,
         }
-        *self.by_website.entry((o.website_id, o.action)).or_default() += 1;
+        *self
+            .by_website
+            .entry((o.row().website_id, o.action()))
+            .or_default() += 1;
     }
 
     /// Failed rows so far.

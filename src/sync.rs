@@ -23,8 +23,9 @@ use crate::api::ApiError;
 use crate::config::SyncConfig;
 use crate::connect::{self, ConnectError};
 use crate::customer::Key;
-use crate::exec::{Executor, Outcome, Skip, StateChange, Status};
+use crate::exec::{self, Executor};
 use crate::input::{self, InputError};
+use crate::outcome::{Outcome, Skip, StateChange, Status};
 use crate::plan::{FileKeys, Planned, Planner, Step};
 use crate::report::{self, Counters, Progress, Report, Summary, Tally, WriteError};
 use crate::state::{Entry, Index, Known, Op, StateError, Store, Writer};
@@ -142,11 +143,11 @@ pub async fn run(cfg: SyncConfig, cancel: CancellationToken) -> Result<Finished,
                         stop.get().copied()
                     };
                     match skip {
-                        Some(why) => sink.take(Executor::skipped(planned, why), None)?,
+                        Some(why) => sink.take(exec::skipped(planned, why), None)?,
                         None => in_flight.push(exec.send(planned)),
                     }
                 }
-                _ => sink.take(passive(planned, cfg.dry_run), None)?,
+                _ => sink.take(exec::unsent(planned, cfg.dry_run), None)?,
             }
         }
         let need_rows = queue.len() == 0 && !read_all;
@@ -265,7 +266,7 @@ impl Sink<'_> {
         }
         self.tally.add(&outcome);
         self.counters.done.fetch_add(1, Ordering::Relaxed);
-        let counter = if outcome.status == Status::Failed {
+        let counter = if outcome.status() == Status::Failed {
             &self.counters.failed
         } else {
             &self.counters.ok
@@ -274,7 +275,7 @@ impl Sink<'_> {
         if let Some(r) = self.report.as_mut() {
             r.write(&outcome)?;
         }
-        if let (Some(w), Some(change)) = (&self.writer, outcome.state) {
+        if let (Some(w), Some(change)) = (&self.writer, outcome.into_state()) {
             w.send(match change {
                 StateChange::Confirmed(key, entry, fields) => {
                     let known = Known::new(entry.payload_hash, entry.customer_id);
@@ -370,46 +371,6 @@ fn plan_file(
             None => Ok(planned),
         }
     })
-}
-
-/// The outcome of a row that sends nothing (or of any row in a dry run).
-fn passive(p: Planned, dry_run: bool) -> Outcome {
-    let action = p.step.action();
-    let mut state = None;
-    let (status, customer_id, message) = match p.step {
-        Step::Invalid(message) => (Status::Failed, None, message),
-        Step::Unchanged {
-            customer_id,
-            note,
-            refresh,
-        } => {
-            state = refresh
-                .filter(|_| !dry_run)
-                .map(|(key, entry)| StateChange::Confirmed(key, entry, None));
-            let status = if dry_run { Status::Planned } else { Status::Ok };
-            (status, customer_id, note.unwrap_or_default().to_owned())
-        }
-        Step::Create { .. } => (Status::Planned, None, String::new()),
-        Step::Update { entry, changes, .. } => {
-            let message = if changes.is_empty() {
-                "changed since the last sync (the values sent then are not known)".to_owned()
-            } else {
-                changes.join("; ")
-            };
-            (Status::Planned, Some(entry.customer_id), message)
-        }
-    };
-    Outcome {
-        line: p.line,
-        email: p.email,
-        website_id: p.website_id,
-        action,
-        status,
-        customer_id,
-        http_status: None,
-        message,
-        state,
-    }
 }
 
 /// Keys in the state store that this file no longer has.
