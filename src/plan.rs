@@ -1,17 +1,23 @@
 //! The diff: what each input record needs, given what the state store remembers.
 //!
-//! Pure decisions over a [`Store`] read: unknown key -> create, known key with another payload
-//! hash -> update, same hash -> unchanged. A key seen earlier in the same file makes the later
-//! row invalid, naming the first line.
+//! [`decide`] is the decision for one row, a function of the row, what the store knows of its
+//! key (read through [`Lookup`]) and the [`Options`]: unknown key -> create, known key with
+//! another payload hash -> update, same hash -> unchanged; when the hash differs, the values
+//! last sent decide. [`Planner`] adds what only the whole file knows: a key seen earlier in the
+//! same file makes the later row invalid, naming the first line; and it gathers the keys the
+//! file names, for the absent check ([`crate::absent`]).
+//!
+//! The planner reads the store only through [`Lookup`], generically: the sync plans a million
+//! rows against the index in a second or two, the tests plan against a map.
 
-use std::collections::{HashMap, HashSet};
+use std::collections::{HashMap, HashSet, hash_map};
 
 use secrecy::SecretString;
 
 use crate::customer::{Customer, Key};
 use crate::input::{Record, Row, check_email};
 use crate::outcome::{Action, RowRef};
-use crate::state::{Entry, Index, StateError, Store};
+use crate::state::{Entry, Lookup, StateError};
 
 /// One record with its decision.
 #[derive(Debug)]
@@ -73,10 +79,8 @@ pub struct Options {
 }
 
 /// Plans records one by one, remembering the keys already seen in this file.
-pub struct Planner<'a> {
-    store: &'a Store,
-    /// The store's keys as they were when the run began: an unchanged row costs no sled read.
-    index: &'a Index,
+pub struct Planner<'a, S> {
+    state: &'a S,
     options: Options,
     /// Key digest -> first line; digests keep a million keys in a few dozen MB.
     seen: HashMap<u64, u64>,
@@ -107,17 +111,16 @@ impl FileKeys {
     }
 }
 
-impl<'a> Planner<'a> {
-    /// A planner over `store` and the index of its keys.
-    pub fn new(store: &'a Store, index: &'a Index, options: Options) -> Self {
+impl<'a, S: Lookup> Planner<'a, S> {
+    /// A planner over what the state store knows.
+    pub fn new(state: &'a S, options: Options) -> Self {
         Planner {
-            store,
-            index,
+            state,
             options,
             // A file usually names about the keys the store has. Sized for them up front, the
             // map never holds its old and new tables at once while it grows (a third of a
             // re-run's peak memory); pages a smaller file leaves untouched cost nothing.
-            seen: HashMap::with_capacity(index.len()),
+            seen: HashMap::with_capacity(state.key_count()),
             mentioned: HashSet::new(),
             unkeyed: 0,
         }
@@ -153,269 +156,634 @@ impl<'a> Planner<'a> {
                     step: Step::Invalid(i.message),
                 });
             }
-            Record::Valid(row) => row,
+            Record::Valid(row) => *row,
         };
-        let Row {
-            line,
-            customer,
-            password,
-        } = *row;
-        let website_id = Some(customer.website_id);
-        let key = customer.key();
-        let digest = key.digest();
-        let hash = customer.payload_hash();
-        if let Some(first) = self.seen.get(&digest) {
-            let message = format!(
-                "line {line}: email: duplicate of line {first} (same website_id {} and email)",
-                key.website_id
-            );
-            return Ok(Planned {
-                row: RowRef {
-                    line,
-                    email: customer.email,
-                    website_id,
-                },
-                step: Step::Invalid(message),
-            });
-        }
-        self.seen.insert(digest, line);
-        let known = self.index.get(digest);
-        if let Some(k) = known
-            && k.matches(hash)
-            && !self.options.force
-            && !self.options.only_failed
-        {
-            return Ok(Planned {
-                row: RowRef {
-                    line,
-                    email: customer.email,
-                    website_id,
-                },
-                step: Step::Unchanged {
-                    customer_id: Some(k.customer_id),
-                    note: None,
-                    refresh: None,
-                },
-            });
-        }
-        // The index holds every key of the store, and no row before this one wrote this key (a
-        // second row of a key is a duplicate): a key it does not know is not in sled either.
-        let entry = match known {
-            Some(_) => self.store.get(&key)?,
-            None => None,
-        };
-        let unchanged = |customer: Customer, customer_id, note, refresh| Planned {
-            row: RowRef {
-                line,
-                email: customer.email,
-                website_id,
-            },
-            step: Step::Unchanged {
-                customer_id,
-                note,
-                refresh,
-            },
-        };
-        if self.options.only_failed && !self.store.is_failed(&key)? {
-            let note = Some("not sent: --only-failed and this row did not fail before");
-            return Ok(unchanged(
-                customer,
-                entry.map(|e| e.customer_id),
-                note,
-                None,
-            ));
-        }
-        let e = match entry {
-            None => {
+        let key = row.customer.key();
+        match self.seen.entry(key.digest()) {
+            hash_map::Entry::Occupied(first) => {
+                let message = format!(
+                    "line {}: email: duplicate of line {} (same website_id {} and email)",
+                    row.line,
+                    first.get(),
+                    key.website_id
+                );
                 return Ok(Planned {
                     row: RowRef {
-                        line,
-                        email: customer.email.clone(),
-                        website_id,
+                        line: row.line,
+                        email: row.customer.email,
+                        website_id: Some(key.website_id),
                     },
-                    step: Step::Create {
-                        customer: Box::new(customer),
-                        password,
-                        hash,
-                    },
+                    step: Step::Invalid(message),
                 });
             }
-            Some(e) if e.payload_hash == hash && !self.options.force => {
-                return Ok(unchanged(customer, Some(e.customer_id), None, None));
+            hash_map::Entry::Vacant(v) => {
+                v.insert(row.line);
             }
-            Some(e) => e,
-        };
-        // The hash is the fast path; the values last sent decide.
-        let known = self.store.fields(&key)?;
-        let changes = known
-            .as_ref()
-            .map(|k| customer.changes(k))
-            .unwrap_or_default();
-        if known.is_some() && changes.is_empty() && !self.options.force {
-            let refresh = Some((
-                key,
-                Entry {
-                    payload_hash: hash,
-                    ..e
-                },
-            ));
-            return Ok(unchanged(customer, Some(e.customer_id), None, refresh));
         }
-        let send_address = customer.address.is_some()
-            && (self.options.force || known.as_ref().is_none_or(|k| customer.address_changes(k)));
-        Ok(Planned {
-            row: RowRef {
-                line,
-                email: customer.email.clone(),
-                website_id,
-            },
-            step: Step::Update {
-                customer: Box::new(customer),
-                entry: e,
-                hash,
-                changes,
-                send_address,
-            },
-        })
+        decide(row, key, self.state, self.options)
     }
+}
+
+/// The decision for a valid row whose key `key` (its customer's) is the first of its kind in
+/// the file: a function of the row, what `state` knows of the key, and the options. It reads
+/// no more of the store than it must: nothing beyond [`Lookup::known`] for an unchanged row.
+pub fn decide<S: Lookup>(
+    row: Row,
+    key: Key,
+    state: &S,
+    options: Options,
+) -> Result<Planned, StateError> {
+    let Row {
+        line,
+        customer,
+        password,
+    } = row;
+    let website_id = Some(customer.website_id);
+    let hash = customer.payload_hash();
+    let known = state.known(key.digest());
+    let unchanged = |customer: Customer, customer_id, note, refresh| Planned {
+        row: RowRef {
+            line,
+            email: customer.email,
+            website_id,
+        },
+        step: Step::Unchanged {
+            customer_id,
+            note,
+            refresh,
+        },
+    };
+    if let Some(k) = known
+        && k.matches(hash)
+        && !options.force
+        && !options.only_failed
+    {
+        return Ok(unchanged(customer, Some(k.customer_id), None, None));
+    }
+    // Every key of the store is known, and no row before this one wrote this key (a second
+    // row of a key is a duplicate): a key not known is not in the store either.
+    let entry = match known {
+        Some(_) => state.entry(&key)?,
+        None => None,
+    };
+    if options.only_failed && !state.is_failed(&key)? {
+        let note = Some("not sent: --only-failed and this row did not fail before");
+        return Ok(unchanged(
+            customer,
+            entry.map(|e| e.customer_id),
+            note,
+            None,
+        ));
+    }
+    let e = match entry {
+        None => {
+            return Ok(Planned {
+                row: RowRef {
+                    line,
+                    email: customer.email.clone(),
+                    website_id,
+                },
+                step: Step::Create {
+                    customer: Box::new(customer),
+                    password,
+                    hash,
+                },
+            });
+        }
+        Some(e) if e.payload_hash == hash && !options.force => {
+            return Ok(unchanged(customer, Some(e.customer_id), None, None));
+        }
+        Some(e) => e,
+    };
+    // The hash is the fast path; the values last sent decide.
+    let sent = state.fields(&key)?;
+    let changes = sent
+        .as_ref()
+        .map(|k| customer.changes(k))
+        .unwrap_or_default();
+    if sent.is_some() && changes.is_empty() && !options.force {
+        let refresh = Some((
+            key,
+            Entry {
+                payload_hash: hash,
+                ..e
+            },
+        ));
+        return Ok(unchanged(customer, Some(e.customer_id), None, refresh));
+    }
+    let send_address = customer.address.is_some()
+        && (options.force || sent.as_ref().is_none_or(|k| customer.address_changes(k)));
+    Ok(Planned {
+        row: RowRef {
+            line,
+            email: customer.email.clone(),
+            website_id,
+        },
+        step: Step::Update {
+            customer: Box::new(customer),
+            entry: e,
+            hash,
+            changes,
+            send_address,
+        },
+    })
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::customer::{Address, Fields};
     use crate::input::InvalidRow;
-    use crate::state::Op;
+    use crate::state::Known;
+    use crate::state::memory::Memory;
 
-    fn row(line: u64, email: &str, lastname: &str) -> Record {
+    const ID: u64 = 7;
+
+    fn ann(lastname: &str) -> Customer {
+        Customer {
+            email: "ann@x.io".into(),
+            firstname: "Ann".into(),
+            lastname: lastname.into(),
+            middlename: None,
+            prefix: None,
+            suffix: None,
+            dob: None,
+            gender: None,
+            taxvat: None,
+            group_id: None,
+            website_id: 1,
+            store_id: None,
+            is_subscribed: None,
+            custom_attributes: vec![],
+            address: None,
+        }
+    }
+
+    fn living_in(mut c: Customer, city: &str) -> Customer {
+        c.address = Some(Address {
+            street: vec!["1 Main St".into()],
+            city: city.into(),
+            postcode: "10115".into(),
+            country_id: "DE".into(),
+            region: None,
+            telephone: "123".into(),
+            company: None,
+        });
+        c
+    }
+
+    fn valid(line: u64, customer: Customer) -> Record {
         Record::Valid(Box::new(Row {
             line,
-            customer: Customer {
-                email: email.into(),
-                firstname: "Ann".into(),
-                lastname: lastname.into(),
-                middlename: None,
-                prefix: None,
-                suffix: None,
-                dob: None,
-                gender: None,
-                taxvat: None,
-                group_id: None,
-                website_id: 1,
-                store_id: None,
-                is_subscribed: None,
-                custom_attributes: vec![],
-                address: None,
-            },
+            customer,
             password: None,
         }))
     }
 
-    fn actions(planner: &mut Planner, records: Vec<Record>) -> Vec<Action> {
-        records
-            .into_iter()
-            .map(|r| planner.plan(r).expect("plan").step.action())
-            .collect()
+    fn invalid(line: u64, email: &str, website_id: Option<u32>) -> Record {
+        Record::Invalid(InvalidRow {
+            line,
+            email: email.into(),
+            website_id,
+            message: format!("line {line}: bad"),
+        })
     }
 
-    #[test]
-    fn unknown_creates_changed_updates_same_is_unchanged_duplicates_invalid() {
-        let dir = tempfile::tempdir().expect("tempdir");
-        let store = Store::open(dir.path()).expect("open");
-        let Record::Valid(known) = row(0, "b@x.io", "Lee") else {
-            unreachable!()
-        };
-        let Record::Valid(changed) = row(0, "c@x.io", "Lee") else {
-            unreachable!()
-        };
-        let w = store.writer().expect("writer");
-        for (r, id) in [(&known, 1), (&changed, 2)] {
-            w.send(Op::Put(
-                r.customer.key(),
-                Entry {
-                    customer_id: id,
-                    payload_hash: r.customer.payload_hash(),
-                    synced_at: 0,
-                    address_id: None,
-                },
-                Some(r.customer.fields()),
-            ));
+    fn entry(payload_hash: u128) -> Entry {
+        Entry {
+            customer_id: ID,
+            payload_hash,
+            synced_at: 0,
+            address_id: None,
         }
-        w.finish().expect("finish");
-        let index = store.build_index().expect("index");
-        let mut planner = Planner::new(&store, &index, Options::default());
-        let got = actions(
-            &mut planner,
-            vec![
-                row(2, "a@x.io", "Lee"),
-                row(3, "b@x.io", "Lee"),
-                row(4, "c@x.io", "Lee-Updated"),
-                row(5, " A@x.io ", "Other"),
-                Record::Invalid(InvalidRow {
-                    line: 6,
-                    email: String::new(),
-                    website_id: None,
-                    message: "bad".into(),
-                }),
-            ],
-        );
-        assert_eq!(
-            got,
-            vec![
-                Action::Create,
-                Action::Unchanged,
-                Action::Update,
-                Action::Invalid,
-                Action::Invalid
-            ]
-        );
-        let mut forced = Planner::new(
-            &store,
-            &index,
-            Options {
-                force: true,
-                only_failed: false,
+    }
+
+    /// The store remembers `c` as synced: its hash and values.
+    fn synced(m: &mut Memory, c: &Customer) {
+        m.put(c.key(), entry(c.payload_hash()), Some(c.fields()));
+    }
+
+    /// The store has a mapping for `c` whose values were never known (an `import`).
+    fn mapped(m: &mut Memory, c: &Customer) {
+        m.put(c.key(), entry(c.payload_hash() ^ 1), None);
+    }
+
+    /// The store has `c`'s values from the shop, but no hash (a `pull`).
+    fn pulled(m: &mut Memory, c: &Customer) {
+        m.put(c.key(), entry(0), Some(c.fields()));
+    }
+
+    /// A step, summed up for comparison.
+    #[derive(Debug, PartialEq)]
+    enum Want {
+        Create,
+        Update {
+            changes: Vec<String>,
+            send_address: bool,
+        },
+        Unchanged {
+            customer_id: Option<u64>,
+            note: Option<&'static str>,
+            refresh: bool,
+        },
+        Invalid(String),
+    }
+
+    const SAME: Want = Want::Unchanged {
+        customer_id: Some(ID),
+        note: None,
+        refresh: false,
+    };
+    const NOT_FAILED: Option<&str> =
+        Some("not sent: --only-failed and this row did not fail before");
+
+    fn update(changes: &[&'static str], send_address: bool) -> Want {
+        Want::Update {
+            changes: changes.iter().map(|c| (*c).to_owned()).collect(),
+            send_address,
+        }
+    }
+
+    fn sum_up(p: &Planned) -> Want {
+        match &p.step {
+            Step::Invalid(m) => Want::Invalid(m.clone()),
+            Step::Create { .. } => Want::Create,
+            Step::Update {
+                changes,
+                send_address,
+                entry,
+                ..
+            } => {
+                assert_eq!(entry.customer_id, ID);
+                Want::Update {
+                    changes: changes.clone(),
+                    send_address: *send_address,
+                }
+            }
+            Step::Unchanged {
+                customer_id,
+                note,
+                refresh,
+            } => Want::Unchanged {
+                customer_id: *customer_id,
+                note: *note,
+                refresh: refresh.is_some(),
             },
-        );
-        assert_eq!(
-            actions(&mut forced, vec![row(2, "b@x.io", "Lee")]),
-            vec![Action::Update]
-        );
+        }
+    }
+
+    const FORCE: Options = Options {
+        force: true,
+        only_failed: false,
+    };
+    const ONLY_FAILED: Options = Options {
+        force: false,
+        only_failed: true,
+    };
+    const NONE: Options = Options {
+        force: false,
+        only_failed: false,
+    };
+
+    /// A case: the store before, the options, the file, and what each row needs.
+    type Case = (
+        &'static str,
+        fn(&mut Memory),
+        Options,
+        Vec<Record>,
+        Vec<Want>,
+    );
+
+    #[test]
+    fn decisions() {
+        let cases: Vec<Case> = vec![
+            (
+                "a new key is created",
+                |_| {},
+                NONE,
+                vec![valid(2, ann("Lee"))],
+                vec![Want::Create],
+            ),
+            (
+                "a known key with the same hash is unchanged",
+                |m| synced(m, &ann("Lee")),
+                NONE,
+                vec![valid(2, ann("Lee"))],
+                vec![SAME],
+            ),
+            (
+                "a changed hash is an update naming the changes",
+                |m| synced(m, &ann("Lee")),
+                NONE,
+                vec![valid(2, ann("Park"))],
+                vec![update(&["lastname: Lee -> Park"], false)],
+            ),
+            (
+                "a changed hash with the values sent unknown is an update of everything",
+                |m| mapped(m, &ann("Lee")),
+                NONE,
+                vec![valid(2, ann("Park"))],
+                vec![update(&[], false)],
+            ),
+            (
+                "with the values unknown, the address goes too",
+                |m| mapped(m, &living_in(ann("Lee"), "Berlin")),
+                NONE,
+                vec![valid(2, living_in(ann("Lee"), "Bonn"))],
+                vec![update(&[], true)],
+            ),
+            (
+                "a changed address goes",
+                |m| synced(m, &living_in(ann("Lee"), "Berlin")),
+                NONE,
+                vec![valid(2, living_in(ann("Lee"), "Bonn"))],
+                vec![update(&["city: Berlin -> Bonn"], true)],
+            ),
+            (
+                "an address that did not change stays home",
+                |m| synced(m, &living_in(ann("Lee"), "Berlin")),
+                NONE,
+                vec![valid(2, living_in(ann("Park"), "Berlin"))],
+                vec![update(&["lastname: Lee -> Park"], false)],
+            ),
+            (
+                "a pulled mapping with the same values is unchanged, and its hash refreshed",
+                |m| pulled(m, &ann("Lee")),
+                NONE,
+                vec![valid(2, ann("Lee"))],
+                vec![Want::Unchanged {
+                    customer_id: Some(ID),
+                    note: None,
+                    refresh: true,
+                }],
+            ),
+            (
+                "a pulled mapping with other values is an update naming them",
+                |m| pulled(m, &ann("Lee")),
+                NONE,
+                vec![valid(2, ann("Park"))],
+                vec![update(&["lastname: Lee -> Park"], false)],
+            ),
+            (
+                "a row with a field the shop's values lack is an update",
+                |m| pulled(m, &ann("Lee")),
+                NONE,
+                vec![valid(2, living_in(ann("Lee"), "Berlin"))],
+                vec![update(
+                    &[
+                        "city: (none) -> Berlin",
+                        "country_id: (none) -> DE",
+                        "postcode: (none) -> 10115",
+                        "street: (none) -> 1 Main St",
+                        "telephone: (none) -> 123",
+                    ],
+                    true,
+                )],
+            ),
+            (
+                "--force sends an unchanged row",
+                |m| synced(m, &ann("Lee")),
+                FORCE,
+                vec![valid(2, ann("Lee"))],
+                vec![update(&[], false)],
+            ),
+            (
+                "--force sends an unchanged address too",
+                |m| synced(m, &living_in(ann("Lee"), "Berlin")),
+                FORCE,
+                vec![valid(2, living_in(ann("Lee"), "Berlin"))],
+                vec![update(&[], true)],
+            ),
+            (
+                "--force sends a pulled mapping with the same values",
+                |m| pulled(m, &ann("Lee")),
+                FORCE,
+                vec![valid(2, ann("Lee"))],
+                vec![update(&[], false)],
+            ),
+            (
+                "--force creates a new key",
+                |_| {},
+                FORCE,
+                vec![valid(2, ann("Lee"))],
+                vec![Want::Create],
+            ),
+            (
+                "--only-failed passes over a key that did not fail",
+                |m| synced(m, &ann("Lee")),
+                ONLY_FAILED,
+                vec![valid(2, ann("Park"))],
+                vec![Want::Unchanged {
+                    customer_id: Some(ID),
+                    note: NOT_FAILED,
+                    refresh: false,
+                }],
+            ),
+            (
+                "--only-failed passes over a new key that did not fail",
+                |_| {},
+                ONLY_FAILED,
+                vec![valid(2, ann("Lee"))],
+                vec![Want::Unchanged {
+                    customer_id: None,
+                    note: NOT_FAILED,
+                    refresh: false,
+                }],
+            ),
+            (
+                "--only-failed creates a new key that failed",
+                |m| {
+                    m.fail(ann("Lee").key());
+                },
+                ONLY_FAILED,
+                vec![valid(2, ann("Lee"))],
+                vec![Want::Create],
+            ),
+            (
+                "--only-failed updates a known key that failed",
+                |m| {
+                    synced(m, &ann("Lee"));
+                    m.fail(ann("Lee").key());
+                },
+                ONLY_FAILED,
+                vec![valid(2, ann("Park"))],
+                vec![update(&["lastname: Lee -> Park"], false)],
+            ),
+            (
+                "--only-failed leaves a failed key whose row is what was last saved",
+                |m| {
+                    synced(m, &ann("Lee"));
+                    m.fail(ann("Lee").key());
+                },
+                ONLY_FAILED,
+                vec![valid(2, ann("Lee"))],
+                vec![SAME],
+            ),
+            (
+                "an invalid row keeps its message",
+                |m| synced(m, &ann("Lee")),
+                FORCE,
+                vec![invalid(4, "ann@x.io", Some(1))],
+                vec![Want::Invalid("line 4: bad".into())],
+            ),
+            (
+                "a key seen before in the file is invalid, naming the first line",
+                |_| {},
+                NONE,
+                vec![
+                    valid(2, ann("Lee")),
+                    valid(
+                        5,
+                        Customer {
+                            email: " ANN@x.IO ".into(),
+                            ..ann("Park")
+                        },
+                    ),
+                ],
+                vec![
+                    Want::Create,
+                    Want::Invalid(
+                        "line 5: email: duplicate of line 2 (same website_id 1 and email)".into(),
+                    ),
+                ],
+            ),
+            (
+                "a duplicate of an unchanged row is still a duplicate",
+                |m| synced(m, &ann("Lee")),
+                NONE,
+                vec![valid(2, ann("Lee")), valid(3, ann("Lee"))],
+                vec![
+                    SAME,
+                    Want::Invalid(
+                        "line 3: email: duplicate of line 2 (same website_id 1 and email)".into(),
+                    ),
+                ],
+            ),
+            (
+                "the same email in another website is another customer",
+                |_| {},
+                NONE,
+                vec![
+                    valid(2, ann("Lee")),
+                    valid(
+                        3,
+                        Customer {
+                            website_id: 2,
+                            ..ann("Lee")
+                        },
+                    ),
+                ],
+                vec![Want::Create, Want::Create],
+            ),
+            (
+                "an invalid row does not make a later valid one a duplicate",
+                |_| {},
+                NONE,
+                vec![invalid(2, "ann@x.io", Some(1)), valid(3, ann("Lee"))],
+                vec![Want::Invalid("line 2: bad".into()), Want::Create],
+            ),
+        ];
+        for (name, setup, options, records, want) in cases {
+            let mut state = Memory::default();
+            setup(&mut state);
+            let mut planner = Planner::new(&state, options);
+            let got: Vec<Want> = records
+                .into_iter()
+                .map(|r| sum_up(&planner.plan(r).expect("the fake does not fail")))
+                .collect();
+            assert_eq!(got, want, "{name}");
+        }
     }
 
     #[test]
-    fn duplicate_names_the_first_line() {
-        let dir = tempfile::tempdir().expect("tempdir");
-        let store = Store::open(dir.path()).expect("open");
-        let index = store.build_index().expect("index");
-        let mut planner = Planner::new(&store, &index, Options::default());
-        planner.plan(row(2, "a@x.io", "Lee")).expect("plan");
-        let p = planner.plan(row(9, "A@X.IO", "Lee")).expect("plan");
-        let Step::Invalid(msg) = p.step else {
-            panic!("expected invalid")
-        };
-        assert!(msg.contains("duplicate of line 2"), "{msg}");
+    fn outcomes_name_the_row() {
+        let state = Memory::default();
+        let mut planner = Planner::new(&state, NONE);
+        let p = planner
+            .plan(valid(
+                2,
+                Customer {
+                    email: "Ann@X.io".into(),
+                    ..ann("Lee")
+                },
+            ))
+            .expect("plan");
+        assert_eq!(
+            p.row,
+            RowRef {
+                line: 2,
+                email: "Ann@X.io".into(),
+                website_id: Some(1)
+            }
+        );
+        let p = planner
+            .plan(invalid(3, "not an email", None))
+            .expect("plan");
+        assert_eq!((p.row.line, p.row.website_id), (3, None));
+        assert_eq!(p.row.email, "not an email");
     }
 
     #[test]
-    fn only_failed_sends_just_the_failed_keys() {
-        let dir = tempfile::tempdir().expect("tempdir");
-        let store = Store::open(dir.path()).expect("open");
-        let w = store.writer().expect("writer");
-        w.send(Op::Failed(Key::new(1, "b@x.io")));
-        w.finish().expect("finish");
-        let index = store.build_index().expect("index");
-        let mut planner = Planner::new(
-            &store,
-            &index,
-            Options {
-                force: false,
-                only_failed: true,
-            },
-        );
-        let got = actions(
-            &mut planner,
-            vec![row(2, "a@x.io", "Lee"), row(3, "b@x.io", "Lee")],
-        );
-        assert_eq!(got, vec![Action::Unchanged, Action::Create]);
+    fn the_file_keys_hold_valid_and_readable_invalid_rows() {
+        let state = Memory::default();
+        let mut planner = Planner::new(&state, NONE);
+        let records = [
+            valid(2, ann("Lee")),
+            invalid(3, "bob@x.io", Some(1)),
+            invalid(4, "carl@x.io", None),
+            invalid(5, "not an email", Some(1)),
+        ];
+        for r in records {
+            planner.plan(r).expect("plan");
+        }
+        let keys = planner.into_keys();
+        assert!(keys.contains(&Key::new(1, "ann@x.io")));
+        assert!(keys.contains(&Key::new(1, "BOB@x.io")));
+        assert!(!keys.contains(&Key::new(1, "carl@x.io")));
+        assert!(!keys.contains(&Key::new(2, "ann@x.io")));
+        assert_eq!(keys.unkeyed, 2);
+    }
+
+    /// Reads nothing but the index: the store behind it is not there.
+    struct IndexOnly(Memory);
+
+    impl Lookup for IndexOnly {
+        fn key_count(&self) -> usize {
+            self.0.key_count()
+        }
+        fn known(&self, digest: u64) -> Option<Known> {
+            self.0.known(digest)
+        }
+        fn entry(&self, _: &Key) -> Result<Option<Entry>, StateError> {
+            panic!("an entry was read")
+        }
+        fn fields(&self, _: &Key) -> Result<Option<Fields>, StateError> {
+            panic!("field values were read")
+        }
+        fn is_failed(&self, _: &Key) -> Result<bool, StateError> {
+            panic!("a failed mark was read")
+        }
+    }
+
+    #[test]
+    fn unchanged_and_new_rows_cost_no_read_beyond_the_index() {
+        let mut m = Memory::default();
+        synced(&mut m, &ann("Lee"));
+        let state = IndexOnly(m);
+        let mut planner = Planner::new(&state, NONE);
+        let got: Vec<Want> = [
+            valid(2, ann("Lee")),
+            valid(
+                3,
+                Customer {
+                    website_id: 2,
+                    ..ann("Lee")
+                },
+            ),
+        ]
+        .into_iter()
+        .map(|r| sum_up(&planner.plan(r).expect("plan")))
+        .collect();
+        assert_eq!(got, vec![SAME, Want::Create]);
     }
 }

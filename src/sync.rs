@@ -28,7 +28,7 @@ use crate::input::{self, InputError};
 use crate::outcome::{Outcome, Skip, StateChange, Status};
 use crate::plan::{FileKeys, Planned, Planner, Step};
 use crate::report::{self, Counters, Progress, Report, Summary, Tally, WriteError};
-use crate::state::{Entry, Index, Known, Op, StateError, Store, Writer};
+use crate::state::{Entry, Index, Indexed, Known, Op, StateError, Store, Writer};
 use crate::throttle::Throttle;
 
 /// Rows per message from the reader thread: amortises channel costs on large files.
@@ -321,7 +321,11 @@ fn plan_file(
                 Some(index) => index,
                 None => store.build_index()?,
             };
-            let mut planner = Planner::new(store, &index, options);
+            let known = Indexed {
+                store,
+                index: &index,
+            };
+            let mut planner = Planner::new(&known, options);
             for records in records_rx {
                 let planned = records
                     .into_iter()

@@ -6,6 +6,9 @@
 //! the API confirmed the write; sled flushes its log every half second and at the end, so a
 //! killed run loses at most the last moments of confirmations, which the next run recovers by
 //! adopting the customers it finds already created.
+//!
+//! The planner reads the store through the [`Lookup`] trait ([`Indexed`]: the [`Index`] of
+//! every key, then sled), so that its decisions can be tested without a disk.
 
 use std::collections::HashSet;
 use std::fs::{self, File, OpenOptions, TryLockError};
@@ -19,8 +22,12 @@ use std::time::Duration;
 use crate::customer::{Fields, Key};
 
 mod index;
+mod lookup;
 mod transfer;
 pub use index::{Index, Known};
+#[cfg(test)]
+pub use lookup::memory;
+pub use lookup::{Indexed, Lookup};
 pub use transfer::{TransferError, export, import};
 
 /// Bumped when the byte layout of keys or entries changes.
