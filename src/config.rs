@@ -10,6 +10,7 @@ use std::time::Duration;
 
 use secrecy::SecretString;
 
+use crate::absent;
 use crate::api::Credentials;
 use crate::cli::{ConnectionArgs, PullArgs, SandboxArgs, SyncArgs};
 use crate::input::{Mapping, MappingError};
@@ -100,9 +101,8 @@ pub struct SyncConfig {
     pub default_website: u32,
     pub plan: plan::Options,
     pub max_errors: Option<u64>,
-    pub absent_report: Option<PathBuf>,
-    /// `--delete-absent --max-deletes N`: the N.
-    pub delete_absent: Option<u64>,
+    /// `--absent-report`, `--delete-absent --max-deletes`.
+    pub absent: absent::Options,
     pub quiet: bool,
 }
 
@@ -162,8 +162,10 @@ impl SyncConfig {
                 only_failed: args.only_failed,
             },
             max_errors: (args.max_errors > 0).then_some(args.max_errors),
-            absent_report: args.absent_report,
-            delete_absent: args.max_deletes.filter(|_| args.delete_absent),
+            absent: absent::Options {
+                report: args.absent_report,
+                max_deletes: args.max_deletes.filter(|_| args.delete_absent),
+            },
             quiet,
         })
     }

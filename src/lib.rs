@@ -19,6 +19,7 @@
 //! | [`pull`] | recording the customers a shop already has |
 //! | [`sandbox`] | the embedded Commerce emulator |
 
+pub mod absent;
 pub mod api;
 pub mod cli;
 pub mod config;
@@ -26,6 +27,7 @@ pub mod connect;
 pub mod customer;
 pub mod defaults;
 pub mod exec;
+pub mod exit;
 pub mod input;
 pub mod outcome;
 pub mod plan;
@@ -37,8 +39,6 @@ pub mod state;
 pub mod sync;
 pub mod throttle;
 
-use std::process::ExitCode;
-
 use anyhow::Context;
 use tokio_util::sync::CancellationToken;
 
@@ -46,24 +46,7 @@ use cli::{Cli, Command, StateCommand};
 use config::{Env, PullConfig, SyncConfig};
 use state::Store;
 
-/// The contract's exit codes.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Exit {
-    /// Every row is ok.
-    Ok = 0,
-    /// Configuration, authentication, unreadable input or state.
-    Fatal = 1,
-    /// Finished, but some rows are invalid or failed.
-    RowsFailed = 3,
-    /// Interrupted by SIGINT or SIGTERM.
-    Interrupted = 130,
-}
-
-impl From<Exit> for ExitCode {
-    fn from(e: Exit) -> Self {
-        ExitCode::from(e as u8)
-    }
-}
+pub use exit::Exit;
 
 /// Runs a parsed command line to completion on a fresh runtime.
 pub fn run(cli: Cli) -> anyhow::Result<Exit> {
@@ -80,20 +63,7 @@ pub fn run(cli: Cli) -> anyhow::Result<Exit> {
                 let cancel = CancellationToken::new();
                 spawn_signal_handler(cancel.clone(), cli.quiet);
                 let finished = sync::run(cfg, cancel).await?;
-                if let Some(e) = finished.fatal {
-                    return Err(e.into());
-                }
-                if let Some(why) = finished.refused {
-                    anyhow::bail!(why);
-                }
-                let s = &finished.summary;
-                Ok(if finished.interrupted {
-                    Exit::Interrupted
-                } else if s.invalid + s.failed > 0 {
-                    Exit::RowsFailed
-                } else {
-                    Exit::Ok
-                })
+                Ok(Exit::from(&finished))
             }
             Command::Pull(args) => {
                 let cfg = PullConfig::resolve(args, &env, cli.quiet)?;
@@ -107,11 +77,7 @@ pub fn run(cli: Cli) -> anyhow::Result<Exit> {
                     pulled.skipped,
                     cfg.connect.state_dir.display()
                 );
-                Ok(if pulled.interrupted {
-                    Exit::Interrupted
-                } else {
-                    Exit::Ok
-                })
+                Ok(Exit::from(&pulled))
             }
             Command::State(cmd) => state_command(cmd),
             Command::Sandbox(args) => {

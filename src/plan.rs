@@ -67,6 +67,11 @@ impl Step {
             Step::Update { .. } => Action::Update,
         }
     }
+
+    /// Whether the step needs a request: a create or an update.
+    pub fn sends(&self) -> bool {
+        matches!(self, Step::Create { .. } | Step::Update { .. })
+    }
 }
 
 /// Options that change decisions.

@@ -1,0 +1,55 @@
+//! How a sync ends: [`Finished`] with an [`Ending`] when it wrote its report and state and
+//! has nothing to object to, or a [`SyncError`] (exit code 1). The mapping to exit codes is
+//! [`crate::exit`].
+
+use crate::absent::{AbsentError, Refused};
+use crate::api::ApiError;
+use crate::connect::ConnectError;
+use crate::input::InputError;
+use crate::report::Summary;
+use crate::report::WriteError;
+use crate::state::StateError;
+
+/// A run that ended without a [`SyncError`].
+#[derive(Debug)]
+pub struct Finished {
+    pub summary: Summary,
+    pub ending: Ending,
+}
+
+/// How a [`Finished`] run ended. The summary's counts say whether rows were invalid or failed.
+/// (A run stopped short, such as by `--max-errors`, would be a variant of its own.)
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum Ending {
+    /// The whole file was read and every row has its outcome.
+    Complete,
+    /// SIGINT or SIGTERM stopped the reading; the rows read were drained.
+    Interrupted,
+}
+
+/// A failure that stops the run. Those that arise once rows are being sent ([`SyncError::Api`],
+/// [`SyncError::Refused`]) are returned after the report, the state and the summary are
+/// written; the others as they happen.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum SyncError {
+    #[error(transparent)]
+    Input(#[from] InputError),
+    #[error(transparent)]
+    State(#[from] StateError),
+    #[error(transparent)]
+    Write(#[from] WriteError),
+    /// A fatal answer (the credentials stopped working) stopped the sending part-way.
+    #[error(transparent)]
+    Api(#[from] ApiError),
+    #[error(transparent)]
+    Connect(#[from] ConnectError),
+    #[error(transparent)]
+    Absent(#[from] AbsentError),
+    /// `--delete-absent` did not delete every absent customer.
+    #[error(transparent)]
+    Refused(#[from] Refused),
+    #[error("internal error: the reader thread stopped unexpectedly")]
+    ReaderPanicked,
+}

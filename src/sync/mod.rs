@@ -1,0 +1,105 @@
+//! `custsync sync`, the pipeline:
+//!
+//! ```text
+//! CSV file --read thread: parse, validate--> plan thread: keys, hashes, index and sled look-ups
+//!   --bounded channel (batches)--> send loop: rows to send go out under the rate limit,
+//!   at most --concurrency at a time, with retries (exec); the rest are recorded at once
+//!   --> one sink: report line, counts, progress, state writer thread
+//!   --> absent customers: counted, listed, deleted (absent)
+//!   --> the end: state stamp and index, summary, how the run ended
+//! ```
+//!
+//! Each stage is a module: [`read`], [`send`], [`crate::absent`], [`end`]; [`run`] connects them.
+//! Interrupts (SIGINT/SIGTERM) stop the reading; rows already read are drained (in-flight
+//! requests get a grace period), state is flushed and the report and summary written.
+
+mod end;
+mod ending;
+mod read;
+mod send;
+
+use std::sync::Arc;
+use std::time::Instant;
+
+use tokio_util::sync::CancellationToken;
+
+use crate::absent;
+use crate::config::SyncConfig;
+use crate::connect;
+use crate::exec::Executor;
+use crate::input::Reader;
+use crate::report::{Counters, Progress};
+use crate::state::Store;
+use crate::throttle::Throttle;
+
+pub use ending::{Ending, Finished, SyncError};
+
+/// Runs `custsync sync`.
+pub async fn run(cfg: SyncConfig, cancel: CancellationToken) -> Result<Finished, SyncError> {
+    let started = Instant::now();
+
+    // Open the file, the state store and the target.
+    let reader = Reader::open(&cfg.input, cfg.default_website, cfg.mapping.clone())?;
+    let total_bytes = std::fs::metadata(&cfg.input).map_or(0, |m| m.len());
+    let store = Arc::new(Store::open(&cfg.connect.state_dir)?);
+    let throttle = Arc::new(Throttle::new(cfg.rate));
+    let (sandbox, client) = connect::connect(
+        &cfg.connect,
+        cfg.dry_run,
+        cfg.concurrency,
+        Arc::clone(&throttle),
+    )
+    .await?;
+    let ignored = reader.ignored_columns();
+    if !ignored.is_empty() && !cfg.quiet {
+        eprintln!(
+            "note: ignoring columns custsync does not know: {}",
+            ignored.join(", ")
+        );
+    }
+    let executor = client.map(|c| Executor::new(c, cfg.retry, cancel.clone()));
+
+    // Read and plan on threads of their own, send here.
+    let counters = Arc::new(Counters::default());
+    let (rows, planning) = read::start(
+        reader,
+        Arc::clone(&store),
+        cfg.plan,
+        &cancel,
+        Arc::clone(&counters),
+    )?;
+    let progress = Progress::start(Arc::clone(&counters), total_bytes, cfg.quiet, move || {
+        throttle.requests()
+    });
+    let sent = send::all(rows, executor.as_ref(), &store, &cfg, &counters, &cancel).await?;
+    progress.finish();
+    let read = planning.finish().await?;
+
+    // Customers the file no longer has; then the target is done with.
+    let read_to_end = !cancel.is_cancelled() && sent.fatal.is_none();
+    let deleter = executor.as_ref().filter(|_| !cfg.dry_run);
+    let absent = absent::settle(
+        &store,
+        &read.index,
+        &read.keys,
+        &cfg.absent,
+        deleter,
+        read_to_end,
+    )
+    .await?;
+    if let Some(sb) = sandbox {
+        sb.shutdown().await;
+    }
+
+    let (requests, retries) = executor
+        .as_ref()
+        .map_or((0, 0), |e| (e.requests(), e.retries()));
+    let work = end::Work {
+        index: read.index,
+        sent,
+        absent,
+        requests,
+        retries,
+    };
+    end::finish(&cfg, &store, work, started, cancel.is_cancelled())
+}
