@@ -1,4 +1,11 @@
 //! Command-line arguments (clap types only; [`crate::config`] turns them into settings).
+//!
+//! The doc comments are the `--help` text, written for a terminal rather than for rustdoc.
+#![allow(
+    rustdoc::bare_urls,
+    rustdoc::broken_intra_doc_links,
+    rustdoc::invalid_html_tags
+)]
 
 use std::net::SocketAddr;
 use std::path::PathBuf;

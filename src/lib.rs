@@ -1,23 +1,42 @@
 //! custsync: keep an Adobe Commerce shop's customers in step with a CSV file.
 //!
-//! Data flows one way through the modules:
+//! # Where a row goes
 //!
-//! | module | owns |
-//! | --- | --- |
-//! | [`cli`] | command-line arguments (clap types only) |
-//! | [`config`] | typed settings resolved from arguments and environment |
-//! | [`input`] | the CSV: header, streaming, per-row validation |
-//! | [`customer`] | the desired customer record, its JSON payload and hash |
-//! | [`state`] | the sled state store: key -> customer id + payload hash |
-//! | [`plan`] | the diff: create, update, unchanged, invalid |
-//! | [`throttle`] | the shared request rate limit, adaptive on 429 |
-//! | [`api`] | the Commerce REST client and IMS tokens |
-//! | [`exec`] | sending rows: retries, lost-answer recovery, outcomes |
-//! | [`report`] | report file, summary JSON, progress |
-//! | [`connect`] | the target: embedded sandbox or a real shop |
-//! | [`sync`] | the pipeline that connects them |
-//! | [`pull`] | recording the customers a shop already has |
-//! | [`sandbox`] | the embedded Commerce emulator |
+//! [`sync`] runs the pipeline. A line of the CSV file is read and validated by [`input`] into
+//! a [`customer::Customer`] (or an invalid row). [`plan`] compares it with what [`state`]
+//! remembers of its key and decides: create, update, unchanged or invalid. [`exec`] sends the
+//! creates and updates through the [`api`] client, under the [`throttle`] and with [`retry`].
+//! Every row ends as an [`outcome::Outcome`]: [`report`] writes it as a report line and counts
+//! it, and the [`state`] writer records the mapping it confirmed. Once the whole file is read,
+//! [`absent`] deals with the customers it no longer names; the run ends with its summary, and
+//! [`exit`] turns how it ended into the exit code.
+//!
+//! # Modules
+//!
+//! In the order a row meets them. The `uses` column is every `use crate::` arrow; they form
+//! no circle, and none points from the lower modules (`outcome` and below) back up.
+//!
+//! | module | owns | uses |
+//! | --- | --- | --- |
+//! | [`cli`] | command-line arguments (clap types only) | defaults |
+//! | [`config`] | typed settings resolved from arguments and environment | cli, defaults, absent, api, input, plan, retry, sandbox |
+//! | [`sync`] | the pipeline: read, plan, send, absent, end | config, connect, input, plan, exec, outcome, report, absent, state, api, throttle |
+//! | [`connect`] | the target: embedded sandbox or a real shop | config, api, throttle, sandbox |
+//! | [`input`] | the CSV: header, streaming, per-row validation | customer |
+//! | [`plan`] | the decision for each row, a function of the row, the store and the options | input, outcome, state, customer |
+//! | [`exec`] | sending a row: lost-answer recovery, its outcome | plan, outcome, retry, api, state, customer |
+//! | [`outcome`] | what became of a row: report columns and state change, built in one place | api, state, customer |
+//! | [`report`] | report file, summary JSON, progress | outcome |
+//! | [`absent`] | customers the file no longer names: count, list, delete | plan, exec, report, state, customer |
+//! | [`exit`] | the exit codes, and how a command's ending maps to one | sync, pull |
+//! | [`pull`] | recording the customers a shop already has | config, connect, retry, api, state, throttle, customer, defaults |
+//! | [`retry`] | which failures are tried again, backoff with jitter, `Retry-After` | api, defaults |
+//! | [`api`] | the Commerce REST client and IMS tokens | throttle |
+//! | [`throttle`] | the shared request rate limit, adaptive on 429 | |
+//! | [`state`] | the sled state store: key -> customer id + payload hash, its index | customer |
+//! | [`customer`] | the desired customer record, its key, JSON payload and hash | |
+//! | [`defaults`] | every default and limit, named once | |
+//! | [`sandbox`] | the embedded Commerce emulator, walled off from the client | |
 
 pub mod absent;
 pub mod api;
@@ -29,6 +48,8 @@ pub mod defaults;
 pub mod exec;
 pub mod exit;
 pub mod input;
+#[cfg(test)]
+mod layout;
 pub mod outcome;
 pub mod plan;
 pub mod pull;

@@ -300,7 +300,7 @@ mod tests {
     use crate::customer::{Address, Fields};
     use crate::input::InvalidRow;
     use crate::state::Known;
-    use crate::state::memory::Memory;
+    use crate::state::lookup::memory::Memory;
 
     const ID: u64 = 7;
 

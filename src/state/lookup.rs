@@ -1,6 +1,6 @@
 //! What the planner reads of the state store, as a trait: [`Lookup`]. The sync implements it
 //! with [`Indexed`] (the index for every key, sled for the few rows that need more); the
-//! planner's tests with [`memory::Memory`], a map, so that they need no disk.
+//! planner's tests with `memory::Memory`, a map, so that they need no disk.
 //!
 //! The planner is generic over it: each row costs the same direct calls as before the trait,
 //! no dynamic dispatch.

@@ -22,11 +22,9 @@ use std::time::Duration;
 use crate::customer::{Fields, Key};
 
 mod index;
-mod lookup;
+pub mod lookup;
 mod transfer;
 pub use index::{Index, Known};
-#[cfg(test)]
-pub use lookup::memory;
 pub use lookup::{Indexed, Lookup};
 pub use transfer::{TransferError, export, import};
 

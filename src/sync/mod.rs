@@ -9,7 +9,8 @@
 //!   --> the end: state stamp and index, summary, how the run ended
 //! ```
 //!
-//! Each stage is a module: [`read`], [`send`], [`crate::absent`], [`end`]; [`run`] connects them.
+//! Each stage is a module: `read.rs`, `send.rs`, [`crate::absent`], `end.rs`; [`run`] connects
+//! them, and `ending.rs` says how a run ends.
 //! Interrupts (SIGINT/SIGTERM) stop the reading; rows already read are drained (in-flight
 //! requests get a grace period), state is flushed and the report and summary written.
 
