@@ -11,11 +11,10 @@ use std::time::Duration;
 use secrecy::SecretString;
 
 use crate::api::Credentials;
-use crate::cli::{ConnectionArgs, PullArgs, SandboxArgs, SyncArgs};
+use crate::cli::{ConnectionArgs, PullArgs, SyncArgs};
 use crate::exec::RetryPolicy;
 use crate::input::{Mapping, MappingError};
 use crate::plan;
-use crate::sandbox::{Faults, SandboxConfig};
 
 /// The IMS scopes of Adobe's Customer REST API tutorial.
 pub const DEFAULT_SCOPES: &str = "openid,AdobeID,email,additional_info.projectedProductContext,profile,commerce.aco.ingestion,commerce.accs,org.read,additional_info.roles";
@@ -252,29 +251,6 @@ fn check_endpoint(raw: &str) -> Result<String, ConfigError> {
         ));
     }
     Ok(raw.trim_end_matches('/').to_owned())
-}
-
-/// Resolves `sandbox` arguments.
-pub fn sandbox_config(args: &SandboxArgs, env: &Env) -> SandboxConfig {
-    SandboxConfig {
-        data_dir: (!args.ephemeral).then(|| args.state.join("sandbox")),
-        client_id: args.client_id.clone(),
-        client_secret: env
-            .sandbox_secret
-            .clone()
-            .unwrap_or_else(|| SecretString::from("sandbox")),
-        faults: Faults {
-            latency: Duration::from_millis(args.latency_ms),
-            p_429: args.p_429,
-            retry_after: Duration::from_secs(args.retry_after),
-            p_503: args.p_503,
-            p_write_then_500: args.p_write_then_500,
-            p_write_then_drop: args.p_write_then_drop,
-            token_ttl: args.token_ttl.map(Duration::from_secs),
-            rate_limit: args.rate_limit,
-        },
-        log_requests: false,
-    }
 }
 
 #[cfg(test)]

@@ -14,10 +14,9 @@
 //! | [`api`] | the Commerce REST client and IMS tokens |
 //! | [`exec`] | sending rows: retries, lost-answer recovery, outcomes |
 //! | [`report`] | report file, summary JSON, progress |
-//! | [`connect`] | the target: embedded sandbox or a real shop |
+//! | [`connect`] | the target: embedded sandbox or a real shop; the sandbox's launcher |
 //! | [`sync`] | the pipeline that connects them |
 //! | [`pull`] | recording the customers a shop already has |
-//! | [`sandbox`] | the embedded Commerce emulator |
 
 pub mod api;
 pub mod cli;
@@ -29,7 +28,6 @@ pub mod input;
 pub mod plan;
 pub mod pull;
 pub mod report;
-pub mod sandbox;
 pub mod state;
 pub mod sync;
 pub mod throttle;
@@ -112,17 +110,9 @@ pub fn run(cli: Cli) -> anyhow::Result<Exit> {
             }
             Command::State(cmd) => state_command(cmd),
             Command::Sandbox(args) => {
-                let config = config::sandbox_config(&args, &env);
-                let sb = sandbox::start(config, args.listen)
+                connect::serve_sandbox(&args, &env, wait_for_signal())
                     .await
                     .context("cannot start the sandbox")?;
-                // Now, not on the first request: a journal that cannot be read stops here.
-                let loaded = sb.load().await.context("cannot start the sandbox")?;
-                tracing::info!(customers = loaded, "sandbox customers loaded");
-                println!("endpoint: {}", sb.endpoint());
-                println!("ims-url: {}", sb.ims_url());
-                wait_for_signal().await;
-                sb.shutdown().await;
                 Ok(Exit::Ok)
             }
         }

@@ -1,6 +1,6 @@
 //! What data teams need around the sync: addresses, change messages, existing shops.
 
-use custsync::sandbox::Faults;
+use custsync_sandbox::Faults;
 use reqwest::Method;
 use serde_json::json;
 

@@ -1,6 +1,6 @@
 //! Legacy files: every line accounted for, bad rows reported, the rest synced.
 
-use custsync::sandbox::Faults;
+use custsync_sandbox::Faults;
 
 use crate::support::*;
 

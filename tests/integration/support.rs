@@ -6,7 +6,7 @@ use std::fs;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output, Stdio};
 
-use custsync::sandbox::{self, Faults, RequestRecord, RunningSandbox, SandboxConfig};
+use custsync_sandbox::{self as sandbox, Faults, RequestRecord, RunningSandbox, SandboxConfig};
 use serde_json::Value;
 
 /// The client secret the tests' sandboxes accept; grep'd for in every output.

@@ -3,7 +3,7 @@
 use std::fs;
 use std::time::Duration;
 
-use custsync::sandbox::Faults;
+use custsync_sandbox::Faults;
 
 use crate::support::*;
 
