@@ -7,15 +7,16 @@
 //! `axum::serve` so that it can count connections and close one without answering (the
 //! "write, then drop" fault); the routes are an axum [`axum::Router`].
 //!
-//! Module map: `store` (customers, Magento's rules, journal), `validate` (field rules),
-//! `search` (search criteria), `routes` (HTTP handlers), `faults` (fault injection),
-//! `error` (error types).
+//! Module map: `store` (customers, Magento's rules, journal), `stored` (a stored customer),
+//! `validate` (field rules), `search` (search criteria), `routes` (HTTP handlers), `faults`
+//! (fault injection), `error` (error types).
 
 mod error;
 mod faults;
 mod routes;
 mod search;
 mod store;
+mod stored;
 mod validate;
 
 use std::net::SocketAddr;
