@@ -133,3 +133,40 @@ fn sandbox_config(args: &SandboxArgs, env: &Env) -> SandboxConfig {
         log_requests: false,
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use clap::Parser;
+    use secrecy::ExposeSecret;
+
+    use super::*;
+    use crate::cli::{Cli, Command};
+
+    fn sandbox_args(args: &[&str]) -> SandboxArgs {
+        let argv = ["custsync", "sandbox"].iter().chain(args);
+        let Command::Sandbox(a) = Cli::try_parse_from(argv).expect("parse").command else {
+            panic!("sandbox")
+        };
+        a
+    }
+
+    #[test]
+    fn sandbox_config_from_arguments_and_environment() {
+        let c = sandbox_config(&sandbox_args(&["--p-429", "0.5"]), &Env::default());
+        assert_eq!(c.data_dir, Some(PathBuf::from(".custsync/sandbox")));
+        assert_eq!(c.client_id, sandbox::DEFAULT_CLIENT_ID);
+        assert_eq!(
+            c.client_secret.expose_secret(),
+            sandbox::DEFAULT_CLIENT_SECRET
+        );
+        assert_eq!(c.faults.p_429, 0.5);
+
+        let env = Env {
+            sandbox_secret: Some(SecretString::from("other")),
+            ..Env::default()
+        };
+        let c = sandbox_config(&sandbox_args(&["--ephemeral"]), &env);
+        assert_eq!(c.data_dir, None, "ephemeral keeps customers in memory");
+        assert_eq!(c.client_secret.expose_secret(), "other");
+    }
+}
