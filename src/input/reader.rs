@@ -63,10 +63,8 @@ pub struct Reader {
     newlines: Newlines,
     header: Vec<String>,
     validator: Validator,
-    /// The `email` and `website_id` columns, to name an invalid row's key in the report.
+    /// The `email` column, to name an invalid row in the report as it is written.
     email_at: Option<usize>,
-    website_at: Option<usize>,
-    default_website: u32,
     record: csv::ByteRecord,
     pending: VecDeque<Record>,
     path: PathBuf,
@@ -116,9 +114,7 @@ impl Reader {
             newlines,
             header,
             email_at: validator.position(&Field::Email),
-            website_at: validator.position(&Field::WebsiteId),
             validator,
-            default_website,
             record: csv::ByteRecord::new(),
             pending: VecDeque::new(),
             path: path.to_owned(),
@@ -177,8 +173,9 @@ impl Reader {
         }
         let record = match self.validator.check(line, self.record.iter()) {
             Ok(row) => Record::Valid(Box::new(row)),
-            Err(problems) => {
-                let reasons: Vec<String> = problems.iter().map(ToString::to_string).collect();
+            Err(rejected) => {
+                let reasons: Vec<String> =
+                    rejected.problems.iter().map(ToString::to_string).collect();
                 Record::Invalid(InvalidRow {
                     line,
                     email: self
@@ -186,10 +183,7 @@ impl Reader {
                         .unwrap_or_default()
                         .trim()
                         .to_owned(),
-                    website_id: self
-                        .cell(self.website_at)
-                        .and_then(|w| w.trim().parse().ok())
-                        .or(Some(self.default_website)),
+                    website_id: Some(rejected.website_id),
                     message: format!("line {line}: {}", reasons.join("; ")),
                 })
             }

@@ -49,6 +49,16 @@ impl fmt::Display for Problem {
     }
 }
 
+/// A row that failed validation.
+#[derive(Debug)]
+pub struct Rejected {
+    /// The website the row names, found as for a valid row (its cell, the mapping's constant,
+    /// the default; the default when the cell is not a number), so that the report shows it
+    /// and the customer it names is not counted absent.
+    pub website_id: u32,
+    pub problems: Vec<Problem>,
+}
+
 /// Where a column's cells go: a line of [`FIELDS`], or a custom attribute.
 #[derive(Debug)]
 enum Slot {
@@ -128,7 +138,7 @@ impl Validator {
         &'a self,
         line: u64,
         cells: impl IntoIterator<Item = &'a [u8]>,
-    ) -> Result<Row, Vec<Problem>> {
+    ) -> Result<Row, Rejected> {
         let mut problems = Vec::new();
         // 1. Each cell, into its field's slot.
         let mut values: [Option<Cow<'a, str>>; FIELDS.len()] = [const { None }; FIELDS.len()];
@@ -190,7 +200,10 @@ impl Validator {
             });
         }
         if !problems.is_empty() {
-            return Err(problems);
+            return Err(Rejected {
+                website_id: draft.customer.website_id,
+                problems,
+            });
         }
         Ok(draft.into_row(line, address_given))
     }
@@ -428,7 +441,7 @@ mod tests {
     ];
 
     /// The row of `BASE` with `cells` over it, checked with no mapping.
-    fn check_row(cells: &[(&str, &[u8])]) -> Result<Row, Vec<Problem>> {
+    fn check_row(cells: &[(&str, &[u8])]) -> Result<Row, Rejected> {
         let mut row: Vec<(&str, &[u8])> = BASE.to_vec();
         for &(column, value) in cells {
             match row.iter_mut().find(|(c, _)| *c == column) {
@@ -503,7 +516,8 @@ mod tests {
         for (cells, expected) in cases {
             let got: Vec<(String, String)> = match check_row(cells) {
                 Ok(_) => Vec::new(),
-                Err(problems) => problems
+                Err(rejected) => rejected
+                    .problems
                     .into_iter()
                     .map(|p| (p.field.name(), p.reason))
                     .collect(),
@@ -600,6 +614,51 @@ mod tests {
             ),
             (1, None, true),
             "the default website; no address, no password"
+        );
+    }
+
+    #[test]
+    fn a_rejected_row_names_the_website_its_key_would_have() {
+        let website =
+            |cells: &[(&str, &[u8])]| check_row(cells).map(|_| ()).map_err(|r| r.website_id);
+        let bad = ("dob", &b"never"[..]);
+        assert_eq!(website(&[bad]), Err(1), "the default");
+        assert_eq!(website(&[bad, ("website_id", b"3")]), Err(3), "its cell");
+        assert_eq!(
+            website(&[("website_id", b"three")]),
+            Err(1),
+            "not a number: the default"
+        );
+
+        let dir = tempfile::tempdir().expect("tempdir");
+        let path = dir.path().join("m.toml");
+        std::fs::write(
+            &path,
+            "[constants]\nwebsite_id = 2\n[values.website_id]\nEU = 4\n",
+        )
+        .expect("write");
+        let mapping = Mapping::from_file(&path).expect("mapping");
+        let columns = ["email", "firstname", "lastname", "website_id"];
+        let validator = Validator::new(
+            columns.iter().map(|c| Field::parse(c)).collect(),
+            1,
+            mapping,
+        );
+        let website = |row: [&[u8]; 4]| {
+            validator
+                .check(2, row)
+                .map(|_| ())
+                .map_err(|r| r.website_id)
+        };
+        assert_eq!(
+            website([b"bad", b"Ann", b"Lee", b""]),
+            Err(2),
+            "the mapping's constant"
+        );
+        assert_eq!(
+            website([b"bad", b"Ann", b"Lee", b"eu"]),
+            Err(4),
+            "through the value map"
         );
     }
 

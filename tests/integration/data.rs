@@ -310,6 +310,13 @@ async fn a_legacy_export_syncs_through_a_mapping_file() {
         |line: &str| rows.iter().find(|r| r["line"] == line).expect("line")["message"].clone();
     assert!(msg("4").contains("31/02/1990"), "{}", msg("4"));
     assert!(msg("5").contains("`Gold`"), "{}", msg("5"));
+    for line in ["4", "5"] {
+        let row = rows.iter().find(|r| r["line"] == line).expect("line");
+        assert_eq!(
+            row["website_id"], "2",
+            "the mapping's website, invalid or not"
+        );
+    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
