@@ -174,6 +174,13 @@ impl Run {
     }
 }
 
+/// A file of the top-level `fixtures/` folder (its README says what each one shows).
+pub fn fixture(name: &str) -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("fixtures")
+        .join(name)
+}
+
 /// A CSV of `n` customers in website 1, `lastname` varying by `version`.
 pub fn customers_csv(n: usize, version: &str) -> String {
     let mut s = String::from("email,firstname,lastname,dob,gender,website_id\n");
