@@ -14,8 +14,8 @@ use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use custsync::input::{Mapping, Reader, Record};
-use custsync::sandbox::{self, Faults, SandboxConfig};
 use custsync::state::{Entry, Op, Store};
+use custsync_sandbox::{self as sandbox, Faults, SandboxConfig};
 
 // The binary's allocator, for the sandbox that runs in this process: under glibc's malloc it
 // answered 5% slower at --concurrency 64.

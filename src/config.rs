@@ -12,11 +12,10 @@ use secrecy::SecretString;
 
 use crate::absent;
 use crate::api::Credentials;
-use crate::cli::{ConnectionArgs, PullArgs, SandboxArgs, SyncArgs};
+use crate::cli::{ConnectionArgs, PullArgs, SyncArgs};
 use crate::input::{Mapping, MappingError};
 use crate::plan;
 use crate::retry::RetryPolicy;
-use crate::sandbox::{Faults, SandboxConfig};
 
 /// Kept here too, where the launcher and the tests have always found it.
 pub use crate::defaults::DEFAULT_SCOPES;
@@ -254,29 +253,6 @@ fn check_endpoint(raw: &str) -> Result<String, ConfigError> {
         ));
     }
     Ok(raw.trim_end_matches('/').to_owned())
-}
-
-/// Resolves `sandbox` arguments.
-pub fn sandbox_config(args: &SandboxArgs, env: &Env) -> SandboxConfig {
-    SandboxConfig {
-        data_dir: (!args.ephemeral).then(|| args.state.join("sandbox")),
-        client_id: args.client_id.clone(),
-        client_secret: env
-            .sandbox_secret
-            .clone()
-            .unwrap_or_else(|| SecretString::from("sandbox")),
-        faults: Faults {
-            latency: Duration::from_millis(args.latency_ms),
-            p_429: args.p_429,
-            retry_after: Duration::from_secs(args.retry_after),
-            p_503: args.p_503,
-            p_write_then_500: args.p_write_then_500,
-            p_write_then_drop: args.p_write_then_drop,
-            token_ttl: args.token_ttl.map(Duration::from_secs),
-            rate_limit: args.rate_limit,
-        },
-        log_requests: false,
-    }
 }
 
 #[cfg(test)]

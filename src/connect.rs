@@ -1,11 +1,22 @@
 //! Where requests go: the embedded sandbox (started for the run) or a real shop. The target is
 //! announced on the first line of output, so that nobody mistakes a rehearsal for the real thing.
+//!
+//! This is also the sandbox's launcher, the one module of custsync that uses the
+//! `custsync_sandbox` crate: `sync` and `pull` start it embedded through [`connect`], and
+//! `custsync sandbox` runs it standalone through [`serve_sandbox`]. The rest of the client
+//! talks to the emulator only over HTTP, as it would to a real shop, so that nothing it does
+//! can lean on how the emulator works (`tests/integration/walls.rs` keeps it so).
 
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
+use std::time::Duration;
+
+use custsync_sandbox::{self as sandbox, Faults, RunningSandbox, SandboxConfig, SandboxError};
+use secrecy::SecretString;
 
 use crate::api::{self, ApiError, Client, Credentials};
-use crate::config::{Connect, DEFAULT_SCOPES, Target};
-use crate::sandbox::{self, RunningSandbox, SandboxConfig, SandboxError};
+use crate::cli::SandboxArgs;
+use crate::config::{Connect, DEFAULT_SCOPES, Env, Target};
 use crate::throttle::Throttle;
 
 /// The target could not be reached or set up.
@@ -33,7 +44,7 @@ pub async fn connect(
         timeout: c.timeout,
         max_idle,
     };
-    let data = c.state_dir.join("sandbox");
+    let data = data_dir(&c.state_dir);
     match &c.target {
         Target::Sandbox if dry_run => {
             println!(
@@ -74,5 +85,88 @@ pub async fn connect(
             };
             Ok((None, client))
         }
+    }
+}
+
+/// Runs `custsync sandbox`: starts the sandbox standalone, reads its customers, prints where
+/// to reach it, and serves until `stop` resolves (a signal), then shuts it down gracefully.
+pub async fn serve_sandbox(
+    args: &SandboxArgs,
+    env: &Env,
+    stop: impl Future<Output = ()>,
+) -> Result<(), SandboxError> {
+    let sb = sandbox::start(sandbox_config(args, env), args.listen).await?;
+    // Now, not on the first request: a journal that cannot be read stops here.
+    let loaded = sb.load().await?;
+    tracing::info!(customers = loaded, "sandbox customers loaded");
+    println!("endpoint: {}", sb.endpoint());
+    println!("ims-url: {}", sb.ims_url());
+    stop.await;
+    sb.shutdown().await;
+    Ok(())
+}
+
+/// The sandbox's data directory under a state directory.
+fn data_dir(state: &Path) -> PathBuf {
+    state.join("sandbox")
+}
+
+/// Resolves `sandbox` arguments.
+fn sandbox_config(args: &SandboxArgs, env: &Env) -> SandboxConfig {
+    SandboxConfig {
+        data_dir: (!args.ephemeral).then(|| data_dir(&args.state)),
+        client_id: args.client_id.clone(),
+        client_secret: env
+            .sandbox_secret
+            .clone()
+            .unwrap_or_else(|| SecretString::from(sandbox::DEFAULT_CLIENT_SECRET)),
+        faults: Faults {
+            latency: Duration::from_millis(args.latency_ms),
+            p_429: args.p_429,
+            retry_after: Duration::from_secs(args.retry_after),
+            p_503: args.p_503,
+            p_write_then_500: args.p_write_then_500,
+            p_write_then_drop: args.p_write_then_drop,
+            token_ttl: args.token_ttl.map(Duration::from_secs),
+            rate_limit: args.rate_limit,
+        },
+        log_requests: false,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use clap::Parser;
+    use secrecy::ExposeSecret;
+
+    use super::*;
+    use crate::cli::{Cli, Command};
+
+    fn sandbox_args(args: &[&str]) -> SandboxArgs {
+        let argv = ["custsync", "sandbox"].iter().chain(args);
+        let Command::Sandbox(a) = Cli::try_parse_from(argv).expect("parse").command else {
+            panic!("sandbox")
+        };
+        a
+    }
+
+    #[test]
+    fn sandbox_config_from_arguments_and_environment() {
+        let c = sandbox_config(&sandbox_args(&["--p-429", "0.5"]), &Env::default());
+        assert_eq!(c.data_dir, Some(PathBuf::from(".custsync/sandbox")));
+        assert_eq!(c.client_id, sandbox::DEFAULT_CLIENT_ID);
+        assert_eq!(
+            c.client_secret.expose_secret(),
+            sandbox::DEFAULT_CLIENT_SECRET
+        );
+        assert_eq!(c.faults.p_429, 0.5);
+
+        let env = Env {
+            sandbox_secret: Some(SecretString::from("other")),
+            ..Env::default()
+        };
+        let c = sandbox_config(&sandbox_args(&["--ephemeral"]), &env);
+        assert_eq!(c.data_dir, None, "ephemeral keeps customers in memory");
+        assert_eq!(c.client_secret.expose_secret(), "other");
     }
 }

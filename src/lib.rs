@@ -14,14 +14,16 @@
 //! # Modules
 //!
 //! In the order a row meets them. The `uses` column is every `use crate::` arrow; they form
-//! no circle, and none points from the lower modules (`outcome` and below) back up.
+//! no circle, and none points from the lower modules (`outcome` and below) back up. The
+//! embedded Commerce emulator is a crate of its own (`custsync-sandbox`, in `sandbox/`), which
+//! only [`connect`] starts.
 //!
 //! | module | owns | uses |
 //! | --- | --- | --- |
 //! | [`cli`] | command-line arguments (clap types only) | defaults |
-//! | [`config`] | typed settings resolved from arguments and environment | cli, defaults, absent, api, input, plan, retry, sandbox |
+//! | [`config`] | typed settings resolved from arguments and environment | cli, defaults, absent, api, input, plan, retry |
 //! | [`sync`] | the pipeline: read, plan, send, absent, end | config, connect, input, plan, exec, outcome, report, absent, state, api, throttle |
-//! | [`connect`] | the target: embedded sandbox or a real shop | config, api, throttle, sandbox |
+//! | [`connect`] | the target: embedded sandbox or a real shop; the sandbox's one launcher | config, cli, api, throttle |
 //! | [`input`] | the CSV: header, streaming, per-row validation | customer |
 //! | [`plan`] | the decision for each row, a function of the row, the store and the options | input, outcome, state, customer |
 //! | [`exec`] | sending a row: lost-answer recovery, its outcome | plan, outcome, retry, api, state, customer |
@@ -36,7 +38,6 @@
 //! | [`state`] | the sled state store: key -> customer id + payload hash, its index | customer |
 //! | [`customer`] | the desired customer record, its key, JSON payload and hash | |
 //! | [`defaults`] | every default and limit, named once | |
-//! | [`sandbox`] | the embedded Commerce emulator, walled off from the client | |
 
 pub mod absent;
 pub mod api;
@@ -55,7 +56,6 @@ pub mod plan;
 pub mod pull;
 pub mod report;
 pub mod retry;
-pub mod sandbox;
 pub mod state;
 pub mod sync;
 pub mod throttle;
@@ -102,17 +102,9 @@ pub fn run(cli: Cli) -> anyhow::Result<Exit> {
             }
             Command::State(cmd) => state_command(cmd),
             Command::Sandbox(args) => {
-                let config = config::sandbox_config(&args, &env);
-                let sb = sandbox::start(config, args.listen)
+                connect::serve_sandbox(&args, &env, wait_for_signal())
                     .await
                     .context("cannot start the sandbox")?;
-                // Now, not on the first request: a journal that cannot be read stops here.
-                let loaded = sb.load().await.context("cannot start the sandbox")?;
-                tracing::info!(customers = loaded, "sandbox customers loaded");
-                println!("endpoint: {}", sb.endpoint());
-                println!("ims-url: {}", sb.ims_url());
-                wait_for_signal().await;
-                sb.shutdown().await;
                 Ok(Exit::Ok)
             }
         }

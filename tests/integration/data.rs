@@ -1,6 +1,6 @@
 //! What data teams need around the sync: addresses, change messages, existing shops.
 
-use custsync::sandbox::Faults;
+use custsync_sandbox::Faults;
 use reqwest::Method;
 use serde_json::json;
 
@@ -268,35 +268,8 @@ async fn state_tools_export_import_and_forget() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_legacy_export_syncs_through_a_mapping_file() {
     let env = TestEnv::new(Faults::default()).await;
-    let csv = env.write(
-        "legacy.csv",
-        "Customer No,E-Mail Address,Given Name,Family Name,Birthday,Customer Group,Loyalty,Fax\n\
-         1001,ann@example.com,Ann,Lee,17/05/1990,Retail,L-1,555\n\
-         1002,bo@example.com,Bo,Ek,01/12/1985,Wholesale,,\n\
-         1003,cy@example.com,Cy,Do,31/02/1990,Retail,,\n\
-         1004,di@example.com,Di,Fa,,Gold,,\n",
-    );
-    let mapping = env.write(
-        "legacy.toml",
-        r#"
-[columns]
-"E-Mail Address" = "email"
-"Family Name" = "lastname"
-"Birthday" = "dob"
-"Customer Group" = "group_id"
-"Loyalty" = "custom:loyalty_no"
-
-[constants]
-website_id = 2
-
-[values.group_id]
-"Retail" = 1
-"Wholesale" = 2
-
-[formats]
-dob = "%d/%m/%Y"
-"#,
-    );
+    let csv = fixture("legacy-export.csv");
+    let mapping = fixture("legacy-mapping.toml");
     let report = env.path("r.csv");
     let run = env
         .sync(
@@ -337,6 +310,13 @@ dob = "%d/%m/%Y"
         |line: &str| rows.iter().find(|r| r["line"] == line).expect("line")["message"].clone();
     assert!(msg("4").contains("31/02/1990"), "{}", msg("4"));
     assert!(msg("5").contains("`Gold`"), "{}", msg("5"));
+    for line in ["4", "5"] {
+        let row = rows.iter().find(|r| r["line"] == line).expect("line");
+        assert_eq!(
+            row["website_id"], "2",
+            "the mapping's website, invalid or not"
+        );
+    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

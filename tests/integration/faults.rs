@@ -3,7 +3,7 @@
 
 use std::time::{Duration, Instant};
 
-use custsync::sandbox::Faults;
+use custsync_sandbox::Faults;
 
 use crate::support::*;
 

@@ -1,25 +1,16 @@
 //! Legacy files: every line accounted for, bad rows reported, the rest synced.
 
-use custsync::sandbox::Faults;
+use custsync_sandbox::Faults;
 
 use crate::support::*;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_messy_file_reports_every_line_and_syncs_the_valid_rows() {
     let env = TestEnv::new(Faults::default()).await;
-    let mut bytes = b"\xef\xbb\xbfEmail , FirstName,LastName,dob,gender,custom:note\r\n".to_vec();
-    bytes.extend_from_slice("asa@example.se,Åsa,Lindqvist,1985-03-14,female,\r\n".as_bytes()); // 2 ok
-    bytes.extend_from_slice(b"bad-email,Bo,Ek,,,\r\n"); // 3 invalid email
-    bytes.extend_from_slice(b"j\xf6rg@example.de,J\xf6rg,M,,,\r\n"); // 4 not UTF-8
-    bytes.extend_from_slice(b"few@example.com,Few\r\n"); // 5 wrong column count
-    bytes.extend_from_slice("quoted@example.com,Quinn,Doe,,,\"two\r\nlines\"\r\n".as_bytes()); // 6-7 ok
-    bytes.extend_from_slice(b"ASA@example.se,Dup,Row,,,\r\n"); // 8 duplicate of 2 (case)
-    bytes.extend_from_slice(b"late@example.com,Late,Date,2999-01-01,,\r\n"); // 9 future dob
-    bytes.extend_from_slice(format!("long@example.com,{},Doe,,,\r\n", "x".repeat(300)).as_bytes()); // 10 absurd
-    bytes.extend_from_slice(b"ok2@example.com,Ok,Two,,3,\r\n"); // 11 ok
-    bytes.extend_from_slice(b"open@example.com,\"Open,Quote,,,\r\nnext@example.com,N,X,,,\r\n"); // 12-13 unclosed quote
-    let csv = env.path("messy.csv");
-    std::fs::write(&csv, bytes).expect("write");
+    // Lines: 2 ok, 3 bad email, 4 not UTF-8, 5 too few fields, 6-7 ok (a quoted newline),
+    // 8 a duplicate of 2 (case), 9 a future dob, 10 an absurd name, 11 ok, 12-13 a quote
+    // left open.
+    let csv = fixture("messy.csv");
     let report = env.path("r.csv");
     let summary_path = env.path("s.json");
     env.sync(
@@ -88,7 +79,7 @@ async fn a_messy_file_reports_every_line_and_syncs_the_valid_rows() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn file_level_problems_are_fatal_with_a_clear_message() {
     let env = TestEnv::new(Faults::default()).await;
-    let no_lastname = env.write("a.csv", "email,firstname\na@x.io,Ann\n");
+    let no_lastname = fixture("missing-lastname-column.csv");
     let run = env.sync(&no_lastname, &[]).await;
     run.expect_code(1);
     assert!(run.stderr.contains("`lastname`"), "{}", run.stderr);
@@ -108,11 +99,53 @@ async fn file_level_problems_are_fatal_with_a_clear_message() {
             .stderr
             .contains("nope.csv")
     );
-    let header_only = env.write("c.csv", "email,firstname,lastname\n");
+    let header_only = fixture("header-only.csv");
     let run = env.sync(&header_only, &[]).await;
     run.expect_code(0);
     assert!(run.stdout.contains("0 rows"), "{}", run.stdout);
     assert!(env.sandbox.stats().requests.is_empty());
     let usage = env.sync(&header_only, &["--rate", "fast"]).await;
     usage.expect_code(2);
+}
+
+/// The README's second quick-start step: the sample with six rows broken on purpose.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_invalid_rows_fixture_names_each_row_column_and_reason() {
+    let env = TestEnv::new(Faults::default()).await;
+    let report = env.path("r.csv");
+    env.sync(
+        &fixture("invalid-rows.csv"),
+        &["--rate", "0", "--report", report.to_str().unwrap()],
+    )
+    .await
+    .expect_code(3);
+    let rows = read_report(&report);
+    assert_eq!(rows.len(), 50, "one report line per data line");
+    let mut invalid: Vec<(&str, &str)> = rows
+        .iter()
+        .filter(|r| r["action"] == "invalid")
+        .map(|r| (r["line"].as_str(), r["message"].as_str()))
+        .collect();
+    invalid.sort();
+    let expected = [
+        ("46", "email: `not-an-email` has no @"),
+        ("47", "lastname: required value is empty"),
+        ("48", "dob: `1990-02-30` is not a calendar date"),
+        ("49", "email: duplicate of line 10"),
+        ("50", "gender: `robot` is not one of"),
+        ("51", "address_city: required when an address is given"),
+    ];
+    assert_eq!(invalid.len(), expected.len(), "{invalid:?}");
+    for ((line, message), (want_line, want)) in invalid.iter().zip(expected) {
+        assert_eq!(*line, want_line);
+        assert!(
+            message.starts_with(&format!("line {line}: {want}")),
+            "line {line}: {message}"
+        );
+    }
+    let created = rows
+        .iter()
+        .filter(|r| r["action"] == "create" && r["status"] == "ok")
+        .count();
+    assert_eq!(created, 44);
 }

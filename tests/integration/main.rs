@@ -5,3 +5,4 @@ mod faults;
 mod input;
 mod support;
 mod sync;
+mod walls;

@@ -6,7 +6,7 @@ use std::fs;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output, Stdio};
 
-use custsync::sandbox::{self, Faults, RequestRecord, RunningSandbox, SandboxConfig};
+use custsync_sandbox::{self as sandbox, Faults, RequestRecord, RunningSandbox, SandboxConfig};
 use serde_json::Value;
 
 /// The client secret the tests' sandboxes accept; grep'd for in every output.
@@ -172,6 +172,13 @@ impl Run {
         );
         self
     }
+}
+
+/// A file of the top-level `fixtures/` folder (its README says what each one shows).
+pub fn fixture(name: &str) -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("fixtures")
+        .join(name)
 }
 
 /// A CSV of `n` customers in website 1, `lastname` varying by `version`.

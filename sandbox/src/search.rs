@@ -7,7 +7,7 @@ use std::collections::BTreeMap;
 use serde_json::{Map, Value, json};
 
 use super::error::ApiError;
-use super::store::Stored;
+use super::stored::Stored;
 
 /// Largest page size Magento's input limiter allows.
 const MAX_PAGE_SIZE: u64 = 300;

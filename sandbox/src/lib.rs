@@ -7,15 +7,16 @@
 //! `axum::serve` so that it can count connections and close one without answering (the
 //! "write, then drop" fault); the routes are an axum [`axum::Router`].
 //!
-//! Module map: `store` (customers, Magento's rules, journal), `validate` (field rules),
-//! `search` (search criteria), `routes` (HTTP handlers), `faults` (fault injection),
-//! `error` (error types).
+//! Module map: `store` (customers, Magento's rules, journal), `stored` (a stored customer),
+//! `validate` (field rules), `search` (search criteria), `routes` (HTTP handlers), `faults`
+//! (fault injection), `error` (error types).
 
 mod error;
 mod faults;
 mod routes;
 mod search;
 mod store;
+mod stored;
 mod validate;
 
 use std::net::SocketAddr;
@@ -44,15 +45,21 @@ use store::LazyStore;
 /// How long `shutdown` waits for requests in flight before cutting them off.
 const SHUTDOWN_GRACE: Duration = Duration::from_secs(5);
 
+/// The IMS client id a sandbox accepts unless told otherwise.
+pub const DEFAULT_CLIENT_ID: &str = "sandbox";
+
+/// The IMS client secret a sandbox accepts unless told otherwise.
+pub const DEFAULT_CLIENT_SECRET: &str = "sandbox";
+
 /// How the sandbox is set up.
 #[derive(Debug, Clone)]
 pub struct SandboxConfig {
     /// `None` keeps customers in memory only; `Some(dir)` persists them in
     /// `dir/customers.jsonl` (the directory is created with mode 0700).
     pub data_dir: Option<PathBuf>,
-    /// The IMS client id accepted (default `sandbox`).
+    /// The IMS client id accepted (default [`DEFAULT_CLIENT_ID`]).
     pub client_id: String,
-    /// The IMS client secret accepted (default `sandbox`).
+    /// The IMS client secret accepted (default [`DEFAULT_CLIENT_SECRET`]).
     pub client_secret: SecretString,
     /// Failures to inject on the customer routes.
     pub faults: Faults,
@@ -65,8 +72,8 @@ impl Default for SandboxConfig {
     fn default() -> Self {
         Self {
             data_dir: None,
-            client_id: "sandbox".to_owned(),
-            client_secret: SecretString::from("sandbox"),
+            client_id: DEFAULT_CLIENT_ID.to_owned(),
+            client_secret: SecretString::from(DEFAULT_CLIENT_SECRET),
             faults: Faults::default(),
             log_requests: false,
         }

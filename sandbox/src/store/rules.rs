@@ -1,0 +1,351 @@
+//! Magento's rules for creating and updating a customer, applied to the JSON records before
+//! they are stored: the fields a body may carry and their casts, the merge of an update, the
+//! website and store scope, and the checks of the save, each in Magento's order with
+//! Magento's messages (`commerce-customer-api.md` lists the sources). Pure decisions: they
+//! read the customers there are and give the record to store; storing it is the caller's.
+
+use chrono::{DateTime, Utc};
+use serde_json::{Map, Value, json};
+
+use super::addresses::{place_addresses, prepare_addresses, sync_address_flags};
+use super::customers::Customers;
+use super::scope::{fix_scope, resolve_scope};
+use crate::error::ApiError;
+use crate::stored::{addresses_of, int_of};
+use crate::validate::{self, cast_bool, cast_int, cast_string};
+
+/// Customer groups 0 (NOT LOGGED IN) to 3 exist; 1 is the default.
+const GROUPS: std::ops::RangeInclusive<i64> = 0..=3;
+const DEFAULT_GROUP: i64 = 1;
+
+const CUSTOMER_INTS: &[&str] = &[
+    "id",
+    "group_id",
+    "gender",
+    "store_id",
+    "website_id",
+    "disable_auto_group_change",
+];
+const CUSTOMER_STRINGS: &[&str] = &[
+    "default_billing",
+    "default_shipping",
+    "confirmation",
+    "created_at",
+    "updated_at",
+    "created_in",
+    "dob",
+    "email",
+    "firstname",
+    "lastname",
+    "middlename",
+    "prefix",
+    "suffix",
+    "taxvat",
+];
+/// Keys the server manages; values sent by clients are ignored.
+const SERVER_KEYS: &[&str] = &["id", "created_at", "updated_at", "created_in"];
+/// Keys with their own merge rules.
+const SPECIAL_KEYS: &[&str] = &["addresses", "custom_attributes", "extension_attributes"];
+
+/// `POST /V1/customers` (`AccountManagement::createAccount`). `scope` is the store view
+/// of the request (`Store` header), used when the customer names neither store nor website.
+pub(super) fn create(
+    customers: &Customers,
+    body: &Value,
+    scope: Option<i64>,
+    now: DateTime<Utc>,
+) -> Result<Map<String, Value>, ApiError> {
+    let body = body.as_object().ok_or_else(ApiError::decoding)?;
+    let input = customer_input(body)?;
+    let password = body.get("password").map(cast_string).transpose()?.flatten();
+    let email = input.get("email").and_then(Value::as_str);
+    if let Some(password) = &password {
+        validate::check_password(password, email)?;
+    }
+    let (website_id, store) = resolve_scope(
+        int_of(&input, "website_id"),
+        int_of(&input, "store_id"),
+        scope,
+    )?;
+    if int_of(&input, "id").is_some()
+        && email.is_some_and(|e| customers.holder(&(website_id, e.to_lowercase())).is_some())
+    {
+        return Err(ApiError::bad("This customer already exists in this store."));
+    }
+
+    let mut rec: Map<String, Value> = input
+        .iter()
+        .filter(|(k, v)| {
+            !v.is_null()
+                && !SERVER_KEYS.contains(&k.as_str())
+                && !SPECIAL_KEYS.contains(&k.as_str())
+                && !matches!(k.as_str(), "default_billing" | "default_shipping")
+        })
+        .map(|(k, v)| (k.clone(), v.clone()))
+        .collect();
+    rec.insert("website_id".into(), json!(website_id));
+    rec.insert("store_id".into(), json!(store.id));
+    rec.insert("created_in".into(), json!(store.name));
+    rec.entry("group_id").or_insert(json!(DEFAULT_GROUP));
+    rec.entry("disable_auto_group_change").or_insert(json!(0));
+    let subscribed = subscription(input.get("extension_attributes"))?.unwrap_or(false);
+    rec.insert(
+        "extension_attributes".into(),
+        json!({ "is_subscribed": subscribed }),
+    );
+    merge_custom_attributes(&mut rec, input.get("custom_attributes"))?;
+    validate_customer(customers, &rec, None, now)?;
+    let addresses = prepare_addresses(input.get("addresses"), None)?.unwrap_or_default();
+
+    let id = customers.next_id();
+    rec.insert("id".into(), json!(id));
+    let stamp = timestamp(now);
+    rec.insert("created_at".into(), json!(stamp));
+    rec.insert("updated_at".into(), json!(stamp));
+    place_addresses(&mut rec, id, addresses, customers.next_address_id());
+    Ok(rec)
+}
+
+/// `PUT /V1/customers/{id}` with Magento 2.4's merge plugin: the stored customer with
+/// every key present in the request set on it (explicit `null` clears).
+pub(super) fn update(
+    customers: &Customers,
+    url_id: &str,
+    body: &Value,
+    now: DateTime<Utc>,
+) -> Result<Map<String, Value>, ApiError> {
+    let id = parse_id(url_id)?;
+    let stored = customers
+        .get(id)
+        .ok_or_else(|| no_such_customer(id))?
+        .record();
+    let body = body.as_object().ok_or_else(ApiError::decoding)?;
+    let input = customer_input(body)?;
+    let target_id = int_of(&input, "id").unwrap_or(id);
+    let target = customers
+        .get(target_id)
+        .ok_or_else(|| no_such_customer(target_id))?
+        .record();
+
+    let mut rec = stored;
+    if target_id != id {
+        // Magento saves the merged URL customer under the body id; that record keeps its
+        // own addresses and creation data (the URL customer's addresses are not moved).
+        for key in [
+            "addresses",
+            "default_billing",
+            "default_shipping",
+            "created_at",
+            "created_in",
+        ] {
+            match target.get(key) {
+                Some(v) => rec.insert(key.to_owned(), v.clone()),
+                None => rec.remove(key),
+            };
+        }
+    }
+    for (key, value) in &input {
+        if SERVER_KEYS.contains(&key.as_str()) || SPECIAL_KEYS.contains(&key.as_str()) {
+            continue;
+        }
+        if value.is_null() {
+            rec.remove(key);
+        } else {
+            rec.insert(key.clone(), value.clone());
+        }
+    }
+    if let Some(subscribed) = subscription(input.get("extension_attributes"))? {
+        rec.insert(
+            "extension_attributes".into(),
+            json!({ "is_subscribed": subscribed }),
+        );
+    }
+    merge_custom_attributes(&mut rec, input.get("custom_attributes"))?;
+    let store_sent = input.get("store_id").is_some_and(|v| !v.is_null());
+    fix_scope(&mut rec, store_sent)?;
+    rec.entry("group_id").or_insert(json!(DEFAULT_GROUP));
+    validate_customer(customers, &rec, Some(target_id), now)?;
+
+    let own_ids: Vec<i64> = addresses_of(&rec).filter_map(|a| int_of(a, "id")).collect();
+    match prepare_addresses(input.get("addresses"), Some(&own_ids))? {
+        Some(addresses) => {
+            place_addresses(&mut rec, target_id, addresses, customers.next_address_id());
+        }
+        None => {
+            for key in ["default_billing", "default_shipping"] {
+                let points_home = rec
+                    .get(key)
+                    .and_then(Value::as_str)
+                    .is_none_or(|d| own_ids.iter().any(|a| a.to_string() == d));
+                if !points_home {
+                    return Err(ApiError::bad(
+                        "The %fieldName value is invalid. Set the correct value and try again.",
+                    )
+                    .with_params(json!({ "fieldName": key })));
+                }
+            }
+            sync_address_flags(&mut rec);
+        }
+    }
+    rec.insert("id".into(), json!(target_id));
+    rec.insert("updated_at".into(), json!(timestamp(now)));
+    Ok(rec)
+}
+
+/// The checks of `ResourceModel\Customer::_beforeSave` and the EAV/name/dob validators, in
+/// Magento's order; `own_id` is the customer being saved (excluded from the unique check).
+fn validate_customer(
+    customers: &Customers,
+    rec: &Map<String, Value>,
+    own_id: Option<i64>,
+    now: DateTime<Utc>,
+) -> Result<(), ApiError> {
+    if !int_of(rec, "group_id").is_some_and(|g| GROUPS.contains(&g)) {
+        return Err(ApiError::bad(
+            "The specified customer group id does not exist.",
+        ));
+    }
+    let text = |k: &str| {
+        rec.get(k)
+            .and_then(Value::as_str)
+            .filter(|s| !s.trim().is_empty())
+    };
+    let Some(email) = text("email") else {
+        return Err(ApiError::bad(
+            "The customer email is missing. Enter and try again.",
+        ));
+    };
+    let website = int_of(rec, "website_id").unwrap_or_default();
+    if let Some(holder) = customers.holder(&(website, email.to_lowercase()))
+        && Some(holder) != own_id
+    {
+        return Err(ApiError::bad(
+            "A customer with the same email address already exists in an associated website.",
+        ));
+    }
+    for (key, label) in [("firstname", "First Name"), ("lastname", "Last Name")] {
+        if text(key).is_none() {
+            return Err(ApiError::bad(format!("\"{label}\" is a required value.")));
+        }
+    }
+    if !validate::is_valid_email(email) {
+        return Err(ApiError::bad("\"Email\" is not a valid email address."));
+    }
+    for (key, label) in [
+        ("firstname", "First Name"),
+        ("lastname", "Last Name"),
+        ("middlename", "Middle Name"),
+    ] {
+        if let Some(name) = rec.get(key).and_then(Value::as_str) {
+            let optional_and_empty = key == "middlename" && name.is_empty();
+            if !optional_and_empty && !validate::is_valid_name(name) {
+                return Err(ApiError::bad(format!("{label} is not valid!")));
+            }
+        }
+    }
+    if let Some(dob) = rec.get("dob").and_then(Value::as_str)
+        && validate::parse_dob(dob)? > now.date_naive()
+    {
+        return Err(ApiError::bad(
+            "The Date of Birth should not be greater than today.",
+        ));
+    }
+    Ok(())
+}
+
+fn timestamp(now: DateTime<Utc>) -> String {
+    now.format("%Y-%m-%d %H:%M:%S").to_string()
+}
+
+/// The URL id: Magento binds it as an integer; anything else matches no customer.
+pub(super) fn parse_id(raw: &str) -> Result<i64, ApiError> {
+    raw.parse()
+        .map_err(|_| ApiError::no_such_entity("customerId", json!(raw)))
+}
+
+pub(super) fn no_such_customer(id: i64) -> ApiError {
+    ApiError::no_such_entity("customerId", json!(id))
+}
+
+/// Takes `customer` out of a request body and casts its fields; keys without a setter on
+/// `CustomerInterface` get Magento's 500.
+fn customer_input(body: &Map<String, Value>) -> Result<Map<String, Value>, ApiError> {
+    let raw = match body.get("customer") {
+        None | Some(Value::Null) => return Err(ApiError::required("customer")),
+        Some(Value::Object(raw)) => raw,
+        Some(other) => {
+            return Err(ApiError::wrong_type(
+                other,
+                "\\Magento\\Customer\\Api\\Data\\CustomerInterface",
+            ));
+        }
+    };
+    let mut out = Map::new();
+    for (key, value) in raw {
+        let cast = if CUSTOMER_INTS.contains(&key.as_str()) {
+            cast_int(value)?.map_or(Value::Null, |i| json!(i))
+        } else if CUSTOMER_STRINGS.contains(&key.as_str()) {
+            cast_string(value)?.map_or(Value::Null, Value::String)
+        } else if SPECIAL_KEYS.contains(&key.as_str()) {
+            match value {
+                Value::Null | Value::Object(_) if key == "extension_attributes" => value.clone(),
+                Value::Null | Value::Array(_) if key != "extension_attributes" => value.clone(),
+                other => return Err(ApiError::wrong_type(other, "array")),
+            }
+        } else {
+            return Err(ApiError::internal());
+        };
+        out.insert(key.clone(), cast);
+    }
+    Ok(out)
+}
+
+/// `extension_attributes.is_subscribed` as sent; `None` = leave the subscription alone.
+fn subscription(ext: Option<&Value>) -> Result<Option<bool>, ApiError> {
+    match ext {
+        Some(Value::Object(ext)) => Ok(ext
+            .get("is_subscribed")
+            .map(cast_bool)
+            .transpose()?
+            .flatten()),
+        _ => Ok(None),
+    }
+}
+
+/// Merges sent custom attributes by `attribute_code` into the record: the EAV save writes
+/// only the attributes it is given, so the others keep their values.
+fn merge_custom_attributes(
+    rec: &mut Map<String, Value>,
+    sent: Option<&Value>,
+) -> Result<(), ApiError> {
+    let Some(Value::Array(sent)) = sent else {
+        return Ok(());
+    };
+    let mut attrs: Vec<Value> = rec
+        .get("custom_attributes")
+        .and_then(Value::as_array)
+        .cloned()
+        .unwrap_or_default();
+    for attr in sent {
+        let code = attr
+            .get("attribute_code")
+            .and_then(|c| cast_string(c).ok().flatten())
+            .filter(|c| !c.is_empty())
+            .ok_or_else(|| ApiError::required("attribute_code"))?;
+        let value = attr.get("value").cloned().unwrap_or(Value::Null);
+        let item = json!({ "attribute_code": code, "value": value });
+        match attrs
+            .iter_mut()
+            .find(|a| a.get("attribute_code").and_then(Value::as_str) == Some(&code))
+        {
+            Some(existing) => *existing = item,
+            None => attrs.push(item),
+        }
+    }
+    if attrs.is_empty() {
+        rec.remove("custom_attributes");
+    } else {
+        rec.insert("custom_attributes".into(), Value::Array(attrs));
+    }
+    Ok(())
+}
