@@ -274,9 +274,10 @@ pub struct SandboxArgs {
     /// Keep customers in memory only.
     #[arg(long)]
     pub ephemeral: bool,
-    /// The client id its IMS route accepts (the secret: CUSTSYNC_SANDBOX_SECRET, default `sandbox`).
-    #[arg(long, value_name = "ID", default_value = "sandbox")]
-    pub client_id: String,
+    /// The client id its IMS route accepts, default `sandbox` (the secret:
+    /// CUSTSYNC_SANDBOX_SECRET, default `sandbox`).
+    #[arg(long, value_name = "ID")]
+    pub client_id: Option<String>,
     /// Fault injection: milliseconds added to every customer request.
     #[arg(long, value_name = "MS", default_value_t = 0)]
     pub latency_ms: u64,

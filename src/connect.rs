@@ -115,7 +115,10 @@ fn data_dir(state: &Path) -> PathBuf {
 fn sandbox_config(args: &SandboxArgs, env: &Env) -> SandboxConfig {
     SandboxConfig {
         data_dir: (!args.ephemeral).then(|| data_dir(&args.state)),
-        client_id: args.client_id.clone(),
+        client_id: args
+            .client_id
+            .clone()
+            .unwrap_or_else(|| sandbox::DEFAULT_CLIENT_ID.to_owned()),
         client_secret: env
             .sandbox_secret
             .clone()
