@@ -13,10 +13,10 @@
 //!
 //! # Modules
 //!
-//! In the order a row meets them. The `uses` column is every `use crate::` arrow; they form
-//! no circle, and none points from the lower modules (`outcome` and below) back up. The
-//! embedded Commerce emulator is a crate of its own (`custsync-sandbox`, in `sandbox/`), which
-//! only [`connect`] starts.
+//! The commands first, then a row's way, then what they all stand on. The `uses` column is
+//! every `crate::` arrow of a module's code; the arrows form no circle (a test in `layout.rs`
+//! keeps this table equal to the code). The embedded Commerce emulator is a crate of its own
+//! (`custsync-sandbox`, in `sandbox/`), which only [`connect`] starts.
 //!
 //! | module | owns | uses |
 //! | --- | --- | --- |
