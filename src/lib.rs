@@ -22,7 +22,9 @@
 //! | --- | --- | --- |
 //! | [`cli`] | command-line arguments (clap types only) | defaults |
 //! | [`config`] | typed settings resolved from arguments and environment | cli, defaults, absent, api, input, plan, retry |
+//! | [`exit`] | the exit codes, and how a command's ending maps to one | sync, pull |
 //! | [`sync`] | the pipeline: read, plan, send, absent, end | config, connect, input, plan, exec, outcome, report, absent, state, api, throttle |
+//! | [`pull`] | recording the customers a shop already has | config, connect, retry, api, state, throttle, customer, defaults |
 //! | [`connect`] | the target: embedded sandbox or a real shop; the sandbox's one launcher | config, cli, api, throttle |
 //! | [`input`] | the CSV: header, streaming, per-row validation | customer |
 //! | [`plan`] | the decision for each row, a function of the row, the store and the options | input, outcome, state, customer |
@@ -30,8 +32,6 @@
 //! | [`outcome`] | what became of a row: report columns and state change, built in one place | api, state, customer |
 //! | [`report`] | report file, summary JSON, progress | outcome |
 //! | [`absent`] | customers the file no longer names: count, list, delete | plan, exec, report, state, customer |
-//! | [`exit`] | the exit codes, and how a command's ending maps to one | sync, pull |
-//! | [`pull`] | recording the customers a shop already has | config, connect, retry, api, state, throttle, customer, defaults |
 //! | [`retry`] | which failures are tried again, backoff with jitter, `Retry-After` | api, defaults |
 //! | [`api`] | the Commerce REST client and IMS tokens | throttle |
 //! | [`throttle`] | the shared request rate limit, adaptive on 429 | |
