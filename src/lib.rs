@@ -27,6 +27,7 @@ pub mod exec;
 pub mod input;
 pub mod plan;
 pub mod pull;
+pub mod redact;
 pub mod report;
 pub mod state;
 pub mod sync;
