@@ -75,7 +75,7 @@ pub async fn connect(
             Ok((Some(sb), Some(client)))
         }
         Target::Remote(r) => {
-            println!("target: {}", r.endpoint);
+            println!("target: {}", crate::redact::url(&r.endpoint));
             let client = match (&r.credentials, dry_run) {
                 (Some(creds), false) => Some(Client::new(
                     settings(r.endpoint.clone(), creds.clone()),

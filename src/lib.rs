@@ -54,6 +54,7 @@ mod layout;
 pub mod outcome;
 pub mod plan;
 pub mod pull;
+pub mod redact;
 pub mod report;
 pub mod retry;
 pub mod state;

@@ -3,6 +3,10 @@
 //! The IMS token is fetched lazily (a run with nothing to send asks for none), cached until
 //! shortly before `expires_in` runs out, and refreshed by one worker at a time: the others wait
 //! on the same lock and then reuse the fresh token, so a 401 storm causes one refresh.
+//!
+//! The secret and every token are registered with [`crate::redact`] as they come in, and IMS
+//! is held to the same rules as the API: no redirect is followed (that would post the secret
+//! elsewhere), bodies are read within a cap, and messages kept from them are short and clean.
 
 use std::time::Duration;
 
@@ -10,6 +14,9 @@ use secrecy::{ExposeSecret, SecretString};
 use serde::Deserialize;
 use tokio::sync::Mutex;
 use tokio::time::Instant;
+
+use super::answer::{self, Body, MAX_BODY, MAX_MESSAGE};
+use crate::redact;
 
 /// How the client proves who it is.
 #[derive(Clone, Debug)]
@@ -39,6 +46,16 @@ pub enum AuthError {
     /// IMS could not be reached or answered something unreadable.
     #[error("authentication failed: IMS at {url} could not be used: {detail}")]
     Unavailable { url: String, detail: String },
+    /// IMS answered with a redirect, which is not followed.
+    #[error(
+        "authentication failed: IMS at {url} answered HTTP {status}, a redirect to {location}; \
+         redirects are not followed, so that the client secret goes nowhere else (check --ims-url)"
+    )]
+    Redirected {
+        url: String,
+        status: u16,
+        location: String,
+    },
 }
 
 /// A token together with the generation it belongs to, so that a 401 invalidates only the
@@ -77,8 +94,15 @@ struct ImsError {
 }
 
 impl TokenSource {
-    /// A token source over `http`.
+    /// A token source over `http`; registers the secret it holds with [`crate::redact`].
     pub fn new(http: reqwest::Client, credentials: Credentials) -> Self {
+        match &credentials {
+            Credentials::Token(token) => redact::register(token.expose_secret()),
+            Credentials::Ims { url, secret, .. } => {
+                redact::register(secret.expose_secret());
+                redact::register_url_credentials(url);
+            }
+        }
         TokenSource {
             http,
             credentials,
@@ -162,9 +186,10 @@ impl TokenSource {
         secret: &SecretString,
         scopes: &str,
     ) -> Result<(SecretString, Duration), AuthError> {
+        let shown = redact::url(url);
         let unavailable = |detail: String| AuthError::Unavailable {
-            url: url.to_owned(),
-            detail,
+            url: shown.clone(),
+            detail: redact::text(&detail),
         };
         let form = [
             ("grant_type", "client_credentials"),
@@ -180,37 +205,59 @@ impl TokenSource {
             match result {
                 Ok(r) if r.status().is_server_error() && attempt < 3 => {}
                 Ok(r) => break r,
-                Err(e) if attempt < 3 => tracing::debug!("IMS request failed, retrying: {e}"),
+                Err(e) if attempt < 3 => tracing::debug!(
+                    "IMS request failed, retrying: {}",
+                    redact::text(&e.without_url().to_string())
+                ),
                 Err(e) => return Err(unavailable(e.without_url().to_string())),
             }
             tokio::time::sleep(Duration::from_millis(500 * attempt)).await;
         };
         let status = response.status();
-        let body = response
-            .bytes()
+        if status.is_redirection() {
+            return Err(AuthError::Redirected {
+                url: shown,
+                status: status.as_u16(),
+                location: answer::location(response.headers()),
+            });
+        }
+        let body = answer::read(response, MAX_BODY)
             .await
             .map_err(|e| unavailable(e.without_url().to_string()))?;
         if !status.is_success() {
-            let reason = match serde_json::from_slice::<ImsError>(&body) {
-                Ok(ImsError {
-                    error,
-                    error_description,
-                }) => [error, error_description]
-                    .into_iter()
-                    .flatten()
-                    .collect::<Vec<_>>()
-                    .join(": "),
-                Err(_) => String::from_utf8_lossy(&body).chars().take(200).collect(),
-            };
             return Err(AuthError::Rejected {
-                url: url.to_owned(),
+                url: shown,
                 status: status.as_u16(),
-                reason,
+                reason: reason(&body),
             });
         }
-        let parsed: TokenResponse = serde_json::from_slice(&body)
+        if body.too_large {
+            return Err(unavailable(Body::too_large_note(MAX_BODY)));
+        }
+        let parsed: TokenResponse = serde_json::from_slice(&body.bytes)
             .map_err(|e| unavailable(format!("unreadable token response: {e}")))?;
+        redact::register_token(&parsed.access_token);
         let lifetime = Duration::from_secs(parsed.expires_in.unwrap_or(86_399).max(1));
         Ok((SecretString::from(parsed.access_token), lifetime))
     }
+}
+
+/// Why IMS refused: its `error` and `error_description`, else the start of what it said;
+/// without secrets (an IMS error may echo the form, client secret included) and short.
+fn reason(body: &Body) -> String {
+    let described = serde_json::from_slice::<ImsError>(&body.bytes)
+        .ok()
+        .map(|e| {
+            [e.error, e.error_description]
+                .into_iter()
+                .flatten()
+                .collect::<Vec<_>>()
+                .join(": ")
+        })
+        .filter(|r| !r.is_empty());
+    let reason = match described {
+        Some(r) => redact::clipped(&r, MAX_MESSAGE, &[]),
+        None => answer::start(body, &[]),
+    };
+    answer::noted(reason, body)
 }

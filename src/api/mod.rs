@@ -3,18 +3,26 @@
 //! Each call passes the shared [`Throttle`] first, so every request counts against `--rate`.
 //! Retries live in [`crate::exec`]; this module only says whether an error is worth retrying.
 //! A refused token is replaced once (IMS) before the 401 becomes fatal.
+//!
+//! A server is not trusted further than it must be: redirects are never followed (a 301 would
+//! turn a create into a read whose answer looks like a created customer, a 307 would send the
+//! body, password included, elsewhere), so a 3xx fails the call; bodies are read within caps
+//! and messages kept from them are short and without secrets (see [`answer`]).
 
+mod answer;
 pub mod auth;
 
 use std::sync::Arc;
-use std::time::{Duration, SystemTime};
+use std::time::Duration;
 
-use reqwest::header::{HeaderMap, HeaderValue, RETRY_AFTER};
 use reqwest::{Method, StatusCode};
 use secrecy::{ExposeSecret, SecretString};
 use serde_json::{Value, json};
 
+use crate::redact;
 use crate::throttle::Throttle;
+use answer::Body;
+pub use answer::{MAX_BODY, MAX_MESSAGE, MAX_PAGE_BODY, error_message};
 use auth::TokenSource;
 pub use auth::{AuthError, Credentials};
 
@@ -66,9 +74,19 @@ pub enum ApiError {
     /// The run was interrupted before an answer came; the request may have been applied.
     #[error("{detail}")]
     Interrupted { detail: String },
-    /// A 2xx answer whose body is not what the API documents.
+    /// A 2xx answer whose body is not what the API documents, or is too large to read.
     #[error("unexpected answer from {url}: {detail}")]
     Unexpected { url: String, detail: String },
+    /// A 3xx: not followed, so the request went nowhere else; a write may not have been applied.
+    #[error(
+        "HTTP {status} from {url}: a redirect to {location}; redirects are not followed, so \
+         that a write is never sent elsewhere or turned into a read (check --endpoint)"
+    )]
+    Redirected {
+        status: u16,
+        url: String,
+        location: String,
+    },
 }
 
 impl ApiError {
@@ -93,6 +111,7 @@ impl ApiError {
         match self {
             ApiError::Status { status, .. } => Some(*status),
             ApiError::Unauthorized { .. } => Some(401),
+            ApiError::Redirected { status, .. } => Some(*status),
             ApiError::GaveUp { last, .. } => last.status(),
             _ => None,
         }
@@ -116,6 +135,8 @@ impl ApiError {
 pub struct Client {
     http: reqwest::Client,
     settings: Settings,
+    /// The endpoint as messages and logs show it: without credentials.
+    shown_endpoint: String,
     tokens: TokenSource,
     throttle: Arc<Throttle>,
 }
@@ -131,14 +152,17 @@ impl Client {
             .connect_timeout(Duration::from_secs(10))
             .pool_max_idle_per_host(settings.max_idle)
             .tcp_nodelay(true)
+            .redirect(reqwest::redirect::Policy::none())
             .build()
             .map_err(|e| ApiError::Unexpected {
-                url: settings.endpoint.clone(),
-                detail: format!("cannot build the HTTP client: {e}"),
+                url: redact::url(&settings.endpoint),
+                detail: redact::text(&format!("cannot build the HTTP client: {e}")),
             })?;
+        redact::register_url_credentials(&settings.endpoint);
         let tokens = TokenSource::new(http.clone(), settings.credentials.clone());
         Ok(Client {
             http,
+            shown_endpoint: redact::url(&settings.endpoint),
             settings,
             tokens,
             throttle,
@@ -157,31 +181,36 @@ impl Client {
         password: Option<&SecretString>,
     ) -> Result<Value, ApiError> {
         let mut body = json!({ "customer": customer });
+        let mut hidden = Vec::new();
         if let Some(p) = password {
             body["password"] = json!(p.expose_secret());
+            hidden.push(p.expose_secret());
         }
-        self.call(Method::POST, "V1/customers".into(), Some(&body), &[])
+        let path = "V1/customers".into();
+        self.call(Method::POST, path, Some(&body), &[], MAX_BODY, &hidden)
             .await
     }
 
     /// `PUT /V1/customers/{id}`; returns the saved customer.
     pub async fn update(&self, id: u64, customer: &Value) -> Result<Value, ApiError> {
         let body = json!({ "customer": customer });
-        self.call(Method::PUT, format!("V1/customers/{id}"), Some(&body), &[])
+        let path = format!("V1/customers/{id}");
+        self.call(Method::PUT, path, Some(&body), &[], MAX_BODY, &[])
             .await
     }
 
     /// `DELETE /V1/customers/{id}`.
     pub async fn delete(&self, id: u64) -> Result<(), ApiError> {
-        self.call(Method::DELETE, format!("V1/customers/{id}"), None, &[])
+        let path = format!("V1/customers/{id}");
+        self.call(Method::DELETE, path, None, &[], MAX_BODY, &[])
             .await
             .map(drop)
     }
 
     /// `GET /V1/customers/{id}`.
     pub async fn get(&self, id: u64) -> Result<Value, ApiError> {
-        self.call(Method::GET, format!("V1/customers/{id}"), None, &[])
-            .await
+        let path = format!("V1/customers/{id}");
+        self.call(Method::GET, path, None, &[], MAX_BODY, &[]).await
     }
 
     /// The customer with this email in this website, if any (email compared as Magento does,
@@ -213,8 +242,9 @@ impl Client {
             ("searchCriteria[pageSize]", "2"),
             ("searchCriteria[currentPage]", "1"),
         ];
+        let path = "V1/customers/search".into();
         let found = self
-            .call(Method::GET, "V1/customers/search".into(), None, &query)
+            .call(Method::GET, path, None, &query, MAX_BODY, &[])
             .await?;
         let items = found.get("items").and_then(Value::as_array);
         Ok(items.and_then(|items| {
@@ -239,26 +269,33 @@ impl Client {
             ("searchCriteria[sortOrders][0][direction]", "ASC"),
         ];
         let url = "V1/customers/search";
-        let found = self.call(Method::GET, url.into(), None, &query).await?;
+        let found = self
+            .call(Method::GET, url.into(), None, &query, MAX_PAGE_BODY, &[])
+            .await?;
         let total = found.get("total_count").and_then(Value::as_u64);
         let items = found.get("items").and_then(Value::as_array);
         match (items, total) {
             (Some(items), Some(total)) => Ok((items.clone(), total)),
             _ => Err(ApiError::Unexpected {
-                url: format!("{}/{url}", self.settings.endpoint),
+                url: format!("{}/{url}", self.shown_endpoint),
                 detail: "a search answer without items or total_count".into(),
             }),
         }
     }
 
+    /// One exchange: at most `cap` bytes of the answer are read; `hidden` are secrets this
+    /// request carries besides the token (a password), kept out of any message.
     async fn call(
         &self,
         method: Method,
         path: String,
         body: Option<&Value>,
         query: &[(&str, &str)],
+        cap: usize,
+        hidden: &[&str],
     ) -> Result<Value, ApiError> {
         let url = format!("{}/{path}", self.settings.endpoint);
+        let shown = format!("{}/{path}", self.shown_endpoint);
         // When this call first met a 401: a token issued after that which is refused too means
         // the credentials lack permission, not that a token expired.
         let mut first_401: Option<tokio::time::Instant> = None;
@@ -283,24 +320,31 @@ impl Client {
             if let Some(b) = body {
                 request = request.json(b);
             }
-            tracing::trace!(%method, %url, "request");
+            tracing::trace!(%method, url = %shown, "request");
             let transport = |e: reqwest::Error| ApiError::Transport {
-                url: url.clone(),
-                detail: describe(&e),
+                url: shown.clone(),
+                detail: redact::text(&describe(&e)),
             };
             let response = request.send().await.map_err(transport)?;
             let status = response.status();
-            let retry_after = retry_after(response.headers());
-            let bytes = response.bytes().await.map_err(transport)?;
-            tracing::debug!(%method, %url, status = status.as_u16(), "response");
-            if status.is_success() {
-                self.throttle.on_success();
-                return serde_json::from_slice(&bytes).map_err(|e| ApiError::Unexpected {
-                    url: url.clone(),
-                    detail: format!("HTTP {status} with a body that is not JSON: {e}"),
+            tracing::debug!(%method, url = %shown, status = status.as_u16(), "response");
+            if status.is_redirection() {
+                return Err(ApiError::Redirected {
+                    status: status.as_u16(),
+                    url: shown,
+                    location: answer::location(response.headers()),
                 });
             }
-            let message = error_message(status, &bytes);
+            let retry_after = answer::retry_after(response.headers());
+            let answer = answer::read(response, cap).await.map_err(transport)?;
+            if status.is_success() {
+                self.throttle.on_success();
+                return parse(status, &answer, cap).map_err(|detail| ApiError::Unexpected {
+                    url: shown.clone(),
+                    detail,
+                });
+            }
+            let message = answer::message(status, &answer, hidden);
             if status == StatusCode::UNAUTHORIZED {
                 let fresh_token_refused = match (first_401, bearer.issued_at) {
                     (Some(first), Some(issued)) => issued >= first,
@@ -309,7 +353,10 @@ impl Client {
                     (None, Some(_)) => false,
                 };
                 if fresh_token_refused {
-                    return Err(ApiError::Unauthorized { url, message });
+                    return Err(ApiError::Unauthorized {
+                        url: shown,
+                        message,
+                    });
                 }
                 first_401.get_or_insert_with(tokio::time::Instant::now);
                 self.tokens.invalidate(bearer.generation).await;
@@ -325,6 +372,15 @@ impl Client {
             });
         }
     }
+}
+
+/// A success answer's JSON; one over the cap is not parsed at all.
+fn parse(status: StatusCode, answer: &Body, cap: usize) -> Result<Value, String> {
+    if answer.too_large {
+        return Err(format!("HTTP {status}: {}", Body::too_large_note(cap)));
+    }
+    serde_json::from_slice(&answer.bytes)
+        .map_err(|e| format!("HTTP {status} with a body that is not JSON: {e}"))
 }
 
 /// A transport error's cause chain without the URL (reported separately) and without any header.
@@ -347,104 +403,9 @@ fn describe(e: &reqwest::Error) -> String {
     parts.join(": ")
 }
 
-/// `Retry-After` as seconds or an HTTP date.
-fn retry_after(headers: &HeaderMap) -> Option<Duration> {
-    let v = headers
-        .get(RETRY_AFTER)
-        .map(HeaderValue::to_str)?
-        .ok()?
-        .trim();
-    if let Ok(secs) = v.parse::<u64>() {
-        return Some(Duration::from_secs(secs));
-    }
-    let at = httpdate::parse_http_date(v).ok()?;
-    Some(
-        at.duration_since(SystemTime::now())
-            .unwrap_or(Duration::ZERO),
-    )
-}
-
-/// The API's own message with its `%1` / `%name` placeholders filled from `parameters`; for
-/// bodies that are not Magento's (a gateway page), the status and the start of the body.
-pub fn error_message(status: StatusCode, body: &[u8]) -> String {
-    let parsed: Option<Value> = serde_json::from_slice(body).ok();
-    let Some(message) = parsed
-        .as_ref()
-        .and_then(|v| v.get("message"))
-        .and_then(Value::as_str)
-    else {
-        let text: String = String::from_utf8_lossy(body).chars().take(200).collect();
-        let text = text.trim();
-        return if text.is_empty() {
-            status.to_string()
-        } else {
-            format!("{status}: {text}")
-        };
-    };
-    let params = parsed.as_ref().and_then(|v| v.get("parameters"));
-    render(message, params)
-}
-
-fn render(message: &str, params: Option<&Value>) -> String {
-    let show = |v: &Value| match v {
-        Value::String(s) => s.clone(),
-        other => other.to_string(),
-    };
-    let mut out = message.to_owned();
-    match params {
-        Some(Value::Array(list)) => {
-            // Highest index first, so that `%1` does not eat the start of `%10`.
-            for (i, v) in list.iter().enumerate().rev() {
-                out = out.replace(&format!("%{}", i + 1), &show(v));
-            }
-        }
-        Some(Value::Object(map)) => {
-            let mut names: Vec<&String> = map.keys().collect();
-            names.sort_by_key(|n| std::cmp::Reverse(n.len()));
-            for name in names {
-                out = out.replace(&format!("%{name}"), &show(&map[name]));
-            }
-        }
-        _ => {}
-    }
-    out
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn messages_get_their_parameters() {
-        let body = br#"{"message":"No such entity with %fieldName = %fieldValue","parameters":{"fieldName":"customerId","fieldValue":99}}"#;
-        assert_eq!(
-            error_message(StatusCode::NOT_FOUND, body),
-            "No such entity with customerId = 99"
-        );
-        let body = br#"{"message":"The password needs at least %1 characters.","parameters":[8]}"#;
-        assert_eq!(
-            error_message(StatusCode::BAD_REQUEST, body),
-            "The password needs at least 8 characters."
-        );
-        assert_eq!(
-            error_message(StatusCode::BAD_GATEWAY, b"<html>bad gateway</html>"),
-            "502 Bad Gateway: <html>bad gateway</html>"
-        );
-    }
-
-    #[test]
-    fn retry_after_reads_seconds_and_dates() {
-        let mut h = HeaderMap::new();
-        h.insert(RETRY_AFTER, HeaderValue::from_static("3"));
-        assert_eq!(retry_after(&h), Some(Duration::from_secs(3)));
-        let later = httpdate::fmt_http_date(SystemTime::now() + Duration::from_secs(30));
-        h.insert(RETRY_AFTER, HeaderValue::from_str(&later).expect("header"));
-        let d = retry_after(&h).expect("date");
-        assert!(
-            d > Duration::from_secs(25) && d <= Duration::from_secs(30),
-            "{d:?}"
-        );
-    }
 
     #[test]
     fn classification() {
@@ -464,5 +425,12 @@ mod tests {
             retry_after: None,
         };
         assert!(dup.is_already_exists());
+        let redirected = ApiError::Redirected {
+            status: 301,
+            url: String::new(),
+            location: String::new(),
+        };
+        assert!(!redirected.is_transient() && !redirected.is_fatal());
+        assert_eq!(redirected.status(), Some(301));
     }
 }

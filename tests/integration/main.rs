@@ -2,6 +2,7 @@
 
 mod data;
 mod faults;
+mod hostile;
 mod input;
 mod support;
 mod sync;
