@@ -25,7 +25,7 @@
 //! | [`exit`] | the exit codes, and how a command's ending maps to one | sync, pull |
 //! | [`sync`] | the pipeline: read, plan, send, absent, end | config, connect, input, plan, exec, outcome, report, absent, state, api, throttle |
 //! | [`pull`] | recording the customers a shop already has | config, connect, retry, api, state, throttle, customer, defaults |
-//! | [`connect`] | the target: embedded sandbox or a real shop; the sandbox's one launcher | config, cli, api, throttle |
+//! | [`connect`] | the target: embedded sandbox or a real shop; the sandbox's one launcher | config, cli, api, redact, throttle |
 //! | [`input`] | the CSV: header, streaming, per-row validation | customer |
 //! | [`plan`] | the decision for each row, a function of the row, the store and the options | input, outcome, state, customer |
 //! | [`exec`] | sending a row: lost-answer recovery, its outcome | plan, outcome, retry, api, state, customer |
@@ -33,7 +33,8 @@
 //! | [`report`] | report file, summary JSON, progress | outcome |
 //! | [`absent`] | customers the file no longer names: count, list, delete | plan, exec, report, state, customer |
 //! | [`retry`] | which failures are tried again, backoff with jitter, `Retry-After` | api, defaults |
-//! | [`api`] | the Commerce REST client and IMS tokens | throttle |
+//! | [`api`] | the Commerce REST client and IMS tokens | redact, throttle |
+//! | [`redact`] | keeping the secrets this process holds out of any text it shows | |
 //! | [`throttle`] | the shared request rate limit, adaptive on 429 | |
 //! | [`state`] | the sled state store: key -> customer id + payload hash, its index | customer |
 //! | [`customer`] | the desired customer record, its key, JSON payload and hash | |
