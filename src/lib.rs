@@ -50,8 +50,6 @@ pub mod defaults;
 pub mod exec;
 pub mod exit;
 pub mod input;
-#[cfg(test)]
-mod layout;
 pub mod outcome;
 pub mod plan;
 pub mod pull;
@@ -198,3 +196,7 @@ async fn wait_for_signal() {
         _ = term.recv() => {}
     }
 }
+
+/// Tests that keep the module map above equal to the code.
+#[cfg(test)]
+mod layout;
