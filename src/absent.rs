@@ -1,14 +1,21 @@
 //! Customers the state store knows and the file no longer names ("absent"): counted for the
-//! summary, listed by `--absent-report`, deleted from the shop by `--delete-absent` within
-//! `--max-deletes`.
+//! summary, held against `--max-absent`, listed by `--absent-report`, deleted from the shop by
+//! `--delete-absent` within `--max-deletes`.
 //!
 //! Only a file read to the end says which customers it no longer has: after an interrupt or a
 //! fatal error nothing is counted and nothing deleted. An invalid row whose email and website
 //! can still be read keeps its customer from counting as absent; one whose key cannot be read
 //! at all makes `--delete-absent` refuse, since its customer cannot be told from absent ones.
+//!
+//! `--max-absent` guards against a truncated or empty export: when more of the store's keys
+//! than it allows are absent, the run sends nothing (the sync decides that before its first
+//! request, see `sync/gate.rs`) and ends with exit code 1; a dry run reports the same verdict.
 
+use std::fmt;
 use std::path::{Path, PathBuf};
+use std::str::FromStr;
 
+use crate::console;
 use crate::customer::Key;
 use crate::exec::Executor;
 use crate::plan::FileKeys;
@@ -16,12 +23,114 @@ use crate::report::{self, WriteError};
 use crate::state::{Entry, Index, StateError, Store};
 
 /// What the run asks of absent customers.
-#[derive(Clone, Debug, Default)]
+#[derive(Clone, Debug)]
 pub struct Options {
+    /// `--max-absent`: how many may be absent before the run refuses to send.
+    pub max_absent: MaxAbsent,
     /// `--absent-report FILE`: list them (CSV `website_id,email,customer_id`).
     pub report: Option<PathBuf>,
     /// `--delete-absent --max-deletes N`: the N.
     pub max_deletes: Option<u64>,
+}
+
+/// `--max-absent N` or `--max-absent P%`: the most keys of the state store that may be absent
+/// from the file.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub enum MaxAbsent {
+    Count(u64),
+    /// A percentage of the store's keys, 0 to 100.
+    Percent(f64),
+}
+
+impl MaxAbsent {
+    /// The most absent keys allowed in a store of `keys` keys.
+    pub fn allowed(self, keys: u64) -> u64 {
+        match self {
+            MaxAbsent::Count(n) => n,
+            // The small epsilon keeps 10% of 1000 at 100 whatever the float rounding.
+            MaxAbsent::Percent(p) => (p / 100.0 * keys as f64 + 1e-9).floor() as u64,
+        }
+    }
+
+    /// Whether `absent` of a store's `keys` keys may be absent; strictly more may not.
+    pub fn allows(self, absent: u64, keys: u64) -> bool {
+        absent <= self.allowed(keys)
+    }
+}
+
+impl FromStr for MaxAbsent {
+    type Err = String;
+
+    fn from_str(s: &str) -> Result<Self, String> {
+        let s = s.trim();
+        match s.strip_suffix('%') {
+            Some(p) => match p.trim().parse::<f64>() {
+                Ok(p) if (0.0..=100.0).contains(&p) => Ok(MaxAbsent::Percent(p)),
+                _ => Err(format!("`{s}` is not a percentage from 0% to 100%")),
+            },
+            None => s
+                .parse()
+                .map(MaxAbsent::Count)
+                .map_err(|_| format!("`{s}` is neither a count (50) nor a percentage (10%)")),
+        }
+    }
+}
+
+impl fmt::Display for MaxAbsent {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            MaxAbsent::Count(n) => write!(f, "{n}"),
+            MaxAbsent::Percent(p) => write!(f, "{p}%"),
+        }
+    }
+}
+
+/// More keys of the store are absent from the file than `--max-absent` allows.
+#[derive(Clone, Copy, Debug, PartialEq, thiserror::Error)]
+#[error(
+    "{absent} of the {keys} customers in the state store are absent from the file, more than \
+     --max-absent {limit} allows: {what} (is the export truncated or empty? If they are really \
+     gone, run again with a larger --max-absent, such as 100%)",
+    what = if *.dry_run { "a real run would send nothing" } else { "nothing was sent" }
+)]
+pub struct TooManyAbsent {
+    pub absent: u64,
+    pub keys: u64,
+    pub limit: MaxAbsent,
+    pub dry_run: bool,
+}
+
+/// Whether `absent` of the store's `keys` keys pass the guard; why not, when they do not.
+pub fn guard(limit: MaxAbsent, absent: u64, keys: u64, dry_run: bool) -> Result<(), TooManyAbsent> {
+    if limit.allows(absent, keys) {
+        Ok(())
+    } else {
+        Err(TooManyAbsent {
+            absent,
+            keys,
+            limit,
+            dry_run,
+        })
+    }
+}
+
+/// How many of the index's keys the file does not name.
+pub fn count(index: &Index, keys: &FileKeys) -> u64 {
+    index
+        .digests()
+        .filter(|d| !keys.contains_digest(*d))
+        .count() as u64
+}
+
+/// What may be done about absent customers.
+#[derive(Clone, Copy)]
+pub enum Deletes<'a> {
+    /// A dry run: say how many would be deleted.
+    DryRun,
+    /// Delete through this executor.
+    Send(&'a Executor),
+    /// The sending stopped (the shop stopped answering): delete nothing.
+    Stopped,
 }
 
 /// The state store or the list could not be read or written.
@@ -34,11 +143,15 @@ pub enum AbsentError {
     Write(#[from] WriteError),
 }
 
-/// Why `--delete-absent` did not delete every absent customer. The run still writes its state
-/// and report, then ends with this as its error.
-#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+/// Why the run objects to the absent customers: `--max-absent`, or `--delete-absent` did not
+/// delete every absent customer. The run still writes its state and report, then ends with
+/// this as its error.
+#[derive(Debug, thiserror::Error, PartialEq)]
 #[non_exhaustive]
 pub enum Refused {
+    /// More absent customers than `--max-absent`: nothing was sent, nothing deleted.
+    #[error(transparent)]
+    TooManyAbsent(#[from] TooManyAbsent),
     /// Invalid rows without a usable key: their customers might be taken for absent ones.
     #[error(
         "refusing --delete-absent: {rows} invalid rows have no usable email or website, so their \
@@ -67,43 +180,50 @@ pub struct Absence {
     pub refused: Option<Refused>,
 }
 
-/// Counts the absent customers, lists them and deletes them as `options` ask. `executor` is
-/// `None` in a dry run; `read_to_end` is false when the run stopped before the end of the file.
+/// Holds the absent customers against `--max-absent`, lists them and deletes them as `options`
+/// ask. `counted` is how many there are (see [`count`]), `None` when the run stopped before
+/// the end of the file; `index` is the store's keys when the run began.
 pub async fn settle(
     store: &Store,
     index: &Index,
     keys: &FileKeys,
+    counted: Option<u64>,
     options: &Options,
-    executor: Option<&Executor>,
-    read_to_end: bool,
+    deletes: Deletes<'_>,
 ) -> Result<Absence, AbsentError> {
-    if !read_to_end {
+    let Some(count) = counted else {
         return Ok(Absence::default());
-    }
-    if options.report.is_none() && options.max_deletes.is_none() {
-        // Only the count: the index has every key, so no sled scan.
-        let count = index
-            .digests()
-            .filter(|d| !keys.contains_digest(*d))
-            .count() as u64;
-        return Ok(Absence {
-            count,
-            ..Absence::default()
-        });
-    }
-    let found = find(store, keys, options.report.as_deref(), options.max_deletes)?;
+    };
+    let dry_run = matches!(deletes, Deletes::DryRun);
+    let guarded = guard(options.max_absent, count, index.len() as u64, dry_run);
     let mut absence = Absence {
-        count: found.count,
+        count,
+        refused: guarded.err().map(Refused::from),
         ..Absence::default()
     };
-    if let Some(max) = options.max_deletes {
-        match refusal(keys, found.count, max) {
-            Some(why) => absence.refused = Some(why),
-            None => {
-                let (deleted, failed) = delete(store, executor, &found).await?;
-                absence.deleted = deleted;
-                absence.refused = (failed > 0).then_some(Refused::NotDeleted { failed });
-            }
+    if options.report.is_none() && options.max_deletes.is_none() {
+        return Ok(absence);
+    }
+    let found = find(store, keys, options.report.as_deref(), options.max_deletes)?;
+    let Some(max) = options.max_deletes.filter(|_| absence.refused.is_none()) else {
+        return Ok(absence);
+    };
+    match (refusal(keys, found.count, max), deletes) {
+        (Some(why), _) => absence.refused = Some(why),
+        (None, Deletes::Stopped) => console::alert(&format!(
+            "not deleting the {} absent customers: the sending stopped",
+            found.count
+        )),
+        (None, Deletes::DryRun) => {
+            console::note(&format!(
+                "dry run: would delete {} absent customers",
+                found.count
+            ));
+        }
+        (None, Deletes::Send(exec)) => {
+            let (deleted, failed) = delete(store, exec, &found).await?;
+            absence.deleted = deleted;
+            absence.refused = (failed > 0).then_some(Refused::NotDeleted { failed });
         }
     }
     Ok(absence)
@@ -178,17 +298,13 @@ fn write_error(path: &Path, source: std::io::Error) -> WriteError {
     }
 }
 
-/// Deletes the absent customers (a dry run, without an executor, only says how many it would)
-/// and forgets their mappings. Returns the digests deleted, ascending, and how many failed.
+/// Deletes the absent customers and forgets their mappings. Returns the digests deleted,
+/// ascending, and how many failed.
 async fn delete(
     store: &Store,
-    executor: Option<&Executor>,
+    exec: &Executor,
     found: &Found,
 ) -> Result<(Vec<u64>, u64), AbsentError> {
-    let Some(exec) = executor else {
-        println!("dry run: would delete {} absent customers", found.count);
-        return Ok((Vec::new(), 0));
-    };
     let mut deleted = Vec::new();
     let mut failed = 0;
     for (key, entry) in &found.listed {
@@ -198,19 +314,19 @@ async fn delete(
                 deleted.push(key.digest());
             }
             Err(e) => {
-                eprintln!(
+                console::alert(&format!(
                     "could not delete customer {} ({}): {e}",
                     entry.customer_id, key.email
-                );
+                ));
                 failed += 1;
             }
         }
     }
     store.flush()?;
-    println!(
+    console::note(&format!(
         "deleted {} absent customers ({failed} failed)",
         deleted.len()
-    );
+    ));
     deleted.sort_unstable();
     Ok((deleted, failed))
 }
@@ -246,6 +362,57 @@ mod tests {
             Refused::TooMany { absent: 5, max: 4 }.to_string(),
             "refusing --delete-absent: 5 customers are absent, more than --max-deletes 4; \
              nothing was deleted (see --absent-report)"
+        );
+    }
+
+    #[test]
+    fn max_absent_is_a_count_or_a_share_of_the_store_and_strictly_more_trips_it() {
+        let pct = MaxAbsent::Percent;
+        // (limit, absent, store keys) -> allowed
+        let cases = [
+            (pct(10.0), 100, 1000, true),
+            (pct(10.0), 101, 1000, false),
+            (pct(10.0), 0, 0, true),
+            (pct(10.0), 1, 5, false),
+            (pct(100.0), 1000, 1000, true),
+            (pct(0.0), 1, 1000, false),
+            (pct(2.5), 25, 1000, true),
+            (pct(2.5), 26, 1000, false),
+            (MaxAbsent::Count(50), 50, 60, true),
+            (MaxAbsent::Count(50), 51, 1000, false),
+        ];
+        for (limit, absent, keys, want) in cases {
+            assert_eq!(
+                limit.allows(absent, keys),
+                want,
+                "{limit} {absent} of {keys}"
+            );
+        }
+    }
+
+    #[test]
+    fn max_absent_reads_counts_and_percentages() {
+        let cases = [
+            ("10%", Ok(MaxAbsent::Percent(10.0))),
+            (" 2.5 % ", Ok(MaxAbsent::Percent(2.5))),
+            ("100%", Ok(MaxAbsent::Percent(100.0))),
+            ("50", Ok(MaxAbsent::Count(50))),
+            ("101%", Err(())),
+            ("-1", Err(())),
+            ("ten", Err(())),
+            ("%", Err(())),
+        ];
+        for (text, want) in cases {
+            assert_eq!(text.parse::<MaxAbsent>().map_err(drop), want, "{text}");
+        }
+        assert_eq!(MaxAbsent::Percent(10.0).to_string(), "10%");
+        let e = guard(MaxAbsent::Percent(10.0), 600, 1000, false).expect_err("trips");
+        assert!(
+            e.to_string().starts_with(
+                "600 of the 1000 customers in the state store are absent from the file, more \
+                 than --max-absent 10% allows: nothing was sent"
+            ),
+            "{e}"
         );
     }
 }

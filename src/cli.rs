@@ -12,10 +12,12 @@ use std::path::PathBuf;
 
 use clap::{Args, Parser, Subcommand};
 
+use crate::absent::MaxAbsent;
 use crate::defaults::{
-    DEFAULT_BACKOFF_BASE_MS, DEFAULT_CONCURRENCY, DEFAULT_IMS_URL, DEFAULT_MAX_ERRORS,
-    DEFAULT_PAGE_SIZE, DEFAULT_RATE, DEFAULT_RETRIES, DEFAULT_SANDBOX_LISTEN, DEFAULT_SCOPES,
-    DEFAULT_STATE_DIR, DEFAULT_TIMEOUT_SECS, DEFAULT_WEBSITE_ID, MAX_CONCURRENCY, MAX_PAGE_SIZE,
+    DEFAULT_BACKOFF_BASE_MS, DEFAULT_CONCURRENCY, DEFAULT_IMS_URL, DEFAULT_MAX_ABSENT,
+    DEFAULT_MAX_ERRORS, DEFAULT_OUTAGE_AFTER_SECS, DEFAULT_PAGE_SIZE, DEFAULT_PROGRESS_SECS,
+    DEFAULT_RATE, DEFAULT_RETRIES, DEFAULT_SANDBOX_LISTEN, DEFAULT_SCOPES, DEFAULT_STATE_DIR,
+    DEFAULT_TIMEOUT_SECS, DEFAULT_WEBSITE_ID, MAX_CONCURRENCY, MAX_PAGE_SIZE,
 };
 
 /// Keep an Adobe Commerce shop's customers in step with a CSV file.
@@ -25,7 +27,12 @@ use crate::defaults::{
 /// ones. With no --endpoint, custsync talks to its embedded Commerce sandbox.
 ///
 /// Exit codes: 0 every row ok; 1 fatal (configuration, authentication, unreadable input or
-/// state); 2 usage error; 3 finished but some rows invalid or failed; 130 interrupted.
+/// state, --max-absent); 2 usage error; 3 finished but some rows invalid or failed; 4 stopped
+/// before the end (the shop unreachable, --max-errors): the rest not sent; 130 interrupted.
+///
+/// Options can also come from a TOML file (--config, CUSTSYNC_CONFIG, or custsync.toml in the
+/// working directory): a flag beats its environment variable, which beats the file, which
+/// beats the default.
 #[derive(Debug, Parser)]
 #[command(name = "custsync", version, propagate_version = true)]
 #[command(
@@ -34,15 +41,37 @@ use crate::defaults::{
 pub struct Cli {
     #[command(subcommand)]
     pub command: Command,
-    /// Print only errors and the final summary.
+    /// Print nothing when the run exits 0 (for cron); errors, and the final line of a run
+    /// that did not exit 0, are still printed.
     #[arg(short, long, global = true, conflicts_with = "verbose")]
     pub quiet: bool,
     /// More detail on stderr (-v requests, -vv everything). Secrets are never printed.
     #[arg(short, long, global = true, action = clap::ArgAction::Count)]
     pub verbose: u8,
+    /// How log and progress lines are written on stderr: text, or json (one JSON object a
+    /// line, for log collectors).
+    #[arg(long, global = true, value_enum, value_name = "FORMAT", default_value_t = LogFormat::Text)]
+    pub log_format: LogFormat,
+    /// A TOML file of options (keys are the long option names with `_`: endpoint, state, rate,
+    /// max_absent, ...); without it, custsync.toml in the working directory when there is one.
+    /// Relative paths in it are relative to its directory; secrets are refused in it.
+    ///
+    /// Example: --config /etc/custsync/nightly.toml
+    #[arg(long, global = true, env = "CUSTSYNC_CONFIG", value_name = "FILE")]
+    pub config: Option<PathBuf>,
+}
+
+/// `--log-format`.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, clap::ValueEnum)]
+pub enum LogFormat {
+    #[default]
+    Text,
+    Json,
 }
 
 /// The commands.
+// One value per process: boxing the large variant would save nothing.
+#[allow(clippy::large_enum_variant)]
 #[derive(Debug, Subcommand)]
 pub enum Command {
     /// Create and update customers from a CSV file (the main job).
@@ -62,6 +91,18 @@ pub enum Command {
     ///
     /// Example: custsync sandbox --listen 127.0.0.1:8080
     Sandbox(SandboxArgs),
+    /// Print a shell completion script.
+    ///
+    /// Example: custsync completions bash > /etc/bash_completion.d/custsync
+    Completions {
+        /// The shell.
+        #[arg(value_enum)]
+        shell: clap_complete::Shell,
+    },
+    /// Print the man page (roff).
+    ///
+    /// Example: custsync man > /usr/local/share/man/man1/custsync.1
+    Man,
 }
 
 /// Where requests go and how they authenticate.
@@ -146,9 +187,27 @@ pub struct SyncArgs {
     /// Re-send only the rows that failed in earlier runs.
     #[arg(long)]
     pub only_failed: bool,
-    /// Stop sending after N failed rows (0 = never stop).
+    /// Stop sending after N failed rows (0 = never stop); the rest are not sent (exit code 4).
     #[arg(long, value_name = "N", default_value_t = DEFAULT_MAX_ERRORS)]
     pub max_errors: u64,
+    /// Send nothing (exit code 1) when more of the state store's customers than this are
+    /// absent from the file: a count, or a percentage of the store (a truncated or empty
+    /// export). A dry run reports the same verdict.
+    ///
+    /// Example: --max-absent 500, --max-absent 100% (no limit)
+    #[arg(long, value_name = "N|P%", default_value = DEFAULT_MAX_ABSENT)]
+    pub max_absent: MaxAbsent,
+    /// Stop sending (exit code 4) when the shop has answered no request for this long while
+    /// requests fail with connection errors, timeouts or 5xx; rows without a confirmed outcome
+    /// are reported not_sent.
+    #[arg(long, value_name = "SECS", default_value_t = DEFAULT_OUTAGE_AFTER_SECS)]
+    pub outage_after: u64,
+    /// POST the summary JSON to this URL at the end of the run (dry runs too); a failed
+    /// notification is only a warning.
+    ///
+    /// Example: --notify https://hooks.example.com/custsync
+    #[arg(long, value_name = "URL")]
+    pub notify: Option<String>,
     /// Write the keys in the state store that this file no longer has (CSV
     /// website_id,email,customer_id).
     #[arg(long, value_name = "FILE")]
@@ -175,6 +234,9 @@ pub struct SyncArgs {
     /// Base of the exponential retry backoff, in milliseconds (for rehearsals and tests).
     #[arg(long, value_name = "MS", default_value_t = DEFAULT_BACKOFF_BASE_MS, hide = true)]
     pub backoff_base_ms: u64,
+    /// Seconds between two progress lines off a terminal (for tests).
+    #[arg(long, value_name = "SECS", default_value_t = DEFAULT_PROGRESS_SECS, hide = true)]
+    pub progress_secs: u64,
 }
 
 /// Options of `custsync pull`.

@@ -1,5 +1,5 @@
 //! Where requests go: the embedded sandbox (started for the run) or a real shop. The target is
-//! announced on the first line of output, so that nobody mistakes a rehearsal for the real thing.
+//! announced on the first line of stderr, so that nobody mistakes a rehearsal for the real thing.
 //!
 //! This is also the sandbox's launcher, the one module of custsync that uses the
 //! `custsync_sandbox` crate: `sync` and `pull` start it embedded through [`connect`], and
@@ -17,6 +17,7 @@ use secrecy::SecretString;
 use crate::api::{self, ApiError, Client, Credentials};
 use crate::cli::SandboxArgs;
 use crate::config::{Connect, DEFAULT_SCOPES, Env, Target};
+use crate::console;
 use crate::throttle::Throttle;
 
 /// The target could not be reached or set up.
@@ -47,10 +48,10 @@ pub async fn connect(
     let data = data_dir(&c.state_dir);
     match &c.target {
         Target::Sandbox if dry_run => {
-            println!(
+            console::note(&format!(
                 "target: the embedded Commerce sandbox (data in {}); dry run, so it is not started",
                 data.display()
-            );
+            ));
             Ok((None, None))
         }
         Target::Sandbox => {
@@ -60,11 +61,11 @@ pub async fn connect(
             };
             let (client_id, secret) = (config.client_id.clone(), config.client_secret.clone());
             let sb = sandbox::start(config, ([127, 0, 0, 1], 0).into()).await?;
-            println!(
+            console::note(&format!(
                 "target: the embedded Commerce sandbox at {} (data in {}); give --endpoint to reach a real shop",
                 sb.endpoint(),
                 data.display()
-            );
+            ));
             let credentials = Credentials::Ims {
                 url: sb.ims_url(),
                 client_id,
@@ -75,7 +76,7 @@ pub async fn connect(
             Ok((Some(sb), Some(client)))
         }
         Target::Remote(r) => {
-            println!("target: {}", crate::redact::url(&r.endpoint));
+            console::note(&format!("target: {}", crate::redact::url(&r.endpoint)));
             let client = match (&r.credentials, dry_run) {
                 (Some(creds), false) => Some(Client::new(
                     settings(r.endpoint.clone(), creds.clone()),

@@ -25,6 +25,14 @@ pub const DEFAULT_TIMEOUT_SECS: u64 = 30;
 pub const DEFAULT_WEBSITE_ID: u32 = 1;
 /// `--max-errors`: failed rows after which sending stops; 0 never stops.
 pub const DEFAULT_MAX_ERRORS: u64 = 0;
+/// `--max-absent`: state-store keys that may be absent from the file before nothing is sent.
+pub const DEFAULT_MAX_ABSENT: &str = "10%";
+/// `--outage-after`: seconds without an answer, while requests fail, that stop the sending.
+pub const DEFAULT_OUTAGE_AFTER_SECS: u64 = 60;
+/// Seconds between two progress lines off a terminal.
+pub const DEFAULT_PROGRESS_SECS: u64 = 10;
+/// The file read for options when neither `--config` nor `CUSTSYNC_CONFIG` names one.
+pub const DEFAULT_CONFIG_FILE: &str = "custsync.toml";
 /// `--state`: the state directory, relative to the working directory.
 pub const DEFAULT_STATE_DIR: &str = ".custsync";
 /// `--page-size` of `pull`.

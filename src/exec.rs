@@ -7,12 +7,15 @@
 //! customer up by email and website, adopting its id, and sending a PUT only if the stored
 //! record differs from the row. So whatever fails in between, each key exists once.
 
+use std::sync::Arc;
+
 use secrecy::SecretString;
 use serde_json::Value;
 use tokio_util::sync::CancellationToken;
 
 use crate::api::{ApiError, Client};
 use crate::customer::{Customer, Fields, default_address, remote_fields};
+use crate::outage::Watch;
 use crate::outcome::{Outcome, Skip};
 use crate::plan::{Planned, Step};
 use crate::retry::{Retrier, RetryPolicy};
@@ -75,6 +78,14 @@ impl Executor {
         Executor {
             client,
             retrier: Retrier::new(policy, cancel),
+        }
+    }
+
+    /// The same, its retrier showing every try to `watch` (see [`crate::outage`]).
+    pub fn watching(self, watch: Arc<Watch>) -> Self {
+        Executor {
+            retrier: self.retrier.watching(watch),
+            ..self
         }
     }
 

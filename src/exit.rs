@@ -1,11 +1,13 @@
-//! The contract's exit codes, and the one place a command's ending becomes one. Every error a
-//! command returns is [`Exit::Fatal`] (`main` prints it); the endings of a run that wrote its
-//! report and state are mapped here.
+//! The contract's exit codes, and how a command's ending maps to one. Every error a command
+//! returns is [`Exit::Fatal`] (`main` prints it); the endings of a run that wrote its report
+//! and state are mapped here, by [`Exit::of_run`], a function of how the run ended and whether
+//! some rows were not ok.
+//!
+//! This module imports no command: the sync's last step needs the code (for the final line,
+//! which `--quiet` prints only when the run did not exit 0), so the arrow points from the
+//! commands to here.
 
 use std::process::ExitCode;
-
-use crate::pull::Pulled;
-use crate::sync::{Ending, Finished};
 
 /// The contract's exit codes.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -16,8 +18,44 @@ pub enum Exit {
     Fatal = 1,
     /// Finished, but some rows are invalid or failed.
     RowsFailed = 3,
+    /// Stopped before the end: the shop was unreachable, or `--max-errors` was reached.
+    Stopped = 4,
     /// Interrupted by SIGINT or SIGTERM.
     Interrupted = 130,
+}
+
+/// How a run that wrote its report and state ended. The counts say whether rows were invalid
+/// or failed.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum Ending {
+    /// The whole file was read and every row has its outcome.
+    Complete,
+    /// Sending stopped before the end; the rows it did not send are `not_sent`.
+    Stopped(Stop),
+    /// SIGINT or SIGTERM stopped the reading; the rows read were drained.
+    Interrupted,
+}
+
+/// Why sending stopped before the end of the file.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Stop {
+    /// `--max-errors` rows failed.
+    TooManyErrors,
+    /// The shop answered nothing for `--outage-after` while requests failed.
+    Outage,
+}
+
+impl Exit {
+    /// The code of a run that ended so; `rows_not_ok` when some rows are invalid or failed.
+    pub fn of_run(ending: Ending, rows_not_ok: bool) -> Exit {
+        match ending {
+            Ending::Interrupted => Exit::Interrupted,
+            Ending::Stopped(_) => Exit::Stopped,
+            Ending::Complete if rows_not_ok => Exit::RowsFailed,
+            Ending::Complete => Exit::Ok,
+        }
+    }
 }
 
 impl From<Exit> for ExitCode {
@@ -26,62 +64,24 @@ impl From<Exit> for ExitCode {
     }
 }
 
-impl From<&Finished> for Exit {
-    /// A sync's: an interrupt first, then whether every row is ok.
-    fn from(f: &Finished) -> Self {
-        let s = &f.summary;
-        match f.ending {
-            Ending::Interrupted => Exit::Interrupted,
-            Ending::Complete if s.invalid + s.failed > 0 => Exit::RowsFailed,
-            Ending::Complete => Exit::Ok,
-        }
-    }
-}
-
-impl From<&Pulled> for Exit {
-    /// A pull's: what it read is recorded either way.
-    fn from(p: &Pulled) -> Self {
-        if p.interrupted {
-            Exit::Interrupted
-        } else {
-            Exit::Ok
-        }
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::report::Summary;
 
     #[test]
-    fn sync_endings() {
-        let summary = |invalid, failed| Summary {
-            rows: 10,
-            invalid,
-            failed,
-            ..Summary::default()
-        };
-        // (ending, invalid, failed) -> exit
+    fn run_endings() {
+        // (ending, some rows invalid or failed) -> exit
         let cases = [
-            (Ending::Complete, 0, 0, Exit::Ok),
-            (Ending::Complete, 1, 0, Exit::RowsFailed),
-            (Ending::Complete, 0, 2, Exit::RowsFailed),
-            (Ending::Interrupted, 0, 0, Exit::Interrupted),
-            (Ending::Interrupted, 1, 1, Exit::Interrupted),
+            (Ending::Complete, false, Exit::Ok),
+            (Ending::Complete, true, Exit::RowsFailed),
+            (Ending::Stopped(Stop::TooManyErrors), true, Exit::Stopped),
+            (Ending::Stopped(Stop::Outage), false, Exit::Stopped),
+            (Ending::Interrupted, false, Exit::Interrupted),
+            (Ending::Interrupted, true, Exit::Interrupted),
         ];
-        for (ending, invalid, failed, want) in cases {
-            let f = Finished {
-                summary: summary(invalid, failed),
-                ending,
-            };
-            assert_eq!(Exit::from(&f), want, "{ending:?} {invalid} {failed}");
+        for (ending, not_ok, want) in cases {
+            assert_eq!(Exit::of_run(ending, not_ok), want, "{ending:?} {not_ok}");
         }
-        let pulled = Pulled {
-            interrupted: true,
-            ..Pulled::default()
-        };
-        assert_eq!(Exit::from(&pulled), Exit::Interrupted);
-        assert_eq!(Exit::from(&Pulled::default()), Exit::Ok);
+        assert_eq!(Exit::Stopped as u8, 4);
     }
 }

@@ -7,9 +7,12 @@
 //! remembers of its key and decides: create, update, unchanged or invalid. [`exec`] sends the
 //! creates and updates through the [`api`] client, under the [`throttle`] and with [`retry`].
 //! Every row ends as an [`outcome::Outcome`]: [`report`] writes it as a report line and counts
-//! it, and the [`state`] writer records the mapping it confirmed. Once the whole file is read,
-//! [`absent`] deals with the customers it no longer names; the run ends with its summary, and
-//! [`exit`] turns how it ended into the exit code.
+//! it, and the [`state`] writer records the mapping it confirmed. No row is sent before the
+//! whole file is known not to leave too many customers [`absent`] (`--max-absent`), and
+//! [`outage`] stops the sending when the shop stops answering. Once the whole file is read,
+//! [`absent`] deals with the customers it no longer names; the run ends with its summary (to
+//! a [`notify`] webhook too), and [`exit`] turns how it ended into the exit code. What the user
+//! reads on the way goes through [`console`].
 //!
 //! # Modules
 //!
@@ -20,24 +23,28 @@
 //!
 //! | module | owns | uses |
 //! | --- | --- | --- |
-//! | [`cli`] | command-line arguments (clap types only) | defaults |
-//! | [`config`] | typed settings resolved from arguments and environment | cli, defaults, absent, api, input, plan, retry |
-//! | [`exit`] | the exit codes, and how a command's ending maps to one | sync, pull |
-//! | [`sync`] | the pipeline: read, plan, send, absent, end | config, connect, input, plan, exec, outcome, report, absent, state, api, throttle |
-//! | [`pull`] | recording the customers a shop already has | config, connect, retry, api, state, throttle, customer, defaults |
-//! | [`connect`] | the target: embedded sandbox or a real shop; the sandbox's one launcher | config, cli, api, redact, throttle |
+//! | [`cli`] | command-line arguments (clap types only) | defaults, absent |
+//! | [`config`] | typed settings resolved from arguments, environment and the config file | cli, defaults, absent, api, input, plan, retry |
+//! | [`exit`] | the exit codes, and how a run's ending maps to one | |
+//! | [`sync`] | the pipeline: read, plan, gate, send, absent, end | config, connect, console, input, plan, exec, outage, outcome, progress, report, notify, absent, state, api, throttle, customer, exit |
+//! | [`pull`] | recording the customers a shop already has | config, connect, console, retry, api, state, throttle, customer, defaults |
+//! | [`connect`] | the target: embedded sandbox or a real shop; the sandbox's one launcher | config, cli, console, api, redact, throttle |
 //! | [`input`] | the CSV: header, streaming, per-row validation | customer |
 //! | [`plan`] | the decision for each row, a function of the row, the store and the options | input, outcome, state, customer |
-//! | [`exec`] | sending a row: lost-answer recovery, its outcome | plan, outcome, retry, api, state, customer |
+//! | [`exec`] | sending a row: lost-answer recovery, its outcome | plan, outcome, outage, retry, api, state, customer |
 //! | [`outcome`] | what became of a row: report columns and state change, built in one place | api, state, customer |
-//! | [`report`] | report file, summary JSON, progress | outcome |
-//! | [`absent`] | customers the file no longer names: count, list, delete | plan, exec, report, state, customer |
-//! | [`retry`] | which failures are tried again, backoff with jitter, `Retry-After` | api, defaults |
+//! | [`report`] | report file, summary JSON, the final line | outcome |
+//! | [`progress`] | the live counts on stderr: rows finished, rate, time left | console |
+//! | [`notify`] | posting the summary to a `--notify` webhook | console, redact |
+//! | [`absent`] | customers the file no longer names: count, `--max-absent`, list, delete | console, plan, exec, report, state, customer |
+//! | [`retry`] | which failures are tried again, backoff with jitter, `Retry-After` | outage, api, defaults |
+//! | [`outage`] | whether the shop is there: the `--outage-after` and wrong-base verdicts | api |
 //! | [`api`] | the Commerce REST client and IMS tokens | redact, throttle |
 //! | [`redact`] | keeping the secrets this process holds out of any text it shows | |
 //! | [`throttle`] | the shared request rate limit, adaptive on 429 | |
 //! | [`state`] | the sled state store: key -> customer id + payload hash, its index | customer |
 //! | [`customer`] | the desired customer record, its key, JSON payload and hash | |
+//! | [`console`] | what is said on stderr: logs, notes, progress lines; text or JSON; `--quiet` | |
 //! | [`defaults`] | every default and limit, named once | |
 
 pub mod absent;
@@ -45,13 +52,17 @@ pub mod api;
 pub mod cli;
 pub mod config;
 pub mod connect;
+pub mod console;
 pub mod customer;
 pub mod defaults;
 pub mod exec;
 pub mod exit;
 pub mod input;
+pub mod notify;
+pub mod outage;
 pub mod outcome;
 pub mod plan;
+pub mod progress;
 pub mod pull;
 pub mod redact;
 pub mod report;
@@ -61,17 +72,41 @@ pub mod sync;
 pub mod throttle;
 
 use anyhow::Context;
+use clap::CommandFactory;
 use tokio_util::sync::CancellationToken;
 
-use cli::{Cli, Command, StateCommand};
+use cli::{Cli, Command, LogFormat, StateCommand};
 use config::{Env, PullConfig, SyncConfig};
+use exit::Ending;
 use state::Store;
 
 pub use exit::Exit;
 
 /// Runs a parsed command line to completion on a fresh runtime.
 pub fn run(cli: Cli) -> anyhow::Result<Exit> {
-    init_logging(cli.quiet, cli.verbose);
+    console::init(console::Settings {
+        quiet: cli.quiet,
+        verbose: cli.verbose,
+        json: cli.log_format == LogFormat::Json,
+    });
+    match cli.command {
+        Command::Completions { shell } => {
+            clap_complete::generate(
+                shell,
+                &mut Cli::command(),
+                "custsync",
+                &mut std::io::stdout(),
+            );
+            return Ok(Exit::Ok);
+        }
+        Command::Man => {
+            clap_mangen::Man::new(Cli::command())
+                .render(&mut std::io::stdout())
+                .context("cannot write the man page")?;
+            return Ok(Exit::Ok);
+        }
+        _ => {}
+    }
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
@@ -82,23 +117,33 @@ pub fn run(cli: Cli) -> anyhow::Result<Exit> {
             Command::Sync(args) => {
                 let cfg = SyncConfig::resolve(args, &env, cli.quiet)?;
                 let cancel = CancellationToken::new();
-                spawn_signal_handler(cancel.clone(), cli.quiet);
+                spawn_signal_handler(cancel.clone());
                 let finished = sync::run(cfg, cancel).await?;
-                Ok(Exit::from(&finished))
+                Ok(finished.exit())
             }
             Command::Pull(args) => {
                 let cfg = PullConfig::resolve(args, &env, cli.quiet)?;
                 let cancel = CancellationToken::new();
-                spawn_signal_handler(cancel.clone(), cli.quiet);
+                spawn_signal_handler(cancel.clone());
                 let pulled = pull::run(&cfg, &cancel).await?;
-                println!(
-                    "pulled {} customers in {} pages ({} without id or email skipped); state: {}",
-                    pulled.customers,
-                    pulled.pages,
-                    pulled.skipped,
-                    cfg.connect.state_dir.display()
+                let ending = if pulled.interrupted {
+                    Ending::Interrupted
+                } else {
+                    Ending::Complete
+                };
+                let exit = Exit::of_run(ending, false);
+                console::final_line(
+                    &format!(
+                        "pulled {} customers in {} pages ({} without id or email skipped); state: {}",
+                        pulled.customers,
+                        pulled.pages,
+                        pulled.skipped,
+                        cfg.connect.state_dir.display()
+                    ),
+                    exit == Exit::Ok,
+                    serde_json::Map::new(),
                 );
-                Ok(Exit::from(&pulled))
+                Ok(exit)
             }
             Command::State(cmd) => state_command(cmd),
             Command::Sandbox(args) => {
@@ -107,6 +152,8 @@ pub fn run(cli: Cli) -> anyhow::Result<Exit> {
                     .context("cannot start the sandbox")?;
                 Ok(Exit::Ok)
             }
+            // Answered above, without a runtime.
+            Command::Completions { .. } | Command::Man => Ok(Exit::Ok),
         }
     })
 }
@@ -157,26 +204,10 @@ fn state_command(cmd: StateCommand) -> anyhow::Result<Exit> {
     Ok(Exit::Ok)
 }
 
-fn init_logging(quiet: bool, verbose: u8) {
-    let level = match (quiet, verbose) {
-        (true, _) => tracing::Level::ERROR,
-        (false, 0) => tracing::Level::WARN,
-        (false, 1) => tracing::Level::DEBUG,
-        _ => tracing::Level::TRACE,
-    };
-    let _ = tracing_subscriber::fmt()
-        .with_max_level(level)
-        .with_writer(std::io::stderr)
-        .with_target(false)
-        .try_init();
-}
-
-fn spawn_signal_handler(cancel: CancellationToken, quiet: bool) {
+fn spawn_signal_handler(cancel: CancellationToken) {
     tokio::spawn(async move {
         wait_for_signal().await;
-        if !quiet {
-            eprintln!("interrupted: finishing requests in flight, then writing state and report");
-        }
+        console::alert("interrupted: finishing requests in flight, then writing state and report");
         cancel.cancel();
     });
 }

@@ -1,9 +1,10 @@
-//! The `custsync` binary: parse arguments, run, map the result to an exit code.
+//! The `custsync` binary: read the command line (and the config file), run, map the result to
+//! an exit code.
 
 use std::process::ExitCode;
 
-use clap::Parser;
-use custsync::{Exit, cli::Cli, run};
+use custsync::config::{self, LoadError};
+use custsync::{Exit, console, run};
 
 // The pipeline allocates rows on the reader thread and frees them on the consumer; glibc's
 // allocator serialises that on an arena lock (measured: 170k context switches per 1M rows).
@@ -11,26 +12,21 @@ use custsync::{Exit, cli::Cli, run};
 static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
 fn main() -> ExitCode {
-    // clap exits with 2 on usage errors, as the contract wants.
-    let cli = Cli::parse();
+    let cwd = std::env::current_dir().unwrap_or_default();
+    let cli = match config::load(std::env::args_os().collect(), &cwd) {
+        Ok(cli) => cli,
+        // clap prints it and exits with 2 on usage errors, as the contract wants (0 for --help).
+        Err(LoadError::Usage(e)) => e.exit(),
+        Err(LoadError::File(e)) => {
+            console::error(&e.to_string());
+            return Exit::Fatal.into();
+        }
+    };
     match run(cli) {
         Ok(exit) => exit.into(),
         Err(e) => {
-            eprintln!("error: {}", message(&e));
+            console::error(&console::chain(e.as_ref()));
             Exit::Fatal.into()
         }
     }
-}
-
-/// The error and its causes on one line, each cause once: most of the library's errors already
-/// name their cause in their own message.
-fn message(e: &anyhow::Error) -> String {
-    let mut out = e.to_string();
-    for cause in e.chain().skip(1).map(ToString::to_string) {
-        if !out.contains(&cause) {
-            out.push_str(": ");
-            out.push_str(&cause);
-        }
-    }
-    out
 }

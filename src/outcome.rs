@@ -3,8 +3,8 @@
 //!
 //! Every [`Outcome`] is built here, by one constructor per way a row can end, so the report's
 //! vocabulary lives in one file. The planner, the executor and the pipeline make outcomes; the
-//! report and the state writer read them; neither side imports the other. A new status (such
-//! as a separate `not_sent`) is a variant of [`Status`] and a change to one constructor here.
+//! report and the state writer read them; neither side imports the other. A new status is a
+//! variant of [`Status`] and a change to the constructors here.
 
 use crate::api::ApiError;
 use crate::customer::{Fields, Key};
@@ -37,8 +37,14 @@ pub enum Status {
     /// A dry run's row: what would be done.
     Planned,
     Ok,
-    /// Invalid, refused by the API, out of retries, or not sent because the run stopped.
+    /// Rejected before sending (action `invalid`).
+    Invalid,
+    /// Refused by the API, or out of retries.
     Failed,
+    /// Without a confirmed outcome: never sent because the run stopped (interrupt,
+    /// `--max-errors`, `--max-absent`, an outage, a fatal error), or sent without an answer
+    /// before it did (in doubt; the next run resolves it).
+    NotSent,
 }
 
 impl Status {
@@ -47,7 +53,9 @@ impl Status {
         match self {
             Status::Planned => "planned",
             Status::Ok => "ok",
+            Status::Invalid => "invalid",
             Status::Failed => "failed",
+            Status::NotSent => "not_sent",
         }
     }
 }
@@ -80,8 +88,27 @@ pub enum Skip {
     Interrupted,
     /// `--max-errors` was reached.
     TooManyErrors,
-    /// A fatal error (authentication) stopped the run.
+    /// A fatal error (authentication, a wrong base path) stopped the run.
     Stopped,
+    /// The shop stopped answering (`--outage-after`).
+    Outage,
+    /// More customers are absent from the file than `--max-absent` allows.
+    TooManyAbsent,
+}
+
+impl Skip {
+    /// The report's message for a row not sent for this reason.
+    fn message(self) -> &'static str {
+        match self {
+            Skip::Interrupted => "not sent: the run was interrupted",
+            Skip::TooManyErrors => "not sent: stopped after --max-errors failed rows",
+            Skip::Stopped => "not sent: the run stopped on a fatal error",
+            Skip::Outage => "not sent: the shop stopped answering (--outage-after)",
+            Skip::TooManyAbsent => {
+                "not sent: more customers are absent from the file than --max-absent allows"
+            }
+        }
+    }
 }
 
 /// What became of one input row; see the module doc. Built only by the constructors below.
@@ -102,7 +129,7 @@ impl Outcome {
         Outcome {
             row,
             action: Action::Invalid,
-            status: Status::Failed,
+            status: Status::Invalid,
             customer_id: None,
             http_status: None,
             message,
@@ -186,7 +213,8 @@ impl Outcome {
     }
 
     /// The API refused the row, or its retries ran out; the report carries the API's own
-    /// message.
+    /// message. A row whose request was cut short by the run stopping has no confirmed outcome:
+    /// it is `not_sent` (its key stays marked, so that `--only-failed` sends it again).
     pub fn failed(
         row: RowRef,
         action: Action,
@@ -198,10 +226,14 @@ impl Outcome {
             ApiError::Status { message, .. } => message.clone(),
             other => other.to_string(),
         };
+        let status = match error {
+            ApiError::Interrupted { .. } => Status::NotSent,
+            _ => Status::Failed,
+        };
         Outcome {
             row,
             action,
-            status: Status::Failed,
+            status,
             customer_id,
             http_status: error.status(),
             message,
@@ -211,19 +243,24 @@ impl Outcome {
 
     /// A row to send that was not sent, because the run is stopping.
     pub fn skipped(row: RowRef, action: Action, why: Skip) -> Self {
-        let message = match why {
-            Skip::Interrupted => "not sent: the run was interrupted",
-            Skip::TooManyErrors => "not sent: stopped after --max-errors failed rows",
-            Skip::Stopped => "not sent: the run stopped on a fatal error",
-        };
         Outcome {
             row,
             action,
-            status: Status::Failed,
+            status: Status::NotSent,
             customer_id: None,
             http_status: None,
-            message: message.to_owned(),
+            message: why.message().to_owned(),
             state: None,
+        }
+    }
+
+    /// The same row, its failure put down to the run stopping (`why`) instead: `not_sent`,
+    /// with what happened to its request in the message.
+    pub fn unconfirmed(self, why: Skip) -> Self {
+        Outcome {
+            status: Status::NotSent,
+            message: format!("{}; {}", why.message(), self.message),
+            ..self
         }
     }
 
@@ -292,12 +329,15 @@ mod tests {
             message: "Invalid value of \"x\" provided for the dob field.".into(),
             retry_after: None,
         };
+        let interrupted = ApiError::Interrupted {
+            detail: "the answer did not come before the interrupt".into(),
+        };
         // (outcome, action, status, customer_id, http_status, message, has a state change)
         let cases = [
             (
                 Outcome::invalid(row(), "line 2: email: missing".into()),
                 Action::Invalid,
-                Status::Failed,
+                Status::Invalid,
                 None,
                 None,
                 "line 2: email: missing",
@@ -389,15 +429,41 @@ mod tests {
                 true,
             ),
             (
+                Outcome::failed(row(), Action::Update, key.clone(), Some(7), &interrupted),
+                Action::Update,
+                Status::NotSent,
+                Some(7),
+                None,
+                "the answer did not come before the interrupt",
+                true,
+            ),
+            (
                 Outcome::skipped(row(), Action::Create, Skip::TooManyErrors),
                 Action::Create,
-                Status::Failed,
+                Status::NotSent,
                 None,
                 None,
                 "not sent: stopped after --max-errors failed rows",
                 false,
             ),
+            (
+                Outcome::skipped(row(), Action::Update, Skip::Outage),
+                Action::Update,
+                Status::NotSent,
+                None,
+                None,
+                "not sent: the shop stopped answering (--outage-after)",
+                false,
+            ),
         ];
+        let lost = Outcome::failed(row(), Action::Create, key.clone(), None, &refused)
+            .unconfirmed(Skip::Outage);
+        assert_eq!(lost.status(), Status::NotSent);
+        assert_eq!(
+            lost.message(),
+            "not sent: the shop stopped answering (--outage-after); \
+             Invalid value of \"x\" provided for the dob field."
+        );
         for (o, action, status, customer_id, http_status, message, state) in cases {
             let what = format!("{o:?}");
             assert_eq!(o.row(), &row(), "{what}");

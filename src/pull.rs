@@ -6,7 +6,6 @@
 //! shop's current values; its payload hash is left unknown, so the next sync compares the
 //! file's values with the shop's and sends only what differs.
 
-use std::io::IsTerminal;
 use std::sync::Arc;
 use std::time::Instant;
 
@@ -17,6 +16,7 @@ use tokio_util::sync::CancellationToken;
 use crate::api::{ApiError, Client};
 use crate::config::PullConfig;
 use crate::connect::{self, ConnectError};
+use crate::console;
 use crate::customer::{Key, default_address, remote_fields};
 use crate::defaults::MAX_PAGE_SIZE;
 use crate::retry::Retrier;
@@ -93,7 +93,7 @@ async fn pull(
             }
         }
         if !quiet {
-            if std::io::stderr().is_terminal() {
+            if console::fancy() {
                 let b = bar.get_or_insert_with(|| {
                     let b = ProgressBar::new(total);
                     b.set_style(
@@ -106,10 +106,11 @@ async fn pull(
                 });
                 b.set_position(done.customers + done.skipped);
             } else if last_line.elapsed().as_secs() >= 10 {
-                eprintln!(
-                    "progress: {} of {total} customers",
-                    done.customers + done.skipped
-                );
+                let seen = done.customers + done.skipped;
+                let mut fields = serde_json::Map::new();
+                fields.insert("customers".into(), seen.into());
+                fields.insert("total".into(), total.into());
+                console::progress_line(&format!("progress: {seen} of {total} customers"), fields);
                 last_line = Instant::now();
             }
         }

@@ -1,16 +1,13 @@
 //! What a run tells its user: the per-row report file, the counts and summary JSON, and the
-//! progress display on stderr.
+//! final line. (The live progress display is [`crate::progress`].)
 
 use std::collections::BTreeMap;
 use std::fs::{File, OpenOptions};
-use std::io::{self, BufWriter, IsTerminal, Write};
+use std::io::{self, BufWriter, Write};
 use std::os::unix::fs::OpenOptionsExt;
 use std::path::{Path, PathBuf};
-use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, Ordering};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
-use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 use serde::Serialize;
 
 use crate::outcome::{Action, Outcome, Status};
@@ -153,6 +150,7 @@ pub struct Summary {
     pub unchanged: u64,
     pub invalid: u64,
     pub failed: u64,
+    pub not_sent: u64,
     pub absent: u64,
     pub requests: u64,
     pub retries: u64,
@@ -174,8 +172,9 @@ impl Tally {
         let s = &mut self.summary;
         s.rows += 1;
         match (o.status(), o.action()) {
-            (_, Action::Invalid) => s.invalid += 1,
+            (Status::Invalid, _) | (_, Action::Invalid) => s.invalid += 1,
             (Status::Failed, _) => s.failed += 1,
+            (Status::NotSent, _) => s.not_sent += 1,
             (_, Action::Create) => s.created += 1,
             (_, Action::Update) => s.updated += 1,
             (_, Action::Unchanged) => s.unchanged += 1,
@@ -257,16 +256,21 @@ pub fn write_summary(path: &Path, summary: &Summary) -> Result<(), WriteError> {
     file.write_all(b"\n").map_err(err)
 }
 
-/// The human summary line printed at the end.
+/// The human summary line printed at the end: the counts, the rows not sent and the customers
+/// absent from the file when there are any.
 pub fn human(s: &Summary) -> String {
-    if s.dry_run {
+    let mut line = if s.dry_run {
         format!(
             "dry run: {} rows: would create {}, would update {}, {} unchanged, {} invalid; nothing was sent",
             s.rows, s.created, s.updated, s.unchanged, s.invalid
         )
     } else {
+        let not_sent = match s.not_sent {
+            0 => String::new(),
+            n => format!(", {n} not sent"),
+        };
         format!(
-            "{} rows: {} created, {} updated, {} unchanged, {} invalid, {} failed ({} requests, {} retries) in {:.1} s",
+            "{} rows: {} created, {} updated, {} unchanged, {} invalid, {} failed{not_sent} ({} requests, {} retries) in {:.1} s",
             s.rows,
             s.created,
             s.updated,
@@ -277,100 +281,12 @@ pub fn human(s: &Summary) -> String {
             s.retries,
             s.elapsed_s
         )
+    };
+    if s.absent > 0 {
+        line.push_str(&format!(
+            "; {} customers of the state store are absent from the file",
+            s.absent
+        ));
     }
-}
-
-/// Live counters shared between the pipeline and the progress display.
-#[derive(Default)]
-pub struct Counters {
-    pub bytes_read: AtomicU64,
-    /// Records read from the file.
-    pub read: AtomicU64,
-    /// Rows whose outcome is known.
-    pub done: AtomicU64,
-    pub ok: AtomicU64,
-    pub failed: AtomicU64,
-}
-
-/// Progress on stderr: a bar on a terminal, a plain line every 10 s otherwise (cron mail),
-/// nothing under `--quiet`.
-pub struct Progress {
-    bar: Option<ProgressBar>,
-    ticker: Option<tokio::task::JoinHandle<()>>,
-}
-
-impl Progress {
-    /// Starts the display for a file of `total_bytes`. `requests` reads the requests sent.
-    pub fn start(
-        counters: Arc<Counters>,
-        total_bytes: u64,
-        quiet: bool,
-        requests: impl Fn() -> u64 + Send + Sync + 'static,
-    ) -> Self {
-        if quiet {
-            return Progress {
-                bar: None,
-                ticker: None,
-            };
-        }
-        let started = Instant::now();
-        let line = move |c: &Counters| {
-            let elapsed = started.elapsed().as_secs_f64().max(0.001);
-            let sent = requests();
-            format!(
-                "{} rows read, {} done, {} requests sent, {} ok, {} failed, {:.1} req/s",
-                c.read.load(Ordering::Relaxed),
-                c.done.load(Ordering::Relaxed),
-                sent,
-                c.ok.load(Ordering::Relaxed),
-                c.failed.load(Ordering::Relaxed),
-                sent as f64 / elapsed
-            )
-        };
-        if io::stderr().is_terminal() {
-            let bar =
-                ProgressBar::with_draw_target(Some(total_bytes), ProgressDrawTarget::stderr());
-            bar.set_style(
-                ProgressStyle::with_template("{bar:30} {percent:>3}% {msg} [{elapsed_precise}]")
-                    .unwrap_or_else(|_| ProgressStyle::default_bar()),
-            );
-            let ticker_bar = bar.clone();
-            let ticker = tokio::spawn(async move {
-                loop {
-                    ticker_bar.set_position(counters.bytes_read.load(Ordering::Relaxed));
-                    ticker_bar.set_message(line(&counters));
-                    tokio::time::sleep(Duration::from_millis(200)).await;
-                }
-            });
-            Progress {
-                bar: Some(bar),
-                ticker: Some(ticker),
-            }
-        } else {
-            let ticker = tokio::spawn(async move {
-                let mut interval = tokio::time::interval(Duration::from_secs(10));
-                interval.tick().await;
-                loop {
-                    interval.tick().await;
-                    let pct =
-                        counters.bytes_read.load(Ordering::Relaxed) * 100 / total_bytes.max(1);
-                    eprintln!("progress: {pct}% of the file, {}", line(&counters));
-                }
-            });
-            Progress {
-                bar: None,
-                ticker: Some(ticker),
-            }
-        }
-    }
-
-    /// Stops the display and clears the bar.
-    pub fn finish(self) {
-        if let Some(t) = self.ticker {
-            t.abort();
-        }
-        if let Some(b) = self.bar {
-            b.finish_and_clear();
-        }
-    }
+    line
 }

@@ -16,7 +16,12 @@
 //! # Interrupts
 //! An interrupt ends a backoff at once; a call already on the wire gets [`DRAIN_GRACE`] to
 //! come back, since its answer (a created customer's id) is worth recording.
+//!
+//! # Outages
+//! A retrier [`watching`](Retrier::watching) a [`Watch`] shows it every try, so that the watch
+//! can tell when the shop stopped answering (it then stops the retrier like an interrupt).
 
+use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
@@ -24,6 +29,7 @@ use tokio_util::sync::CancellationToken;
 
 use crate::api::ApiError;
 use crate::defaults::{DEFAULT_BACKOFF_BASE_MS, DEFAULT_BACKOFF_CAP, DEFAULT_RETRIES};
+use crate::outage::Watch;
 
 /// How long a request already on the wire may still take after an interrupt.
 pub const DRAIN_GRACE: Duration = Duration::from_secs(5);
@@ -96,6 +102,7 @@ pub struct Retrier {
     policy: RetryPolicy,
     cancel: CancellationToken,
     retries: AtomicU64,
+    watch: Option<Arc<Watch>>,
 }
 
 impl Retrier {
@@ -105,6 +112,26 @@ impl Retrier {
             policy,
             cancel,
             retries: AtomicU64::new(0),
+            watch: None,
+        }
+    }
+
+    /// The same, showing every try to `watch` (see the module doc); the watch should stop
+    /// this retrier's `cancel` token.
+    pub fn watching(self, watch: Arc<Watch>) -> Self {
+        Retrier {
+            watch: Some(watch),
+            ..self
+        }
+    }
+
+    async fn attempt<T>(
+        &self,
+        call: impl Future<Output = Result<T, ApiError>>,
+    ) -> Result<T, ApiError> {
+        match &self.watch {
+            Some(w) => w.observe(call).await,
+            None => call.await,
         }
     }
 
@@ -121,9 +148,10 @@ impl Retrier {
         Fut: Future<Output = Result<T, ApiError>>,
     {
         let (mut failures, mut throttled) = (0, 0);
+        let _pending = self.watch.as_ref().map(|w| w.pending());
         loop {
             let result = tokio::select! {
-                r = call() => r,
+                r = self.attempt(call()) => r,
                 () = async { self.cancel.cancelled().await; tokio::time::sleep(DRAIN_GRACE).await } => {
                     return Err(interrupted("the answer did not come before the interrupt"));
                 }

@@ -169,6 +169,11 @@ impl Client {
         })
     }
 
+    /// The endpoint as messages show it: without credentials.
+    pub fn endpoint(&self) -> &str {
+        &self.shown_endpoint
+    }
+
     /// The throttle every request passes.
     pub fn throttle(&self) -> &Throttle {
         &self.throttle

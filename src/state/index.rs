@@ -48,7 +48,7 @@ impl Known {
 }
 
 /// Key digest -> [`Known`], sorted by digest; see the module doc.
-#[derive(Debug)]
+#[derive(Clone, Debug)]
 pub struct Index {
     /// Every key digest, ascending.
     digests: Vec<u64>,

@@ -1,21 +1,28 @@
 //! The end of a run: the state store stamped and its index brought up to date with what the
-//! run wrote and deleted, the summary written and printed (with a dry run's table), then how
-//! the run ended: a fatal error or a refused delete comes back as the run's error only now,
-//! once everything it did is on disk.
+//! run wrote and deleted, the summary written and sent to `--notify`, the final line printed
+//! (with a dry run's table), then how the run ended: a fatal error, a wrong base path, the
+//! `--max-absent` verdict or a refused delete comes back as the run's error only now, once
+//! everything it did is on disk.
 
+use std::sync::Arc;
 use std::time::Instant;
+
+use serde_json::Map;
 
 use super::ending::{Ending, Finished, SyncError};
 use super::send::Sent;
 use crate::absent::Absence;
 use crate::config::SyncConfig;
+use crate::console;
+use crate::exit::Exit;
+use crate::notify;
 use crate::report;
 use crate::state::{Index, Store};
 
 /// What a run did, as its end needs it.
 pub struct Work {
     /// The index the rows were planned against.
-    pub index: Index,
+    pub index: Arc<Index>,
     pub sent: Sent,
     pub absent: Absence,
     /// Requests sent, retries and look-ups included (0 in a dry run).
@@ -25,7 +32,7 @@ pub struct Work {
 }
 
 /// Writes what the run did and says how it ended; see the module doc.
-pub fn finish(
+pub async fn finish(
     cfg: &SyncConfig,
     store: &Store,
     work: Work,
@@ -33,13 +40,15 @@ pub fn finish(
     interrupted: bool,
 ) -> Result<Finished, SyncError> {
     let Work {
-        mut index,
+        index,
         sent,
         absent,
         requests,
         retries,
     } = work;
     if !cfg.dry_run {
+        // The reading and the sending are over: this is the last holder of the index.
+        let mut index = Arc::unwrap_or_clone(index);
         index.update(sent.confirmed, &absent.deleted);
         store.set_last_run(chrono::Utc::now().timestamp())?;
         // Last: the index is trusted from the moment its generation is stored.
@@ -58,24 +67,36 @@ pub fn finish(
     if let Some(path) = &cfg.summary_json {
         report::write_summary(path, &summary)?;
     }
-    if cfg.dry_run {
-        print!("{}", tally.table(absent.count));
-    }
-    println!("{}", report::human(&summary));
-    if tally.failed() > 0 && cfg.report.is_none() && !cfg.quiet {
-        eprintln!("some rows failed: run again with --report FILE to see which and why");
-    }
-
-    if let Some(e) = sent.fatal {
-        return Err(e.into());
-    }
-    if let Some(why) = absent.refused {
-        return Err(why.into());
-    }
-    let ending = if interrupted {
-        Ending::Interrupted
-    } else {
-        Ending::Complete
+    let error: Option<SyncError> = match (sent.fatal, sent.wrong_base, absent.refused) {
+        (Some(e), _, _) => Some(e.into()),
+        (None, Some(e), _) => Some(e.into()),
+        (None, None, Some(e)) => Some(e.into()),
+        (None, None, None) => None,
     };
-    Ok(Finished { summary, ending })
+    let ending = match (interrupted, sent.stopped) {
+        (true, _) => Ending::Interrupted,
+        (false, Some(stop)) => Ending::Stopped(stop),
+        (false, None) => Ending::Complete,
+    };
+    let finished = Finished { summary, ending };
+    let ok = error.is_none() && finished.exit() == Exit::Ok;
+
+    if let Some(url) = &cfg.notify {
+        notify::post(url, &finished.summary).await;
+    }
+    if cfg.dry_run {
+        console::final_line(tally.table(absent.count).trim_end(), ok, Map::new());
+    }
+    let mut fields = Map::new();
+    if let Ok(v) = serde_json::to_value(&finished.summary) {
+        fields.insert("summary".into(), v);
+    }
+    console::final_line(&report::human(&finished.summary), ok, fields);
+    if tally.failed() > 0 && cfg.report.is_none() {
+        console::alert("some rows failed: run again with --report FILE to see which and why");
+    }
+    match error {
+        Some(e) => Err(e),
+        None => Ok(finished),
+    }
 }

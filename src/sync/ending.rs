@@ -5,7 +5,10 @@
 use crate::absent::{AbsentError, Refused};
 use crate::api::ApiError;
 use crate::connect::ConnectError;
+use crate::exit::Exit;
+pub use crate::exit::{Ending, Stop};
 use crate::input::InputError;
+use crate::outage::WrongBase;
 use crate::report::Summary;
 use crate::report::WriteError;
 use crate::state::StateError;
@@ -17,15 +20,18 @@ pub struct Finished {
     pub ending: Ending,
 }
 
-/// How a [`Finished`] run ended. The summary's counts say whether rows were invalid or failed.
-/// (A run stopped short, such as by `--max-errors`, would be a variant of its own.)
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-#[non_exhaustive]
-pub enum Ending {
-    /// The whole file was read and every row has its outcome.
-    Complete,
-    /// SIGINT or SIGTERM stopped the reading; the rows read were drained.
-    Interrupted,
+impl Finished {
+    /// The run's exit code.
+    pub fn exit(&self) -> Exit {
+        let s = &self.summary;
+        Exit::of_run(self.ending, s.invalid + s.failed > 0)
+    }
+}
+
+impl From<&Finished> for Exit {
+    fn from(f: &Finished) -> Self {
+        f.exit()
+    }
 }
 
 /// A failure that stops the run. Those that arise once rows are being sent ([`SyncError::Api`],
@@ -47,9 +53,13 @@ pub enum SyncError {
     Connect(#[from] ConnectError),
     #[error(transparent)]
     Absent(#[from] AbsentError),
-    /// `--delete-absent` did not delete every absent customer.
+    /// `--max-absent` stopped the run, or `--delete-absent` did not delete every absent
+    /// customer.
     #[error(transparent)]
     Refused(#[from] Refused),
+    /// The endpoint's base path is not the REST API's.
+    #[error(transparent)]
+    WrongBase(#[from] WrongBase),
     #[error("internal error: the reader thread stopped unexpectedly")]
     ReaderPanicked,
 }

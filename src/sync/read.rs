@@ -1,19 +1,22 @@
 //! Reading and planning, on two threads of their own so that both cores are busy on a large
 //! file (and sled's blocking reads stay off the async workers): one parses and validates
 //! ([`crate::input`]), the other plans ([`crate::plan`]: keys, hashes, index and sled
-//! look-ups). Planned rows reach the sender in batches through a bounded channel.
+//! look-ups). Planned rows reach the sender in batches through a bounded channel; once the
+//! whole file is planned, the count of the store's keys it does not name follows them, for
+//! the `--max-absent` gate.
 
-use std::sync::Arc;
 use std::sync::atomic::Ordering;
+use std::sync::{Arc, OnceLock};
 
-use tokio::sync::mpsc;
+use tokio::sync::{mpsc, oneshot};
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 
 use super::ending::SyncError;
+use crate::absent;
 use crate::input::{Reader, Record};
 use crate::plan::{self, FileKeys, Planned, Planner};
-use crate::report::Counters;
+use crate::progress::Counters;
 use crate::state::{Index, Indexed, Store};
 
 /// Rows per message from the reader thread: amortises channel costs on large files.
@@ -25,6 +28,8 @@ const QUEUE: usize = 16;
 pub struct Rows {
     rx: mpsc::Receiver<Vec<Planned>>,
     reading: CancellationToken,
+    index: Arc<OnceLock<Arc<Index>>>,
+    absent: Option<oneshot::Receiver<u64>>,
 }
 
 impl Rows {
@@ -38,6 +43,17 @@ impl Rows {
     pub fn stopper(&self) -> CancellationToken {
         self.reading.clone()
     }
+
+    /// The index the rows are planned against; there once the first row has been planned.
+    pub fn index(&self) -> Option<Arc<Index>> {
+        self.index.get().cloned()
+    }
+
+    /// After [`Rows::next`] said the rows are all delivered: how many of the store's keys the
+    /// file does not name, or `None` when the file was not read to the end.
+    pub async fn absent(&mut self) -> Option<u64> {
+        self.absent.take()?.await.ok()
+    }
 }
 
 /// The reading and planning threads, until they are done.
@@ -50,7 +66,10 @@ pub struct Read {
     /// The keys the file names, for the absent check.
     pub keys: FileKeys,
     /// The index the rows were planned against: every key of the store when the run began.
-    pub index: Index,
+    pub index: Arc<Index>,
+    /// How many of the index's keys the file does not name; `None` unless it was read to the
+    /// end.
+    pub absent: Option<u64>,
 }
 
 /// Starts reading `reader` and planning its rows against `store`. Call it before anything
@@ -65,13 +84,37 @@ pub fn start(
     let index = store.load_index()?;
     let reading = cancel.child_token();
     let (tx, rx) = mpsc::channel(QUEUE);
+    let (absent_tx, absent_rx) = oneshot::channel();
+    let shared = Arc::new(OnceLock::new());
     let task = {
         let reading = reading.clone();
+        let shared = Arc::clone(&shared);
         tokio::task::spawn_blocking(move || {
-            read(reader, &store, index, options, &reading, &counters, &tx)
+            let ends = Ends {
+                tx: &tx,
+                index: &shared,
+                absent: absent_tx,
+            };
+            read(reader, &store, index, options, &reading, &counters, ends)
         })
     };
-    Ok((Rows { rx, reading }, Planning { task }))
+    let rows = Rows {
+        rx,
+        reading,
+        index: shared,
+        absent: Some(absent_rx),
+    };
+    Ok((rows, Planning { task }))
+}
+
+/// Where the threads' results go, besides the returned [`Read`].
+struct Ends<'a> {
+    /// The planned rows.
+    tx: &'a mpsc::Sender<Vec<Planned>>,
+    /// The index, once it is loaded or built.
+    index: &'a OnceLock<Arc<Index>>,
+    /// The absent count, once the whole file is planned.
+    absent: oneshot::Sender<u64>,
 }
 
 impl Planning {
@@ -89,18 +132,21 @@ fn read(
     options: plan::Options,
     reading: &CancellationToken,
     counters: &Counters,
-    tx: &mpsc::Sender<Vec<Planned>>,
+    ends: Ends<'_>,
 ) -> Result<Read, SyncError> {
     let (records_tx, records_rx) = std::sync::mpsc::sync_channel::<Vec<Record>>(8);
+    let tx = ends.tx;
+    let shared = ends.index;
     std::thread::scope(|scope| {
-        let planning = scope.spawn(move || -> Result<Read, SyncError> {
+        let planning = scope.spawn(move || -> Result<(FileKeys, Arc<Index>), SyncError> {
             // Without a current index file, one from a scan of the store (nothing writes it
             // before a row is planned) costs less than a sled read per row; parsing goes on
             // meanwhile.
-            let index = match index {
+            let index = Arc::new(match index {
                 Some(index) => index,
                 None => store.build_index()?,
-            };
+            });
+            let _ = shared.set(Arc::clone(&index));
             let known = Indexed {
                 store,
                 index: &index,
@@ -115,14 +161,17 @@ fn read(
                     break;
                 }
             }
-            let keys = planner.into_keys();
-            Ok(Read { keys, index })
+            Ok((planner.into_keys(), index))
         });
         let mut batch = Vec::with_capacity(BATCH);
         let mut read_error = None;
+        let mut at_end = false;
         while !reading.is_cancelled() {
             match reader.next() {
-                None => break,
+                None => {
+                    at_end = true;
+                    break;
+                }
                 Some(Ok(record)) => batch.push(record),
                 Some(Err(e)) => {
                     read_error = Some(e);
@@ -150,10 +199,19 @@ fn read(
             let _ = records_tx.send(batch);
         }
         drop(records_tx);
-        let planned = planning.join().map_err(|_| SyncError::ReaderPanicked)??;
-        match read_error {
-            Some(e) => Err(e.into()),
-            None => Ok(planned),
+        let (keys, index) = planning.join().map_err(|_| SyncError::ReaderPanicked)??;
+        if let Some(e) = read_error {
+            return Err(e.into());
         }
+        let absent = at_end.then(|| absent::count(&index, &keys));
+        if let Some(n) = absent {
+            // The sender may be gone (it stopped on a fatal error): nobody needs the count then.
+            let _ = ends.absent.send(n);
+        }
+        Ok(Read {
+            keys,
+            index,
+            absent,
+        })
     })
 }

@@ -3,8 +3,14 @@
 //! recorded at once, without a future each (on a re-run that is nearly every row). Every
 //! [`Outcome`] goes to one sink: report line, counts, progress, state writer.
 //!
-//! A fatal error (authentication) or `--max-errors` stops the sending; an interrupt too. Rows
-//! already planned are then reported as not sent, and the reading stops.
+//! Before the first request, the `--max-absent` [`Gate`] may hold the rows to send until the
+//! whole file is planned. A fatal error (authentication, a wrong base path), `--max-errors`,
+//! an outage or the gate stop the sending; an interrupt too. Rows already planned are then
+//! reported as not sent; the reading stops on a fatal error or an interrupt, and goes on
+//! otherwise, so that every line of the file is reported.
+//!
+//! While the [`Watch`] sees the shop answer nothing, a row whose retries ran out is held back:
+//! it failed if the shop answers again, and is `not_sent` if the watch declares an outage.
 
 use std::sync::OnceLock;
 use std::sync::atomic::Ordering;
@@ -13,14 +19,18 @@ use futures::StreamExt;
 use futures::stream::FuturesUnordered;
 use tokio_util::sync::CancellationToken;
 
-use super::ending::SyncError;
+use super::ending::{Stop, SyncError};
+use super::gate::Gate;
 use super::read::Rows;
 use crate::api::ApiError;
 use crate::config::SyncConfig;
+use crate::console;
 use crate::exec::{self, Executor};
+use crate::outage::{Verdict, Watch, WrongBase};
 use crate::outcome::{Outcome, Skip, StateChange, Status};
 use crate::plan::Planned;
-use crate::report::{Counters, Report, Tally};
+use crate::progress::Counters;
+use crate::report::{Report, Tally};
 use crate::state::{Known, Op, Store, Writer};
 
 /// What the sending left behind.
@@ -31,18 +41,26 @@ pub struct Sent {
     pub confirmed: Vec<(u64, Known)>,
     /// The fatal error that stopped the sending, if one did.
     pub fatal: Option<ApiError>,
+    /// The endpoint is not a REST base: the sending stopped at its first answers.
+    pub wrong_base: Option<WrongBase>,
+    /// Why the sending stopped before the end, when `--max-errors` or an outage stopped it.
+    pub stopped: Option<Stop>,
+}
+
+/// Where the sending happens, and what may stop it.
+pub struct Sending<'a> {
+    pub executor: Option<&'a Executor>,
+    pub watch: Option<&'a Watch>,
+    pub gate: Option<Gate>,
+    pub store: &'a Store,
+    pub counters: &'a Counters,
+    /// Cancelled on SIGINT/SIGTERM.
+    pub cancel: &'a CancellationToken,
 }
 
 /// Sends (or, in a dry run, records) every planned row; returns once the last outcome is
 /// written to the report and the state writer has applied every change.
-pub async fn all(
-    mut rows: Rows,
-    executor: Option<&Executor>,
-    store: &Store,
-    cfg: &SyncConfig,
-    counters: &Counters,
-    cancel: &CancellationToken,
-) -> Result<Sent, SyncError> {
+pub async fn all(mut rows: Rows, cfg: &SyncConfig, on: Sending<'_>) -> Result<Sent, SyncError> {
     let stop: OnceLock<Skip> = OnceLock::new();
     let mut sink = Sink {
         tally: Tally::default(),
@@ -50,24 +68,31 @@ pub async fn all(
         writer: if cfg.dry_run {
             None
         } else {
-            Some(store.writer()?)
+            Some(on.store.writer()?)
         },
-        counters,
+        counters: on.counters,
         stop: &stop,
         reading: rows.stopper(),
         max_errors: cfg.max_errors,
+        watch: on.watch,
+        held_back: Vec::new(),
         fatal: None,
+        wrong_base: None,
         confirmed: Vec::new(),
     };
-    let mut queue = Vec::<Planned>::new().into_iter();
-    let mut read_all = false;
+    let held = match (&on.gate, on.executor) {
+        (Some(gate), Some(_)) => hold(&mut rows, &mut sink, gate, on.cancel).await?,
+        _ => Held::default(),
+    };
+    let mut queue = held.rows.into_iter();
+    let mut read_all = held.read_all;
     let mut in_flight = FuturesUnordered::new();
     loop {
         while in_flight.len() < cfg.concurrency {
             let Some(planned) = queue.next() else { break };
-            match executor {
+            match on.executor {
                 Some(exec) if planned.step.sends() => {
-                    let skip = if cancel.is_cancelled() {
+                    let skip = if on.cancel.is_cancelled() {
                         Some(Skip::Interrupted)
                     } else {
                         stop.get().copied()
@@ -91,11 +116,18 @@ pub async fn all(
         }
     }
     drop(in_flight);
+    sink.release()?;
+    let stopped = match stop.get() {
+        Some(Skip::TooManyErrors) => Some(Stop::TooManyErrors),
+        Some(Skip::Outage) => Some(Stop::Outage),
+        _ => None,
+    };
     let Sink {
         tally,
         report,
         writer,
         fatal,
+        wrong_base,
         confirmed,
         ..
     } = sink;
@@ -109,7 +141,88 @@ pub async fn all(
         tally,
         confirmed,
         fatal,
+        wrong_base,
+        stopped,
     })
+}
+
+/// The rows to send that the gate held, and how it decided.
+#[derive(Default)]
+struct Held {
+    rows: Vec<Planned>,
+    /// Every planned row has been taken from the channel.
+    read_all: bool,
+}
+
+/// Takes planned rows, recording those that send nothing, until the gate is decided; returns
+/// the rows to send it held (and, when the gate turned out not to be needed, the rest of their
+/// batch). A shut gate (or a file not read to the end) stops the sending before it began.
+async fn hold(
+    rows: &mut Rows,
+    sink: &mut Sink<'_>,
+    gate: &Gate,
+    cancel: &CancellationToken,
+) -> Result<Held, SyncError> {
+    let mut held = Vec::new();
+    loop {
+        let Some(batch) = rows.next().await else {
+            match rows.absent().await {
+                Some(absent) => shut_if(sink, gate, rows, absent),
+                // Not read to the end (an interrupt, a read error): nothing may be sent.
+                None => {
+                    let _ = sink.stop.set(Skip::Stopped);
+                }
+            }
+            return Ok(Held {
+                rows: held,
+                read_all: true,
+            });
+        };
+        let mut batch = batch.into_iter();
+        while let Some(planned) = batch.next() {
+            if !planned.step.sends() {
+                sink.take(exec::unsent(planned, false), None)?;
+                continue;
+            }
+            if held.is_empty() {
+                // The index is there: this row was planned against it.
+                let keys = rows.index().map_or(0, |i| i.len() as u64);
+                if !gate.needed(keys) {
+                    held.push(planned);
+                    held.extend(batch);
+                    return Ok(Held {
+                        rows: held,
+                        read_all: false,
+                    });
+                }
+            }
+            held.push(planned);
+        }
+        if gate.census_due(held.len())
+            && let Some(index) = rows.index()
+        {
+            match gate.census(index, cancel).await? {
+                Some(absent) => shut_if(sink, gate, rows, absent),
+                None => {
+                    let _ = sink.stop.set(Skip::Interrupted);
+                }
+            }
+            return Ok(Held {
+                rows: held,
+                read_all: false,
+            });
+        }
+    }
+}
+
+/// Shuts the gate when `absent` keys are too many: nothing will be sent.
+fn shut_if(sink: &Sink<'_>, gate: &Gate, rows: &Rows, absent: u64) {
+    let Some(index) = rows.index() else { return };
+    if let Err(e) = gate.decide(absent, &index)
+        && sink.stop.set(Skip::TooManyAbsent).is_ok()
+    {
+        console::alert(&format!("stopping before the first request: {e}"));
+    }
 }
 
 /// The one consumer of outcomes: report, counts, progress, state.
@@ -122,7 +235,11 @@ struct Sink<'a> {
     /// Cancelled to stop the reading.
     reading: CancellationToken,
     max_errors: Option<u64>,
+    watch: Option<&'a Watch>,
+    /// Rows that failed without an answer while the shop answered nothing; see the module doc.
+    held_back: Vec<Outcome>,
     fatal: Option<ApiError>,
+    wrong_base: Option<WrongBase>,
     confirmed: Vec<(u64, Known)>,
 }
 
@@ -136,14 +253,68 @@ impl Sink<'_> {
             self.reading.cancel();
             self.fatal = Some(e);
         }
+        let unanswered =
+            outcome.status() == Status::Failed && outcome.http_status().is_none_or(|s| s >= 500);
+        match self.watch {
+            Some(w) if unanswered && w.verdict().is_none() && w.troubled() => {
+                self.held_back.push(outcome);
+            }
+            _ => self.record(outcome)?,
+        }
+        self.judge()
+    }
+
+    /// Acts on the watch's verdict, and releases the rows held back once it is clear what
+    /// they are.
+    fn judge(&mut self) -> Result<(), SyncError> {
+        let Some(w) = self.watch else { return Ok(()) };
+        match w.verdict() {
+            Some(Verdict::Outage { after }) => {
+                if self.stop.set(Skip::Outage).is_ok() {
+                    console::alert(&format!(
+                        "stopping: the shop has answered nothing for {} s (--outage-after); \
+                         the rows not confirmed are reported as not sent",
+                        after.as_secs()
+                    ));
+                }
+                self.release()
+            }
+            Some(Verdict::WrongBase(e)) => {
+                if self.wrong_base.is_none() {
+                    let _ = self.stop.set(Skip::Stopped);
+                    self.reading.cancel();
+                    self.wrong_base = Some(e.clone());
+                }
+                self.release()
+            }
+            None if !self.held_back.is_empty() && !w.troubled() => self.release(),
+            None => Ok(()),
+        }
+    }
+
+    /// Records the rows held back: `not_sent` after an outage, failed otherwise.
+    fn release(&mut self) -> Result<(), SyncError> {
+        let outage = matches!(
+            self.watch.and_then(Watch::verdict),
+            Some(Verdict::Outage { .. })
+        );
+        for outcome in std::mem::take(&mut self.held_back) {
+            let outcome = if outage {
+                outcome.unconfirmed(Skip::Outage)
+            } else {
+                outcome
+            };
+            self.record(outcome)?;
+        }
+        Ok(())
+    }
+
+    fn record(&mut self, outcome: Outcome) -> Result<(), SyncError> {
         self.tally.add(&outcome);
         self.counters.done.fetch_add(1, Ordering::Relaxed);
-        let counter = if outcome.status() == Status::Failed {
-            &self.counters.failed
-        } else {
-            &self.counters.ok
-        };
-        counter.fetch_add(1, Ordering::Relaxed);
+        if outcome.status() == Status::Failed {
+            self.counters.failed.fetch_add(1, Ordering::Relaxed);
+        }
         if let Some(r) = self.report.as_mut() {
             r.write(&outcome)?;
         }
@@ -162,10 +333,10 @@ impl Sink<'_> {
             .is_some_and(|max| self.tally.failed() >= max)
             && self.stop.set(Skip::TooManyErrors).is_ok()
         {
-            eprintln!(
+            console::alert(&format!(
                 "stopping: {} rows failed (--max-errors); the remaining rows are reported as not sent",
                 self.tally.failed()
-            );
+            ));
         }
         Ok(())
     }

@@ -160,10 +160,10 @@ async fn after_pull_a_sync_of_the_same_people_sends_only_real_changes() {
         .await;
     run.expect_code(0);
     assert!(
-        run.stdout
+        run.stderr
             .contains(&format!("pulled {n} customers in 3 pages")),
         "{}",
-        run.stdout
+        run.stderr
     );
     assert_eq!(env.count("GET") - gets, 3, "three pages of 100");
 
@@ -350,6 +350,8 @@ async fn absent_customers_are_listed_and_deleted_only_within_the_limit() {
             &csv,
             &[
                 "--dry-run",
+                "--max-absent",
+                "5",
                 "--absent-report",
                 absent.to_str().unwrap(),
                 "--summary-json",
@@ -359,10 +361,10 @@ async fn absent_customers_are_listed_and_deleted_only_within_the_limit() {
         .await;
     run.expect_code(3);
     assert!(
-        run.stdout
+        run.stderr
             .contains("absent from the file but in the state store: 5"),
         "{}",
-        run.stdout
+        run.stderr
     );
     assert_eq!(summary(&summary_path)["absent"].as_u64(), Some(5));
     let listed = std::fs::read_to_string(&absent).expect("absent report");
@@ -376,7 +378,15 @@ async fn absent_customers_are_listed_and_deleted_only_within_the_limit() {
     let refused = env
         .sync(
             &csv,
-            &["--rate", "0", "--delete-absent", "--max-deletes", "4"],
+            &[
+                "--rate",
+                "0",
+                "--max-absent",
+                "5",
+                "--delete-absent",
+                "--max-deletes",
+                "4",
+            ],
         )
         .await;
     refused.expect_code(1);
@@ -390,11 +400,19 @@ async fn absent_customers_are_listed_and_deleted_only_within_the_limit() {
     assert_eq!(env.count("DELETE"), 0);
     assert_eq!(env.customers_by_key().await.len(), 30);
 
+    // Within --max-deletes but over --max-absent (the default 10% of 30): still nothing.
+    let delete = ["--rate", "0", "--delete-absent", "--max-deletes", "5"];
+    let guarded = env.sync(&csv, &delete).await;
+    guarded.expect_code(1);
+    assert!(
+        guarded.stderr.contains("--max-absent 10%"),
+        "{}",
+        guarded.stderr
+    );
+    assert_eq!(env.count("DELETE"), 0);
+
     let run = env
-        .sync(
-            &csv,
-            &["--rate", "0", "--delete-absent", "--max-deletes", "5"],
-        )
+        .sync(&csv, &[&delete[..], &["--max-absent", "5"]].concat())
         .await;
     run.expect_code(3);
     assert_eq!(env.count("DELETE"), 5);

@@ -304,7 +304,7 @@ async fn max_errors_stops_sending_and_says_so() {
             ],
         )
         .await;
-    run.expect_code(3);
+    run.expect_code(4);
     assert!(run.stderr.contains("--max-errors"), "{}", run.stderr);
     assert!(
         env.count("POST") <= 4,
@@ -313,7 +313,14 @@ async fn max_errors_stops_sending_and_says_so() {
     );
     let rows = read_report(&report);
     assert_eq!(rows.len(), 40, "every line still reported");
-    assert!(rows.iter().any(|r| r["message"].contains("not sent")));
+    let count = |status: &str| rows.iter().filter(|r| r["status"] == status).count();
+    assert_eq!(count("failed"), 3);
+    assert_eq!(count("not_sent"), 37);
+    assert!(
+        rows.iter()
+            .filter(|r| r["status"] == "not_sent")
+            .all(|r| r["message"].contains("not sent"))
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -236,10 +236,10 @@ async fn tokens_passwords_and_url_credentials_echoed_by_the_api_are_not_printed(
         let run = output(cmd).await;
         run.expect_code(3);
         assert!(
-            run.stdout
+            run.stderr
                 .contains(&format!("target: http://{}/{scenario}", h.server.addr)),
             "the target line without the URL's credentials: {}",
-            run.stdout
+            run.stderr
         );
         let rows = report_rows(&h.path(&format!("{state}.jsonl")));
         assert!(
@@ -301,10 +301,10 @@ async fn a_search_page_may_be_larger_than_one_answer() {
     let run = output(cmd).await;
     run.expect_code(0);
     assert!(
-        run.stdout
+        run.stderr
             .contains(&format!("pulled {} customers", server::PAGE_ITEMS)),
         "{}",
-        run.stdout
+        run.stderr
     );
     assert_eq!(
         h.export("state").await.lines().count(),

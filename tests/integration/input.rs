@@ -102,7 +102,7 @@ async fn file_level_problems_are_fatal_with_a_clear_message() {
     let header_only = fixture("header-only.csv");
     let run = env.sync(&header_only, &[]).await;
     run.expect_code(0);
-    assert!(run.stdout.contains("0 rows"), "{}", run.stdout);
+    assert!(run.stderr.contains("0 rows"), "{}", run.stderr);
     assert!(env.sandbox.stats().requests.is_empty());
     let usage = env.sync(&header_only, &["--rate", "fast"]).await;
     usage.expect_code(2);

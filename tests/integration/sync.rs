@@ -135,7 +135,7 @@ async fn dry_run_sends_and_records_nothing_and_the_next_run_does_the_work() {
         )
         .await;
     run.expect_code(0);
-    assert!(run.stdout.contains("would create 30"), "{}", run.stdout);
+    assert!(run.stderr.contains("would create 30"), "{}", run.stderr);
     assert!(
         env.sandbox.stats().requests.is_empty(),
         "a dry run sends nothing"
@@ -222,13 +222,13 @@ async fn embedded_sandbox_is_the_default_target_and_keeps_its_data() {
     first.expect_code(0);
     assert!(
         first
-            .stdout
+            .stderr
             .lines()
             .next()
             .unwrap_or_default()
             .contains("embedded Commerce sandbox"),
         "{}",
-        first.stdout
+        first.stderr
     );
     let rows = read_report(&dir.path().join("report.csv"));
     let data_lines = fs::read_to_string(sample).expect("sample").lines().count() - 1;
@@ -387,11 +387,11 @@ async fn the_standalone_sandbox_announces_itself_and_serves_a_sync() {
     let run = Run::from(out);
     run.expect_code(0);
     assert!(
-        run.stdout.starts_with(&format!("target: {endpoint}")),
+        run.stderr.starts_with(&format!("target: {endpoint}")),
         "{}",
-        run.stdout
+        run.stderr
     );
-    assert!(run.stdout.contains("5 created"), "{}", run.stdout);
+    assert!(run.stderr.contains("5 created"), "{}", run.stderr);
 
     let pid = libc::pid_t::try_from(server.id()).expect("pid");
     // SAFETY: signalling our own child.

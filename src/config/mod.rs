@@ -1,8 +1,11 @@
-//! Typed settings, resolved from the command line and the environment.
+//! Typed settings, resolved from the command line, the environment and the config file.
 //!
-//! Precedence: a flag beats its environment variable (clap reads both), which beats the
-//! default. Secrets come only from the environment: `CUSTSYNC_CLIENT_SECRET`,
-//! `CUSTSYNC_ACCESS_TOKEN`, `CUSTSYNC_SANDBOX_SECRET`.
+//! Precedence: a flag beats its environment variable, which beats the config file, which beats
+//! the default; [`file`] applies it (clap reads flags and environment, the file fills in what
+//! clap would have defaulted). Secrets come only from the environment:
+//! `CUSTSYNC_CLIENT_SECRET`, `CUSTSYNC_ACCESS_TOKEN`, `CUSTSYNC_SANDBOX_SECRET`.
+
+pub mod file;
 
 use std::num::NonZeroU32;
 use std::path::PathBuf;
@@ -16,6 +19,8 @@ use crate::cli::{ConnectionArgs, PullArgs, SyncArgs};
 use crate::input::{Mapping, MappingError};
 use crate::plan;
 use crate::retry::RetryPolicy;
+
+pub use file::{FileError, LoadError, load};
 
 /// Kept here too, where the launcher and the tests have always found it.
 pub use crate::defaults::DEFAULT_SCOPES;
@@ -41,6 +46,9 @@ pub enum ConfigError {
         "IMS needs both --client-id (or CUSTSYNC_CLIENT_ID) and CUSTSYNC_CLIENT_SECRET; {missing} is missing"
     )]
     HalfCredentials { missing: &'static str },
+    /// `--notify` is not an http(s) URL.
+    #[error("--notify: {why}")]
+    Notify { why: String },
 }
 
 /// Where the run sends its requests.
@@ -100,8 +108,14 @@ pub struct SyncConfig {
     pub default_website: u32,
     pub plan: plan::Options,
     pub max_errors: Option<u64>,
-    /// `--absent-report`, `--delete-absent --max-deletes`.
+    /// `--max-absent`, `--absent-report`, `--delete-absent --max-deletes`.
     pub absent: absent::Options,
+    /// `--outage-after`.
+    pub outage_after: Duration,
+    /// `--notify`: the webhook that gets the summary.
+    pub notify: Option<String>,
+    /// Between two progress lines off a terminal.
+    pub progress_every: Duration,
     pub quiet: bool,
 }
 
@@ -162,9 +176,13 @@ impl SyncConfig {
             },
             max_errors: (args.max_errors > 0).then_some(args.max_errors),
             absent: absent::Options {
+                max_absent: args.max_absent,
                 report: args.absent_report,
                 max_deletes: args.max_deletes.filter(|_| args.delete_absent),
             },
+            outage_after: Duration::from_secs(args.outage_after.max(1)),
+            notify: args.notify.as_deref().map(check_notify).transpose()?,
+            progress_every: Duration::from_secs(args.progress_secs.max(1)),
             quiet,
         })
     }
@@ -227,6 +245,19 @@ fn resolve_target(c: &ConnectionArgs, env: &Env, dry_run: bool) -> Result<Target
         endpoint,
         credentials,
     }))
+}
+
+/// Checks a `--notify` URL.
+fn check_notify(raw: &str) -> Result<String, ConfigError> {
+    match reqwest::Url::parse(raw) {
+        Ok(url) if matches!(url.scheme(), "http" | "https") => Ok(raw.to_owned()),
+        Ok(_) => Err(ConfigError::Notify {
+            why: "must start with https:// (or http://)".into(),
+        }),
+        Err(e) => Err(ConfigError::Notify {
+            why: format!("not a URL ({e})"),
+        }),
+    }
 }
 
 /// Checks an endpoint and drops a trailing slash.

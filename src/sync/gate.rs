@@ -1,0 +1,119 @@
+//! The `--max-absent` gate: no row is sent before it is known that the file does not leave
+//! more of the store's customers absent than the limit allows (a truncated or empty export).
+//!
+//! That is known only once the whole file is planned, so the sender holds the rows it would
+//! send (rows that send nothing are reported as they come) until the planner's count arrives.
+//! Held rows cost memory; past [`HOLD_LIMIT`] of them, a second read of the file (a
+//! *census*: the planner again, against no store, for the keys alone) gives the count
+//! instead, without holding more: a re-run that sends nothing never waits, and a big change
+//! set costs one more pass over the file. An input that cannot be read twice (a pipe) keeps
+//! holding.
+//!
+//! The gate is not needed at all when the store is empty or the limit allows every key to be
+//! absent: then rows go out as they are planned.
+
+use std::sync::Arc;
+
+use tokio_util::sync::CancellationToken;
+
+use crate::absent::{self, MaxAbsent, TooManyAbsent};
+use crate::config::SyncConfig;
+use crate::customer::{Fields, Key};
+use crate::plan::Planner;
+use crate::state::{Entry, Index, Known, Lookup, StateError};
+
+use super::ending::SyncError;
+
+/// Rows to send held before a census is taken instead.
+pub const HOLD_LIMIT: usize = 10_000;
+
+/// What the gate needs to decide.
+pub struct Gate {
+    cfg: Arc<SyncConfig>,
+    /// The input can be read a second time.
+    rereadable: bool,
+}
+
+impl Gate {
+    /// The gate of a run; `None` when the run sends nothing (a dry run) or the limit cannot be
+    /// exceeded.
+    pub fn new(cfg: &Arc<SyncConfig>) -> Option<Self> {
+        if cfg.dry_run || cfg.absent.max_absent == MaxAbsent::Percent(100.0) {
+            return None;
+        }
+        let rereadable = std::fs::metadata(&cfg.input).is_ok_and(|m| m.is_file());
+        Some(Gate {
+            cfg: Arc::clone(cfg),
+            rereadable,
+        })
+    }
+
+    /// Whether the gate can shut against a store with `keys` keys.
+    pub fn needed(&self, keys: u64) -> bool {
+        keys > 0 && self.limit().allowed(keys) < keys
+    }
+
+    /// Whether `held` rows are enough to take a census instead of holding more.
+    pub fn census_due(&self, held: usize) -> bool {
+        self.rereadable && held >= HOLD_LIMIT
+    }
+
+    /// The verdict on `absent` of the index's keys.
+    pub fn decide(&self, absent: u64, index: &Index) -> Result<(), TooManyAbsent> {
+        absent::guard(self.limit(), absent, index.len() as u64, false)
+    }
+
+    /// Reads the whole file again for its keys alone: how many of the index's it does not name
+    /// (`None` when `cancel` stopped it first).
+    pub async fn census(
+        &self,
+        index: Arc<Index>,
+        cancel: &CancellationToken,
+    ) -> Result<Option<u64>, SyncError> {
+        let cfg = Arc::clone(&self.cfg);
+        let cancel = cancel.clone();
+        tokio::task::spawn_blocking(move || -> Result<Option<u64>, SyncError> {
+            let reader = super::open_input(&cfg)?;
+            let mut planner = Planner::new(&NoStore, cfg.plan);
+            for record in reader {
+                if cancel.is_cancelled() {
+                    return Ok(None);
+                }
+                planner.plan(record?)?;
+            }
+            Ok(Some(absent::count(&index, &planner.into_keys())))
+        })
+        .await
+        .map_err(|_| SyncError::ReaderPanicked)?
+    }
+
+    fn limit(&self) -> MaxAbsent {
+        self.cfg.absent.max_absent
+    }
+}
+
+/// A store that knows nothing, for a census: every valid row plans as a create, and the
+/// planner gathers the file's keys as it always does.
+struct NoStore;
+
+impl Lookup for NoStore {
+    fn key_count(&self) -> usize {
+        0
+    }
+
+    fn known(&self, _digest: u64) -> Option<Known> {
+        None
+    }
+
+    fn entry(&self, _key: &Key) -> Result<Option<Entry>, StateError> {
+        Ok(None)
+    }
+
+    fn fields(&self, _key: &Key) -> Result<Option<Fields>, StateError> {
+        Ok(None)
+    }
+
+    fn is_failed(&self, _key: &Key) -> Result<bool, StateError> {
+        Ok(false)
+    }
+}
