@@ -183,15 +183,21 @@ fn emit(s: Resolved, level: &str, message: &str, fields: Map<String, Value>) {
     };
 }
 
-/// One JSON log line: the same keys as the `tracing` records (`timestamp`, `level`,
-/// `message`), then `fields`.
-fn json_line(timestamp: &str, level: &str, message: &str, fields: Map<String, Value>) -> Value {
-    let mut line = json!({ "timestamp": timestamp, "level": level, "message": message });
-    if let Value::Object(map) = &mut line {
-        for (k, v) in fields {
-            map.entry(k).or_insert(v);
+/// One JSON log line: the keys of the `tracing` records, in their order (`timestamp`,
+/// `level`, `message`), then `fields` (but for any named like those).
+fn json_line(timestamp: &str, level: &str, message: &str, fields: Map<String, Value>) -> String {
+    let mut line = format!(
+        "{{\"timestamp\":{},\"level\":{},\"message\":{}",
+        json!(timestamp),
+        json!(level),
+        json!(message)
+    );
+    for (k, v) in fields {
+        if !matches!(k.as_str(), "timestamp" | "level" | "message") {
+            line.push_str(&format!(",{}:{v}", json!(k)));
         }
     }
+    line.push('}');
     line
 }
 
@@ -227,10 +233,12 @@ mod tests {
         let mut fields = Map::new();
         fields.insert("rows".into(), json!(3));
         fields.insert("message".into(), json!("not this"));
-        let line = json_line("2026-01-01T00:00:00Z", "INFO", "done", fields);
+        let line = json_line("2026-01-01T00:00:00Z", "INFO", "done\n\"x\"", fields);
         assert_eq!(
             line,
-            json!({"timestamp": "2026-01-01T00:00:00Z", "level": "INFO", "message": "done", "rows": 3})
+            r#"{"timestamp":"2026-01-01T00:00:00Z","level":"INFO","message":"done\n\"x\"","rows":3}"#
         );
+        let parsed: Value = serde_json::from_str(&line).expect("JSON");
+        assert_eq!(parsed["message"], "done\n\"x\"");
     }
 }

@@ -330,7 +330,7 @@ mod tests {
             retry_after: None,
         };
         let interrupted = ApiError::Interrupted {
-            detail: "the answer did not come before the interrupt".into(),
+            detail: "the answer did not come before the run stopped".into(),
         };
         // (outcome, action, status, customer_id, http_status, message, has a state change)
         let cases = [
@@ -434,7 +434,7 @@ mod tests {
                 Status::NotSent,
                 Some(7),
                 None,
-                "the answer did not come before the interrupt",
+                "the answer did not come before the run stopped",
                 true,
             ),
             (

@@ -153,7 +153,7 @@ impl Retrier {
             let result = tokio::select! {
                 r = self.attempt(call()) => r,
                 () = async { self.cancel.cancelled().await; tokio::time::sleep(DRAIN_GRACE).await } => {
-                    return Err(interrupted("the answer did not come before the interrupt"));
+                    return Err(interrupted("the answer did not come before the run stopped"));
                 }
             };
             let e = match result {
@@ -189,7 +189,7 @@ impl Retrier {
             tokio::select! {
                 () = tokio::time::sleep(wait) => {}
                 () = self.cancel.cancelled() => {
-                    return Err(interrupted(&format!("interrupted before retry {attempt}: {e}")));
+                    return Err(interrupted(&format!("stopped before retry {attempt}: {e}")));
                 }
             }
         }

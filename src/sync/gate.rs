@@ -117,3 +117,71 @@ impl Lookup for NoStore {
         Ok(false)
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use clap::Parser;
+
+    use super::*;
+    use crate::cli::{Cli, Command};
+    use crate::config::Env;
+    use crate::state::Store;
+
+    fn gate(dir: &std::path::Path, csv: &str, args: &[&str]) -> Option<Gate> {
+        let input = dir.join("in.csv");
+        std::fs::write(&input, csv).expect("csv");
+        let argv = ["custsync", "sync", input.to_str().expect("utf-8")];
+        let Command::Sync(s) = Cli::try_parse_from(argv.iter().chain(args))
+            .expect("parse")
+            .command
+        else {
+            panic!("sync")
+        };
+        let cfg = SyncConfig::resolve(s, &Env::default(), false).expect("config");
+        Gate::new(&Arc::new(cfg))
+    }
+
+    #[test]
+    fn the_gate_is_needed_only_when_the_limit_can_be_exceeded() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let g = gate(dir.path(), "email,firstname,lastname\n", &[]).expect("a gate");
+        // (store keys) -> needed at 10%
+        for (keys, want) in [(0, false), (1, true), (1000, true)] {
+            assert_eq!(g.needed(keys), want, "{keys} keys");
+        }
+        let count = gate(dir.path(), "email\n", &["--max-absent", "50"]).expect("a gate");
+        assert!(!count.needed(50) && count.needed(51));
+        assert!(gate(dir.path(), "email\n", &["--max-absent", "100%"]).is_none());
+        assert!(gate(dir.path(), "email\n", &["--dry-run"]).is_none());
+        assert!(!g.census_due(HOLD_LIMIT - 1) && g.census_due(HOLD_LIMIT));
+    }
+
+    #[tokio::test]
+    async fn a_census_counts_the_store_keys_the_file_does_not_name() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let store = Store::open(&dir.path().join("state")).expect("store");
+        for i in 0..10 {
+            let entry = Entry {
+                customer_id: i + 1,
+                payload_hash: 1,
+                synced_at: 0,
+                address_id: None,
+            };
+            store
+                .put(&Key::new(1, &format!("u{i}@example.com")), entry, None)
+                .expect("put");
+        }
+        let index = Arc::new(store.build_index().expect("index"));
+        // Five of the ten, one of them in an invalid row (still named), and a stranger.
+        let csv = "email,firstname,lastname,dob\nu0@example.com,A,B,\nU1@Example.com,A,B,\n\
+                   u2@example.com,A,B,\nu3@example.com,A,B,1990-02-30\nu4@example.com,A,B,\n\
+                   new@example.com,A,B,\n";
+        let g = gate(dir.path(), csv, &[]).expect("a gate");
+        let cancel = CancellationToken::new();
+        let absent = g.census(Arc::clone(&index), &cancel).await.expect("census");
+        assert_eq!(absent, Some(5));
+        assert!(g.decide(5, &index).is_err(), "5 of 10 is over 10%");
+        cancel.cancel();
+        assert_eq!(g.census(index, &cancel).await.expect("census"), None);
+    }
+}

@@ -107,7 +107,15 @@ pub async fn all(mut rows: Rows, cfg: &SyncConfig, on: Sending<'_>) -> Result<Se
         }
         let need_rows = queue.len() == 0 && !read_all;
         tokio::select! {
-            Some((outcome, error)) = in_flight.next(), if !in_flight.is_empty() => sink.take(outcome, error)?,
+            Some((outcome, error)) = in_flight.next(), if !in_flight.is_empty() => {
+                // A request cut short says why the run stopped.
+                let outcome = if outcome.status() == Status::NotSent {
+                    outcome.unconfirmed(sink.why_stopped(on.cancel))
+                } else {
+                    outcome
+                };
+                sink.take(outcome, error)?
+            }
             batch = rows.next(), if need_rows => match batch {
                 Some(batch) => queue = batch.into_iter(),
                 None => read_all = true,
@@ -289,6 +297,18 @@ impl Sink<'_> {
             }
             None if !self.held_back.is_empty() && !w.troubled() => self.release(),
             None => Ok(()),
+        }
+    }
+
+    /// Why requests are being cut short.
+    fn why_stopped(&self, cancel: &CancellationToken) -> Skip {
+        if cancel.is_cancelled() {
+            return Skip::Interrupted;
+        }
+        match self.watch.and_then(Watch::verdict) {
+            Some(Verdict::Outage { .. }) => Skip::Outage,
+            Some(Verdict::WrongBase(_)) => Skip::Stopped,
+            None => self.stop.get().copied().unwrap_or(Skip::Stopped),
         }
     }
 

@@ -181,14 +181,18 @@ async fn sigint_drains_writes_state_and_report_and_exits_130() {
     let rows = read_report(&report);
     let ok = rows.iter().filter(|r| r["status"] == "ok").count();
     assert!(ok > 0 && ok < n, "{ok} ok of {} reported", rows.len());
-    // Rows already read but not sent are reported as such, not dropped.
-    let not_sent = rows
-        .iter()
-        .filter(|r| r["message"].contains("interrupted"))
-        .count();
+    // Rows already read but not sent are reported as such, not dropped, and none as failed.
+    let not_sent = rows.iter().filter(|r| r["status"] == "not_sent").count();
     assert_eq!(ok + not_sent, rows.len());
+    assert!(
+        rows.iter()
+            .filter(|r| r["status"] == "not_sent")
+            .all(|r| r["message"].contains("interrupt")),
+        "{rows:?}"
+    );
     let s = summary(&summary_path);
     assert_eq!(s["rows"].as_u64(), Some(rows.len() as u64));
+    assert_eq!(s["not_sent"].as_u64(), Some(not_sent as u64));
     // What was confirmed is in state: the next run creates only the rest.
     let created_before = env.customers_by_key().await.len();
     env.sync(&csv, &["--rate", "0"]).await.expect_code(0);

@@ -1,7 +1,9 @@
 //! Integration tests: the real `custsync` binary against the in-process sandbox.
 
+mod cron;
 mod data;
 mod faults;
+mod guards;
 mod hostile;
 mod input;
 mod support;
