@@ -115,7 +115,7 @@ pub fn run(cli: Cli) -> anyhow::Result<Exit> {
     runtime.block_on(async move {
         match cli.command {
             Command::Sync(args) => {
-                let cfg = SyncConfig::resolve(args, &env, cli.quiet)?;
+                let cfg = SyncConfig::resolve(args, &env)?;
                 let cancel = CancellationToken::new();
                 spawn_signal_handler(cancel.clone());
                 let finished = sync::run(cfg, cancel).await?;

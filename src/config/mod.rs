@@ -116,7 +116,6 @@ pub struct SyncConfig {
     pub notify: Option<String>,
     /// Between two progress lines off a terminal.
     pub progress_every: Duration,
-    pub quiet: bool,
 }
 
 /// Environment variables the configuration reads; a struct so that tests need not touch the
@@ -147,7 +146,7 @@ impl Env {
 
 impl SyncConfig {
     /// Resolves `sync` arguments.
-    pub fn resolve(args: SyncArgs, env: &Env, quiet: bool) -> Result<Self, ConfigError> {
+    pub fn resolve(args: SyncArgs, env: &Env) -> Result<Self, ConfigError> {
         let mut mapping = match &args.mapping {
             Some(path) => Mapping::from_file(path)?,
             None => Mapping::default(),
@@ -183,7 +182,6 @@ impl SyncConfig {
             outage_after: Duration::from_secs(args.outage_after.max(1)),
             notify: args.notify.as_deref().map(check_notify).transpose()?,
             progress_every: Duration::from_secs(args.progress_secs.max(1)),
-            quiet,
         })
     }
 }
@@ -298,7 +296,7 @@ mod tests {
         let Command::Sync(s) = Cli::try_parse_from(argv).expect("parse").command else {
             panic!("sync")
         };
-        SyncConfig::resolve(s, env, false)
+        SyncConfig::resolve(s, env)
     }
 
     #[test]

@@ -137,7 +137,7 @@ mod tests {
         else {
             panic!("sync")
         };
-        let cfg = SyncConfig::resolve(s, &Env::default(), false).expect("config");
+        let cfg = SyncConfig::resolve(s, &Env::default()).expect("config");
         Gate::new(&Arc::new(cfg))
     }
 
