@@ -12,8 +12,8 @@ use serde_json::Value;
 use tokio_util::sync::CancellationToken;
 
 use crate::api::{ApiError, Client};
-use crate::customer::{Customer, Fields, default_address, remote_fields};
-use crate::outcome::{Outcome, Skip};
+use crate::customer::{Change, Customer, Fields, default_address, remote_fields};
+use crate::outcome::{Action, Outcome, Saved, Skip};
 use crate::plan::{Planned, Step};
 use crate::retry::{Retrier, RetryPolicy};
 use crate::state::Entry;
@@ -29,6 +29,8 @@ struct Done {
     entry: Entry,
     fields: Option<Fields>,
     note: String,
+    /// The fields an update changed.
+    changes: Vec<Change>,
 }
 
 impl Done {
@@ -49,6 +51,7 @@ impl Done {
             },
             fields: Some(customer.fields()),
             note,
+            changes: Vec::new(),
         })
     }
 }
@@ -134,7 +137,7 @@ impl Executor {
                 };
                 let r = match self.update(&customer, target, hash).await {
                     Ok(mut done) => {
-                        done.note = changes.join("; ");
+                        done.changes = changes;
                         Ok(done)
                     }
                     // Deleted in the shop since our last sync: the file still wants the
@@ -168,10 +171,18 @@ impl Executor {
                 entry,
                 fields,
                 note,
-            }) => (
-                Outcome::saved(row, action, customer.key(), entry, fields, note),
-                None,
-            ),
+                changes,
+            }) => {
+                let saved = Saved {
+                    key: customer.key(),
+                    entry,
+                    fields,
+                    note,
+                    changes,
+                };
+                let created = (action == Action::Create).then_some(customer);
+                (Outcome::saved(row, action, saved, created), None)
+            }
             Err(Failure { error, customer_id }) => {
                 let outcome = Outcome::failed(row, action, customer.key(), customer_id, &error);
                 (outcome, error.is_fatal().then_some(error))
@@ -238,10 +249,8 @@ impl Executor {
             current: Some(remote),
         };
         let mut done = self.update(customer, target, hash).await?;
-        done.note = format!(
-            "adopted existing customer {id} and updated it: {}",
-            changes.join("; ")
-        );
+        done.note = format!("adopted existing customer {id} and updated it");
+        done.changes = changes;
         Ok(done)
     }
 
@@ -290,9 +299,9 @@ pub fn unsent(planned: Planned, dry_run: bool) -> Outcome {
             note,
             refresh,
         } => Outcome::unchanged(row, customer_id, note, refresh, dry_run),
-        Step::Create { .. } => Outcome::would_create(row),
+        Step::Create { customer, .. } => Outcome::would_create(row, customer),
         Step::Update { entry, changes, .. } => {
-            Outcome::would_update(row, entry.customer_id, &changes)
+            Outcome::would_update(row, entry.customer_id, changes)
         }
     }
 }

@@ -14,7 +14,7 @@ use std::collections::{HashMap, HashSet, hash_map};
 
 use secrecy::SecretString;
 
-use crate::customer::{Customer, Key};
+use crate::customer::{Change, Customer, Key};
 use crate::input::{Record, Row, check_email};
 use crate::outcome::{Action, RowRef};
 use crate::state::{Entry, Lookup, StateError};
@@ -50,8 +50,8 @@ pub enum Step {
         customer: Box<Customer>,
         entry: Entry,
         hash: u128,
-        /// `field: old -> new` for the report; empty when the old values are not known.
-        changes: Vec<String>,
+        /// The fields that change, for the report; empty when the old values are not known.
+        changes: Vec<Change>,
         /// The address changed (or is not known to be the same), so the PUT must carry it.
         send_address: bool,
     },
@@ -421,7 +421,7 @@ mod tests {
             } => {
                 assert_eq!(entry.customer_id, ID);
                 Want::Update {
-                    changes: changes.clone(),
+                    changes: changes.iter().map(ToString::to_string).collect(),
                     send_address: *send_address,
                 }
             }
