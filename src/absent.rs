@@ -22,6 +22,8 @@ pub struct Options {
     pub report: Option<PathBuf>,
     /// `--delete-absent --max-deletes N`: the N.
     pub max_deletes: Option<u64>,
+    /// How many of them to name in [`Absence::sample`] (for `--review`).
+    pub sample: usize,
 }
 
 /// The state store or the list could not be read or written.
@@ -65,6 +67,8 @@ pub struct Absence {
     pub deleted: Vec<u64>,
     /// Why `--delete-absent` did not do all it was asked.
     pub refused: Option<Refused>,
+    /// The first [`Options::sample`] of them, with their customer ids.
+    pub sample: Vec<(Key, u64)>,
 }
 
 /// Counts the absent customers, lists them and deletes them as `options` ask. `executor` is
@@ -80,7 +84,7 @@ pub async fn settle(
     if !read_to_end {
         return Ok(Absence::default());
     }
-    if options.report.is_none() && options.max_deletes.is_none() {
+    if options.report.is_none() && options.max_deletes.is_none() && options.sample == 0 {
         // Only the count: the index has every key, so no sled scan.
         let count = index
             .digests()
@@ -91,9 +95,13 @@ pub async fn settle(
             ..Absence::default()
         });
     }
-    let found = find(store, keys, options.report.as_deref(), options.max_deletes)?;
+    let found = find(store, keys, options)?;
     let mut absence = Absence {
         count: found.count,
+        sample: (found.listed.iter())
+            .take(options.sample)
+            .map(|(key, e)| (key.clone(), e.customer_id))
+            .collect(),
         ..Absence::default()
     };
     if let Some(max) = options.max_deletes {
@@ -123,18 +131,13 @@ fn refusal(keys: &FileKeys, absent: u64, max: u64) -> Option<Refused> {
 /// Keys in the state store that the file no longer has.
 struct Found {
     count: u64,
-    /// The first ones, as many as may be deleted plus one.
+    /// The first ones: as many as may be deleted plus one, or as the sample asks for.
     listed: Vec<(Key, Entry)>,
 }
 
-/// Scans the store for absent keys, writing each to `report` when given.
-fn find(
-    store: &Store,
-    keys: &FileKeys,
-    report: Option<&Path>,
-    max_deletes: Option<u64>,
-) -> Result<Found, AbsentError> {
-    let mut out = report
+/// Scans the store for absent keys, writing each to the report when one is asked for.
+fn find(store: &Store, keys: &FileKeys, options: &Options) -> Result<Found, AbsentError> {
+    let mut out = (options.report.as_deref())
         .map(|p| -> Result<_, WriteError> {
             let mut w = csv::Writer::from_writer(report::create_private(p)?);
             w.write_record(["website_id", "email", "customer_id"])
@@ -142,7 +145,9 @@ fn find(
             Ok((w, p))
         })
         .transpose()?;
-    let keep = max_deletes.map_or(0, |m| m.saturating_add(1));
+    let keep = (options.max_deletes)
+        .map_or(0, |m| m.saturating_add(1))
+        .max(options.sample as u64);
     let mut found = Found {
         count: 0,
         listed: Vec::new(),

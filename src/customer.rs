@@ -528,7 +528,10 @@ mod tests {
         remote["addresses"][0]["city"] = json!("Malmö");
         let known = remote_fields(&remote);
         let changes = c.changes(&known);
-        assert_eq!(joined(&changes), "city: Malmö -> Lund; lastname: Doe -> Lee");
+        assert_eq!(
+            joined(&changes),
+            "city: Malmö -> Lund; lastname: Doe -> Lee"
+        );
         assert_eq!(
             changes[0],
             Change {
@@ -540,7 +543,10 @@ mod tests {
         remote["taxvat"] = json!(null);
         c.taxvat = Some("X2".into());
         let added = c.changes(&remote_fields(&remote));
-        assert_eq!(added.last().map(ToString::to_string).as_deref(), Some("taxvat: (none) -> X2"));
+        assert_eq!(
+            added.last().map(ToString::to_string).as_deref(),
+            Some("taxvat: (none) -> X2")
+        );
         assert!(c.address_changes(&known));
     }
 }

@@ -504,7 +504,12 @@ mod tests {
 
     #[test]
     fn a_saved_rows_message_joins_its_note_and_changes() {
-        let two = || vec![change("city", Some("Lund"), "Malmö"), change("dob", None, "1990-01-02")];
+        let two = || {
+            vec![
+                change("city", Some("Lund"), "Malmö"),
+                change("dob", None, "1990-01-02"),
+            ]
+        };
         // (note, changes) -> message
         let cases = [
             ("", vec![], ""),
@@ -518,7 +523,11 @@ mod tests {
         ];
         for (note, changes, want) in cases {
             let o = Outcome::saved(row(), Action::Update, saved(note, changes.clone()), None);
-            assert_eq!((o.message(), o.changes()), (want, changes.as_slice()), "{note:?}");
+            assert_eq!(
+                (o.message(), o.changes()),
+                (want, changes.as_slice()),
+                "{note:?}"
+            );
             assert!(o.created().is_none());
         }
         let created = Outcome::would_create(row(), customer());

@@ -20,7 +20,9 @@
 //! | `reader.rs` | the file: CSV streaming, header, BOM, physical lines, malformed records |
 //! | `validate.rs` | one row's cells to a [`Row`] or per-column problems; pure, no I/O |
 //! | `mapping.rs` | legacy layouts: renames, constants, value maps, date formats |
+//! | `digest.rs` | the SHA-256 of the file's bytes, taken as they are read |
 
+mod digest;
 mod fields;
 mod mapping;
 mod reader;

@@ -13,6 +13,7 @@ use std::io::{self, BufReader, Read};
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 
+use super::digest::Digesting;
 use super::fields::{self, Field};
 use super::mapping::Mapping;
 use super::validate::{Row, Validator};
@@ -59,7 +60,7 @@ pub struct InvalidRow {
 
 /// Streams [`Record`]s out of a CSV file.
 pub struct Reader {
-    csv: csv::Reader<LineIndex<BufReader<File>>>,
+    csv: csv::Reader<LineIndex<BufReader<Digesting<File>>>>,
     newlines: Newlines,
     header: Vec<String>,
     validator: Validator,
@@ -84,7 +85,7 @@ impl Reader {
             .flexible(true)
             .has_headers(false)
             .from_reader(LineIndex {
-                inner: BufReader::with_capacity(256 * 1024, file),
+                inner: BufReader::with_capacity(256 * 1024, Digesting::new(file)),
                 offset: 0,
                 newlines: newlines.clone(),
             });
@@ -134,6 +135,15 @@ impl Reader {
     /// Bytes of the file consumed so far, for progress.
     pub fn bytes_read(&self) -> u64 {
         self.csv.position().byte()
+    }
+
+    /// The SHA-256 of the file's bytes, in hex; reads what the records left unread.
+    pub fn sha256(&mut self) -> Result<String, InputError> {
+        let file = self.csv.get_mut().inner.get_mut();
+        file.finish().map_err(|source| InputError::Io {
+            path: self.path.clone(),
+            source,
+        })
     }
 
     fn read_next(&mut self) -> Result<bool, InputError> {

@@ -8,6 +8,7 @@ use crate::connect::ConnectError;
 use crate::input::InputError;
 use crate::report::Summary;
 use crate::report::WriteError;
+use crate::runs::RunsError;
 use crate::state::StateError;
 
 /// A run that ended without a [`SyncError`].
@@ -28,6 +29,10 @@ pub enum Ending {
     Interrupted,
 }
 
+/// How a run's ending maps to its exit code, for the summary and the run history. The mapping
+/// is [`crate::exit`]'s; the caller hands it in, since that module depends on this one.
+pub type ExitOf = fn(Result<&Finished, &SyncError>) -> u8;
+
 /// A failure that stops the run. Those that arise once rows are being sent ([`SyncError::Api`],
 /// [`SyncError::Refused`]) are returned after the report, the state and the summary are
 /// written; the others as they happen.
@@ -40,6 +45,9 @@ pub enum SyncError {
     State(#[from] StateError),
     #[error(transparent)]
     Write(#[from] WriteError),
+    /// The run history could not be written.
+    #[error(transparent)]
+    Runs(#[from] RunsError),
     /// A fatal answer (the credentials stopped working) stopped the sending part-way.
     #[error(transparent)]
     Api(#[from] ApiError),

@@ -4,15 +4,18 @@
 //! CSV file --read thread: parse, validate--> plan thread: keys, hashes, index and sled look-ups
 //!   --bounded channel (batches)--> send loop: rows to send go out under the rate limit,
 //!   at most --concurrency at a time, with retries (exec); the rest are recorded at once
-//!   --> one sink: report line, counts, progress, state writer thread
+//!   --> one sink: report line, review, run history, counts, progress, state writer thread
 //!   --> absent customers: counted, listed, deleted (absent)
-//!   --> the end: state stamp and index, summary, how the run ended
+//!   --> the end: state stamp and index, summary, history, review, how the run ended
 //! ```
 //!
 //! Each stage is a module: `read.rs`, `send.rs`, [`crate::absent`], `end.rs`; [`run`] connects
 //! them, and `ending.rs` says how a run ends.
 //! Interrupts (SIGINT/SIGTERM) stop the reading; rows already read are drained (in-flight
 //! requests get a grace period), state is flushed and the report and summary written.
+//!
+//! Every run that opens its state directory is recorded in the run history ([`crate::runs`]):
+//! its rows as they finish, its summary at the end, or its error when a fatal one stops it.
 
 mod end;
 mod ending;
@@ -25,24 +28,67 @@ use std::time::Instant;
 use tokio_util::sync::CancellationToken;
 
 use crate::absent;
-use crate::config::SyncConfig;
+use crate::config::{SyncConfig, Target};
 use crate::connect;
 use crate::exec::Executor;
 use crate::input::Reader;
-use crate::report::{Counters, Progress};
+use crate::report::{Counters, Progress, RunInfo};
+use crate::runs::{Recorder, RowLog};
 use crate::state::Store;
 use crate::throttle::Throttle;
 
-pub use ending::{Ending, Finished, SyncError};
+pub use ending::{Ending, ExitOf, Finished, SyncError};
 
-/// Runs `custsync sync`.
-pub async fn run(cfg: SyncConfig, cancel: CancellationToken) -> Result<Finished, SyncError> {
+/// Runs `custsync sync`; `exit_of` gives the exit code the summary and history record.
+pub async fn run(
+    cfg: SyncConfig,
+    cancel: CancellationToken,
+    exit_of: ExitOf,
+) -> Result<Finished, SyncError> {
     let started = Instant::now();
+    let started_at = chrono::Utc::now();
 
-    // Open the file, the state store and the target.
+    // Open the file and the state store, and start the run's record in the history.
     let reader = Reader::open(&cfg.input, cfg.default_website, cfg.mapping.clone())?;
-    let total_bytes = std::fs::metadata(&cfg.input).map_or(0, |m| m.len());
     let store = Arc::new(Store::open(&cfg.connect.state_dir)?);
+    let (history, rows) = Recorder::start(
+        &cfg.connect.state_dir,
+        cfg.keep_runs,
+        cfg.dry_run,
+        run_info(&cfg, started_at),
+    )?;
+    match pipeline(&cfg, &cancel, reader, &store, rows).await {
+        Ok(work) => {
+            let interrupted = cancel.is_cancelled();
+            end::finish(&cfg, &store, work, history, started, interrupted, exit_of)
+        }
+        Err(e) => Err(end::abandon(history, e, exit_of)),
+    }
+}
+
+/// What the summary says of the run itself, as far as it is known at the start.
+fn run_info(cfg: &SyncConfig, started_at: chrono::DateTime<chrono::Utc>) -> RunInfo {
+    RunInfo {
+        started_at: crate::report::timestamp(started_at),
+        file: cfg.input.display().to_string(),
+        target: match &cfg.connect.target {
+            Target::Sandbox => "sandbox".to_owned(),
+            Target::Remote(c) => crate::redact::url(&c.endpoint),
+        },
+        version: env!("CARGO_PKG_VERSION").to_owned(),
+        ..RunInfo::default()
+    }
+}
+
+/// Everything from connecting to the absent customers: what the run did, for its end.
+async fn pipeline(
+    cfg: &SyncConfig,
+    cancel: &CancellationToken,
+    reader: Reader,
+    store: &Arc<Store>,
+    rows: RowLog,
+) -> Result<end::Work, SyncError> {
+    let total_bytes = std::fs::metadata(&cfg.input).map_or(0, |m| m.len());
     let throttle = Arc::new(Throttle::new(cfg.rate));
     let (sandbox, client) = connect::connect(
         &cfg.connect,
@@ -62,17 +108,26 @@ pub async fn run(cfg: SyncConfig, cancel: CancellationToken) -> Result<Finished,
 
     // Read and plan on threads of their own, send here.
     let counters = Arc::new(Counters::default());
-    let (rows, planning) = read::start(
+    let (planned, planning) = read::start(
         reader,
-        Arc::clone(&store),
+        Arc::clone(store),
         cfg.plan,
-        &cancel,
+        cancel,
         Arc::clone(&counters),
     )?;
     let progress = Progress::start(Arc::clone(&counters), total_bytes, cfg.quiet, move || {
         throttle.requests()
     });
-    let sent = send::all(rows, executor.as_ref(), &store, &cfg, &counters, &cancel).await?;
+    let sent = send::all(
+        planned,
+        executor.as_ref(),
+        store,
+        cfg,
+        &counters,
+        rows,
+        cancel,
+    )
+    .await?;
     progress.finish();
     let read = planning.finish().await?;
 
@@ -80,7 +135,7 @@ pub async fn run(cfg: SyncConfig, cancel: CancellationToken) -> Result<Finished,
     let read_to_end = !cancel.is_cancelled() && sent.fatal.is_none();
     let deleter = executor.as_ref().filter(|_| !cfg.dry_run);
     let absent = absent::settle(
-        &store,
+        store,
         &read.index,
         &read.keys,
         &cfg.absent,
@@ -95,12 +150,12 @@ pub async fn run(cfg: SyncConfig, cancel: CancellationToken) -> Result<Finished,
     let (requests, retries) = executor
         .as_ref()
         .map_or((0, 0), |e| (e.requests(), e.retries()));
-    let work = end::Work {
+    Ok(end::Work {
         index: read.index,
         sent,
         absent,
         requests,
         retries,
-    };
-    end::finish(&cfg, &store, work, started, cancel.is_cancelled())
+        sha256: read.sha256,
+    })
 }

@@ -20,7 +20,8 @@ use crate::config::SyncConfig;
 use crate::exec::{self, Executor};
 use crate::outcome::{Outcome, Skip, StateChange, Status};
 use crate::plan::Planned;
-use crate::report::{Counters, Report, Tally};
+use crate::report::{Counters, Report, Review, Tally};
+use crate::runs::RowLog;
 use crate::state::{Known, Op, Store, Writer};
 
 /// What the sending left behind.
@@ -31,22 +32,30 @@ pub struct Sent {
     pub confirmed: Vec<(u64, Known)>,
     /// The fatal error that stopped the sending, if one did.
     pub fatal: Option<ApiError>,
+    /// The review page, with every row noted, to be written once the run's end is known.
+    pub review: Option<Review>,
 }
 
 /// Sends (or, in a dry run, records) every planned row; returns once the last outcome is
-/// written to the report and the state writer has applied every change.
+/// written to the report and the run's history, and the state writer has applied every change.
 pub async fn all(
     mut rows: Rows,
     executor: Option<&Executor>,
     store: &Store,
     cfg: &SyncConfig,
     counters: &Counters,
+    history: RowLog,
     cancel: &CancellationToken,
 ) -> Result<Sent, SyncError> {
     let stop: OnceLock<Skip> = OnceLock::new();
+    let report = cfg.report.as_deref();
     let mut sink = Sink {
         tally: Tally::default(),
-        report: cfg.report.as_deref().map(Report::create).transpose()?,
+        report: report
+            .map(|path| Report::create(path, cfg.report_only.clone()))
+            .transpose()?,
+        review: cfg.review.as_deref().map(Review::create).transpose()?,
+        history,
         writer: if cfg.dry_run {
             None
         } else {
@@ -94,6 +103,8 @@ pub async fn all(
     let Sink {
         tally,
         report,
+        review,
+        history,
         writer,
         fatal,
         confirmed,
@@ -105,17 +116,21 @@ pub async fn all(
     if let Some(r) = report {
         r.finish()?;
     }
+    history.finish()?;
     Ok(Sent {
         tally,
         confirmed,
         fatal,
+        review,
     })
 }
 
-/// The one consumer of outcomes: report, counts, progress, state.
+/// The one consumer of outcomes: report, review, history, counts, progress, state.
 struct Sink<'a> {
     tally: Tally,
     report: Option<Report>,
+    review: Option<Review>,
+    history: RowLog,
     writer: Option<Writer>,
     counters: &'a Counters,
     stop: &'a OnceLock<Skip>,
@@ -147,6 +162,10 @@ impl Sink<'_> {
         if let Some(r) = self.report.as_mut() {
             r.write(&outcome)?;
         }
+        if let Some(r) = self.review.as_mut() {
+            r.add(&outcome);
+        }
+        self.history.write(&outcome)?;
         if let (Some(w), Some(change)) = (&self.writer, outcome.into_state()) {
             w.send(match change {
                 StateChange::Confirmed(key, entry, fields) => {
