@@ -105,7 +105,7 @@ impl Only {
 }
 
 enum Sink {
-    Csv(CsvRows<File>),
+    Csv(Box<CsvRows<File>>),
     Jsonl(BufWriter<File>),
     Xlsx(Box<XlsxReport>),
 }
@@ -129,7 +129,9 @@ impl Report {
             Some("xlsx") => Sink::Xlsx(Box::new(
                 XlsxReport::new(file).map_err(|source| write_error(path, source))?,
             )),
-            _ => Sink::Csv(CsvRows::new(file).map_err(|source| write_error(path, source))?),
+            _ => Sink::Csv(Box::new(
+                CsvRows::new(file).map_err(|source| write_error(path, source))?,
+            )),
         };
         Ok(Report {
             sink,

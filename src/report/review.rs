@@ -129,6 +129,12 @@ impl Review {
 
     /// Writes the page, with the run's summary and the first absent customers.
     pub fn finish(mut self, summary: &Summary, absent: &[Absentee]) -> Result<(), WriteError> {
+        // Rows arrive in the order they finished; the page lists them in file order.
+        let l = &mut self.lists;
+        l.updates.items.sort_by_key(|(line, ..)| line.line);
+        l.creates.items.sort_by_key(|(line, _)| line.line);
+        l.invalid.items.sort_by_key(|(line, _)| line.line);
+        l.failed.items.sort_by_key(|(line, ..)| line.line);
         let page = render(&self.lists, summary, absent);
         self.file
             .write_all(page.as_bytes())

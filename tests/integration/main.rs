@@ -2,8 +2,10 @@
 
 mod data;
 mod faults;
+mod history;
 mod hostile;
 mod input;
+mod reports;
 mod support;
 mod sync;
 mod walls;
