@@ -533,5 +533,45 @@ mod tests {
             list.push(|| i);
         }
         assert_eq!((list.items.len(), list.more), (CAP, 5));
+
+        let row = |line| crate::outcome::RowRef {
+            line,
+            email: format!("r{line}@x.io"),
+            website_id: Some(1),
+        };
+        let mut lists = Lists::default();
+        let mut review = |o: Outcome| match (o.action(), o.status()) {
+            (Action::Invalid, _) => lists.invalid.push(|| (Line::of(&o), reasons(o.message()))),
+            _ => lists
+                .failed
+                .push(|| (Line::of(&o), o.status(), o.message().to_owned())),
+        };
+        for line in 2..CAP as u64 + 4 {
+            review(Outcome::invalid(
+                row(line),
+                format!("line {line}: dob: bad"),
+            ));
+        }
+        let summary = Summary {
+            rows: CAP as u64 + 2,
+            invalid: CAP as u64 + 2,
+            absent: 3,
+            ..Summary::default()
+        };
+        let page = render(&lists, &summary, &[]);
+        assert!(
+            page.contains("<h2>Invalid rows (not sent) (202)</h2>"),
+            "{page}"
+        );
+        assert!(page.contains("and 2 more invalid rows"));
+        assert!(page.contains("and 3 more absent customers"));
+        assert!(
+            !page.contains("id=\"failed\""),
+            "no failed section without failed rows"
+        );
+        assert!(
+            page.contains("Run review"),
+            "a real run is not called a dry run"
+        );
     }
 }
