@@ -29,6 +29,7 @@ use crate::config::SyncConfig;
 use crate::connect;
 use crate::exec::Executor;
 use crate::input::Reader;
+use crate::outputs;
 use crate::report::{Counters, Progress};
 use crate::state::Store;
 use crate::throttle::Throttle;
@@ -41,6 +42,16 @@ pub async fn run(cfg: SyncConfig, cancel: CancellationToken) -> Result<Finished,
 
     // Open the file, the state store and the target.
     let reader = Reader::open(&cfg.input, cfg.default_website, cfg.mapping.clone())?;
+    // Every output is checked (and created) before the state is touched or a request sent.
+    let [report, summary, absent_report] = outputs::claim(
+        &[&cfg.input],
+        Some(&cfg.connect.state_dir),
+        [
+            ("--report", cfg.report.as_deref()),
+            ("--summary-json", cfg.summary_json.as_deref()),
+            ("--absent-report", cfg.absent.report.as_deref()),
+        ],
+    )?;
     let total_bytes = std::fs::metadata(&cfg.input).map_or(0, |m| m.len());
     let store = Arc::new(Store::open(&cfg.connect.state_dir)?);
     let throttle = Arc::new(Throttle::new(cfg.rate));
@@ -72,7 +83,16 @@ pub async fn run(cfg: SyncConfig, cancel: CancellationToken) -> Result<Finished,
     let progress = Progress::start(Arc::clone(&counters), total_bytes, cfg.quiet, move || {
         throttle.requests()
     });
-    let sent = send::all(rows, executor.as_ref(), &store, &cfg, &counters, &cancel).await?;
+    let sent = send::all(
+        rows,
+        report,
+        executor.as_ref(),
+        &store,
+        &cfg,
+        &counters,
+        &cancel,
+    )
+    .await?;
     progress.finish();
     let read = planning.finish().await?;
 
@@ -84,6 +104,7 @@ pub async fn run(cfg: SyncConfig, cancel: CancellationToken) -> Result<Finished,
         &read.index,
         &read.keys,
         &cfg.absent,
+        absent_report,
         deleter,
         read_to_end,
     )
@@ -101,6 +122,7 @@ pub async fn run(cfg: SyncConfig, cancel: CancellationToken) -> Result<Finished,
         absent,
         requests,
         retries,
+        summary,
     };
     end::finish(&cfg, &store, work, started, cancel.is_cancelled())
 }

@@ -4,6 +4,7 @@ mod data;
 mod faults;
 mod hostile;
 mod input;
+mod outputs;
 mod support;
 mod sync;
 mod walls;
