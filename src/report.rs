@@ -280,12 +280,14 @@ pub struct Progress {
 }
 
 impl Progress {
-    /// Starts the display for a file of `total_bytes`. `requests` reads the requests sent.
+    /// Starts the display for a file of `total_bytes`. `requests` reads the requests sent;
+    /// `waiting` says what the run waits for, while it waits for a server.
     pub fn start(
         counters: Arc<Counters>,
         total_bytes: u64,
         quiet: bool,
         requests: impl Fn() -> u64 + Send + Sync + 'static,
+        waiting: impl Fn() -> Option<String> + Send + Sync + 'static,
     ) -> Self {
         if quiet {
             return Progress {
@@ -297,7 +299,7 @@ impl Progress {
         let line = move |c: &Counters| {
             let elapsed = started.elapsed().as_secs_f64().max(0.001);
             let sent = requests();
-            format!(
+            let mut line = format!(
                 "{} rows read, {} done, {} requests sent, {} ok, {} failed, {:.1} req/s",
                 c.read.load(Ordering::Relaxed),
                 c.done.load(Ordering::Relaxed),
@@ -305,7 +307,12 @@ impl Progress {
                 c.ok.load(Ordering::Relaxed),
                 c.failed.load(Ordering::Relaxed),
                 sent as f64 / elapsed
-            )
+            );
+            if let Some(wait) = waiting() {
+                line.push_str("; ");
+                line.push_str(&wait);
+            }
+            line
         };
         if io::stderr().is_terminal() {
             let bar =
