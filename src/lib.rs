@@ -30,7 +30,7 @@
 //! | [`connect`] | the target: embedded sandbox or a real shop; the sandbox's one launcher | config, cli, api, redact, throttle |
 //! | [`input`] | the CSV: header, streaming, per-row validation | customer |
 //! | [`plan`] | the decision for each row, a function of the row, the store and the options | input, outcome, state, customer |
-//! | [`exec`] | sending a row: lost-answer recovery, its outcome | plan, outcome, retry, api, state, customer |
+//! | [`exec`] | sending a row: lost-answer recovery, answer checks, its outcome | plan, outcome, retry, api, state, customer, redact |
 //! | [`outcome`] | what became of a row: report columns and state change, built in one place | api, state, customer |
 //! | [`report`] | report file, summary JSON, progress | outcome, outputs |
 //! | [`absent`] | customers the file no longer names: count, list, delete | plan, exec, report, state, customer, outputs |

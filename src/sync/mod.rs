@@ -69,7 +69,7 @@ pub async fn run(cfg: SyncConfig, cancel: CancellationToken) -> Result<Finished,
             ignored.join(", ")
         );
     }
-    let executor = client.map(|c| Executor::new(c, cfg.retry, cancel.clone()));
+    let executor = client.map(|c| Executor::new(c, cfg.retry, cancel.clone(), Arc::clone(&store)));
 
     // Read and plan on threads of their own, send here.
     let counters = Arc::new(Counters::default());
@@ -80,9 +80,14 @@ pub async fn run(cfg: SyncConfig, cancel: CancellationToken) -> Result<Finished,
         &cancel,
         Arc::clone(&counters),
     )?;
-    let progress = Progress::start(Arc::clone(&counters), total_bytes, cfg.quiet, move || {
-        throttle.requests()
-    });
+    let waiting = executor.as_ref().map(Executor::waiting);
+    let progress = Progress::start(
+        Arc::clone(&counters),
+        total_bytes,
+        cfg.quiet,
+        move || throttle.requests(),
+        move || waiting.as_ref().and_then(|w| w.describe()),
+    );
     let sent = send::all(
         rows,
         report,
