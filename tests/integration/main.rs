@@ -1,5 +1,6 @@
 //! Integration tests: the real `custsync` binary against the in-process sandbox.
 
+mod caps;
 mod data;
 mod faults;
 mod hostile;
