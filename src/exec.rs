@@ -52,7 +52,7 @@ impl Done {
         note: String,
         (call, put_to): (&str, Option<u64>),
     ) -> Result<Self, Failure> {
-        let customer_id = checked_id(customer, saved, put_to).map_err(|detail| Failure {
+        let customer_id = checked_id(sent(customer), saved, put_to).map_err(|detail| Failure {
             error: unexpected(call, detail),
             customer_id: put_to,
         })?;
@@ -272,7 +272,7 @@ impl Executor {
                 customer_id: None,
             });
         };
-        let id = checked_id(customer, &remote, None).map_err(|detail| Failure {
+        let id = checked_id(sent(customer), &remote, None).map_err(|detail| Failure {
             error: unexpected(SEARCH, detail),
             customer_id: None,
         })?;
@@ -352,6 +352,11 @@ pub fn unsent(planned: Planned, dry_run: bool) -> Outcome {
 /// The calls whose answers are checked, as messages name them.
 const CREATE: &str = "POST /V1/customers";
 const SEARCH: &str = "GET /V1/customers/search";
+
+/// What an answer about `customer` must repeat of it.
+fn sent(customer: &Customer) -> (&str, u32) {
+    (&customer.email, customer.website_id)
+}
 
 /// An answer that cannot be recorded: `call` is what was answered.
 fn unexpected(call: &str, detail: String) -> ApiError {

@@ -13,17 +13,16 @@ use std::sync::{Arc, Mutex, PoisonError};
 use serde_json::Value;
 use tokio::sync::OnceCell;
 
-use crate::customer::Customer;
 use crate::redact;
 use crate::state::{StateError, Store};
 
 /// Most of a value from an answer that a message shows (bytes, before the ellipsis).
 const SHOWN: usize = 256;
 
-/// The customer id of a write's answer, if the answer is about the customer sent; `put_to` is
-/// the id a PUT went to. `Err` says what is wrong with it.
+/// The customer id of a write's answer, if the answer is about the customer sent (its e-mail
+/// and website); `put_to` is the id a PUT went to. `Err` says what is wrong with it.
 pub(super) fn checked_id(
-    customer: &Customer,
+    (email, website_id): (&str, u32),
     saved: &Value,
     put_to: Option<u64>,
 ) -> Result<u64, String> {
@@ -45,11 +44,10 @@ pub(super) fn checked_id(
     }
     match saved.get("email").and_then(Value::as_str) {
         None => return Err(format!("the answer for customer {id} has no e-mail")),
-        Some(e) if !same_email(e, &customer.email) => {
+        Some(e) if !same_email(e, email) => {
             return Err(format!(
-                "the answer for customer {id} has the e-mail {}, not {} as sent",
+                "the answer for customer {id} has the e-mail {}, not {email} as sent",
                 shown(e),
-                customer.email
             ));
         }
         Some(_) => {}
@@ -58,10 +56,9 @@ pub(super) fn checked_id(
         .get("website_id")
         .and_then(|w| w.as_u64().or_else(|| w.as_str()?.parse().ok()));
     match website {
-        Some(w) if w == u64::from(customer.website_id) => Ok(id),
+        Some(w) if w == u64::from(website_id) => Ok(id),
         Some(w) => Err(format!(
-            "the answer puts customer {id} in website {w}, not in website {} as sent",
-            customer.website_id
+            "the answer puts customer {id} in website {w}, not in website {website_id} as sent"
         )),
         None => Err(format!("the answer for customer {id} has no website_id")),
     }
@@ -149,31 +146,10 @@ mod tests {
     use serde_json::json;
 
     use super::*;
-    use crate::customer::Text;
-
-    fn customer() -> Customer {
-        Customer {
-            email: "Ann@Example.com".into(),
-            firstname: Text::from("Ann"),
-            lastname: Text::from("Lee"),
-            middlename: None,
-            prefix: None,
-            suffix: None,
-            dob: None,
-            gender: None,
-            taxvat: None,
-            group_id: None,
-            website_id: 2,
-            store_id: None,
-            is_subscribed: None,
-            custom_attributes: Vec::new(),
-            address: None,
-        }
-    }
 
     #[test]
     fn an_answer_must_be_about_the_customer_sent() {
-        let c = customer();
+        let sent = ("Ann@Example.com", 2);
         // (answer, PUT to) -> id or the start of the reason
         let cases: [(Value, Option<u64>, Result<u64, &str>); 12] = [
             (
@@ -238,7 +214,7 @@ mod tests {
             ),
         ];
         for (answer, put_to, want) in cases {
-            let got = checked_id(&c, &answer, put_to);
+            let got = checked_id(sent, &answer, put_to);
             match (&got, want) {
                 (Ok(id), Ok(w)) => assert_eq!(*id, w),
                 (Err(why), Err(w)) => {

@@ -170,6 +170,18 @@ fn assert_nothing_recorded(export: &str) {
     assert_eq!(export.lines().count(), 1, "nothing recorded:\n{export}");
 }
 
+/// The messages of a report whose rows all failed.
+#[track_caller]
+fn failed_messages(path: &Path) -> Vec<String> {
+    report_rows(path)
+        .iter()
+        .map(|row| {
+            assert_eq!(row["status"], "failed", "{row}");
+            row["message"].as_str().expect("message").to_owned()
+        })
+        .collect()
+}
+
 fn report_rows(path: &Path) -> Vec<serde_json::Value> {
     std::fs::read_to_string(path)
         .expect("report")
@@ -190,11 +202,9 @@ async fn redirects_are_not_followed_and_nothing_is_recorded() {
             0,
             "HTTP {status}: the redirect was followed"
         );
-        let rows = report_rows(&h.path(&format!("{state}.jsonl")));
-        assert_eq!(rows.len(), 2);
-        for row in &rows {
-            assert_eq!(row["status"], "failed", "{row}");
-            let message = row["message"].as_str().expect("message");
+        let messages = failed_messages(&h.path(&format!("{state}.jsonl")));
+        assert_eq!(messages.len(), 2);
+        for message in &messages {
             assert!(
                 message.contains("redirect") && message.contains("/evil/V1/customers"),
                 "the message says where it was sent and why it did not go: {message}"
@@ -348,9 +358,7 @@ async fn a_day_long_retry_after_is_capped_and_named_when_retries_run_out() {
             started.elapsed() < Duration::from_secs(20),
             "no day-long sleep"
         );
-        for row in report_rows(&h.path(&format!("{state}.jsonl"))) {
-            assert_eq!(row["status"], "failed", "{row}");
-            let message = row["message"].as_str().expect("message");
+        for message in failed_messages(&h.path(&format!("{state}.jsonl"))) {
             assert!(
                 message.contains("Retry-After asked for")
                     && message.contains("more than the 120 s custsync waits"),
@@ -456,11 +464,9 @@ async fn answers_about_another_customer_are_refused_and_nothing_is_recorded() {
         let state = format!("state-{scenario}");
         let run = output(h.sync(scenario, "ims/good", &state)).await;
         run.expect_code(3);
-        let rows = report_rows(&h.path(&format!("{state}.jsonl")));
-        assert_eq!(rows.len(), 2);
-        for row in &rows {
-            assert_eq!(row["status"], "failed", "{row}");
-            let message = row["message"].as_str().expect("message");
+        let messages = failed_messages(&h.path(&format!("{state}.jsonl")));
+        assert_eq!(messages.len(), 2);
+        for message in &messages {
             assert!(
                 message.contains("unexpected answer from POST /V1/customers")
                     && message.contains(says),
@@ -501,9 +507,7 @@ async fn one_id_is_never_recorded_for_two_keys() {
     .await;
     let run = output(h.sync("id5", "ims/good", "other")).await;
     run.expect_code(3);
-    for row in report_rows(&h.path("other.jsonl")) {
-        assert_eq!(row["status"], "failed", "{row}");
-        let message = row["message"].as_str().expect("message");
+    for message in failed_messages(&h.path("other.jsonl")) {
         assert!(
             message.contains("which the state store records for another e-mail"),
             "{message}"
