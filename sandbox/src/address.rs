@@ -9,30 +9,7 @@ use crate::error::ApiError;
 use crate::shop::{Country, Shop};
 use crate::validate::{bind_keys, cast_bool, cast_int, cast_string};
 
-/// Fields of `AddressInterface`.
-const ADDRESS_KEYS: &[&str] = &[
-    "id",
-    "customer_id",
-    "region",
-    "region_id",
-    "country_id",
-    "street",
-    "company",
-    "telephone",
-    "fax",
-    "postcode",
-    "city",
-    "firstname",
-    "lastname",
-    "middlename",
-    "prefix",
-    "suffix",
-    "vat_id",
-    "default_shipping",
-    "default_billing",
-    "custom_attributes",
-    "extension_attributes",
-];
+/// String fields of `AddressInterface`.
 const ADDRESS_STRINGS: &[&str] = &[
     "country_id",
     "company",
@@ -47,8 +24,25 @@ const ADDRESS_STRINGS: &[&str] = &[
     "suffix",
     "vat_id",
 ];
+/// The other fields of `AddressInterface`.
+const ADDRESS_OTHERS: &[&str] = &[
+    "id",
+    "customer_id",
+    "region",
+    "region_id",
+    "street",
+    "default_shipping",
+    "default_billing",
+    "custom_attributes",
+    "extension_attributes",
+];
 /// Fields of `RegionInterface`.
 const REGION_KEYS: &[&str] = &["region_code", "region", "region_id", "extension_attributes"];
+
+/// Every field of `AddressInterface`.
+fn address_keys() -> Vec<&'static str> {
+    [ADDRESS_STRINGS, ADDRESS_OTHERS].concat()
+}
 
 /// One address from a request, cast and validated.
 #[derive(Debug, Clone, PartialEq)]
@@ -67,7 +61,7 @@ pub(crate) struct AddressInput {
 /// to skip the addresses of countries the website does not allow.
 pub(crate) fn country_of(raw: &Value) -> Option<String> {
     let raw = raw.as_object()?;
-    let bound = bind_keys(raw, ADDRESS_KEYS).ok()?;
+    let bound = bind_keys(raw, &address_keys()).ok()?;
     cast_string(bound.get("country_id")?).ok().flatten()
 }
 
@@ -82,7 +76,7 @@ pub(crate) fn address(raw: &Value, shop: &Shop, website: i64) -> Result<AddressI
             "\\Magento\\Customer\\Api\\Data\\AddressInterface",
         ));
     };
-    let raw = bind_keys(raw, ADDRESS_KEYS)?;
+    let raw = bind_keys(raw, &address_keys())?;
     let mut fields = Map::new();
     for key in ADDRESS_STRINGS {
         if let Some(v) = raw.get(*key)

@@ -11,36 +11,10 @@ use super::{
     Country, CustomAttribute, CustomerGroup, Region, Shop, ShopError, StoreGroup, StoreView,
     Website,
 };
+use crate::stored::{CUSTOMER_INTS, CUSTOMER_STRINGS, SPECIAL_KEYS};
 
 /// The default shop's description.
 const DEFAULT_SHOP: &str = include_str!("default.toml");
-
-/// Fields of `CustomerInterface`: a custom attribute cannot take their codes.
-const CUSTOMER_FIELDS: &[&str] = &[
-    "id",
-    "group_id",
-    "default_billing",
-    "default_shipping",
-    "confirmation",
-    "created_at",
-    "updated_at",
-    "created_in",
-    "dob",
-    "email",
-    "firstname",
-    "lastname",
-    "middlename",
-    "prefix",
-    "suffix",
-    "gender",
-    "store_id",
-    "taxvat",
-    "website_id",
-    "addresses",
-    "disable_auto_group_change",
-    "extension_attributes",
-    "custom_attributes",
-];
 
 /// Input types of customer attributes Magento offers, with the backend type each stores in.
 const INPUTS: &[(&str, &str)] = &[
@@ -487,7 +461,10 @@ fn attributes(list: Vec<AttributeIn>) -> Result<Vec<CustomAttribute>, String> {
             && code
                 .chars()
                 .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_');
-        if !well_formed || CUSTOMER_FIELDS.contains(&code.as_str()) || !seen.insert(code.clone()) {
+        let customer_field = [CUSTOMER_INTS, CUSTOMER_STRINGS, SPECIAL_KEYS]
+            .iter()
+            .any(|fields| fields.contains(&code.as_str()));
+        if !well_formed || customer_field || !seen.insert(code.clone()) {
             return Err(format!(
                 "custom_attributes: `{code}` must be a new code of lower-case letters, digits and _ (up to 60), not a customer field"
             ));

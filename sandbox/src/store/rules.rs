@@ -14,37 +14,11 @@ use crate::address;
 use crate::email;
 use crate::error::ApiError;
 use crate::shop::Shop;
-use crate::stored::{addresses_of, int_of};
+use crate::stored::{CUSTOMER_INTS, CUSTOMER_STRINGS, SPECIAL_KEYS, addresses_of, int_of};
 use crate::validate::{self, bind_keys, cast_bool, cast_int, cast_string};
 
-const CUSTOMER_INTS: &[&str] = &[
-    "id",
-    "group_id",
-    "gender",
-    "store_id",
-    "website_id",
-    "disable_auto_group_change",
-];
-const CUSTOMER_STRINGS: &[&str] = &[
-    "default_billing",
-    "default_shipping",
-    "confirmation",
-    "created_at",
-    "updated_at",
-    "created_in",
-    "dob",
-    "email",
-    "firstname",
-    "lastname",
-    "middlename",
-    "prefix",
-    "suffix",
-    "taxvat",
-];
 /// Keys the server manages; values sent by clients are ignored.
 const SERVER_KEYS: &[&str] = &["id", "created_at", "updated_at", "created_in"];
-/// Keys with their own merge rules.
-const SPECIAL_KEYS: &[&str] = &["addresses", "custom_attributes", "extension_attributes"];
 /// Extension attributes of `CustomerInterface` (PaaS and ACCS schemas).
 const EXTENSION_KEYS: &[&str] = &[
     "is_subscribed",
