@@ -11,8 +11,9 @@ use std::path::{Path, PathBuf};
 
 use crate::customer::Key;
 use crate::exec::Executor;
+use crate::outputs::{Output, escape_cell};
 use crate::plan::FileKeys;
-use crate::report::{self, WriteError};
+use crate::report::WriteError;
 use crate::state::{Entry, Index, StateError, Store};
 
 /// What the run asks of absent customers.
@@ -71,20 +72,22 @@ pub struct Absence {
     pub sample: Vec<(Key, u64)>,
 }
 
-/// Counts the absent customers, lists them and deletes them as `options` ask. `executor` is
-/// `None` in a dry run; `read_to_end` is false when the run stopped before the end of the file.
+/// Counts the absent customers, lists them in `report` (the claimed `--absent-report`) and
+/// deletes them as `options` ask. `executor` is `None` in a dry run; `read_to_end` is false
+/// when the run stopped before the end of the file.
 pub async fn settle(
     store: &Store,
     index: &Index,
     keys: &FileKeys,
     options: &Options,
+    report: Option<Output>,
     executor: Option<&Executor>,
     read_to_end: bool,
 ) -> Result<Absence, AbsentError> {
     if !read_to_end {
         return Ok(Absence::default());
     }
-    if options.report.is_none() && options.max_deletes.is_none() && options.sample == 0 {
+    if report.is_none() && options.max_deletes.is_none() && options.sample == 0 {
         // Only the count: the index has every key, so no sled scan.
         let count = index
             .digests()
@@ -95,7 +98,7 @@ pub async fn settle(
             ..Absence::default()
         });
     }
-    let found = find(store, keys, options)?;
+    let found = find(store, keys, report, options)?;
     let mut absence = Absence {
         count: found.count,
         sample: (found.listed.iter())
@@ -135,13 +138,19 @@ struct Found {
     listed: Vec<(Key, Entry)>,
 }
 
-/// Scans the store for absent keys, writing each to the report when one is asked for.
-fn find(store: &Store, keys: &FileKeys, options: &Options) -> Result<Found, AbsentError> {
-    let mut out = (options.report.as_deref())
-        .map(|p| -> Result<_, WriteError> {
-            let mut w = csv::Writer::from_writer(report::create_private(p)?);
+/// Scans the store for absent keys, writing each to `report` when given.
+fn find(
+    store: &Store,
+    keys: &FileKeys,
+    report: Option<Output>,
+    options: &Options,
+) -> Result<Found, AbsentError> {
+    let mut out = report
+        .map(|output| -> Result<_, WriteError> {
+            let p = output.path().to_owned();
+            let mut w = csv::Writer::from_writer(output.into_file()?);
             w.write_record(["website_id", "email", "customer_id"])
-                .map_err(|e| write_error(p, e.into()))?;
+                .map_err(|e| write_error(&p, e.into()))?;
             Ok((w, p))
         })
         .transpose()?;
@@ -160,9 +169,9 @@ fn find(store: &Store, keys: &FileKeys, options: &Options) -> Result<Found, Abse
         found.count += 1;
         if let Some((w, p)) = out.as_mut() {
             w.write_record([
-                key.website_id.to_string(),
-                key.email.clone(),
-                e.customer_id.to_string(),
+                key.website_id.to_string().as_str(),
+                &escape_cell(&key.email),
+                &e.customer_id.to_string(),
             ])
             .map_err(|err| write_error(p, err.into()))?;
         }
@@ -171,7 +180,7 @@ fn find(store: &Store, keys: &FileKeys, options: &Options) -> Result<Found, Abse
         }
     }
     if let Some((mut w, p)) = out {
-        w.flush().map_err(|e| write_error(p, e))?;
+        w.flush().map_err(|e| write_error(&p, e))?;
     }
     Ok(found)
 }

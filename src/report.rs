@@ -1,5 +1,6 @@
 //! What a run tells its user: the per-row report file, the review page, the counts and summary
-//! JSON, and the progress display on stderr.
+//! JSON, and the progress display on stderr. Every file here is written into the output that
+//! [`crate::outputs`] claimed for it.
 //!
 //! | file | owns |
 //! | --- | --- |
@@ -7,59 +8,28 @@
 //! | `xlsx.rs` | the report as a workbook, with its `changes` sheet |
 //! | `review.rs` | the self-contained HTML review page (`--review`) |
 //! | `summary.rs` | counts by status and website, the summary JSON, the final line |
-//! | here | private files, and the progress display |
+//! | here | the progress display |
 
 mod file;
 pub mod review;
 mod summary;
 mod xlsx;
 
-use std::fs::{File, OpenOptions};
 use std::io::{self, IsTerminal};
-use std::os::unix::fs::OpenOptionsExt;
-use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 
+/// Report, summary or export file problems (kept here under its old name).
+pub use crate::outputs::WriteError;
 pub use file::{COLUMNS, CsvRows, Only, Report};
 pub use review::{Absentee, Review};
 pub use summary::{
     Counts, RunInfo, Summary, Tally, Website, human, table, timestamp, write_summary,
 };
 pub use xlsx::CHANGE_COLUMNS;
-
-/// Report, summary or export file problems.
-#[derive(Debug, thiserror::Error)]
-#[error("cannot write {path}: {source}")]
-pub struct WriteError {
-    pub path: PathBuf,
-    pub source: io::Error,
-}
-
-/// Creates (truncating) a file only its owner can read: reports hold personal data.
-pub fn create_private(path: &Path) -> Result<File, WriteError> {
-    let file = OpenOptions::new()
-        .write(true)
-        .create(true)
-        .truncate(true)
-        .mode(0o600)
-        .open(path)
-        .map_err(|source| WriteError {
-            path: path.to_owned(),
-            source,
-        })?;
-    // `mode` applies only to new files; an existing report keeps no wider permissions either.
-    use std::os::unix::fs::PermissionsExt;
-    file.set_permissions(std::fs::Permissions::from_mode(0o600))
-        .map_err(|source| WriteError {
-            path: path.to_owned(),
-            source,
-        })?;
-    Ok(file)
-}
 
 /// Live counters shared between the pipeline and the progress display.
 #[derive(Default)]
@@ -81,12 +51,14 @@ pub struct Progress {
 }
 
 impl Progress {
-    /// Starts the display for a file of `total_bytes`. `requests` reads the requests sent.
+    /// Starts the display for a file of `total_bytes`. `requests` reads the requests sent;
+    /// `waiting` says what the run waits for, while it waits for a server.
     pub fn start(
         counters: Arc<Counters>,
         total_bytes: u64,
         quiet: bool,
         requests: impl Fn() -> u64 + Send + Sync + 'static,
+        waiting: impl Fn() -> Option<String> + Send + Sync + 'static,
     ) -> Self {
         if quiet {
             return Progress {
@@ -98,7 +70,7 @@ impl Progress {
         let line = move |c: &Counters| {
             let elapsed = started.elapsed().as_secs_f64().max(0.001);
             let sent = requests();
-            format!(
+            let mut line = format!(
                 "{} rows read, {} done, {} requests sent, {} ok, {} failed, {:.1} req/s",
                 c.read.load(Ordering::Relaxed),
                 c.done.load(Ordering::Relaxed),
@@ -106,7 +78,12 @@ impl Progress {
                 c.ok.load(Ordering::Relaxed),
                 c.failed.load(Ordering::Relaxed),
                 sent as f64 / elapsed
-            )
+            );
+            if let Some(wait) = waiting() {
+                line.push_str("; ");
+                line.push_str(&wait);
+            }
+            line
         };
         if io::stderr().is_terminal() {
             let bar =

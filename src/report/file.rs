@@ -1,16 +1,21 @@
 //! The per-row report file (`--report`): CSV, JSON Lines for `.jsonl`, a workbook for `.xlsx`,
 //! limited to some rows by `--report-only`. Rows are written as they come, never held.
+//!
+//! A spreadsheet opens CSV: no text cell of a CSV may read as a formula, so [`CsvRows`] puts
+//! its text cells through [`escape_cell`] (JSON Lines carries the text as it is).
 
+use std::borrow::Cow;
 use std::fs::File;
 use std::io::{self, BufWriter, Write};
 use std::path::{Path, PathBuf};
 
 use serde::Serialize;
 
+use super::WriteError;
 use super::xlsx::XlsxReport;
-use super::{WriteError, create_private};
 use crate::customer::Change;
 use crate::outcome::Outcome;
+use crate::outputs::{Output, escape_cell};
 
 /// The report's columns, in the contract's order.
 pub const COLUMNS: [&str; 8] = [
@@ -28,27 +33,28 @@ pub const COLUMNS: [&str; 8] = [
 #[derive(Serialize)]
 struct ReportLine<'a> {
     line: u64,
-    email: &'a str,
+    email: Cow<'a, str>,
     website_id: Option<u32>,
     action: &'static str,
     status: &'static str,
     customer_id: Option<u64>,
     http_status: Option<u16>,
-    message: &'a str,
+    message: Cow<'a, str>,
 }
 
 impl<'a> ReportLine<'a> {
-    fn of(o: &'a Outcome) -> Self {
+    /// The line of `o`, its text cells through `text`.
+    fn of(o: &'a Outcome, text: fn(&str) -> Cow<'_, str>) -> Self {
         let row = o.row();
         ReportLine {
             line: row.line,
-            email: &row.email,
+            email: text(&row.email),
             website_id: row.website_id,
             action: o.action().as_str(),
             status: o.status().as_str(),
             customer_id: o.customer_id(),
             http_status: o.http_status(),
-            message: o.message(),
+            message: text(o.message()),
         }
     }
 }
@@ -76,7 +82,9 @@ impl<W: Write> CsvRows<W> {
 
     /// Writes one line.
     pub fn write(&mut self, o: &Outcome) -> io::Result<()> {
-        self.w.serialize(ReportLine::of(o)).map_err(io::Error::from)
+        self.w
+            .serialize(ReportLine::of(o, escape_cell))
+            .map_err(io::Error::from)
     }
 
     /// Flushes what is buffered to the file.
@@ -118,9 +126,11 @@ pub struct Report {
 }
 
 impl Report {
-    /// Creates the report file (mode 0600); the name's extension picks the format.
-    pub fn create(path: &Path, only: Option<Only>) -> Result<Self, WriteError> {
-        let file = create_private(path)?;
+    /// Starts the report in its claimed file; the name's extension picks the format.
+    pub fn create(output: Output, only: Option<Only>) -> Result<Self, WriteError> {
+        let path = output.path().to_owned();
+        let path = path.as_path();
+        let file = output.into_file()?;
         let extension = path
             .extension()
             .map(|e| e.to_string_lossy().to_ascii_lowercase());
@@ -149,7 +159,7 @@ impl Report {
             Sink::Csv(w) => w.write(o),
             Sink::Jsonl(w) => {
                 let line = JsonLine {
-                    line: ReportLine::of(o),
+                    line: ReportLine::of(o, |s| Cow::Borrowed(s)),
                     changes: o.changes(),
                 };
                 serde_json::to_writer(&mut *w, &line)
@@ -202,6 +212,7 @@ mod tests {
             Outcome::invalid(row(2), "line 2: dob: not a date".into()),
             Outcome::unchanged(row(3), Some(1), None, None, true),
             Outcome::would_update(row(4), 9, vec![change]),
+            Outcome::invalid(row(5), "=1+1".into()),
         ]
     }
 
@@ -210,10 +221,10 @@ mod tests {
         let os = outcomes();
         // (kinds) -> lines kept
         let cases: [(&[&str], &[u64]); 4] = [
-            (&["invalid"], &[2]),
-            (&["update", "invalid"], &[2, 4]),
+            (&["invalid"], &[2, 5]),
+            (&["update", "invalid"], &[2, 4, 5]),
             (&["planned"], &[3, 4]),
-            (&["failed"], &[2]),
+            (&["failed"], &[2, 5]),
         ];
         for (kinds, want) in cases {
             let only = Only::new(kinds.iter().map(|k| (*k).to_owned()).collect());
@@ -232,7 +243,9 @@ mod tests {
         let jsonl = dir.path().join("r.jsonl");
         let csv = dir.path().join("r.csv");
         for path in [&jsonl, &csv] {
-            let mut r = Report::create(path, None).expect("create");
+            let [output] = crate::outputs::claim(&[], None, [("--report", Some(path.as_path()))])
+                .expect("claim");
+            let mut r = Report::create(output.expect("claimed"), None).expect("create");
             for o in &outcomes() {
                 r.write(o).expect("write");
             }
@@ -249,6 +262,7 @@ mod tests {
             serde_json::json!([{"field": "city", "old": null, "new": "Malmö"}])
         );
         assert_eq!(lines[2]["message"], "city: (none) -> Malmö");
+        assert_eq!(lines[3]["message"], "=1+1", "JSON Lines is no spreadsheet");
         let text = std::fs::read_to_string(&csv).expect("read");
         assert_eq!(
             text.lines().collect::<Vec<_>>(),
@@ -257,6 +271,7 @@ mod tests {
                 "2,r2@x.io,1,invalid,failed,,,line 2: dob: not a date",
                 "3,r3@x.io,1,unchanged,planned,1,,",
                 "4,r4@x.io,1,update,planned,9,,city: (none) -> Malmö",
+                "5,r5@x.io,1,invalid,failed,,,'=1+1",
             ]
         );
     }

@@ -10,14 +10,13 @@
 //! the run history.
 
 use std::fmt::Write as _;
-use std::fs::File;
 use std::io::Write as _;
-use std::path::{Path, PathBuf};
 
+use super::WriteError;
 use super::summary::{Counts, Summary};
-use super::{WriteError, create_private};
 use crate::customer::{Change, Fields};
 use crate::outcome::{Action, Outcome, Status};
+use crate::outputs::Output;
 
 /// Entries each table shows.
 pub const CAP: usize = 200;
@@ -87,20 +86,18 @@ struct Lists {
 
 /// The review page being gathered; see the module doc.
 pub struct Review {
-    file: File,
-    path: PathBuf,
+    /// Taken, and the page written into it, by [`Review::finish`].
+    output: Output,
     lists: Lists,
 }
 
 impl Review {
-    /// Creates the page's file (mode 0600) now, so that an unwritable path stops the run
-    /// before anything is sent; the page is written by [`Review::finish`].
-    pub fn create(path: &Path) -> Result<Self, WriteError> {
-        Ok(Review {
-            file: create_private(path)?,
-            path: path.to_owned(),
+    /// Gathers the page for its claimed file.
+    pub fn new(output: Output) -> Self {
+        Review {
+            output,
             lists: Lists::default(),
-        })
+        }
     }
 
     /// Notes one row.
@@ -136,13 +133,11 @@ impl Review {
         l.invalid.items.sort_by_key(|(line, _)| line.line);
         l.failed.items.sort_by_key(|(line, ..)| line.line);
         let page = render(&self.lists, summary, absent);
-        self.file
-            .write_all(page.as_bytes())
-            .and_then(|()| self.file.sync_all())
-            .map_err(|source| WriteError {
-                path: self.path,
-                source,
-            })
+        let path = self.output.path().to_owned();
+        let mut file = self.output.into_file()?;
+        file.write_all(page.as_bytes())
+            .and_then(|()| file.sync_all())
+            .map_err(|source| WriteError { path, source })
     }
 }
 

@@ -4,15 +4,15 @@
 
 use std::collections::BTreeMap;
 use std::fmt;
-use std::io::Write;
-use std::path::Path;
+use std::io::{self, Write};
 use std::str::FromStr;
 use std::time::Duration;
 
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 
-use super::{WriteError, create_private};
+use super::WriteError;
 use crate::outcome::{Action, Outcome, Status};
+use crate::outputs::Output;
 
 /// The contract's summary JSON, in its order of keys.
 #[derive(Clone, Debug, Default, Serialize, Deserialize, PartialEq)]
@@ -232,15 +232,15 @@ pub fn table(s: &Summary) -> String {
     out
 }
 
-/// Writes the summary JSON (mode 0600).
-pub fn write_summary(path: &Path, summary: &Summary) -> Result<(), WriteError> {
-    let mut file = create_private(path)?;
-    let err = |source| WriteError {
-        path: path.to_owned(),
-        source,
-    };
-    serde_json::to_writer_pretty(&mut file, summary).map_err(|e| err(e.into()))?;
-    file.write_all(b"\n").map_err(err)
+/// Writes the summary JSON (mode 0600) into its claimed file.
+pub fn write_summary(output: Output, summary: &Summary) -> Result<(), WriteError> {
+    let path = output.path().to_owned();
+    let mut file = output.into_file()?;
+    let err = |source| WriteError { path, source };
+    serde_json::to_writer_pretty(&mut file, summary)
+        .map_err(io::Error::from)
+        .and_then(|()| file.write_all(b"\n"))
+        .map_err(err)
 }
 
 /// The human summary line printed at the end.

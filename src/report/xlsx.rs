@@ -1,7 +1,7 @@
 //! The report as a workbook (`--report FILE.xlsx`), for a reviewer who opens it in Excel or
 //! LibreOffice: sheet `report` has the report's columns, sheet `changes` one line per changed
-//! field (`line,email,website_id,field,old,new`). Text goes in as text cells (UTF-8 intact,
-//! never a formula), numbers as numbers.
+//! field (`line,email,website_id,field,old,new`). Text goes in as text cells (UTF-8 intact),
+//! through [`escape_cell`] like every spreadsheet cell; numbers as numbers.
 //!
 //! Both sheets stream to temporary files row by row (rust_xlsxwriter's constant-memory mode), so
 //! a large run costs no memory; the workbook is put together in the report file at the end.
@@ -13,6 +13,7 @@ use rust_xlsxwriter::{Format, Workbook, Worksheet, XlsxError};
 
 use super::file::COLUMNS;
 use crate::outcome::Outcome;
+use crate::outputs::escape_cell;
 
 /// The `changes` sheet's columns.
 pub const CHANGE_COLUMNS: [&str; 6] = ["line", "email", "website_id", "field", "old", "new"];
@@ -124,7 +125,9 @@ impl XlsxReport {
             .map_err(io_error)?;
         for (col, cell) in (0u16..).zip(cells) {
             match cell {
-                Cell::Text(t) if !t.is_empty() => ws.write_string(row, col, *t).map(drop),
+                Cell::Text(t) if !t.is_empty() => {
+                    ws.write_string(row, col, escape_cell(t)).map(drop)
+                }
                 Cell::Number(Some(n)) => ws.write_number(row, col, *n as f64).map(drop),
                 Cell::Text(_) | Cell::Number(None) => Ok(()),
             }

@@ -10,6 +10,7 @@ use super::ending::{Ending, ExitOf, Finished, SyncError};
 use super::send::Sent;
 use crate::absent::Absence;
 use crate::config::SyncConfig;
+use crate::outputs::Output;
 use crate::report::{self, Absentee};
 use crate::runs::Recorder;
 use crate::state::{Index, Store};
@@ -26,6 +27,8 @@ pub struct Work {
     pub retries: u64,
     /// The SHA-256 of the input, when it was read.
     pub sha256: Option<String>,
+    /// The claimed `--summary-json` file.
+    pub summary: Option<Output>,
 }
 
 /// Writes what the run did and says how it ended; see the module doc.
@@ -45,6 +48,7 @@ pub fn finish(
         requests,
         retries,
         sha256,
+        summary: summary_file,
     } = work;
     let stamped = (|| {
         if !cfg.dry_run {
@@ -92,8 +96,8 @@ pub fn finish(
     let summary = &finished.summary;
 
     history.finish(summary)?;
-    if let Some(path) = &cfg.summary_json {
-        report::write_summary(path, summary)?;
+    if let Some(output) = summary_file {
+        report::write_summary(output, summary)?;
     }
     if let Some(review) = sent.review {
         let absentees: Vec<Absentee> = (absent.sample.into_iter())

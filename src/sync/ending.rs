@@ -6,6 +6,7 @@ use crate::absent::{AbsentError, Refused};
 use crate::api::ApiError;
 use crate::connect::ConnectError;
 use crate::input::InputError;
+use crate::outputs::OutputError;
 use crate::report::Summary;
 use crate::report::WriteError;
 use crate::runs::RunsError;
@@ -48,6 +49,9 @@ pub enum SyncError {
     /// The run history could not be written.
     #[error(transparent)]
     Runs(#[from] RunsError),
+    /// An output path was refused before anything was sent.
+    #[error(transparent)]
+    Output(#[from] OutputError),
     /// A fatal answer (the credentials stopped working) stopped the sending part-way.
     #[error(transparent)]
     Api(#[from] ApiError),

@@ -32,7 +32,8 @@ use crate::config::{SyncConfig, Target};
 use crate::connect;
 use crate::exec::Executor;
 use crate::input::Reader;
-use crate::report::{Counters, Progress, RunInfo};
+use crate::outputs::{self, Output};
+use crate::report::{Counters, Progress, Report, Review, RunInfo};
 use crate::runs::{Recorder, RowLog};
 use crate::state::Store;
 use crate::throttle::Throttle;
@@ -48,8 +49,19 @@ pub async fn run(
     let started = Instant::now();
     let started_at = chrono::Utc::now();
 
-    // Open the file and the state store, and start the run's record in the history.
+    // Open the file; claim every output (checked and created) before the state is touched or
+    // a request sent; open the state store and start the run's record in the history.
     let reader = Reader::open(&cfg.input, cfg.default_website, cfg.mapping.clone())?;
+    let claimed = outputs::claim(
+        &[&cfg.input],
+        Some(&cfg.connect.state_dir),
+        [
+            ("--report", cfg.report.as_deref()),
+            ("--summary-json", cfg.summary_json.as_deref()),
+            ("--absent-report", cfg.absent.report.as_deref()),
+            ("--review", cfg.review.as_deref()),
+        ],
+    )?;
     let store = Arc::new(Store::open(&cfg.connect.state_dir)?);
     let (history, rows) = Recorder::start(
         &cfg.connect.state_dir,
@@ -57,7 +69,7 @@ pub async fn run(
         cfg.dry_run,
         run_info(&cfg, started_at),
     )?;
-    match pipeline(&cfg, &cancel, reader, &store, rows).await {
+    match pipeline(&cfg, &cancel, reader, &store, claimed, rows).await {
         Ok(work) => {
             let interrupted = cancel.is_cancelled();
             end::finish(&cfg, &store, work, history, started, interrupted, exit_of)
@@ -86,8 +98,16 @@ async fn pipeline(
     cancel: &CancellationToken,
     reader: Reader,
     store: &Arc<Store>,
-    rows: RowLog,
+    [report, summary, absent_report, review]: [Option<Output>; 4],
+    history: RowLog,
 ) -> Result<end::Work, SyncError> {
+    let writers = send::Writers {
+        report: report
+            .map(|o| Report::create(o, cfg.report_only.clone()))
+            .transpose()?,
+        review: review.map(Review::new),
+        history,
+    };
     let total_bytes = std::fs::metadata(&cfg.input).map_or(0, |m| m.len());
     let throttle = Arc::new(Throttle::new(cfg.rate));
     let (sandbox, client) = connect::connect(
@@ -104,7 +124,7 @@ async fn pipeline(
             ignored.join(", ")
         );
     }
-    let executor = client.map(|c| Executor::new(c, cfg.retry, cancel.clone()));
+    let executor = client.map(|c| Executor::new(c, cfg.retry, cancel.clone(), Arc::clone(store)));
 
     // Read and plan on threads of their own, send here.
     let counters = Arc::new(Counters::default());
@@ -115,16 +135,21 @@ async fn pipeline(
         cancel,
         Arc::clone(&counters),
     )?;
-    let progress = Progress::start(Arc::clone(&counters), total_bytes, cfg.quiet, move || {
-        throttle.requests()
-    });
+    let waiting = executor.as_ref().map(Executor::waiting);
+    let progress = Progress::start(
+        Arc::clone(&counters),
+        total_bytes,
+        cfg.quiet,
+        move || throttle.requests(),
+        move || waiting.as_ref().and_then(|w| w.describe()),
+    );
     let sent = send::all(
         planned,
+        writers,
         executor.as_ref(),
         store,
         cfg,
         &counters,
-        rows,
         cancel,
     )
     .await?;
@@ -139,6 +164,7 @@ async fn pipeline(
         &read.index,
         &read.keys,
         &cfg.absent,
+        absent_report,
         deleter,
         read_to_end,
     )
@@ -157,5 +183,6 @@ async fn pipeline(
         requests,
         retries,
         sha256: read.sha256,
+        summary,
     })
 }

@@ -36,25 +36,34 @@ pub struct Sent {
     pub review: Option<Review>,
 }
 
+/// Where each outcome is written, besides the counts and the state store.
+pub struct Writers {
+    pub report: Option<Report>,
+    pub review: Option<Review>,
+    pub history: RowLog,
+}
+
 /// Sends (or, in a dry run, records) every planned row; returns once the last outcome is
 /// written to the report and the run's history, and the state writer has applied every change.
 pub async fn all(
     mut rows: Rows,
+    writers: Writers,
     executor: Option<&Executor>,
     store: &Store,
     cfg: &SyncConfig,
     counters: &Counters,
-    history: RowLog,
     cancel: &CancellationToken,
 ) -> Result<Sent, SyncError> {
     let stop: OnceLock<Skip> = OnceLock::new();
-    let report = cfg.report.as_deref();
+    let Writers {
+        report,
+        review,
+        history,
+    } = writers;
     let mut sink = Sink {
         tally: Tally::default(),
-        report: report
-            .map(|path| Report::create(path, cfg.report_only.clone()))
-            .transpose()?,
-        review: cfg.review.as_deref().map(Review::create).transpose()?,
+        report,
+        review,
         history,
         writer: if cfg.dry_run {
             None

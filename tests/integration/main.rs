@@ -1,10 +1,12 @@
 //! Integration tests: the real `custsync` binary against the in-process sandbox.
 
+mod caps;
 mod data;
 mod faults;
 mod history;
 mod hostile;
 mod input;
+mod outputs;
 mod reports;
 mod support;
 mod sync;
