@@ -176,6 +176,15 @@ impl Field {
     }
 }
 
+impl FieldSpec {
+    /// Whether the `--empty-value` token may clear the field in the shop: an optional field
+    /// that holds a text. A number, a choice or a flag has no "nothing" to set (gender has
+    /// `not specified`, the subscription `no`), and a required field must keep a value.
+    pub fn clearable(&self) -> bool {
+        !self.required && matches!(self.kind, Kind::Name | Kind::Text | Kind::Date)
+    }
+}
+
 /// The columns the header must have, in the order they are checked.
 pub fn required_columns() -> impl Iterator<Item = &'static FieldSpec> {
     FIELDS
@@ -214,6 +223,27 @@ mod tests {
         for unknown in ["custom:", "shoe_size", "street", ""] {
             assert_eq!(Field::parse(unknown), None, "{unknown}");
         }
+    }
+
+    #[test]
+    fn text_fields_that_may_be_empty_can_be_cleared() {
+        let clearable: Vec<_> = FIELDS
+            .iter()
+            .filter(|s| s.clearable())
+            .map(|s| s.column)
+            .collect();
+        assert_eq!(
+            clearable,
+            [
+                "middlename",
+                "prefix",
+                "suffix",
+                "taxvat",
+                "dob",
+                "address_region",
+                "address_company"
+            ]
+        );
     }
 
     #[test]

@@ -3,11 +3,13 @@
 //! Pure: no file and no I/O, so every rule is tested with rows written in the test. A row is
 //! checked in three steps, collecting every problem so that a person fixes it once:
 //!
-//! 1. each cell, in column order: UTF-8, not absurdly long, then through the mapping's value
-//!    map and date format;
+//! 1. each [`Source`] of the header, in order: its cells UTF-8 and not absurdly long, cut
+//!    (split) or put together (join), then through the mapping's value map and date formats;
+//!    the `--empty-value` token passes as it is;
 //! 2. the mapping's constants fill the fields the row left empty;
-//! 3. each field, in [`FIELDS`] order: the check its [`Kind`] names, or, when it is empty,
-//!    whether its [`FieldSpec::required`] says it may be.
+//! 3. each field, in [`FIELDS`] order: the token clears it (when [`FieldSpec::clearable`]),
+//!    else the check its [`Kind`] names, or, when it is empty, whether its
+//!    [`FieldSpec::required`] says it may be.
 
 use std::borrow::Cow;
 use std::fmt;
@@ -16,7 +18,8 @@ use chrono::NaiveDate;
 use secrecy::SecretString;
 
 use super::fields::{FIELDS, Field, FieldSpec, Kind, Part};
-use super::mapping::Mapping;
+use super::header::Source;
+use super::mapping::{Mapping, Piece, Split, fill};
 use crate::customer::{Address, Customer, Text};
 
 /// The longest value we accept in a name field; Magento's own limit.
@@ -59,14 +62,41 @@ pub struct Rejected {
     pub problems: Vec<Problem>,
 }
 
-/// Where a column's cells go: a line of [`FIELDS`], or a custom attribute.
+/// One cell of a row as the file holds it.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct Cell<'a> {
+    pub bytes: &'a [u8],
+    /// A spreadsheet's date cell, as `YYYY-MM-DD` (midnight) or `YYYY-MM-DD HH:MM:SS`: a date
+    /// already, which no date format is applied to.
+    pub date: bool,
+}
+
+impl<'a> Cell<'a> {
+    /// A cell of text.
+    pub fn text(bytes: &'a [u8]) -> Self {
+        Cell { bytes, date: false }
+    }
+}
+
+/// A row's cells by column; a column the row does not have reads as empty.
+pub trait Cells {
+    fn cell(&self, at: usize) -> Cell<'_>;
+}
+
+impl Cells for [&[u8]] {
+    fn cell(&self, at: usize) -> Cell<'_> {
+        Cell::text(self.get(at).copied().unwrap_or_default())
+    }
+}
+
+/// Where a field's values go: a line of [`FIELDS`], or a custom attribute.
 #[derive(Debug)]
 enum Slot {
     Known(usize),
     Custom(Text),
 }
 
-/// A header cell that names a field.
+/// A field that a source fills.
 #[derive(Debug)]
 struct Column {
     field: Field,
@@ -84,11 +114,56 @@ impl Column {
     }
 }
 
-/// Checks the rows of one file: its columns, resolved once from the header, and what fills
-/// the fields a row leaves empty.
+/// A [`Source`] with its fields resolved to their slots.
+#[derive(Debug)]
+enum Input {
+    Cell {
+        at: usize,
+        column: Column,
+    },
+    Split {
+        at: usize,
+        split: Split,
+        columns: Vec<Column>,
+    },
+    Join {
+        at: Vec<usize>,
+        pieces: Vec<Piece>,
+        column: Column,
+    },
+}
+
+impl Input {
+    fn new(source: Source) -> Option<Self> {
+        Some(match source {
+            Source::Cell { at, field } => Input::Cell {
+                at,
+                column: Column::new(field)?,
+            },
+            Source::Split { at, split } => Input::Split {
+                at,
+                columns: split
+                    .into
+                    .iter()
+                    .cloned()
+                    .map(Column::new)
+                    .collect::<Option<_>>()?,
+                split,
+            },
+            Source::Join { at, join } => Input::Join {
+                at,
+                column: Column::new(join.field)?,
+                pieces: join.pieces,
+            },
+        })
+    }
+}
+
+/// Checks the rows of one file: where each field comes from, resolved once from the header,
+/// and what fills the fields a row leaves empty.
 #[derive(Debug)]
 pub struct Validator {
-    columns: Vec<Option<Column>>,
+    inputs: Vec<Input>,
     constants: Vec<(Column, String)>,
     default_website: u32,
     mapping: Mapping,
@@ -103,60 +178,90 @@ enum Value {
     Secret(SecretString),
 }
 
+/// The values of one row by slot, as step 1 leaves them.
+struct Gathered<'a> {
+    values: [Option<Cow<'a, str>>; FIELDS.len()],
+    custom_attributes: Vec<(Text, Text)>,
+    problems: Vec<Problem>,
+}
+
+impl<'a> Gathered<'a> {
+    fn put(&mut self, column: &Column, value: Result<Option<Cow<'a, str>>, String>) {
+        match (value, &column.slot) {
+            (Ok(None), _) => {}
+            (Ok(Some(v)), Slot::Known(i)) => self.values[*i] = Some(v),
+            (Ok(Some(v)), Slot::Custom(code)) => {
+                self.custom_attributes.push((code.clone(), Text::from(v)));
+            }
+            (Err(reason), _) => self.problems.push(Problem {
+                field: column.field.clone(),
+                reason,
+            }),
+        }
+    }
+}
+
 impl Validator {
-    /// `columns` holds, per header cell, the field it fills (`None`: ignored). `default_website`
+    /// `sources` says where each field comes from (see [`super::header`]). `default_website`
     /// is the `website_id` of rows that give none.
-    pub fn new(columns: Vec<Option<Field>>, default_website: u32, mapping: Mapping) -> Self {
+    pub fn new(sources: Vec<Source>, default_website: u32, mapping: Mapping) -> Self {
         let constants = mapping
             .constants()
             .iter()
             .filter_map(|(field, value)| Some((Column::new(field.clone())?, value.clone())))
             .collect();
         Validator {
-            columns: columns
-                .into_iter()
-                .map(|f| f.and_then(Column::new))
-                .collect(),
+            inputs: sources.into_iter().filter_map(Input::new).collect(),
             constants,
             default_website,
             mapping,
         }
     }
 
-    /// The field each column fills, in header order.
-    pub fn fields(&self) -> impl Iterator<Item = Option<&Field>> {
-        self.columns.iter().map(|c| c.as_ref().map(|c| &c.field))
-    }
-
-    /// The column that fills `field`, if the header has one.
-    pub fn position(&self, field: &Field) -> Option<usize> {
-        self.fields().position(|f| f == Some(field))
-    }
-
-    /// Checks one row's cells (in header order) against the contract's rules.
-    pub fn check<'a>(
-        &'a self,
-        line: u64,
-        cells: impl IntoIterator<Item = &'a [u8]>,
-    ) -> Result<Row, Rejected> {
-        let mut problems = Vec::new();
-        // 1. Each cell, into its field's slot.
-        let mut values: [Option<Cow<'a, str>>; FIELDS.len()] = [const { None }; FIELDS.len()];
-        let mut custom_attributes: Vec<(Text, Text)> = Vec::new();
-        for (column, raw) in self.columns.iter().zip(cells) {
-            let Some(column) = column else { continue };
-            match self.decode(&column.field, raw) {
-                Ok(Some(v)) => match &column.slot {
-                    Slot::Known(i) => values[*i] = Some(v),
-                    Slot::Custom(code) => custom_attributes.push((code.clone(), Text::from(v))),
+    /// Checks one row's cells against the contract's rules.
+    pub fn check<'a, C: Cells + ?Sized>(&'a self, line: u64, cells: &'a C) -> Result<Row, Rejected> {
+        // 1. Each source, into its fields' slots.
+        let mut row = Gathered {
+            values: [const { None }; FIELDS.len()],
+            custom_attributes: Vec::new(),
+            problems: Vec::new(),
+        };
+        for input in &self.inputs {
+            match input {
+                Input::Cell { at, column } => {
+                    let value = self.decode(&column.field, cells.cell(*at));
+                    row.put(column, value);
+                }
+                Input::Split { at, split, columns } => match cell_text(cells.cell(*at)) {
+                    Ok(text) => {
+                        for (column, part) in columns.iter().zip(split.apply(text)) {
+                            row.put(column, self.value(&column.field, part));
+                        }
+                    }
+                    Err(reason) => {
+                        if let Some(first) = columns.first() {
+                            row.put(first, Err(reason));
+                        }
+                    }
                 },
-                Ok(None) => {}
-                Err(reason) => problems.push(Problem {
-                    field: column.field.clone(),
-                    reason,
-                }),
+                Input::Join { at, pieces, column } => {
+                    let texts: Result<Vec<&str>, String> =
+                        at.iter().map(|&i| cell_text(cells.cell(i))).collect();
+                    let value = texts.and_then(|texts| match fill(pieces, texts) {
+                        None => Ok(None),
+                        Some(joined) => self
+                            .value(&column.field, &joined)
+                            .map(|v| v.map(|v| Cow::Owned(v.into_owned()))),
+                    });
+                    row.put(column, value);
+                }
             }
         }
+        let Gathered {
+            mut values,
+            mut custom_attributes,
+            mut problems,
+        } = row;
         // 2. The mapping's constants, where the row has nothing.
         for (column, value) in &self.constants {
             match &column.slot {
@@ -170,15 +275,31 @@ impl Validator {
                 }
             }
         }
+        // A custom attribute holding the token is cleared: sent empty.
+        let token = self.mapping.empty_value();
+        for (_, value) in &mut custom_attributes {
+            if Some(value.as_str()) == token {
+                value.clear();
+            }
+        }
         custom_attributes.sort();
         // 3. Each field by its kind.
+        let clears = |v: &Option<Cow<'_, str>>| v.as_deref().is_some_and(|v| Some(v) == token);
         let address_given = FIELDS
             .iter()
             .zip(&values)
-            .any(|(s, v)| s.part == Part::Address && v.is_some());
+            .any(|(s, v)| s.part == Part::Address && v.is_some() && !clears(v));
         let mut draft = Draft::new(self.default_website, custom_attributes);
         for (spec, value) in FIELDS.iter().zip(values) {
             let reason = match value {
+                Some(v) if Some(&*v) == token => match cleared(spec, &v) {
+                    Ok(()) if spec.part == Part::Address && !address_given => continue,
+                    Ok(()) => {
+                        draft.place(&spec.field, Value::Text(Text::default()));
+                        continue;
+                    }
+                    Err(reason) => reason,
+                },
                 Some(v) => match check(spec.kind, &v) {
                     Ok(value) => {
                         draft.place(&spec.field, value);
@@ -208,23 +329,57 @@ impl Validator {
         Ok(draft.into_row(line, address_given))
     }
 
-    /// A cell as its field takes it: `None` when empty, `Err` when it cannot be data.
-    fn decode<'a>(&'a self, field: &Field, raw: &'a [u8]) -> Result<Option<Cow<'a, str>>, String> {
-        let v = std::str::from_utf8(raw)
-            .map_err(|e| {
-                format!(
-                    "not valid UTF-8 (byte {} of the cell); save the file as UTF-8",
-                    e.valid_up_to() + 1
-                )
-            })?
-            .trim();
+    /// A cell as its field takes it: `None` when empty, `Err` when it cannot be data. A date
+    /// cell is a date already: for `dob`, its date.
+    fn decode<'a>(&'a self, field: &Field, cell: Cell<'a>) -> Result<Option<Cow<'a, str>>, String> {
+        let v = cell_text(cell)?;
+        if cell.date && !v.is_empty() {
+            return Ok(Some(Cow::Borrowed(match field {
+                Field::Dob => v.get(..10).unwrap_or(v),
+                _ => v,
+            })));
+        }
+        self.value(field, v)
+    }
+
+    /// A trimmed text as its field takes it: through the mapping, unless it is the empty-value
+    /// token, which passes as it is.
+    fn value<'a>(&'a self, field: &Field, v: &'a str) -> Result<Option<Cow<'a, str>>, String> {
         if v.len() > MAX_FIELD_CHARS && v.chars().count() > MAX_FIELD_CHARS {
             return Err(format!("value is {} characters long", v.chars().count()));
         }
         if v.is_empty() {
             return Ok(None);
         }
+        if Some(v) == self.mapping.empty_value() {
+            return Ok(Some(Cow::Borrowed(v)));
+        }
         self.mapping.convert(field, v).map(Some)
+    }
+}
+
+/// A cell's text, trimmed, when it is UTF-8.
+fn cell_text(cell: Cell<'_>) -> Result<&str, String> {
+    std::str::from_utf8(cell.bytes)
+        .map(str::trim)
+        .map_err(|e| {
+            format!(
+                "not valid UTF-8 (byte {} of the cell): save the file as UTF-8, or name its \
+                 encoding with --encoding",
+                e.valid_up_to() + 1
+            )
+        })
+}
+
+/// Whether the `--empty-value` token may clear the field; `Err` says why not.
+fn cleared(spec: &FieldSpec, token: &str) -> Result<(), String> {
+    match spec {
+        s if s.clearable() => Ok(()),
+        s if s.required => Err(format!("`{token}` cannot clear a required field")),
+        _ => Err(format!(
+            "`{token}` cannot clear this field: give a value, or leave the cell empty to keep \
+             the shop's"
+        )),
     }
 }
 
@@ -449,9 +604,19 @@ mod tests {
                 None => row.push((column, value)),
             }
         }
-        let columns = row.iter().map(|(c, _)| Field::parse(c)).collect();
-        let validator = Validator::new(columns, 1, Mapping::default());
-        validator.check(7, row.iter().map(|(_, v)| *v))
+        let header: Vec<&str> = row.iter().map(|(c, _)| *c).collect();
+        let cells: Vec<&[u8]> = row.iter().map(|(_, v)| *v).collect();
+        validator(&header, Mapping::default()).check(7, &cells[..])
+    }
+
+    /// A validator for a header of contract column names.
+    fn validator(header: &[&str], mapping: Mapping) -> Validator {
+        let sources = header
+            .iter()
+            .enumerate()
+            .filter_map(|(at, c)| Some(Source::Cell { at, field: Field::parse(c)? }))
+            .collect();
+        Validator::new(sources, 1, mapping)
     }
 
     /// A case's cells: (column, raw value).
@@ -461,7 +626,8 @@ mod tests {
 
     #[test]
     fn each_rule_names_its_column_and_reason() {
-        let not_utf8 = "not valid UTF-8 (byte 2 of the cell); save the file as UTF-8";
+        let not_utf8 = "not valid UTF-8 (byte 2 of the cell): save the file as UTF-8, or name \
+                        its encoding with --encoding";
         #[rustfmt::skip]
         let cases: &[(Cells, Verdict)] = &[
             // Valid: the row as it is, and values that take some reading.
@@ -638,15 +804,10 @@ mod tests {
         )
         .expect("write");
         let mapping = Mapping::from_file(&path).expect("mapping");
-        let columns = ["email", "firstname", "lastname", "website_id"];
-        let validator = Validator::new(
-            columns.iter().map(|c| Field::parse(c)).collect(),
-            1,
-            mapping,
-        );
+        let validator = validator(&["email", "firstname", "lastname", "website_id"], mapping);
         let website = |row: [&[u8]; 4]| {
             validator
-                .check(2, row)
+                .check(2, &row[..])
                 .map(|_| ())
                 .map_err(|r| r.website_id)
         };
