@@ -24,7 +24,10 @@ enum Val<'a> {
 pub type Text = compact_str::CompactString;
 
 /// One customer as the input file wants it. Empty optional cells are `None`: "not given",
-/// never "clear the field".
+/// never "clear the field". A field the file clears (its `--empty-value` token) is `Some` of
+/// an empty text: sent as `null` at the top level of the customer (Magento's merge on PUT
+/// sets every key present, and `null` unsets it) and as `""` inside a custom attribute or the
+/// address (what Magento's own import writes for the token).
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Customer {
     /// The email as written in the file (trimmed); the key uses its lower-cased form.
@@ -84,9 +87,11 @@ impl Customer {
             ("taxvat", &self.taxvat),
         ];
         for (name, value) in optional {
-            if let Some(v) = value {
-                c.insert(name.into(), json!(v));
-            }
+            match value {
+                Some(v) if v.is_empty() => c.insert(name.into(), Value::Null),
+                Some(v) => c.insert(name.into(), json!(v)),
+                None => None,
+            };
         }
         if let Some(g) = self.gender {
             c.insert("gender".into(), json!(g));
@@ -223,14 +228,14 @@ impl Customer {
     }
 
     /// The fields we would send whose value `known` (last sent, or read from the shop) does not
-    /// already hold, as `field: old -> new`. Fields we do not send are left alone: an empty
-    /// cell never clears anything.
+    /// already hold, as `field: old -> new` (`field: old -> ` for a field the file clears).
+    /// Fields we do not send are left alone: an empty cell never clears anything.
     pub fn changes(&self, known: &Fields) -> Vec<String> {
         self.fields()
             .into_iter()
             .filter_map(|(field, new)| {
                 let old = known.get(&field);
-                (old != Some(&new))
+                (!holds(old, &new))
                     .then(|| format!("{field}: {} -> {new}", old.map_or("(none)", String::as_str)))
             })
             .collect()
@@ -249,7 +254,16 @@ impl Customer {
         ];
         self.fields()
             .iter()
-            .any(|(field, new)| ADDRESS.contains(&field.as_str()) && known.get(field) != Some(new))
+            .any(|(field, new)| ADDRESS.contains(&field.as_str()) && !holds(known.get(field), new))
+    }
+}
+
+/// Whether a field known as `old` already holds `new`: the same text, or, for a field the
+/// file clears (empty), no value at all.
+fn holds(old: Option<&String>, new: &str) -> bool {
+    match old {
+        Some(old) => old == new,
+        None => new.is_empty(),
     }
 }
 
@@ -466,6 +480,44 @@ mod tests {
         assert!(create.get("middlename").is_none());
         assert_eq!(create["extension_attributes"]["is_subscribed"], json!(true));
         assert_eq!(c.to_json(Some(7))["id"], json!(7));
+    }
+
+    #[test]
+    fn a_cleared_field_is_sent_as_nothing_and_differs_from_one_not_given() {
+        let mut c = ann();
+        let given = c.payload_hash();
+        c.middlename = Some(Text::default());
+        c.custom_attributes = vec![("loyalty_no".into(), Text::default())];
+        c.address = Some(Address {
+            street: vec!["1 Main".into()],
+            city: "Lund".into(),
+            postcode: "22100".into(),
+            country_id: "SE".into(),
+            region: None,
+            telephone: "123".into(),
+            company: Some(Text::default()),
+        });
+        let json = c.to_json(Some(3));
+        assert_eq!(json["middlename"], Value::Null);
+        assert!(json.as_object().expect("object").contains_key("middlename"));
+        assert_eq!(json["custom_attributes"][0]["value"], json!(""));
+        assert_eq!(c.address_json(None).expect("address")["company"], json!(""));
+        let mut not_given = c.clone();
+        not_given.middlename = None;
+        assert_ne!(c.payload_hash(), not_given.payload_hash());
+        assert_ne!(c.payload_hash(), given);
+
+        let mut known = c.fields();
+        assert!(c.changes(&known).is_empty(), "the last payload sent");
+        known.remove("middlename");
+        known.remove("company");
+        assert!(
+            c.changes(&known).is_empty(),
+            "the shop has none: nothing to clear"
+        );
+        assert!(!c.address_changes(&known));
+        known.insert("middlename".into(), "Maria".into());
+        assert_eq!(c.changes(&known), ["middlename: Maria -> "]);
     }
 
     #[test]

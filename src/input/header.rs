@@ -195,8 +195,11 @@ address_street = "{Street} {House No}"
     #[test]
     fn a_field_from_two_places_is_refused() {
         assert_eq!(
-            resolve(&header(&["email", "firstname", "lastname", "EMAIL"]), &Mapping::default())
-                .expect_err("twice"),
+            resolve(
+                &header(&["email", "firstname", "lastname", "EMAIL"]),
+                &Mapping::default()
+            )
+            .expect_err("twice"),
             HeaderProblem::Twice {
                 column: "email".into(),
                 first: "column 1 (`email`)".into(),

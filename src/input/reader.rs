@@ -62,7 +62,9 @@ pub enum InputError {
         second: String,
     },
     /// A `[join]` template names a column the header does not have.
-    #[error("{path}: the mapping's [join] for {field} names the column `{column}`, which the header does not have")]
+    #[error(
+        "{path}: the mapping's [join] for {field} names the column `{column}`, which the header does not have"
+    )]
     JoinColumn {
         path: PathBuf,
         field: String,
@@ -104,7 +106,9 @@ impl Format {
     pub fn delimiter_from(text: &str) -> Result<u8, String> {
         match text {
             "tab" | "\\t" | "\t" => Ok(b'\t'),
-            t if t.len() == 1 && t.is_ascii() && !t.contains(['"', '\n', '\r']) => Ok(t.as_bytes()[0]),
+            t if t.len() == 1 && t.is_ascii() && !t.contains(['"', '\n', '\r']) => {
+                Ok(t.as_bytes()[0])
+            }
             t => Err(format!(
                 "{t:?} is not one character: give e.g. ';' or '|' or tab (a quote and a line end cannot be one)"
             )),
@@ -204,9 +208,9 @@ impl Reader {
     pub fn bytes_read(&self) -> u64 {
         match &self.body {
             Body::Text(t) => t.bytes_read(),
-            Body::Sheet(s) => s.progress(
-                std::fs::metadata(&self.opened.path).map_or(0, |m| m.len()),
-            ),
+            Body::Sheet(s) => {
+                s.progress(std::fs::metadata(&self.opened.path).map_or(0, |m| m.len()))
+            }
         }
     }
 
@@ -468,11 +472,86 @@ mod tests {
     }
 
     #[test]
-    fn non_utf8_cell_is_invalid_not_fatal() {
-        let recs =
-            read(b"email,firstname,lastname\na@x.io,J\xf6rg,Lee\nb@x.io,Bo,Ek\n").expect("read");
-        assert_eq!(lines(&recs), vec![(2, false), (3, true)]);
-        assert!(message(&recs[0]).contains("firstname: not valid UTF-8"));
+    fn non_utf8_cell_in_a_utf8_file_is_invalid_not_fatal() {
+        let recs = read(
+            b"email,firstname,lastname\nc@x.io,\xc3\x85sa,Lee\na@x.io,J\xf6rg,Lee\nb@x.io,Bo,Ek\n",
+        )
+        .expect("read");
+        assert_eq!(lines(&recs), vec![(2, true), (3, false), (4, true)]);
+        assert!(message(&recs[1]).contains("firstname: not valid UTF-8"));
+        assert!(message(&recs[1]).contains("--encoding"));
+    }
+
+    fn read_as(content: &[u8], name: &str, format: &Format) -> Result<Vec<Record>, InputError> {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let path = dir.path().join(name);
+        std::fs::write(&path, content).expect("write");
+        Reader::open_with(&path, 1, Mapping::default(), format)?.collect()
+    }
+
+    fn names(records: &[Record]) -> Vec<String> {
+        records
+            .iter()
+            .map(|r| match r {
+                Record::Valid(row) => {
+                    format!("{} {}", row.customer.firstname, row.customer.lastname)
+                }
+                Record::Invalid(i) => i.message.clone(),
+            })
+            .collect()
+    }
+
+    #[test]
+    fn a_legacy_file_stops_until_its_encoding_is_named() {
+        // Windows-1252, semicolons, CRLF, Swedish letters in the header and the rows.
+        let file = b"E-post;F\xf6rnamn;Efternamn;firstname;lastname;email\r\n\
+                     ;x;x;\xc5sa;L\xf6fgren;asa@x.se\r\n;x;x;Bj\xf6rn;\xc4ng;bjorn@x.se\r\n";
+        let err = read_as(file, "kunder.csv", &Format::default()).expect_err("legacy");
+        assert!(
+            matches!(err, InputError::Encoding { line: 1, .. }),
+            "{err:?}"
+        );
+        let message = err.to_string();
+        assert!(message.contains("--encoding windows-1252"), "{message}");
+        let format = Format {
+            encoding: Some(encoding_rs::WINDOWS_1252),
+            ..Format::default()
+        };
+        let recs = read_as(file, "kunder.csv", &format).expect("read");
+        assert_eq!(names(&recs), ["Åsa Löfgren", "Björn Äng"]);
+        assert_eq!(lines(&recs), vec![(2, true), (3, true)]);
+    }
+
+    #[test]
+    fn utf16_with_a_bom_and_tabs() {
+        let text = "email\tfirstname\tlastname\tcustom:note\r\n\
+                    a@x.io\tÅsa\tLee\t\"two\r\nlines\"\r\nb@x.io\tBo\tEk\t\r\n";
+        for (bom, encode) in [
+            (&b"\xff\xfe"[..], u16::to_le_bytes as fn(u16) -> [u8; 2]),
+            (b"\xfe\xff", u16::to_be_bytes),
+        ] {
+            let mut file = bom.to_vec();
+            file.extend(text.encode_utf16().flat_map(encode));
+            let recs = read_as(&file, "u.csv", &Format::default()).expect("read");
+            assert_eq!(names(&recs), ["Åsa Lee", "Bo Ek"]);
+            assert_eq!(lines(&recs), vec![(2, true), (4, true)]);
+        }
+    }
+
+    #[test]
+    fn a_given_delimiter_wins() {
+        let file = b"email|firstname|lastname|w;x;y;z\na@x.io|Ann|Lee|1;2;3;4\n";
+        let detected = read_as(file, "p.csv", &Format::default()).expect_err("; wins a tie");
+        assert!(
+            matches!(detected, InputError::MissingColumn { .. }),
+            "{detected:?}"
+        );
+        let format = Format {
+            delimiter: Some(b'|'),
+            ..Format::default()
+        };
+        let recs = read_as(file, "p.csv", &format).expect("read");
+        assert_eq!(names(&recs), ["Ann Lee"]);
     }
 
     #[test]

@@ -51,7 +51,10 @@ impl Cells for SheetRow {
 impl SheetFile {
     /// Opens the workbook at `path` and reads `sheet` (or its first sheet) up to its header
     /// row; the header is `None` when the sheet has no row with a value.
-    pub fn open(path: &Path, sheet: Option<&str>) -> Result<(Self, Option<Vec<String>>), SheetError> {
+    pub fn open(
+        path: &Path,
+        sheet: Option<&str>,
+    ) -> Result<(Self, Option<Vec<String>>), SheetError> {
         let unreadable = |e: calamine::Error| SheetError::Unreadable(e.to_string());
         let mut workbook = calamine::open_workbook_auto(path).map_err(unreadable)?;
         let sheets = workbook.sheet_names();
@@ -171,7 +174,8 @@ mod tests {
 
     #[test]
     fn cells_read_as_a_person_sees_them() {
-        let date = |v: f64| Data::DateTime(ExcelDateTime::new(v, ExcelDateTimeType::DateTime, false));
+        let date =
+            |v: f64| Data::DateTime(ExcelDateTime::new(v, ExcelDateTimeType::DateTime, false));
         #[rustfmt::skip]
         let cases: &[(Data, &str, bool)] = &[
             (Data::Empty, "", false),

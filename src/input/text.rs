@@ -11,7 +11,7 @@
 
 use std::collections::VecDeque;
 use std::fs::File;
-use std::io::{self, BufRead, BufReader, Read};
+use std::io::{self, BufReader, Read};
 use std::path::Path;
 use std::sync::{Arc, Mutex};
 
@@ -20,7 +20,8 @@ use encoding_rs_io::{DecodeReaderBytes, DecodeReaderBytesBuilder};
 
 use super::validate::{Cell, Cells};
 
-/// How much of the file's start is looked at to tell a legacy encoding from UTF-8.
+/// How much of the file's start is looked at to tell a legacy encoding from UTF-8, and to
+/// find the header line's delimiter.
 const PROBE_BYTES: u64 = 1 << 20;
 /// The delimiters detected, in the order that breaks a tie.
 const DELIMITERS: [u8; 4] = [b',', b';', b'\t', b'|'];
@@ -30,7 +31,9 @@ const DELIMITERS: [u8; 4] = [b',', b';', b'\t', b'|'];
 pub enum TextError {
     Io(io::Error),
     /// Line `line` holds the file's first non-ASCII bytes, and they are not UTF-8.
-    Legacy { line: u64 },
+    Legacy {
+        line: u64,
+    },
 }
 
 impl From<io::Error> for TextError {
@@ -45,7 +48,11 @@ pub enum Shape {
     /// A record with the header's number of fields, starting on `line`.
     Fits { line: u64 },
     /// A record with `got` fields; `embedded` lines follow its first inside quotes.
-    Malformed { line: u64, embedded: u64, got: usize },
+    Malformed {
+        line: u64,
+        embedded: u64,
+        got: usize,
+    },
 }
 
 type Decoded = LineIndex<BufReader<DecodeReaderBytes<File, Vec<u8>>>>;
@@ -64,26 +71,28 @@ impl TextFile {
         delimiter: Option<u8>,
         encoding: Option<&'static Encoding>,
     ) -> Result<(Self, Option<Vec<String>>), TextError> {
-        let mut file = File::open(path)?;
-        if encoding.is_none() {
-            let mut start = Vec::new();
-            (&mut file).take(PROBE_BYTES).read_to_end(&mut start)?;
-            if let Some(line) = legacy_line(&start) {
-                return Err(TextError::Legacy { line });
-            }
-            file = File::open(path)?;
+        let mut start = Vec::new();
+        File::open(path)?
+            .take(PROBE_BYTES)
+            .read_to_end(&mut start)?;
+        if encoding.is_none()
+            && let Some(line) = legacy_line(&start)
+        {
+            return Err(TextError::Legacy { line });
         }
+        let delimiter = delimiter.unwrap_or_else(|| {
+            // The start decoded as the stream will be (a BOM wins), for its first line.
+            let (text, _, _) = encoding.unwrap_or(encoding_rs::UTF_8).decode(&start);
+            detect_delimiter(text.as_bytes())
+        });
+        let file = File::open(path)?;
         let decoder = DecodeReaderBytesBuilder::new()
             .encoding(encoding)
             // An explicit UTF-8 keeps bad bytes as they are, for their row to report.
             .utf8_passthru(true)
             .strip_bom(true)
             .build(file);
-        let mut buffered = BufReader::with_capacity(256 * 1024, decoder);
-        let delimiter = match delimiter {
-            Some(d) => d,
-            None => detect_delimiter(buffered.fill_buf()?),
-        };
+        let buffered = BufReader::with_capacity(256 * 1024, decoder);
         let newlines = Newlines::default();
         let mut csv = csv::ReaderBuilder::new()
             .flexible(true)
@@ -185,7 +194,8 @@ fn legacy_line(start: &[u8]) -> Option<u64> {
     let at = start.iter().position(|b| !b.is_ascii())?;
     let sequence = &start[at..start.len().min(at + 4)];
     // An error with a length is a bad sequence; one without is cut off by the probe's end.
-    let bad = std::str::from_utf8(sequence).is_err_and(|e| e.valid_up_to() == 0 && e.error_len().is_some());
+    let bad = std::str::from_utf8(sequence)
+        .is_err_and(|e| e.valid_up_to() == 0 && e.error_len().is_some());
     bad.then(|| memchr::memchr_iter(b'\n', &start[..at]).count() as u64 + 1)
 }
 
@@ -299,7 +309,12 @@ mod tests {
             (b"email,\xc3", None),
         ];
         for (start, want) in cases {
-            assert_eq!(legacy_line(start), *want, "{}", String::from_utf8_lossy(start));
+            assert_eq!(
+                legacy_line(start),
+                *want,
+                "{}",
+                String::from_utf8_lossy(start)
+            );
         }
     }
 }

@@ -219,7 +219,11 @@ impl Validator {
     }
 
     /// Checks one row's cells against the contract's rules.
-    pub fn check<'a, C: Cells + ?Sized>(&'a self, line: u64, cells: &'a C) -> Result<Row, Rejected> {
+    pub fn check<'a, C: Cells + ?Sized>(
+        &'a self,
+        line: u64,
+        cells: &'a C,
+    ) -> Result<Row, Rejected> {
         // 1. Each source, into its fields' slots.
         let mut row = Gathered {
             values: [const { None }; FIELDS.len()],
@@ -360,15 +364,13 @@ impl Validator {
 
 /// A cell's text, trimmed, when it is UTF-8.
 fn cell_text(cell: Cell<'_>) -> Result<&str, String> {
-    std::str::from_utf8(cell.bytes)
-        .map(str::trim)
-        .map_err(|e| {
-            format!(
-                "not valid UTF-8 (byte {} of the cell): save the file as UTF-8, or name its \
+    std::str::from_utf8(cell.bytes).map(str::trim).map_err(|e| {
+        format!(
+            "not valid UTF-8 (byte {} of the cell): save the file as UTF-8, or name its \
                  encoding with --encoding",
-                e.valid_up_to() + 1
-            )
-        })
+            e.valid_up_to() + 1
+        )
+    })
 }
 
 /// Whether the `--empty-value` token may clear the field; `Err` says why not.
@@ -614,7 +616,12 @@ mod tests {
         let sources = header
             .iter()
             .enumerate()
-            .filter_map(|(at, c)| Some(Source::Cell { at, field: Field::parse(c)? }))
+            .filter_map(|(at, c)| {
+                Some(Source::Cell {
+                    at,
+                    field: Field::parse(c)?,
+                })
+            })
             .collect();
         Validator::new(sources, 1, mapping)
     }
@@ -821,6 +828,169 @@ mod tests {
             Err(4),
             "through the value map"
         );
+    }
+
+    #[test]
+    fn the_empty_value_token_clears_what_may_be_cleared() {
+        let mut mapping = Mapping::default();
+        mapping.set_empty_value("__EMPTY__VALUE__");
+        let header = [
+            "email",
+            "firstname",
+            "lastname",
+            "middlename",
+            "dob",
+            "custom:note",
+            "address_company",
+        ];
+        let v = validator(&header, mapping);
+        let token: &[u8] = b"__EMPTY__VALUE__";
+        let row = v
+            .check(
+                2,
+                &[&b"a@x.io"[..], b"Ann", b"Lee", token, token, token, token][..],
+            )
+            .expect("valid");
+        let c = row.customer;
+        assert_eq!(c.middlename.as_deref(), Some(""));
+        assert_eq!(c.dob.as_deref(), Some(""));
+        assert_eq!(c.custom_attributes, [(Text::from("note"), Text::default())]);
+        assert_eq!(c.address, None, "a cleared company alone gives no address");
+
+        let reasons = |header: &[&str], cells: &[&[u8]]| -> Vec<String> {
+            let mut mapping = Mapping::default();
+            mapping.set_empty_value("__EMPTY__VALUE__");
+            validator(header, mapping).check(2, cells).map_or_else(
+                |r| r.problems.iter().map(ToString::to_string).collect(),
+                |_| vec![],
+            )
+        };
+        assert_eq!(
+            reasons(
+                &["email", "firstname", "lastname"],
+                &[b"a@x.io", b"Ann", token]
+            ),
+            ["lastname: `__EMPTY__VALUE__` cannot clear a required field"]
+        );
+        let r = reasons(
+            &["email", "firstname", "lastname", "group_id"],
+            &[b"a@x.io", b"Ann", b"Lee", token],
+        );
+        assert!(
+            r[0].starts_with("group_id: `__EMPTY__VALUE__` cannot clear this field"),
+            "{r:?}"
+        );
+    }
+
+    /// Cells with a date flag, as a spreadsheet gives them.
+    struct Typed<'a>(&'a [(&'a str, bool)]);
+
+    impl super::Cells for Typed<'_> {
+        fn cell(&self, at: usize) -> Cell<'_> {
+            self.0.get(at).map_or(Cell::default(), |(text, date)| Cell {
+                bytes: text.as_bytes(),
+                date: *date,
+            })
+        }
+    }
+
+    #[test]
+    fn splits_joins_formats_and_date_cells() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let path = dir.path().join("m.toml");
+        std::fs::write(
+            &path,
+            r#"
+[columns]
+"Mail" = "email"
+"Born" = "dob"
+"Since" = "custom:since"
+[constants]
+lastname = "-"
+[formats]
+dob = ["%d/%m/%Y", "%Y-%m-%d %H:%M:%S"]
+[split]
+"Full Name" = { into = ["firstname", "lastname"], rule = "last-word" }
+[join]
+address_street = "{Street} {No}"
+"#,
+        )
+        .expect("write");
+        let mapping = Mapping::from_file(&path).expect("mapping");
+        let header: Vec<String> = ["Mail", "Full Name", "Born", "Street", "No", "Since"]
+            .map(String::from)
+            .to_vec();
+        let layout = crate::input::header::resolve(&header, &mapping).expect("layout");
+        let v = Validator::new(layout.sources, 1, mapping);
+        let check = |cells: &[(&str, bool)]| {
+            v.check(3, &Typed(cells))
+                .map(|row| row.customer)
+                .map_err(|r| {
+                    r.problems
+                        .iter()
+                        .map(ToString::to_string)
+                        .collect::<Vec<_>>()
+                })
+        };
+        let c = check(&[
+            ("a@x.io", false),
+            ("Anna Maria Lindqvist", false),
+            ("24/12/1980", false),
+            ("", false),
+            ("", false),
+            ("2020-01-02 10:00:00", true),
+        ])
+        .expect("valid");
+        assert_eq!(
+            (c.firstname.as_str(), c.lastname.as_str()),
+            ("Anna Maria", "Lindqvist")
+        );
+        assert_eq!(c.dob.as_deref(), Some("1980-12-24"));
+        assert_eq!(
+            c.custom_attributes,
+            [(Text::from("since"), Text::from("2020-01-02 10:00:00"))]
+        );
+        let c = check(&[
+            ("a@x.io", false),
+            ("Cher", false),
+            ("1980-12-24 08:15:00", true),
+            ("", false),
+            ("", false),
+            ("", false),
+        ])
+        .expect("valid");
+        assert_eq!(
+            (c.firstname.as_str(), c.lastname.as_str()),
+            ("Cher", "-"),
+            "the constant"
+        );
+        assert_eq!(
+            c.dob.as_deref(),
+            Some("1980-12-24"),
+            "a date cell's date, no format"
+        );
+        let c = check(&[
+            ("a@x.io", false),
+            ("Bo Ek", false),
+            ("1980-12-24 00:00:00", false),
+        ])
+        .expect("the second format");
+        assert_eq!(c.dob.as_deref(), Some("1980-12-24"));
+        let err = check(&[("a@x.io", false), ("Bo Ek", false), ("1980-12-24", false)])
+            .expect_err("no format");
+        assert_eq!(
+            err,
+            ["dob: `1980-12-24` matches none of the date formats %d/%m/%Y, %Y-%m-%d %H:%M:%S"]
+        );
+        let c = check(&[
+            ("a@x.io", false),
+            ("Bo Ek", false),
+            ("", false),
+            ("", false),
+            ("12", false),
+        ])
+        .expect_err("a street makes an address");
+        assert!(c[0].starts_with("address_city: required"), "{c:?}");
     }
 
     #[test]

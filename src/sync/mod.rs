@@ -40,7 +40,12 @@ pub async fn run(cfg: SyncConfig, cancel: CancellationToken) -> Result<Finished,
     let started = Instant::now();
 
     // Open the file, the state store and the target.
-    let reader = Reader::open(&cfg.input, cfg.default_website, cfg.mapping.clone())?;
+    let reader = Reader::open_with(
+        &cfg.input,
+        cfg.default_website,
+        cfg.mapping.clone(),
+        &cfg.format,
+    )?;
     let total_bytes = std::fs::metadata(&cfg.input).map_or(0, |m| m.len());
     let store = Arc::new(Store::open(&cfg.connect.state_dir)?);
     let throttle = Arc::new(Throttle::new(cfg.rate));

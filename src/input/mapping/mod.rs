@@ -64,7 +64,11 @@ pub enum MappingError {
 
 /// The field names a mapping may use, for the message that refuses another.
 fn known_fields() -> String {
-    FIELDS.iter().map(|s| s.column).collect::<Vec<_>>().join(", ")
+    FIELDS
+        .iter()
+        .map(|s| s.column)
+        .collect::<Vec<_>>()
+        .join(", ")
 }
 
 /// A scalar of the TOML file, kept as the text it stands for.
@@ -415,9 +419,13 @@ address_street = "{Street} {House No}"
         assert!(!m.has_constant(&Field::Firstname));
         assert_eq!(m.convert(&Field::GroupId, "retail").expect("listed"), "1");
         assert_eq!(m.convert(&Field::GroupId, "Gold").expect("*"), "4");
-        assert_eq!(m.convert(&Field::Dob, "24/12/1980").expect("first"), "1980-12-24");
         assert_eq!(
-            m.convert(&Field::Dob, "1980-12-24 00:00:00").expect("second"),
+            m.convert(&Field::Dob, "24/12/1980").expect("first"),
+            "1980-12-24"
+        );
+        assert_eq!(
+            m.convert(&Field::Dob, "1980-12-24 00:00:00")
+                .expect("second"),
             "1980-12-24"
         );
         let err = m.convert(&Field::Dob, "1980-12-24").expect_err("neither");
@@ -438,9 +446,11 @@ address_street = "{Street} {House No}"
         for section in ["columns", "constants", "values", "formats", "split", "join"] {
             assert!(err.contains(section), "{err}");
         }
-        let err = from_text("[split]\n\"Name\" = { into = [\"firstname\", \"lastname\"], rul = \"x\" }\n")
-            .expect_err("split key")
-            .to_string();
+        let err = from_text(
+            "[split]\n\"Name\" = { into = [\"firstname\", \"lastname\"], rul = \"x\" }\n",
+        )
+        .expect_err("split key")
+        .to_string();
         assert!(err.contains("rul") && err.contains("rule"), "{err}");
         let err = from_text("[constants]\nshoe_size = 4\n")
             .expect_err("field")

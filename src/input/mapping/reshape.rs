@@ -64,7 +64,10 @@ impl Split {
             .enumerate()
             .find(|(i, f)| into[..*i].contains(f))
         {
-            return Err(bad(format!("`{}` is named twice in `into`", twice.1.name())));
+            return Err(bad(format!(
+                "`{}` is named twice in `into`",
+                twice.1.name()
+            )));
         }
         Ok(Split { into, rule })
     }
@@ -155,7 +158,9 @@ impl Join {
             pieces.push(Piece::Text(text));
         }
         if !pieces.iter().any(|p| matches!(p, Piece::Column(_))) {
-            return Err(bad("names no column (a value for every row is a [constants] entry)"));
+            return Err(bad(
+                "names no column (a value for every row is a [constants] entry)",
+            ));
         }
         Ok(Join { field, pieces })
     }
@@ -232,10 +237,22 @@ mod tests {
     #[test]
     fn bad_splits_say_why() {
         for (into, rule, needle) in [
-            (&["firstname", "lastname"][..], "middle-word", "expected last-word"),
-            (&["firstname", "lastname"], "separator:", "expected last-word"),
+            (
+                &["firstname", "lastname"][..],
+                "middle-word",
+                "expected last-word",
+            ),
+            (
+                &["firstname", "lastname"],
+                "separator:",
+                "expected last-word",
+            ),
             (&["firstname"], "separator:,", "at least two"),
-            (&["firstname", "middlename", "lastname"], "last-word", "exactly two"),
+            (
+                &["firstname", "middlename", "lastname"],
+                "last-word",
+                "exactly two",
+            ),
             (&["firstname", "firstname"], "last-word", "named twice"),
         ] {
             let err = split(into, rule).expect_err(rule).to_string();
@@ -256,10 +273,7 @@ mod tests {
         assert_eq!(fill(&j.pieces, ["", "12"]), Some("12".into()));
         assert_eq!(fill(&j.pieces, ["", ""]), None);
         for bad in ["{Street", "Street}", "{}", "plain", "{a{b}"] {
-            assert!(
-                Join::parse("[join]", Field::Street, bad).is_err(),
-                "{bad}"
-            );
+            assert!(Join::parse("[join]", Field::Street, bad).is_err(), "{bad}");
         }
     }
 }
