@@ -27,9 +27,33 @@ fn main() -> Result<(), XlsxError> {
         sheet.write_string(0, col, name)?;
     }
     let rows = [
-        (1001.0, "ann.xlsx@example.com", "Ann", "Lee", (1990, 5, 17, 0), "Retail", 4711.0),
-        (1002.0, "bo.xlsx@example.com", "Bo", "Ek", (1985, 12, 1, 8), "Wholesale", 4712.0),
-        (1003.0, "cy.xlsx@example.com", "Cy", "Do", (1969, 7, 20, 0), "Retail", 4713.0),
+        (
+            1001.0,
+            "ann.xlsx@example.com",
+            "Ann",
+            "Lee",
+            (1990, 5, 17, 0),
+            "Retail",
+            4711.0,
+        ),
+        (
+            1002.0,
+            "bo.xlsx@example.com",
+            "Bo",
+            "Ek",
+            (1985, 12, 1, 8),
+            "Wholesale",
+            4712.0,
+        ),
+        (
+            1003.0,
+            "cy.xlsx@example.com",
+            "Cy",
+            "Do",
+            (1969, 7, 20, 0),
+            "Retail",
+            4713.0,
+        ),
     ];
     for (row, (no, email, given, family, (y, m, d, h), group, loyalty)) in (1u32..).zip(rows) {
         sheet.write_number(row, 0, no)?;
@@ -46,7 +70,11 @@ fn main() -> Result<(), XlsxError> {
     }
 
     let notes = workbook.add_worksheet().set_name("Notes")?;
-    notes.write_string(0, 0, "Exported from the legacy system; custsync reads the first sheet.")?;
+    notes.write_string(
+        0,
+        0,
+        "Exported from the legacy system; custsync reads the first sheet.",
+    )?;
 
     let path = concat!(env!("CARGO_MANIFEST_DIR"), "/fixtures/legacy-export.xlsx");
     workbook.save(path)?;

@@ -2,6 +2,7 @@
 
 mod data;
 mod faults;
+mod formats;
 mod hostile;
 mod input;
 mod support;
