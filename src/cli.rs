@@ -45,6 +45,10 @@ pub struct Cli {
 
 /// The commands.
 #[derive(Debug, Subcommand)]
+#[allow(
+    clippy::large_enum_variant,
+    reason = "parsed once per process: the size of sync's options costs nothing"
+)]
 pub enum Command {
     /// Create and update customers from a CSV file (the main job).
     ///

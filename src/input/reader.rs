@@ -129,7 +129,8 @@ impl Format {
 
 /// Where the rows come from.
 enum Body {
-    Text(TextFile),
+    /// Boxed: the csv reader and its buffers are most of the reader's size.
+    Text(Box<TextFile>),
     Sheet(SheetFile),
 }
 
@@ -354,7 +355,7 @@ fn open_body(o: &Opened) -> Result<(Body, Option<Vec<String>>), InputError> {
                 line,
             },
         })?;
-    Ok((Body::Text(text), header))
+    Ok((Body::Text(Box::new(text)), header))
 }
 
 fn header_error(path: &Path, problem: HeaderProblem) -> InputError {

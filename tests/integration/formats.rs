@@ -161,8 +161,8 @@ async fn a_workbook_sheet_is_read_by_name_with_sheet_row_numbers() {
     for (col, name) in (0u16..).zip(header) {
         sheet.write_string(2, col, name).expect("header");
     }
-    let rows: [(u32, &str, &str, (u16, u8, u8), f64); 3] = [
-        (3, "ylva@example.se", "Ylva", (1988, 3, 9), 2.0),
+    let rows = [
+        (3u32, "ylva@example.se", "Ylva", (1988u16, 3u8, 9u8), 2.0),
         (4, "zack@example.com", "Zack", (2001, 11, 30), 1.0),
         (6, "not-an-email", "Bad", (1970, 1, 1), 1.0),
     ];
