@@ -25,10 +25,12 @@
 //! | `sheet.rs` | spreadsheets: one sheet's rows as cells, dates and numbers as text |
 //! | `header.rs` | the header: where each field's value comes from; pure |
 //! | `validate.rs` | one row's cells to a [`Row`] or per-column problems; pure, no I/O |
+//! | `kinds.rs` | what a cell of each kind must hold (an email, a date, a name, ...) |
 //! | `mapping/` | legacy layouts: renames, constants, value maps, date formats, split, join |
 
 mod fields;
 mod header;
+mod kinds;
 mod mapping;
 mod reader;
 mod sheet;
@@ -36,6 +38,7 @@ mod text;
 mod validate;
 
 pub use fields::Field;
+pub use kinds::check_email;
 pub use mapping::{Mapping, MappingError};
 pub use reader::{Format, InputError, InvalidRow, Reader, Record};
-pub use validate::{Row, check_email};
+pub use validate::Row;

@@ -169,7 +169,12 @@ impl Mapping {
             path: path.to_owned(),
             source,
         })?;
-        let file: File = toml::from_str(&text).map_err(|e| MappingError::Parse {
+        Mapping::from_toml(&text, path)
+    }
+
+    /// Reads a mapping file's text; `path` names it in errors.
+    pub(in crate::input) fn from_toml(text: &str, path: &Path) -> Result<Self, MappingError> {
+        let file: File = toml::from_str(text).map_err(|e| MappingError::Parse {
             path: path.to_owned(),
             message: e.to_string(),
         })?;
@@ -391,10 +396,7 @@ dob = "%d/%m/%Y"
     }
 
     fn from_text(toml: &str) -> Result<Mapping, MappingError> {
-        let dir = tempfile::tempdir().expect("tempdir");
-        let path = dir.path().join("m.toml");
-        std::fs::write(&path, toml).expect("write");
-        Mapping::from_file(&path)
+        Mapping::from_toml(toml, Path::new("m.toml"))
     }
 
     #[test]
