@@ -1,5 +1,7 @@
 //! What a cell of each [`Kind`] must hold, and the value it becomes: one rule per kind, pure.
 
+use std::borrow::Cow;
+
 use chrono::NaiveDate;
 use secrecy::SecretString;
 
@@ -10,6 +12,8 @@ use crate::customer::Text;
 const MAX_NAME_CHARS: usize = 255;
 /// The longest email address that SMTP allows.
 const MAX_EMAIL_CHARS: usize = 254;
+/// Most of a rejected cell a message (or the report) echoes, in characters.
+const SHOWN_CHARS: usize = 256;
 
 /// A cell that passed its kind's check, as the customer record takes it.
 pub enum Value {
@@ -25,7 +29,7 @@ pub fn check(kind: Kind, v: &str) -> Result<Value, String> {
     match kind {
         Kind::Email => check_email(v)
             .map(|()| Value::Text(Text::from(v)))
-            .map_err(|why| format!("`{v}` {why}")),
+            .map_err(|why| format!("`{}` {why}", shown(v))),
         Kind::Name if v.chars().count() > MAX_NAME_CHARS => {
             Err(format!("longer than {MAX_NAME_CHARS} characters"))
         }
@@ -35,19 +39,19 @@ pub fn check(kind: Kind, v: &str) -> Result<Value, String> {
         Kind::Name | Kind::Text => Ok(Value::Text(Text::from(v))),
         Kind::Date => check_dob(v)
             .map(|()| Value::Text(Text::from(v)))
-            .map_err(|why| format!("`{v}` {why}")),
+            .map_err(|why| format!("`{}` {why}", shown(v))),
         Kind::Choice(words) => words
             .iter()
             .find(|(word, _)| word.eq_ignore_ascii_case(v))
             .map(|(_, code)| Value::Code(*code))
             .ok_or_else(|| {
                 let listed: Vec<&str> = words.iter().map(|(word, _)| *word).collect();
-                format!("`{v}` is not one of {}", listed.join(", "))
+                format!("`{}` is not one of {}", shown(v), listed.join(", "))
             }),
         Kind::Number => v
             .parse()
             .map(Value::Number)
-            .map_err(|_| format!("`{v}` is not a whole number")),
+            .map_err(|_| format!("`{}` is not a whole number", shown(v))),
         Kind::Secret => Ok(Value::Secret(SecretString::from(v.to_owned()))),
         Kind::Lines => Ok(Value::Lines(
             v.split(['\n', '|'])
@@ -61,9 +65,21 @@ pub fn check(kind: Kind, v: &str) -> Result<Value, String> {
             if code.len() == 2 && code.chars().all(|c| c.is_ascii_alphabetic()) {
                 Ok(Value::Text(Text::from(code)))
             } else {
-                Err(format!("`{code}` is not a two-letter ISO country code"))
+                Err(format!(
+                    "`{}` is not a two-letter ISO country code",
+                    shown(&code)
+                ))
             }
         }
+    }
+}
+
+/// A rejected cell as a message or the report echoes it: its first [`SHOWN_CHARS`]
+/// characters, and `…` when there were more (a 10 MB cell is not copied into every output).
+pub fn shown(cell: &str) -> Cow<'_, str> {
+    match cell.char_indices().nth(SHOWN_CHARS) {
+        Some((at, _)) => Cow::Owned(format!("{}…", &cell[..at])),
+        None => Cow::Borrowed(cell),
     }
 }
 

@@ -15,6 +15,7 @@ use std::path::{Path, PathBuf};
 use encoding_rs::Encoding;
 
 use super::header::{self, HeaderProblem};
+use super::kinds::shown;
 use super::mapping::Mapping;
 use super::sheet::{self, SheetError, SheetFile};
 use super::text::{Shape, TextError, TextFile};
@@ -220,7 +221,10 @@ impl Reader {
         let (line, outcome) = match &mut self.body {
             Body::Sheet(sheet) => match sheet.next_row() {
                 None => return Ok(false),
-                Some(line) => (line, self.validator.check(line, sheet.row())),
+                Some(line) => match self.validator.oversized(sheet.row()) {
+                    Some(why) => (line, Err(why)),
+                    None => (line, Ok(self.validator.check(line, sheet.row()))),
+                },
             },
             Body::Text(text) => match text.next(self.width).map_err(|source| InputError::Io {
                 path: self.opened.path.clone(),
@@ -235,12 +239,21 @@ impl Reader {
                     self.malformed(line, embedded, got);
                     return Ok(true);
                 }
-                Some(Shape::Fits { line }) => (line, self.validator.check(line, text.record())),
+                Some(Shape::Fits { line }) => match self.validator.oversized(text.record()) {
+                    Some(why) => (line, Err(why)),
+                    None => (line, Ok(self.validator.check(line, text.record()))),
+                },
             },
         };
         let record = match outcome {
-            Ok(row) => Record::Valid(Box::new(row)),
-            Err(rejected) => {
+            Err(why) => Record::Invalid(InvalidRow {
+                line,
+                email: self.email(),
+                website_id: None,
+                message: format!("line {line}: {why}"),
+            }),
+            Ok(Ok(row)) => Record::Valid(Box::new(row)),
+            Ok(Err(rejected)) => {
                 let reasons: Vec<String> =
                     rejected.problems.iter().map(ToString::to_string).collect();
                 Record::Invalid(InvalidRow {
@@ -286,7 +299,8 @@ impl Reader {
         }
     }
 
-    /// The email cell of the record just read, trimmed, if it is there and UTF-8.
+    /// The email cell of the record just read, as an invalid row's report line shows it:
+    /// trimmed and clipped (see [`shown`]); empty when it is not there or not UTF-8.
     fn email(&self) -> String {
         let Some(at) = self.email_at else {
             return String::new();
@@ -295,10 +309,7 @@ impl Reader {
             Body::Text(t) => t.record().cell(at),
             Body::Sheet(s) => s.row().cell(at),
         };
-        std::str::from_utf8(cell.bytes)
-            .unwrap_or_default()
-            .trim()
-            .to_owned()
+        shown(std::str::from_utf8(cell.bytes).unwrap_or_default().trim()).into_owned()
     }
 }
 
@@ -568,6 +579,35 @@ mod tests {
             read(b"email,firstname,lastname\n")
                 .expect("header only")
                 .is_empty()
+        );
+    }
+
+    #[test]
+    fn oversized_rows_are_invalid_before_they_are_built_and_echoed_clipped() {
+        let huge_email = format!("{}@example.com", "e".repeat(10_000_000));
+        let header: String = (0..300).map(|i| format!(",custom:a{i}")).collect();
+        let cells: String = (0..300).map(|i| format!(",v{i}")).collect();
+        let content = format!(
+            "email,firstname,lastname{header}\n{huge_email},Ann,Lee{empty}\nb@x.io,Bo,Ek{cells}\nc@x.io,Cy,Do{empty}\n",
+            empty = ",".repeat(300)
+        );
+        let recs = read(content.as_bytes()).expect("read");
+        assert_eq!(lines(&recs), vec![(2, false), (3, false), (4, true)]);
+        let Record::Invalid(first) = &recs[0] else {
+            panic!()
+        };
+        assert!(first.email.starts_with("eee") && first.email.ends_with('…'));
+        assert_eq!(first.email.chars().count(), 257);
+        assert!(
+            first.message.contains("more than the 65536 a row may hold"),
+            "{}",
+            first.message
+        );
+        assert!(first.message.len() < 200, "{}", first.message);
+        assert!(
+            message(&recs[1]).contains("the row fills 303 columns, more than the 256"),
+            "{}",
+            message(&recs[1])
         );
     }
 

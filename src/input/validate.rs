@@ -24,6 +24,11 @@ use crate::customer::{Address, Customer, Text};
 
 /// The longest value of any other field: beyond this a cell is a broken export, not data.
 const MAX_FIELD_CHARS: usize = 4096;
+/// Most bytes a row's cells may hold, over the columns it fills: every field at its longest
+/// with room to spare. A row is built from its cells, so this bounds what one row costs.
+pub const MAX_ROW_BYTES: usize = 64 * 1024;
+/// Most cells a row may fill: every field, and more custom attributes than a shop defines.
+pub const MAX_ROW_CELLS: usize = 256;
 
 /// A row that passed validation.
 #[derive(Debug)]
@@ -160,6 +165,8 @@ impl Input {
 #[derive(Debug)]
 pub struct Validator {
     inputs: Vec<Input>,
+    /// The columns some input reads, each once, in order.
+    used: Vec<usize>,
     constants: Vec<(Column, String)>,
     default_website: u32,
     mapping: Mapping,
@@ -197,11 +204,48 @@ impl Validator {
             .iter()
             .filter_map(|(field, value)| Some((Column::new(field.clone())?, value.clone())))
             .collect();
+        let mut used: Vec<usize> = sources
+            .iter()
+            .flat_map(|s| match s {
+                Source::Cell { at, .. } | Source::Split { at, .. } => vec![*at],
+                Source::Join { at, .. } => at.clone(),
+            })
+            .collect();
+        used.sort_unstable();
+        used.dedup();
         Validator {
             inputs: sources.into_iter().filter_map(Input::new).collect(),
+            used,
             constants,
             default_website,
             mapping,
+        }
+    }
+
+    /// Why a row is too large to be built at all, if it is: the cells it fills (those of
+    /// columns that some field reads) are more than [`MAX_ROW_CELLS`], or hold more than
+    /// [`MAX_ROW_BYTES`]. Looked at before anything of the row is copied.
+    pub fn oversized<C: Cells + ?Sized>(&self, cells: &C) -> Option<String> {
+        let (mut filled, mut bytes) = (0usize, 0usize);
+        for &at in &self.used {
+            let raw = cells.cell(at).bytes;
+            if !raw.trim_ascii().is_empty() {
+                filled += 1;
+                bytes += raw.len();
+            }
+        }
+        if filled > MAX_ROW_CELLS {
+            Some(format!(
+                "the row fills {filled} columns, more than the {MAX_ROW_CELLS} a row may fill; \
+                 nothing of it was read"
+            ))
+        } else if bytes > MAX_ROW_BYTES {
+            Some(format!(
+                "the row holds {bytes} bytes, more than the {MAX_ROW_BYTES} a row may hold; \
+                 nothing of it was read"
+            ))
+        } else {
+            None
         }
     }
 
@@ -594,6 +638,18 @@ mod tests {
             problem.to_string(),
             "custom:note: value is 4097 characters long"
         );
+    }
+
+    #[test]
+    fn rejected_cells_are_echoed_clipped() {
+        use crate::input::kinds::shown;
+        let long = "9".repeat(4000);
+        let err = check_row(&[("gender", long.as_bytes())]).expect_err("bad gender");
+        let m = err.problems[0].to_string();
+        assert!(m.len() < 400 && m.contains("9…` is not one of"), "{m}");
+        assert_eq!(shown("abc"), "abc");
+        assert_eq!(shown(&"é".repeat(256)), "é".repeat(256));
+        assert_eq!(shown(&"é".repeat(300)), format!("{}…", "é".repeat(256)));
     }
 
     #[test]

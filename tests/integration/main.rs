@@ -1,10 +1,12 @@
 //! Integration tests: the real `custsync` binary against the in-process sandbox.
 
+mod caps;
 mod data;
 mod faults;
 mod formats;
 mod hostile;
 mod input;
+mod outputs;
 mod support;
 mod sync;
 mod walls;

@@ -29,6 +29,7 @@ use serde::Deserialize;
 
 use super::Field;
 use super::fields::FIELDS;
+use super::kinds::shown;
 
 pub use reshape::{Join, Piece, Split, fill};
 
@@ -290,7 +291,8 @@ impl Mapping {
             Some(map) => {
                 let mapped = map.get(value).ok_or_else(|| {
                     format!(
-                        "`{value}` has no entry in the mapping's [values.{}]",
+                        "`{}` has no entry in the mapping's [values.{}]",
+                        shown(value),
                         field.name()
                     )
                 })?;
@@ -315,9 +317,10 @@ impl Mapping {
             })
             .map(|d| d.format("%Y-%m-%d").to_string())
             .ok_or_else(|| match self.dob_formats.as_slice() {
-                [one] => format!("`{value}` does not match the date format {one}"),
+                [one] => format!("`{}` does not match the date format {one}", shown(value)),
                 many => format!(
-                    "`{value}` matches none of the date formats {}",
+                    "`{}` matches none of the date formats {}",
+                    shown(value),
                     many.join(", ")
                 ),
             })
