@@ -26,8 +26,10 @@ pub type Text = compact_str::CompactString;
 /// One customer as the input file wants it. Empty optional cells are `None`: "not given",
 /// never "clear the field". A field the file clears (its `--empty-value` token) is `Some` of
 /// an empty text: sent as `null` at the top level of the customer (Magento's merge on PUT
-/// sets every key present, and `null` unsets it) and as `""` inside a custom attribute or the
-/// address (what Magento's own import writes for the token).
+/// sets every key present, and `null` unsets it) and as `""` inside a custom attribute or an
+/// address that exists (what Magento's own import writes for the token); left out of a
+/// create, which has nothing to clear (as Magento's import skips empty values of a new
+/// customer).
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Customer {
     /// The email as written in the file (trimmed); the key uses its lower-cased form.
@@ -88,6 +90,7 @@ impl Customer {
         ];
         for (name, value) in optional {
             match value {
+                Some(v) if v.is_empty() && id.is_none() => None,
                 Some(v) if v.is_empty() => c.insert(name.into(), Value::Null),
                 Some(v) => c.insert(name.into(), json!(v)),
                 None => None,
@@ -106,12 +109,13 @@ impl Customer {
         if let Some(s) = self.is_subscribed {
             c.insert("extension_attributes".into(), json!({ "is_subscribed": s }));
         }
-        if !self.custom_attributes.is_empty() {
-            let attrs: Vec<Value> = self
-                .custom_attributes
-                .iter()
-                .map(|(code, value)| json!({ "attribute_code": code, "value": value }))
-                .collect();
+        let attrs: Vec<Value> = self
+            .custom_attributes
+            .iter()
+            .filter(|(_, value)| id.is_some() || !value.is_empty())
+            .map(|(code, value)| json!({ "attribute_code": code, "value": value }))
+            .collect();
+        if !attrs.is_empty() {
             c.insert("custom_attributes".into(), Value::Array(attrs));
         }
         Value::Object(c)
@@ -361,11 +365,13 @@ impl Address {
         a.insert("city".into(), json!(self.city));
         a.insert("postcode".into(), json!(self.postcode));
         a.insert("country_id".into(), json!(self.country_id));
-        if let Some(r) = &self.region {
+        // A cleared value goes only to an address that exists: a new one has nothing to clear.
+        let sent = |v: &Option<Text>| v.clone().filter(|v| id.is_some() || !v.is_empty());
+        if let Some(r) = sent(&self.region) {
             a.insert("region".into(), json!({ "region": r }));
         }
         a.insert("telephone".into(), json!(self.telephone));
-        if let Some(c) = &self.company {
+        if let Some(c) = sent(&self.company) {
             a.insert("company".into(), json!(c));
         }
         a.insert("default_billing".into(), json!(true));
@@ -501,7 +507,11 @@ mod tests {
         assert_eq!(json["middlename"], Value::Null);
         assert!(json.as_object().expect("object").contains_key("middlename"));
         assert_eq!(json["custom_attributes"][0]["value"], json!(""));
-        assert_eq!(c.address_json(None).expect("address")["company"], json!(""));
+        assert_eq!(c.address_json(Some(9)).expect("address")["company"], json!(""));
+        let create = c.to_json(None);
+        assert!(create.get("middlename").is_none(), "a create has nothing to clear");
+        assert!(create.get("custom_attributes").is_none());
+        assert!(c.address_json(None).expect("address").get("company").is_none());
         let mut not_given = c.clone();
         not_given.middlename = None;
         assert_ne!(c.payload_hash(), not_given.payload_hash());
