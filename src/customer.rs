@@ -23,6 +23,10 @@ enum Val<'a> {
 /// (allocation was a third of the time spent reading a file).
 pub type Text = compact_str::CompactString;
 
+/// The `gender` of a customer whose file clears it: a code Magento does not use, so that a
+/// gender stays a number.
+pub const GENDER_CLEARED: u8 = 0;
+
 /// One customer as the input file wants it. Empty optional cells are `None`: "not given",
 /// never "clear the field". A field the file clears (its `--empty-value` token) is `Some` of
 /// an empty text: sent as `null` at the top level of the customer (Magento's merge on PUT
@@ -41,7 +45,7 @@ pub struct Customer {
     pub suffix: Option<Text>,
     /// `YYYY-MM-DD`.
     pub dob: Option<Text>,
-    /// Magento's codes: 1 male, 2 female, 3 not specified.
+    /// Magento's codes: 1 male, 2 female, 3 not specified; [`GENDER_CLEARED`] clears it.
     pub gender: Option<u8>,
     pub taxvat: Option<Text>,
     pub group_id: Option<u32>,
@@ -96,8 +100,15 @@ impl Customer {
                 None => None,
             };
         }
-        if let Some(g) = self.gender {
-            c.insert("gender".into(), json!(g));
+        match self.gender {
+            Some(GENDER_CLEARED) if id.is_none() => {}
+            Some(GENDER_CLEARED) => {
+                c.insert("gender".into(), Value::Null);
+            }
+            Some(g) => {
+                c.insert("gender".into(), json!(g));
+            }
+            None => {}
         }
         if let Some(g) = self.group_id {
             c.insert("group_id".into(), json!(g));
@@ -196,8 +207,14 @@ impl Customer {
         text("suffix", self.suffix.as_deref());
         text("dob", self.dob.as_deref());
         text("taxvat", self.taxvat.as_deref());
+        if self.gender == Some(GENDER_CLEARED) {
+            f("gender", "", Val::Text(""));
+        }
         let numbers = [
-            ("gender", self.gender.map(u64::from)),
+            (
+                "gender",
+                self.gender.filter(|&g| g != GENDER_CLEARED).map(u64::from),
+            ),
             ("group_id", self.group_id.map(u64::from)),
             ("website_id", Some(u64::from(self.website_id))),
             ("store_id", self.store_id.map(u64::from)),
@@ -493,6 +510,7 @@ mod tests {
         let mut c = ann();
         let given = c.payload_hash();
         c.middlename = Some(Text::default());
+        c.gender = Some(GENDER_CLEARED);
         c.custom_attributes = vec![("loyalty_no".into(), Text::default())];
         c.address = Some(Address {
             street: vec!["1 Main".into()],
@@ -505,13 +523,26 @@ mod tests {
         });
         let json = c.to_json(Some(3));
         assert_eq!(json["middlename"], Value::Null);
+        assert_eq!(json["gender"], Value::Null);
         assert!(json.as_object().expect("object").contains_key("middlename"));
         assert_eq!(json["custom_attributes"][0]["value"], json!(""));
-        assert_eq!(c.address_json(Some(9)).expect("address")["company"], json!(""));
+        assert_eq!(
+            c.address_json(Some(9)).expect("address")["company"],
+            json!("")
+        );
         let create = c.to_json(None);
-        assert!(create.get("middlename").is_none(), "a create has nothing to clear");
+        assert!(
+            create.get("middlename").is_none(),
+            "a create has nothing to clear"
+        );
+        assert!(create.get("gender").is_none());
         assert!(create.get("custom_attributes").is_none());
-        assert!(c.address_json(None).expect("address").get("company").is_none());
+        assert!(
+            c.address_json(None)
+                .expect("address")
+                .get("company")
+                .is_none()
+        );
         let mut not_given = c.clone();
         not_given.middlename = None;
         assert_ne!(c.payload_hash(), not_given.payload_hash());
@@ -520,6 +551,7 @@ mod tests {
         let mut known = c.fields();
         assert!(c.changes(&known).is_empty(), "the last payload sent");
         known.remove("middlename");
+        known.remove("gender");
         known.remove("company");
         assert!(
             c.changes(&known).is_empty(),
@@ -527,7 +559,11 @@ mod tests {
         );
         assert!(!c.address_changes(&known));
         known.insert("middlename".into(), "Maria".into());
-        assert_eq!(c.changes(&known), ["middlename: Maria -> "]);
+        known.insert("gender".into(), "2".into());
+        assert_eq!(
+            c.changes(&known),
+            ["gender: 2 -> ", "middlename: Maria -> "]
+        );
     }
 
     #[test]

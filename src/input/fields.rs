@@ -178,10 +178,13 @@ impl Field {
 
 impl FieldSpec {
     /// Whether the `--empty-value` token may clear the field in the shop: an optional field
-    /// that holds a text. A number, a choice or a flag has no "nothing" to set (gender has
-    /// `not specified`, the subscription `no`), and a required field must keep a value.
+    /// that holds a text, or the gender. An id has no "nothing" to set (every customer has a
+    /// group, a website and a store), the subscription is `no`, and a required field must keep
+    /// a value.
     pub fn clearable(&self) -> bool {
-        !self.required && matches!(self.kind, Kind::Name | Kind::Text | Kind::Date)
+        !self.required
+            && (matches!(self.kind, Kind::Name | Kind::Text | Kind::Date)
+                || self.field == Field::Gender)
     }
 }
 
@@ -240,6 +243,7 @@ mod tests {
                 "suffix",
                 "taxvat",
                 "dob",
+                "gender",
                 "address_region",
                 "address_company"
             ]

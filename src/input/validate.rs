@@ -20,7 +20,7 @@ use super::fields::{FIELDS, Field, FieldSpec, Part};
 use super::header::Source;
 use super::kinds::{Value, check};
 use super::mapping::{Mapping, Piece, Split, fill};
-use crate::customer::{Address, Customer, Text};
+use crate::customer::{Address, Customer, GENDER_CLEARED, Text};
 
 /// The longest value of any other field: beyond this a cell is a broken export, not data.
 const MAX_FIELD_CHARS: usize = 4096;
@@ -330,7 +330,11 @@ impl Validator {
                 Some(v) if Some(&*v) == token => match cleared(spec, &v) {
                     Ok(()) if spec.part == Part::Address && !address_given => continue,
                     Ok(()) => {
-                        draft.place(&spec.field, Value::Text(Text::default()));
+                        let nothing = match spec.field {
+                            Field::Gender => Value::Code(GENDER_CLEARED),
+                            _ => Value::Text(Text::default()),
+                        };
+                        draft.place(&spec.field, nothing);
                         continue;
                     }
                     Err(reason) => reason,
@@ -775,18 +779,29 @@ mod tests {
             "dob",
             "custom:note",
             "address_company",
+            "gender",
         ];
         let v = validator(&header, mapping);
         let token: &[u8] = b"__EMPTY__VALUE__";
         let row = v
             .check(
                 2,
-                &[&b"a@x.io"[..], b"Ann", b"Lee", token, token, token, token][..],
+                &[
+                    &b"a@x.io"[..],
+                    b"Ann",
+                    b"Lee",
+                    token,
+                    token,
+                    token,
+                    token,
+                    token,
+                ][..],
             )
             .expect("valid");
         let c = row.customer;
         assert_eq!(c.middlename.as_deref(), Some(""));
         assert_eq!(c.dob.as_deref(), Some(""));
+        assert_eq!(c.gender, Some(GENDER_CLEARED));
         assert_eq!(c.custom_attributes, [(Text::from("note"), Text::default())]);
         assert_eq!(c.address, None, "a cleared company alone gives no address");
 

@@ -346,3 +346,38 @@ async fn delimiters_are_detected_or_given() {
     bad.expect_code(1);
     assert!(bad.stderr.contains("--delimiter"), "{}", bad.stderr);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_empty_value_token_clears_and_an_empty_cell_keeps() {
+    let env = TestEnv::new(Faults::default()).await;
+    let first = env.write(
+        "a.csv",
+        "email,firstname,lastname,gender,taxvat,dob,custom:loyalty_no\n\
+         kim@example.com,Kim,Lee,female,SE123,1990-01-02,L-7\n",
+    );
+    env.sync(&first, &[]).await.expect_code(0);
+    let second = env.write(
+        "b.csv",
+        "email,firstname,lastname,gender,taxvat,dob,custom:loyalty_no\n\
+         kim@example.com,Kim,Lee,NULL,NULL,,NULL\n",
+    );
+    let args = ["--empty-value", "NULL"];
+    env.sync(&second, &args).await.expect_code(0);
+    let shop = env.customers_by_key().await;
+    let kim = &shop[&(1, "kim@example.com".to_owned())];
+    assert!(
+        kim.get("gender").is_none() && kim.get("taxvat").is_none(),
+        "{kim}"
+    );
+    assert_eq!(
+        kim["dob"], "1990-01-02",
+        "an empty cell keeps the shop's value"
+    );
+    assert_eq!(custom(kim, "loyalty_no"), Some(&Value::from("")));
+    rerun_sends_nothing(&env, &second, &args).await;
+    let required = env.write(
+        "c.csv",
+        "email,firstname,lastname\nkim@example.com,Kim,NULL\n",
+    );
+    env.sync(&required, &args).await.expect_code(3);
+}
