@@ -29,7 +29,7 @@
 //! | [`pull`] | recording the customers a shop already has | config, connect, retry, api, state, throttle, customer, defaults |
 //! | [`runs`] | the run history: each run's summary and rows, in the state directory | outcome, report |
 //! | [`connect`] | the target: embedded sandbox or a real shop; the sandbox's one launcher | config, cli, api, redact, throttle |
-//! | [`input`] | the CSV: header, streaming, per-row validation | customer |
+//! | [`input`] | the input file (CSV in any encoding, or a spreadsheet): header, streaming, per-row validation | customer |
 //! | [`plan`] | the decision for each row, a function of the row, the store and the options | input, outcome, state, customer |
 //! | [`exec`] | sending a row: lost-answer recovery, answer checks, its outcome | plan, outcome, retry, api, state, customer, redact |
 //! | [`outcome`] | what became of a row: report columns and state change, built in one place | api, state, customer |

@@ -1,37 +1,49 @@
 //! The SHA-256 of the input file's bytes (the summary's `file_sha256`), taken as the reader
 //! reads them rather than in a second pass over the file.
+//!
+//! The hasher is shared: [`Digesting`] sits under the decoder and the buffers, where nothing
+//! can be reached again, and the reader keeps the [`Digest`] to read the result from.
 
 use std::io::{self, Read};
+use std::sync::{Arc, Mutex};
 
-use sha2::{Digest, Sha256};
+use sha2::{Digest as _, Sha256};
+
+/// The hash of every byte read through its [`Digesting`] readers so far.
+#[derive(Clone, Default)]
+pub struct Digest(Arc<Mutex<Sha256>>);
+
+impl Digest {
+    /// A reader that adds what it reads from `inner` to this digest.
+    pub fn reader<R: Read>(&self, inner: R) -> Digesting<R> {
+        Digesting {
+            inner,
+            digest: self.clone(),
+        }
+    }
+
+    /// The digest of the bytes read so far, in lower-case hex.
+    pub fn hex(&self) -> String {
+        let hasher = self.0.lock().unwrap_or_else(|p| p.into_inner()).clone();
+        hasher
+            .finalize()
+            .iter()
+            .map(|b| format!("{b:02x}"))
+            .collect()
+    }
+}
 
 /// A reader that hashes every byte read through it.
 pub struct Digesting<R> {
     inner: R,
-    hasher: Sha256,
-}
-
-impl<R: Read> Digesting<R> {
-    pub fn new(inner: R) -> Self {
-        Digesting {
-            inner,
-            hasher: Sha256::new(),
-        }
-    }
-
-    /// Reads whatever is left (nothing, once the file was read to its end), then gives the
-    /// digest of every byte, in lower-case hex.
-    pub fn finish(&mut self) -> io::Result<String> {
-        io::copy(self, &mut io::sink())?;
-        let digest = std::mem::take(&mut self.hasher).finalize();
-        Ok(digest.iter().map(|b| format!("{b:02x}")).collect())
-    }
+    digest: Digest,
 }
 
 impl<R: Read> Read for Digesting<R> {
     fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
         let n = self.inner.read(buf)?;
-        self.hasher.update(&buf[..n]);
+        let mut hasher = self.digest.0.lock().unwrap_or_else(|p| p.into_inner());
+        hasher.update(&buf[..n]);
         Ok(n)
     }
 }
@@ -41,12 +53,19 @@ mod tests {
     use super::*;
 
     #[test]
-    fn digest_covers_what_was_read_and_the_rest() {
-        let mut r = Digesting::new(&b"abc"[..]);
+    fn the_digest_covers_what_was_read() {
+        let digest = Digest::default();
+        let mut r = digest.reader(&b"abc"[..]);
         let mut first = [0u8; 1];
         r.read_exact(&mut first).expect("read");
         assert_eq!(
-            r.finish().expect("finish"),
+            digest.hex(),
+            "ca978112ca1bbdcafac231b39a23dc4da786eff8147c4e72b9807785afee48bb",
+            "the digest of \"a\""
+        );
+        io::copy(&mut r, &mut io::sink()).expect("the rest");
+        assert_eq!(
+            digest.hex(),
             "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad"
         );
     }

@@ -51,7 +51,12 @@ pub async fn run(
 
     // Open the file; claim every output (checked and created) before the state is touched or
     // a request sent; open the state store and start the run's record in the history.
-    let reader = Reader::open(&cfg.input, cfg.default_website, cfg.mapping.clone())?;
+    let reader = Reader::open_with(
+        &cfg.input,
+        cfg.default_website,
+        cfg.mapping.clone(),
+        &cfg.format,
+    )?;
     let claimed = outputs::claim(
         &[&cfg.input],
         Some(&cfg.connect.state_dir),

@@ -3,6 +3,7 @@
 mod caps;
 mod data;
 mod faults;
+mod formats;
 mod history;
 mod hostile;
 mod input;
