@@ -7,16 +7,18 @@
 //! customer up by email and website, adopting its id, and sending a PUT only if the stored
 //! record differs from the row. So whatever fails in between, each key exists once.
 
+use std::sync::atomic::{AtomicU32, Ordering};
+
 use secrecy::SecretString;
 use serde_json::Value;
 use tokio_util::sync::CancellationToken;
 
 use crate::api::{ApiError, Client};
-use crate::customer::{Customer, Fields, default_address, remote_fields};
+use crate::customer::{Customer, Fields, Key, default_address, remote_fields};
 use crate::outcome::{Outcome, Skip};
 use crate::plan::{Planned, Step};
 use crate::retry::{Retrier, RetryPolicy};
-use crate::state::Entry;
+use crate::state::{Doubt, Entry, StateError, Store};
 
 /// Sends rows through a [`Client`].
 pub struct Executor {
@@ -67,6 +69,80 @@ struct Target {
 struct Failure {
     error: ApiError,
     customer_id: Option<u64>,
+    /// No write of the row can have reached the shop: its doubt mark may go.
+    unwritten: bool,
+}
+
+impl Failure {
+    /// A failure before any write of the row was sent, or of a create (never in doubt).
+    fn new(error: ApiError, customer_id: Option<u64>) -> Self {
+        Failure {
+            error,
+            customer_id,
+            unwritten: true,
+        }
+    }
+}
+
+/// What came of a row handed to the executor.
+#[derive(Debug)]
+pub struct Ended {
+    /// The row's report line and state change.
+    pub outcome: Outcome,
+    /// The error that must stop the run (the credentials stopped working), if one did.
+    pub fatal: Option<ApiError>,
+    /// The key whose doubt mark can go although nothing was confirmed: its update was
+    /// refused outright, or never sent.
+    pub settled: Option<Key>,
+}
+
+impl From<Outcome> for Ended {
+    /// A row that sent nothing and settles nothing.
+    fn from(outcome: Outcome) -> Self {
+        Ended {
+            outcome,
+            fatal: None,
+            settled: None,
+        }
+    }
+}
+
+/// The tries of one write, as far as they may have changed the shop: a try counts from the
+/// moment it starts until its answer proves it was refused (so a try cut off by an interrupt
+/// stays counted).
+#[derive(Default)]
+struct Tries(AtomicU32);
+
+impl Tries {
+    /// Runs one try of a write, counting it as above.
+    async fn watch<T>(
+        &self,
+        call: impl Future<Output = Result<T, ApiError>>,
+    ) -> Result<T, ApiError> {
+        self.0.fetch_add(1, Ordering::Relaxed);
+        let result = call.await;
+        if let Err(e) = &result
+            && refused_outright(e)
+        {
+            self.0.fetch_sub(1, Ordering::Relaxed);
+        }
+        result
+    }
+
+    /// Whether no try may have changed the shop.
+    fn none_applied(&self) -> bool {
+        self.0.load(Ordering::Relaxed) == 0
+    }
+}
+
+/// Whether `e` proves that the request changed nothing: the API answered it with a 4xx (429
+/// and 408 included: the request was not processed), or it never left (no token).
+fn refused_outright(e: &ApiError) -> bool {
+    match e {
+        ApiError::Status { status, .. } => (400..500).contains(status),
+        ApiError::Unauthorized { .. } | ApiError::Auth(_) => true,
+        _ => false,
+    }
 }
 
 impl Executor {
@@ -88,12 +164,34 @@ impl Executor {
         self.retrier.retries()
     }
 
-    /// Deletes a customer; one that is already gone counts as deleted.
-    pub async fn delete(&self, id: u64) -> Result<(), ApiError> {
-        match self.retry(|| self.client.delete(id)).await {
+    /// Deletes `key`'s customer `id` and forgets the mapping; a customer already gone counts
+    /// as deleted. The key is marked in doubt (durably) before the request leaves, and stays
+    /// so when the answer is lost, for the next run to delete it again or send it again. The
+    /// outer error is the state store's; the inner one the API's, for the caller to report.
+    ///
+    /// The store is written in place: call this only on a multi-thread runtime (it moves the
+    /// other tasks off this thread meanwhile).
+    pub async fn delete(
+        &self,
+        store: &Store,
+        key: &Key,
+        id: u64,
+    ) -> Result<Result<(), ApiError>, StateError> {
+        use tokio::task::block_in_place as blocking;
+        blocking(|| store.doubt(std::slice::from_ref(key), Doubt::Delete))?;
+        let tries = Tries::default();
+        let result = match self.retry(|| tries.watch(self.client.delete(id))).await {
             Err(ApiError::Status { status: 404, .. }) => Ok(()),
             other => other,
+        };
+        match &result {
+            Ok(()) => {
+                blocking(|| store.forget(key))?;
+            }
+            Err(_) if tries.none_applied() => blocking(|| store.settle(key))?,
+            Err(_) => {}
         }
+        Ok(result)
     }
 
     async fn retry<T, F, Fut>(&self, call: F) -> Result<T, ApiError>
@@ -107,17 +205,17 @@ impl Executor {
     /// Sends one planned create or update and says what came of it. A fatal error (the
     /// credentials stopped working) comes back beside the row's outcome, so that the caller
     /// can stop the run.
-    pub async fn send(&self, planned: Planned) -> (Outcome, Option<ApiError>) {
+    pub async fn send(&self, planned: Planned) -> Ended {
         let Planned { row, step } = planned;
         let action = step.action();
-        let (customer, result) = match step {
+        let (customer, result, in_doubt) = match step {
             Step::Create {
                 customer,
                 password,
                 hash,
             } => {
                 let r = self.create(&customer, password.as_ref(), hash).await;
-                (customer, r)
+                (customer, r, false)
             }
             Step::Update {
                 customer,
@@ -125,6 +223,7 @@ impl Executor {
                 hash,
                 changes,
                 send_address,
+                doubt,
             } => {
                 let target = Target {
                     id: entry.customer_id,
@@ -134,7 +233,7 @@ impl Executor {
                 };
                 let r = match self.update(&customer, target, hash).await {
                     Ok(mut done) => {
-                        done.note = changes.join("; ");
+                        done.note = update_note(doubt, &changes);
                         Ok(done)
                     }
                     // Deleted in the shop since our last sync: the file still wants the
@@ -147,18 +246,24 @@ impl Executor {
                                 ..
                             },
                         ..
-                    }) if message.starts_with("No such entity") => {
-                        self.create(&customer, None, hash).await.map(|mut done| {
+                    }) if message.starts_with("No such entity") => self
+                        .create(&customer, None, hash)
+                        .await
+                        .map(|mut done| {
                             done.note = format!(
                                 "customer {} no longer existed in the shop; created again as {}",
                                 entry.customer_id, done.entry.customer_id
                             );
                             done
                         })
-                    }
+                        // The shop lacks the customer the store maps: still in doubt.
+                        .map_err(|f| Failure {
+                            unwritten: false,
+                            ..f
+                        }),
                     Err(f) => Err(f),
                 };
-                (customer, r)
+                (customer, r, true)
             }
             // The sync loop hands over only creates and updates.
             other => unreachable!("{} rows are not sent", other.action().as_str()),
@@ -168,14 +273,20 @@ impl Executor {
                 entry,
                 fields,
                 note,
-            }) => (
-                Outcome::saved(row, action, customer.key(), entry, fields, note),
-                None,
-            ),
-            Err(Failure { error, customer_id }) => {
-                let outcome = Outcome::failed(row, action, customer.key(), customer_id, &error);
-                (outcome, error.is_fatal().then_some(error))
-            }
+            }) => Ended {
+                outcome: Outcome::saved(row, action, customer.key(), entry, fields, note),
+                fatal: None,
+                settled: None,
+            },
+            Err(Failure {
+                error,
+                customer_id,
+                unwritten,
+            }) => Ended {
+                outcome: Outcome::failed(row, action, customer.key(), customer_id, &error),
+                fatal: error.is_fatal().then_some(error),
+                settled: (in_doubt && unwritten).then(|| customer.key()),
+            },
         }
     }
 
@@ -193,10 +304,7 @@ impl Executor {
         match created {
             Ok(saved) => Done::new(customer, &saved, hash, String::new()),
             Err(e) if e.is_already_exists() => self.adopt(customer, hash).await,
-            Err(error) => Err(Failure {
-                error,
-                customer_id: None,
-            }),
+            Err(error) => Err(Failure::new(error, None)),
         }
     }
 
@@ -206,23 +314,18 @@ impl Executor {
         let found = self
             .retry(|| self.client.find(&customer.email, customer.website_id))
             .await
-            .map_err(|error| Failure {
-                error,
-                customer_id: None,
-            })?;
+            .map_err(|error| Failure::new(error, None))?;
         let Some(remote) = found else {
-            return Err(Failure {
-                error: ApiError::Status {
-                    status: 400,
-                    message: format!(
-                        "{} (and no customer with this email was found in website {})",
-                        crate::api::ALREADY_EXISTS,
-                        customer.website_id
-                    ),
-                    retry_after: None,
-                },
-                customer_id: None,
-            });
+            let error = ApiError::Status {
+                status: 400,
+                message: format!(
+                    "{} (and no customer with this email was found in website {})",
+                    crate::api::ALREADY_EXISTS,
+                    customer.website_id
+                ),
+                retry_after: None,
+            };
+            return Err(Failure::new(error, None));
         };
         let id = id_of(&remote).ok_or_else(|| unexpected("a search result without an id"))?;
         let known = remote_fields(&remote);
@@ -255,29 +358,43 @@ impl Executor {
         hash: u128,
     ) -> Result<Done, Failure> {
         let id = target.id;
-        let failure = |error| Failure {
-            error,
-            customer_id: Some(id),
-        };
         let mut body = customer.to_json(Some(id));
         if target.send_address {
             let current = match target.current {
                 Some(c) => c,
-                None => self.retry(|| self.client.get(id)).await.map_err(failure)?,
+                None => self
+                    .retry(|| self.client.get(id))
+                    .await
+                    .map_err(|error| Failure::new(error, Some(id)))?,
             };
             body["addresses"] = merged_addresses(customer, &current, target.address_id);
         }
+        let tries = Tries::default();
         let saved = self
-            .retry(|| self.client.update(id, &body))
+            .retry(|| tries.watch(self.client.update(id, &body)))
             .await
-            .map_err(failure)?;
-        Done::new(customer, &saved, hash, String::new())
+            .map_err(|error| Failure {
+                error,
+                customer_id: Some(id),
+                unwritten: tries.none_applied(),
+            })?;
+        Done::new(customer, &saved, hash, String::new()).map_err(|f| Failure {
+            // The shop answered 2xx, so it wrote something.
+            unwritten: false,
+            customer_id: Some(id),
+            ..f
+        })
     }
 }
 
-/// The outcome of a row to send that is not sent, because the run is stopping.
-pub fn skipped(planned: Planned, why: Skip) -> Outcome {
-    Outcome::skipped(planned.row, planned.step.action(), why)
+/// What came of a row to send that is not sent, because the run is stopping: an update's
+/// doubt mark goes, since it never left.
+pub fn skipped(planned: Planned, why: Skip) -> Ended {
+    Ended {
+        settled: planned.step.updated_key(),
+        outcome: Outcome::skipped(planned.row, planned.step.action(), why),
+        fatal: None,
+    }
 }
 
 /// The outcome of a row that sends nothing (or of any row in a dry run, which sends nothing).
@@ -291,20 +408,40 @@ pub fn unsent(planned: Planned, dry_run: bool) -> Outcome {
             refresh,
         } => Outcome::unchanged(row, customer_id, note, refresh, dry_run),
         Step::Create { .. } => Outcome::would_create(row),
-        Step::Update { entry, changes, .. } => {
-            Outcome::would_update(row, entry.customer_id, &changes)
+        Step::Update {
+            entry,
+            changes,
+            doubt: None,
+            ..
+        } => Outcome::would_update(row, entry.customer_id, &changes),
+        Step::Update {
+            entry,
+            changes,
+            doubt: Some(doubt),
+            ..
+        } => {
+            let note = [update_note(Some(doubt), &changes)];
+            Outcome::would_update(row, entry.customer_id, &note)
         }
     }
 }
 
+/// The report's message for an update: why it is sent again when in doubt, then its changes.
+fn update_note(doubt: Option<Doubt>, changes: &[String]) -> String {
+    doubt
+        .map(Doubt::message)
+        .into_iter()
+        .chain(changes.iter().map(String::as_str))
+        .collect::<Vec<_>>()
+        .join("; ")
+}
+
 fn unexpected(detail: &str) -> Failure {
-    Failure {
-        error: ApiError::Unexpected {
-            url: String::new(),
-            detail: detail.to_owned(),
-        },
-        customer_id: None,
-    }
+    let error = ApiError::Unexpected {
+        url: String::new(),
+        detail: detail.to_owned(),
+    };
+    Failure::new(error, None)
 }
 
 fn id_of(v: &Value) -> Option<u64> {
