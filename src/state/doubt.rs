@@ -139,7 +139,9 @@ mod tests {
             store
                 .doubt(&[a.clone(), b.clone()], Doubt::Update)
                 .expect("doubt");
-            store.doubt(&[c.clone()], Doubt::Delete).expect("doubt");
+            store
+                .doubt(std::slice::from_ref(&c), Doubt::Delete)
+                .expect("doubt");
             // No flush of our own: `doubt` flushed.
         }
         let store = Store::open(&dir.path().join("s")).expect("reopen");

@@ -430,4 +430,66 @@ mod tests {
             "a write outside the sync invalidates it"
         );
     }
+
+    #[test]
+    fn a_damaged_index_is_stale_never_fatal_and_never_trusted() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let store = Store::open(&dir.path().join("s")).expect("open");
+        for i in 0..3000 {
+            let key = Key::new(1, &format!("u{i}@x.io"));
+            store.put(&key, entry(i + 1), None).expect("put");
+        }
+        store.rebuild_index().expect("rebuild");
+        let path = dir.path().join("s").join(FILE);
+        let good = std::fs::read(&path).expect("read");
+        assert_eq!(good.len(), HEADER + 3000 * RECORD);
+        let set = |mut b: Vec<u8>, at: usize, v: u64| {
+            b[at..at + 8].copy_from_slice(&v.to_le_bytes());
+            b
+        };
+        let count = |b: &[u8]| u64::from_le_bytes(b[16..24].try_into().expect("8 bytes"));
+        let mut swapped = good.clone();
+        let (a, b) = (HEADER, HEADER + RECORD);
+        let first: Vec<u8> = swapped[a..b].to_vec();
+        swapped.copy_within(b..b + RECORD, a);
+        swapped[b..b + RECORD].copy_from_slice(&first);
+        let sum = xxhash_rust::xxh3::xxh3_64(&swapped[HEADER..]);
+        let swapped = set(swapped, 24, sum);
+        let cases: Vec<(&str, Vec<u8>)> = vec![
+            ("empty", Vec::new()),
+            ("cut in the header", good[..20].to_vec()),
+            ("cut in the records", good[..good.len() - 10].to_vec()),
+            ("a huge count", set(good.clone(), 16, u64::MAX)),
+            (
+                "a count that overflows",
+                set(good.clone(), 16, u64::MAX / 24 + 1),
+            ),
+            (
+                "one record more than there are",
+                set(good.clone(), 16, count(&good) + 1),
+            ),
+            (
+                "an id overwritten",
+                set(good.clone(), good.len() - 8, 12345),
+            ),
+            ("another generation", set(good.clone(), 8, 7)),
+            (
+                "another file",
+                b"not an index at all, not at all, no".to_vec(),
+            ),
+            ("out of order, with a checksum to match", swapped),
+        ];
+        for (what, bytes) in cases {
+            std::fs::write(&path, &bytes).expect("write");
+            match store.load_index() {
+                Ok(None) => {}
+                other => panic!("{what}: {other:?}"),
+            }
+        }
+        std::fs::write(&path, &good).expect("write");
+        let index = store.load_index().expect("load").expect("intact");
+        assert_eq!(index.len(), 3000);
+        // What the planner will trust instead: a scan of the store.
+        assert_eq!(store.build_index().expect("build").len(), 3000);
+    }
 }

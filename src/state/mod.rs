@@ -40,6 +40,10 @@ const SCHEMA_VERSION: u8 = 1;
 /// sled's default cache is 1 GiB; the planner's look-ups are a single pass, so little helps.
 const CACHE_BYTES: u64 = 64 * 1024 * 1024;
 
+/// What to do about a damaged store.
+const REPAIR: &str = "Restore the state directory from a backup, or move it away and rebuild it \
+                      with `custsync pull`";
+
 /// What can go wrong with the state directory.
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
@@ -67,12 +71,14 @@ pub enum StateError {
     /// sled refused an operation.
     #[error("state store {path}: {source}")]
     Sled { path: PathBuf, source: sled::Error },
+    /// sled found the store's files corrupt.
+    #[error("state store {path} cannot be read: {source}; its files were damaged. {REPAIR}")]
+    Corrupt { path: PathBuf, source: sled::Error },
     /// sled opened the store, but it holds fewer mappings than the last run left: its files
     /// were damaged.
     #[error(
         "state store {path} cannot be read: it holds {found} customer mappings, but the last run \
-         left {expected} ({mark}); its files were damaged. Restore the state directory from a \
-         backup, or move it away and rebuild it with `custsync pull` (if you emptied the store \
+         left {expected} ({mark}); its files were damaged. {REPAIR} (if you emptied the store \
          on purpose, delete {mark})"
     )]
     Damaged {
@@ -86,6 +92,16 @@ pub enum StateError {
         "state store {path} has schema version {found}, this custsync reads version {SCHEMA_VERSION}"
     )]
     Schema { path: PathBuf, found: u8 },
+}
+
+impl StateError {
+    /// sled's `source` about the store at `path`.
+    fn sled(path: PathBuf, source: sled::Error) -> Self {
+        match source {
+            sled::Error::Corruption { .. } => StateError::Corrupt { path, source },
+            source => StateError::Sled { path, source },
+        }
+    }
 }
 
 /// What the store remembers about one key.
@@ -160,10 +176,7 @@ impl Store {
         let lock = lock(dir)?;
 
         let db_path = dir.join("db");
-        let sled_err = |source| StateError::Sled {
-            path: db_path.clone(),
-            source,
-        };
+        let sled_err = |source| StateError::sled(db_path.clone(), source);
         private::create_dir(&db_path).map_err(io_err(&db_path))?;
         let db = sled::Config::new()
             .path(&db_path)
@@ -213,10 +226,7 @@ impl Store {
     }
 
     fn err(&self, source: sled::Error) -> StateError {
-        StateError::Sled {
-            path: self.dir.join("db"),
-            source,
-        }
+        StateError::sled(self.dir.join("db"), source)
     }
 
     /// The entry for `key`, if the API ever confirmed one.
@@ -494,5 +504,115 @@ mod tests {
         let _s = Store::open(&path).expect("open");
         let mode = std::fs::metadata(&path).expect("meta").permissions().mode();
         assert_eq!(mode & 0o777, 0o700);
+    }
+
+    #[test]
+    fn the_directory_and_every_file_in_it_stay_private() {
+        use std::os::unix::fs::PermissionsExt;
+        let dir = tempfile::tempdir().expect("tempdir");
+        let path = dir.path().join("state");
+        let s = Store::open(&path).expect("open");
+        s.put(&Key::new(1, "a@x.io"), entry(1), None).expect("put");
+        s.rebuild_index().expect("index");
+        fn walk(p: &Path, out: &mut Vec<(PathBuf, u32)>) {
+            let meta = std::fs::symlink_metadata(p).expect("meta");
+            out.push((p.to_owned(), meta.permissions().mode() & 0o777));
+            if meta.is_dir() {
+                for e in std::fs::read_dir(p).expect("read dir") {
+                    walk(&e.expect("entry").path(), out);
+                }
+            }
+        }
+        let mut modes = Vec::new();
+        walk(&path, &mut modes);
+        assert!(modes.len() > 4, "{modes:?}");
+        for (p, mode) in modes {
+            let want = if p.is_dir() { 0o700 } else { 0o600 };
+            assert_eq!(mode, want, "{}", p.display());
+        }
+    }
+
+    #[test]
+    fn a_directory_others_can_reach_is_refused_before_the_lock_is_touched() {
+        use std::os::unix::fs::PermissionsExt;
+        let dir = tempfile::tempdir().expect("tempdir");
+        let path = dir.path().join("state");
+        drop(Store::open(&path).expect("open"));
+        std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o777)).expect("chmod");
+        let lock = std::fs::read(path.join("lock")).expect("lock");
+        let msg = Store::open(&path).err().expect("refused").to_string();
+        assert!(
+            msg.contains(&format!("chmod 700 {}", path.display())),
+            "{msg}"
+        );
+        assert_eq!(std::fs::read(path.join("lock")).expect("lock"), lock);
+    }
+
+    /// A store of `n` mappings whose run ended cleanly (its index and mark written).
+    fn store_of(path: &Path, n: u64) {
+        let s = Store::open(path).expect("open");
+        let w = s.writer().expect("writer");
+        for i in 0..n {
+            w.send(Op::Put(
+                Key::new(1, &format!("u{i}@x.io")),
+                entry(i + 1),
+                None,
+            ));
+        }
+        w.finish().expect("finish");
+        s.rebuild_index().expect("index");
+    }
+
+    fn cut(path: &Path, keep: impl Fn(u64) -> u64) {
+        let log = path.join("db").join("db");
+        let len = std::fs::metadata(&log).expect("meta").len();
+        let f = std::fs::OpenOptions::new()
+            .write(true)
+            .open(&log)
+            .expect("open log");
+        f.set_len(keep(len)).expect("truncate");
+    }
+
+    #[test]
+    fn a_store_damaged_to_fewer_mappings_than_its_mark_is_refused_naming_it() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        // Emptied: refused at the open.
+        let path = dir.path().join("emptied");
+        store_of(&path, 3000);
+        cut(&path, |_| 0);
+        let msg = Store::open(&path).err().expect("refused").to_string();
+        assert!(
+            msg.contains(&path.join("db").display().to_string())
+                && msg.contains("cannot be read")
+                && msg.contains("left 3000"),
+            "{msg}"
+        );
+        // Cut in half: what remains is read, but not taken for the whole.
+        let path = dir.path().join("halved");
+        store_of(&path, 3000);
+        cut(&path, |len| len / 2);
+        let s = Store::open(&path).expect("a part remains");
+        assert!(
+            s.load_index().expect("load").is_none(),
+            "the index is stale"
+        );
+        let msg = s.build_index().expect_err("refused").to_string();
+        assert!(msg.contains("left 3000"), "{msg}");
+    }
+
+    #[test]
+    fn forgetting_lowers_the_mark_first() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let path = dir.path().join("s");
+        store_of(&path, 3);
+        {
+            let s = Store::open(&path).expect("open");
+            assert!(s.forget(&Key::new(1, "u0@x.io")).expect("forget"));
+            assert!(!s.forget(&Key::new(1, "nobody@x.io")).expect("forget"));
+            s.flush().expect("flush");
+        }
+        assert_eq!(mark::read(&path), Some(2));
+        let s = Store::open(&path).expect("reopen");
+        assert_eq!(s.build_index().expect("two are enough").len(), 2);
     }
 }
