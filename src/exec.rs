@@ -471,3 +471,82 @@ fn merged_addresses(customer: &Customer, current: &Value, ours: Option<u64>) -> 
     out.extend(customer.address_json(replaced));
     Value::Array(out)
 }
+
+#[cfg(test)]
+mod tests {
+    use std::time::Duration;
+
+    use super::*;
+
+    fn status(status: u16) -> ApiError {
+        ApiError::Status {
+            status,
+            message: format!("status {status}"),
+            retry_after: None,
+        }
+    }
+
+    #[test]
+    fn only_an_answer_that_refused_the_request_proves_nothing_was_written() {
+        let transport = ApiError::Transport {
+            url: "http://shop".into(),
+            detail: "reset".into(),
+        };
+        let interrupted = ApiError::Interrupted {
+            detail: "interrupted".into(),
+        };
+        let unexpected = ApiError::Unexpected {
+            url: "http://shop".into(),
+            detail: "not JSON".into(),
+        };
+        let cases = [
+            (status(400), true),
+            (status(404), true),
+            (status(408), true),
+            (status(429), true),
+            (status(500), false),
+            (status(503), false),
+            (transport, false),
+            (interrupted, false),
+            (unexpected, false),
+        ];
+        for (e, want) in cases {
+            assert_eq!(refused_outright(&e), want, "{e}");
+        }
+    }
+
+    #[tokio::test]
+    async fn a_try_counts_until_its_answer_refuses_it() {
+        let tries = Tries::default();
+        assert!(tries.none_applied());
+        let _ = tries.watch(async { Err::<(), _>(status(429)) }).await;
+        let _ = tries.watch(async { Err::<(), _>(status(400)) }).await;
+        assert!(tries.none_applied(), "refused twice");
+        let _ = tries.watch(async { Err::<(), _>(status(500)) }).await;
+        assert!(!tries.none_applied(), "a 500 may come after the write");
+
+        let tries = Tries::default();
+        let cut_off = tokio::time::timeout(
+            Duration::from_millis(1),
+            tries.watch(std::future::pending::<Result<(), ApiError>>()),
+        )
+        .await;
+        assert!(cut_off.is_err());
+        assert!(!tries.none_applied(), "a try cut off may have been written");
+    }
+
+    #[test]
+    fn an_update_in_doubt_says_why_it_is_sent_before_its_changes() {
+        let changes = vec!["lastname: Lee -> Park".to_owned()];
+        assert_eq!(update_note(None, &changes), "lastname: Lee -> Park");
+        assert_eq!(update_note(None, &[]), "");
+        assert_eq!(
+            update_note(Some(Doubt::Update), &[]),
+            Doubt::Update.message()
+        );
+        assert_eq!(
+            update_note(Some(Doubt::Delete), &changes),
+            format!("{}; lastname: Lee -> Park", Doubt::Delete.message())
+        );
+    }
+}
