@@ -30,46 +30,56 @@ async fn in_doubt(env: &TestEnv) -> String {
         .join(" ")
 }
 
-/// A dry run's report of `csv`, one row.
-async fn dry_run(
-    env: &TestEnv,
-    csv: &std::path::Path,
-) -> std::collections::HashMap<String, String> {
-    let report = env.path("dry.csv");
-    env.sync(csv, &["--dry-run", "--report", report.to_str().unwrap()])
-        .await
-        .expect_code(0);
-    let mut rows = read_report(&report);
-    assert_eq!(rows.len(), 1);
-    rows.remove(0)
+/// A shop with Ann synced as `Original`, restarted with `faults`; and the file with `Mistake`.
+async fn original_synced_then(faults: Faults) -> (TestEnv, std::path::PathBuf) {
+    let mut env = TestEnv::persistent(Faults::default()).await;
+    let original = env.write("original.csv", ORIGINAL);
+    let mistake = env.write("mistake.csv", MISTAKE);
+    env.sync(&original, &["--rate", "0"]).await.expect_code(0);
+    env.restart(faults).await;
+    (env, mistake)
 }
 
-/// Syncs `Original` again on a clean shop: the update in doubt is sent, and the shop is right.
-async fn the_next_run_repairs_the_shop(env: &mut TestEnv) {
-    env.restart(Faults::default()).await;
-    let original = env.path("original.csv");
+/// The shop holds `Mistake`, and the store says the update is in doubt: `state stats` counts
+/// it, and a dry run of `Original` plans it as an update saying why.
+async fn the_update_is_in_doubt(env: &TestEnv) {
+    assert_eq!(lastname(env).await.as_deref(), Some("Mistake"));
+    assert_eq!(in_doubt(env).await, "in doubt: 1");
+    sync_original(env, &["--dry-run"], "planned").await;
+}
+
+/// Syncs `Original` with `args`; its one row must be an update with `status`, saying it is
+/// sent because the last update's answer was lost.
+async fn sync_original(env: &TestEnv, args: &[&str], status: &str) {
     let report = env.path("r.csv");
-    env.sync(
-        &original,
-        &["--rate", "0", "--report", report.to_str().unwrap()],
-    )
-    .await
-    .expect_code(0);
+    let mut args = args.to_vec();
+    args.extend(["--rate", "0", "--report", report.to_str().unwrap()]);
+    env.sync(&env.path("original.csv"), &args)
+        .await
+        .expect_code(0);
     let rows = read_report(&report);
     assert_eq!(
         (rows[0]["action"].as_str(), rows[0]["status"].as_str()),
-        ("update", "ok"),
+        ("update", status),
         "{rows:?}"
     );
     assert!(
         rows[0]["message"].contains("answer to the last update was lost"),
         "{rows:?}"
     );
+}
+
+/// Syncs `Original` again on a clean shop: the update in doubt is sent, and the shop is right.
+async fn the_next_run_repairs_the_shop(env: &mut TestEnv) {
+    env.restart(Faults::default()).await;
+    sync_original(env, &[], "ok").await;
     assert_eq!(lastname(env).await.as_deref(), Some("Original"));
     assert_eq!(in_doubt(env).await, "in doubt: 0");
     // Settled: the next run is a plain re-run again.
     let before = env.customer_requests().len();
-    env.sync(&original, &["--rate", "0"]).await.expect_code(0);
+    env.sync(&env.path("original.csv"), &["--rate", "0"])
+        .await
+        .expect_code(0);
     assert_eq!(
         env.customer_requests().len(),
         before,
@@ -79,13 +89,8 @@ async fn the_next_run_repairs_the_shop(env: &mut TestEnv) {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_update_whose_answer_a_kill_lost_is_sent_again() {
-    let mut env = TestEnv::persistent(Faults::default()).await;
-    let original = env.write("original.csv", ORIGINAL);
-    let mistake = env.write("mistake.csv", MISTAKE);
-    env.sync(&original, &["--rate", "0"]).await.expect_code(0);
-
     // The shop writes at once but answers only after a minute: killed in between.
-    env.restart(Faults {
+    let (mut env, mistake) = original_synced_then(Faults {
         latency: Duration::from_secs(60),
         ..Faults::default()
     })
@@ -101,28 +106,13 @@ async fn an_update_whose_answer_a_kill_lost_is_sent_again() {
     }
     child.kill().expect("SIGKILL");
     let _ = child.wait();
-    assert_eq!(in_doubt(&env).await, "in doubt: 1");
-    let row = dry_run(&env, &original).await;
-    assert_eq!(
-        (row["action"].as_str(), row["status"].as_str()),
-        ("update", "planned")
-    );
-    assert!(
-        row["message"].contains("answer to the last update was lost"),
-        "{row:?}"
-    );
-
+    the_update_is_in_doubt(&env).await;
     the_next_run_repairs_the_shop(&mut env).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_update_answered_500_after_its_write_is_sent_again() {
-    let mut env = TestEnv::persistent(Faults::default()).await;
-    let original = env.write("original.csv", ORIGINAL);
-    let mistake = env.write("mistake.csv", MISTAKE);
-    env.sync(&original, &["--rate", "0"]).await.expect_code(0);
-
-    env.restart(Faults {
+    let (mut env, mistake) = original_synced_then(Faults {
         p_write_then_500: 1.0,
         ..Faults::default()
     })
@@ -131,14 +121,7 @@ async fn an_update_answered_500_after_its_write_is_sent_again() {
         .await
         .expect_code(3);
     assert_eq!(env.count("PUT"), 2, "tried and retried");
-    assert_eq!(lastname(&env).await.as_deref(), Some("Mistake"));
-    assert_eq!(in_doubt(&env).await, "in doubt: 1");
-    let row = dry_run(&env, &original).await;
-    assert_eq!(
-        (row["action"].as_str(), row["status"].as_str()),
-        ("update", "planned")
-    );
-
+    the_update_is_in_doubt(&env).await;
     the_next_run_repairs_the_shop(&mut env).await;
 }
 
@@ -157,7 +140,9 @@ async fn an_update_refused_outright_leaves_nothing_in_doubt() {
     env.sync(&refused, &["--rate", "0"]).await.expect_code(3);
     assert_eq!(in_doubt(&env).await, "in doubt: 0", "a 400 changed nothing");
     let before = env.customer_requests().len();
-    env.sync(&original, &["--rate", "0"]).await.expect_code(0);
+    env.sync(&env.path("original.csv"), &["--rate", "0"])
+        .await
+        .expect_code(0);
     assert_eq!(env.customer_requests().len(), before);
     assert_eq!(lastname(&env).await.as_deref(), Some("Original"));
 }
