@@ -44,63 +44,65 @@ pub(super) fn check(dir: &Path) -> Result<(), StateError> {
         });
     }
     let me = euid();
-    if let Some(why) = exposure(&meta, me) {
-        return Err(unsafe_entry(
-            dir,
-            why,
-            format!("chmod 700 {}", dir.display()),
-        ));
+    if let Some(why) = exposure(dir, &meta, me, dir) {
+        return Err(why);
     }
     for entry in fs::read_dir(dir).map_err(io_err(dir))? {
         let path = entry.map_err(io_err(dir))?.path();
         let meta = fs::symlink_metadata(&path).map_err(io_err(&path))?;
         if meta.file_type().is_symlink() {
-            let why = "is a symbolic link, and custsync never follows links in its state \
-                       directory"
-                .to_owned();
-            return Err(unsafe_entry(&path, why, format!("rm {}", path.display())));
+            return Err(StateError::Exposed {
+                why: "is a symbolic link, and custsync never follows links in its state \
+                      directory"
+                    .to_owned(),
+                fix: format!("remove it: rm {}", path.display()),
+                path,
+            });
         }
-        if let Some(why) = exposure(&meta, me) {
-            let mode = if meta.is_dir() { 700 } else { 600 };
-            return Err(unsafe_entry(
-                &path,
-                why,
-                format!("chmod {mode} {}", path.display()),
-            ));
+        if let Some(why) = exposure(&path, &meta, me, dir) {
+            return Err(why);
         }
     }
     Ok(())
 }
 
-/// Why an entry with `meta` is open to users other than `me`, if it is.
-fn exposure(meta: &fs::Metadata, me: u32) -> Option<String> {
-    if meta.uid() != me {
-        Some(format!(
-            "belongs to user id {}, not to the user running custsync ({me}), who cannot keep \
-             that user out of it",
+/// Why `path` (with `meta`, in the state directory `dir` or `dir` itself) is open to users
+/// other than `me`, and the fix, if it is.
+fn exposure(path: &Path, meta: &fs::Metadata, me: u32, dir: &Path) -> Option<StateError> {
+    let (why, fix) = if meta.uid() != me {
+        let why = format!(
+            "belongs to user id {}, not to the user running custsync ({me}), so that user can \
+             change it",
             meta.uid()
-        ))
+        );
+        (
+            why,
+            "use a state directory of your own (--state)".to_owned(),
+        )
     } else if meta.mode() & SHARED != 0 {
-        Some(format!(
+        let why = format!(
             "has mode {:o}, so other users can read or change the customers' data in it",
             meta.mode() & 0o777
-        ))
+        );
+        let fix = if path == dir {
+            format!("fix: chmod 700 {}", dir.display())
+        } else {
+            let mode = if meta.is_dir() { 700 } else { 600 };
+            format!(
+                "fix: chmod {mode} {} (or, for everything in the directory: chmod -R go-rwx {})",
+                path.display(),
+                dir.display()
+            )
+        };
+        (why, fix)
     } else {
-        None
-    }
-}
-
-fn unsafe_entry(path: &Path, why: String, fix: String) -> StateError {
-    let fix = if fix.starts_with("chmod") {
-        format!("fix: {fix}")
-    } else {
-        format!("remove it ({fix})")
+        return None;
     };
-    StateError::Exposed {
+    Some(StateError::Exposed {
         path: path.to_owned(),
         why,
         fix,
-    }
+    })
 }
 
 /// The effective user id of this process.
@@ -180,7 +182,7 @@ pub(super) fn replace(
 }
 
 /// The temporary file [`replace`] writes for `path`.
-pub(super) fn tmp_path(path: &Path) -> PathBuf {
+fn tmp_path(path: &Path) -> PathBuf {
     let mut name = path.as_os_str().to_owned();
     name.push(".tmp");
     PathBuf::from(name)
