@@ -6,8 +6,21 @@
 //! kill) then meets Magento's "already exists" error; the row is resolved by looking the
 //! customer up by email and website, adopting its id, and sending a PUT only if the stored
 //! record differs from the row. So whatever fails in between, each key exists once.
+//!
+//! An update or a delete whose answer never arrived may have happened too, and nothing in the
+//! shop tells so later. Its key is marked in doubt before the request leaves (an update's by
+//! the planner, a delete's by [`Executor::delete`]); the mark is cleared by the confirmation,
+//! or here when every try was refused outright (a 4xx: nothing was applied) or none was sent
+//! (see `doubt.rs`). A key still in doubt is sent again by the next run.
+//!
+//! # Answers
+//! Nothing is recorded from an answer that is not about the customer sent, or that gives an id
+//! another key has (see `answers.rs`).
 
-use std::sync::atomic::{AtomicU32, Ordering};
+mod answers;
+mod doubt;
+
+use std::sync::Arc;
 
 use secrecy::SecretString;
 use serde_json::Value;
@@ -17,13 +30,17 @@ use crate::api::{ApiError, Client};
 use crate::customer::{Customer, Fields, Key, default_address, remote_fields};
 use crate::outcome::{Outcome, Skip};
 use crate::plan::{Planned, Step};
-use crate::retry::{Retrier, RetryPolicy};
+use crate::retry::{Retrier, RetryPolicy, Waiting};
 use crate::state::{Doubt, Entry, StateError, Store};
+use answers::{Ids, checked_id};
+use doubt::{Tries, update_note};
 
 /// Sends rows through a [`Client`].
 pub struct Executor {
     client: Client,
     retrier: Retrier,
+    /// The ids recorded, so that none is recorded for two keys.
+    ids: Ids,
 }
 
 /// A row the API confirmed.
@@ -34,10 +51,21 @@ struct Done {
 }
 
 impl Done {
-    /// From the customer as the API saved it.
-    fn new(customer: &Customer, saved: &Value, hash: u128, note: String) -> Result<Self, Failure> {
-        let customer_id =
-            id_of(saved).ok_or_else(|| unexpected("a saved customer without an id"))?;
+    /// From the customer as the API saved it, answered by `call` (a PUT to `put_to`), once the
+    /// answer is seen to be about the customer sent.
+    fn new(
+        customer: &Customer,
+        saved: &Value,
+        hash: u128,
+        note: String,
+        (call, put_to): (&str, Option<u64>),
+    ) -> Result<Self, Failure> {
+        let customer_id = checked_id(sent(customer), saved, put_to).map_err(|detail| Failure {
+            error: unexpected(call, detail),
+            customer_id: put_to,
+            // The shop answered 2xx: it wrote something.
+            unwritten: false,
+        })?;
         Ok(Done {
             entry: Entry {
                 customer_id,
@@ -107,50 +135,19 @@ impl From<Outcome> for Ended {
     }
 }
 
-/// The tries of one write, as far as they may have changed the shop: a try counts from the
-/// moment it starts until its answer proves it was refused (so a try cut off by an interrupt
-/// stays counted).
-#[derive(Default)]
-struct Tries(AtomicU32);
-
-impl Tries {
-    /// Runs one try of a write, counting it as above.
-    async fn watch<T>(
-        &self,
-        call: impl Future<Output = Result<T, ApiError>>,
-    ) -> Result<T, ApiError> {
-        self.0.fetch_add(1, Ordering::Relaxed);
-        let result = call.await;
-        if let Err(e) = &result
-            && refused_outright(e)
-        {
-            self.0.fetch_sub(1, Ordering::Relaxed);
-        }
-        result
-    }
-
-    /// Whether no try may have changed the shop.
-    fn none_applied(&self) -> bool {
-        self.0.load(Ordering::Relaxed) == 0
-    }
-}
-
-/// Whether `e` proves that the request changed nothing: the API answered it with a 4xx (429
-/// and 408 included: the request was not processed), or it never left (no token).
-fn refused_outright(e: &ApiError) -> bool {
-    match e {
-        ApiError::Status { status, .. } => (400..500).contains(status),
-        ApiError::Unauthorized { .. } | ApiError::Auth(_) => true,
-        _ => false,
-    }
-}
-
 impl Executor {
     /// An executor; `cancel` interrupts backoffs and, after a grace period, requests in flight.
-    pub fn new(client: Client, policy: RetryPolicy, cancel: CancellationToken) -> Self {
+    /// `store` is read (once, when a new id is first answered) for the ids it already has.
+    pub fn new(
+        client: Client,
+        policy: RetryPolicy,
+        cancel: CancellationToken,
+        store: Arc<Store>,
+    ) -> Self {
         Executor {
             client,
             retrier: Retrier::new(policy, cancel),
+            ids: Ids::new(store),
         }
     }
 
@@ -162,6 +159,11 @@ impl Executor {
     /// Retries made so far.
     pub fn retries(&self) -> u64 {
         self.retrier.retries()
+    }
+
+    /// The long waits servers asked for, as they happen (for the progress line).
+    pub fn waiting(&self) -> Arc<Waiting> {
+        self.retrier.waiting()
     }
 
     /// Deletes `key`'s customer `id` and forgets the mapping; a customer already gone counts
@@ -208,6 +210,10 @@ impl Executor {
     pub async fn send(&self, planned: Planned) -> Ended {
         let Planned { row, step } = planned;
         let action = step.action();
+        let known = match &step {
+            Step::Update { entry, .. } => Some(entry.customer_id),
+            _ => None,
+        };
         let (customer, result, in_doubt) = match step {
             Step::Create {
                 customer,
@@ -268,6 +274,20 @@ impl Executor {
             // The sync loop hands over only creates and updates.
             other => unreachable!("{} rows are not sent", other.action().as_str()),
         };
+        let result = match result {
+            Ok(done) => self
+                .ids
+                .take(done.entry.customer_id, row.line, known)
+                .await
+                .map(|()| done)
+                .map_err(|detail| Failure {
+                    error: unexpected("the shop", detail),
+                    customer_id: None,
+                    // Answered 2xx: written.
+                    unwritten: false,
+                }),
+            Err(f) => Err(f),
+        };
         match result {
             Ok(Done {
                 entry,
@@ -302,7 +322,7 @@ impl Executor {
         }
         let created = self.retry(|| self.client.create(&body, password)).await;
         match created {
-            Ok(saved) => Done::new(customer, &saved, hash, String::new()),
+            Ok(saved) => Done::new(customer, &saved, hash, String::new(), (CREATE, None)),
             Err(e) if e.is_already_exists() => self.adopt(customer, hash).await,
             Err(error) => Err(Failure::new(error, None)),
         }
@@ -327,12 +347,13 @@ impl Executor {
             };
             return Err(Failure::new(error, None));
         };
-        let id = id_of(&remote).ok_or_else(|| unexpected("a search result without an id"))?;
+        let id = checked_id(sent(customer), &remote, None)
+            .map_err(|detail| Failure::new(unexpected(SEARCH, detail), None))?;
         let known = remote_fields(&remote);
         let changes = customer.changes(&known);
         if changes.is_empty() {
             let note = format!("adopted existing customer {id}: already up to date");
-            return Done::new(customer, &remote, hash, note);
+            return Done::new(customer, &remote, hash, note, (SEARCH, None));
         }
         let target = Target {
             id,
@@ -378,12 +399,8 @@ impl Executor {
                 customer_id: Some(id),
                 unwritten: tries.none_applied(),
             })?;
-        Done::new(customer, &saved, hash, String::new()).map_err(|f| Failure {
-            // The shop answered 2xx, so it wrote something.
-            unwritten: false,
-            customer_id: Some(id),
-            ..f
-        })
+        let call = format!("PUT /V1/customers/{id}");
+        Done::new(customer, &saved, hash, String::new(), (&call, Some(id)))
     }
 }
 
@@ -426,22 +443,21 @@ pub fn unsent(planned: Planned, dry_run: bool) -> Outcome {
     }
 }
 
-/// The report's message for an update: why it is sent again when in doubt, then its changes.
-fn update_note(doubt: Option<Doubt>, changes: &[String]) -> String {
-    doubt
-        .map(Doubt::message)
-        .into_iter()
-        .chain(changes.iter().map(String::as_str))
-        .collect::<Vec<_>>()
-        .join("; ")
+/// The calls whose answers are checked, as messages name them.
+const CREATE: &str = "POST /V1/customers";
+const SEARCH: &str = "GET /V1/customers/search";
+
+/// What an answer about `customer` must repeat of it.
+fn sent(customer: &Customer) -> (&str, u32) {
+    (&customer.email, customer.website_id)
 }
 
-fn unexpected(detail: &str) -> Failure {
-    let error = ApiError::Unexpected {
-        url: String::new(),
-        detail: detail.to_owned(),
-    };
-    Failure::new(error, None)
+/// An answer that cannot be recorded: `call` is what was answered.
+fn unexpected(call: &str, detail: String) -> ApiError {
+    ApiError::Unexpected {
+        url: call.to_owned(),
+        detail,
+    }
 }
 
 fn id_of(v: &Value) -> Option<u64> {
@@ -470,83 +486,4 @@ fn merged_addresses(customer: &Customer, current: &Value, ours: Option<u64>) -> 
         .collect();
     out.extend(customer.address_json(replaced));
     Value::Array(out)
-}
-
-#[cfg(test)]
-mod tests {
-    use std::time::Duration;
-
-    use super::*;
-
-    fn status(status: u16) -> ApiError {
-        ApiError::Status {
-            status,
-            message: format!("status {status}"),
-            retry_after: None,
-        }
-    }
-
-    #[test]
-    fn only_an_answer_that_refused_the_request_proves_nothing_was_written() {
-        let transport = ApiError::Transport {
-            url: "http://shop".into(),
-            detail: "reset".into(),
-        };
-        let interrupted = ApiError::Interrupted {
-            detail: "interrupted".into(),
-        };
-        let unexpected = ApiError::Unexpected {
-            url: "http://shop".into(),
-            detail: "not JSON".into(),
-        };
-        let cases = [
-            (status(400), true),
-            (status(404), true),
-            (status(408), true),
-            (status(429), true),
-            (status(500), false),
-            (status(503), false),
-            (transport, false),
-            (interrupted, false),
-            (unexpected, false),
-        ];
-        for (e, want) in cases {
-            assert_eq!(refused_outright(&e), want, "{e}");
-        }
-    }
-
-    #[tokio::test]
-    async fn a_try_counts_until_its_answer_refuses_it() {
-        let tries = Tries::default();
-        assert!(tries.none_applied());
-        let _ = tries.watch(async { Err::<(), _>(status(429)) }).await;
-        let _ = tries.watch(async { Err::<(), _>(status(400)) }).await;
-        assert!(tries.none_applied(), "refused twice");
-        let _ = tries.watch(async { Err::<(), _>(status(500)) }).await;
-        assert!(!tries.none_applied(), "a 500 may come after the write");
-
-        let tries = Tries::default();
-        let cut_off = tokio::time::timeout(
-            Duration::from_millis(1),
-            tries.watch(std::future::pending::<Result<(), ApiError>>()),
-        )
-        .await;
-        assert!(cut_off.is_err());
-        assert!(!tries.none_applied(), "a try cut off may have been written");
-    }
-
-    #[test]
-    fn an_update_in_doubt_says_why_it_is_sent_before_its_changes() {
-        let changes = vec!["lastname: Lee -> Park".to_owned()];
-        assert_eq!(update_note(None, &changes), "lastname: Lee -> Park");
-        assert_eq!(update_note(None, &[]), "");
-        assert_eq!(
-            update_note(Some(Doubt::Update), &[]),
-            Doubt::Update.message()
-        );
-        assert_eq!(
-            update_note(Some(Doubt::Delete), &changes),
-            format!("{}; lastname: Lee -> Park", Doubt::Delete.message())
-        );
-    }
 }

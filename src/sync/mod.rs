@@ -29,6 +29,7 @@ use crate::config::SyncConfig;
 use crate::connect;
 use crate::exec::Executor;
 use crate::input::Reader;
+use crate::outputs;
 use crate::report::{Counters, Progress};
 use crate::state::Store;
 use crate::throttle::Throttle;
@@ -41,6 +42,16 @@ pub async fn run(cfg: SyncConfig, cancel: CancellationToken) -> Result<Finished,
 
     // Open the file, the state store and the target.
     let reader = Reader::open(&cfg.input, cfg.default_website, cfg.mapping.clone())?;
+    // Every output is checked (and created) before the state is touched or a request sent.
+    let [report, summary, absent_report] = outputs::claim(
+        &[&cfg.input],
+        Some(&cfg.connect.state_dir),
+        [
+            ("--report", cfg.report.as_deref()),
+            ("--summary-json", cfg.summary_json.as_deref()),
+            ("--absent-report", cfg.absent.report.as_deref()),
+        ],
+    )?;
     let total_bytes = std::fs::metadata(&cfg.input).map_or(0, |m| m.len());
     let store = Arc::new(Store::open(&cfg.connect.state_dir)?);
     let throttle = Arc::new(Throttle::new(cfg.rate));
@@ -58,7 +69,7 @@ pub async fn run(cfg: SyncConfig, cancel: CancellationToken) -> Result<Finished,
             ignored.join(", ")
         );
     }
-    let executor = client.map(|c| Executor::new(c, cfg.retry, cancel.clone()));
+    let executor = client.map(|c| Executor::new(c, cfg.retry, cancel.clone(), Arc::clone(&store)));
 
     // Read and plan on threads of their own, send here.
     let counters = Arc::new(Counters::default());
@@ -73,10 +84,24 @@ pub async fn run(cfg: SyncConfig, cancel: CancellationToken) -> Result<Finished,
         &cancel,
         Arc::clone(&counters),
     )?;
-    let progress = Progress::start(Arc::clone(&counters), total_bytes, cfg.quiet, move || {
-        throttle.requests()
-    });
-    let sent = send::all(rows, executor.as_ref(), &store, &cfg, &counters, &cancel).await?;
+    let waiting = executor.as_ref().map(Executor::waiting);
+    let progress = Progress::start(
+        Arc::clone(&counters),
+        total_bytes,
+        cfg.quiet,
+        move || throttle.requests(),
+        move || waiting.as_ref().and_then(|w| w.describe()),
+    );
+    let sent = send::all(
+        rows,
+        report,
+        executor.as_ref(),
+        &store,
+        &cfg,
+        &counters,
+        &cancel,
+    )
+    .await?;
     progress.finish();
     let read = planning.finish().await?;
 
@@ -88,6 +113,7 @@ pub async fn run(cfg: SyncConfig, cancel: CancellationToken) -> Result<Finished,
         &read.index,
         &read.keys,
         &cfg.absent,
+        absent_report,
         deleter,
         read_to_end,
     )
@@ -105,6 +131,7 @@ pub async fn run(cfg: SyncConfig, cancel: CancellationToken) -> Result<Finished,
         absent,
         requests,
         retries,
+        summary,
     };
     end::finish(&cfg, &store, work, started, cancel.is_cancelled())
 }

@@ -19,6 +19,7 @@ use crate::api::ApiError;
 use crate::config::SyncConfig;
 use crate::exec::{self, Ended, Executor};
 use crate::outcome::{Skip, StateChange, Status};
+use crate::outputs::Output;
 use crate::plan::Planned;
 use crate::report::{Counters, Report, Tally};
 use crate::state::{Known, Op, Store, Writer};
@@ -37,6 +38,7 @@ pub struct Sent {
 /// written to the report and the state writer has applied every change.
 pub async fn all(
     mut rows: Rows,
+    report: Option<Output>,
     executor: Option<&Executor>,
     store: &Store,
     cfg: &SyncConfig,
@@ -46,7 +48,7 @@ pub async fn all(
     let stop: OnceLock<Skip> = OnceLock::new();
     let mut sink = Sink {
         tally: Tally::default(),
-        report: cfg.report.as_deref().map(Report::create).transpose()?,
+        report: report.map(Report::create).transpose()?,
         writer: if cfg.dry_run {
             None
         } else {

@@ -1,10 +1,12 @@
 //! Integration tests: the real `custsync` binary against the in-process sandbox.
 
+mod caps;
 mod data;
 mod doubt;
 mod faults;
 mod hostile;
 mod input;
+mod outputs;
 mod store;
 mod support;
 mod sync;
