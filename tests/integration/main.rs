@@ -2,11 +2,13 @@
 
 mod caps;
 mod data;
+mod doubt;
 mod faults;
 mod formats;
 mod hostile;
 mod input;
 mod outputs;
+mod store;
 mod support;
 mod sync;
 mod walls;
