@@ -130,6 +130,7 @@ fn state_command(cmd: StateCommand) -> anyhow::Result<Exit> {
             println!("state:      {}", state.dir.display());
             println!("entries:    {}", store.len());
             println!("failed:     {}", store.failed_len());
+            println!("in doubt:   {}", store.doubt_len());
             println!("last run:   {last}");
             println!("disk bytes: {}", store.size_on_disk()?);
         }

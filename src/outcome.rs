@@ -169,12 +169,18 @@ impl Outcome {
     }
 
     /// A dry run's update of `customer_id`; `changes` is empty when the values sent last are
-    /// not known.
-    pub fn would_update(row: RowRef, customer_id: u64, changes: Vec<Change>) -> Self {
-        let message = if changes.is_empty() {
-            "changed since the last sync (the values sent then are not known)".to_owned()
-        } else {
-            joined(&changes)
+    /// not known. `note` says why it is sent when that is not only its changes.
+    pub fn would_update(
+        row: RowRef,
+        customer_id: u64,
+        changes: Vec<Change>,
+        note: Option<&str>,
+    ) -> Self {
+        let message = match note {
+            None if changes.is_empty() => {
+                "changed since the last sync (the values sent then are not known)".to_owned()
+            }
+            note => with_changes(note.unwrap_or_default(), &changes),
         };
         Outcome {
             row,
@@ -204,11 +210,7 @@ impl Outcome {
             note,
             changes,
         } = saved;
-        let message = match (note.is_empty(), changes.is_empty()) {
-            (_, true) => note,
-            (true, false) => joined(&changes),
-            (false, false) => format!("{note}: {}", joined(&changes)),
-        };
+        let message = with_changes(&note, &changes);
         Outcome {
             row,
             action,
@@ -311,6 +313,15 @@ impl Outcome {
     /// The state change, for the state writer (once the report has the row).
     pub fn into_state(self) -> Option<StateChange> {
         self.state
+    }
+}
+
+/// A write's message: its note, then its changes (`note: field: old -> new; ...`).
+fn with_changes(note: &str, changes: &[Change]) -> String {
+    match (note.is_empty(), changes.is_empty()) {
+        (_, true) => note.to_owned(),
+        (true, false) => joined(changes),
+        (false, false) => format!("{note}: {}", joined(changes)),
     }
 }
 
@@ -435,7 +446,7 @@ mod tests {
                 false,
             ),
             (
-                Outcome::would_update(row(), 7, Vec::new()),
+                Outcome::would_update(row(), 7, Vec::new(), None),
                 Action::Update,
                 Status::Planned,
                 Some(7),
@@ -448,12 +459,13 @@ mod tests {
                     row(),
                     7,
                     vec![change("a", Some("1"), "2"), change("b", None, "4")],
+                    Some("sent again"),
                 ),
                 Action::Update,
                 Status::Planned,
                 Some(7),
                 None,
-                "a: 1 -> 2; b: (none) -> 4",
+                "sent again: a: 1 -> 2; b: (none) -> 4",
                 false,
             ),
             (

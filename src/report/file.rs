@@ -211,7 +211,7 @@ mod tests {
         vec![
             Outcome::invalid(row(2), "line 2: dob: not a date".into()),
             Outcome::unchanged(row(3), Some(1), None, None, true),
-            Outcome::would_update(row(4), 9, vec![change]),
+            Outcome::would_update(row(4), 9, vec![change], None),
             Outcome::invalid(row(5), "=1+1".into()),
         ]
     }

@@ -287,7 +287,7 @@ mod tests {
             Outcome::invalid(row(3, Some(2)), "line 3: dob: bad".into()),
             Outcome::unchanged(row(4, Some(1)), Some(1), None, None, false),
             Outcome::unchanged(row(5, Some(10)), Some(2), None, None, false),
-            Outcome::would_update(row(6, Some(2)), 3, Vec::new()),
+            Outcome::would_update(row(6, Some(2)), 3, Vec::new(), None),
         ];
         for o in &outcomes {
             tally.add(o);

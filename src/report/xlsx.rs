@@ -195,7 +195,7 @@ mod tests {
                 new: "Malmö".into(),
             },
         ];
-        x.write(&Outcome::would_update(row(2), 5, changes))
+        x.write(&Outcome::would_update(row(2), 5, changes, None))
             .expect("write");
         x.write(&Outcome::invalid(row(3), "line 3: dob: ß".into()))
             .expect("write");

@@ -133,10 +133,14 @@ async fn pipeline(
 
     // Read and plan on threads of their own, send here.
     let counters = Arc::new(Counters::default());
+    let options = read::PlanningOptions {
+        plan: cfg.plan,
+        mark_doubts: !cfg.dry_run,
+    };
     let (planned, planning) = read::start(
         reader,
         Arc::clone(store),
-        cfg.plan,
+        options,
         cancel,
         Arc::clone(&counters),
     )?;

@@ -1,7 +1,7 @@
 //! Sending: planned rows that need a request go out through the [`Executor`], at most
 //! `--concurrency` at a time (each request under the shared rate limit); the others are
 //! recorded at once, without a future each (on a re-run that is nearly every row). Every
-//! [`Outcome`] goes to one sink: report line, counts, progress, state writer.
+//! [`crate::outcome::Outcome`] goes to one sink: report line, counts, progress, state writer.
 //!
 //! A fatal error (authentication) or `--max-errors` stops the sending; an interrupt too. Rows
 //! already planned are then reported as not sent, and the reading stops.
@@ -17,8 +17,8 @@ use super::ending::SyncError;
 use super::read::Rows;
 use crate::api::ApiError;
 use crate::config::SyncConfig;
-use crate::exec::{self, Executor};
-use crate::outcome::{Outcome, Skip, StateChange, Status};
+use crate::exec::{self, Ended, Executor};
+use crate::outcome::{Skip, StateChange, Status};
 use crate::plan::Planned;
 use crate::report::{Counters, Report, Review, Tally};
 use crate::runs::RowLog;
@@ -91,16 +91,16 @@ pub async fn all(
                         stop.get().copied()
                     };
                     match skip {
-                        Some(why) => sink.take(exec::skipped(planned, why), None)?,
+                        Some(why) => sink.take(exec::skipped(planned, why))?,
                         None => in_flight.push(exec.send(planned)),
                     }
                 }
-                _ => sink.take(exec::unsent(planned, cfg.dry_run), None)?,
+                _ => sink.take(exec::unsent(planned, cfg.dry_run).into())?,
             }
         }
         let need_rows = queue.len() == 0 && !read_all;
         tokio::select! {
-            Some((outcome, error)) = in_flight.next(), if !in_flight.is_empty() => sink.take(outcome, error)?,
+            Some(ended) = in_flight.next(), if !in_flight.is_empty() => sink.take(ended)?,
             batch = rows.next(), if need_rows => match batch {
                 Some(batch) => queue = batch.into_iter(),
                 None => read_all = true,
@@ -151,8 +151,13 @@ struct Sink<'a> {
 }
 
 impl Sink<'_> {
-    fn take(&mut self, outcome: Outcome, error: Option<ApiError>) -> Result<(), SyncError> {
-        if let Some(e) = error
+    fn take(&mut self, ended: Ended) -> Result<(), SyncError> {
+        let Ended {
+            outcome,
+            fatal,
+            settled,
+        } = ended;
+        if let Some(e) = fatal
             && self.fatal.is_none()
         {
             tracing::error!("stopping: {e}");
@@ -184,6 +189,9 @@ impl Sink<'_> {
                 }
                 StateChange::Failed(key) => Op::Failed(key),
             });
+        }
+        if let (Some(w), Some(key)) = (&self.writer, settled) {
+            w.send(Op::Settle(key));
         }
         if self
             .max_errors

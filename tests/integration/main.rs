@@ -2,6 +2,7 @@
 
 mod caps;
 mod data;
+mod doubt;
 mod faults;
 mod formats;
 mod history;
@@ -9,6 +10,7 @@ mod hostile;
 mod input;
 mod outputs;
 mod reports;
+mod store;
 mod support;
 mod sync;
 mod walls;
