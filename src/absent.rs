@@ -18,8 +18,9 @@ use std::str::FromStr;
 use crate::console;
 use crate::customer::Key;
 use crate::exec::Executor;
+use crate::outputs::{Output, escape_cell};
 use crate::plan::FileKeys;
-use crate::report::{self, WriteError};
+use crate::report::WriteError;
 use crate::state::{Entry, Index, StateError, Store};
 
 /// What the run asks of absent customers.
@@ -31,6 +32,8 @@ pub struct Options {
     pub report: Option<PathBuf>,
     /// `--delete-absent --max-deletes N`: the N.
     pub max_deletes: Option<u64>,
+    /// How many of them to name in [`Absence::sample`] (for `--review`).
+    pub sample: usize,
 }
 
 /// `--max-absent N` or `--max-absent P%`: the most keys of the state store that may be absent
@@ -176,19 +179,23 @@ pub struct Absence {
     pub count: u64,
     /// Digests of the keys deleted, ascending, to drop from the index.
     pub deleted: Vec<u64>,
-    /// Why `--delete-absent` did not do all it was asked.
+    /// Why `--max-absent` or `--delete-absent` objects.
     pub refused: Option<Refused>,
+    /// The first [`Options::sample`] of them, with their customer ids.
+    pub sample: Vec<(Key, u64)>,
 }
 
-/// Holds the absent customers against `--max-absent`, lists them and deletes them as `options`
-/// ask. `counted` is how many there are (see [`count`]), `None` when the run stopped before
-/// the end of the file; `index` is the store's keys when the run began.
+/// Holds the absent customers against `--max-absent`, lists them in `report` (the claimed
+/// `--absent-report`) and deletes them as `options` ask. `counted` is how many there are (see
+/// [`count`]), `None` when the run stopped before the end of the file; `index` is the store's
+/// keys when the run began.
 pub async fn settle(
     store: &Store,
     index: &Index,
     keys: &FileKeys,
     counted: Option<u64>,
     options: &Options,
+    report: Option<Output>,
     deletes: Deletes<'_>,
 ) -> Result<Absence, AbsentError> {
     let Some(count) = counted else {
@@ -201,10 +208,14 @@ pub async fn settle(
         refused: guarded.err().map(Refused::from),
         ..Absence::default()
     };
-    if options.report.is_none() && options.max_deletes.is_none() {
+    if report.is_none() && options.max_deletes.is_none() && options.sample == 0 {
         return Ok(absence);
     }
-    let found = find(store, keys, options.report.as_deref(), options.max_deletes)?;
+    let found = find(store, keys, report, options)?;
+    absence.sample = (found.listed.iter())
+        .take(options.sample)
+        .map(|(key, e)| (key.clone(), e.customer_id))
+        .collect();
     let Some(max) = options.max_deletes.filter(|_| absence.refused.is_none()) else {
         return Ok(absence);
     };
@@ -243,7 +254,7 @@ fn refusal(keys: &FileKeys, absent: u64, max: u64) -> Option<Refused> {
 /// Keys in the state store that the file no longer has.
 struct Found {
     count: u64,
-    /// The first ones, as many as may be deleted plus one.
+    /// The first ones: as many as may be deleted plus one, or as the sample asks for.
     listed: Vec<(Key, Entry)>,
 }
 
@@ -251,18 +262,21 @@ struct Found {
 fn find(
     store: &Store,
     keys: &FileKeys,
-    report: Option<&Path>,
-    max_deletes: Option<u64>,
+    report: Option<Output>,
+    options: &Options,
 ) -> Result<Found, AbsentError> {
     let mut out = report
-        .map(|p| -> Result<_, WriteError> {
-            let mut w = csv::Writer::from_writer(report::create_private(p)?);
+        .map(|output| -> Result<_, WriteError> {
+            let p = output.path().to_owned();
+            let mut w = csv::Writer::from_writer(output.into_file()?);
             w.write_record(["website_id", "email", "customer_id"])
-                .map_err(|e| write_error(p, e.into()))?;
+                .map_err(|e| write_error(&p, e.into()))?;
             Ok((w, p))
         })
         .transpose()?;
-    let keep = max_deletes.map_or(0, |m| m.saturating_add(1));
+    let keep = (options.max_deletes)
+        .map_or(0, |m| m.saturating_add(1))
+        .max(options.sample as u64);
     let mut found = Found {
         count: 0,
         listed: Vec::new(),
@@ -275,9 +289,9 @@ fn find(
         found.count += 1;
         if let Some((w, p)) = out.as_mut() {
             w.write_record([
-                key.website_id.to_string(),
-                key.email.clone(),
-                e.customer_id.to_string(),
+                key.website_id.to_string().as_str(),
+                &escape_cell(&key.email),
+                &e.customer_id.to_string(),
             ])
             .map_err(|err| write_error(p, err.into()))?;
         }
@@ -286,7 +300,7 @@ fn find(
         }
     }
     if let Some((mut w, p)) = out {
-        w.flush().map_err(|e| write_error(p, e))?;
+        w.flush().map_err(|e| write_error(&p, e))?;
     }
     Ok(found)
 }
@@ -308,11 +322,9 @@ async fn delete(
     let mut deleted = Vec::new();
     let mut failed = 0;
     for (key, entry) in &found.listed {
-        match exec.delete(entry.customer_id).await {
-            Ok(()) => {
-                store.forget(key)?;
-                deleted.push(key.digest());
-            }
+        // Forgets the mapping once deleted.
+        match exec.delete(store, key, entry.customer_id).await? {
+            Ok(()) => deleted.push(key.digest()),
             Err(e) => {
                 console::alert(&format!(
                     "could not delete customer {} ({}): {e}",

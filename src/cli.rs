@@ -10,14 +10,15 @@
 use std::net::SocketAddr;
 use std::path::PathBuf;
 
-use clap::{Args, Parser, Subcommand};
+use clap::{Args, Parser, Subcommand, ValueEnum};
 
 use crate::absent::MaxAbsent;
 use crate::defaults::{
-    DEFAULT_BACKOFF_BASE_MS, DEFAULT_CONCURRENCY, DEFAULT_IMS_URL, DEFAULT_MAX_ABSENT,
-    DEFAULT_MAX_ERRORS, DEFAULT_OUTAGE_AFTER_SECS, DEFAULT_PAGE_SIZE, DEFAULT_PROGRESS_SECS,
-    DEFAULT_RATE, DEFAULT_RETRIES, DEFAULT_SANDBOX_LISTEN, DEFAULT_SCOPES, DEFAULT_STATE_DIR,
-    DEFAULT_TIMEOUT_SECS, DEFAULT_WEBSITE_ID, MAX_CONCURRENCY, MAX_PAGE_SIZE,
+    DEFAULT_BACKOFF_BASE_MS, DEFAULT_CONCURRENCY, DEFAULT_EMPTY_VALUE, DEFAULT_IMS_URL,
+    DEFAULT_KEEP_RUNS, DEFAULT_MAX_ABSENT, DEFAULT_MAX_ERRORS, DEFAULT_OUTAGE_AFTER_SECS,
+    DEFAULT_PAGE_SIZE, DEFAULT_PROGRESS_SECS, DEFAULT_RATE, DEFAULT_RETRIES,
+    DEFAULT_SANDBOX_LISTEN, DEFAULT_SCOPES, DEFAULT_STATE_DIR, DEFAULT_TIMEOUT_SECS,
+    DEFAULT_WEBSITE_ID, MAX_CONCURRENCY, MAX_PAGE_SIZE,
 };
 
 /// Keep an Adobe Commerce shop's customers in step with a CSV file.
@@ -70,9 +71,11 @@ pub enum LogFormat {
 }
 
 /// The commands.
-// One value per process: boxing the large variant would save nothing.
-#[allow(clippy::large_enum_variant)]
 #[derive(Debug, Subcommand)]
+#[allow(
+    clippy::large_enum_variant,
+    reason = "parsed once per process: the size of sync's options costs nothing"
+)]
 pub enum Command {
     /// Create and update customers from a CSV file (the main job).
     ///
@@ -91,6 +94,11 @@ pub enum Command {
     ///
     /// Example: custsync sandbox --listen 127.0.0.1:8080
     Sandbox(SandboxArgs),
+    /// List the runs recorded in the state directory, newest first: id, start, dry run or not,
+    /// exit code, duration, counts, file and target.
+    ///
+    /// Example: custsync runs; custsync runs show 7 --failed
+    Runs(RunsArgs),
     /// Print a shell completion script.
     ///
     /// Example: custsync completions bash > /etc/bash_completion.d/custsync
@@ -104,6 +112,18 @@ pub enum Command {
     /// Example: custsync man > /usr/local/share/man/man1/custsync.1
     Man,
 }
+
+/// The actions and statuses `--report-only` takes.
+pub const REPORT_KINDS: [&str; 8] = [
+    "create",
+    "update",
+    "unchanged",
+    "invalid",
+    "planned",
+    "ok",
+    "failed",
+    "not_sent",
+];
 
 /// Where requests go and how they authenticate.
 #[derive(Debug, Args)]
@@ -150,8 +170,11 @@ pub struct ConnectionArgs {
 /// Options of `custsync sync`.
 #[derive(Debug, Args)]
 pub struct SyncArgs {
-    /// The CSV file: a header line, then one customer per line (UTF-8, BOM accepted).
+    /// The input file: a header line, then one customer per line. CSV (UTF-8 or UTF-16 with a
+    /// BOM, or what --encoding names; delimiter detected), or a spreadsheet: .xlsx, .xls, .ods.
     pub csv: PathBuf,
+    #[command(flatten)]
+    pub input: InputArgs,
     #[command(flatten)]
     pub connection: ConnectionArgs,
     /// Plan only: no request that changes anything, no state change; writes the report with
@@ -170,11 +193,40 @@ pub struct SyncArgs {
         value_parser = clap::value_parser!(u32).range(1..=i64::from(MAX_CONCURRENCY))
     )]
     pub concurrency: u32,
-    /// Per-row report: CSV, or JSON Lines when FILE ends in .jsonl.
+    /// Per-row report: CSV; JSON Lines when FILE ends in .jsonl (with each update's changes as
+    /// data); a workbook when it ends in .xlsx (sheet `report`, and sheet `changes` with one line
+    /// per changed field).
     ///
     /// Example: --report report.csv
     #[arg(long, value_name = "FILE")]
     pub report: Option<PathBuf>,
+    /// Limit the report to rows of these actions or statuses (comma-separated): create,
+    /// update, unchanged, invalid, planned, ok, failed, not_sent.
+    ///
+    /// Example: --report report.xlsx --report-only update,create,invalid,failed
+    #[arg(
+        long,
+        value_name = "KINDS",
+        value_delimiter = ',',
+        value_parser = clap::builder::PossibleValuesParser::new(REPORT_KINDS),
+        requires = "report"
+    )]
+    pub report_only: Vec<String>,
+    /// Write a self-contained HTML page for the person who signs off a dry run: counts by
+    /// action and website, every field that changes (before and after), the values of each new
+    /// customer, invalid rows with line, column and reason, and absent customers.
+    ///
+    /// Example: --dry-run --review review.html
+    #[arg(long, value_name = "FILE")]
+    pub review: Option<PathBuf>,
+    /// Runs kept in the state directory's history (custsync runs), this one included.
+    #[arg(
+        long,
+        value_name = "N",
+        default_value_t = DEFAULT_KEEP_RUNS,
+        value_parser = clap::value_parser!(u32).range(1..)
+    )]
+    pub keep_runs: u32,
     /// Machine-readable summary (counts, requests, retries, elapsed time).
     #[arg(long, value_name = "FILE")]
     pub summary_json: Option<PathBuf>,
@@ -225,8 +277,9 @@ pub struct SyncArgs {
     /// Example: --map "E-Mail Address=email" --map "Given Name=firstname"
     #[arg(long = "map", value_name = "SOURCE=TARGET")]
     pub renames: Vec<String>,
-    /// A TOML mapping file: [columns] renames, [constants], [values.<field>] value maps,
-    /// [formats] dob = "%d/%m/%Y".
+    /// A TOML mapping file: [columns] renames, [constants], [values.<field>] value maps ("*"
+    /// for any other value), [formats] dob = ["%d/%m/%Y", ...], [split] one column into
+    /// several fields, [join] one field from a template of columns.
     ///
     /// Example: --mapping legacy.toml
     #[arg(long, value_name = "FILE")]
@@ -237,6 +290,49 @@ pub struct SyncArgs {
     /// Seconds between two progress lines off a terminal (for tests).
     #[arg(long, value_name = "SECS", default_value_t = DEFAULT_PROGRESS_SECS, hide = true)]
     pub progress_secs: u64,
+}
+
+/// How `sync` reads its input file.
+#[derive(Debug, Args)]
+pub struct InputArgs {
+    /// The column delimiter of a CSV file: one character, or tab. Without it, the one of
+    /// , ; tab | that the header line holds most of.
+    ///
+    /// Example: --delimiter ';'
+    #[arg(long, value_name = "C")]
+    pub delimiter: Option<String>,
+    /// The encoding of a CSV file that is not UTF-8 (a UTF-16 file with a BOM needs none):
+    /// windows-1252, iso-8859-1, iso-8859-15, or any other WHATWG label. A file that is not
+    /// UTF-8 stops the run, before anything is sent, until it is given.
+    ///
+    /// Example: --encoding windows-1252
+    #[arg(long, value_name = "NAME")]
+    pub encoding: Option<String>,
+    /// The sheet of a spreadsheet to read; without it, the first.
+    ///
+    /// Example: --sheet Customers
+    #[arg(long, value_name = "NAME")]
+    pub sheet: Option<String>,
+    /// A cell holding this text clears its field in the shop (an empty cell leaves the shop's
+    /// value alone); in a required field the row is invalid.
+    ///
+    /// Example: --empty-value NULL
+    #[arg(long, value_name = "TOKEN", default_value = DEFAULT_EMPTY_VALUE)]
+    pub empty_value: String,
+    /// Several rows with one key (website, email): send the first, the last, or none of them;
+    /// the others are invalid, naming the line that was used.
+    ///
+    /// Example: --on-duplicate last
+    #[arg(long, value_name = "WHICH", value_enum, default_value_t = OnDuplicate::First)]
+    pub on_duplicate: OnDuplicate,
+}
+
+/// `--on-duplicate`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum OnDuplicate {
+    First,
+    Last,
+    Error,
 }
 
 /// Options of `custsync pull`.
@@ -319,6 +415,43 @@ pub enum StateCommand {
     },
 }
 
+/// `custsync runs`: the list, or one run's rows.
+#[derive(Debug, Args)]
+pub struct RunsArgs {
+    #[command(subcommand)]
+    pub command: Option<RunsCommand>,
+    /// The state directory whose history to read.
+    #[arg(
+        long = "state",
+        value_name = "DIR",
+        default_value = DEFAULT_STATE_DIR,
+        global = true
+    )]
+    pub state: PathBuf,
+}
+
+/// `custsync runs ...`.
+#[derive(Debug, Subcommand)]
+pub enum RunsCommand {
+    /// Print a run's rows as the report's CSV, in file order, with the reasons; sends nothing.
+    /// Without a filter, every row; with filters, the rows of any of them.
+    ///
+    /// Example: custsync runs show 7 --failed
+    Show {
+        /// The run's id (custsync runs lists them).
+        id: u64,
+        /// Rows the shop refused, or whose retries ran out.
+        #[arg(long)]
+        failed: bool,
+        /// Rows rejected before sending.
+        #[arg(long)]
+        invalid: bool,
+        /// Rows never sent (the run was interrupted or stopped).
+        #[arg(long)]
+        not_sent: bool,
+    },
+}
+
 /// Options of `custsync sandbox`.
 #[derive(Debug, Args)]
 pub struct SandboxArgs {
@@ -340,6 +473,11 @@ pub struct SandboxArgs {
     /// CUSTSYNC_SANDBOX_SECRET, default `sandbox`).
     #[arg(long, value_name = "ID")]
     pub client_id: Option<String>,
+    /// A TOML description of the shop to stand for (websites, store views, customer groups,
+    /// countries and regions, custom attributes), so a rehearsal mirrors a real shop; without
+    /// it, the default shop. Example: sandbox/shop-example.toml.
+    #[arg(long, value_name = "FILE")]
+    pub shop: Option<PathBuf>,
     /// Fault injection: milliseconds added to every customer request.
     #[arg(long, value_name = "MS", default_value_t = 0)]
     pub latency_ms: u64,
@@ -388,6 +526,41 @@ mod tests {
         );
         assert_eq!(s.state.dir, PathBuf::from(".custsync"));
         assert!(!s.dry_run && !s.force && !s.only_failed);
+    }
+
+    #[test]
+    fn runs_show_takes_its_state_before_or_after() {
+        for argv in [
+            &["custsync", "runs", "--state", "S", "show", "7", "--failed"][..],
+            &["custsync", "runs", "show", "7", "--failed", "--state", "S"][..],
+        ] {
+            let cli = Cli::try_parse_from(argv).expect("parse");
+            let Command::Runs(r) = cli.command else {
+                panic!("runs")
+            };
+            assert_eq!(r.state, PathBuf::from("S"));
+            assert!(matches!(
+                r.command,
+                Some(RunsCommand::Show {
+                    id: 7,
+                    failed: true,
+                    invalid: false,
+                    not_sent: false
+                })
+            ));
+        }
+        let err = Cli::try_parse_from([
+            "custsync",
+            "sync",
+            "a.csv",
+            "--report",
+            "r.csv",
+            "--report-only",
+            "create,bogus",
+        ]);
+        assert!(err.is_err(), "an unknown kind is a usage error");
+        let err = Cli::try_parse_from(["custsync", "sync", "a.csv", "--report-only", "create"]);
+        assert!(err.is_err(), "--report-only needs --report");
     }
 
     #[test]

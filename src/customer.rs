@@ -23,8 +23,17 @@ enum Val<'a> {
 /// (allocation was a third of the time spent reading a file).
 pub type Text = compact_str::CompactString;
 
+/// The `gender` of a customer whose file clears it: a code Magento does not use, so that a
+/// gender stays a number.
+pub const GENDER_CLEARED: u8 = 0;
+
 /// One customer as the input file wants it. Empty optional cells are `None`: "not given",
-/// never "clear the field".
+/// never "clear the field". A field the file clears (its `--empty-value` token) is `Some` of
+/// an empty text: sent as `null` at the top level of the customer (Magento's merge on PUT
+/// sets every key present, and `null` unsets it) and as `""` inside a custom attribute or an
+/// address that exists (what Magento's own import writes for the token); left out of a
+/// create, which has nothing to clear (as Magento's import skips empty values of a new
+/// customer).
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Customer {
     /// The email as written in the file (trimmed); the key uses its lower-cased form.
@@ -36,7 +45,7 @@ pub struct Customer {
     pub suffix: Option<Text>,
     /// `YYYY-MM-DD`.
     pub dob: Option<Text>,
-    /// Magento's codes: 1 male, 2 female, 3 not specified.
+    /// Magento's codes: 1 male, 2 female, 3 not specified; [`GENDER_CLEARED`] clears it.
     pub gender: Option<u8>,
     pub taxvat: Option<Text>,
     pub group_id: Option<u32>,
@@ -84,12 +93,22 @@ impl Customer {
             ("taxvat", &self.taxvat),
         ];
         for (name, value) in optional {
-            if let Some(v) = value {
-                c.insert(name.into(), json!(v));
-            }
+            match value {
+                Some(v) if v.is_empty() && id.is_none() => None,
+                Some(v) if v.is_empty() => c.insert(name.into(), Value::Null),
+                Some(v) => c.insert(name.into(), json!(v)),
+                None => None,
+            };
         }
-        if let Some(g) = self.gender {
-            c.insert("gender".into(), json!(g));
+        match self.gender {
+            Some(GENDER_CLEARED) if id.is_none() => {}
+            Some(GENDER_CLEARED) => {
+                c.insert("gender".into(), Value::Null);
+            }
+            Some(g) => {
+                c.insert("gender".into(), json!(g));
+            }
+            None => {}
         }
         if let Some(g) = self.group_id {
             c.insert("group_id".into(), json!(g));
@@ -101,12 +120,13 @@ impl Customer {
         if let Some(s) = self.is_subscribed {
             c.insert("extension_attributes".into(), json!({ "is_subscribed": s }));
         }
-        if !self.custom_attributes.is_empty() {
-            let attrs: Vec<Value> = self
-                .custom_attributes
-                .iter()
-                .map(|(code, value)| json!({ "attribute_code": code, "value": value }))
-                .collect();
+        let attrs: Vec<Value> = self
+            .custom_attributes
+            .iter()
+            .filter(|(_, value)| id.is_some() || !value.is_empty())
+            .map(|(code, value)| json!({ "attribute_code": code, "value": value }))
+            .collect();
+        if !attrs.is_empty() {
             c.insert("custom_attributes".into(), Value::Array(attrs));
         }
         Value::Object(c)
@@ -187,8 +207,14 @@ impl Customer {
         text("suffix", self.suffix.as_deref());
         text("dob", self.dob.as_deref());
         text("taxvat", self.taxvat.as_deref());
+        if self.gender == Some(GENDER_CLEARED) {
+            f("gender", "", Val::Text(""));
+        }
         let numbers = [
-            ("gender", self.gender.map(u64::from)),
+            (
+                "gender",
+                self.gender.filter(|&g| g != GENDER_CLEARED).map(u64::from),
+            ),
             ("group_id", self.group_id.map(u64::from)),
             ("website_id", Some(u64::from(self.website_id))),
             ("store_id", self.store_id.map(u64::from)),
@@ -223,15 +249,18 @@ impl Customer {
     }
 
     /// The fields we would send whose value `known` (last sent, or read from the shop) does not
-    /// already hold, as `field: old -> new`. Fields we do not send are left alone: an empty
-    /// cell never clears anything.
-    pub fn changes(&self, known: &Fields) -> Vec<String> {
+    /// already hold (`new` is empty for a field the file clears). Fields we do not send are
+    /// left alone: an empty cell never clears anything.
+    pub fn changes(&self, known: &Fields) -> Vec<Change> {
         self.fields()
             .into_iter()
             .filter_map(|(field, new)| {
                 let old = known.get(&field);
-                (old != Some(&new))
-                    .then(|| format!("{field}: {} -> {new}", old.map_or("(none)", String::as_str)))
+                (!holds(old, &new)).then(|| Change {
+                    old: old.cloned(),
+                    field,
+                    new,
+                })
             })
             .collect()
     }
@@ -249,12 +278,45 @@ impl Customer {
         ];
         self.fields()
             .iter()
-            .any(|(field, new)| ADDRESS.contains(&field.as_str()) && known.get(field) != Some(new))
+            .any(|(field, new)| ADDRESS.contains(&field.as_str()) && !holds(known.get(field), new))
+    }
+}
+
+/// Whether a field known as `old` already holds `new`: the same text, or, for a field the
+/// file clears (empty), no value at all.
+fn holds(old: Option<&String>, new: &str) -> bool {
+    match old {
+        Some(old) => old == new,
+        None => new.is_empty(),
     }
 }
 
 /// Flattened customer values (see [`Customer::fields`]).
 pub type Fields = std::collections::BTreeMap<String, String>;
+
+/// One field an update changes, in the terms of [`Customer::fields`]. Reports show it as
+/// `field: old -> new` (its `Display`), or as data (JSON Lines, the xlsx `changes` sheet, the
+/// HTML review).
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize)]
+pub struct Change {
+    pub field: String,
+    /// `None` when the field had no value.
+    pub old: Option<String>,
+    pub new: String,
+}
+
+impl std::fmt::Display for Change {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let old = self.old.as_deref().unwrap_or("(none)");
+        write!(f, "{}: {old} -> {}", self.field, self.new)
+    }
+}
+
+/// Changes as the report's `message` gives them: `field: old -> new` pairs joined by `; `.
+pub fn joined(changes: &[Change]) -> String {
+    let parts: Vec<String> = changes.iter().map(ToString::to_string).collect();
+    parts.join("; ")
+}
 
 /// The fields of a customer as the API returns it, in the form of [`Customer::fields`]; the
 /// address is the customer's default billing address.
@@ -347,11 +409,13 @@ impl Address {
         a.insert("city".into(), json!(self.city));
         a.insert("postcode".into(), json!(self.postcode));
         a.insert("country_id".into(), json!(self.country_id));
-        if let Some(r) = &self.region {
+        // A cleared value goes only to an address that exists: a new one has nothing to clear.
+        let sent = |v: &Option<Text>| v.clone().filter(|v| id.is_some() || !v.is_empty());
+        if let Some(r) = sent(&self.region) {
             a.insert("region".into(), json!({ "region": r }));
         }
         a.insert("telephone".into(), json!(self.telephone));
-        if let Some(c) = &self.company {
+        if let Some(c) = sent(&self.company) {
             a.insert("company".into(), json!(c));
         }
         a.insert("default_billing".into(), json!(true));
@@ -469,6 +533,67 @@ mod tests {
     }
 
     #[test]
+    fn a_cleared_field_is_sent_as_nothing_and_differs_from_one_not_given() {
+        let mut c = ann();
+        let given = c.payload_hash();
+        c.middlename = Some(Text::default());
+        c.gender = Some(GENDER_CLEARED);
+        c.custom_attributes = vec![("loyalty_no".into(), Text::default())];
+        c.address = Some(Address {
+            street: vec!["1 Main".into()],
+            city: "Lund".into(),
+            postcode: "22100".into(),
+            country_id: "SE".into(),
+            region: None,
+            telephone: "123".into(),
+            company: Some(Text::default()),
+        });
+        let json = c.to_json(Some(3));
+        assert_eq!(json["middlename"], Value::Null);
+        assert_eq!(json["gender"], Value::Null);
+        assert!(json.as_object().expect("object").contains_key("middlename"));
+        assert_eq!(json["custom_attributes"][0]["value"], json!(""));
+        assert_eq!(
+            c.address_json(Some(9)).expect("address")["company"],
+            json!("")
+        );
+        let create = c.to_json(None);
+        assert!(
+            create.get("middlename").is_none(),
+            "a create has nothing to clear"
+        );
+        assert!(create.get("gender").is_none());
+        assert!(create.get("custom_attributes").is_none());
+        assert!(
+            c.address_json(None)
+                .expect("address")
+                .get("company")
+                .is_none()
+        );
+        let mut not_given = c.clone();
+        not_given.middlename = None;
+        assert_ne!(c.payload_hash(), not_given.payload_hash());
+        assert_ne!(c.payload_hash(), given);
+
+        let mut known = c.fields();
+        assert!(c.changes(&known).is_empty(), "the last payload sent");
+        known.remove("middlename");
+        known.remove("gender");
+        known.remove("company");
+        assert!(
+            c.changes(&known).is_empty(),
+            "the shop has none: nothing to clear"
+        );
+        assert!(!c.address_changes(&known));
+        known.insert("middlename".into(), "Maria".into());
+        known.insert("gender".into(), "2".into());
+        assert_eq!(
+            joined(&c.changes(&known)),
+            "gender: 2 -> ; middlename: Maria -> "
+        );
+    }
+
+    #[test]
     fn hash_changes_with_any_sent_field() {
         let a = ann();
         let mut b = ann();
@@ -501,12 +626,25 @@ mod tests {
         remote["lastname"] = json!("Doe");
         remote["addresses"][0]["city"] = json!("Malmö");
         let known = remote_fields(&remote);
+        let changes = c.changes(&known);
         assert_eq!(
-            c.changes(&known),
-            vec![
-                "city: Malmö -> Lund".to_string(),
-                "lastname: Doe -> Lee".to_string()
-            ]
+            joined(&changes),
+            "city: Malmö -> Lund; lastname: Doe -> Lee"
+        );
+        assert_eq!(
+            changes[0],
+            Change {
+                field: "city".into(),
+                old: Some("Malmö".into()),
+                new: "Lund".into()
+            }
+        );
+        remote["taxvat"] = json!(null);
+        c.taxvat = Some("X2".into());
+        let added = c.changes(&remote_fields(&remote));
+        assert_eq!(
+            added.last().map(ToString::to_string).as_deref(),
+            Some("taxvat: (none) -> X2")
         );
         assert!(c.address_changes(&known));
     }

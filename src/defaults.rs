@@ -33,6 +33,10 @@ pub const DEFAULT_OUTAGE_AFTER_SECS: u64 = 60;
 pub const DEFAULT_PROGRESS_SECS: u64 = 10;
 /// The file read for options when neither `--config` nor `CUSTSYNC_CONFIG` names one.
 pub const DEFAULT_CONFIG_FILE: &str = "custsync.toml";
+/// `--keep-runs`: the runs the history in the state directory keeps.
+pub const DEFAULT_KEEP_RUNS: u32 = 30;
+/// `--empty-value`: the cell text that clears a field, as in Magento's own import.
+pub const DEFAULT_EMPTY_VALUE: &str = "__EMPTY__VALUE__";
 /// `--state`: the state directory, relative to the working directory.
 pub const DEFAULT_STATE_DIR: &str = ".custsync";
 /// `--page-size` of `pull`.

@@ -7,12 +7,14 @@
 //! remembers of its key and decides: create, update, unchanged or invalid. [`exec`] sends the
 //! creates and updates through the [`api`] client, under the [`throttle`] and with [`retry`].
 //! Every row ends as an [`outcome::Outcome`]: [`report`] writes it as a report line and counts
-//! it, and the [`state`] writer records the mapping it confirmed. No row is sent before the
-//! whole file is known not to leave too many customers [`absent`] (`--max-absent`), and
-//! [`outage`] stops the sending when the shop stops answering. Once the whole file is read,
-//! [`absent`] deals with the customers it no longer names; the run ends with its summary (to
-//! a [`notify`] webhook too), and [`exit`] turns how it ended into the exit code. What the user
-//! reads on the way goes through [`console`].
+//! it, and the [`state`] writer records the mapping it confirmed, and [`runs`] keeps it in the
+//! run history. No row is sent before the whole file is known not to leave too many customers
+//! [`absent`] (`--max-absent`), and [`outage`] stops the sending when the shop stops
+//! answering. Once the whole file is read, [`absent`] deals with the customers it no longer
+//! names; the run ends with its summary (to a [`notify`] webhook too), and [`exit`] turns how
+//! it ended into the exit code. Every file a run writes for its user is claimed from
+//! [`outputs`] before the first request, so that a mistaken path cannot overwrite the input.
+//! What the user reads on the way goes through [`console`].
 //!
 //! # Modules
 //!
@@ -24,25 +26,27 @@
 //! | module | owns | uses |
 //! | --- | --- | --- |
 //! | [`cli`] | command-line arguments (clap types only) | defaults, absent |
-//! | [`config`] | typed settings resolved from arguments, environment and the config file | cli, defaults, absent, api, input, plan, retry |
+//! | [`config`] | typed settings resolved from arguments, environment and the config file | cli, defaults, absent, api, input, plan, report, retry |
 //! | [`exit`] | the exit codes, and how a run's ending maps to one | |
-//! | [`sync`] | the pipeline: read, plan, gate, send, absent, end | config, connect, console, input, plan, exec, outage, outcome, progress, report, notify, absent, state, api, throttle, customer, exit |
+//! | [`sync`] | the pipeline: read, plan, gate, send, absent, end | config, connect, console, input, plan, exec, outage, outcome, progress, report, notify, runs, absent, state, api, redact, throttle, outputs, customer, exit |
 //! | [`pull`] | recording the customers a shop already has | config, connect, console, retry, api, state, throttle, customer, defaults |
+//! | [`runs`] | the run history: each run's summary and rows, in the state directory | outcome, report |
 //! | [`connect`] | the target: embedded sandbox or a real shop; the sandbox's one launcher | config, cli, console, api, redact, throttle |
-//! | [`input`] | the CSV: header, streaming, per-row validation | customer |
+//! | [`input`] | the input file (CSV in any encoding, or a spreadsheet): header, streaming, per-row validation | customer |
 //! | [`plan`] | the decision for each row, a function of the row, the store and the options | input, outcome, state, customer |
-//! | [`exec`] | sending a row: lost-answer recovery, its outcome | plan, outcome, outage, retry, api, state, customer |
+//! | [`exec`] | sending a row: lost-answer recovery, answer checks, its outcome | plan, outcome, outage, retry, api, state, customer, redact |
 //! | [`outcome`] | what became of a row: report columns and state change, built in one place | api, state, customer |
-//! | [`report`] | report file, summary JSON, the final line | outcome |
+//! | [`report`] | report file (CSV, JSON Lines, xlsx), review page, summary JSON, the final line | outcome, customer, outputs |
 //! | [`progress`] | the live counts on stderr: rows finished, rate, time left | console |
 //! | [`notify`] | posting the summary to a `--notify` webhook | console, redact |
-//! | [`absent`] | customers the file no longer names: count, `--max-absent`, list, delete | console, plan, exec, report, state, customer |
+//! | [`absent`] | customers the file no longer names: count, `--max-absent`, list, delete | console, plan, exec, report, state, customer, outputs |
 //! | [`retry`] | which failures are tried again, backoff with jitter, `Retry-After` | outage, api, defaults |
 //! | [`outage`] | whether the shop is there: the `--outage-after` and wrong-base verdicts | api |
 //! | [`api`] | the Commerce REST client and IMS tokens | redact, throttle |
 //! | [`redact`] | keeping the secrets this process holds out of any text it shows | |
 //! | [`throttle`] | the shared request rate limit, adaptive on 429 | |
-//! | [`state`] | the sled state store: key -> customer id + payload hash, its index | customer |
+//! | [`state`] | the sled state store: key -> customer id + payload hash, its index | customer, outputs |
+//! | [`outputs`] | output files: refused paths, opening without links, formula-safe cells | |
 //! | [`customer`] | the desired customer record, its key, JSON payload and hash | |
 //! | [`console`] | what is said on stderr: logs, notes, progress lines; text or JSON; `--quiet` | |
 //! | [`defaults`] | every default and limit, named once | |
@@ -61,12 +65,14 @@ pub mod input;
 pub mod notify;
 pub mod outage;
 pub mod outcome;
+pub mod outputs;
 pub mod plan;
 pub mod progress;
 pub mod pull;
 pub mod redact;
 pub mod report;
 pub mod retry;
+pub mod runs;
 pub mod state;
 pub mod sync;
 pub mod throttle;
@@ -75,7 +81,7 @@ use anyhow::Context;
 use clap::CommandFactory;
 use tokio_util::sync::CancellationToken;
 
-use cli::{Cli, Command, LogFormat, StateCommand};
+use cli::{Cli, Command, LogFormat, RunsArgs, RunsCommand, StateCommand};
 use config::{Env, PullConfig, SyncConfig};
 use exit::Ending;
 use state::Store;
@@ -146,6 +152,7 @@ pub fn run(cli: Cli) -> anyhow::Result<Exit> {
                 Ok(exit)
             }
             Command::State(cmd) => state_command(cmd),
+            Command::Runs(args) => runs_command(args),
             Command::Sandbox(args) => {
                 connect::serve_sandbox(&args, &env, wait_for_signal())
                     .await
@@ -169,13 +176,16 @@ fn state_command(cmd: StateCommand) -> anyhow::Result<Exit> {
             println!("state:      {}", state.dir.display());
             println!("entries:    {}", store.len());
             println!("failed:     {}", store.failed_len());
+            println!("in doubt:   {}", store.doubt_len());
             println!("last run:   {last}");
             println!("disk bytes: {}", store.size_on_disk()?);
         }
         StateCommand::Export { state, output } => {
+            // The file is claimed first: refused, it leaves the store unopened.
+            let [file] = outputs::claim(&[], Some(&state.dir), [("--output", output.as_deref())])?;
             let store = Store::open(&state.dir)?;
-            let n = match &output {
-                Some(path) => state::export(&store, report::create_private(path)?)?,
+            let n = match file {
+                Some(file) => state::export(&store, file.into_file()?)?,
                 None => state::export(&store, std::io::stdout().lock())?,
             };
             if let Some(path) = output {
@@ -199,6 +209,31 @@ fn state_command(cmd: StateCommand) -> anyhow::Result<Exit> {
             }
             store.flush()?;
             println!("forgot {} in website {website_id}", key.email);
+        }
+    }
+    Ok(Exit::Ok)
+}
+
+fn runs_command(args: RunsArgs) -> anyhow::Result<Exit> {
+    let mut out = std::io::stdout().lock();
+    match args.command {
+        None => {
+            if runs::list(&args.state, &mut out)? == 0 {
+                console::note(&format!("no runs recorded in {}", args.state.display()));
+            }
+        }
+        Some(RunsCommand::Show {
+            id,
+            failed,
+            invalid,
+            not_sent,
+        }) => {
+            let filter = runs::Filter {
+                failed,
+                invalid,
+                not_sent,
+            };
+            runs::show(&args.state, id, filter, &mut out)?;
         }
     }
     Ok(Exit::Ok)

@@ -3,9 +3,12 @@
 //! [`decide`] is the decision for one row, a function of the row, what the store knows of its
 //! key (read through [`Lookup`]) and the [`Options`]: unknown key -> create, known key with
 //! another payload hash -> update, same hash -> unchanged; when the hash differs, the values
-//! last sent decide. [`Planner`] adds what only the whole file knows: a key seen earlier in the
-//! same file makes the later row invalid, naming the first line; and it gathers the keys the
-//! file names, for the absent check ([`crate::absent`]).
+//! last sent decide. A known key whose last update or delete is in doubt (its answer was lost)
+//! is an update whatever its hash: the shop may not hold what the store says it confirmed.
+//! [`Planner`] adds what only the whole file knows: several rows of one key
+//! send one of them (the first, or the last that a first pass over the file found, as
+//! [`OnDuplicate`] says) or none, the others invalid, each naming the line that was used; and
+//! it gathers the keys the file names, for the absent check ([`crate::absent`]).
 //!
 //! The planner reads the store only through [`Lookup`], generically: the sync plans a million
 //! rows against the index in a second or two, the tests plan against a map.
@@ -14,10 +17,10 @@ use std::collections::{HashMap, HashSet, hash_map};
 
 use secrecy::SecretString;
 
-use crate::customer::{Customer, Key};
-use crate::input::{Record, Row, check_email};
+use crate::customer::{Change, Customer, Key};
+use crate::input::{InputError, Record, Row, check_email};
 use crate::outcome::{Action, RowRef};
-use crate::state::{Entry, Lookup, StateError};
+use crate::state::{Doubt, Entry, Lookup, StateError};
 
 /// One record with its decision.
 #[derive(Debug)]
@@ -50,10 +53,12 @@ pub enum Step {
         customer: Box<Customer>,
         entry: Entry,
         hash: u128,
-        /// `field: old -> new` for the report; empty when the old values are not known.
-        changes: Vec<String>,
+        /// The fields that change, for the report; empty when the old values are not known.
+        changes: Vec<Change>,
         /// The address changed (or is not known to be the same), so the PUT must carry it.
         send_address: bool,
+        /// The key's last write is in doubt: why the row is sent whatever its hash.
+        doubt: Option<Doubt>,
     },
 }
 
@@ -72,6 +77,14 @@ impl Step {
     pub fn sends(&self) -> bool {
         matches!(self, Step::Create { .. } | Step::Update { .. })
     }
+
+    /// The key an update writes: what must be marked in doubt before it is sent.
+    pub fn updated_key(&self) -> Option<Key> {
+        match self {
+            Step::Update { customer, .. } => Some(customer.key()),
+            _ => None,
+        }
+    }
 }
 
 /// Options that change decisions.
@@ -81,6 +94,52 @@ pub struct Options {
     pub force: bool,
     /// Send only keys that failed in an earlier run.
     pub only_failed: bool,
+    /// Which of several rows of one key is sent.
+    pub on_duplicate: OnDuplicate,
+}
+
+/// Which of several valid rows of one key is sent (`--on-duplicate`); the others are invalid.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum OnDuplicate {
+    /// The first, as the file is read.
+    #[default]
+    First,
+    /// The last: a first pass over the file finds it ([`Duplicates::scan`]).
+    Last,
+    /// None of them.
+    Error,
+}
+
+/// The keys that several valid rows of a file name, from a first pass over it: for each, its
+/// first and last line. Only duplicated keys are kept, as digests, so that even a file of a
+/// million distinct keys costs a few MB once the pass is over.
+#[derive(Debug, Default)]
+pub struct Duplicates {
+    lines: HashMap<u64, (u64, u64)>,
+}
+
+impl Duplicates {
+    /// Reads every record (a reader opened again for this pass) and keeps the duplicated keys.
+    pub fn scan(
+        records: impl IntoIterator<Item = Result<Record, InputError>>,
+    ) -> Result<Self, InputError> {
+        let mut first: HashMap<u64, u64> = HashMap::new();
+        let mut lines = HashMap::new();
+        for record in records {
+            if let Record::Valid(row) = record? {
+                let digest = row.customer.key().digest();
+                match first.entry(digest) {
+                    hash_map::Entry::Vacant(v) => {
+                        v.insert(row.line);
+                    }
+                    hash_map::Entry::Occupied(f) => {
+                        lines.insert(digest, (*f.get(), row.line));
+                    }
+                }
+            }
+        }
+        Ok(Duplicates { lines })
+    }
 }
 
 /// Plans records one by one, remembering the keys already seen in this file.
@@ -93,6 +152,8 @@ pub struct Planner<'a, S> {
     mentioned: HashSet<u64>,
     /// Invalid rows whose key cannot be known.
     unkeyed: u64,
+    /// Under `--on-duplicate last|error`: the keys several rows name.
+    duplicates: Duplicates,
 }
 
 /// The keys a file names, for telling which customers it no longer has.
@@ -128,7 +189,13 @@ impl<'a, S: Lookup> Planner<'a, S> {
             seen: HashMap::with_capacity(state.key_count()),
             mentioned: HashSet::new(),
             unkeyed: 0,
+            duplicates: Duplicates::default(),
         }
+    }
+
+    /// The planner with the duplicated keys of a first pass (see [`OnDuplicate`]).
+    pub fn with_duplicates(self, duplicates: Duplicates) -> Self {
+        Planner { duplicates, ..self }
     }
 
     /// Every key the file named, once it has all been planned.
@@ -164,26 +231,46 @@ impl<'a, S: Lookup> Planner<'a, S> {
             Record::Valid(row) => *row,
         };
         let key = row.customer.key();
-        match self.seen.entry(key.digest()) {
-            hash_map::Entry::Occupied(first) => {
-                let message = format!(
-                    "line {}: email: duplicate of line {} (same website_id {} and email)",
-                    row.line,
-                    first.get(),
-                    key.website_id
-                );
-                return Ok(Planned {
-                    row: RowRef {
-                        line: row.line,
-                        email: row.customer.email,
-                        website_id: Some(key.website_id),
-                    },
-                    step: Step::Invalid(message),
-                });
+        let digest = key.digest();
+        // The line this row is a duplicate of, and what is said of it.
+        let used = match (
+            self.options.on_duplicate,
+            self.duplicates.lines.get(&digest),
+        ) {
+            (OnDuplicate::Last, Some(&(_, last))) if row.line < last => Some((last, "")),
+            (OnDuplicate::Error, Some(&(first, last))) => {
+                let other = if row.line == first { last } else { first };
+                Some((other, "; --on-duplicate error sends none of them"))
             }
-            hash_map::Entry::Vacant(v) => {
-                v.insert(row.line);
+            _ => None,
+        };
+        let duplicate_of = match used {
+            Some(used) => {
+                // The used line (or none) names the key; this row still keeps it from absence.
+                self.mentioned.insert(digest);
+                Some(used)
             }
+            None => match self.seen.entry(digest) {
+                hash_map::Entry::Occupied(first) => Some((*first.get(), "")),
+                hash_map::Entry::Vacant(v) => {
+                    v.insert(row.line);
+                    None
+                }
+            },
+        };
+        if let Some((other, note)) = duplicate_of {
+            let message = format!(
+                "line {}: email: duplicate of line {other} (same website_id {} and email{note})",
+                row.line, key.website_id
+            );
+            return Ok(Planned {
+                row: RowRef {
+                    line: row.line,
+                    email: row.customer.email,
+                    website_id: Some(key.website_id),
+                },
+                step: Step::Invalid(message),
+            });
         }
         decide(row, key, self.state, self.options)
     }
@@ -191,7 +278,8 @@ impl<'a, S: Lookup> Planner<'a, S> {
 
 /// The decision for a valid row whose key `key` (its customer's) is the first of its kind in
 /// the file: a function of the row, what `state` knows of the key, and the options. It reads
-/// no more of the store than it must: nothing beyond [`Lookup::known`] for an unchanged row.
+/// no more of the store than it must: nothing beyond [`Lookup::known`] and
+/// [`Lookup::in_doubt`] for an unchanged row.
 pub fn decide<S: Lookup>(
     row: Row,
     key: Key,
@@ -205,7 +293,11 @@ pub fn decide<S: Lookup>(
     } = row;
     let website_id = Some(customer.website_id);
     let hash = customer.payload_hash();
-    let known = state.known(key.digest());
+    let digest = key.digest();
+    let known = state.known(digest);
+    let doubt = state.in_doubt(digest);
+    // What may pass as unchanged: not forced, and not in doubt.
+    let settled = !options.force && doubt.is_none();
     let unchanged = |customer: Customer, customer_id, note, refresh| Planned {
         row: RowRef {
             line,
@@ -220,7 +312,7 @@ pub fn decide<S: Lookup>(
     };
     if let Some(k) = known
         && k.matches(hash)
-        && !options.force
+        && settled
         && !options.only_failed
     {
         return Ok(unchanged(customer, Some(k.customer_id), None, None));
@@ -231,7 +323,8 @@ pub fn decide<S: Lookup>(
         Some(_) => state.entry(&key)?,
         None => None,
     };
-    if options.only_failed && !state.is_failed(&key)? {
+    // A write in doubt is as good as a failure: `--only-failed` sends it too.
+    if options.only_failed && doubt.is_none() && !state.is_failed(&key)? {
         let note = Some("not sent: --only-failed and this row did not fail before");
         return Ok(unchanged(
             customer,
@@ -255,7 +348,7 @@ pub fn decide<S: Lookup>(
                 },
             });
         }
-        Some(e) if e.payload_hash == hash && !options.force => {
+        Some(e) if e.payload_hash == hash && settled => {
             return Ok(unchanged(customer, Some(e.customer_id), None, None));
         }
         Some(e) => e,
@@ -266,7 +359,7 @@ pub fn decide<S: Lookup>(
         .as_ref()
         .map(|k| customer.changes(k))
         .unwrap_or_default();
-    if sent.is_some() && changes.is_empty() && !options.force {
+    if sent.is_some() && changes.is_empty() && settled {
         let refresh = Some((
             key,
             Entry {
@@ -277,7 +370,7 @@ pub fn decide<S: Lookup>(
         return Ok(unchanged(customer, Some(e.customer_id), None, refresh));
     }
     let send_address = customer.address.is_some()
-        && (options.force || sent.as_ref().is_none_or(|k| customer.address_changes(k)));
+        && (!settled || sent.as_ref().is_none_or(|k| customer.address_changes(k)));
     Ok(Planned {
         row: RowRef {
             line,
@@ -290,6 +383,7 @@ pub fn decide<S: Lookup>(
             hash,
             changes,
             send_address,
+            doubt,
         },
     })
 }
@@ -379,12 +473,13 @@ mod tests {
     }
 
     /// A step, summed up for comparison.
-    #[derive(Debug, PartialEq)]
+    #[derive(Debug, Clone, PartialEq)]
     enum Want {
         Create,
         Update {
             changes: Vec<String>,
             send_address: bool,
+            doubt: Option<Doubt>,
         },
         Unchanged {
             customer_id: Option<u64>,
@@ -406,6 +501,16 @@ mod tests {
         Want::Update {
             changes: changes.iter().map(|c| (*c).to_owned()).collect(),
             send_address,
+            doubt: None,
+        }
+    }
+
+    /// An update sent again because the key's last `doubt` write is in doubt.
+    fn resend(doubt: Doubt, changes: &[&'static str], send_address: bool) -> Want {
+        Want::Update {
+            changes: changes.iter().map(|c| (*c).to_owned()).collect(),
+            send_address,
+            doubt: Some(doubt),
         }
     }
 
@@ -417,12 +522,14 @@ mod tests {
                 changes,
                 send_address,
                 entry,
+                doubt,
                 ..
             } => {
                 assert_eq!(entry.customer_id, ID);
                 Want::Update {
-                    changes: changes.clone(),
+                    changes: changes.iter().map(ToString::to_string).collect(),
                     send_address: *send_address,
+                    doubt: *doubt,
                 }
             }
             Step::Unchanged {
@@ -440,14 +547,17 @@ mod tests {
     const FORCE: Options = Options {
         force: true,
         only_failed: false,
+        on_duplicate: OnDuplicate::First,
     };
     const ONLY_FAILED: Options = Options {
         force: false,
         only_failed: true,
+        on_duplicate: OnDuplicate::First,
     };
     const NONE: Options = Options {
         force: false,
         only_failed: false,
+        on_duplicate: OnDuplicate::First,
     };
 
     /// A case: the store before, the options, the file, and what each row needs.
@@ -625,6 +735,85 @@ mod tests {
                 vec![SAME],
             ),
             (
+                "a key whose last update is in doubt is sent again, though unchanged",
+                |m| {
+                    synced(m, &ann("Lee"));
+                    m.doubt(ann("Lee").key(), Doubt::Update);
+                },
+                NONE,
+                vec![valid(2, ann("Lee"))],
+                vec![resend(Doubt::Update, &[], false)],
+            ),
+            (
+                "with its address, whose update may be lost too",
+                |m| {
+                    synced(m, &living_in(ann("Lee"), "Berlin"));
+                    m.doubt(ann("Lee").key(), Doubt::Update);
+                },
+                NONE,
+                vec![valid(2, living_in(ann("Lee"), "Berlin"))],
+                vec![resend(Doubt::Update, &[], true)],
+            ),
+            (
+                "a key in doubt with changes names them",
+                |m| {
+                    synced(m, &ann("Lee"));
+                    m.doubt(ann("Lee").key(), Doubt::Update);
+                },
+                NONE,
+                vec![valid(2, ann("Park"))],
+                vec![resend(Doubt::Update, &["lastname: Lee -> Park"], false)],
+            ),
+            (
+                "a pulled mapping in doubt is sent, not refreshed",
+                |m| {
+                    pulled(m, &ann("Lee"));
+                    m.doubt(ann("Lee").key(), Doubt::Update);
+                },
+                NONE,
+                vec![valid(2, ann("Lee"))],
+                vec![resend(Doubt::Update, &[], false)],
+            ),
+            (
+                "a key whose delete is in doubt is sent again",
+                |m| {
+                    synced(m, &ann("Lee"));
+                    m.doubt(ann("Lee").key(), Doubt::Delete);
+                },
+                NONE,
+                vec![valid(2, ann("Lee"))],
+                vec![resend(Doubt::Delete, &[], false)],
+            ),
+            (
+                "--only-failed sends a key in doubt that did not fail",
+                |m| {
+                    synced(m, &ann("Lee"));
+                    m.doubt(ann("Lee").key(), Doubt::Update);
+                },
+                ONLY_FAILED,
+                vec![valid(2, ann("Lee"))],
+                vec![resend(Doubt::Update, &[], false)],
+            ),
+            (
+                "--force says the key is in doubt",
+                |m| {
+                    synced(m, &ann("Lee"));
+                    m.doubt(ann("Lee").key(), Doubt::Update);
+                },
+                FORCE,
+                vec![valid(2, ann("Lee"))],
+                vec![resend(Doubt::Update, &[], false)],
+            ),
+            (
+                "a doubt about a key no longer mapped is nothing: the key is new",
+                |m| {
+                    m.doubt(ann("Lee").key(), Doubt::Delete);
+                },
+                NONE,
+                vec![valid(2, ann("Lee"))],
+                vec![Want::Create],
+            ),
+            (
                 "an invalid row keeps its message",
                 |m| synced(m, &ann("Lee")),
                 FORCE,
@@ -701,6 +890,88 @@ mod tests {
     }
 
     #[test]
+    fn on_duplicate_sends_the_first_the_last_or_none() {
+        let park = |line| {
+            valid(
+                line,
+                Customer {
+                    email: " ANN@x.IO ".into(),
+                    ..ann("Park")
+                },
+            )
+        };
+        let file = || {
+            vec![
+                valid(2, ann("Lee")),
+                invalid(3, "ann@x.io", Some(1)),
+                park(4),
+                valid(5, ann("Kim")),
+                valid(
+                    6,
+                    Customer {
+                        website_id: 2,
+                        ..ann("Lee")
+                    },
+                ),
+            ]
+        };
+        let dup = |line: u64, of: u64, note: &str| {
+            Want::Invalid(format!(
+                "line {line}: email: duplicate of line {of} (same website_id 1 and email{note})"
+            ))
+        };
+        let none = "; --on-duplicate error sends none of them";
+        let bad = Want::Invalid("line 3: bad".into());
+        for (mode, want) in [
+            (
+                OnDuplicate::First,
+                vec![
+                    Want::Create,
+                    bad.clone(),
+                    dup(4, 2, ""),
+                    dup(5, 2, ""),
+                    Want::Create,
+                ],
+            ),
+            (
+                OnDuplicate::Last,
+                vec![
+                    dup(2, 5, ""),
+                    bad.clone(),
+                    dup(4, 5, ""),
+                    Want::Create,
+                    Want::Create,
+                ],
+            ),
+            (
+                OnDuplicate::Error,
+                vec![
+                    dup(2, 5, none),
+                    bad.clone(),
+                    dup(4, 2, none),
+                    dup(5, 2, none),
+                    Want::Create,
+                ],
+            ),
+        ] {
+            let state = Memory::default();
+            let duplicates = Duplicates::scan(file().into_iter().map(Ok)).expect("scan");
+            let options = Options {
+                on_duplicate: mode,
+                ..NONE
+            };
+            let mut planner = Planner::new(&state, options).with_duplicates(duplicates);
+            let got: Vec<Want> = file()
+                .into_iter()
+                .map(|r| sum_up(&planner.plan(r).expect("plan")))
+                .collect();
+            assert_eq!(got, want, "{mode:?}");
+            let keys = planner.into_keys();
+            assert!(keys.contains(&Key::new(1, "ann@x.io")), "{mode:?}");
+        }
+    }
+
+    #[test]
     fn outcomes_name_the_row() {
         let state = Memory::default();
         let mut planner = Planner::new(&state, NONE);
@@ -758,6 +1029,9 @@ mod tests {
         }
         fn known(&self, digest: u64) -> Option<Known> {
             self.0.known(digest)
+        }
+        fn in_doubt(&self, digest: u64) -> Option<Doubt> {
+            self.0.in_doubt(digest)
         }
         fn entry(&self, _: &Key) -> Result<Option<Entry>, StateError> {
             panic!("an entry was read")

@@ -32,7 +32,7 @@ pub struct Counters {
 }
 
 /// One look at the counters, with what follows from them.
-#[derive(Clone, Copy, Debug, PartialEq)]
+#[derive(Clone, Debug, PartialEq)]
 struct Snapshot {
     done: u64,
     /// Rows the file is estimated to hold.
@@ -43,10 +43,18 @@ struct Snapshot {
     rate: f64,
     /// Seconds left at that rate; `None` before the first row is finished.
     eta: Option<f64>,
+    /// What the run waits for, while it waits for a server.
+    waiting: Option<String>,
 }
 
 impl Snapshot {
-    fn take(c: &Counters, total_bytes: u64, requests: u64, elapsed: Duration) -> Self {
+    fn take(
+        c: &Counters,
+        total_bytes: u64,
+        requests: u64,
+        waiting: Option<String>,
+        elapsed: Duration,
+    ) -> Self {
         let done = c.done.load(Ordering::Relaxed);
         let estimated = estimate(
             c.read.load(Ordering::Relaxed),
@@ -62,6 +70,7 @@ impl Snapshot {
             requests,
             rate,
             eta: (done > 0).then(|| (estimated - done) as f64 / rate),
+            waiting,
         }
     }
 
@@ -69,10 +78,15 @@ impl Snapshot {
     fn line(&self) -> String {
         let percent = self.done * 100 / self.estimated.max(1);
         let eta = self.eta.map_or_else(|| "unknown".to_owned(), duration);
-        format!(
+        let mut line = format!(
             "{} of ~{} rows finished ({percent}%), {:.1} rows/s, {} requests, {} failed, about {eta} left",
             self.done, self.estimated, self.rate, self.requests, self.failed
-        )
+        );
+        if let Some(wait) = &self.waiting {
+            line.push_str("; ");
+            line.push_str(wait);
+        }
+        line
     }
 
     /// The numbers as JSON fields.
@@ -87,6 +101,9 @@ impl Snapshot {
         m.insert("eta_s".into(), json!(self.eta.map(f64::round)));
         m.insert("requests".into(), json!(self.requests));
         m.insert("failed".into(), json!(self.failed));
+        if let Some(wait) = &self.waiting {
+            m.insert("waiting".into(), json!(wait));
+        }
         m
     }
 }
@@ -119,12 +136,14 @@ pub struct Progress {
 
 impl Progress {
     /// Starts the display for a file of `total_bytes` (0 when unknown); plain lines come every
-    /// `every`. `requests` reads the requests sent so far.
+    /// `every`. `requests` reads the requests sent so far; `waiting` says what the run waits
+    /// for, while it waits for a server.
     pub fn start(
         counters: Arc<Counters>,
         total_bytes: u64,
         every: Duration,
         requests: impl Fn() -> u64 + Send + Sync + 'static,
+        waiting: impl Fn() -> Option<String> + Send + Sync + 'static,
     ) -> Self {
         if console::quiet() {
             return Progress {
@@ -133,8 +152,9 @@ impl Progress {
             };
         }
         let started = Instant::now();
-        let snapshot =
-            move |c: &Counters| Snapshot::take(c, total_bytes, requests(), started.elapsed());
+        let snapshot = move |c: &Counters| {
+            Snapshot::take(c, total_bytes, requests(), waiting(), started.elapsed())
+        };
         if console::fancy() {
             let bar = ProgressBar::with_draw_target(Some(0), ProgressDrawTarget::stderr());
             bar.set_style(
@@ -210,17 +230,20 @@ mod tests {
         c.bytes_read.store(500, Ordering::Relaxed);
         c.done.store(100, Ordering::Relaxed);
         c.failed.store(2, Ordering::Relaxed);
-        let s = Snapshot::take(&c, 1000, 120, Duration::from_secs(10));
+        let s = Snapshot::take(&c, 1000, 120, None, Duration::from_secs(10));
         assert_eq!((s.estimated, s.rate, s.eta), (800, 10.0, Some(70.0)));
         assert_eq!(
             s.line(),
             "100 of ~800 rows finished (12%), 10.0 rows/s, 120 requests, 2 failed, about 1m 10s left"
         );
         assert_eq!(s.fields()["eta_s"], json!(70.0));
-        let fresh = Snapshot::take(&Counters::default(), 1000, 0, Duration::ZERO);
+        let wait = Some("waiting 30 s: the server asked (Retry-After)".to_owned());
+        let fresh = Snapshot::take(&Counters::default(), 1000, 0, wait, Duration::ZERO);
         assert_eq!(fresh.eta, None);
         assert!(
-            fresh.line().ends_with("about unknown left"),
+            fresh
+                .line()
+                .ends_with("about unknown left; waiting 30 s: the server asked (Retry-After)"),
             "{}",
             fresh.line()
         );

@@ -1,6 +1,7 @@
 //! The end of a run: the state store stamped and its index brought up to date with what the
-//! run wrote and deleted, the summary written and sent to `--notify`, the final line printed
-//! (with a dry run's table), then how the run ended: a fatal error, a wrong base path, the
+//! run wrote and deleted; the summary made, with the exit code the run ends with, and written
+//! (summary JSON, run history, review page), sent to `--notify` and printed as the final line
+//! (with a dry run's table); then how the run ended: a fatal error, a wrong base path, the
 //! `--max-absent` verdict or a refused delete comes back as the run's error only now, once
 //! everything it did is on disk.
 
@@ -9,14 +10,16 @@ use std::time::Instant;
 
 use serde_json::Map;
 
-use super::ending::{Ending, Finished, SyncError};
+use super::ending::{Ending, Finished, SyncError, exit_of};
 use super::send::Sent;
 use crate::absent::Absence;
 use crate::config::SyncConfig;
 use crate::console;
 use crate::exit::Exit;
 use crate::notify;
-use crate::report;
+use crate::outputs::Output;
+use crate::report::{self, Absentee};
+use crate::runs::Recorder;
 use crate::state::{Index, Store};
 
 /// What a run did, as its end needs it.
@@ -29,6 +32,10 @@ pub struct Work {
     pub requests: u64,
     /// Retries made.
     pub retries: u64,
+    /// The SHA-256 of the input, when it was read.
+    pub sha256: Option<String>,
+    /// The claimed `--summary-json` file.
+    pub summary: Option<Output>,
 }
 
 /// Writes what the run did and says how it ended; see the module doc.
@@ -36,6 +43,7 @@ pub async fn finish(
     cfg: &SyncConfig,
     store: &Store,
     work: Work,
+    history: Recorder,
     started: Instant,
     interrupted: bool,
 ) -> Result<Finished, SyncError> {
@@ -45,58 +53,100 @@ pub async fn finish(
         absent,
         requests,
         retries,
+        sha256,
+        summary: summary_file,
     } = work;
-    if !cfg.dry_run {
-        // The reading and the sending are over: this is the last holder of the index.
-        let mut index = Arc::unwrap_or_clone(index);
-        index.update(sent.confirmed, &absent.deleted);
-        store.set_last_run(chrono::Utc::now().timestamp())?;
-        // Last: the index is trusted from the moment its generation is stored.
-        store.save_index(&index)?;
+    let stamped = (|| {
+        if !cfg.dry_run {
+            // The reading and the sending are over: this is the last holder of the index.
+            let mut index = Arc::unwrap_or_clone(index);
+            index.update(sent.confirmed, &absent.deleted);
+            store.set_last_run(chrono::Utc::now().timestamp())?;
+            // Last: the index is trusted from the moment its generation is stored.
+            store.save_index(&index)?;
+        }
+        store.flush()
+    })();
+    if let Err(e) = stamped {
+        return Err(abandon(history, e.into()));
     }
-    store.flush()?;
 
+    let error: Option<SyncError> = match (sent.fatal, sent.wrong_base, absent.refused) {
+        (Some(e), _, _) => Some(e.into()),
+        (None, Some(e), _) => Some(e.into()),
+        (None, None, Some(why)) => Some(why.into()),
+        (None, None, None) => None,
+    };
     let tally = &sent.tally;
-    let summary = tally.summary(
+    let mut summary = tally.summary(
         absent.count,
         requests,
         retries,
         cfg.dry_run,
         started.elapsed(),
     );
-    if let Some(path) = &cfg.summary_json {
-        report::write_summary(path, &summary)?;
-    }
-    let error: Option<SyncError> = match (sent.fatal, sent.wrong_base, absent.refused) {
-        (Some(e), _, _) => Some(e.into()),
-        (None, Some(e), _) => Some(e.into()),
-        (None, None, Some(e)) => Some(e.into()),
-        (None, None, None) => None,
+    summary.run = history.run().clone();
+    summary.run.finished_at = Some(report::timestamp(chrono::Utc::now()));
+    summary.run.file_sha256 = sha256;
+    summary.run.error = error.as_ref().map(ToString::to_string);
+    let mut finished = Finished {
+        summary,
+        ending: match (interrupted, sent.stopped) {
+            (true, _) => Ending::Interrupted,
+            (false, Some(stop)) => Ending::Stopped(stop),
+            (false, None) => Ending::Complete,
+        },
     };
-    let ending = match (interrupted, sent.stopped) {
-        (true, _) => Ending::Interrupted,
-        (false, Some(stop)) => Ending::Stopped(stop),
-        (false, None) => Ending::Complete,
+    let exit = match &error {
+        Some(e) => exit_of(Err(e)),
+        None => exit_of(Ok(&finished)),
     };
-    let finished = Finished { summary, ending };
-    let ok = error.is_none() && finished.exit() == Exit::Ok;
+    finished.summary.run.exit_code = Some(exit as u8);
+    let summary = &finished.summary;
 
-    if let Some(url) = &cfg.notify {
-        notify::post(url, &finished.summary).await;
+    history.finish(summary)?;
+    if let Some(output) = summary_file {
+        report::write_summary(output, summary)?;
     }
+    if let Some(review) = sent.review {
+        let absentees: Vec<Absentee> = (absent.sample.into_iter())
+            .map(|(key, customer_id)| Absentee {
+                website_id: key.website_id,
+                email: key.email,
+                customer_id,
+            })
+            .collect();
+        review.finish(summary, &absentees)?;
+    }
+    if let Some(url) = &cfg.notify {
+        notify::post(url, summary).await;
+    }
+    let ok = exit == Exit::Ok;
     if cfg.dry_run {
-        console::final_line(tally.table(absent.count).trim_end(), ok, Map::new());
+        console::final_line(report::table(summary).trim_end(), ok, Map::new());
     }
     let mut fields = Map::new();
-    if let Ok(v) = serde_json::to_value(&finished.summary) {
+    if let Ok(v) = serde_json::to_value(summary) {
         fields.insert("summary".into(), v);
     }
-    console::final_line(&report::human(&finished.summary), ok, fields);
+    console::final_line(&report::human(summary), ok, fields);
     if tally.failed() > 0 && cfg.report.is_none() {
-        console::alert("some rows failed: run again with --report FILE to see which and why");
+        console::alert(&format!(
+            "some rows failed: custsync runs show {} --failed lists them with the reasons",
+            summary.run.run_id
+        ));
     }
+
     match error {
         Some(e) => Err(e),
         None => Ok(finished),
     }
+}
+
+/// Records a run that a fatal error stopped before its summary, and gives the error back.
+pub fn abandon(history: Recorder, error: SyncError) -> SyncError {
+    if let Err(not_recorded) = history.abandon(error.to_string(), exit_of(Err(&error)) as u8) {
+        tracing::warn!("{not_recorded}");
+    }
+    error
 }

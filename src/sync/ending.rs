@@ -9,8 +9,10 @@ use crate::exit::Exit;
 pub use crate::exit::{Ending, Stop};
 use crate::input::InputError;
 use crate::outage::WrongBase;
+use crate::outputs::OutputError;
 use crate::report::Summary;
 use crate::report::WriteError;
+use crate::runs::RunsError;
 use crate::state::StateError;
 
 /// A run that ended without a [`SyncError`].
@@ -34,6 +36,11 @@ impl From<&Finished> for Exit {
     }
 }
 
+/// The exit code of a run that ended so (any error is fatal), for the summary and the history.
+pub fn exit_of(end: Result<&Finished, &SyncError>) -> Exit {
+    end.map_or(Exit::Fatal, Finished::exit)
+}
+
 /// A failure that stops the run. Those that arise once rows are being sent ([`SyncError::Api`],
 /// [`SyncError::Refused`]) are returned after the report, the state and the summary are
 /// written; the others as they happen.
@@ -46,6 +53,12 @@ pub enum SyncError {
     State(#[from] StateError),
     #[error(transparent)]
     Write(#[from] WriteError),
+    /// The run history could not be written.
+    #[error(transparent)]
+    Runs(#[from] RunsError),
+    /// An output path was refused before anything was sent.
+    #[error(transparent)]
+    Output(#[from] OutputError),
     /// A fatal answer (the credentials stopped working) stopped the sending part-way.
     #[error(transparent)]
     Api(#[from] ApiError),

@@ -20,7 +20,7 @@ use crate::absent::{self, MaxAbsent, TooManyAbsent};
 use crate::config::SyncConfig;
 use crate::customer::{Fields, Key};
 use crate::plan::Planner;
-use crate::state::{Entry, Index, Known, Lookup, StateError};
+use crate::state::{Doubt, Entry, Index, Known, Lookup, StateError};
 
 use super::ending::SyncError;
 
@@ -115,6 +115,10 @@ impl Lookup for NoStore {
 
     fn is_failed(&self, _key: &Key) -> Result<bool, StateError> {
         Ok(false)
+    }
+
+    fn in_doubt(&self, _digest: u64) -> Option<Doubt> {
+        None
     }
 }
 

@@ -4,9 +4,9 @@
 //! CSV file --read thread: parse, validate--> plan thread: keys, hashes, index and sled look-ups
 //!   --bounded channel (batches)--> send loop: rows to send go out under the rate limit,
 //!   at most --concurrency at a time, with retries (exec); the rest are recorded at once
-//!   --> one sink: report line, counts, progress, state writer thread
+//!   --> one sink: report line, review, run history, counts, progress, state writer thread
 //!   --> absent customers: counted, listed, deleted (absent)
-//!   --> the end: state stamp and index, summary, how the run ended
+//!   --> the end: state stamp and index, summary, history, review, how the run ended
 //! ```
 //!
 //! Each stage is a module: `read.rs`, `send.rs` (with the `--max-absent` gate, `gate.rs`),
@@ -15,6 +15,9 @@
 //! requests get a grace period), state is flushed and the report and summary written. An
 //! outage ([`crate::outage`]) stops the sending the same way, but the reading goes on, so that
 //! every row is reported.
+//!
+//! Every run that opens its state directory is recorded in the run history ([`crate::runs`]):
+//! its rows as they finish, its summary at the end, or its error when a fatal one stops it.
 
 mod end;
 mod ending;
@@ -28,27 +31,97 @@ use std::time::Instant;
 use tokio_util::sync::CancellationToken;
 
 use crate::absent::{self, Deletes};
-use crate::config::SyncConfig;
+use crate::config::{SyncConfig, Target};
 use crate::connect;
 use crate::console;
 use crate::exec::Executor;
 use crate::input::{InputError, Reader};
 use crate::outage::Watch;
+use crate::outputs::{self, Output};
 use crate::progress::{Counters, Progress};
+use crate::report::{Report, Review, RunInfo};
+use crate::runs::{Recorder, RowLog};
 use crate::state::Store;
 use crate::throttle::Throttle;
 
-pub use ending::{Ending, Finished, Stop, SyncError};
+pub use ending::{Ending, Finished, Stop, SyncError, exit_of};
 
 /// Runs `custsync sync`.
 pub async fn run(cfg: SyncConfig, cancel: CancellationToken) -> Result<Finished, SyncError> {
     let started = Instant::now();
+    let started_at = chrono::Utc::now();
     let cfg = Arc::new(cfg);
 
-    // Open the file, the state store and the target.
+    // Open the file; claim every output (checked and created) before the state is touched or
+    // a request sent; open the state store and start the run's record in the history.
     let reader = open_input(&cfg)?;
-    let total_bytes = std::fs::metadata(&cfg.input).map_or(0, |m| m.len());
+    let claimed = outputs::claim(
+        &[&cfg.input],
+        Some(&cfg.connect.state_dir),
+        [
+            ("--report", cfg.report.as_deref()),
+            ("--summary-json", cfg.summary_json.as_deref()),
+            ("--absent-report", cfg.absent.report.as_deref()),
+            ("--review", cfg.review.as_deref()),
+        ],
+    )?;
     let store = Arc::new(Store::open(&cfg.connect.state_dir)?);
+    let (history, rows) = Recorder::start(
+        &cfg.connect.state_dir,
+        cfg.keep_runs,
+        cfg.dry_run,
+        run_info(&cfg, started_at),
+    )?;
+    match pipeline(&cfg, &cancel, reader, &store, claimed, rows).await {
+        Ok(work) => {
+            let interrupted = cancel.is_cancelled();
+            end::finish(&cfg, &store, work, history, started, interrupted).await
+        }
+        Err(e) => Err(end::abandon(history, e)),
+    }
+}
+
+/// Opens the input file, as the run and a census read it.
+fn open_input(cfg: &SyncConfig) -> Result<Reader, InputError> {
+    Reader::open_with(
+        &cfg.input,
+        cfg.default_website,
+        cfg.mapping.clone(),
+        &cfg.format,
+    )
+}
+
+/// What the summary says of the run itself, as far as it is known at the start.
+fn run_info(cfg: &SyncConfig, started_at: chrono::DateTime<chrono::Utc>) -> RunInfo {
+    RunInfo {
+        started_at: crate::report::timestamp(started_at),
+        file: cfg.input.display().to_string(),
+        target: match &cfg.connect.target {
+            Target::Sandbox => "sandbox".to_owned(),
+            Target::Remote(c) => crate::redact::url(&c.endpoint),
+        },
+        version: env!("CARGO_PKG_VERSION").to_owned(),
+        ..RunInfo::default()
+    }
+}
+
+/// Everything from connecting to the absent customers: what the run did, for its end.
+async fn pipeline(
+    cfg: &Arc<SyncConfig>,
+    cancel: &CancellationToken,
+    reader: Reader,
+    store: &Arc<Store>,
+    [report, summary, absent_report, review]: [Option<Output>; 4],
+    history: RowLog,
+) -> Result<end::Work, SyncError> {
+    let writers = send::Writers {
+        report: report
+            .map(|o| Report::create(o, cfg.report_only.clone()))
+            .transpose()?,
+        review: review.map(Review::new),
+        history,
+    };
+    let total_bytes = std::fs::metadata(&cfg.input).map_or(0, |m| m.len());
     let throttle = Arc::new(Throttle::new(cfg.rate));
     let (sandbox, client) = connect::connect(
         &cfg.connect,
@@ -71,32 +144,38 @@ pub async fn run(cfg: SyncConfig, cancel: CancellationToken) -> Result<Finished,
         .map(|c| Watch::start(cfg.outage_after, c.endpoint().to_owned(), sending.clone()));
     let executor = client
         .zip(watch.clone())
-        .map(|(c, w)| Executor::new(c, cfg.retry, sending.clone()).watching(w));
+        .map(|(c, w)| Executor::new(c, cfg.retry, sending.clone(), Arc::clone(store)).watching(w));
 
     // Read and plan on threads of their own, send here.
     let counters = Arc::new(Counters::default());
-    let (rows, planning) = read::start(
+    let options = read::PlanningOptions {
+        plan: cfg.plan,
+        mark_doubts: !cfg.dry_run,
+    };
+    let (planned, planning) = read::start(
         reader,
-        Arc::clone(&store),
-        cfg.plan,
-        &cancel,
+        Arc::clone(store),
+        options,
+        cancel,
         Arc::clone(&counters),
     )?;
+    let waiting = executor.as_ref().map(Executor::waiting);
     let progress = Progress::start(
         Arc::clone(&counters),
         total_bytes,
         cfg.progress_every,
         move || throttle.requests(),
+        move || waiting.as_ref().and_then(|w| w.describe()),
     );
     let on = send::Sending {
         executor: executor.as_ref(),
         watch: watch.as_deref(),
-        gate: gate::Gate::new(&cfg),
-        store: &store,
+        gate: gate::Gate::new(cfg),
+        store,
         counters: &counters,
-        cancel: &cancel,
+        cancel,
     };
-    let sent = send::all(rows, &cfg, on).await?;
+    let sent = send::all(planned, writers, cfg, on).await?;
     progress.finish();
     let read = planning.finish().await?;
 
@@ -108,11 +187,12 @@ pub async fn run(cfg: SyncConfig, cancel: CancellationToken) -> Result<Finished,
         (None, _) => Deletes::DryRun,
     };
     let absent = absent::settle(
-        &store,
+        store,
         &read.index,
         &read.keys,
         read.absent.filter(|_| read_to_end),
         &cfg.absent,
+        absent_report,
         deletes,
     )
     .await?;
@@ -123,17 +203,13 @@ pub async fn run(cfg: SyncConfig, cancel: CancellationToken) -> Result<Finished,
     let (requests, retries) = executor
         .as_ref()
         .map_or((0, 0), |e| (e.requests(), e.retries()));
-    let work = end::Work {
+    Ok(end::Work {
         index: read.index,
         sent,
         absent,
         requests,
         retries,
-    };
-    end::finish(&cfg, &store, work, started, cancel.is_cancelled()).await
-}
-
-/// Opens the input file, as the run and a census read it.
-fn open_input(cfg: &SyncConfig) -> Result<Reader, InputError> {
-    Reader::open(&cfg.input, cfg.default_website, cfg.mapping.clone())
+        sha256: read.sha256,
+        summary,
+    })
 }

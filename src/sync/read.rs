@@ -1,9 +1,11 @@
 //! Reading and planning, on two threads of their own so that both cores are busy on a large
 //! file (and sled's blocking reads stay off the async workers): one parses and validates
 //! ([`crate::input`]), the other plans ([`crate::plan`]: keys, hashes, index and sled
-//! look-ups). Planned rows reach the sender in batches through a bounded channel; once the
-//! whole file is planned, the count of the store's keys it does not name follows them, for
-//! the `--max-absent` gate.
+//! look-ups). Planned rows reach the sender in batches through a bounded channel; before a
+//! batch goes, the planner marks its updates in doubt with one flush (a real run only), so
+//! that no update can leave unmarked (see `state/doubt.rs`). Once the whole file is planned,
+//! the count of the store's keys it does not name follows the rows, for the `--max-absent`
+//! gate.
 
 use std::sync::atomic::Ordering;
 use std::sync::{Arc, OnceLock};
@@ -15,9 +17,9 @@ use tokio_util::sync::CancellationToken;
 use super::ending::SyncError;
 use crate::absent;
 use crate::input::{Reader, Record};
-use crate::plan::{self, FileKeys, Planned, Planner};
+use crate::plan::{self, Duplicates, FileKeys, OnDuplicate, Planned, Planner};
 use crate::progress::Counters;
-use crate::state::{Index, Indexed, Store};
+use crate::state::{Doubt, Index, Indexed, StateError, Store};
 
 /// Rows per message from the reader thread: amortises channel costs on large files.
 const BATCH: usize = 256;
@@ -67,9 +69,19 @@ pub struct Read {
     pub keys: FileKeys,
     /// The index the rows were planned against: every key of the store when the run began.
     pub index: Arc<Index>,
+    /// The SHA-256 of the file's bytes, once read.
+    pub sha256: Option<String>,
     /// How many of the index's keys the file does not name; `None` unless it was read to the
     /// end.
     pub absent: Option<u64>,
+}
+
+/// How the rows are planned.
+#[derive(Clone, Copy, Debug)]
+pub struct PlanningOptions {
+    pub plan: plan::Options,
+    /// Mark updates in doubt before they go: false in a dry run, which changes no state.
+    pub mark_doubts: bool,
 }
 
 /// Starts reading `reader` and planning its rows against `store`. Call it before anything
@@ -77,7 +89,7 @@ pub struct Read {
 pub fn start(
     reader: Reader,
     store: Arc<Store>,
-    options: plan::Options,
+    options: PlanningOptions,
     cancel: &CancellationToken,
     counters: Arc<Counters>,
 ) -> Result<(Rows, Planning), SyncError> {
@@ -129,14 +141,20 @@ fn read(
     mut reader: Reader,
     store: &Store,
     index: Option<Index>,
-    options: plan::Options,
+    options: PlanningOptions,
     reading: &CancellationToken,
     counters: &Counters,
     ends: Ends<'_>,
 ) -> Result<Read, SyncError> {
+    let (tx, shared) = (ends.tx, ends.index);
+    // `--on-duplicate last|error` needs the file's duplicated keys before its first row.
+    let duplicates = match options.plan.on_duplicate {
+        OnDuplicate::First => Duplicates::default(),
+        OnDuplicate::Last | OnDuplicate::Error => {
+            Duplicates::scan(reader.reopen()?.take_while(|_| !reading.is_cancelled()))?
+        }
+    };
     let (records_tx, records_rx) = std::sync::mpsc::sync_channel::<Vec<Record>>(8);
-    let tx = ends.tx;
-    let shared = ends.index;
     std::thread::scope(|scope| {
         let planning = scope.spawn(move || -> Result<(FileKeys, Arc<Index>), SyncError> {
             // Without a current index file, one from a scan of the store (nothing writes it
@@ -147,16 +165,21 @@ fn read(
                 None => store.build_index()?,
             });
             let _ = shared.set(Arc::clone(&index));
+            let doubts = store.doubts()?;
             let known = Indexed {
                 store,
                 index: &index,
+                doubts: &doubts,
             };
-            let mut planner = Planner::new(&known, options);
+            let mut planner = Planner::new(&known, options.plan).with_duplicates(duplicates);
             for records in records_rx {
                 let planned = records
                     .into_iter()
                     .map(|r| planner.plan(r))
                     .collect::<Result<Vec<_>, _>>()?;
+                if options.mark_doubts {
+                    doubt_updates(store, &planned)?;
+                }
                 if tx.blocking_send(planned).is_err() {
                     break;
                 }
@@ -208,10 +231,23 @@ fn read(
             // The sender may be gone (it stopped on a fatal error): nobody needs the count then.
             let _ = ends.absent.send(n);
         }
+        // A run stopped early still names the file it was given: the rest is read through
+        // the digest only.
+        let sha256 = Some(reader.sha256()?);
         Ok(Read {
             keys,
             index,
+            sha256,
             absent,
         })
     })
+}
+
+/// Marks the updates among `planned` in doubt, durably, before any of them can be sent.
+fn doubt_updates(store: &Store, planned: &[Planned]) -> Result<(), StateError> {
+    let keys: Vec<_> = planned
+        .iter()
+        .filter_map(|p| p.step.updated_key())
+        .collect();
+    store.doubt(&keys, Doubt::Update)
 }

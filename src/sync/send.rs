@@ -1,7 +1,8 @@
 //! Sending: planned rows that need a request go out through the [`Executor`], at most
 //! `--concurrency` at a time (each request under the shared rate limit); the others are
 //! recorded at once, without a future each (on a re-run that is nearly every row). Every
-//! [`Outcome`] goes to one sink: report line, counts, progress, state writer.
+//! [`Outcome`] goes to one sink: report line, review, run history, counts, progress, state
+//! writer.
 //!
 //! Before the first request, the `--max-absent` [`Gate`] may hold the rows to send until the
 //! whole file is planned. A fatal error (authentication, a wrong base path), `--max-errors`,
@@ -25,12 +26,14 @@ use super::read::Rows;
 use crate::api::ApiError;
 use crate::config::SyncConfig;
 use crate::console;
-use crate::exec::{self, Executor};
+use crate::customer::Key;
+use crate::exec::{self, Ended, Executor};
 use crate::outage::{Verdict, Watch, WrongBase};
 use crate::outcome::{Outcome, Skip, StateChange, Status};
 use crate::plan::Planned;
 use crate::progress::Counters;
-use crate::report::{Report, Tally};
+use crate::report::{Report, Review, Tally};
+use crate::runs::RowLog;
 use crate::state::{Known, Op, Store, Writer};
 
 /// What the sending left behind.
@@ -45,6 +48,15 @@ pub struct Sent {
     pub wrong_base: Option<WrongBase>,
     /// Why the sending stopped before the end, when `--max-errors` or an outage stopped it.
     pub stopped: Option<Stop>,
+    /// The review page, with every row noted, to be written once the run's end is known.
+    pub review: Option<Review>,
+}
+
+/// Where each outcome is written, besides the counts and the state store.
+pub struct Writers {
+    pub report: Option<Report>,
+    pub review: Option<Review>,
+    pub history: RowLog,
 }
 
 /// Where the sending happens, and what may stop it.
@@ -59,12 +71,24 @@ pub struct Sending<'a> {
 }
 
 /// Sends (or, in a dry run, records) every planned row; returns once the last outcome is
-/// written to the report and the state writer has applied every change.
-pub async fn all(mut rows: Rows, cfg: &SyncConfig, on: Sending<'_>) -> Result<Sent, SyncError> {
+/// written to the report and the run's history, and the state writer has applied every change.
+pub async fn all(
+    mut rows: Rows,
+    writers: Writers,
+    cfg: &SyncConfig,
+    on: Sending<'_>,
+) -> Result<Sent, SyncError> {
     let stop: OnceLock<Skip> = OnceLock::new();
+    let Writers {
+        report,
+        review,
+        history,
+    } = writers;
     let mut sink = Sink {
         tally: Tally::default(),
-        report: cfg.report.as_deref().map(Report::create).transpose()?,
+        report,
+        review,
+        history,
         writer: if cfg.dry_run {
             None
         } else {
@@ -98,23 +122,22 @@ pub async fn all(mut rows: Rows, cfg: &SyncConfig, on: Sending<'_>) -> Result<Se
                         stop.get().copied()
                     };
                     match skip {
-                        Some(why) => sink.take(exec::skipped(planned, why), None)?,
+                        Some(why) => sink.take(exec::skipped(planned, why))?,
                         None => in_flight.push(exec.send(planned)),
                     }
                 }
-                _ => sink.take(exec::unsent(planned, cfg.dry_run), None)?,
+                _ => sink.take(exec::unsent(planned, cfg.dry_run).into())?,
             }
         }
         let need_rows = queue.len() == 0 && !read_all;
         tokio::select! {
-            Some((outcome, error)) = in_flight.next(), if !in_flight.is_empty() => {
+            Some(mut ended) = in_flight.next(), if !in_flight.is_empty() => {
                 // A request cut short says why the run stopped.
-                let outcome = if outcome.status() == Status::NotSent {
-                    outcome.unconfirmed(sink.why_stopped(on.cancel))
-                } else {
-                    outcome
-                };
-                sink.take(outcome, error)?
+                if ended.outcome.status() == Status::NotSent {
+                    let why = sink.why_stopped(on.cancel);
+                    ended.outcome = ended.outcome.unconfirmed(why);
+                }
+                sink.take(ended)?
             }
             batch = rows.next(), if need_rows => match batch {
                 Some(batch) => queue = batch.into_iter(),
@@ -133,6 +156,8 @@ pub async fn all(mut rows: Rows, cfg: &SyncConfig, on: Sending<'_>) -> Result<Se
     let Sink {
         tally,
         report,
+        review,
+        history,
         writer,
         fatal,
         wrong_base,
@@ -145,12 +170,14 @@ pub async fn all(mut rows: Rows, cfg: &SyncConfig, on: Sending<'_>) -> Result<Se
     if let Some(r) = report {
         r.finish()?;
     }
+    history.finish()?;
     Ok(Sent {
         tally,
         confirmed,
         fatal,
         wrong_base,
         stopped,
+        review,
     })
 }
 
@@ -189,7 +216,7 @@ async fn hold(
         let mut batch = batch.into_iter();
         while let Some(planned) = batch.next() {
             if !planned.step.sends() {
-                sink.take(exec::unsent(planned, false), None)?;
+                sink.take(exec::unsent(planned, false).into())?;
                 continue;
             }
             if held.is_empty() {
@@ -233,10 +260,12 @@ fn shut_if(sink: &Sink<'_>, gate: &Gate, rows: &Rows, absent: u64) {
     }
 }
 
-/// The one consumer of outcomes: report, counts, progress, state.
+/// The one consumer of outcomes: report, review, history, counts, progress, state.
 struct Sink<'a> {
     tally: Tally,
     report: Option<Report>,
+    review: Option<Review>,
+    history: RowLog,
     writer: Option<Writer>,
     counters: &'a Counters,
     stop: &'a OnceLock<Skip>,
@@ -244,16 +273,22 @@ struct Sink<'a> {
     reading: CancellationToken,
     max_errors: Option<u64>,
     watch: Option<&'a Watch>,
-    /// Rows that failed without an answer while the shop answered nothing; see the module doc.
-    held_back: Vec<Outcome>,
+    /// Rows that failed without an answer while the shop answered nothing, with the keys
+    /// they settle; see the module doc.
+    held_back: Vec<(Outcome, Option<Key>)>,
     fatal: Option<ApiError>,
     wrong_base: Option<WrongBase>,
     confirmed: Vec<(u64, Known)>,
 }
 
 impl Sink<'_> {
-    fn take(&mut self, outcome: Outcome, error: Option<ApiError>) -> Result<(), SyncError> {
-        if let Some(e) = error
+    fn take(&mut self, ended: Ended) -> Result<(), SyncError> {
+        let Ended {
+            outcome,
+            fatal,
+            settled,
+        } = ended;
+        if let Some(e) = fatal
             && self.fatal.is_none()
         {
             tracing::error!("stopping: {e}");
@@ -265,9 +300,9 @@ impl Sink<'_> {
             outcome.status() == Status::Failed && outcome.http_status().is_none_or(|s| s >= 500);
         match self.watch {
             Some(w) if unanswered && w.verdict().is_none() && w.troubled() => {
-                self.held_back.push(outcome);
+                self.held_back.push((outcome, settled));
             }
-            _ => self.record(outcome)?,
+            _ => self.record(outcome, settled)?,
         }
         self.judge()
     }
@@ -318,18 +353,18 @@ impl Sink<'_> {
             self.watch.and_then(Watch::verdict),
             Some(Verdict::Outage { .. })
         );
-        for outcome in std::mem::take(&mut self.held_back) {
+        for (outcome, settled) in std::mem::take(&mut self.held_back) {
             let outcome = if outage {
                 outcome.unconfirmed(Skip::Outage)
             } else {
                 outcome
             };
-            self.record(outcome)?;
+            self.record(outcome, settled)?;
         }
         Ok(())
     }
 
-    fn record(&mut self, outcome: Outcome) -> Result<(), SyncError> {
+    fn record(&mut self, outcome: Outcome, settled: Option<Key>) -> Result<(), SyncError> {
         self.tally.add(&outcome);
         self.counters.done.fetch_add(1, Ordering::Relaxed);
         if outcome.status() == Status::Failed {
@@ -338,6 +373,10 @@ impl Sink<'_> {
         if let Some(r) = self.report.as_mut() {
             r.write(&outcome)?;
         }
+        if let Some(r) = self.review.as_mut() {
+            r.add(&outcome);
+        }
+        self.history.write(&outcome)?;
         if let (Some(w), Some(change)) = (&self.writer, outcome.into_state()) {
             w.send(match change {
                 StateChange::Confirmed(key, entry, fields) => {
@@ -347,6 +386,9 @@ impl Sink<'_> {
                 }
                 StateChange::Failed(key) => Op::Failed(key),
             });
+        }
+        if let (Some(w), Some(key)) = (&self.writer, settled) {
+            w.send(Op::Settle(key));
         }
         if self
             .max_errors

@@ -1,11 +1,18 @@
 //! Integration tests: the real `custsync` binary against the in-process sandbox.
 
+mod caps;
 mod cron;
 mod data;
+mod doubt;
 mod faults;
+mod formats;
 mod guards;
+mod history;
 mod hostile;
 mod input;
+mod outputs;
+mod reports;
+mod store;
 mod support;
 mod sync;
 mod walls;

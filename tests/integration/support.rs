@@ -17,24 +17,50 @@ pub struct TestEnv {
     pub sandbox: RunningSandbox,
 }
 
+/// A sandbox with these faults, its customers in memory or in `data`.
+async fn start_sandbox(faults: Faults, data: Option<PathBuf>) -> RunningSandbox {
+    sandbox::start(
+        SandboxConfig {
+            client_secret: SECRET.to_owned().into(),
+            faults,
+            log_requests: true,
+            data_dir: data,
+            ..SandboxConfig::default()
+        },
+        "127.0.0.1:0".parse().expect("addr"),
+    )
+    .await
+    .expect("sandbox starts")
+}
+
 impl TestEnv {
     /// A sandbox (in memory) with these faults.
     pub async fn new(faults: Faults) -> Self {
-        let sandbox = sandbox::start(
-            SandboxConfig {
-                client_secret: SECRET.to_owned().into(),
-                faults,
-                log_requests: true,
-                ..SandboxConfig::default()
-            },
-            "127.0.0.1:0".parse().expect("addr"),
-        )
-        .await
-        .expect("sandbox starts");
         TestEnv {
             dir: tempfile::tempdir().expect("tempdir"),
-            sandbox,
+            sandbox: start_sandbox(faults, None).await,
         }
+    }
+
+    /// A sandbox that keeps its customers on disk, so that [`TestEnv::restart`] can give the
+    /// same shop other faults.
+    pub async fn persistent(faults: Faults) -> Self {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let sandbox = start_sandbox(faults, Some(dir.path().join("shop"))).await;
+        TestEnv { dir, sandbox }
+    }
+
+    /// Restarts a [`TestEnv::persistent`] sandbox with `faults` (on another port; its request
+    /// log starts empty).
+    pub async fn restart(&mut self, faults: Faults) {
+        let stand_in = start_sandbox(Faults::default(), None).await;
+        std::mem::replace(&mut self.sandbox, stand_in)
+            .shutdown()
+            .await;
+        let restarted = start_sandbox(faults, Some(self.path("shop"))).await;
+        std::mem::replace(&mut self.sandbox, restarted)
+            .shutdown()
+            .await;
     }
 
     pub fn path(&self, name: &str) -> PathBuf {
