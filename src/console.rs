@@ -102,10 +102,7 @@ pub fn quiet() -> bool {
 
 /// A line for the user (the target, a note): dropped under `--quiet`.
 pub fn note(message: &str) {
-    let s = settings();
-    if !s.quiet {
-        emit(s, "INFO", message, Map::new());
-    }
+    unless_quiet("INFO", message);
 }
 
 /// Something is wrong and the run will not exit 0: printed even under `--quiet`.
@@ -116,9 +113,13 @@ pub fn alert(message: &str) {
 /// A warning that does not change the exit code (a failed notification): dropped under
 /// `--quiet`, like every other line of a run that exits 0.
 pub fn warn(message: &str) {
+    unless_quiet("WARN", message);
+}
+
+fn unless_quiet(level: &str, message: &str) {
     let s = settings();
     if !s.quiet {
-        emit(s, "WARN", message, Map::new());
+        emit(s, level, message, Map::new());
     }
 }
 

@@ -11,14 +11,6 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 use crate::support::*;
 
-async fn output(mut cmd: Command) -> Run {
-    Run::from(
-        tokio::task::spawn_blocking(move || cmd.output().expect("run custsync"))
-            .await
-            .expect("join"),
-    )
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn quiet_prints_nothing_on_success_and_the_final_line_otherwise() {
     let env = TestEnv::new(Faults::default()).await;
@@ -159,7 +151,7 @@ async fn a_config_file_drives_a_run_and_refuses_secrets() {
             .stdin(Stdio::null());
         cmd
     };
-    let run = output(custsync(&["sync", "in.csv"])).await;
+    let run = run_command(custsync(&["sync", "in.csv"])).await;
     run.expect_code(0);
     assert_eq!(read_report(&env.path("out/report.csv")).len(), 4);
     assert!(env.path("st").is_dir(), "the state directory of the file");
@@ -168,7 +160,7 @@ async fn a_config_file_drives_a_run_and_refuses_secrets() {
     // The environment beats the file (nothing is sent: every row is unchanged).
     let mut cmd = custsync(&["sync", "in.csv"]);
     cmd.env("CUSTSYNC_ENDPOINT", "http://127.0.0.1:1/unreachable");
-    let run = output(cmd).await;
+    let run = run_command(cmd).await;
     assert!(
         run.stderr
             .contains("target: http://127.0.0.1:1/unreachable"),
@@ -187,7 +179,7 @@ async fn a_config_file_drives_a_run_and_refuses_secrets() {
             env.sandbox.ims_url()
         ),
     );
-    let run = output(custsync(&[
+    let run = run_command(custsync(&[
         "sync",
         "in.csv",
         "--config",
@@ -206,7 +198,7 @@ async fn a_config_file_drives_a_run_and_refuses_secrets() {
         "custsync.toml",
         "client_id = \"sandbox\"\nclient_secret = \"Never-Printed-Secret-1\"\n",
     );
-    let run = output(custsync(&["sync", "in.csv"])).await;
+    let run = run_command(custsync(&["sync", "in.csv"])).await;
     run.expect_code(1);
     assert!(
         run.stderr.contains("`client_secret`, a secret"),
@@ -217,7 +209,7 @@ async fn a_config_file_drives_a_run_and_refuses_secrets() {
     assert_eq!(env.customer_requests().len(), requests);
 
     env.write("custsync.toml", "rate = 1\nspeed = 2\n");
-    let run = output(custsync(&["sync", "in.csv"])).await;
+    let run = run_command(custsync(&["sync", "in.csv"])).await;
     run.expect_code(1);
     assert!(
         run.stderr.contains("unknown keys: speed; valid keys:")
@@ -319,7 +311,7 @@ async fn completions_and_the_man_page_come_from_the_command_line_definition() {
         cmd
     };
     for shell in ["bash", "zsh", "fish", "powershell"] {
-        let run = output(custsync(&["completions", shell])).await;
+        let run = run_command(custsync(&["completions", shell])).await;
         run.expect_code(0);
         assert!(
             run.stdout.contains("custsync") && run.stdout.contains("max-absent"),
@@ -327,10 +319,10 @@ async fn completions_and_the_man_page_come_from_the_command_line_definition() {
             run.stdout
         );
     }
-    output(custsync(&["completions", "tcsh"]))
+    run_command(custsync(&["completions", "tcsh"]))
         .await
         .expect_code(2);
-    let man = output(custsync(&["man"])).await;
+    let man = run_command(custsync(&["man"])).await;
     man.expect_code(0);
     assert!(man.stdout.contains(".TH custsync"), "{}", man.stdout);
     assert!(man.stdout.contains("completions"));

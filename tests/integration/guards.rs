@@ -28,14 +28,6 @@ fn sync_to(dir: &Path, endpoint: &str, csv: &Path, args: &[&str]) -> Command {
     cmd
 }
 
-async fn output(mut cmd: Command) -> Run {
-    Run::from(
-        tokio::task::spawn_blocking(move || cmd.output().expect("run custsync"))
-            .await
-            .expect("join"),
-    )
-}
-
 fn last_line(text: &str) -> &str {
     text.lines().last().unwrap_or_default()
 }
@@ -133,7 +125,7 @@ async fn a_closed_port_stops_the_run_with_exit_4_and_every_row_not_sent() {
         summary_path.to_str().unwrap(),
     ];
     let started = Instant::now();
-    let run = output(sync_to(dir.path(), &endpoint, &csv, &args)).await;
+    let run = run_command(sync_to(dir.path(), &endpoint, &csv, &args)).await;
     run.expect_code(4);
     assert!(
         started.elapsed() < Duration::from_secs(12),
@@ -227,7 +219,7 @@ async fn a_shop_that_hangs_stops_the_run_in_about_the_outage_time() {
     let report = dir.path().join("r.csv");
     let args = ["--outage-after", "2", "--report", report.to_str().unwrap()];
     let started = Instant::now();
-    let run = output(sync_to(
+    let run = run_command(sync_to(
         dir.path(),
         &format!("http://{addr}/shop"),
         &csv,
@@ -269,7 +261,7 @@ async fn a_base_path_that_is_no_rest_api_is_a_configuration_error() {
             "0",
         ])
         .args(["--report", report.to_str().unwrap()]);
-    let run = output(cmd).await;
+    let run = run_command(cmd).await;
     run.expect_code(1);
     assert!(
         last_line(&run.stderr).contains(&format!("{base} is not the REST base")),

@@ -172,6 +172,15 @@ impl TestEnv {
     }
 }
 
+/// Runs a prepared command to completion off the async workers (the sandbox runs on them).
+pub async fn run_command(mut cmd: Command) -> Run {
+    Run::from(
+        tokio::task::spawn_blocking(move || cmd.output().expect("run custsync"))
+            .await
+            .expect("join"),
+    )
+}
+
 pub struct Run {
     pub code: i32,
     pub stdout: String,
