@@ -337,6 +337,12 @@ async fn send(
 ) -> (Duration, u64) {
     let sb = start_sandbox(latency).await;
     let state = tempfile::tempdir_in(dir).expect("state");
+    // custsync refuses a state directory other users may enter.
+    std::fs::set_permissions(
+        state.path(),
+        std::os::unix::fs::PermissionsExt::from_mode(0o700),
+    )
+    .expect("chmod state");
     let mut cmd = Command::new(env!("CARGO_BIN_EXE_custsync"));
     cmd.env("CUSTSYNC_CLIENT_SECRET", "sandbox")
         .args([
