@@ -278,6 +278,11 @@ pub struct SandboxArgs {
     /// CUSTSYNC_SANDBOX_SECRET, default `sandbox`).
     #[arg(long, value_name = "ID")]
     pub client_id: Option<String>,
+    /// A TOML description of the shop to stand for (websites, store views, customer groups,
+    /// countries and regions, custom attributes), so a rehearsal mirrors a real shop; without
+    /// it, the default shop. Example: sandbox/shop-example.toml.
+    #[arg(long, value_name = "FILE")]
+    pub shop: Option<PathBuf>,
     /// Fault injection: milliseconds added to every customer request.
     #[arg(long, value_name = "MS", default_value_t = 0)]
     pub latency_ms: u64,

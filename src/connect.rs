@@ -134,6 +134,7 @@ fn sandbox_config(args: &SandboxArgs, env: &Env) -> SandboxConfig {
             rate_limit: args.rate_limit,
         },
         log_requests: false,
+        shop: args.shop.clone(),
     }
 }
 
@@ -171,5 +172,8 @@ mod tests {
         let c = sandbox_config(&sandbox_args(&["--ephemeral"]), &env);
         assert_eq!(c.data_dir, None, "ephemeral keeps customers in memory");
         assert_eq!(c.client_secret.expose_secret(), "other");
+        assert_eq!(c.shop, None, "the default shop");
+        let c = sandbox_config(&sandbox_args(&["--shop", "shop.toml"]), &Env::default());
+        assert_eq!(c.shop, Some(PathBuf::from("shop.toml")));
     }
 }

@@ -40,6 +40,9 @@ pub enum SandboxError {
         /// The operating system's reason.
         source: std::io::Error,
     },
+    /// The shop file could not be read or describes no usable shop.
+    #[error(transparent)]
+    Shop(#[from] crate::shop::ShopError),
     /// A journal line other than the last one is not a valid record, so replaying would lose
     /// data silently; the file needs a look by a human.
     #[error("sandbox journal {} is corrupt at line {line}; move it away to start empty", path.display())]

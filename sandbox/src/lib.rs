@@ -1,20 +1,28 @@
 //! The embedded Commerce sandbox: an emulator of Adobe Commerce's customer REST API
-//! (`/sandbox/V1/customers...`) and of Adobe IMS's token route (`/ims/token/v3`), answering
-//! as the real services do (see `commerce-customer-api.md`), with optional persistence and
+//! (`/sandbox/V1/customers...`), of the read endpoints that describe a shop
+//! (`/sandbox/V1/store/websites`, `.../store/storeViews`, `.../customerGroups/search`,
+//! `.../directory/countries`, `.../attributeMetadata/customer/custom`) and of Adobe IMS's token
+//! route (`/ims/token/v3`), answering as the real services do (see
+//! `commerce-customer-api.md`) for a configurable shop model, with optional persistence and
 //! fault injection for rehearsing failures.
 //!
 //! The server runs on the caller's tokio runtime. It has its own accept loop instead of
 //! `axum::serve` so that it can count connections and close one without answering (the
 //! "write, then drop" fault); the routes are an axum [`axum::Router`].
 //!
-//! Module map: `store` (customers, Magento's rules, journal), `stored` (a stored customer),
-//! `validate` (field rules), `search` (search criteria), `routes` (HTTP handlers), `faults`
-//! (fault injection), `error` (error types).
+//! Module map: `shop` (the shop model: websites, stores, groups, countries, custom
+//! attributes; its TOML file and read endpoints), `store` (customers, Magento's rules,
+//! journal), `stored` (a stored customer), `validate` (field rules), `address` (address and
+//! region rules), `email` (the e-mail check), `search` (search criteria), `routes` (HTTP
+//! handlers), `faults` (fault injection), `error` (error types).
 
+mod address;
+mod email;
 mod error;
 mod faults;
 mod routes;
 mod search;
+mod shop;
 mod store;
 mod stored;
 mod validate;
@@ -37,9 +45,11 @@ use tower::ServiceExt;
 
 pub use error::SandboxError;
 pub use faults::Faults;
+pub use shop::ShopError;
 
 use faults::FaultGate;
 use routes::{AppState, KillSwitch, lock};
+use shop::Shop;
 use store::LazyStore;
 
 /// How long `shutdown` waits for requests in flight before cutting them off.
@@ -66,6 +76,9 @@ pub struct SandboxConfig {
     /// Keep a [`RequestRecord`] of every request for [`RunningSandbox::stats`] (for tests:
     /// a million requests would hold a few hundred MB).
     pub log_requests: bool,
+    /// A shop file (TOML; the format is in the `shop` module's documentation) describing the
+    /// shop to stand for; `None` is the default shop, which `sample-customers.csv` fits.
+    pub shop: Option<PathBuf>,
 }
 
 impl Default for SandboxConfig {
@@ -76,6 +89,7 @@ impl Default for SandboxConfig {
             client_secret: SecretString::from(DEFAULT_CLIENT_SECRET),
             faults: Faults::default(),
             log_requests: false,
+            shop: None,
         }
     }
 }
@@ -127,12 +141,16 @@ impl std::fmt::Debug for RunningSandbox {
 }
 
 /// Starts the sandbox on `listen` (port 0 picks a free port) as tasks on the current tokio
-/// runtime. Fails when the data directory or journal cannot be used or the address cannot
-/// be bound.
+/// runtime. Fails when the shop file, the data directory or the journal cannot be used or
+/// the address cannot be bound.
 pub async fn start(
     config: SandboxConfig,
     listen: SocketAddr,
 ) -> Result<RunningSandbox, SandboxError> {
+    let shop = match &config.shop {
+        Some(path) => Shop::load(path)?,
+        None => Shop::default(),
+    };
     let store = LazyStore::new(config.data_dir)?;
     let bind_err = |source| SandboxError::Bind {
         addr: listen,
@@ -141,6 +159,7 @@ pub async fn start(
     let listener = TcpListener::bind(listen).await.map_err(bind_err)?;
     let addr = listener.local_addr().map_err(bind_err)?;
     let state = Arc::new(AppState {
+        shop,
         store,
         tokens: std::sync::Mutex::default(),
         requests: std::sync::Mutex::default(),

@@ -1,6 +1,7 @@
-//! The sandbox's HTTP face: an axum [`Router`] with the IMS token route and the customer
-//! routes, in Magento's order of checks (route, then ACL, then body decoding, then
-//! validation), plus the middleware that records every request for [`super::Stats`].
+//! The sandbox's HTTP face: an axum [`Router`] with the IMS token route, the customer routes
+//! and the shop's read routes, in Magento's order of checks (route, then ACL, then body
+//! decoding, then validation), plus the middleware that records every request for
+//! [`super::Stats`].
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -25,7 +26,8 @@ use super::RequestRecord;
 use super::error::ApiError;
 use super::faults::{AfterWrite, FaultGate, Refusal};
 use super::search::SearchCriteria;
-use super::store::{CustomerStore, LazyStore, STORE_VIEWS};
+use super::shop::{Shop, read};
+use super::store::{CustomerStore, LazyStore};
 
 /// Path of the IMS token route.
 pub(crate) const IMS_PATH: &str = "/ims/token/v3";
@@ -34,9 +36,16 @@ pub(crate) const IMS_PATH: &str = "/ims/token/v3";
 const ACL_READ: &str = "Magento_Customer::customer";
 const ACL_MANAGE: &str = "Magento_Customer::manage";
 const ACL_DELETE: &str = "Magento_Customer::delete";
+/// The ACL resources of the shop's read routes, named when a request has no valid token: on
+/// Adobe Commerce as a Cloud Service every route needs the IMS token (PaaS serves the store
+/// and directory routes anonymously).
+const ACL_STORES: &str = "Magento_Backend::stores";
+const ACL_GROUPS: &str = "Magento_Customer::group";
 
 /// Everything the handlers share.
 pub(crate) struct AppState {
+    /// The shop the sandbox stands for.
+    pub(crate) shop: Shop,
     pub(crate) store: LazyStore,
     /// Issued bearer tokens and when they expire; in memory only, so they die with the process.
     pub(crate) tokens: Mutex<HashMap<String, Instant>>,
@@ -82,9 +91,20 @@ pub(crate) fn router(state: Arc<AppState>) -> Router {
             get(get_one).put(update).delete(delete),
         )
         .route_layer(middleware::from_fn_with_state(Arc::clone(&state), delay));
+    let shop = Router::new()
+        .route("/sandbox/V1/store/websites", get(websites))
+        .route("/sandbox/V1/store/storeViews", get(store_views))
+        .route("/sandbox/V1/customerGroups/search", get(customer_groups))
+        .route("/sandbox/V1/directory/countries", get(countries))
+        .route("/sandbox/V1/directory/countries/{id}", get(country))
+        .route(
+            "/sandbox/V1/attributeMetadata/customer/custom",
+            get(custom_attributes),
+        );
     let mut router = Router::new()
         .route(IMS_PATH, post(ims_token))
         .merge(customers)
+        .merge(shop)
         .fallback(not_found)
         .method_not_allowed_fallback(not_found);
     if state.log_requests {
@@ -234,28 +254,29 @@ fn random_chars(n: usize) -> String {
 /// The checks every customer request passes before its own work: store scope (part of route
 /// matching), faults, then the bearer token. Gives the request's store view, if any.
 fn admit(state: &AppState, headers: &HeaderMap, resource: &str) -> Result<Option<i64>, Refusal> {
-    let scope = store_scope(headers).ok_or_else(|| Refusal::from(ApiError::route_miss()))?;
+    let scope =
+        store_scope(&state.shop, headers).ok_or_else(|| Refusal::from(ApiError::route_miss()))?;
     state.faults.before()?;
     if !authorized(state, headers) {
-        let error = ApiError::new(401, "The consumer isn't authorized to access %resources.")
-            .with_params(json!({ "resources": resource }));
-        return Err(error.into());
+        return Err(unauthorized(resource).into());
     }
     Ok(scope)
 }
 
+fn unauthorized(resource: &str) -> ApiError {
+    ApiError::new(401, "The consumer isn't authorized to access %resources.")
+        .with_params(json!({ "resources": resource }))
+}
+
 /// `Some(scope)` for a known `Store` header (`all` or none = no particular store view);
 /// `None` for an unknown code, which Magento answers as a route miss.
-fn store_scope(headers: &HeaderMap) -> Option<Option<i64>> {
+fn store_scope(shop: &Shop, headers: &HeaderMap) -> Option<Option<i64>> {
     let Some(code) = headers.get("store") else {
         return Some(None);
     };
     match code.to_str().ok()?.trim() {
         "all" => Some(None),
-        code => STORE_VIEWS
-            .iter()
-            .find(|s| s.code == code)
-            .map(|s| Some(s.id)),
+        code => shop.store_by_code(code).map(|s| Some(s.id)),
     }
 }
 
@@ -288,7 +309,9 @@ async fn create(
         Err(refusal) => return refusal_response(refusal),
     };
     let result = match customers(&state).await {
-        Ok(mut store) => decode(&body).and_then(|b| store.create(&b, scope, Utc::now())),
+        Ok(mut store) => {
+            decode(&body).and_then(|b| store.create(&state.shop, &b, scope, Utc::now()))
+        }
         Err(e) => Err(e),
     };
     answer_write(&state, &kill, result).await
@@ -306,7 +329,7 @@ async fn update(
     }
     let id = id.map(|Path(id)| id).unwrap_or_default();
     let result = match customers(&state).await {
-        Ok(mut store) => decode(&body).and_then(|b| store.update(&id, &b, Utc::now())),
+        Ok(mut store) => decode(&body).and_then(|b| store.update(&state.shop, &id, &b, Utc::now())),
         Err(e) => Err(e),
     };
     answer_write(&state, &kill, result).await
@@ -345,16 +368,79 @@ async fn search(State(state): State<Arc<AppState>>, headers: HeaderMap, uri: Uri
     if let Err(refusal) = admit(&state, &headers, ACL_READ) {
         return refusal_response(refusal);
     }
+    let criteria = criteria(&uri);
+    let result = match customers(&state).await {
+        Ok(store) => criteria.and_then(|c| store.search(&state.shop, &c)),
+        Err(e) => Err(e),
+    };
+    answer(result)
+}
+
+/// The `searchCriteria` of a query string.
+fn criteria(uri: &Uri) -> Result<SearchCriteria, ApiError> {
     let pairs: Vec<(String, String)> = uri
         .query()
         .map(|q| form_urlencoded::parse(q.as_bytes()).into_owned().collect())
         .unwrap_or_default();
-    let criteria = SearchCriteria::from_query(pairs.iter().map(|(k, v)| (k.as_str(), v.as_str())));
-    let result = match customers(&state).await {
-        Ok(store) => criteria.map(|c| store.search(&c)),
-        Err(e) => Err(e),
-    };
+    SearchCriteria::from_query(pairs.iter().map(|(k, v)| (k.as_str(), v.as_str())))
+}
+
+// ---- shop read routes ------------------------------------------------------------------
+
+/// The checks of a read route: the store scope, then the bearer token (no injected faults,
+/// which are the customer routes'). Gives the website of the request's store view, if any.
+fn admit_read(
+    state: &AppState,
+    headers: &HeaderMap,
+    resource: &str,
+) -> Result<Option<i64>, ApiError> {
+    let scope = store_scope(&state.shop, headers).ok_or_else(ApiError::route_miss)?;
+    if !authorized(state, headers) {
+        return Err(unauthorized(resource));
+    }
+    Ok(scope
+        .and_then(|s| state.shop.store_view(s))
+        .map(|s| s.website_id))
+}
+
+async fn websites(State(state): State<Arc<AppState>>, headers: HeaderMap) -> Response {
+    answer(admit_read(&state, &headers, ACL_STORES).map(|_| read::websites(&state.shop)))
+}
+
+async fn store_views(State(state): State<Arc<AppState>>, headers: HeaderMap) -> Response {
+    answer(admit_read(&state, &headers, ACL_STORES).map(|_| read::store_views(&state.shop)))
+}
+
+async fn customer_groups(
+    State(state): State<Arc<AppState>>,
+    headers: HeaderMap,
+    uri: Uri,
+) -> Response {
+    let result = admit_read(&state, &headers, ACL_GROUPS)
+        .and_then(|_| criteria(&uri))
+        .and_then(|c| read::customer_groups(&state.shop, &c));
     answer(result)
+}
+
+async fn countries(State(state): State<Arc<AppState>>, headers: HeaderMap) -> Response {
+    let result = admit_read(&state, &headers, ACL_STORES);
+    answer(result.map(|website| read::countries(&state.shop, website)))
+}
+
+async fn country(
+    State(state): State<Arc<AppState>>,
+    headers: HeaderMap,
+    id: Result<Path<String>, PathRejection>,
+) -> Response {
+    let id = id.map(|Path(id)| id).unwrap_or_default();
+    let result = admit_read(&state, &headers, ACL_STORES)
+        .and_then(|website| read::country(&state.shop, website, &id));
+    answer(result)
+}
+
+async fn custom_attributes(State(state): State<Arc<AppState>>, headers: HeaderMap) -> Response {
+    let result = admit_read(&state, &headers, ACL_READ);
+    answer(result.map(|_| read::custom_attributes(&state.shop)))
 }
 
 /// Answers a write, unless a fault says to fail or drop the connection after it.

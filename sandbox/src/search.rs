@@ -1,6 +1,7 @@
 //! `GET /V1/customers/search`: parsing Magento's bracketed `searchCriteria[...]` query keys
 //! (camelCase or snake_case) and running filters, sort orders and paging over customers.
 
+use std::borrow::Cow;
 use std::cmp::Ordering;
 use std::collections::BTreeMap;
 
@@ -109,6 +110,14 @@ impl SearchCriteria {
         Ok(criteria)
     }
 
+    /// The fields the filters name, in order.
+    pub(crate) fn filter_fields(&self) -> impl Iterator<Item = &str> {
+        self.filter_groups
+            .iter()
+            .flatten()
+            .map(|f| f.field.as_str())
+    }
+
     /// The email a filter group asks for with `eq` and nothing else: every hit has it.
     pub(crate) fn email_eq(&self) -> Option<&str> {
         self.filter_groups
@@ -175,7 +184,7 @@ impl SearchCriteria {
                 let keys = || {
                     self.sort_orders
                         .iter()
-                        .map(|(field, _)| field_value(&c, field).cloned())
+                        .map(|(field, _)| field_value(&c, field).map(Cow::into_owned))
                         .collect()
                 };
                 keep.then(|| (stored, keys()))
@@ -245,6 +254,7 @@ impl SearchCriteria {
 impl Filter {
     fn matches(&self, customer: &Map<String, Value>) -> bool {
         let stored = field_value(customer, &self.field);
+        let stored = stored.as_deref();
         let probe = || Value::String(self.value.clone());
         let list = || {
             self.value
@@ -280,12 +290,50 @@ impl Filter {
     }
 }
 
-/// The scalar value of a top-level field; `entity_id` is the database name of `id`.
-fn field_value<'a>(customer: &'a Map<String, Value>, field: &str) -> Option<&'a Value> {
+/// The scalar value of a field: a top-level one (`entity_id` is the database name of `id`),
+/// a custom attribute by its code, the full `name`, or a field of the default billing address
+/// (`billing_city`, `company`, ...), the columns `CustomerRepository::getList` joins in.
+fn field_value<'a>(customer: &'a Map<String, Value>, field: &str) -> Option<Cow<'a, Value>> {
+    let scalar = |v: &Value| !v.is_null() && !v.is_array() && !v.is_object();
     let field = if field == "entity_id" { "id" } else { field };
+    if let Some(v) = customer.get(field) {
+        return scalar(v).then_some(Cow::Borrowed(v));
+    }
+    if field == "name" {
+        let parts: Vec<&str> = ["prefix", "firstname", "middlename", "lastname", "suffix"]
+            .iter()
+            .filter_map(|k| customer.get(*k).and_then(Value::as_str))
+            .filter(|s| !s.is_empty())
+            .collect();
+        return (!parts.is_empty()).then(|| Cow::Owned(Value::String(parts.join(" "))));
+    }
+    let billing = |key: &str| {
+        let id: i64 = customer.get("default_billing")?.as_str()?.parse().ok()?;
+        let address = customer
+            .get("addresses")?
+            .as_array()?
+            .iter()
+            .find(|a| a.get("id").and_then(Value::as_i64) == Some(id))?;
+        let v = match key {
+            "region" => address.get("region")?.get("region")?,
+            key => address.get(key)?,
+        };
+        scalar(v).then_some(Cow::Borrowed(v))
+    };
+    if let Some(key) = field.strip_prefix("billing_") {
+        return billing(key);
+    }
+    if field == "company" {
+        return billing("company");
+    }
     customer
-        .get(field)
-        .filter(|v| !v.is_null() && !v.is_array() && !v.is_object())
+        .get("custom_attributes")?
+        .as_array()?
+        .iter()
+        .find(|a| a.get("attribute_code").and_then(Value::as_str) == Some(field))
+        .and_then(|a| a.get("value"))
+        .filter(|v| scalar(v))
+        .map(Cow::Borrowed)
 }
 
 fn text(v: &Value) -> String {

@@ -589,3 +589,5 @@ async fn persisted_customers_survive_restart() {
     assert_eq!(response.status(), 401);
     sb.shutdown().await;
 }
+
+mod shop;

@@ -1,20 +1,11 @@
-//! Magento's validation rules for customers and addresses, as pure functions: value casts,
-//! email and name syntax, password strength, date of birth and the address validators.
+//! Magento's validation rules for customer fields, as pure functions: value casts, the
+//! binding of JSON keys to a data interface's setters, name syntax, password strength and date
+//! of birth. Addresses are `address`'s, e-mail addresses `email`'s.
 
 use chrono::NaiveDate;
 use serde_json::{Map, Value, json};
 
 use super::error::ApiError;
-
-/// Countries the sandbox shop allows on every website.
-const ALLOWED_COUNTRIES: &[&str] = &[
-    "US", "CA", "GB", "DE", "FR", "SE", "NL", "ES", "IT", "JP", "AU", "BR", "MX", "PL", "DK", "NO",
-    "FI", "AT", "CH", "BE", "IE", "PT",
-];
-/// Countries whose addresses need a region (Magento's `general/region/state_required`).
-const REGION_REQUIRED: &[&str] = &["US", "CA"];
-/// Countries where the postcode is optional (`general/country/optional_zip_countries`).
-const OPTIONAL_POSTCODE: &[&str] = &["IE"];
 
 /// Minimum password length (`customer/password/minimum_password_length`).
 const MIN_PASSWORD: usize = 8;
@@ -66,27 +57,6 @@ pub(crate) fn cast_bool(v: &Value) -> Result<Option<bool>, ApiError> {
         },
         _ => Err(ApiError::wrong_type(v, "bool")),
     }
-}
-
-/// `local@domain.tld`: no spaces, a dot in the domain, a TLD of at least two letters.
-pub(crate) fn is_valid_email(email: &str) -> bool {
-    if email.chars().any(char::is_whitespace) {
-        return false;
-    }
-    let Some((local, domain)) = email.rsplit_once('@') else {
-        return false;
-    };
-    if local.is_empty() || local.contains('@') {
-        return false;
-    }
-    let Some((host, tld)) = domain.rsplit_once('.') else {
-        return false;
-    };
-    !host.is_empty()
-        && !host.starts_with('.')
-        && !host.contains("..")
-        && tld.chars().count() >= 2
-        && tld.chars().all(char::is_alphabetic)
 }
 
 /// Magento's `Validator\Name` pattern: letters, combining marks, digits, whitespace and
@@ -172,215 +142,48 @@ pub(crate) fn check_password(password: &str, email: Option<&str>) -> Result<(), 
     Ok(())
 }
 
-/// Address keys Magento's `AddressInterface` knows; any other key has no setter, which
-/// Magento answers with a 500.
-const ADDRESS_KEYS: &[&str] = &[
-    "id",
-    "customer_id",
-    "region",
-    "region_id",
-    "country_id",
-    "street",
-    "company",
-    "telephone",
-    "fax",
-    "postcode",
-    "city",
-    "firstname",
-    "lastname",
-    "middlename",
-    "prefix",
-    "suffix",
-    "vat_id",
-    "default_shipping",
-    "default_billing",
-    "custom_attributes",
-    "extension_attributes",
-];
-const ADDRESS_STRINGS: &[&str] = &[
-    "country_id",
-    "company",
-    "telephone",
-    "fax",
-    "postcode",
-    "city",
-    "firstname",
-    "lastname",
-    "middlename",
-    "prefix",
-    "suffix",
-    "vat_id",
-];
-
-/// One address from a request, cast and validated.
-#[derive(Debug, Clone, PartialEq)]
-pub(crate) struct AddressInput {
-    /// The id sent, if any.
-    pub(crate) id: Option<i64>,
-    /// The address fields in response shape, without `id`, `customer_id` and default flags.
-    pub(crate) fields: Map<String, Value>,
-    /// `default_billing` as sent (`None` = not sent).
-    pub(crate) default_billing: Option<bool>,
-    /// `default_shipping` as sent.
-    pub(crate) default_shipping: Option<bool>,
+/// Binds the keys of a JSON object to the setters of a data interface, as
+/// `ServiceInputProcessor::_createFromArray` finds them: a key names the field whose name it
+/// matches with underscores dropped and case ignored (PHP method names are case-insensitive,
+/// so `firstName` sets `firstname`); any other key has no getter, which Magento 2.4.7 answers
+/// with 400 naming the key in UpperCamelCase (`"%fieldName" is not supported. Correct the
+/// field name and try again.`, the integration test `ServiceInputProcessorTest::
+/// testValidateApiPayload` expects `"City." is not supported...` for the key `city.`).
+/// Returns the object with each key replaced by its field name.
+pub(crate) fn bind_keys(
+    raw: &Map<String, Value>,
+    fields: &[&str],
+) -> Result<Map<String, Value>, ApiError> {
+    let squash = |k: &str| k.replace('_', "").to_lowercase();
+    let mut out = Map::new();
+    for (key, value) in raw {
+        let wanted = squash(key);
+        let Some(field) = fields.iter().find(|f| squash(f) == wanted) else {
+            return Err(ApiError::bad(
+                "\"%fieldName\" is not supported. Correct the field name and try again.",
+            )
+            .with_params(json!({ "fieldName": upper_camel(key) })));
+        };
+        out.insert((*field).to_owned(), value.clone());
+    }
+    Ok(out)
 }
 
-/// Casts and validates one address (`Address\Validator\General` and `Country`), collecting
-/// every problem so that several come back as one aggregate error.
-pub(crate) fn address(raw: &Value) -> Result<AddressInput, ApiError> {
-    let Value::Object(raw) = raw else {
-        return Err(ApiError::wrong_type(
-            raw,
-            "\\Magento\\Customer\\Api\\Data\\AddressInterface",
-        ));
-    };
-    if raw.keys().any(|k| !ADDRESS_KEYS.contains(&k.as_str())) {
-        return Err(ApiError::internal());
-    }
-    let mut fields = Map::new();
-    for key in ADDRESS_STRINGS {
-        if let Some(v) = raw.get(*key)
-            && let Some(s) = cast_string(v)?
-        {
-            fields.insert((*key).to_owned(), Value::String(s));
-        }
-    }
-    let street: Vec<String> = match raw.get("street") {
-        None | Some(Value::Null) => Vec::new(),
-        Some(Value::Array(lines)) => lines
-            .iter()
-            .map(|l| cast_string(l).map(Option::unwrap_or_default))
-            .collect::<Result<_, _>>()?,
-        Some(other) => cast_string(other)?.into_iter().collect(),
-    };
-    let (region, region_id) = region(raw)?;
-
-    let filled = |k: &str| {
-        fields
-            .get(k)
-            .and_then(Value::as_str)
-            .is_some_and(|s| !s.trim().is_empty())
-    };
-    let mut errors = Vec::new();
-    for (key, field) in [("firstname", "firstname"), ("lastname", "lastname")] {
-        if !filled(key) {
-            errors.push(ApiError::required(field));
-        }
-    }
-    if street.first().is_none_or(|s| s.trim().is_empty()) {
-        errors.push(ApiError::required("street"));
-    }
-    for key in ["city", "telephone"] {
-        if !filled(key) {
-            errors.push(ApiError::required(key));
-        }
-    }
-    let country = fields
-        .get("country_id")
-        .and_then(Value::as_str)
-        .map(str::to_owned);
-    let optional_postcode = country
-        .as_deref()
-        .is_some_and(|c| OPTIONAL_POSTCODE.contains(&c));
-    if !filled("postcode") && !optional_postcode {
-        errors.push(ApiError::required("postcode"));
-    }
-    match country.as_deref().filter(|c| !c.trim().is_empty()) {
-        None => errors.push(ApiError::required("countryId")),
-        Some(c) if !ALLOWED_COUNTRIES.contains(&c) => errors.push(
-            ApiError::bad("Invalid value of \"%value\" provided for the %fieldName field.")
-                .with_params(json!({ "fieldName": "countryId", "value": c })),
-        ),
-        Some(c) => {
-            let has_region = region_id > 0
-                || ["region", "region_code"].iter().any(|k| {
-                    region
-                        .get(*k)
-                        .and_then(Value::as_str)
-                        .is_some_and(|s| !s.trim().is_empty())
-                });
-            if REGION_REQUIRED.contains(&c) && !has_region {
-                errors.push(ApiError::required("regionId"));
-            }
-        }
-    }
-    if !errors.is_empty() {
-        return Err(ApiError::aggregate(errors));
-    }
-
-    fields.insert("street".to_owned(), json!(street));
-    fields.insert("region".to_owned(), Value::Object(region));
-    if region_id > 0 {
-        fields.insert("region_id".to_owned(), json!(region_id));
-    }
-    if let Some(Value::Array(attrs)) = raw.get("custom_attributes")
-        && !attrs.is_empty()
-    {
-        fields.insert("custom_attributes".to_owned(), Value::Array(attrs.clone()));
-    }
-    Ok(AddressInput {
-        id: raw.get("id").map(cast_int).transpose()?.flatten(),
-        fields,
-        default_billing: raw
-            .get("default_billing")
-            .map(cast_bool)
-            .transpose()?
-            .flatten(),
-        default_shipping: raw
-            .get("default_shipping")
-            .map(cast_bool)
-            .transpose()?
-            .flatten(),
-    })
-}
-
-/// The region object in response shape (`region_code`, `region`, `region_id`, nulls and 0 for
-/// what is unknown) and the effective region id.
-fn region(raw: &Map<String, Value>) -> Result<(Map<String, Value>, i64), ApiError> {
-    let mut code = None;
-    let mut name = None;
-    let mut id = raw.get("region_id").map(cast_int).transpose()?.flatten();
-    match raw.get("region") {
-        None | Some(Value::Null) => {}
-        Some(Value::Object(r)) => {
-            code = r.get("region_code").map(cast_string).transpose()?.flatten();
-            name = r.get("region").map(cast_string).transpose()?.flatten();
-            if let Some(rid) = r.get("region_id").map(cast_int).transpose()?.flatten() {
-                id = id.or(Some(rid));
-            }
-        }
-        Some(other) => {
-            return Err(ApiError::wrong_type(
-                other,
-                "\\Magento\\Customer\\Api\\Data\\RegionInterface",
-            ));
-        }
-    }
-    let id = id.unwrap_or(0);
-    let mut region = Map::new();
-    region.insert(
-        "region_code".to_owned(),
-        code.map_or(Value::Null, Value::String),
-    );
-    region.insert("region".to_owned(), name.map_or(Value::Null, Value::String));
-    region.insert("region_id".to_owned(), json!(id));
-    Ok((region, id))
+/// `SimpleDataObjectConverter::snakeCaseToUpperCamelCase`: `shoe_size` -> `ShoeSize`.
+fn upper_camel(key: &str) -> String {
+    key.split('_')
+        .map(|part| {
+            let mut chars = part.chars();
+            chars.next().map_or_else(String::new, |first| {
+                first.to_ascii_uppercase().to_string() + chars.as_str()
+            })
+        })
+        .collect()
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn emails() {
-        assert!(is_valid_email("a@b.co"));
-        assert!(is_valid_email("Ann.Lee+x@mail.example.com"));
-        for bad in [
-            "a@b", "a@b.c", "a b@c.de", "@b.de", "a@.de", "a@b.d3", "plain",
-        ] {
-            assert!(!is_valid_email(bad), "{bad} should be invalid");
-        }
-    }
 
     #[test]
     fn names() {
@@ -412,25 +215,21 @@ mod tests {
     }
 
     #[test]
-    fn address_errors_single_and_aggregate() {
-        let ok = json!({"firstname":"A","lastname":"B","street":["1 Main"],"city":"LA",
-            "telephone":"1","postcode":"9","country_id":"US","region":{"region_code":"CA"}});
-        let parsed = address(&ok).expect("valid address");
-        assert_eq!(parsed.fields["region"]["region_code"], "CA");
-        assert_eq!(parsed.fields["region"]["region_id"], 0);
-
-        let mut no_country = ok.clone();
-        no_country["country_id"] = Value::Null;
-        let err = address(&no_country).expect_err("country missing");
-        assert_eq!(err.parameters, Some(json!({"fieldName":"countryId"})));
-
-        let err = address(&json!({"country_id":"XX","firstname":"A"})).expect_err("many errors");
-        assert_eq!(err.message, "One or more input exceptions have occurred.");
-        assert!(err.errors.len() >= 5);
-
-        let mut no_region = ok;
-        no_region["region"] = Value::Null;
-        let err = address(&no_region).expect_err("US needs a region");
-        assert_eq!(err.parameters, Some(json!({"fieldName":"regionId"})));
+    fn keys_bind_like_php_setters() {
+        let raw = json!({"firstName": "A", "STORE_ID": 1});
+        let bound = bind_keys(raw.as_object().expect("object"), &["firstname", "store_id"])
+            .expect("known keys");
+        assert_eq!(
+            Value::Object(bound),
+            json!({"firstname": "A", "store_id": 1})
+        );
+        for (key, named) in [("shoe_size", "ShoeSize"), ("city.", "City."), ("x", "X")] {
+            let raw = json!({ key: 1 });
+            let e = bind_keys(raw.as_object().expect("object"), &["city"]).expect_err("unknown");
+            assert_eq!(
+                (e.status, e.parameters),
+                (400, Some(json!({ "fieldName": named })))
+            );
+        }
     }
 }

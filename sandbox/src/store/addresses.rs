@@ -2,19 +2,23 @@
 //! "addresses present replaces the whole list" in `commerce-customer-api.md`): which ids an
 //! address may carry, the ids new addresses get, and how the customer's default billing and
 //! shipping addresses follow a list that replaces the old one. The field rules of one address
-//! are in `validate`.
+//! are in `crate::address`.
 
 use serde_json::{Map, Value, json};
 
+use crate::address::{self, AddressInput};
 use crate::error::ApiError;
-use crate::validate::{self, AddressInput};
+use crate::shop::Shop;
 
-/// Validates the sent address list; `own_ids` are the customer's address ids on update (an id
-/// outside them is unknown), `None` on create (ids sent are ignored, every address is new).
-/// `Ok(None)` when no list was sent: the addresses stay as they are.
+/// Validates the sent address list of a customer of `website`; `own_ids` are the customer's
+/// address ids on update (an id outside them is unknown), `None` on create (ids sent are
+/// ignored, every address is new). `Ok(None)` when no list was sent: the addresses stay as
+/// they are.
 pub(super) fn prepare_addresses(
     raw: Option<&Value>,
     own_ids: Option<&[i64]>,
+    shop: &Shop,
+    website: i64,
 ) -> Result<Option<Vec<AddressInput>>, ApiError> {
     let items = match raw {
         None | Some(Value::Null) => return Ok(None),
@@ -23,7 +27,7 @@ pub(super) fn prepare_addresses(
     };
     let mut out = Vec::with_capacity(items.len());
     for item in items {
-        let mut address = validate::address(item)?;
+        let mut address = address::address(item, shop, website)?;
         match (own_ids, address.id) {
             (None, _) => address.id = None,
             (Some(own), Some(id)) if !own.contains(&id) => {

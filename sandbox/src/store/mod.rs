@@ -7,7 +7,8 @@
 //!
 //! Rooms: `rules` (create and update as Magento decides them), `addresses` (the address list
 //! on save), `scope` (websites and store views), `customers` (the maps in memory), `journal`
-//! (the data directory and the journal that makes the customers durable).
+//! (the data directory and the journal that makes the customers durable). The shop's
+//! configuration (`crate::shop`) comes with each call that needs it.
 
 mod addresses;
 mod customers;
@@ -25,11 +26,44 @@ use serde_json::{Map, Value, json};
 
 use crate::error::{ApiError, SandboxError};
 use crate::search::SearchCriteria;
+use crate::shop::Shop;
 use customers::Customers;
 use journal::Journal;
 use rules::{no_such_customer, parse_id};
 
-pub(crate) use scope::STORE_VIEWS;
+/// Fields a customer search may filter on: the `customer_entity` columns and attributes, the
+/// full `name` and the default billing address's fields that `CustomerRepository::getList`
+/// joins in; the shop's custom attributes are allowed too.
+const FILTER_FIELDS: &[&str] = &[
+    "entity_id",
+    "email",
+    "website_id",
+    "group_id",
+    "store_id",
+    "created_at",
+    "updated_at",
+    "created_in",
+    "firstname",
+    "lastname",
+    "middlename",
+    "prefix",
+    "suffix",
+    "dob",
+    "gender",
+    "taxvat",
+    "default_billing",
+    "default_shipping",
+    "confirmation",
+    "disable_auto_group_change",
+    "increment_id",
+    "name",
+    "billing_postcode",
+    "billing_city",
+    "billing_telephone",
+    "billing_region",
+    "billing_country_id",
+    "company",
+];
 
 /// Customers in memory plus the journal that makes them durable.
 #[derive(Debug)]
@@ -137,44 +171,61 @@ impl CustomerStore {
         Ok(())
     }
 
-    /// `GET /V1/customers/search`.
-    pub(crate) fn search(&self, criteria: &SearchCriteria) -> Value {
+    /// `GET /V1/customers/search`. A filter on a field the customer entity does not have is
+    /// Magento's 400 `Invalid attribute name: %1` (`Eav\Model\Entity\Collection\
+    /// AbstractCollection::_getAttributeFieldName`); a sort order on one is ignored there
+    /// (`addAttributeToSort` finds no attribute), as here.
+    pub(crate) fn search(&self, shop: &Shop, criteria: &SearchCriteria) -> Result<Value, ApiError> {
+        if let Some(field) = criteria
+            .filter_fields()
+            .find(|f| !FILTER_FIELDS.contains(f) && shop.custom_attribute(f).is_none())
+        {
+            return Err(ApiError::bad("Invalid attribute name: %1").with_params(json!([field])));
+        }
         // The search a client makes after a lost create names one email: take the few
         // customers the email index knows instead of reading every customer.
         let Some(email) = criteria.email_eq() else {
-            return criteria.run(self.customers.values());
+            return Ok(criteria.run(self.customers.values()));
         };
         let email = email.to_lowercase();
-        let mut ids: Vec<i64> = STORE_VIEWS
-            .iter()
-            .filter_map(|s| self.customers.holder(&(s.website, email.clone())))
+        let mut ids: Vec<i64> = shop
+            .website_ids()
+            .filter_map(|w| self.customers.holder(&(w, email.clone())))
             .collect();
         ids.sort_unstable();
         ids.dedup();
-        criteria.run(ids.iter().filter_map(|&id| self.customers.get(id)))
+        Ok(criteria.run(ids.iter().filter_map(|&id| self.customers.get(id))))
     }
 
     /// `POST /V1/customers` (`AccountManagement::createAccount`). `scope` is the store view
     /// of the request (`Store` header), used when the customer names neither store nor website.
+    /// The answer has no `confirmation`: `AccountManagementApi::createAccount` sets it to null
+    /// on the customer it returns (null fields are left out), whatever was stored.
     pub(crate) fn create(
         &mut self,
+        shop: &Shop,
         body: &Value,
         scope: Option<i64>,
         now: DateTime<Utc>,
     ) -> Result<Value, ApiError> {
-        let rec = rules::create(&self.customers, body, scope, now)?;
-        self.commit(rec)
+        let rec = rules::create(&self.customers, shop, body, scope, now)?;
+        let mut answer = self.commit(rec)?;
+        if let Some(answer) = answer.as_object_mut() {
+            answer.remove("confirmation");
+        }
+        Ok(answer)
     }
 
     /// `PUT /V1/customers/{id}` with Magento 2.4's merge plugin: the stored customer with
     /// every key present in the request set on it (explicit `null` clears).
     pub(crate) fn update(
         &mut self,
+        shop: &Shop,
         url_id: &str,
         body: &Value,
         now: DateTime<Utc>,
     ) -> Result<Value, ApiError> {
-        let rec = rules::update(&self.customers, url_id, body, now)?;
+        let rec = rules::update(&self.customers, shop, url_id, body, now)?;
         self.commit(rec)
     }
 
@@ -198,5 +249,7 @@ impl CustomerStore {
     }
 }
 
+#[cfg(test)]
+mod shop_tests;
 #[cfg(test)]
 mod tests;

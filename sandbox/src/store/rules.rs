@@ -10,47 +10,28 @@ use serde_json::{Map, Value, json};
 use super::addresses::{place_addresses, prepare_addresses, sync_address_flags};
 use super::customers::Customers;
 use super::scope::{fix_scope, resolve_scope};
+use crate::address;
+use crate::email;
 use crate::error::ApiError;
-use crate::stored::{addresses_of, int_of};
-use crate::validate::{self, cast_bool, cast_int, cast_string};
+use crate::shop::Shop;
+use crate::stored::{CUSTOMER_INTS, CUSTOMER_STRINGS, SPECIAL_KEYS, addresses_of, int_of};
+use crate::validate::{self, bind_keys, cast_bool, cast_int, cast_string};
 
-/// Customer groups 0 (NOT LOGGED IN) to 3 exist; 1 is the default.
-const GROUPS: std::ops::RangeInclusive<i64> = 0..=3;
-const DEFAULT_GROUP: i64 = 1;
-
-const CUSTOMER_INTS: &[&str] = &[
-    "id",
-    "group_id",
-    "gender",
-    "store_id",
-    "website_id",
-    "disable_auto_group_change",
-];
-const CUSTOMER_STRINGS: &[&str] = &[
-    "default_billing",
-    "default_shipping",
-    "confirmation",
-    "created_at",
-    "updated_at",
-    "created_in",
-    "dob",
-    "email",
-    "firstname",
-    "lastname",
-    "middlename",
-    "prefix",
-    "suffix",
-    "taxvat",
-];
 /// Keys the server manages; values sent by clients are ignored.
 const SERVER_KEYS: &[&str] = &["id", "created_at", "updated_at", "created_in"];
-/// Keys with their own merge rules.
-const SPECIAL_KEYS: &[&str] = &["addresses", "custom_attributes", "extension_attributes"];
+/// Extension attributes of `CustomerInterface` (PaaS and ACCS schemas).
+const EXTENSION_KEYS: &[&str] = &[
+    "is_subscribed",
+    "company_attributes",
+    "assistance_allowed",
+    "last_login_at",
+];
 
 /// `POST /V1/customers` (`AccountManagement::createAccount`). `scope` is the store view
 /// of the request (`Store` header), used when the customer names neither store nor website.
 pub(super) fn create(
     customers: &Customers,
+    shop: &Shop,
     body: &Value,
     scope: Option<i64>,
     now: DateTime<Utc>,
@@ -63,6 +44,7 @@ pub(super) fn create(
         validate::check_password(password, email)?;
     }
     let (website_id, store) = resolve_scope(
+        shop,
         int_of(&input, "website_id"),
         int_of(&input, "store_id"),
         scope,
@@ -86,21 +68,28 @@ pub(super) fn create(
     rec.insert("website_id".into(), json!(website_id));
     rec.insert("store_id".into(), json!(store.id));
     rec.insert("created_in".into(), json!(store.name));
-    rec.entry("group_id").or_insert(json!(DEFAULT_GROUP));
+    rec.entry("group_id")
+        .or_insert(json!(shop.default_customer_group));
     rec.entry("disable_auto_group_change").or_insert(json!(0));
     let subscribed = subscription(input.get("extension_attributes"))?.unwrap_or(false);
     rec.insert(
         "extension_attributes".into(),
         json!({ "is_subscribed": subscribed }),
     );
-    merge_custom_attributes(&mut rec, input.get("custom_attributes"))?;
-    validate_customer(customers, &rec, None, now)?;
-    let addresses = prepare_addresses(input.get("addresses"), None)?.unwrap_or_default();
+    merge_custom_attributes(shop, &mut rec, input.get("custom_attributes"))?;
+    validate_customer(customers, shop, &rec, None, now)?;
+    let addresses = allowed_addresses(shop, website_id, input.get("addresses"));
+    let addresses =
+        prepare_addresses(addresses.as_ref(), None, shop, website_id)?.unwrap_or_default();
 
     let id = customers.next_id();
     rec.insert("id".into(), json!(id));
     let stamp = timestamp(now);
-    rec.insert("created_at".into(), json!(stamp));
+    let created = match input.get("created_at").and_then(Value::as_str) {
+        Some(given) => migrated_date(given)?,
+        None => stamp.clone(),
+    };
+    rec.insert("created_at".into(), json!(created));
     rec.insert("updated_at".into(), json!(stamp));
     place_addresses(&mut rec, id, addresses, customers.next_address_id());
     Ok(rec)
@@ -110,6 +99,7 @@ pub(super) fn create(
 /// every key present in the request set on it (explicit `null` clears).
 pub(super) fn update(
     customers: &Customers,
+    shop: &Shop,
     url_id: &str,
     body: &Value,
     now: DateTime<Utc>,
@@ -160,14 +150,16 @@ pub(super) fn update(
             json!({ "is_subscribed": subscribed }),
         );
     }
-    merge_custom_attributes(&mut rec, input.get("custom_attributes"))?;
+    merge_custom_attributes(shop, &mut rec, input.get("custom_attributes"))?;
     let store_sent = input.get("store_id").is_some_and(|v| !v.is_null());
-    fix_scope(&mut rec, store_sent)?;
-    rec.entry("group_id").or_insert(json!(DEFAULT_GROUP));
-    validate_customer(customers, &rec, Some(target_id), now)?;
+    fix_scope(shop, &mut rec, store_sent)?;
+    rec.entry("group_id")
+        .or_insert(json!(shop.default_customer_group));
+    validate_customer(customers, shop, &rec, Some(target_id), now)?;
 
     let own_ids: Vec<i64> = addresses_of(&rec).filter_map(|a| int_of(a, "id")).collect();
-    match prepare_addresses(input.get("addresses"), Some(&own_ids))? {
+    let website = int_of(&rec, "website_id").unwrap_or_default();
+    match prepare_addresses(input.get("addresses"), Some(&own_ids), shop, website)? {
         Some(addresses) => {
             place_addresses(&mut rec, target_id, addresses, customers.next_address_id());
         }
@@ -196,11 +188,12 @@ pub(super) fn update(
 /// Magento's order; `own_id` is the customer being saved (excluded from the unique check).
 fn validate_customer(
     customers: &Customers,
+    shop: &Shop,
     rec: &Map<String, Value>,
     own_id: Option<i64>,
     now: DateTime<Utc>,
 ) -> Result<(), ApiError> {
-    if !int_of(rec, "group_id").is_some_and(|g| GROUPS.contains(&g)) {
+    if !int_of(rec, "group_id").is_some_and(|g| shop.group_exists(g)) {
         return Err(ApiError::bad(
             "The specified customer group id does not exist.",
         ));
@@ -228,9 +221,16 @@ fn validate_customer(
             return Err(ApiError::bad(format!("\"{label}\" is a required value.")));
         }
     }
-    if !validate::is_valid_email(email) {
-        return Err(ApiError::bad("\"Email\" is not a valid email address."));
+    for attribute in shop.custom_attributes.iter().filter(|a| a.required) {
+        let value = custom_value(rec, &attribute.code);
+        if value.is_none_or(|v| v.trim().is_empty()) {
+            return Err(ApiError::bad(format!(
+                "\"{}\" is a required value.",
+                attribute.label
+            )));
+        }
     }
+    email::check(email, shop.email_tld_check)?;
     for (key, label) in [
         ("firstname", "First Name"),
         ("lastname", "Last Name"),
@@ -267,8 +267,9 @@ pub(super) fn no_such_customer(id: i64) -> ApiError {
     ApiError::no_such_entity("customerId", json!(id))
 }
 
-/// Takes `customer` out of a request body and casts its fields; keys without a setter on
-/// `CustomerInterface` get Magento's 500.
+/// Takes `customer` out of a request body, binds its keys to `CustomerInterface`'s setters
+/// (a key without one is a 400 naming it, see `validate::bind_keys`; so is one inside
+/// `extension_attributes`) and casts their values.
 fn customer_input(body: &Map<String, Value>) -> Result<Map<String, Value>, ApiError> {
     let raw = match body.get("customer") {
         None | Some(Value::Null) => return Err(ApiError::required("customer")),
@@ -280,22 +281,24 @@ fn customer_input(body: &Map<String, Value>) -> Result<Map<String, Value>, ApiEr
             ));
         }
     };
+    let fields: Vec<&str> = [CUSTOMER_INTS, CUSTOMER_STRINGS, SPECIAL_KEYS].concat();
     let mut out = Map::new();
-    for (key, value) in raw {
+    for (key, value) in bind_keys(raw, &fields)? {
         let cast = if CUSTOMER_INTS.contains(&key.as_str()) {
-            cast_int(value)?.map_or(Value::Null, |i| json!(i))
+            cast_int(&value)?.map_or(Value::Null, |i| json!(i))
         } else if CUSTOMER_STRINGS.contains(&key.as_str()) {
-            cast_string(value)?.map_or(Value::Null, Value::String)
-        } else if SPECIAL_KEYS.contains(&key.as_str()) {
-            match value {
-                Value::Null | Value::Object(_) if key == "extension_attributes" => value.clone(),
-                Value::Null | Value::Array(_) if key != "extension_attributes" => value.clone(),
-                other => return Err(ApiError::wrong_type(other, "array")),
-            }
+            cast_string(&value)?.map_or(Value::Null, Value::String)
         } else {
-            return Err(ApiError::internal());
+            match value {
+                Value::Object(ext) if key == "extension_attributes" => {
+                    Value::Object(bind_keys(&ext, EXTENSION_KEYS)?)
+                }
+                Value::Null => Value::Null,
+                Value::Array(_) if key != "extension_attributes" => value,
+                other => return Err(ApiError::wrong_type(&other, "array")),
+            }
         };
-        out.insert(key.clone(), cast);
+        out.insert(key, cast);
     }
     Ok(out)
 }
@@ -313,8 +316,12 @@ fn subscription(ext: Option<&Value>) -> Result<Option<bool>, ApiError> {
 }
 
 /// Merges sent custom attributes by `attribute_code` into the record: the EAV save writes
-/// only the attributes it is given, so the others keep their values.
+/// only the attributes it is given, so the others keep their values. A code the shop does not
+/// define is dropped without a word: `AbstractExtensibleObject::setCustomAttributes`
+/// (`lib/internal/Magento/Framework/Api/AbstractExtensibleObject.php`) keeps only the codes
+/// of `getCustomAttributesCodes()`.
 fn merge_custom_attributes(
+    shop: &Shop,
     rec: &mut Map<String, Value>,
     sent: Option<&Value>,
 ) -> Result<(), ApiError> {
@@ -332,6 +339,9 @@ fn merge_custom_attributes(
             .and_then(|c| cast_string(c).ok().flatten())
             .filter(|c| !c.is_empty())
             .ok_or_else(|| ApiError::required("attribute_code"))?;
+        if shop.custom_attribute(&code).is_none() {
+            continue;
+        }
         let value = attr.get("value").cloned().unwrap_or(Value::Null);
         let item = json!({ "attribute_code": code, "value": value });
         match attrs
@@ -348,4 +358,52 @@ fn merge_custom_attributes(
         rec.insert("custom_attributes".into(), Value::Array(attrs));
     }
     Ok(())
+}
+
+/// A custom attribute's value in a record, as text.
+fn custom_value(rec: &Map<String, Value>, code: &str) -> Option<String> {
+    rec.get("custom_attributes")?
+        .as_array()?
+        .iter()
+        .find(|a| a.get("attribute_code").and_then(Value::as_str) == Some(code))
+        .and_then(|a| a.get("value"))
+        .and_then(|v| cast_string(v).ok().flatten())
+}
+
+/// The addresses of a new customer that `AccountManagement::createAccountWithPasswordHash`
+/// saves: one in a country the website does not allow is skipped without a word
+/// (`isAddressAllowedForWebsite`; the integration test
+/// `CreateAccountTest::testCreateNewCustomerWithPasswordHashWithNotAllowedCountry`), before
+/// any of its fields are validated.
+fn allowed_addresses(shop: &Shop, website: i64, sent: Option<&Value>) -> Option<Value> {
+    match sent {
+        Some(Value::Array(list)) => {
+            let allowed = shop.allowed_countries(Some(website));
+            let kept = list
+                .iter()
+                .filter(|a| address::country_of(a).is_some_and(|c| allowed.contains(&c)))
+                .cloned()
+                .collect();
+            Some(Value::Array(kept))
+        }
+        other => other.cloned(),
+    }
+}
+
+/// A `created_at` sent on create is kept: the attribute's backend sets the time only when the
+/// value is empty (`Eav/Model/Entity/Attribute/Backend/Time/Created::beforeSave`). It is a
+/// DATETIME column: a date gets midnight, and text that is no date is refused by the
+/// database, a 500 in production.
+fn migrated_date(given: &str) -> Result<String, ApiError> {
+    let given = given.trim();
+    let parsed = chrono::NaiveDateTime::parse_from_str(given, "%Y-%m-%d %H:%M:%S")
+        .or_else(|_| chrono::NaiveDateTime::parse_from_str(given, "%Y-%m-%dT%H:%M:%S"))
+        .or_else(|_| DateTime::parse_from_rfc3339(given).map(|d| d.naive_utc()))
+        .or_else(|_| {
+            chrono::NaiveDate::parse_from_str(given, "%Y-%m-%d")
+                .map(|d| d.and_hms_opt(0, 0, 0).unwrap_or_default())
+        });
+    parsed
+        .map(|d| d.format("%Y-%m-%d %H:%M:%S").to_string())
+        .map_err(|_| ApiError::internal())
 }

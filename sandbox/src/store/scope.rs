@@ -1,84 +1,63 @@
-//! The sandbox shop's fixed setup (websites 1 to 3, one store view each) and Magento's rules
-//! for the website and store view of a customer.
+//! Magento's rules for the website and store view of a customer, read against the shop model.
 
 use serde_json::{Map, Value, json};
 
 use crate::error::ApiError;
+use crate::shop::{Shop, StoreView};
 use crate::stored::int_of;
 
-/// One store view of the fixed shop setup.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(crate) struct StoreView {
-    pub(crate) id: i64,
-    pub(crate) code: &'static str,
-    pub(crate) name: &'static str,
-    pub(crate) website: i64,
-}
-
-/// Websites 1..=3 with one store view each.
-pub(crate) const STORE_VIEWS: [StoreView; 3] = [
-    StoreView {
-        id: 1,
-        code: "default",
-        name: "Default Store View",
-        website: 1,
-    },
-    StoreView {
-        id: 2,
-        code: "second",
-        name: "Second Store View",
-        website: 2,
-    },
-    StoreView {
-        id: 3,
-        code: "third",
-        name: "Third Store View",
-        website: 3,
-    },
-];
-
-/// Website and store view of a new customer (`AccountManagement::createAccountWithPasswordHash`).
+/// Website and store view of a new customer, in the order of
+/// `AccountManagement::createAccountWithPasswordHash` (0 counts as not given, as PHP's `!`):
+/// the store is the website's default store, else the request's store view (`Store` header,
+/// `scope`), else the shop's default; the website is the store's; then the store must be one
+/// of the website's (`validateCustomerStoreIdByWebsiteId`), so a store view the shop does not
+/// have, named with a website, is "not in the associated website" (the integration test
+/// `CreateAccountTest::createInvalidAccountDataProvider`, case
+/// `send_email_store_id_not_match_website`: website 1, store 5).
 pub(super) fn resolve_scope(
+    shop: &Shop,
     website: Option<i64>,
     store: Option<i64>,
     scope: Option<i64>,
 ) -> Result<(i64, StoreView), ApiError> {
-    if let Some(w) = website {
-        website_store(w)?;
-    }
-    let store = match (store, website) {
-        (Some(s), _) => store_view(s)?,
-        (None, Some(w)) => website_store(w)?,
-        (None, None) => store_view(scope.unwrap_or(1))?,
+    let website = website.filter(|&w| w != 0);
+    let store_id = match (store.filter(|&s| s != 0), website) {
+        (Some(s), _) => s,
+        (None, Some(w)) => website_store(shop, w)?.id,
+        (None, None) => scope.unwrap_or_else(|| shop.default_store().id),
     };
-    let website = website.unwrap_or(store.website);
-    if store.website != website {
-        return Err(ApiError::bad(
-            "The store view is not in the associated website.",
-        ));
-    }
-    Ok((website, store))
+    let website = match website {
+        Some(w) => w,
+        None => store_view(shop, store_id)?.website_id,
+    };
+    website_store(shop, website)?;
+    shop.store_view(store_id)
+        .filter(|s| s.website_id == website)
+        .map(|s| (website, s.clone()))
+        .ok_or_else(not_in_website)
 }
 
 /// Keeps website and store consistent on update: an explicitly sent store must belong to the
 /// website; a store merely inherited follows a website change.
-pub(super) fn fix_scope(rec: &mut Map<String, Value>, store_sent: bool) -> Result<(), ApiError> {
+pub(super) fn fix_scope(
+    shop: &Shop,
+    rec: &mut Map<String, Value>,
+    store_sent: bool,
+) -> Result<(), ApiError> {
     let Some(website) = int_of(rec, "website_id") else {
         return Err(ApiError::bad(
             "\"Associate to Website\" is a required value.",
         ));
     };
-    let home = website_store(website)?;
+    let home = website_store(shop, website)?;
     let store = match int_of(rec, "store_id") {
-        Some(s) => store_view(s)?,
+        Some(s) => store_view(shop, s)?,
         None => home,
     };
-    let store = if store.website == website {
+    let store = if store.website_id == website {
         store
     } else if store_sent {
-        return Err(ApiError::bad(
-            "The store view is not in the associated website.",
-        ));
+        return Err(not_in_website());
     } else {
         home
     };
@@ -86,21 +65,23 @@ pub(super) fn fix_scope(rec: &mut Map<String, Value>, store_sent: bool) -> Resul
     Ok(())
 }
 
-fn store_view(id: i64) -> Result<StoreView, ApiError> {
-    STORE_VIEWS
-        .iter()
-        .copied()
-        .find(|s| s.id == id)
-        .ok_or_else(|| {
-            ApiError::new(
-                404,
-                "The store that was requested wasn't found. Verify the store and try again.",
-            )
-        })
+fn not_in_website() -> ApiError {
+    ApiError::bad("The store view is not in the associated website.")
 }
 
-fn website_store(website: i64) -> Result<StoreView, ApiError> {
-    STORE_VIEWS.iter().copied().find(|s| s.website == website).ok_or_else(|| {
+/// `StoreRepository::getById`'s 404.
+fn store_view(shop: &Shop, id: i64) -> Result<&StoreView, ApiError> {
+    shop.store_view(id).ok_or_else(|| {
+        ApiError::new(
+            404,
+            "The store that was requested wasn't found. Verify the store and try again.",
+        )
+    })
+}
+
+/// The website's default store; `WebsiteRepository::getById`'s 404 for an unknown website.
+fn website_store(shop: &Shop, website: i64) -> Result<&StoreView, ApiError> {
+    shop.website_store(website).ok_or_else(|| {
         ApiError::new(
             404,
             "The website with id %1 that was requested wasn't found. Verify the website and try again.",

@@ -9,6 +9,12 @@ use chrono::TimeZone;
 use super::journal::JOURNAL;
 use super::*;
 
+/// The default shop, which every test here runs against.
+fn shop() -> &'static Shop {
+    static SHOP: std::sync::OnceLock<Shop> = std::sync::OnceLock::new();
+    SHOP.get_or_init(Shop::default)
+}
+
 fn at(day: u32) -> DateTime<Utc> {
     Utc.with_ymd_and_hms(2025, 3, day, 10, 0, 0)
         .single()
@@ -34,7 +40,7 @@ fn create_answers_magento_shape_without_password() {
     let mut body = customer("Ann@Example.com");
     body["password"] = json!("Secret123");
     body["customer"]["extension_attributes"] = json!({"is_subscribed": true});
-    let c = store.create(&body, None, at(1)).expect("created");
+    let c = store.create(shop(), &body, None, at(1)).expect("created");
     assert_eq!(c["id"], 1);
     assert_eq!(c["email"], "Ann@Example.com");
     assert_eq!(c["website_id"], 1);
@@ -54,9 +60,9 @@ fn create_answers_magento_shape_without_password() {
 fn duplicate_email_is_case_insensitive_and_per_website() {
     let mut store = CustomerStore::open(None).expect("memory store");
     store
-        .create(&customer("ann@x.com"), None, at(1))
+        .create(shop(), &customer("ann@x.com"), None, at(1))
         .expect("first");
-    let dup = err(store.create(&customer("ANN@X.COM"), None, at(1)));
+    let dup = err(store.create(shop(), &customer("ANN@X.COM"), None, at(1)));
     assert_eq!(
         (dup.status, dup.message.as_str()),
         (
@@ -67,7 +73,7 @@ fn duplicate_email_is_case_insensitive_and_per_website() {
     let mut other_site = customer("ANN@X.COM");
     other_site["customer"]["website_id"] = json!(2);
     let c = store
-        .create(&other_site, None, at(1))
+        .create(shop(), &other_site, None, at(1))
         .expect("second website");
     assert_eq!(
         (c["store_id"].clone(), c["created_in"].clone()),
@@ -75,20 +81,25 @@ fn duplicate_email_is_case_insensitive_and_per_website() {
     );
     // The Store header picks the website when the body names none.
     let c = store
-        .create(&customer("ann@x.com"), Some(3), at(1))
+        .create(shop(), &customer("ann@x.com"), Some(3), at(1))
         .expect("third website");
     assert_eq!(c["website_id"], 3);
 
     // Changing another customer's email onto a taken one fails too.
     store
-        .create(&customer("bob@x.com"), None, at(1))
+        .create(shop(), &customer("bob@x.com"), None, at(1))
         .expect("bob");
-    let e = err(store.update("4", &json!({"customer": {"email": "Ann@x.com"}}), at(2)));
+    let e = err(store.update(
+        shop(),
+        "4",
+        &json!({"customer": {"email": "Ann@x.com"}}),
+        at(2),
+    ));
     assert!(e.message.starts_with("A customer with the same email"));
     // Deleting frees the email.
     store.delete("1").expect("deleted");
     store
-        .create(&customer("ann@x.com"), None, at(1))
+        .create(shop(), &customer("ann@x.com"), None, at(1))
         .expect("email free again");
 }
 
@@ -109,7 +120,7 @@ fn create_validation_messages() {
             None,
         ),
         (
-            json!({"customer": {"email": "a@b", "firstname": "A", "lastname": "B"}}),
+            json!({"customer": {"email": "a b@c.se", "firstname": "A", "lastname": "B"}}),
             400,
             "\"Email\" is not a valid email address.",
             None,
@@ -164,7 +175,7 @@ fn create_validation_messages() {
         ),
     ];
     for (body, status, message, params) in cases {
-        let e = err(store.create(&body, None, at(1)));
+        let e = err(store.create(shop(), &body, None, at(1)));
         assert_eq!(
             (e.status, e.message.as_str(), e.parameters),
             (status, message, params),
@@ -172,8 +183,8 @@ fn create_validation_messages() {
         );
     }
     let mut bad_address = customer("a@b.se");
-    bad_address["customer"]["addresses"] = json!([address("Lund"), {"country_id": "XX"}]);
-    let e = err(store.create(&bad_address, None, at(1)));
+    bad_address["customer"]["addresses"] = json!([address("Lund"), {"country_id": "SE"}]);
+    let e = err(store.create(shop(), &bad_address, None, at(1)));
     assert_eq!(e.message, "One or more input exceptions have occurred.");
     assert!(
         store.all().is_empty(),
@@ -186,14 +197,18 @@ fn put_merges_present_keys_only() {
     let mut store = CustomerStore::open(None).expect("memory store");
     let mut body = customer("ann@x.com");
     body["customer"]["middlename"] = json!("Q");
-    body["customer"]["custom_attributes"] =
-        json!([{"attribute_code": "a", "value": "1"}, {"attribute_code": "b", "value": "2"}]);
+    body["customer"]["custom_attributes"] = json!([{"attribute_code": "loyalty_no", "value": "1"}, {"attribute_code": "b", "value": "2"}]);
     body["customer"]["extension_attributes"] = json!({"is_subscribed": true});
-    store.create(&body, None, at(1)).expect("created");
+    let c = store.create(shop(), &body, None, at(1)).expect("created");
+    assert_eq!(
+        c["custom_attributes"],
+        json!([{"attribute_code": "loyalty_no", "value": "1"}]),
+        "a code the shop does not define is dropped"
+    );
 
     let put = json!({"customer": {"lastname": "Doe", "middlename": null,
-        "custom_attributes": [{"attribute_code": "a", "value": "9"}]}});
-    let c = store.update("1", &put, at(2)).expect("updated");
+        "custom_attributes": [{"attribute_code": "b", "value": "9"}]}});
+    let c = store.update(shop(), "1", &put, at(2)).expect("updated");
     assert_eq!(
         (c["firstname"].clone(), c["lastname"].clone()),
         (json!("Ann"), json!("Doe"))
@@ -201,14 +216,14 @@ fn put_merges_present_keys_only() {
     assert!(c.get("middlename").is_none(), "explicit null clears");
     assert_eq!(
         c["custom_attributes"],
-        json!([{"attribute_code": "a", "value": "9"}, {"attribute_code": "b", "value": "2"}])
+        json!([{"attribute_code": "loyalty_no", "value": "1"}])
     );
     assert_eq!(c["extension_attributes"]["is_subscribed"], true);
     assert_eq!(c["created_at"], "2025-03-01 10:00:00");
     assert_eq!(c["updated_at"], "2025-03-02 10:00:00");
     assert_eq!(store.get("1").expect("stored"), c);
 
-    let e = err(store.update("7", &put, at(2)));
+    let e = err(store.update(shop(), "7", &put, at(2)));
     assert_eq!(
         (e.status, e.parameters),
         (
@@ -216,14 +231,15 @@ fn put_merges_present_keys_only() {
             Some(json!({"fieldName": "customerId", "fieldValue": 7}))
         )
     );
-    let e = err(store.update("1", &json!({"customer": {"email": null}}), at(2)));
+    let e = err(store.update(shop(), "1", &json!({"customer": {"email": null}}), at(2)));
     assert_eq!(
         e.message,
         "The customer email is missing. Enter and try again."
     );
-    let e = err(store.update("1", &json!({"customer": {"shoe_size": 9}}), at(2)));
+    let e = err(store.update(shop(), "1", &json!({"customer": {"shoe_size": 9}}), at(2)));
     assert_eq!(
-        e.status, 500,
+        (e.status, e.parameters),
+        (400, Some(json!({"fieldName": "ShoeSize"}))),
         "unknown properties have no setter in Magento"
     );
 }
@@ -236,7 +252,7 @@ fn address_replace_keeps_ids_and_never_piles_up() {
     first["default_billing"] = json!(true);
     first["default_shipping"] = json!(true);
     body["customer"]["addresses"] = json!([first]);
-    let c = store.create(&body, None, at(1)).expect("created");
+    let c = store.create(shop(), &body, None, at(1)).expect("created");
     let address_id = c["addresses"][0]["id"].as_i64().expect("address id");
     assert_eq!(c["default_billing"], address_id.to_string());
     assert_eq!(c["addresses"][0]["customer_id"], 1);
@@ -250,7 +266,7 @@ fn address_replace_keeps_ids_and_never_piles_up() {
         let mut a = address(city);
         a["id"] = json!(address_id);
         let c = store
-            .update("1", &json!({"customer": {"addresses": [a]}}), at(2))
+            .update(shop(), "1", &json!({"customer": {"addresses": [a]}}), at(2))
             .expect("address updated");
         let list = c["addresses"].as_array().expect("list");
         assert_eq!(list.len(), 1);
@@ -269,6 +285,7 @@ fn address_replace_keeps_ids_and_never_piles_up() {
     // A list without the old id replaces the address: new id, defaults gone with it.
     let c = store
         .update(
+            shop(),
             "1",
             &json!({"customer": {"addresses": [address("Kiruna")]}}),
             at(3),
@@ -281,17 +298,22 @@ fn address_replace_keeps_ids_and_never_piles_up() {
 
     // Leaving addresses out keeps them; [] deletes all.
     let c = store
-        .update("1", &json!({"customer": {"lastname": "X"}}), at(3))
+        .update(shop(), "1", &json!({"customer": {"lastname": "X"}}), at(3))
         .expect("kept");
     assert_eq!(c["addresses"].as_array().map(Vec::len), Some(1));
     let c = store
-        .update("1", &json!({"customer": {"addresses": []}}), at(3))
+        .update(shop(), "1", &json!({"customer": {"addresses": []}}), at(3))
         .expect("cleared");
     assert_eq!(c["addresses"], json!([]));
 
     let mut foreign = address("Lund");
     foreign["id"] = json!(999);
-    let e = err(store.update("1", &json!({"customer": {"addresses": [foreign]}}), at(3)));
+    let e = err(store.update(
+        shop(),
+        "1",
+        &json!({"customer": {"addresses": [foreign]}}),
+        at(3),
+    ));
     assert_eq!(
         (e.status, e.parameters),
         (
@@ -306,14 +328,17 @@ fn put_with_other_body_id_saves_under_body_id() {
     let mut store = CustomerStore::open(None).expect("memory store");
     let mut first = customer("a@x.com");
     first["customer"]["firstname"] = json!("Una");
-    store.create(&first, None, at(1)).expect("a");
-    store.create(&customer("b@x.com"), None, at(1)).expect("b");
+    store.create(shop(), &first, None, at(1)).expect("a");
+    store
+        .create(shop(), &customer("b@x.com"), None, at(1))
+        .expect("b");
     // The URL customer's data lands on record 2, so its email collides with record 1.
-    let e = err(store.update("1", &json!({"customer": {"id": 2}}), at(2)));
+    let e = err(store.update(shop(), "1", &json!({"customer": {"id": 2}}), at(2)));
     assert!(e.message.starts_with("A customer with the same email"));
 
     let c = store
         .update(
+            shop(),
             "1",
             &json!({"customer": {"id": 2, "email": "new@x.com"}}),
             at(2),
@@ -326,9 +351,9 @@ fn put_with_other_body_id_saves_under_body_id() {
     assert_eq!(store.get("1").expect("untouched")["email"], "a@x.com");
     // b@x.com was freed by the overwrite.
     store
-        .create(&customer("b@x.com"), None, at(2))
+        .create(shop(), &customer("b@x.com"), None, at(2))
         .expect("b@x.com free");
-    let e = err(store.update("1", &json!({"customer": {"id": 77}}), at(2)));
+    let e = err(store.update(shop(), "1", &json!({"customer": {"id": 77}}), at(2)));
     assert_eq!(
         (e.status, e.parameters),
         (
@@ -358,11 +383,20 @@ fn journal_replays_after_reopen_and_skips_torn_line() {
         let mut store = CustomerStore::open(Some(&data)).expect("opened");
         let mut body = customer("a@x.com");
         body["customer"]["addresses"] = json!([address("Lund")]);
-        store.create(&body, None, at(1)).expect("a");
-        store.create(&customer("b@x.com"), None, at(1)).expect("b");
-        store.create(&customer("c@x.com"), None, at(1)).expect("c");
+        store.create(shop(), &body, None, at(1)).expect("a");
         store
-            .update("2", &json!({"customer": {"lastname": "Changed"}}), at(2))
+            .create(shop(), &customer("b@x.com"), None, at(1))
+            .expect("b");
+        store
+            .create(shop(), &customer("c@x.com"), None, at(1))
+            .expect("c");
+        store
+            .update(
+                shop(),
+                "2",
+                &json!({"customer": {"lastname": "Changed"}}),
+                at(2),
+            )
             .expect("b updated");
         store.delete("3").expect("c deleted");
         store.all()
@@ -388,11 +422,11 @@ fn journal_replays_after_reopen_and_skips_torn_line() {
     // Ids are never reused, not even the deleted customer's 3; address ids continue too.
     let mut body = customer("d@x.com");
     body["customer"]["addresses"] = json!([address("Lund")]);
-    let d = store.create(&body, None, at(3)).expect("d");
+    let d = store.create(shop(), &body, None, at(3)).expect("d");
     assert_eq!(d["id"], 4);
     assert_eq!(d["addresses"][0]["id"], 2);
     let err = store
-        .create(&customer("A@X.COM"), None, at(3))
+        .create(shop(), &customer("A@X.COM"), None, at(3))
         .expect_err("index rebuilt");
     assert_eq!(err.status, 400);
     drop(store);
@@ -420,8 +454,12 @@ fn a_journal_is_rewritten_only_when_it_must_be() {
     let journal = data.join(JOURNAL);
     {
         let mut store = CustomerStore::open(Some(&data)).expect("opened");
-        store.create(&customer("a@x.com"), None, at(1)).expect("a");
-        store.create(&customer("b@x.com"), None, at(1)).expect("b");
+        store
+            .create(shop(), &customer("a@x.com"), None, at(1))
+            .expect("a");
+        store
+            .create(shop(), &customer("b@x.com"), None, at(1))
+            .expect("b");
     }
     let modified = || {
         fs::metadata(&journal)
@@ -440,7 +478,9 @@ fn a_journal_is_rewritten_only_when_it_must_be() {
     fs::write(&journal, text.trim_end()).expect("drop the final newline");
     {
         let mut store = CustomerStore::open(Some(&data)).expect("reopened");
-        store.create(&customer("c@x.com"), None, at(2)).expect("c");
+        store
+            .create(shop(), &customer("c@x.com"), None, at(2))
+            .expect("c");
     }
     let store = CustomerStore::open(Some(&data)).expect("reopened");
     let emails: Vec<Value> = store.all().iter().map(|c| c["email"].clone()).collect();
@@ -466,11 +506,11 @@ fn search_filters_paging_and_clamp() {
         let mut body = customer(email);
         body["customer"]["website_id"] = json!(website);
         body["customer"]["lastname"] = json!(format!("L{}", 5 - i));
-        store.create(&body, None, at(1)).expect("created");
+        store.create(shop(), &body, None, at(1)).expect("created");
     }
     let run = |pairs: &[(&str, &str)]| {
         let criteria = SearchCriteria::from_query(pairs.iter().copied()).expect("criteria");
-        store.search(&criteria)
+        store.search(shop(), &criteria).expect("known fields")
     };
     let ids = |v: &Value| -> Vec<i64> {
         v["items"]
@@ -589,11 +629,11 @@ fn email_searches_find_every_website_through_the_index() {
     for (email, website) in [("a@x.com", 2), ("b@x.com", 1), ("A@X.com", 1)] {
         let mut body = customer(email);
         body["customer"]["website_id"] = json!(website);
-        store.create(&body, None, at(1)).expect("created");
+        store.create(shop(), &body, None, at(1)).expect("created");
     }
     let run = |pairs: &[(&str, &str)]| {
         let criteria = SearchCriteria::from_query(pairs.iter().copied()).expect("criteria");
-        let r = store.search(&criteria);
+        let r = store.search(shop(), &criteria).expect("known fields");
         let ids: Vec<i64> = r["items"]
             .as_array()
             .into_iter()
