@@ -12,7 +12,7 @@ use secrecy::SecretString;
 
 use crate::absent;
 use crate::api::Credentials;
-use crate::cli::{ConnectionArgs, PullArgs, SyncArgs};
+use crate::cli::{CheckArgs, ConnectionArgs, PullArgs, SyncArgs};
 use crate::input::{Mapping, MappingError};
 use crate::plan;
 use crate::retry::RetryPolicy;
@@ -83,6 +83,15 @@ impl Connect {
             state_dir,
         })
     }
+
+    /// The target alone, for `state rebind`: credentials are not needed to name it.
+    pub fn target_only(
+        c: &ConnectionArgs,
+        env: &Env,
+        state_dir: PathBuf,
+    ) -> Result<Self, ConfigError> {
+        Self::resolve(c, env, state_dir, true)
+    }
 }
 
 /// Everything `custsync sync` needs.
@@ -102,6 +111,9 @@ pub struct SyncConfig {
     pub max_errors: Option<u64>,
     /// `--absent-report`, `--delete-absent --max-deletes`.
     pub absent: absent::Options,
+    /// `--regions-optional` (`CUSTSYNC_REGIONS_OPTIONAL`): countries whose region list does
+    /// not make a region required.
+    pub regions_optional: Vec<String>,
     pub quiet: bool,
 }
 
@@ -165,6 +177,7 @@ impl SyncConfig {
                 report: args.absent_report,
                 max_deletes: args.max_deletes.filter(|_| args.delete_absent),
             },
+            regions_optional: args.shop.regions_optional,
             quiet,
         })
     }
@@ -192,6 +205,30 @@ impl PullConfig {
             },
             page_size: args.page_size,
             quiet,
+        })
+    }
+}
+
+/// Everything `custsync check` needs.
+#[derive(Debug)]
+pub struct CheckConfig {
+    pub connect: Connect,
+    pub rate: Option<NonZeroU32>,
+    pub retry: RetryPolicy,
+    pub regions_optional: Vec<String>,
+}
+
+impl CheckConfig {
+    /// Resolves `check` arguments: the connection as a sync's, credentials required.
+    pub fn resolve(args: CheckArgs, env: &Env) -> Result<Self, ConfigError> {
+        Ok(CheckConfig {
+            connect: Connect::resolve(&args.connection, env, args.state.dir, false)?,
+            rate: NonZeroU32::new(args.limits.rate),
+            retry: RetryPolicy {
+                retries: args.limits.retries,
+                ..RetryPolicy::default()
+            },
+            regions_optional: args.shop.regions_optional,
         })
     }
 }
@@ -247,10 +284,10 @@ fn check_endpoint(raw: &str) -> Result<String, ConfigError> {
             "Adobe Commerce as a Cloud Service URLs have no /rest/: use https://<region>.api.commerce.adobe.com/<tenant-id>",
         ));
     }
-    if url.path().trim_end_matches('/').ends_with("/V1") {
-        return Err(bad(
-            "give the base without /V1: custsync adds /V1/customers itself",
-        ));
+    if let Some(base) = raw.trim_end_matches('/').strip_suffix("/V1") {
+        return Err(bad(&format!(
+            "give the base without /V1 ({base}): custsync adds /V1/customers itself"
+        )));
     }
     Ok(raw.trim_end_matches('/').to_owned())
 }
@@ -331,5 +368,15 @@ mod tests {
         );
         assert!(matches!(e, Err(ConfigError::Endpoint { .. })));
         assert!(sync(&["--endpoint", "https://shop.example/rest/default"], &env).is_ok());
+        let e = sync(
+            &["--endpoint", "https://shop.example/rest/default/V1/"],
+            &env,
+        );
+        assert!(
+            e.as_ref().is_err_and(|e| e
+                .to_string()
+                .contains("without /V1 (https://shop.example/rest/default)")),
+            "{e:?}"
+        );
     }
 }

@@ -58,6 +58,18 @@ pub struct Address {
     pub region: Option<Text>,
     pub telephone: Text,
     pub company: Option<Text>,
+    /// `region` as the shop's directory has it, once the row is checked against the shop
+    /// ([`crate::shop`]): sent as `region_id` with the whole region object. Not hashed and not
+    /// among the fields, which keep the file's text.
+    pub shop_region: Option<Region>,
+}
+
+/// A region of the shop's directory.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Region {
+    pub id: u32,
+    pub code: Text,
+    pub name: Text,
 }
 
 impl Customer {
@@ -347,8 +359,16 @@ impl Address {
         a.insert("city".into(), json!(self.city));
         a.insert("postcode".into(), json!(self.postcode));
         a.insert("country_id".into(), json!(self.country_id));
-        if let Some(r) = &self.region {
-            a.insert("region".into(), json!({ "region": r }));
+        match (&self.shop_region, &self.region) {
+            (Some(r), _) => {
+                a.insert("region_id".into(), json!(r.id));
+                let region = json!({ "region_id": r.id, "region_code": r.code, "region": r.name });
+                a.insert("region".into(), region);
+            }
+            (None, Some(r)) => {
+                a.insert("region".into(), json!({ "region": r }));
+            }
+            (None, None) => {}
         }
         a.insert("telephone".into(), json!(self.telephone));
         if let Some(c) = &self.company {
@@ -445,6 +465,7 @@ mod tests {
             region: None,
             telephone: "+46 555".into(),
             company: None,
+            shop_region: None,
         });
         assert_eq!(c.payload_hash(), 0xa8137d0a744fc01e5b352f4b4ad138c4);
     }
@@ -488,6 +509,7 @@ mod tests {
             region: None,
             telephone: "123".into(),
             company: None,
+            shop_region: None,
         });
         let mut remote = c.to_json(Some(3));
         remote["addresses"] = json!([c.address_json(Some(9))]);

@@ -7,6 +7,8 @@
 //! customer up by email and website, adopting its id, and sending a PUT only if the stored
 //! record differs from the row. So whatever fails in between, each key exists once.
 
+use std::sync::Arc;
+
 use secrecy::SecretString;
 use serde_json::Value;
 use tokio_util::sync::CancellationToken;
@@ -20,7 +22,7 @@ use crate::state::Entry;
 
 /// Sends rows through a [`Client`].
 pub struct Executor {
-    client: Client,
+    client: Arc<Client>,
     retrier: Retrier,
 }
 
@@ -71,7 +73,7 @@ struct Failure {
 
 impl Executor {
     /// An executor; `cancel` interrupts backoffs and, after a grace period, requests in flight.
-    pub fn new(client: Client, policy: RetryPolicy, cancel: CancellationToken) -> Self {
+    pub fn new(client: Arc<Client>, policy: RetryPolicy, cancel: CancellationToken) -> Self {
         Executor {
             client,
             retrier: Retrier::new(policy, cancel),

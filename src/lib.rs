@@ -2,10 +2,12 @@
 //!
 //! # Where a row goes
 //!
-//! [`sync`] runs the pipeline. A line of the CSV file is read and validated by [`input`] into
-//! a [`customer::Customer`] (or an invalid row). [`plan`] compares it with what [`state`]
-//! remembers of its key and decides: create, update, unchanged or invalid. [`exec`] sends the
-//! creates and updates through the [`api`] client, under the [`throttle`] and with [`retry`].
+//! [`sync`] runs the pipeline, once [`connect`] found the state store bound to the run's
+//! target. A line of the CSV file is read and validated by [`input`] into a
+//! [`customer::Customer`] (or an invalid row). [`plan`] compares it with what [`state`]
+//! remembers of its key and decides: create, update, unchanged or invalid. A create or update
+//! is checked against the [`shop`]'s model (read once, when the first one comes), then [`exec`]
+//! sends it through the [`api`] client, under the [`throttle`] and with [`retry`].
 //! Every row ends as an [`outcome::Outcome`]: [`report`] writes it as a report line and counts
 //! it, and the [`state`] writer records the mapping it confirmed. Once the whole file is read,
 //! [`absent`] deals with the customers it no longer names; the run ends with its summary, and
@@ -23,11 +25,13 @@
 //! | [`cli`] | command-line arguments (clap types only) | defaults |
 //! | [`config`] | typed settings resolved from arguments and environment | cli, defaults, absent, api, input, plan, retry |
 //! | [`exit`] | the exit codes, and how a command's ending maps to one | sync, pull |
-//! | [`sync`] | the pipeline: read, plan, send, absent, end | config, connect, input, plan, exec, outcome, report, absent, state, api, throttle |
+//! | [`sync`] | the pipeline: read, plan, check against the shop, send, absent, end | config, connect, input, plan, shop, exec, outcome, report, absent, state, api, retry, throttle |
 //! | [`pull`] | recording the customers a shop already has | config, connect, retry, api, state, throttle, customer, defaults |
-//! | [`connect`] | the target: embedded sandbox or a real shop; the sandbox's one launcher | config, cli, api, redact, throttle |
+//! | [`check`] | `custsync check`: the target tested and its shop's model shown, changing nothing | config, connect, retry, shop, state, api, throttle |
+//! | [`connect`] | the target: embedded sandbox or a real shop, the store's binding to it; the sandbox's one launcher | config, cli, api, redact, state, throttle |
 //! | [`input`] | the CSV: header, streaming, per-row validation | customer |
 //! | [`plan`] | the decision for each row, a function of the row, the store and the options | input, outcome, state, customer |
+//! | [`shop`] | the shop's model from its API, and each row to send checked against it | plan, retry, api, state, input, customer |
 //! | [`exec`] | sending a row: lost-answer recovery, its outcome | plan, outcome, retry, api, state, customer |
 //! | [`outcome`] | what became of a row: report columns and state change, built in one place | api, state, customer |
 //! | [`report`] | report file, summary JSON, progress | outcome |
@@ -36,12 +40,13 @@
 //! | [`api`] | the Commerce REST client and IMS tokens | redact, throttle |
 //! | [`redact`] | keeping the secrets this process holds out of any text it shows | |
 //! | [`throttle`] | the shared request rate limit, adaptive on 429 | |
-//! | [`state`] | the sled state store: key -> customer id + payload hash, its index | customer |
+//! | [`state`] | the sled state store: key -> customer id + payload hash, its index, its target | customer |
 //! | [`customer`] | the desired customer record, its key, JSON payload and hash | |
 //! | [`defaults`] | every default and limit, named once | |
 
 pub mod absent;
 pub mod api;
+pub mod check;
 pub mod cli;
 pub mod config;
 pub mod connect;
@@ -56,6 +61,7 @@ pub mod pull;
 pub mod redact;
 pub mod report;
 pub mod retry;
+pub mod shop;
 pub mod state;
 pub mod sync;
 pub mod throttle;
@@ -64,7 +70,7 @@ use anyhow::Context;
 use tokio_util::sync::CancellationToken;
 
 use cli::{Cli, Command, StateCommand};
-use config::{Env, PullConfig, SyncConfig};
+use config::{CheckConfig, Connect, Env, PullConfig, SyncConfig};
 use state::Store;
 
 pub use exit::Exit;
@@ -100,7 +106,12 @@ pub fn run(cli: Cli) -> anyhow::Result<Exit> {
                 );
                 Ok(Exit::from(&pulled))
             }
-            Command::State(cmd) => state_command(cmd),
+            Command::Check(args) => {
+                let cfg = CheckConfig::resolve(args, &env)?;
+                let well = check::run(&cfg).await?;
+                Ok(if well { Exit::Ok } else { Exit::Fatal })
+            }
+            Command::State(cmd) => state_command(cmd, &env),
             Command::Sandbox(args) => {
                 connect::serve_sandbox(&args, &env, wait_for_signal())
                     .await
@@ -111,15 +122,21 @@ pub fn run(cli: Cli) -> anyhow::Result<Exit> {
     })
 }
 
-fn state_command(cmd: StateCommand) -> anyhow::Result<Exit> {
+fn state_command(cmd: StateCommand, env: &Env) -> anyhow::Result<Exit> {
+    let time = |t: i64| {
+        chrono::DateTime::<chrono::Utc>::from_timestamp(t, 0)
+            .map_or_else(|| "never".to_owned(), |t| t.to_rfc3339())
+    };
     match cmd {
         StateCommand::Stats { state } => {
             let store = Store::open(&state.dir)?;
-            let last = store
-                .last_run()?
-                .and_then(|t| chrono::DateTime::<chrono::Utc>::from_timestamp(t, 0))
-                .map_or_else(|| "never".to_owned(), |t| t.to_rfc3339());
+            let last = store.last_run()?.map_or_else(|| "never".to_owned(), time);
+            let bound = match store.bound_at()? {
+                Some((target, at)) => format!("{target} (since {})", time(at)),
+                None => "nothing yet (the first mapping a sync or pull records binds it)".into(),
+            };
             println!("state:      {}", state.dir.display());
+            println!("bound to:   {bound}");
             println!("entries:    {}", store.len());
             println!("failed:     {}", store.failed_len());
             println!("last run:   {last}");
@@ -139,6 +156,22 @@ fn state_command(cmd: StateCommand) -> anyhow::Result<Exit> {
             let store = Store::open(&state.dir)?;
             let n = state::import(&store, &file)?;
             println!("imported {n} mappings into {}", state.dir.display());
+        }
+        StateCommand::Rebind { state, connection } => {
+            let target =
+                connect::binding(&Connect::target_only(&connection, env, state.dir.clone())?);
+            let store = Store::open(&state.dir)?;
+            match store.bind(&target)? {
+                Some(old) if old == target => {
+                    println!("{} stays bound to {target}", state.dir.display())
+                }
+                Some(old) => println!(
+                    "{} is now bound to {target} (was {old})",
+                    state.dir.display()
+                ),
+                None => println!("{} is now bound to {target}", state.dir.display()),
+            }
+            store.flush()?;
         }
         StateCommand::Forget {
             state,

@@ -333,6 +333,7 @@ mod tests {
             region: None,
             telephone: "123".into(),
             company: None,
+            shop_region: None,
         });
         c
     }

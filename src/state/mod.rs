@@ -23,9 +23,11 @@ use crate::customer::{Fields, Key};
 
 mod index;
 pub mod lookup;
+mod target;
 mod transfer;
 pub use index::{Index, Known};
 pub use lookup::{Indexed, Lookup};
+pub use target::{Admission, Binding};
 pub use transfer::{TransferError, export, import};
 
 /// Bumped when the byte layout of keys or entries changes.
@@ -62,6 +64,26 @@ pub enum StateError {
         "state store {path} has schema version {found}, this custsync reads version {SCHEMA_VERSION}"
     )]
     Schema { path: PathBuf, found: u8 },
+    /// The store is bound to another target than the run's (see [`Store::admit`]).
+    #[error(
+        "the state store {dir} is bound to {bound}, but this run goes to {target}; nothing was \
+         sent. Give the target it is bound to, use another --state directory, or move the \
+         binding on purpose with `custsync state rebind`"
+    )]
+    Bound {
+        dir: PathBuf,
+        bound: String,
+        target: String,
+    },
+    /// Mappings from before bindings, from a real shop, and a run against the embedded sandbox.
+    #[error(
+        "the state store {dir} holds {entries} mappings from a custsync that did not record its \
+         target, and the embedded sandbox has no data there, so they came from a real shop; \
+         this run goes to the embedded sandbox (no --endpoint or CUSTSYNC_ENDPOINT) and sent \
+         nothing. Give the shop's endpoint, or bind the store to the sandbox on purpose with \
+         `custsync state rebind`"
+    )]
+    LegacyNotSandbox { dir: PathBuf, entries: usize },
 }
 
 /// What the store remembers about one key.
@@ -126,6 +148,8 @@ pub struct Store {
     failed: sled::Tree,
     /// This process already told sled the index file is stale.
     index_invalidated: std::sync::atomic::AtomicBool,
+    /// The target the state writer binds the store to with its first mapping.
+    pending_binding: std::sync::Mutex<Option<Binding>>,
     _lock: File,
 }
 
@@ -202,6 +226,7 @@ impl Store {
             fields,
             failed,
             index_invalidated: std::sync::atomic::AtomicBool::new(false),
+            pending_binding: std::sync::Mutex::new(None),
             _lock: lock,
         })
     }
@@ -331,6 +356,7 @@ impl Store {
         let customers = self.customers.clone();
         let fields = self.fields.clone();
         let failed = self.failed.clone();
+        let (db, mut bind) = (self.db.clone(), self.pending_binding());
         let path = self.dir.join("db");
         let handle = thread::Builder::new()
             .name("state-writer".into())
@@ -348,6 +374,13 @@ impl Store {
                     for op in gather(&rx, first) {
                         match op {
                             Op::Put(key, entry, f) => {
+                                if let Some(b) = bind.take() {
+                                    // Only if still unbound: an earlier writer may have bound it.
+                                    let absent: Option<&[u8]> = None;
+                                    let _ = db
+                                        .compare_and_swap(target::BINDING_KEY, absent, Some(b))
+                                        .map_err(err)?;
+                                }
                                 let k = key.to_bytes();
                                 // Most keys never failed: removing each anyway was a log
                                 // write per confirmation.

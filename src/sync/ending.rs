@@ -8,6 +8,7 @@ use crate::connect::ConnectError;
 use crate::input::InputError;
 use crate::report::Summary;
 use crate::report::WriteError;
+use crate::shop::ShopError;
 use crate::state::StateError;
 
 /// A run that ended without a [`SyncError`].
@@ -45,6 +46,9 @@ pub enum SyncError {
     Api(#[from] ApiError),
     #[error(transparent)]
     Connect(#[from] ConnectError),
+    /// The shop's model, which the rows to send are checked against, could not be read.
+    #[error(transparent)]
+    Shop(#[from] ShopError),
     #[error(transparent)]
     Absent(#[from] AbsentError),
     /// `--delete-absent` did not delete every absent customer.

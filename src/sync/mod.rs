@@ -2,15 +2,17 @@
 //!
 //! ```text
 //! CSV file --read thread: parse, validate--> plan thread: keys, hashes, index and sled look-ups
-//!   --bounded channel (batches)--> send loop: rows to send go out under the rate limit,
-//!   at most --concurrency at a time, with retries (exec); the rest are recorded at once
+//!   --bounded channel (batches)--> send loop: rows to send are checked against the shop's
+//!   model (shop), then go out under the rate limit, at most --concurrency at a time, with
+//!   retries (exec); the rest are recorded at once
 //!   --> one sink: report line, counts, progress, state writer thread
 //!   --> absent customers: counted, listed, deleted (absent)
 //!   --> the end: state stamp and index, summary, how the run ended
 //! ```
 //!
 //! Each stage is a module: `read.rs`, `send.rs`, [`crate::absent`], `end.rs`; [`run`] connects
-//! them, and `ending.rs` says how a run ends.
+//! them, and `ending.rs` says how a run ends. Before any of it, the state store must be bound to
+//! the run's target ([`connect::admit`]): a run elsewhere stops there, having sent nothing.
 //! Interrupts (SIGINT/SIGTERM) stop the reading; rows already read are drained (in-flight
 //! requests get a grace period), state is flushed and the report and summary written.
 
@@ -30,6 +32,8 @@ use crate::connect;
 use crate::exec::Executor;
 use crate::input::Reader;
 use crate::report::{Counters, Progress};
+use crate::retry::Retrier;
+use crate::shop::{self, Gate};
 use crate::state::Store;
 use crate::throttle::Throttle;
 
@@ -43,14 +47,12 @@ pub async fn run(cfg: SyncConfig, cancel: CancellationToken) -> Result<Finished,
     let reader = Reader::open(&cfg.input, cfg.default_website, cfg.mapping.clone())?;
     let total_bytes = std::fs::metadata(&cfg.input).map_or(0, |m| m.len());
     let store = Arc::new(Store::open(&cfg.connect.state_dir)?);
+    let target = connect::admit(&store, &cfg.connect, cfg.dry_run, cfg.quiet)?;
+    let empty_store = store.is_empty();
     let throttle = Arc::new(Throttle::new(cfg.rate));
-    let (sandbox, client) = connect::connect(
-        &cfg.connect,
-        cfg.dry_run,
-        cfg.concurrency,
-        Arc::clone(&throttle),
-    )
-    .await?;
+    let (sandbox, client) =
+        connect::connect(&cfg.connect, cfg.concurrency, Arc::clone(&throttle)).await?;
+    let client = client.map(Arc::new);
     let ignored = reader.ignored_columns();
     if !ignored.is_empty() && !cfg.quiet {
         eprintln!(
@@ -58,7 +60,19 @@ pub async fn run(cfg: SyncConfig, cancel: CancellationToken) -> Result<Finished,
             ignored.join(", ")
         );
     }
-    let executor = client.map(|c| Executor::new(c, cfg.retry, cancel.clone()));
+    let executor = (client.as_ref())
+        .filter(|_| !cfg.dry_run)
+        .map(|c| Executor::new(Arc::clone(c), cfg.retry, cancel.clone()));
+    let mut gate = Gate::new(shop::Setup {
+        client,
+        retrier: Retrier::new(cfg.retry, cancel.clone()),
+        store: Arc::clone(&store),
+        target,
+        rules: shop::Rules::new(&cfg.regions_optional),
+        dry_run: cfg.dry_run,
+        quiet: cfg.quiet,
+        empty_store,
+    });
 
     // Read and plan on threads of their own, send here.
     let counters = Arc::new(Counters::default());
@@ -69,10 +83,20 @@ pub async fn run(cfg: SyncConfig, cancel: CancellationToken) -> Result<Finished,
         &cancel,
         Arc::clone(&counters),
     )?;
+    let requested = Arc::clone(&throttle);
     let progress = Progress::start(Arc::clone(&counters), total_bytes, cfg.quiet, move || {
-        throttle.requests()
+        requested.requests()
     });
-    let sent = send::all(rows, executor.as_ref(), &store, &cfg, &counters, &cancel).await?;
+    let sent = send::all(
+        rows,
+        executor.as_ref(),
+        &mut gate,
+        &store,
+        &cfg,
+        &counters,
+        &cancel,
+    )
+    .await?;
     progress.finish();
     let read = planning.finish().await?;
 
@@ -92,9 +116,10 @@ pub async fn run(cfg: SyncConfig, cancel: CancellationToken) -> Result<Finished,
         sb.shutdown().await;
     }
 
-    let (requests, retries) = executor
-        .as_ref()
-        .map_or((0, 0), |e| (e.requests(), e.retries()));
+    // Every request passed the throttle: the shop's model and its customer count (a dry run's
+    // only requests), the writes, their look-ups and retries.
+    let requests = throttle.requests();
+    let retries = executor.as_ref().map_or(0, Executor::retries) + gate.retries();
     let work = end::Work {
         index: read.index,
         sent,

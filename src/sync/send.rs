@@ -1,10 +1,12 @@
-//! Sending: planned rows that need a request go out through the [`Executor`], at most
-//! `--concurrency` at a time (each request under the shared rate limit); the others are
-//! recorded at once, without a future each (on a re-run that is nearly every row). Every
-//! [`Outcome`] goes to one sink: report line, counts, progress, state writer.
+//! Sending: planned rows that need a request pass the shop [`Gate`] (which reads the shop's
+//! model when the first of them comes, and may find them invalid), then go out through the
+//! [`Executor`], at most `--concurrency` at a time (each request under the shared rate limit);
+//! the others are recorded at once, without a future each (on a re-run that is nearly every
+//! row). Every [`Outcome`] goes to one sink: report line, counts, progress, state writer.
 //!
-//! A fatal error (authentication) or `--max-errors` stops the sending; an interrupt too. Rows
-//! already planned are then reported as not sent, and the reading stops.
+//! A fatal error (authentication, a shop model that cannot be read) or `--max-errors` stops
+//! the sending; an interrupt too. Rows already planned are then reported as not sent, and the
+//! reading stops.
 
 use std::sync::OnceLock;
 use std::sync::atomic::Ordering;
@@ -21,6 +23,7 @@ use crate::exec::{self, Executor};
 use crate::outcome::{Outcome, Skip, StateChange, Status};
 use crate::plan::Planned;
 use crate::report::{Counters, Report, Tally};
+use crate::shop::Gate;
 use crate::state::{Known, Op, Store, Writer};
 
 /// What the sending left behind.
@@ -30,7 +33,7 @@ pub struct Sent {
     /// What this run wrote to the store, to bring the index up to date.
     pub confirmed: Vec<(u64, Known)>,
     /// The fatal error that stopped the sending, if one did.
-    pub fatal: Option<ApiError>,
+    pub fatal: Option<SyncError>,
 }
 
 /// Sends (or, in a dry run, records) every planned row; returns once the last outcome is
@@ -38,6 +41,7 @@ pub struct Sent {
 pub async fn all(
     mut rows: Rows,
     executor: Option<&Executor>,
+    gate: &mut Gate,
     store: &Store,
     cfg: &SyncConfig,
     counters: &Counters,
@@ -65,18 +69,31 @@ pub async fn all(
     loop {
         while in_flight.len() < cfg.concurrency {
             let Some(planned) = queue.next() else { break };
+            if !planned.step.sends() {
+                sink.take(exec::unsent(planned, cfg.dry_run), None)?;
+                continue;
+            }
+            // A dry run sends nothing that an interrupt or --max-errors would hold back.
+            let skip = if cfg.dry_run {
+                None
+            } else if cancel.is_cancelled() {
+                Some(Skip::Interrupted)
+            } else {
+                stop.get().copied()
+            };
+            if let Some(why) = skip {
+                sink.take(exec::skipped(planned, why), None)?;
+                continue;
+            }
+            // Once, for the first row to send; nothing is in flight before it.
+            if let Err(e) = gate.ready().await {
+                sink.stop(e.into());
+                sink.take(exec::skipped(planned, Skip::Stopped), None)?;
+                continue;
+            }
+            let planned = gate.vet(planned);
             match executor {
-                Some(exec) if planned.step.sends() => {
-                    let skip = if cancel.is_cancelled() {
-                        Some(Skip::Interrupted)
-                    } else {
-                        stop.get().copied()
-                    };
-                    match skip {
-                        Some(why) => sink.take(exec::skipped(planned, why), None)?,
-                        None => in_flight.push(exec.send(planned)),
-                    }
-                }
+                Some(exec) if planned.step.sends() => in_flight.push(exec.send(planned)),
                 _ => sink.take(exec::unsent(planned, cfg.dry_run), None)?,
             }
         }
@@ -122,19 +139,24 @@ struct Sink<'a> {
     /// Cancelled to stop the reading.
     reading: CancellationToken,
     max_errors: Option<u64>,
-    fatal: Option<ApiError>,
+    fatal: Option<SyncError>,
     confirmed: Vec<(u64, Known)>,
 }
 
 impl Sink<'_> {
-    fn take(&mut self, outcome: Outcome, error: Option<ApiError>) -> Result<(), SyncError> {
-        if let Some(e) = error
-            && self.fatal.is_none()
-        {
+    /// Stops the sending and the reading for a fatal error (the first one is kept).
+    fn stop(&mut self, e: SyncError) {
+        if self.fatal.is_none() {
             tracing::error!("stopping: {e}");
             let _ = self.stop.set(Skip::Stopped);
             self.reading.cancel();
             self.fatal = Some(e);
+        }
+    }
+
+    fn take(&mut self, outcome: Outcome, error: Option<ApiError>) -> Result<(), SyncError> {
+        if let Some(e) = error {
+            self.stop(e.into());
         }
         self.tally.add(&outcome);
         self.counters.done.fetch_add(1, Ordering::Relaxed);
