@@ -148,7 +148,14 @@ impl Gate {
         if self.empty_store
             && let Some(client) = self.client.as_deref()
         {
-            let count = customer_count(client, &self.retrier).await?;
+            // Only advice: a count that cannot be read is no reason to stop.
+            let count = match customer_count(client, &self.retrier).await {
+                Ok(count) => count,
+                Err(e) => {
+                    tracing::warn!("cannot tell whether the shop already has customers: {e}");
+                    0
+                }
+            };
             if count > 0 && !self.quiet {
                 eprintln!(
                     "warning: the state store is empty, but the shop already has {count} \

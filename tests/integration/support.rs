@@ -12,6 +12,14 @@ use serde_json::Value;
 /// The client secret the tests' sandboxes accept; grep'd for in every output.
 pub const SECRET: &str = "s3cr3t-Sandbox-Value-77";
 
+/// Requests a run with rows to send makes to read the default sandbox shop's model, unless it
+/// is cached: websites, store views, customer groups, custom attributes, and the allowed
+/// countries of each of its three websites.
+pub const MODEL_READS: usize = 7;
+/// The requests before the first row of a first run (empty state store): the model, and the
+/// customer count that tells whether the shop already has customers.
+pub const FIRST_RUN_READS: usize = MODEL_READS + 1;
+
 pub struct TestEnv {
     pub dir: tempfile::TempDir,
     pub sandbox: RunningSandbox,
