@@ -274,12 +274,9 @@ mod tests {
     }
 
     /// The columns refused, or the region id sent.
-    fn verdict(
-        c: &Customer,
-        rules: &Rules,
-        create: bool,
-        address: bool,
-    ) -> Result<Option<u32>, Vec<String>> {
+    type Verdict = Result<Option<u32>, Vec<String>>;
+
+    fn verdict(c: &Customer, rules: &Rules, create: bool, address: bool) -> Verdict {
         check(&model(), rules, c, create, address)
             .map(|v| v.region.map(|r| r.id))
             .map_err(|p| p.iter().map(|p| p.field.name()).collect())
@@ -296,7 +293,7 @@ mod tests {
         };
         let cols = |c: &[&str]| Err(c.iter().map(|s| (*s).to_owned()).collect::<Vec<_>>());
         #[rustfmt::skip]
-        let cases: Vec<(&str, Customer, &Rules, Result<Option<u32>, Vec<String>>)> = vec![
+        let cases: Vec<(&str, Customer, &Rules, Verdict)> = vec![
             ("a plain customer", customer(), &plain, Ok(None)),
             ("website 99", with(|c| c.website_id = 99), &plain, cols(&["website_id"])),
             ("store of the website", with(|c| c.store_id = Some(1)), &plain, Ok(None)),

@@ -67,7 +67,7 @@ pub fn finish(
     }
 
     if let Some(e) = sent.fatal {
-        return Err(e.into());
+        return Err(e);
     }
     if let Some(why) = absent.refused {
         return Err(why.into());

@@ -28,21 +28,34 @@ pub struct TestEnv {
 impl TestEnv {
     /// A sandbox (in memory) with these faults.
     pub async fn new(faults: Faults) -> Self {
+        Self::start(faults, None).await
+    }
+
+    /// A sandbox (in memory) standing for the shop this TOML describes (`--shop FILE`).
+    pub async fn with_shop(shop: &str) -> Self {
+        Self::start(Faults::default(), Some(shop)).await
+    }
+
+    async fn start(faults: Faults, shop: Option<&str>) -> Self {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let shop = shop.map(|toml| {
+            let path = dir.path().join("shop.toml");
+            fs::write(&path, toml).expect("write the shop file");
+            path
+        });
         let sandbox = sandbox::start(
             SandboxConfig {
                 client_secret: SECRET.to_owned().into(),
                 faults,
                 log_requests: true,
+                shop,
                 ..SandboxConfig::default()
             },
             "127.0.0.1:0".parse().expect("addr"),
         )
         .await
         .expect("sandbox starts");
-        TestEnv {
-            dir: tempfile::tempdir().expect("tempdir"),
-            sandbox,
-        }
+        TestEnv { dir, sandbox }
     }
 
     pub fn path(&self, name: &str) -> PathBuf {

@@ -141,7 +141,11 @@ async fn dry_run_sends_and_records_nothing_and_the_next_run_does_the_work() {
         requests.iter().all(|r| r.method == "GET"),
         "a dry run only reads: {requests:?}"
     );
-    assert_eq!(requests.len(), FIRST_RUN_READS, "the shop's model and its count");
+    assert_eq!(
+        requests.len(),
+        FIRST_RUN_READS,
+        "the shop's model and its count"
+    );
     let lines: Vec<serde_json::Value> = fs::read_to_string(&report)
         .expect("report")
         .lines()
