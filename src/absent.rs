@@ -11,8 +11,9 @@ use std::path::{Path, PathBuf};
 
 use crate::customer::Key;
 use crate::exec::Executor;
+use crate::outputs::{Output, escape_cell};
 use crate::plan::FileKeys;
-use crate::report::{self, WriteError};
+use crate::report::WriteError;
 use crate::state::{Entry, Index, StateError, Store};
 
 /// What the run asks of absent customers.
@@ -67,20 +68,22 @@ pub struct Absence {
     pub refused: Option<Refused>,
 }
 
-/// Counts the absent customers, lists them and deletes them as `options` ask. `executor` is
-/// `None` in a dry run; `read_to_end` is false when the run stopped before the end of the file.
+/// Counts the absent customers, lists them in `report` (the claimed `--absent-report`) and
+/// deletes them as `options` ask. `executor` is `None` in a dry run; `read_to_end` is false
+/// when the run stopped before the end of the file.
 pub async fn settle(
     store: &Store,
     index: &Index,
     keys: &FileKeys,
     options: &Options,
+    report: Option<Output>,
     executor: Option<&Executor>,
     read_to_end: bool,
 ) -> Result<Absence, AbsentError> {
     if !read_to_end {
         return Ok(Absence::default());
     }
-    if options.report.is_none() && options.max_deletes.is_none() {
+    if report.is_none() && options.max_deletes.is_none() {
         // Only the count: the index has every key, so no sled scan.
         let count = index
             .digests()
@@ -91,7 +94,7 @@ pub async fn settle(
             ..Absence::default()
         });
     }
-    let found = find(store, keys, options.report.as_deref(), options.max_deletes)?;
+    let found = find(store, keys, report, options.max_deletes)?;
     let mut absence = Absence {
         count: found.count,
         ..Absence::default()
@@ -131,14 +134,15 @@ struct Found {
 fn find(
     store: &Store,
     keys: &FileKeys,
-    report: Option<&Path>,
+    report: Option<Output>,
     max_deletes: Option<u64>,
 ) -> Result<Found, AbsentError> {
     let mut out = report
-        .map(|p| -> Result<_, WriteError> {
-            let mut w = csv::Writer::from_writer(report::create_private(p)?);
+        .map(|output| -> Result<_, WriteError> {
+            let p = output.path().to_owned();
+            let mut w = csv::Writer::from_writer(output.into_file()?);
             w.write_record(["website_id", "email", "customer_id"])
-                .map_err(|e| write_error(p, e.into()))?;
+                .map_err(|e| write_error(&p, e.into()))?;
             Ok((w, p))
         })
         .transpose()?;
@@ -155,9 +159,9 @@ fn find(
         found.count += 1;
         if let Some((w, p)) = out.as_mut() {
             w.write_record([
-                key.website_id.to_string(),
-                key.email.clone(),
-                e.customer_id.to_string(),
+                key.website_id.to_string().as_str(),
+                &escape_cell(&key.email),
+                &e.customer_id.to_string(),
             ])
             .map_err(|err| write_error(p, err.into()))?;
         }
@@ -166,7 +170,7 @@ fn find(
         }
     }
     if let Some((mut w, p)) = out {
-        w.flush().map_err(|e| write_error(p, e))?;
+        w.flush().map_err(|e| write_error(&p, e))?;
     }
     Ok(found)
 }

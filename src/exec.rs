@@ -6,6 +6,12 @@
 //! kill) then meets Magento's "already exists" error; the row is resolved by looking the
 //! customer up by email and website, adopting its id, and sending a PUT only if the stored
 //! record differs from the row. So whatever fails in between, each key exists once.
+//!
+//! # Answers
+//! Nothing is recorded from an answer that is not about the customer sent, or that gives an id
+//! another key has (see `answers.rs`).
+
+mod answers;
 
 use std::sync::Arc;
 
@@ -17,13 +23,16 @@ use crate::api::{ApiError, Client};
 use crate::customer::{Customer, Fields, default_address, remote_fields};
 use crate::outcome::{Outcome, Skip};
 use crate::plan::{Planned, Step};
-use crate::retry::{Retrier, RetryPolicy};
-use crate::state::Entry;
+use crate::retry::{Retrier, RetryPolicy, Waiting};
+use crate::state::{Entry, Store};
+use answers::{Ids, checked_id};
 
 /// Sends rows through a [`Client`].
 pub struct Executor {
     client: Arc<Client>,
     retrier: Retrier,
+    /// The ids recorded, so that none is recorded for two keys.
+    ids: Ids,
 }
 
 /// A row the API confirmed.
@@ -34,10 +43,19 @@ struct Done {
 }
 
 impl Done {
-    /// From the customer as the API saved it.
-    fn new(customer: &Customer, saved: &Value, hash: u128, note: String) -> Result<Self, Failure> {
-        let customer_id =
-            id_of(saved).ok_or_else(|| unexpected("a saved customer without an id"))?;
+    /// From the customer as the API saved it, answered by `call` (a PUT to `put_to`), once the
+    /// answer is seen to be about the customer sent.
+    fn new(
+        customer: &Customer,
+        saved: &Value,
+        hash: u128,
+        note: String,
+        (call, put_to): (&str, Option<u64>),
+    ) -> Result<Self, Failure> {
+        let customer_id = checked_id(sent(customer), saved, put_to).map_err(|detail| Failure {
+            error: unexpected(call, detail),
+            customer_id: put_to,
+        })?;
         Ok(Done {
             entry: Entry {
                 customer_id,
@@ -73,10 +91,17 @@ struct Failure {
 
 impl Executor {
     /// An executor; `cancel` interrupts backoffs and, after a grace period, requests in flight.
-    pub fn new(client: Arc<Client>, policy: RetryPolicy, cancel: CancellationToken) -> Self {
+    /// `store` is read (once, when a new id is first answered) for the ids it already has.
+    pub fn new(
+        client: Arc<Client>,
+        policy: RetryPolicy,
+        cancel: CancellationToken,
+        store: Arc<Store>,
+    ) -> Self {
         Executor {
             client,
             retrier: Retrier::new(policy, cancel),
+            ids: Ids::new(store),
         }
     }
 
@@ -88,6 +113,11 @@ impl Executor {
     /// Retries made so far.
     pub fn retries(&self) -> u64 {
         self.retrier.retries()
+    }
+
+    /// The long waits servers asked for, as they happen (for the progress line).
+    pub fn waiting(&self) -> Arc<Waiting> {
+        self.retrier.waiting()
     }
 
     /// Deletes a customer; one that is already gone counts as deleted.
@@ -112,6 +142,10 @@ impl Executor {
     pub async fn send(&self, planned: Planned) -> (Outcome, Option<ApiError>) {
         let Planned { row, step } = planned;
         let action = step.action();
+        let known = match &step {
+            Step::Update { entry, .. } => Some(entry.customer_id),
+            _ => None,
+        };
         let (customer, result) = match step {
             Step::Create {
                 customer,
@@ -165,6 +199,18 @@ impl Executor {
             // The sync loop hands over only creates and updates.
             other => unreachable!("{} rows are not sent", other.action().as_str()),
         };
+        let result = match result {
+            Ok(done) => self
+                .ids
+                .take(done.entry.customer_id, row.line, known)
+                .await
+                .map(|()| done)
+                .map_err(|detail| Failure {
+                    error: unexpected("the shop", detail),
+                    customer_id: None,
+                }),
+            Err(f) => Err(f),
+        };
         match result {
             Ok(Done {
                 entry,
@@ -193,7 +239,7 @@ impl Executor {
         }
         let created = self.retry(|| self.client.create(&body, password)).await;
         match created {
-            Ok(saved) => Done::new(customer, &saved, hash, String::new()),
+            Ok(saved) => Done::new(customer, &saved, hash, String::new(), (CREATE, None)),
             Err(e) if e.is_already_exists() => self.adopt(customer, hash).await,
             Err(error) => Err(Failure {
                 error,
@@ -226,12 +272,15 @@ impl Executor {
                 customer_id: None,
             });
         };
-        let id = id_of(&remote).ok_or_else(|| unexpected("a search result without an id"))?;
+        let id = checked_id(sent(customer), &remote, None).map_err(|detail| Failure {
+            error: unexpected(SEARCH, detail),
+            customer_id: None,
+        })?;
         let known = remote_fields(&remote);
         let changes = customer.changes(&known);
         if changes.is_empty() {
             let note = format!("adopted existing customer {id}: already up to date");
-            return Done::new(customer, &remote, hash, note);
+            return Done::new(customer, &remote, hash, note, (SEARCH, None));
         }
         let target = Target {
             id,
@@ -273,7 +322,8 @@ impl Executor {
             .retry(|| self.client.update(id, &body))
             .await
             .map_err(failure)?;
-        Done::new(customer, &saved, hash, String::new())
+        let call = format!("PUT /V1/customers/{id}");
+        Done::new(customer, &saved, hash, String::new(), (&call, Some(id)))
     }
 }
 
@@ -299,13 +349,20 @@ pub fn unsent(planned: Planned, dry_run: bool) -> Outcome {
     }
 }
 
-fn unexpected(detail: &str) -> Failure {
-    Failure {
-        error: ApiError::Unexpected {
-            url: String::new(),
-            detail: detail.to_owned(),
-        },
-        customer_id: None,
+/// The calls whose answers are checked, as messages name them.
+const CREATE: &str = "POST /V1/customers";
+const SEARCH: &str = "GET /V1/customers/search";
+
+/// What an answer about `customer` must repeat of it.
+fn sent(customer: &Customer) -> (&str, u32) {
+    (&customer.email, customer.website_id)
+}
+
+/// An answer that cannot be recorded: `call` is what was answered.
+fn unexpected(call: &str, detail: String) -> ApiError {
+    ApiError::Unexpected {
+        url: call.to_owned(),
+        detail,
     }
 }
 

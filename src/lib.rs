@@ -12,6 +12,8 @@
 //! it, and the [`state`] writer records the mapping it confirmed. Once the whole file is read,
 //! [`absent`] deals with the customers it no longer names; the run ends with its summary, and
 //! [`exit`] turns how it ended into the exit code.
+//! Every file a run writes for its user is claimed from [`outputs`] before the first
+//! request, so that a mistaken path cannot overwrite the input.
 //!
 //! # Modules
 //!
@@ -25,22 +27,23 @@
 //! | [`cli`] | command-line arguments (clap types only) | defaults |
 //! | [`config`] | typed settings resolved from arguments and environment | cli, defaults, absent, api, input, plan, retry |
 //! | [`exit`] | the exit codes, and how a command's ending maps to one | sync, pull |
-//! | [`sync`] | the pipeline: read, plan, check against the shop, send, absent, end | config, connect, input, plan, shop, exec, outcome, report, absent, state, api, retry, throttle |
+//! | [`sync`] | the pipeline: read, plan, check against the shop, send, absent, end | config, connect, input, plan, shop, exec, outcome, report, absent, state, api, retry, throttle, outputs |
 //! | [`pull`] | recording the customers a shop already has | config, connect, retry, api, state, throttle, customer, defaults |
 //! | [`check`] | `custsync check`: the target tested and its shop's model shown, changing nothing | config, connect, retry, shop, state, api, throttle |
 //! | [`connect`] | the target: embedded sandbox or a real shop, the store's binding to it; the sandbox's one launcher | config, cli, api, redact, state, throttle |
 //! | [`input`] | the CSV: header, streaming, per-row validation | customer |
 //! | [`plan`] | the decision for each row, a function of the row, the store and the options | input, outcome, state, customer |
 //! | [`shop`] | the shop's model from its API, and each row to send checked against it | plan, retry, api, state, input, customer |
-//! | [`exec`] | sending a row: lost-answer recovery, its outcome | plan, outcome, retry, api, state, customer |
+//! | [`exec`] | sending a row: lost-answer recovery, answer checks, its outcome | plan, outcome, retry, api, state, customer, redact |
 //! | [`outcome`] | what became of a row: report columns and state change, built in one place | api, state, customer |
-//! | [`report`] | report file, summary JSON, progress | outcome |
-//! | [`absent`] | customers the file no longer names: count, list, delete | plan, exec, report, state, customer |
+//! | [`report`] | report file, summary JSON, progress | outcome, outputs |
+//! | [`absent`] | customers the file no longer names: count, list, delete | plan, exec, report, state, customer, outputs |
 //! | [`retry`] | which failures are tried again, backoff with jitter, `Retry-After` | api, defaults |
 //! | [`api`] | the Commerce REST client and IMS tokens | redact, throttle |
 //! | [`redact`] | keeping the secrets this process holds out of any text it shows | |
 //! | [`throttle`] | the shared request rate limit, adaptive on 429 | |
-//! | [`state`] | the sled state store: key -> customer id + payload hash, its index, its target | customer |
+//! | [`state`] | the sled state store: key -> customer id + payload hash, its index, its target | customer, outputs |
+//! | [`outputs`] | output files: refused paths, opening without links, formula-safe cells | |
 //! | [`customer`] | the desired customer record, its key, JSON payload and hash | |
 //! | [`defaults`] | every default and limit, named once | |
 
@@ -56,6 +59,7 @@ pub mod exec;
 pub mod exit;
 pub mod input;
 pub mod outcome;
+pub mod outputs;
 pub mod plan;
 pub mod pull;
 pub mod redact;
@@ -143,9 +147,11 @@ fn state_command(cmd: StateCommand, env: &Env) -> anyhow::Result<Exit> {
             println!("disk bytes: {}", store.size_on_disk()?);
         }
         StateCommand::Export { state, output } => {
+            // The file is claimed first: refused, it leaves the store unopened.
+            let [file] = outputs::claim(&[], Some(&state.dir), [("--output", output.as_deref())])?;
             let store = Store::open(&state.dir)?;
-            let n = match &output {
-                Some(path) => state::export(&store, report::create_private(path)?)?,
+            let n = match file {
+                Some(file) => state::export(&store, file.into_file()?)?,
                 None => state::export(&store, std::io::stdout().lock())?,
             };
             if let Some(path) = output {

@@ -1,11 +1,11 @@
 //! What a run tells its user: the per-row report file, the counts and summary JSON, and the
 //! progress display on stderr.
 
+use std::borrow::Cow;
 use std::collections::BTreeMap;
-use std::fs::{File, OpenOptions};
+use std::fs::File;
 use std::io::{self, BufWriter, IsTerminal, Write};
-use std::os::unix::fs::OpenOptionsExt;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
@@ -14,36 +14,10 @@ use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 use serde::Serialize;
 
 use crate::outcome::{Action, Outcome, Status};
+use crate::outputs::{Output, escape_cell};
 
-/// Report, summary or export file problems.
-#[derive(Debug, thiserror::Error)]
-#[error("cannot write {path}: {source}")]
-pub struct WriteError {
-    pub path: PathBuf,
-    pub source: io::Error,
-}
-
-/// Creates (truncating) a file only its owner can read: reports hold personal data.
-pub fn create_private(path: &Path) -> Result<File, WriteError> {
-    let file = OpenOptions::new()
-        .write(true)
-        .create(true)
-        .truncate(true)
-        .mode(0o600)
-        .open(path)
-        .map_err(|source| WriteError {
-            path: path.to_owned(),
-            source,
-        })?;
-    // `mode` applies only to new files; an existing report keeps no wider permissions either.
-    use std::os::unix::fs::PermissionsExt;
-    file.set_permissions(std::fs::Permissions::from_mode(0o600))
-        .map_err(|source| WriteError {
-            path: path.to_owned(),
-            source,
-        })?;
-    Ok(file)
-}
+/// Report, summary or export file problems (kept here under its old name).
+pub use crate::outputs::WriteError;
 
 /// The report's columns, in the contract's order.
 pub const COLUMNS: [&str; 8] = [
@@ -60,13 +34,13 @@ pub const COLUMNS: [&str; 8] = [
 #[derive(Serialize)]
 struct ReportLine<'a> {
     line: u64,
-    email: &'a str,
+    email: Cow<'a, str>,
     website_id: Option<u32>,
     action: &'static str,
     status: &'static str,
     customer_id: Option<u64>,
     http_status: Option<u16>,
-    message: &'a str,
+    message: Cow<'a, str>,
 }
 
 enum Sink {
@@ -81,43 +55,49 @@ pub struct Report {
 }
 
 impl Report {
-    /// Creates the report file and writes the CSV header.
-    pub fn create(path: &Path) -> Result<Self, WriteError> {
-        let file = create_private(path)?;
-        let err = |source| WriteError {
-            path: path.to_owned(),
-            source,
-        };
-        let sink = if path
+    /// Starts the report in its claimed file and writes the CSV header.
+    pub fn create(output: Output) -> Result<Self, WriteError> {
+        let path = output.path().to_owned();
+        let jsonl = path
             .extension()
-            .is_some_and(|e| e.eq_ignore_ascii_case("jsonl"))
-        {
+            .is_some_and(|e| e.eq_ignore_ascii_case("jsonl"));
+        let file = output.into_file()?;
+        let sink = if jsonl {
             Sink::Jsonl(BufWriter::new(file))
         } else {
             let mut w = csv::WriterBuilder::new()
                 .has_headers(false)
                 .from_writer(file);
-            w.write_record(COLUMNS).map_err(|e| err(e.into()))?;
+            w.write_record(COLUMNS).map_err(|e| WriteError {
+                path: path.clone(),
+                source: e.into(),
+            })?;
             Sink::Csv(Box::new(w))
         };
-        Ok(Report {
-            sink,
-            path: path.to_owned(),
-        })
+        Ok(Report { sink, path })
     }
 
     /// Writes one line.
     pub fn write(&mut self, o: &Outcome) -> Result<(), WriteError> {
         let row = o.row();
+        // A spreadsheet opens CSV: no text cell of it may read as a formula.
+        let csv = matches!(self.sink, Sink::Csv(_));
+        let text = |s| {
+            if csv {
+                escape_cell(s)
+            } else {
+                Cow::Borrowed(s)
+            }
+        };
         let line = ReportLine {
             line: row.line,
-            email: &row.email,
+            email: text(&row.email),
             website_id: row.website_id,
             action: o.action().as_str(),
             status: o.status().as_str(),
             customer_id: o.customer_id(),
             http_status: o.http_status(),
-            message: o.message(),
+            message: text(o.message()),
         };
         let result = match &mut self.sink {
             Sink::Csv(w) => w.serialize(&line).map_err(io::Error::from),
@@ -246,15 +226,15 @@ impl Tally {
     }
 }
 
-/// Writes the summary JSON (mode 0600).
-pub fn write_summary(path: &Path, summary: &Summary) -> Result<(), WriteError> {
-    let mut file = create_private(path)?;
-    let err = |source| WriteError {
-        path: path.to_owned(),
-        source,
-    };
-    serde_json::to_writer_pretty(&mut file, summary).map_err(|e| err(e.into()))?;
-    file.write_all(b"\n").map_err(err)
+/// Writes the summary JSON (mode 0600) into its claimed file.
+pub fn write_summary(output: Output, summary: &Summary) -> Result<(), WriteError> {
+    let path = output.path().to_owned();
+    let mut file = output.into_file()?;
+    let err = |source| WriteError { path, source };
+    serde_json::to_writer_pretty(&mut file, summary)
+        .map_err(io::Error::from)
+        .and_then(|()| file.write_all(b"\n"))
+        .map_err(err)
 }
 
 /// The human summary line printed at the end.
@@ -300,12 +280,14 @@ pub struct Progress {
 }
 
 impl Progress {
-    /// Starts the display for a file of `total_bytes`. `requests` reads the requests sent.
+    /// Starts the display for a file of `total_bytes`. `requests` reads the requests sent;
+    /// `waiting` says what the run waits for, while it waits for a server.
     pub fn start(
         counters: Arc<Counters>,
         total_bytes: u64,
         quiet: bool,
         requests: impl Fn() -> u64 + Send + Sync + 'static,
+        waiting: impl Fn() -> Option<String> + Send + Sync + 'static,
     ) -> Self {
         if quiet {
             return Progress {
@@ -317,7 +299,7 @@ impl Progress {
         let line = move |c: &Counters| {
             let elapsed = started.elapsed().as_secs_f64().max(0.001);
             let sent = requests();
-            format!(
+            let mut line = format!(
                 "{} rows read, {} done, {} requests sent, {} ok, {} failed, {:.1} req/s",
                 c.read.load(Ordering::Relaxed),
                 c.done.load(Ordering::Relaxed),
@@ -325,7 +307,12 @@ impl Progress {
                 c.ok.load(Ordering::Relaxed),
                 c.failed.load(Ordering::Relaxed),
                 sent as f64 / elapsed
-            )
+            );
+            if let Some(wait) = waiting() {
+                line.push_str("; ");
+                line.push_str(&wait);
+            }
+            line
         };
         if io::stderr().is_terminal() {
             let bar =

@@ -11,15 +11,21 @@
 //! # How long to wait
 //! The wait before try `n` is "full jitter": a random time between zero and
 //! `min(cap, base * 2^n)`, so that workers that failed together do not come back together;
-//! a server's `Retry-After` is a floor for it.
+//! a server's `Retry-After` is a floor for it, up to [`MAX_RETRY_AFTER`]. A server that asks
+//! for longer (a day, a far-off date) is not waited for: its answer counts as a failure (from
+//! the `--retries` budget, not the 429 one), retried after the capped wait, and a row that
+//! runs out of retries so says what the server asked. A wait from [`NOTICE_WAIT`] on is
+//! announced (a warning, and [`Waiting`] for the progress line), so no run sleeps silently.
 //!
 //! # Interrupts
 //! An interrupt ends a backoff at once; a call already on the wire gets [`DRAIN_GRACE`] to
 //! come back, since its answer (a created customer's id) is worth recording.
 
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 
+use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 
 use crate::api::ApiError;
@@ -27,6 +33,11 @@ use crate::defaults::{DEFAULT_BACKOFF_BASE_MS, DEFAULT_BACKOFF_CAP, DEFAULT_RETR
 
 /// How long a request already on the wire may still take after an interrupt.
 pub const DRAIN_GRACE: Duration = Duration::from_secs(5);
+/// The longest a server's `Retry-After` is waited; see the module doc.
+pub const MAX_RETRY_AFTER: Duration = Duration::from_secs(120);
+/// A server's wait this long or longer is announced; shorter ones (a busy shop's 429s) are
+/// only logged at debug level.
+pub const NOTICE_WAIT: Duration = Duration::from_secs(10);
 
 /// Retry settings.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -82,12 +93,85 @@ pub enum Verdict {
     Throttled,
 }
 
-/// Sorts a failure; see the module doc.
+/// Sorts a failure; see the module doc. A 429 whose `Retry-After` is over the cap counts as a
+/// failure like any other.
 pub fn verdict(e: &ApiError) -> Verdict {
     match (e.is_transient(), e.status()) {
         (false, _) => Verdict::Final,
-        (true, Some(429)) => Verdict::Throttled,
+        (true, Some(429)) if !over_cap(e.retry_after()) => Verdict::Throttled,
         (true, _) => Verdict::Retry,
+    }
+}
+
+fn over_cap(asked: Option<Duration>) -> bool {
+    asked.is_some_and(|a| a > MAX_RETRY_AFTER)
+}
+
+/// The failure a row ends with, saying what the server asked for when that was over the cap.
+fn final_error(e: ApiError, retries: u32) -> ApiError {
+    let e = match e {
+        ApiError::Status {
+            status,
+            message,
+            retry_after: Some(asked),
+        } if over_cap(Some(asked)) => ApiError::Status {
+            status,
+            message: format!(
+                "{message} (the server's Retry-After asked for {} s, more than the {} s \
+                 custsync waits; try again later)",
+                asked.as_secs(),
+                MAX_RETRY_AFTER.as_secs()
+            ),
+            retry_after: Some(asked),
+        },
+        other => other,
+    };
+    if retries == 0 {
+        e
+    } else {
+        ApiError::GaveUp {
+            retries,
+            last: Box::new(e),
+        }
+    }
+}
+
+/// The longest current wait a server asked for, while it lasts: for the progress line.
+#[derive(Debug, Default)]
+pub struct Waiting(Mutex<Option<ServerWait>>);
+
+#[derive(Clone, Copy, Debug)]
+struct ServerWait {
+    until: Instant,
+    asked: Duration,
+}
+
+impl Waiting {
+    fn start(&self, wait: Duration, asked: Duration) {
+        let until = Instant::now() + wait;
+        let mut w = self.0.lock().unwrap_or_else(PoisonError::into_inner);
+        if w.is_none_or(|w| w.until < until) {
+            *w = Some(ServerWait { until, asked });
+        }
+    }
+
+    /// What the run waits for, while it waits: `None` when it does not.
+    pub fn describe(&self) -> Option<String> {
+        let w = (*self.0.lock().unwrap_or_else(PoisonError::into_inner))?;
+        let left = w
+            .until
+            .checked_duration_since(Instant::now())
+            .filter(|left| !left.is_zero())?;
+        let capped = if over_cap(Some(w.asked)) {
+            format!(", capped at {} s", MAX_RETRY_AFTER.as_secs())
+        } else {
+            String::new()
+        };
+        Some(format!(
+            "waiting {} s more for the shop (Retry-After: {} s{capped})",
+            left.as_secs(),
+            w.asked.as_secs()
+        ))
     }
 }
 
@@ -96,6 +180,7 @@ pub struct Retrier {
     policy: RetryPolicy,
     cancel: CancellationToken,
     retries: AtomicU64,
+    waiting: Arc<Waiting>,
 }
 
 impl Retrier {
@@ -105,12 +190,18 @@ impl Retrier {
             policy,
             cancel,
             retries: AtomicU64::new(0),
+            waiting: Arc::default(),
         }
     }
 
     /// Retries made so far.
     pub fn retries(&self) -> u64 {
         self.retries.load(Ordering::Relaxed)
+    }
+
+    /// The long waits servers asked for, as they happen.
+    pub fn waiting(&self) -> Arc<Waiting> {
+        Arc::clone(&self.waiting)
     }
 
     /// Runs `call` until it succeeds, fails for good, or the retries run out (then the last
@@ -139,24 +230,35 @@ impl Retrier {
                 Verdict::Retry => failures < self.policy.retries,
             };
             if !budget_left {
-                return Err(if failures + throttled == 0 {
-                    e
-                } else {
-                    ApiError::GaveUp {
-                        retries: failures + throttled,
-                        last: Box::new(e),
-                    }
-                });
+                return Err(final_error(e, failures + throttled));
             }
+            let asked = e.retry_after();
             // The backoff grows with failures only: a 429 waits for its Retry-After instead.
-            let wait = self.policy.backoff(failures, e.retry_after());
+            let wait = self
+                .policy
+                .backoff(failures, asked.map(|a| a.min(MAX_RETRY_AFTER)));
             if v == Verdict::Throttled {
                 throttled += 1;
             } else {
                 failures += 1;
             }
             let attempt = failures + throttled;
-            tracing::debug!("transient failure ({e}); retry {attempt} in {wait:?}");
+            match asked {
+                Some(asked) if asked >= NOTICE_WAIT => {
+                    self.waiting.start(wait, asked);
+                    let capped = if over_cap(Some(asked)) {
+                        format!(" (capped at {} s)", MAX_RETRY_AFTER.as_secs())
+                    } else {
+                        String::new()
+                    };
+                    tracing::warn!(
+                        "{e}: the shop asks to wait {} s (Retry-After); retry {attempt} in {} s{capped}",
+                        asked.as_secs(),
+                        wait.as_secs()
+                    );
+                }
+                _ => tracing::debug!("transient failure ({e}); retry {attempt} in {wait:?}"),
+            }
             self.retries.fetch_add(1, Ordering::Relaxed);
             tokio::select! {
                 () = tokio::time::sleep(wait) => {}
@@ -241,6 +343,9 @@ mod tests {
             (status(500, None), Verdict::Retry),
             (status(503, Some(2)), Verdict::Retry),
             (status(429, Some(1)), Verdict::Throttled),
+            (status(429, Some(120)), Verdict::Throttled),
+            (status(429, Some(121)), Verdict::Retry),
+            (status(503, Some(86_400)), Verdict::Retry),
             (status(400, None), Verdict::Final),
             (status(404, None), Verdict::Final),
             (
@@ -356,6 +461,52 @@ mod tests {
         let r = Retrier::new(policy(1), CancellationToken::new());
         let e = r.run(|| endless.call()).await.expect_err("budget");
         assert!(matches!(e, ApiError::GaveUp { retries: 20, .. }), "{e}");
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_retry_after_over_the_cap_is_a_failure_waited_capped_then_named() {
+        let script = Script::new((0..3).map(|_| status(429, Some(86_400))).collect());
+        let r = Retrier::new(policy(2), CancellationToken::new());
+        let waiting = r.waiting();
+        let start = Instant::now();
+        let watch = async {
+            tokio::time::sleep(Duration::from_secs(30)).await;
+            waiting.describe()
+        };
+        let (result, seen) = tokio::join!(r.run(|| script.call()), watch);
+        let e = result.expect_err("out of retries");
+        // Two retries from the --retries budget, each after the capped wait.
+        assert_eq!((script.tries(), r.retries()), (3, 2));
+        assert_eq!(start.elapsed(), 2 * MAX_RETRY_AFTER);
+        let ApiError::GaveUp { retries: 2, last } = &e else {
+            panic!("{e}")
+        };
+        assert_eq!(last.status(), Some(429));
+        assert!(
+            e.to_string()
+                .contains("Retry-After asked for 86400 s, more than the 120 s custsync waits"),
+            "{e}"
+        );
+        assert_eq!(
+            seen.as_deref(),
+            Some("waiting 90 s more for the shop (Retry-After: 86400 s, capped at 120 s)")
+        );
+        assert_eq!(waiting.describe(), None, "over once the wait is");
+
+        // Without retries the first answer says so at once.
+        let once = Script::new(vec![status(503, Some(3600))]);
+        let none = Retrier::new(policy(0), CancellationToken::new());
+        let e = none.run(|| once.call()).await.expect_err("no retries");
+        assert!(e.to_string().contains("asked for 3600 s"), "{e}");
+        // Within the cap a Retry-After is waited in full and not announced as capped.
+        let short = Script::new(vec![status(429, Some(60))]);
+        let r = Retrier::new(policy(0), CancellationToken::new());
+        let start = Instant::now();
+        assert!(
+            r.run(|| short.call()).await.is_ok(),
+            "a 429 has its own budget"
+        );
+        assert_eq!(start.elapsed(), Duration::from_secs(60));
     }
 
     #[tokio::test(start_paused = true)]

@@ -15,7 +15,7 @@ use std::sync::{Arc, Mutex};
 
 use super::fields::{self, Field};
 use super::mapping::Mapping;
-use super::validate::{Row, Validator};
+use super::validate::{Row, Validator, shown};
 
 /// A failure that stops the whole run before any row is processed.
 #[derive(Debug, thiserror::Error)]
@@ -171,6 +171,15 @@ impl Reader {
             self.malformed(line, embedded, got, expected);
             return;
         }
+        if let Some(why) = self.validator.oversized(self.record.iter()) {
+            self.pending.push_back(Record::Invalid(InvalidRow {
+                line,
+                email: self.shown_email(),
+                website_id: None,
+                message: format!("line {line}: {why}"),
+            }));
+            return;
+        }
         let record = match self.validator.check(line, self.record.iter()) {
             Ok(row) => Record::Valid(Box::new(row)),
             Err(rejected) => {
@@ -178,11 +187,7 @@ impl Reader {
                     rejected.problems.iter().map(ToString::to_string).collect();
                 Record::Invalid(InvalidRow {
                     line,
-                    email: self
-                        .cell(self.email_at)
-                        .unwrap_or_default()
-                        .trim()
-                        .to_owned(),
+                    email: self.shown_email(),
                     website_id: Some(rejected.website_id),
                     message: format!("line {line}: {}", reasons.join("; ")),
                 })
@@ -194,7 +199,7 @@ impl Reader {
     /// A record with the wrong number of fields: one invalid row for its first line, and one
     /// for each line an unclosed quote swallowed.
     fn malformed(&mut self, line: u64, embedded: u64, got: usize, expected: usize) {
-        let email = self.cell(self.email_at).unwrap_or_default().to_owned();
+        let email = self.shown_email();
         let message = if embedded > 0 {
             format!(
                 "line {line}: malformed CSV: a quoted field is not closed where the line ends \
@@ -220,6 +225,12 @@ impl Reader {
                 ),
             }));
         }
+    }
+
+    /// The email cell of the record just read, as an invalid row's report line shows it:
+    /// trimmed, and clipped (see [`shown`]).
+    fn shown_email(&self) -> String {
+        shown(self.cell(self.email_at).unwrap_or_default().trim()).into_owned()
     }
 
     /// The cell of column `at` in the record just read, if it is there and UTF-8.
@@ -432,6 +443,35 @@ mod tests {
             read(b"email,firstname,lastname\n")
                 .expect("header only")
                 .is_empty()
+        );
+    }
+
+    #[test]
+    fn oversized_rows_are_invalid_before_they_are_built_and_echoed_clipped() {
+        let huge_email = format!("{}@example.com", "e".repeat(10_000_000));
+        let header: String = (0..300).map(|i| format!(",custom:a{i}")).collect();
+        let cells: String = (0..300).map(|i| format!(",v{i}")).collect();
+        let content = format!(
+            "email,firstname,lastname{header}\n{huge_email},Ann,Lee{empty}\nb@x.io,Bo,Ek{cells}\nc@x.io,Cy,Do{empty}\n",
+            empty = ",".repeat(300)
+        );
+        let recs = read(content.as_bytes()).expect("read");
+        assert_eq!(lines(&recs), vec![(2, false), (3, false), (4, true)]);
+        let Record::Invalid(first) = &recs[0] else {
+            panic!()
+        };
+        assert!(first.email.starts_with("eee") && first.email.ends_with('…'));
+        assert_eq!(first.email.chars().count(), 257);
+        assert!(
+            first.message.contains("more than the 65536 a row may hold"),
+            "{}",
+            first.message
+        );
+        assert!(first.message.len() < 200, "{}", first.message);
+        assert!(
+            message(&recs[1]).contains("the row fills 303 columns, more than the 256"),
+            "{}",
+            message(&recs[1])
         );
     }
 

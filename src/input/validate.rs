@@ -27,6 +27,13 @@ const MAX_NAME_CHARS: usize = 255;
 const MAX_EMAIL_CHARS: usize = 254;
 /// The longest value of any other field: beyond this a cell is a broken export, not data.
 const MAX_FIELD_CHARS: usize = 4096;
+/// Most bytes a row's cells may hold, over the columns it fills: every field at its longest
+/// with room to spare. A row is built from its cells, so this bounds what one row costs.
+pub const MAX_ROW_BYTES: usize = 64 * 1024;
+/// Most cells a row may fill: every field, and more custom attributes than a shop defines.
+pub const MAX_ROW_CELLS: usize = 256;
+/// Most of a rejected cell a message (or the report) echoes, in characters.
+const SHOWN_CHARS: usize = 256;
 
 /// A row that passed validation.
 #[derive(Debug)]
@@ -133,6 +140,32 @@ impl Validator {
     /// The column that fills `field`, if the header has one.
     pub fn position(&self, field: &Field) -> Option<usize> {
         self.fields().position(|f| f == Some(field))
+    }
+
+    /// Why a row is too large to be built at all, if it is: the cells it fills (those of
+    /// columns that name a field) are more than [`MAX_ROW_CELLS`], or hold more than
+    /// [`MAX_ROW_BYTES`]. Looked at before anything of the row is copied.
+    pub fn oversized<'a>(&self, cells: impl IntoIterator<Item = &'a [u8]>) -> Option<String> {
+        let (mut filled, mut bytes) = (0usize, 0usize);
+        for (column, raw) in self.columns.iter().zip(cells) {
+            if column.is_some() && !raw.trim_ascii().is_empty() {
+                filled += 1;
+                bytes += raw.len();
+            }
+        }
+        if filled > MAX_ROW_CELLS {
+            Some(format!(
+                "the row fills {filled} columns, more than the {MAX_ROW_CELLS} a row may fill; \
+                 nothing of it was read"
+            ))
+        } else if bytes > MAX_ROW_BYTES {
+            Some(format!(
+                "the row holds {bytes} bytes, more than the {MAX_ROW_BYTES} a row may hold; \
+                 nothing of it was read"
+            ))
+        } else {
+            None
+        }
     }
 
     /// Checks one row's cells (in header order) against the contract's rules.
@@ -244,7 +277,7 @@ fn check(kind: Kind, v: &str) -> Result<Value, String> {
     match kind {
         Kind::Email => check_email(v)
             .map(|()| Value::Text(Text::from(v)))
-            .map_err(|why| format!("`{v}` {why}")),
+            .map_err(|why| format!("`{}` {why}", shown(v))),
         Kind::Name if v.chars().count() > MAX_NAME_CHARS => {
             Err(format!("longer than {MAX_NAME_CHARS} characters"))
         }
@@ -254,19 +287,19 @@ fn check(kind: Kind, v: &str) -> Result<Value, String> {
         Kind::Name | Kind::Text => Ok(Value::Text(Text::from(v))),
         Kind::Date => check_dob(v)
             .map(|()| Value::Text(Text::from(v)))
-            .map_err(|why| format!("`{v}` {why}")),
+            .map_err(|why| format!("`{}` {why}", shown(v))),
         Kind::Choice(words) => words
             .iter()
             .find(|(word, _)| word.eq_ignore_ascii_case(v))
             .map(|(_, code)| Value::Code(*code))
             .ok_or_else(|| {
                 let listed: Vec<&str> = words.iter().map(|(word, _)| *word).collect();
-                format!("`{v}` is not one of {}", listed.join(", "))
+                format!("`{}` is not one of {}", shown(v), listed.join(", "))
             }),
         Kind::Number => v
             .parse()
             .map(Value::Number)
-            .map_err(|_| format!("`{v}` is not a whole number")),
+            .map_err(|_| format!("`{}` is not a whole number", shown(v))),
         Kind::Secret => Ok(Value::Secret(SecretString::from(v.to_owned()))),
         Kind::Lines => Ok(Value::Lines(
             v.split(['\n', '|'])
@@ -280,7 +313,10 @@ fn check(kind: Kind, v: &str) -> Result<Value, String> {
             if code.len() == 2 && code.chars().all(|c| c.is_ascii_alphabetic()) {
                 Ok(Value::Text(Text::from(code)))
             } else {
-                Err(format!("`{code}` is not a two-letter ISO country code"))
+                Err(format!(
+                    "`{}` is not a two-letter ISO country code",
+                    shown(&code)
+                ))
             }
         }
     }
@@ -366,6 +402,15 @@ impl Draft {
             customer,
             password: self.password,
         }
+    }
+}
+
+/// A rejected cell as a message or the report echoes it: its first [`SHOWN_CHARS`]
+/// characters, and `…` when there were more (a 10 MB cell is not copied into every output).
+pub fn shown(cell: &str) -> Cow<'_, str> {
+    match cell.char_indices().nth(SHOWN_CHARS) {
+        Some((at, _)) => Cow::Owned(format!("{}…", &cell[..at])),
+        None => Cow::Borrowed(cell),
     }
 }
 
@@ -568,6 +613,17 @@ mod tests {
             problem.to_string(),
             "custom:note: value is 4097 characters long"
         );
+    }
+
+    #[test]
+    fn rejected_cells_are_echoed_clipped() {
+        let long = "9".repeat(4000);
+        let err = check_row(&[("gender", long.as_bytes())]).expect_err("bad gender");
+        let m = err.problems[0].to_string();
+        assert!(m.len() < 400 && m.contains("9…` is not one of"), "{m}");
+        assert_eq!(shown("abc"), "abc");
+        assert_eq!(shown(&"é".repeat(256)), "é".repeat(256));
+        assert_eq!(shown(&"é".repeat(300)), format!("{}…", "é".repeat(256)));
     }
 
     #[test]

@@ -1,5 +1,8 @@
 //! `custsync state export` / `import`: the mappings as CSV
 //! `website_id,email,customer_id,payload_hash,synced_at`, for moving or seeding a state store.
+//!
+//! People open exports in spreadsheets, so an e-mail that would read as a formula is written
+//! escaped ([`escape_cell`]); import takes exactly that escape off again.
 
 use std::io::{self, Write};
 use std::path::{Path, PathBuf};
@@ -8,6 +11,7 @@ use chrono::{DateTime, SecondsFormat, Utc};
 
 use super::{Entry, StateError, Store};
 use crate::customer::Key;
+use crate::outputs::{escape_cell, unescape_cell};
 
 /// The export's columns.
 pub const COLUMNS: [&str; 5] = [
@@ -48,11 +52,11 @@ pub fn export(store: &Store, out: impl Write) -> Result<u64, TransferError> {
             .map(|t| t.to_rfc3339_opts(SecondsFormat::Secs, true))
             .unwrap_or_default();
         w.write_record([
-            key.website_id.to_string(),
-            key.email,
-            e.customer_id.to_string(),
-            format!("{:032x}", e.payload_hash),
-            synced,
+            key.website_id.to_string().as_str(),
+            &escape_cell(&key.email),
+            &e.customer_id.to_string(),
+            &format!("{:032x}", e.payload_hash),
+            &synced,
         ])
         .map_err(write_err)?;
         n += 1;
@@ -106,7 +110,8 @@ pub fn import(store: &Store, path: &Path) -> Result<u64, TransferError> {
                 .or_else(|_| t.parse())
                 .map_err(|_| invalid(format!("synced_at `{t}` is not an RFC 3339 time")))?,
         };
-        if field(1).is_empty() {
+        let email = unescape_cell(field(1));
+        if email.is_empty() {
             return Err(invalid("email is empty".into()));
         }
         let entry = Entry {
@@ -115,7 +120,7 @@ pub fn import(store: &Store, path: &Path) -> Result<u64, TransferError> {
             synced_at,
             address_id: None,
         };
-        store.put(&Key::new(website_id, field(1)), entry, None)?;
+        store.put(&Key::new(website_id, email), entry, None)?;
         n += 1;
     }
     // The next sync plans against an index instead of a sled read per row.
@@ -131,7 +136,13 @@ mod tests {
     fn export_then_import_round_trips() {
         let dir = tempfile::tempdir().expect("tempdir");
         let a = Store::open(&dir.path().join("a")).expect("open");
-        for (i, email) in ["x@example.com", "Y@example.com"].iter().enumerate() {
+        let emails = [
+            "x@example.com",
+            "Y@example.com",
+            "=cmd|'/Ccalc'!A0@example.com",
+            "'-1@example.com",
+        ];
+        for (i, email) in emails.iter().enumerate() {
             let e = Entry {
                 customer_id: i as u64 + 10,
                 payload_hash: u128::MAX / (i as u128 + 1),
@@ -141,8 +152,14 @@ mod tests {
             a.put(&Key::new(i as u32 + 1, email), e, None).expect("put");
         }
         let mut out = Vec::new();
-        assert_eq!(export(&a, &mut out).expect("export"), 2);
+        assert_eq!(export(&a, &mut out).expect("export"), 4);
         let text = String::from_utf8(out).expect("utf8");
+        // Formula e-mails are escaped for spreadsheets.
+        assert!(
+            text.contains("3,'=cmd|'/ccalc'!a0@example.com,12,"),
+            "{text}"
+        );
+        assert!(text.contains("4,''-1@example.com,13,"), "{text}");
         assert!(
             text.starts_with(
                 "website_id,email,customer_id,payload_hash,synced_at\n1,x@example.com,10,"
@@ -153,7 +170,7 @@ mod tests {
         let file = dir.path().join("export.csv");
         std::fs::write(&file, &text).expect("write");
         let b = Store::open(&dir.path().join("b")).expect("open");
-        assert_eq!(import(&b, &file).expect("import"), 2);
+        assert_eq!(import(&b, &file).expect("import"), 4);
         let got: Vec<_> = b.entries().map(|e| e.expect("entry")).collect();
         let want: Vec<_> = a.entries().map(|e| e.expect("entry")).collect();
         assert_eq!(got, want);

@@ -9,6 +9,7 @@ use super::ending::{Ending, Finished, SyncError};
 use super::send::Sent;
 use crate::absent::Absence;
 use crate::config::SyncConfig;
+use crate::outputs::Output;
 use crate::report;
 use crate::state::{Index, Store};
 
@@ -22,6 +23,8 @@ pub struct Work {
     pub requests: u64,
     /// Retries made.
     pub retries: u64,
+    /// The claimed `--summary-json` file.
+    pub summary: Option<Output>,
 }
 
 /// Writes what the run did and says how it ended; see the module doc.
@@ -38,6 +41,7 @@ pub fn finish(
         absent,
         requests,
         retries,
+        summary: summary_file,
     } = work;
     if !cfg.dry_run {
         index.update(sent.confirmed, &absent.deleted);
@@ -55,8 +59,8 @@ pub fn finish(
         cfg.dry_run,
         started.elapsed(),
     );
-    if let Some(path) = &cfg.summary_json {
-        report::write_summary(path, &summary)?;
+    if let Some(output) = summary_file {
+        report::write_summary(output, &summary)?;
     }
     if cfg.dry_run {
         print!("{}", tally.table(absent.count));

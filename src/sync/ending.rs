@@ -6,6 +6,7 @@ use crate::absent::{AbsentError, Refused};
 use crate::api::ApiError;
 use crate::connect::ConnectError;
 use crate::input::InputError;
+use crate::outputs::OutputError;
 use crate::report::Summary;
 use crate::report::WriteError;
 use crate::shop::ShopError;
@@ -41,6 +42,9 @@ pub enum SyncError {
     State(#[from] StateError),
     #[error(transparent)]
     Write(#[from] WriteError),
+    /// An output path was refused before anything was sent.
+    #[error(transparent)]
+    Output(#[from] OutputError),
     /// A fatal answer (the credentials stopped working) stopped the sending part-way.
     #[error(transparent)]
     Api(#[from] ApiError),

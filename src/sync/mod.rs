@@ -31,6 +31,7 @@ use crate::config::SyncConfig;
 use crate::connect;
 use crate::exec::Executor;
 use crate::input::Reader;
+use crate::outputs;
 use crate::report::{Counters, Progress};
 use crate::retry::Retrier;
 use crate::shop::{self, Gate};
@@ -45,6 +46,16 @@ pub async fn run(cfg: SyncConfig, cancel: CancellationToken) -> Result<Finished,
 
     // Open the file, the state store and the target.
     let reader = Reader::open(&cfg.input, cfg.default_website, cfg.mapping.clone())?;
+    // Every output is checked (and created) before the state is touched or a request sent.
+    let [report, summary, absent_report] = outputs::claim(
+        &[&cfg.input],
+        Some(&cfg.connect.state_dir),
+        [
+            ("--report", cfg.report.as_deref()),
+            ("--summary-json", cfg.summary_json.as_deref()),
+            ("--absent-report", cfg.absent.report.as_deref()),
+        ],
+    )?;
     let total_bytes = std::fs::metadata(&cfg.input).map_or(0, |m| m.len());
     let store = Arc::new(Store::open(&cfg.connect.state_dir)?);
     let target = connect::admit(&store, &cfg.connect, cfg.dry_run, cfg.quiet)?;
@@ -62,7 +73,7 @@ pub async fn run(cfg: SyncConfig, cancel: CancellationToken) -> Result<Finished,
     }
     let executor = (client.as_ref())
         .filter(|_| !cfg.dry_run)
-        .map(|c| Executor::new(Arc::clone(c), cfg.retry, cancel.clone()));
+        .map(|c| Executor::new(Arc::clone(c), cfg.retry, cancel.clone(), Arc::clone(&store)));
     let mut gate = Gate::new(shop::Setup {
         client,
         retrier: Retrier::new(cfg.retry, cancel.clone()),
@@ -83,14 +94,22 @@ pub async fn run(cfg: SyncConfig, cancel: CancellationToken) -> Result<Finished,
         &cancel,
         Arc::clone(&counters),
     )?;
+    let waiting = executor.as_ref().map(Executor::waiting);
     let requested = Arc::clone(&throttle);
-    let progress = Progress::start(Arc::clone(&counters), total_bytes, cfg.quiet, move || {
-        requested.requests()
-    });
+    let progress = Progress::start(
+        Arc::clone(&counters),
+        total_bytes,
+        cfg.quiet,
+        move || requested.requests(),
+        move || waiting.as_ref().and_then(|w| w.describe()),
+    );
     let sent = send::all(
         rows,
-        executor.as_ref(),
-        &mut gate,
+        report,
+        send::Outbound {
+            gate: &mut gate,
+            executor: executor.as_ref(),
+        },
         &store,
         &cfg,
         &counters,
@@ -108,6 +127,7 @@ pub async fn run(cfg: SyncConfig, cancel: CancellationToken) -> Result<Finished,
         &read.index,
         &read.keys,
         &cfg.absent,
+        absent_report,
         deleter,
         read_to_end,
     )
@@ -126,6 +146,7 @@ pub async fn run(cfg: SyncConfig, cancel: CancellationToken) -> Result<Finished,
         absent,
         requests,
         retries,
+        summary,
     };
     end::finish(&cfg, &store, work, started, cancel.is_cancelled())
 }

@@ -21,6 +21,7 @@ use crate::api::ApiError;
 use crate::config::SyncConfig;
 use crate::exec::{self, Executor};
 use crate::outcome::{Outcome, Skip, StateChange, Status};
+use crate::outputs::Output;
 use crate::plan::Planned;
 use crate::report::{Counters, Report, Tally};
 use crate::shop::Gate;
@@ -36,12 +37,18 @@ pub struct Sent {
     pub fatal: Option<SyncError>,
 }
 
+/// The way out of a row to send: the shop's gate, then the executor (none in a dry run).
+pub struct Outbound<'a> {
+    pub gate: &'a mut Gate,
+    pub executor: Option<&'a Executor>,
+}
+
 /// Sends (or, in a dry run, records) every planned row; returns once the last outcome is
 /// written to the report and the state writer has applied every change.
 pub async fn all(
     mut rows: Rows,
-    executor: Option<&Executor>,
-    gate: &mut Gate,
+    report: Option<Output>,
+    Outbound { gate, executor }: Outbound<'_>,
     store: &Store,
     cfg: &SyncConfig,
     counters: &Counters,
@@ -50,7 +57,7 @@ pub async fn all(
     let stop: OnceLock<Skip> = OnceLock::new();
     let mut sink = Sink {
         tally: Tally::default(),
-        report: cfg.report.as_deref().map(Report::create).transpose()?,
+        report: report.map(Report::create).transpose()?,
         writer: if cfg.dry_run {
             None
         } else {

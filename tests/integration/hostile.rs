@@ -76,9 +76,14 @@ impl Hostile {
 
     /// `custsync sync` of two customers against `scenario`, with a report and a summary.
     fn sync(&self, scenario: &str, ims: &str, state: &str) -> Command {
+        self.sync_file(scenario, ims, state, &self.csv())
+    }
+
+    /// The same with another file.
+    fn sync_file(&self, scenario: &str, ims: &str, state: &str, csv: &Path) -> Command {
         let mut cmd = self.custsync(scenario, ims);
         cmd.arg("sync")
-            .arg(self.csv())
+            .arg(csv)
             .arg("--state")
             .arg(self.path(state))
             .args(["-vv", "--rate", "0", "--backoff-base-ms", "5", "--report"])
@@ -111,6 +116,23 @@ impl Hostile {
         assert_nothing_recorded(&outputs.last().expect("export").1);
         assert_clean(&outputs);
         outputs
+    }
+
+    /// `custsync state import` of `mappings` (export lines without the header).
+    async fn import(&self, state: &str, mappings: &str) {
+        let file = self.path(&format!("{state}-import.csv"));
+        std::fs::write(
+            &file,
+            format!("website_id,email,customer_id,payload_hash,synced_at\n{mappings}"),
+        )
+        .expect("write import");
+        let mut cmd = Command::new(env!("CARGO_BIN_EXE_custsync"));
+        cmd.env_clear()
+            .args(["state", "import"])
+            .arg(file)
+            .arg("--state")
+            .arg(self.path(state));
+        output(cmd).await.expect_code(0);
     }
 
     /// `custsync state export`: the mappings recorded.
@@ -148,6 +170,18 @@ fn assert_nothing_recorded(export: &str) {
     assert_eq!(export.lines().count(), 1, "nothing recorded:\n{export}");
 }
 
+/// The messages of a report whose rows all failed.
+#[track_caller]
+fn failed_messages(path: &Path) -> Vec<String> {
+    report_rows(path)
+        .iter()
+        .map(|row| {
+            assert_eq!(row["status"], "failed", "{row}");
+            row["message"].as_str().expect("message").to_owned()
+        })
+        .collect()
+}
+
 fn report_rows(path: &Path) -> Vec<serde_json::Value> {
     std::fs::read_to_string(path)
         .expect("report")
@@ -168,11 +202,9 @@ async fn redirects_are_not_followed_and_nothing_is_recorded() {
             0,
             "HTTP {status}: the redirect was followed"
         );
-        let rows = report_rows(&h.path(&format!("{state}.jsonl")));
-        assert_eq!(rows.len(), 2);
-        for row in &rows {
-            assert_eq!(row["status"], "failed", "{row}");
-            let message = row["message"].as_str().expect("message");
+        let messages = failed_messages(&h.path(&format!("{state}.jsonl")));
+        assert_eq!(messages.len(), 2);
+        for message in &messages {
             assert!(
                 message.contains("redirect") && message.contains("/evil/V1/customers"),
                 "the message says where it was sent and why it did not go: {message}"
@@ -310,4 +342,212 @@ async fn a_search_page_may_be_larger_than_one_answer() {
         h.export("state").await.lines().count(),
         server::PAGE_ITEMS + 1
     );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_day_long_retry_after_is_capped_and_named_when_retries_run_out() {
+    let h = Hostile::start().await;
+    for scenario in ["slow-down", "slow-down-date"] {
+        let state = format!("state-{scenario}");
+        let mut cmd = h.sync(scenario, "ims/good", &state);
+        cmd.args(["--retries", "0"]);
+        let started = Instant::now();
+        let run = output(cmd).await;
+        run.expect_code(3);
+        assert!(
+            started.elapsed() < Duration::from_secs(20),
+            "no day-long sleep"
+        );
+        for message in failed_messages(&h.path(&format!("{state}.jsonl"))) {
+            assert!(
+                message.contains("Retry-After asked for")
+                    && message.contains("more than the 120 s custsync waits"),
+                "{message}"
+            );
+            if scenario == "slow-down" {
+                assert!(message.contains("asked for 86400 s"), "{message}");
+            }
+        }
+        h.assert_clean_and_unrecorded(&run, &state).await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_capped_wait_is_announced_and_shown_on_the_progress_line() {
+    use std::io::BufRead;
+
+    let h = Hostile::start().await;
+    // The default log level: what an operator sees.
+    let mut cmd = h.custsync("slow-down", "ims/good");
+    cmd.arg("sync")
+        .arg(h.csv())
+        .arg("--state")
+        .arg(h.path("state"))
+        .args(["--retries", "1", "--concurrency", "1"])
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped());
+    let mut child = cmd.spawn().expect("spawn");
+    let stderr = child.stderr.take().expect("stderr");
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        for line in std::io::BufReader::new(stderr).lines() {
+            let Ok(line) = line else { break };
+            if tx.send(line).is_err() {
+                break;
+            }
+        }
+    });
+    let seen = tokio::task::spawn_blocking(move || {
+        let (mut warned, mut shown) = (None, None);
+        let deadline = Instant::now() + Duration::from_secs(40);
+        while (warned.is_none() || shown.is_none()) && Instant::now() < deadline {
+            let Ok(line) = rx.recv_timeout(Duration::from_secs(1)) else {
+                continue;
+            };
+            if line.contains("the shop asks to wait 86400 s") {
+                warned = Some(line);
+            } else if line.starts_with("progress:") && line.contains("Retry-After") {
+                shown = Some(line);
+            }
+        }
+        (warned, shown, rx)
+    })
+    .await
+    .expect("join");
+    let pid = libc::pid_t::try_from(child.id()).expect("pid");
+    // SAFETY: sending a signal to our own child process.
+    assert_eq!(unsafe { libc::kill(pid, libc::SIGINT) }, 0);
+    let started = Instant::now();
+    let status = tokio::task::spawn_blocking(move || child.wait().expect("wait"))
+        .await
+        .expect("join");
+    let (warned, shown, _rx) = seen;
+    let warned = warned.expect("a warning names the wait");
+    assert!(
+        warned.contains("WARN") && warned.contains("retry 1 in 120 s (capped at 120 s)"),
+        "{warned}"
+    );
+    let shown = shown.expect("the progress line shows the wait");
+    assert!(
+        shown.contains("for the shop (Retry-After: 86400 s, capped at 120 s)"),
+        "{shown}"
+    );
+    assert_eq!(status.code(), Some(130));
+    assert!(
+        started.elapsed() < Duration::from_secs(10),
+        "an interrupt ends the wait"
+    );
+}
+
+/// `n` customers in website 1.
+fn customers(h: &Hostile, n: usize) -> PathBuf {
+    let p = h.path(&format!("customers-{n}.csv"));
+    let mut text = String::from("email,firstname,lastname\n");
+    for i in 0..n {
+        text.push_str(&format!("c{i}@example.com,Ann,Lee\n"));
+    }
+    std::fs::write(&p, text).expect("write csv");
+    p
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn answers_about_another_customer_are_refused_and_nothing_is_recorded() {
+    let h = Hostile::start().await;
+    for (scenario, says) in [
+        ("id0", "the answer's customer id 0 is not a positive number"),
+        (
+            "other-email",
+            "has the e-mail someone-else@example.com, not",
+        ),
+        ("other-website", "in website 7, not in website 1 as sent"),
+    ] {
+        let state = format!("state-{scenario}");
+        let run = output(h.sync(scenario, "ims/good", &state)).await;
+        run.expect_code(3);
+        let messages = failed_messages(&h.path(&format!("{state}.jsonl")));
+        assert_eq!(messages.len(), 2);
+        for message in &messages {
+            assert!(
+                message.contains("unexpected answer from POST /V1/customers")
+                    && message.contains(says),
+                "{scenario}: {message}"
+            );
+        }
+        h.assert_clean_and_unrecorded(&run, &state).await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn one_id_is_never_recorded_for_two_keys() {
+    let h = Hostile::start().await;
+    // Five creates all answered with id 5: the first answer is taken, the others refused.
+    let run = output(h.sync_file("id5", "ims/good", "state", &customers(&h, 5))).await;
+    run.expect_code(3);
+    let rows = report_rows(&h.path("state.jsonl"));
+    let ok: Vec<_> = rows.iter().filter(|r| r["status"] == "ok").collect();
+    assert_eq!(ok.len(), 1, "{rows:?}");
+    assert_eq!(ok[0]["customer_id"], 5);
+    for row in rows.iter().filter(|r| r["status"] != "ok") {
+        let message = row["message"].as_str().expect("message");
+        assert!(
+            message
+                .contains("the shop answered customer id 5, which it already gave the row on line"),
+            "{message}"
+        );
+    }
+    let export = h.export("state").await;
+    assert_eq!(export.lines().count(), 2, "one mapping:\n{export}");
+    assert!(export.contains(&format!(",{},5,", ok[0]["email"].as_str().expect("email"))));
+
+    // Not for a key when the store records the id for another key.
+    h.import(
+        "other",
+        "1,x@example.com,5,00000000000000000000000000000001,\n",
+    )
+    .await;
+    let run = output(h.sync("id5", "ims/good", "other")).await;
+    run.expect_code(3);
+    for message in failed_messages(&h.path("other.jsonl")) {
+        assert!(
+            message.contains("which the state store records for another e-mail"),
+            "{message}"
+        );
+    }
+    let export = h.export("other").await;
+    assert_eq!(export.lines().count(), 2, "only x@example.com:\n{export}");
+    assert!(export.contains("1,x@example.com,5,"), "{export}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_put_answered_with_another_id_is_refused() {
+    let h = Hostile::start().await;
+    let known = "1,a@example.com,40,00000000000000000000000000000001,2024-01-01T00:00:00Z\n";
+    h.import("state", known).await;
+    let before = h.export("state").await;
+    let run = output(h.sync("put-other-id", "ims/good", "state")).await;
+    run.expect_code(3);
+    let rows = report_rows(&h.path("state.jsonl"));
+    let a = rows
+        .iter()
+        .find(|r| r["email"] == "a@example.com")
+        .expect("a");
+    assert_eq!(
+        (&a["action"], &a["status"]),
+        (&"update".into(), &"failed".into())
+    );
+    let message = a["message"].as_str().expect("message");
+    assert!(
+        message.contains("PUT /V1/customers/40")
+            && message.contains("the update of customer 40 was answered with customer 41"),
+        "{message}"
+    );
+    let b = rows
+        .iter()
+        .find(|r| r["email"] == "b@example.com")
+        .expect("b");
+    assert_eq!(b["status"], "ok", "a create answered rightly is recorded");
+    let after = h.export("state").await;
+    let kept = before.lines().nth(1).expect("a's mapping");
+    assert!(after.contains(kept), "a's mapping is as it was:\n{after}");
+    assert_eq!(after.lines().count(), 3);
 }

@@ -1,10 +1,12 @@
 //! Integration tests: the real `custsync` binary against the in-process sandbox.
 
 mod binding;
+mod caps;
 mod data;
 mod faults;
 mod hostile;
 mod input;
+mod outputs;
 mod shop;
 mod support;
 mod sync;

@@ -5,10 +5,14 @@
 //! The first path segment of the endpoint (or IMS URL) picks the misbehaviour: `r301`..`r308`
 //! redirect to `/evil/...`, `echo` and `echo-text` answer 400 with the request's credentials
 //! and body in them, `huge-ok` and `huge-error` send 100 MB, `big-page` answers a search with a
-//! page over 1 MiB; under `ims/`, `good` issues [`TOKEN`], `echo`, `echo-text`, `redirect` and
-//! `huge` misbehave. Whatever reaches `/evil/` answers as a careless client would like. The
-//! reads that describe the shop (and its customer count) are answered plainly in every
-//! scenario, as a shop with one website would: the misbehaviour is the customer routes'.
+//! page over 1 MiB; `slow-down` and `slow-down-date` answer 429 with a `Retry-After` of a day
+//! (in seconds, or as a date); `id5`, `id0`, `other-email`, `other-website` and `put-other-id`
+//! answer writes with a customer that is not the one sent (every create id 5, id 0, another
+//! e-mail or website, a PUT with the next id); under `ims/`, `good` issues [`TOKEN`], `echo`,
+//! `echo-text`, `redirect` and `huge` misbehave. Whatever reaches `/evil/` answers as a
+//! careless client would like. The reads that describe the shop (and its customer count) are
+//! answered plainly in every scenario, as a shop with one website would: the misbehaviour is
+//! the customer routes'.
 
 use std::fmt::Write as _;
 use std::io;
@@ -41,6 +45,8 @@ pub struct Counters {
     pub customers: AtomicU64,
     /// Bytes of huge answers the socket took.
     pub huge_bytes: AtomicU64,
+    /// Ids given to created customers.
+    pub ids: AtomicU64,
 }
 
 pub struct Server {
@@ -58,6 +64,8 @@ struct Request {
 
 enum Reply {
     Json(StatusCode, Value),
+    /// 429 with this `Retry-After`.
+    SlowDown(String),
     Text(StatusCode, String),
     Redirect(StatusCode, String),
     Huge(StatusCode),
@@ -185,6 +193,13 @@ fn route(r: &Request, addr: SocketAddr, counters: &Counters) -> Reply {
             StatusCode::BAD_REQUEST,
             format!("{} {} {echo}", r.method, r.path),
         ),
+        "slow-down" => Reply::SlowDown("86400".into()),
+        "slow-down-date" => Reply::SlowDown(httpdate::fmt_http_date(
+            std::time::SystemTime::now() + std::time::Duration::from_secs(365 * 86_400),
+        )),
+        "id5" | "id0" | "other-email" | "other-website" | "put-other-id" => {
+            Reply::Json(StatusCode::OK, wrong_customer(scenario, r, counters))
+        }
         "huge-error" => Reply::Huge(StatusCode::INTERNAL_SERVER_ERROR),
         "huge-ok" => Reply::Huge(StatusCode::OK),
         "big-page" => {
@@ -227,6 +242,31 @@ fn shop_read(r: &Request, rest: &str) -> Option<Value> {
     })
 }
 
+/// The customer a write sent, as a shop that gets it wrong would answer it.
+fn wrong_customer(scenario: &str, r: &Request, counters: &Counters) -> Value {
+    let body: Value = serde_json::from_slice(&r.body).unwrap_or_default();
+    let mut customer = body.get("customer").cloned().unwrap_or_else(|| json!({}));
+    let put_to = r
+        .path
+        .rsplit('/')
+        .next()
+        .and_then(|id| id.parse::<u64>().ok());
+    let next = 100 + counters.ids.fetch_add(1, Ordering::Relaxed);
+    customer["id"] = match (scenario, put_to) {
+        ("id5", _) => json!(5),
+        ("id0", _) => json!(0),
+        ("put-other-id", Some(id)) => json!(id + 1),
+        (_, Some(id)) => json!(id),
+        (_, None) => json!(next),
+    };
+    match scenario {
+        "other-email" => customer["email"] = json!("someone-else@example.com"),
+        "other-website" => customer["website_id"] = json!(7),
+        _ => {}
+    }
+    customer
+}
+
 async fn send(mut stream: TcpStream, reply: Reply, counters: &Counters) -> io::Result<()> {
     let (status, headers, body) = match reply {
         Reply::Json(s, v) => (
@@ -236,6 +276,11 @@ async fn send(mut stream: TcpStream, reply: Reply, counters: &Counters) -> io::R
         ),
         Reply::Text(s, t) => (s, "Content-Type: text/plain\r\n".into(), t),
         Reply::Redirect(s, to) => (s, format!("Location: {to}\r\n"), String::new()),
+        Reply::SlowDown(after) => (
+            StatusCode::TOO_MANY_REQUESTS,
+            format!("Content-Type: application/json\r\nRetry-After: {after}\r\n"),
+            json!({"message": "Too many requests"}).to_string(),
+        ),
         Reply::Huge(s) => return huge(stream, s, counters).await,
     };
     let mut head = format!("HTTP/1.1 {} {}\r\n", status.as_u16(), reason(status));
