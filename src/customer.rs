@@ -428,8 +428,9 @@ impl Key {
     }
 }
 
+/// Test fixtures other modules' tests use too.
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
 
     pub(crate) fn ann() -> Customer {

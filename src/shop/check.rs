@@ -238,24 +238,9 @@ mod tests {
     use crate::customer::Address;
     use crate::shop::tests::model;
 
+    /// A customer of website 1 with nothing the shop could refuse.
     fn customer() -> Customer {
-        Customer {
-            email: "ann@x.io".into(),
-            firstname: "Ann".into(),
-            lastname: "Lee".into(),
-            middlename: None,
-            prefix: None,
-            suffix: None,
-            dob: None,
-            gender: None,
-            taxvat: None,
-            group_id: None,
-            website_id: 1,
-            store_id: None,
-            is_subscribed: None,
-            custom_attributes: vec![],
-            address: None,
-        }
+        crate::customer::tests::ann()
     }
 
     fn living_in(country: &str, region: Option<&str>) -> Customer {

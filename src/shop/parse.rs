@@ -34,37 +34,43 @@ fn text(v: &Value, key: &str) -> String {
         .to_owned()
 }
 
-/// `GET /V1/store/websites`: `store-data-website-interface[]`, without the admin website 0.
-pub(super) fn websites(v: &Value) -> Result<Vec<Website>, Shape> {
+/// The entries of a list but the admin one (id 0), each made by `make` with its id.
+fn without_admin<T>(
+    v: &Value,
+    what: &str,
+    make: impl Fn(&Value, u32) -> Result<T, Shape>,
+) -> Result<Vec<T>, Shape> {
     let mut out = Vec::new();
-    for w in list(v, "websites")? {
-        let id = need_id(w, "id", "website")?;
+    for item in list(v, &format!("{what}s"))? {
+        let id = need_id(item, "id", what)?;
         if id != 0 {
-            out.push(Website {
-                id,
-                code: text(w, "code"),
-                name: text(w, "name"),
-            });
+            out.push(make(item, id)?);
         }
     }
     Ok(out)
 }
 
+/// `GET /V1/store/websites`: `store-data-website-interface[]`, without the admin website 0.
+pub(super) fn websites(v: &Value) -> Result<Vec<Website>, Shape> {
+    without_admin(v, "website", |w, id| {
+        Ok(Website {
+            id,
+            code: text(w, "code"),
+            name: text(w, "name"),
+        })
+    })
+}
+
 /// `GET /V1/store/storeViews`: `store-data-store-interface[]`, without the admin store view 0.
 pub(super) fn store_views(v: &Value) -> Result<Vec<StoreView>, Shape> {
-    let mut out = Vec::new();
-    for s in list(v, "store views")? {
-        let id = need_id(s, "id", "store view")?;
-        if id != 0 {
-            out.push(StoreView {
-                id,
-                code: text(s, "code"),
-                name: text(s, "name"),
-                website_id: need_id(s, "website_id", "store view")?,
-            });
-        }
-    }
-    Ok(out)
+    without_admin(v, "store view", |s, id| {
+        Ok(StoreView {
+            id,
+            code: text(s, "code"),
+            name: text(s, "name"),
+            website_id: need_id(s, "website_id", "store view")?,
+        })
+    })
 }
 
 /// `GET /V1/customerGroups/search`: `customer-data-group-search-results-interface`, as the

@@ -38,6 +38,14 @@ async fn run_via(
     Run::from(out)
 }
 
+/// What `state stats` says the store is bound to.
+async fn bound_to(env: &TestEnv) -> String {
+    let stats = env.custsync(&["state", "stats"], false).await;
+    let stdout = &stats.expect_code(0).stdout;
+    let line = stdout.lines().find_map(|l| l.strip_prefix("bound to:"));
+    line.expect("a binding line").trim().to_owned()
+}
+
 async fn export(env: &TestEnv) -> String {
     env.custsync(&["state", "export"], false)
         .await
@@ -52,14 +60,9 @@ async fn a_store_bound_to_one_shop_is_refused_elsewhere_with_nothing_sent() {
     let shop_b = TestEnv::new(Faults::default()).await;
     let csv = shop_a.write("in.csv", &customers_csv(5, ""));
     shop_a.sync(&csv, &[]).await.expect_code(0);
-    let stats = shop_a.custsync(&["state", "stats"], false).await;
-    assert!(
-        stats
-            .stdout
-            .contains(&format!("bound to:   {} (since", shop_a.sandbox.endpoint())),
-        "{}",
-        stats.stdout
-    );
+    let bound = bound_to(&shop_a).await;
+    let want = format!("{} (since", shop_a.sandbox.endpoint());
+    assert!(bound.starts_with(&want), "{bound}");
     let mappings = export(&shop_a).await;
     let sent_to_a = shop_a.customer_requests().len();
 
@@ -163,12 +166,8 @@ async fn a_store_from_before_bindings_is_bound_by_its_next_run_but_not_used_with
         "{}",
         run.stderr
     );
-    let stats = env.custsync(&["state", "stats"], false).await;
-    assert!(
-        stats.stdout.contains(&env.sandbox.endpoint()),
-        "{}",
-        stats.stdout
-    );
+    let bound = bound_to(&env).await;
+    assert!(bound.starts_with(&env.sandbox.endpoint()), "{bound}");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -176,12 +175,8 @@ async fn a_fresh_store_is_bound_by_its_first_mapping_not_by_a_dry_run_or_a_refus
     let env = TestEnv::new(Faults::default()).await;
     let csv = env.write("in.csv", &customers_csv(2, ""));
     env.sync(&csv, &["--dry-run"]).await.expect_code(0);
-    let stats = env.custsync(&["state", "stats"], false).await;
-    assert!(
-        stats.stdout.contains("bound to:   nothing yet"),
-        "{}",
-        stats.stdout
-    );
+    let bound = bound_to(&env).await;
+    assert!(bound.starts_with("nothing yet"), "{bound}");
 
     // Every row refused by the shop: nothing recorded, so nothing bound.
     let refused = env.write(
@@ -189,20 +184,10 @@ async fn a_fresh_store_is_bound_by_its_first_mapping_not_by_a_dry_run_or_a_refus
         "email,firstname,lastname,password\na@example.com,A,B,short\n",
     );
     env.sync(&refused, &[]).await.expect_code(3);
-    let stats = env.custsync(&["state", "stats"], false).await;
-    assert!(
-        stats.stdout.contains("bound to:   nothing yet"),
-        "{}",
-        stats.stdout
-    );
+    let bound = bound_to(&env).await;
+    assert!(bound.starts_with("nothing yet"), "{bound}");
 
     env.sync(&csv, &[]).await.expect_code(0);
-    let stats = env.custsync(&["state", "stats"], false).await;
-    assert!(
-        stats
-            .stdout
-            .contains(&format!("bound to:   {}", env.sandbox.endpoint())),
-        "{}",
-        stats.stdout
-    );
+    let bound = bound_to(&env).await;
+    assert!(bound.starts_with(&env.sandbox.endpoint()), "{bound}");
 }

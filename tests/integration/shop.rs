@@ -285,6 +285,24 @@ async fn an_empty_state_store_against_a_shop_with_customers_is_warned() {
     assert!(!run.stderr.contains("already has"), "{}", run.stderr);
 }
 
+/// `custsync check` against `endpoint` with the sandbox's IMS and this client secret.
+async fn check(env: &TestEnv, endpoint: &str, secret: &str) -> Run {
+    let mut cmd = std::process::Command::new(env!("CARGO_BIN_EXE_custsync"));
+    cmd.env_clear()
+        .env("CUSTSYNC_CLIENT_SECRET", secret)
+        .args(["check", "--endpoint", endpoint])
+        .args([
+            "--ims-url",
+            &env.sandbox.ims_url(),
+            "--client-id",
+            "sandbox",
+        ]);
+    let out = tokio::task::spawn_blocking(move || cmd.output().expect("run"))
+        .await
+        .expect("join");
+    Run::from(out)
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn check_reports_the_shop_or_what_is_wrong() {
     let env = TestEnv::new(Faults::default()).await;
@@ -308,21 +326,7 @@ async fn check_reports_the_shop_or_what_is_wrong() {
     );
 
     // A wrong secret.
-    let mut cmd = std::process::Command::new(env!("CARGO_BIN_EXE_custsync"));
-    cmd.env_clear()
-        .env("CUSTSYNC_CLIENT_SECRET", "wrong")
-        .args(["check", "--endpoint", &env.sandbox.endpoint()])
-        .args([
-            "--ims-url",
-            &env.sandbox.ims_url(),
-            "--client-id",
-            "sandbox",
-        ]);
-    let run = Run::from(
-        tokio::task::spawn_blocking(move || cmd.output().expect("run"))
-            .await
-            .expect("join"),
-    );
+    let run = check(&env, &env.sandbox.endpoint(), "wrong").await;
     run.expect_code(1);
     assert!(run.stderr.contains("error: token:"), "{}", run.stderr);
 
@@ -338,21 +342,7 @@ async fn check_reports_the_shop_or_what_is_wrong() {
             "Request does not match any route.".to_owned(),
         ),
     ] {
-        let mut cmd = std::process::Command::new(env!("CARGO_BIN_EXE_custsync"));
-        cmd.env_clear()
-            .env("CUSTSYNC_CLIENT_SECRET", SECRET)
-            .args(["check", "--endpoint", &endpoint])
-            .args([
-                "--ims-url",
-                &env.sandbox.ims_url(),
-                "--client-id",
-                "sandbox",
-            ]);
-        let run = Run::from(
-            tokio::task::spawn_blocking(move || cmd.output().expect("run"))
-                .await
-                .expect("join"),
-        );
+        let run = check(&env, &endpoint, SECRET).await;
         run.expect_code(1);
         assert!(run.stderr.contains(&says), "{endpoint}: {}", run.stderr);
     }
