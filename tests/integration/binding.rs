@@ -38,6 +38,18 @@ async fn run_via(
     Run::from(out)
 }
 
+/// The run was refused, having sent nothing, for going to `target` with a store bound to `bound`.
+#[track_caller]
+fn assert_refused(run: &Run, bound: &str, target: &str) {
+    run.expect_code(1);
+    let says = format!("is bound to {bound}, but this run goes to {target}; nothing was sent");
+    assert!(
+        run.stderr.contains(&says) && run.stderr.contains("state rebind"),
+        "{}",
+        run.stderr
+    );
+}
+
 /// What `state stats` says the store is bound to.
 async fn bound_to(env: &TestEnv) -> String {
     let stats = env.custsync(&["state", "stats"], false).await;
@@ -76,32 +88,14 @@ async fn a_store_bound_to_one_shop_is_refused_elsewhere_with_nothing_sent() {
         vec!["pull"],
     ] {
         let run = run_at(None, &state, &args).await;
-        run.expect_code(1);
-        assert!(
-            run.stderr.contains(&format!(
-                "is bound to {}, but this run goes to the embedded sandbox",
-                shop_a.sandbox.endpoint()
-            )),
-            "{args:?}: {}",
-            run.stderr
-        );
-        assert!(run.stderr.contains("state rebind"), "{}", run.stderr);
+        assert_refused(&run, &shop_a.sandbox.endpoint(), "the embedded sandbox");
         assert!(
             !state.join("sandbox").exists(),
             "{args:?}: the embedded sandbox was not even started"
         );
 
         let run = run_at(Some(&shop_b), &state, &args).await;
-        run.expect_code(1);
-        assert!(
-            run.stderr.contains(&format!(
-                "bound to {}, but this run goes to {}",
-                shop_a.sandbox.endpoint(),
-                shop_b.sandbox.endpoint()
-            )),
-            "{args:?}: {}",
-            run.stderr
-        );
+        assert_refused(&run, &shop_a.sandbox.endpoint(), &shop_b.sandbox.endpoint());
     }
     assert!(shop_b.customer_requests().is_empty(), "nothing sent to B");
     assert_eq!(shop_a.customer_requests().len(), sent_to_a, "nor to A");
@@ -111,13 +105,7 @@ async fn a_store_bound_to_one_shop_is_refused_elsewhere_with_nothing_sent() {
     // binding is moved on purpose, then the same mappings serve.
     let moved = shop_a.sandbox.endpoint().replace("127.0.0.1", "localhost");
     let run = run_via(Some(&shop_a), Some(&moved), &state, &["sync", csv_arg]).await;
-    run.expect_code(1);
-    assert!(
-        run.stderr
-            .contains(&format!("but this run goes to {moved}")),
-        "{}",
-        run.stderr
-    );
+    assert_refused(&run, &shop_a.sandbox.endpoint(), &moved);
     let run = run_at(None, &state, &["state", "rebind", "--endpoint", &moved]).await;
     run.expect_code(0);
     assert!(
