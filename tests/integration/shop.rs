@@ -347,3 +347,26 @@ async fn check_reports_the_shop_or_what_is_wrong() {
         assert!(run.stderr.contains(&says), "{endpoint}: {}", run.stderr);
     }
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_dry_run_with_rows_to_send_needs_credentials_to_read_the_shop() {
+    let env = TestEnv::new(Faults::default()).await;
+    let csv = env.write("in.csv", &customers_csv(2, ""));
+    let mut cmd = std::process::Command::new(env!("CARGO_BIN_EXE_custsync"));
+    cmd.env_clear()
+        .args(["sync", csv.to_str().unwrap(), "--dry-run"])
+        .args(["--endpoint", &env.sandbox.endpoint(), "--state"])
+        .arg(env.state());
+    let out = tokio::task::spawn_blocking(move || cmd.output().expect("run"))
+        .await
+        .expect("join");
+    let run = Run::from(out);
+    run.expect_code(1);
+    assert!(
+        run.stderr
+            .contains("it needs the credentials a real run needs"),
+        "{}",
+        run.stderr
+    );
+    assert!(env.customer_requests().is_empty(), "nothing sent");
+}
