@@ -10,12 +10,13 @@
 use std::net::SocketAddr;
 use std::path::PathBuf;
 
-use clap::{Args, Parser, Subcommand};
+use clap::{Args, Parser, Subcommand, ValueEnum};
 
 use crate::defaults::{
-    DEFAULT_BACKOFF_BASE_MS, DEFAULT_CONCURRENCY, DEFAULT_IMS_URL, DEFAULT_MAX_ERRORS,
-    DEFAULT_PAGE_SIZE, DEFAULT_RATE, DEFAULT_RETRIES, DEFAULT_SANDBOX_LISTEN, DEFAULT_SCOPES,
-    DEFAULT_STATE_DIR, DEFAULT_TIMEOUT_SECS, DEFAULT_WEBSITE_ID, MAX_CONCURRENCY, MAX_PAGE_SIZE,
+    DEFAULT_BACKOFF_BASE_MS, DEFAULT_CONCURRENCY, DEFAULT_EMPTY_VALUE, DEFAULT_IMS_URL,
+    DEFAULT_MAX_ERRORS, DEFAULT_PAGE_SIZE, DEFAULT_RATE, DEFAULT_RETRIES, DEFAULT_SANDBOX_LISTEN,
+    DEFAULT_SCOPES, DEFAULT_STATE_DIR, DEFAULT_TIMEOUT_SECS, DEFAULT_WEBSITE_ID, MAX_CONCURRENCY,
+    MAX_PAGE_SIZE,
 };
 
 /// Keep an Adobe Commerce shop's customers in step with a CSV file.
@@ -44,6 +45,10 @@ pub struct Cli {
 
 /// The commands.
 #[derive(Debug, Subcommand)]
+#[allow(
+    clippy::large_enum_variant,
+    reason = "parsed once per process: the size of sync's options costs nothing"
+)]
 pub enum Command {
     /// Create and update customers from a CSV file (the main job).
     ///
@@ -116,8 +121,11 @@ pub struct ConnectionArgs {
 /// Options of `custsync sync`.
 #[derive(Debug, Args)]
 pub struct SyncArgs {
-    /// The CSV file: a header line, then one customer per line (UTF-8, BOM accepted).
+    /// The input file: a header line, then one customer per line. CSV (UTF-8 or UTF-16 with a
+    /// BOM, or what --encoding names; delimiter detected), or a spreadsheet: .xlsx, .xls, .ods.
     pub csv: PathBuf,
+    #[command(flatten)]
+    pub input: InputArgs,
     #[command(flatten)]
     pub connection: ConnectionArgs,
     /// Plan only: no request that changes anything, no state change; writes the report with
@@ -173,8 +181,9 @@ pub struct SyncArgs {
     /// Example: --map "E-Mail Address=email" --map "Given Name=firstname"
     #[arg(long = "map", value_name = "SOURCE=TARGET")]
     pub renames: Vec<String>,
-    /// A TOML mapping file: [columns] renames, [constants], [values.<field>] value maps,
-    /// [formats] dob = "%d/%m/%Y".
+    /// A TOML mapping file: [columns] renames, [constants], [values.<field>] value maps ("*"
+    /// for any other value), [formats] dob = ["%d/%m/%Y", ...], [split] one column into
+    /// several fields, [join] one field from a template of columns.
     ///
     /// Example: --mapping legacy.toml
     #[arg(long, value_name = "FILE")]
@@ -214,6 +223,49 @@ pub struct CheckArgs {
     pub limits: LimitArgs,
     #[command(flatten)]
     pub shop: ShopArgs,
+}
+
+/// How `sync` reads its input file.
+#[derive(Debug, Args)]
+pub struct InputArgs {
+    /// The column delimiter of a CSV file: one character, or tab. Without it, the one of
+    /// , ; tab | that the header line holds most of.
+    ///
+    /// Example: --delimiter ';'
+    #[arg(long, value_name = "C")]
+    pub delimiter: Option<String>,
+    /// The encoding of a CSV file that is not UTF-8 (a UTF-16 file with a BOM needs none):
+    /// windows-1252, iso-8859-1, iso-8859-15, or any other WHATWG label. A file that is not
+    /// UTF-8 stops the run, before anything is sent, until it is given.
+    ///
+    /// Example: --encoding windows-1252
+    #[arg(long, value_name = "NAME")]
+    pub encoding: Option<String>,
+    /// The sheet of a spreadsheet to read; without it, the first.
+    ///
+    /// Example: --sheet Customers
+    #[arg(long, value_name = "NAME")]
+    pub sheet: Option<String>,
+    /// A cell holding this text clears its field in the shop (an empty cell leaves the shop's
+    /// value alone); in a required field the row is invalid.
+    ///
+    /// Example: --empty-value NULL
+    #[arg(long, value_name = "TOKEN", default_value = DEFAULT_EMPTY_VALUE)]
+    pub empty_value: String,
+    /// Several rows with one key (website, email): send the first, the last, or none of them;
+    /// the others are invalid, naming the line that was used.
+    ///
+    /// Example: --on-duplicate last
+    #[arg(long, value_name = "WHICH", value_enum, default_value_t = OnDuplicate::First)]
+    pub on_duplicate: OnDuplicate,
+}
+
+/// `--on-duplicate`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum OnDuplicate {
+    First,
+    Last,
+    Error,
 }
 
 /// Options of `custsync pull`.

@@ -12,8 +12,8 @@ use secrecy::SecretString;
 
 use crate::absent;
 use crate::api::Credentials;
-use crate::cli::{CheckArgs, ConnectionArgs, PullArgs, SyncArgs};
-use crate::input::{Mapping, MappingError};
+use crate::cli::{self, CheckArgs, ConnectionArgs, InputArgs, PullArgs, SyncArgs};
+use crate::input::{Format, Mapping, MappingError};
 use crate::plan;
 use crate::retry::RetryPolicy;
 
@@ -27,6 +27,9 @@ pub enum ConfigError {
     /// `--map` or `--mapping` is unusable.
     #[error(transparent)]
     Mapping(#[from] MappingError),
+    /// `--delimiter` or `--encoding` is unusable.
+    #[error("--{flag}: {why}")]
+    Input { flag: &'static str, why: String },
     /// The endpoint is not an http(s) URL, or has a SaaS-specific mistake.
     #[error("--endpoint {url:?}: {why}")]
     Endpoint { url: String, why: String },
@@ -98,7 +101,10 @@ impl Connect {
 #[derive(Debug)]
 pub struct SyncConfig {
     pub input: PathBuf,
+    /// Renames, constants, value maps, ...; and the `--empty-value` token.
     pub mapping: Mapping,
+    /// `--delimiter`, `--encoding`, `--sheet`.
+    pub format: Format,
     pub connect: Connect,
     pub dry_run: bool,
     pub rate: Option<NonZeroU32>,
@@ -153,8 +159,10 @@ impl SyncConfig {
         for spec in &args.renames {
             mapping.add_rename(spec)?;
         }
+        mapping.set_empty_value(&args.input.empty_value);
         Ok(SyncConfig {
             mapping,
+            format: resolve_format(&args.input)?,
             connect: Connect::resolve(&args.connection, env, args.state.dir, args.dry_run)?,
             input: args.csv,
             dry_run: args.dry_run,
@@ -171,6 +179,11 @@ impl SyncConfig {
             plan: plan::Options {
                 force: args.force,
                 only_failed: args.only_failed,
+                on_duplicate: match args.input.on_duplicate {
+                    cli::OnDuplicate::First => plan::OnDuplicate::First,
+                    cli::OnDuplicate::Last => plan::OnDuplicate::Last,
+                    cli::OnDuplicate::Error => plan::OnDuplicate::Error,
+                },
             },
             max_errors: (args.max_errors > 0).then_some(args.max_errors),
             absent: absent::Options {
@@ -231,6 +244,26 @@ impl CheckConfig {
             regions_optional: args.shop.regions_optional,
         })
     }
+}
+
+/// How the input file is read.
+fn resolve_format(args: &InputArgs) -> Result<Format, ConfigError> {
+    let bad = |flag| move |why| ConfigError::Input { flag, why };
+    Ok(Format {
+        delimiter: args
+            .delimiter
+            .as_deref()
+            .map(Format::delimiter_from)
+            .transpose()
+            .map_err(bad("delimiter"))?,
+        encoding: args
+            .encoding
+            .as_deref()
+            .map(Format::encoding_from)
+            .transpose()
+            .map_err(bad("encoding"))?,
+        sheet: args.sheet.clone(),
+    })
 }
 
 fn resolve_target(c: &ConnectionArgs, env: &Env, dry_run: bool) -> Result<Target, ConfigError> {
@@ -354,6 +387,43 @@ mod tests {
             !format!("{conn:?}").contains("s3cr3t"),
             "Debug must redact the secret"
         );
+    }
+
+    #[test]
+    fn input_format_flags() {
+        let c = sync(
+            &[
+                "--delimiter",
+                ";",
+                "--encoding",
+                "Windows-1252",
+                "--sheet",
+                "Kunder",
+                "--on-duplicate",
+                "last",
+                "--empty-value",
+                "NULL",
+            ],
+            &Env::default(),
+        )
+        .expect("config");
+        assert_eq!(c.format.delimiter, Some(b';'));
+        assert_eq!(c.format.encoding, Some(encoding_rs::WINDOWS_1252));
+        assert_eq!(c.format.sheet.as_deref(), Some("Kunder"));
+        assert_eq!(c.plan.on_duplicate, plan::OnDuplicate::Last);
+        assert_eq!(c.mapping.empty_value(), Some("NULL"));
+        let c = sync(&["--delimiter", "tab"], &Env::default()).expect("config");
+        assert_eq!(c.format.delimiter, Some(b'\t'));
+        let c = sync(&[], &Env::default()).expect("defaults");
+        assert_eq!(c.mapping.empty_value(), Some("__EMPTY__VALUE__"));
+        assert_eq!(c.plan.on_duplicate, plan::OnDuplicate::First);
+        assert_eq!((c.format.delimiter, c.format.encoding), (None, None));
+        for (flag, value) in [("--delimiter", ";;"), ("--encoding", "klingon")] {
+            let err = sync(&[flag, value], &Env::default())
+                .expect_err(flag)
+                .to_string();
+            assert!(err.starts_with(flag) && err.contains(value), "{err}");
+        }
     }
 
     #[test]

@@ -23,8 +23,17 @@ enum Val<'a> {
 /// (allocation was a third of the time spent reading a file).
 pub type Text = compact_str::CompactString;
 
+/// The `gender` of a customer whose file clears it: a code Magento does not use, so that a
+/// gender stays a number.
+pub const GENDER_CLEARED: u8 = 0;
+
 /// One customer as the input file wants it. Empty optional cells are `None`: "not given",
-/// never "clear the field".
+/// never "clear the field". A field the file clears (its `--empty-value` token) is `Some` of
+/// an empty text: sent as `null` at the top level of the customer (Magento's merge on PUT
+/// sets every key present, and `null` unsets it) and as `""` inside a custom attribute or an
+/// address that exists (what Magento's own import writes for the token); left out of a
+/// create, which has nothing to clear (as Magento's import skips empty values of a new
+/// customer).
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Customer {
     /// The email as written in the file (trimmed); the key uses its lower-cased form.
@@ -36,7 +45,7 @@ pub struct Customer {
     pub suffix: Option<Text>,
     /// `YYYY-MM-DD`.
     pub dob: Option<Text>,
-    /// Magento's codes: 1 male, 2 female, 3 not specified.
+    /// Magento's codes: 1 male, 2 female, 3 not specified; [`GENDER_CLEARED`] clears it.
     pub gender: Option<u8>,
     pub taxvat: Option<Text>,
     pub group_id: Option<u32>,
@@ -96,12 +105,22 @@ impl Customer {
             ("taxvat", &self.taxvat),
         ];
         for (name, value) in optional {
-            if let Some(v) = value {
-                c.insert(name.into(), json!(v));
-            }
+            match value {
+                Some(v) if v.is_empty() && id.is_none() => None,
+                Some(v) if v.is_empty() => c.insert(name.into(), Value::Null),
+                Some(v) => c.insert(name.into(), json!(v)),
+                None => None,
+            };
         }
-        if let Some(g) = self.gender {
-            c.insert("gender".into(), json!(g));
+        match self.gender {
+            Some(GENDER_CLEARED) if id.is_none() => {}
+            Some(GENDER_CLEARED) => {
+                c.insert("gender".into(), Value::Null);
+            }
+            Some(g) => {
+                c.insert("gender".into(), json!(g));
+            }
+            None => {}
         }
         if let Some(g) = self.group_id {
             c.insert("group_id".into(), json!(g));
@@ -113,12 +132,13 @@ impl Customer {
         if let Some(s) = self.is_subscribed {
             c.insert("extension_attributes".into(), json!({ "is_subscribed": s }));
         }
-        if !self.custom_attributes.is_empty() {
-            let attrs: Vec<Value> = self
-                .custom_attributes
-                .iter()
-                .map(|(code, value)| json!({ "attribute_code": code, "value": value }))
-                .collect();
+        let attrs: Vec<Value> = self
+            .custom_attributes
+            .iter()
+            .filter(|(_, value)| id.is_some() || !value.is_empty())
+            .map(|(code, value)| json!({ "attribute_code": code, "value": value }))
+            .collect();
+        if !attrs.is_empty() {
             c.insert("custom_attributes".into(), Value::Array(attrs));
         }
         Value::Object(c)
@@ -199,8 +219,14 @@ impl Customer {
         text("suffix", self.suffix.as_deref());
         text("dob", self.dob.as_deref());
         text("taxvat", self.taxvat.as_deref());
+        if self.gender == Some(GENDER_CLEARED) {
+            f("gender", "", Val::Text(""));
+        }
         let numbers = [
-            ("gender", self.gender.map(u64::from)),
+            (
+                "gender",
+                self.gender.filter(|&g| g != GENDER_CLEARED).map(u64::from),
+            ),
             ("group_id", self.group_id.map(u64::from)),
             ("website_id", Some(u64::from(self.website_id))),
             ("store_id", self.store_id.map(u64::from)),
@@ -235,14 +261,14 @@ impl Customer {
     }
 
     /// The fields we would send whose value `known` (last sent, or read from the shop) does not
-    /// already hold, as `field: old -> new`. Fields we do not send are left alone: an empty
-    /// cell never clears anything.
+    /// already hold, as `field: old -> new` (`field: old -> ` for a field the file clears).
+    /// Fields we do not send are left alone: an empty cell never clears anything.
     pub fn changes(&self, known: &Fields) -> Vec<String> {
         self.fields()
             .into_iter()
             .filter_map(|(field, new)| {
                 let old = known.get(&field);
-                (old != Some(&new))
+                (!holds(old, &new))
                     .then(|| format!("{field}: {} -> {new}", old.map_or("(none)", String::as_str)))
             })
             .collect()
@@ -261,7 +287,16 @@ impl Customer {
         ];
         self.fields()
             .iter()
-            .any(|(field, new)| ADDRESS.contains(&field.as_str()) && known.get(field) != Some(new))
+            .any(|(field, new)| ADDRESS.contains(&field.as_str()) && !holds(known.get(field), new))
+    }
+}
+
+/// Whether a field known as `old` already holds `new`: the same text, or, for a field the
+/// file clears (empty), no value at all.
+fn holds(old: Option<&String>, new: &str) -> bool {
+    match old {
+        Some(old) => old == new,
+        None => new.is_empty(),
     }
 }
 
@@ -359,7 +394,9 @@ impl Address {
         a.insert("city".into(), json!(self.city));
         a.insert("postcode".into(), json!(self.postcode));
         a.insert("country_id".into(), json!(self.country_id));
-        match (&self.shop_region, &self.region) {
+        // A cleared value goes only to an address that exists: a new one has nothing to clear.
+        let sent = |v: &Option<Text>| v.clone().filter(|v| id.is_some() || !v.is_empty());
+        match (&self.shop_region, sent(&self.region)) {
             (Some(r), _) => {
                 a.insert("region_id".into(), json!(r.id));
                 let region = json!({ "region_id": r.id, "region_code": r.code, "region": r.name });
@@ -371,7 +408,7 @@ impl Address {
             (None, None) => {}
         }
         a.insert("telephone".into(), json!(self.telephone));
-        if let Some(c) = &self.company {
+        if let Some(c) = sent(&self.company) {
             a.insert("company".into(), json!(c));
         }
         a.insert("default_billing".into(), json!(true));
@@ -488,6 +525,68 @@ pub(crate) mod tests {
         assert!(create.get("middlename").is_none());
         assert_eq!(create["extension_attributes"]["is_subscribed"], json!(true));
         assert_eq!(c.to_json(Some(7))["id"], json!(7));
+    }
+
+    #[test]
+    fn a_cleared_field_is_sent_as_nothing_and_differs_from_one_not_given() {
+        let mut c = ann();
+        let given = c.payload_hash();
+        c.middlename = Some(Text::default());
+        c.gender = Some(GENDER_CLEARED);
+        c.custom_attributes = vec![("loyalty_no".into(), Text::default())];
+        c.address = Some(Address {
+            street: vec!["1 Main".into()],
+            city: "Lund".into(),
+            postcode: "22100".into(),
+            country_id: "SE".into(),
+            region: None,
+            telephone: "123".into(),
+            company: Some(Text::default()),
+            shop_region: None,
+        });
+        let json = c.to_json(Some(3));
+        assert_eq!(json["middlename"], Value::Null);
+        assert_eq!(json["gender"], Value::Null);
+        assert!(json.as_object().expect("object").contains_key("middlename"));
+        assert_eq!(json["custom_attributes"][0]["value"], json!(""));
+        assert_eq!(
+            c.address_json(Some(9)).expect("address")["company"],
+            json!("")
+        );
+        let create = c.to_json(None);
+        assert!(
+            create.get("middlename").is_none(),
+            "a create has nothing to clear"
+        );
+        assert!(create.get("gender").is_none());
+        assert!(create.get("custom_attributes").is_none());
+        assert!(
+            c.address_json(None)
+                .expect("address")
+                .get("company")
+                .is_none()
+        );
+        let mut not_given = c.clone();
+        not_given.middlename = None;
+        assert_ne!(c.payload_hash(), not_given.payload_hash());
+        assert_ne!(c.payload_hash(), given);
+
+        let mut known = c.fields();
+        assert!(c.changes(&known).is_empty(), "the last payload sent");
+        known.remove("middlename");
+        known.remove("gender");
+        known.remove("company");
+        assert!(
+            c.changes(&known).is_empty(),
+            "the shop has none: nothing to clear"
+        );
+        assert!(!c.address_changes(&known));
+        known.insert("middlename".into(), "Maria".into());
+        known.insert("gender".into(), "2".into());
+        assert_eq!(
+            c.changes(&known),
+            ["gender: 2 -> ", "middlename: Maria -> "]
+        );
     }
 
     #[test]

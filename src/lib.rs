@@ -31,7 +31,7 @@
 //! | [`pull`] | recording the customers a shop already has | config, connect, retry, api, state, throttle, customer, defaults |
 //! | [`check`] | `custsync check`: the target tested and its shop's model shown, changing nothing | config, connect, retry, shop, state, api, throttle |
 //! | [`connect`] | the target: embedded sandbox or a real shop, the store's binding to it; the sandbox's one launcher | config, cli, api, redact, state, throttle |
-//! | [`input`] | the CSV: header, streaming, per-row validation | customer |
+//! | [`input`] | the input file (CSV in any encoding, or a spreadsheet): header, streaming, per-row validation | customer |
 //! | [`plan`] | the decision for each row, a function of the row, the store and the options | input, outcome, state, customer |
 //! | [`shop`] | the shop's model from its API, and each row to send checked against it | plan, retry, api, state, input, customer |
 //! | [`exec`] | sending a row: lost-answer recovery, answer checks, its outcome | plan, outcome, retry, api, state, customer, redact |

@@ -3,9 +3,10 @@
 //! [`decide`] is the decision for one row, a function of the row, what the store knows of its
 //! key (read through [`Lookup`]) and the [`Options`]: unknown key -> create, known key with
 //! another payload hash -> update, same hash -> unchanged; when the hash differs, the values
-//! last sent decide. [`Planner`] adds what only the whole file knows: a key seen earlier in the
-//! same file makes the later row invalid, naming the first line; and it gathers the keys the
-//! file names, for the absent check ([`crate::absent`]).
+//! last sent decide. [`Planner`] adds what only the whole file knows: several rows of one key
+//! send one of them (the first, or the last that a first pass over the file found, as
+//! [`OnDuplicate`] says) or none, the others invalid, each naming the line that was used; and
+//! it gathers the keys the file names, for the absent check ([`crate::absent`]).
 //!
 //! The planner reads the store only through [`Lookup`], generically: the sync plans a million
 //! rows against the index in a second or two, the tests plan against a map.
@@ -15,7 +16,7 @@ use std::collections::{HashMap, HashSet, hash_map};
 use secrecy::SecretString;
 
 use crate::customer::{Customer, Key};
-use crate::input::{Record, Row, check_email};
+use crate::input::{InputError, Record, Row, check_email};
 use crate::outcome::{Action, RowRef};
 use crate::state::{Entry, Lookup, StateError};
 
@@ -81,6 +82,52 @@ pub struct Options {
     pub force: bool,
     /// Send only keys that failed in an earlier run.
     pub only_failed: bool,
+    /// Which of several rows of one key is sent.
+    pub on_duplicate: OnDuplicate,
+}
+
+/// Which of several valid rows of one key is sent (`--on-duplicate`); the others are invalid.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum OnDuplicate {
+    /// The first, as the file is read.
+    #[default]
+    First,
+    /// The last: a first pass over the file finds it ([`Duplicates::scan`]).
+    Last,
+    /// None of them.
+    Error,
+}
+
+/// The keys that several valid rows of a file name, from a first pass over it: for each, its
+/// first and last line. Only duplicated keys are kept, as digests, so that even a file of a
+/// million distinct keys costs a few MB once the pass is over.
+#[derive(Debug, Default)]
+pub struct Duplicates {
+    lines: HashMap<u64, (u64, u64)>,
+}
+
+impl Duplicates {
+    /// Reads every record (a reader opened again for this pass) and keeps the duplicated keys.
+    pub fn scan(
+        records: impl IntoIterator<Item = Result<Record, InputError>>,
+    ) -> Result<Self, InputError> {
+        let mut first: HashMap<u64, u64> = HashMap::new();
+        let mut lines = HashMap::new();
+        for record in records {
+            if let Record::Valid(row) = record? {
+                let digest = row.customer.key().digest();
+                match first.entry(digest) {
+                    hash_map::Entry::Vacant(v) => {
+                        v.insert(row.line);
+                    }
+                    hash_map::Entry::Occupied(f) => {
+                        lines.insert(digest, (*f.get(), row.line));
+                    }
+                }
+            }
+        }
+        Ok(Duplicates { lines })
+    }
 }
 
 /// Plans records one by one, remembering the keys already seen in this file.
@@ -93,6 +140,8 @@ pub struct Planner<'a, S> {
     mentioned: HashSet<u64>,
     /// Invalid rows whose key cannot be known.
     unkeyed: u64,
+    /// Under `--on-duplicate last|error`: the keys several rows name.
+    duplicates: Duplicates,
 }
 
 /// The keys a file names, for telling which customers it no longer has.
@@ -128,7 +177,13 @@ impl<'a, S: Lookup> Planner<'a, S> {
             seen: HashMap::with_capacity(state.key_count()),
             mentioned: HashSet::new(),
             unkeyed: 0,
+            duplicates: Duplicates::default(),
         }
+    }
+
+    /// The planner with the duplicated keys of a first pass (see [`OnDuplicate`]).
+    pub fn with_duplicates(self, duplicates: Duplicates) -> Self {
+        Planner { duplicates, ..self }
     }
 
     /// Every key the file named, once it has all been planned.
@@ -164,26 +219,46 @@ impl<'a, S: Lookup> Planner<'a, S> {
             Record::Valid(row) => *row,
         };
         let key = row.customer.key();
-        match self.seen.entry(key.digest()) {
-            hash_map::Entry::Occupied(first) => {
-                let message = format!(
-                    "line {}: email: duplicate of line {} (same website_id {} and email)",
-                    row.line,
-                    first.get(),
-                    key.website_id
-                );
-                return Ok(Planned {
-                    row: RowRef {
-                        line: row.line,
-                        email: row.customer.email,
-                        website_id: Some(key.website_id),
-                    },
-                    step: Step::Invalid(message),
-                });
+        let digest = key.digest();
+        // The line this row is a duplicate of, and what is said of it.
+        let used = match (
+            self.options.on_duplicate,
+            self.duplicates.lines.get(&digest),
+        ) {
+            (OnDuplicate::Last, Some(&(_, last))) if row.line < last => Some((last, "")),
+            (OnDuplicate::Error, Some(&(first, last))) => {
+                let other = if row.line == first { last } else { first };
+                Some((other, "; --on-duplicate error sends none of them"))
             }
-            hash_map::Entry::Vacant(v) => {
-                v.insert(row.line);
+            _ => None,
+        };
+        let duplicate_of = match used {
+            Some(used) => {
+                // The used line (or none) names the key; this row still keeps it from absence.
+                self.mentioned.insert(digest);
+                Some(used)
             }
+            None => match self.seen.entry(digest) {
+                hash_map::Entry::Occupied(first) => Some((*first.get(), "")),
+                hash_map::Entry::Vacant(v) => {
+                    v.insert(row.line);
+                    None
+                }
+            },
+        };
+        if let Some((other, note)) = duplicate_of {
+            let message = format!(
+                "line {}: email: duplicate of line {other} (same website_id {} and email{note})",
+                row.line, key.website_id
+            );
+            return Ok(Planned {
+                row: RowRef {
+                    line: row.line,
+                    email: row.customer.email,
+                    website_id: Some(key.website_id),
+                },
+                step: Step::Invalid(message),
+            });
         }
         decide(row, key, self.state, self.options)
     }
@@ -380,7 +455,7 @@ mod tests {
     }
 
     /// A step, summed up for comparison.
-    #[derive(Debug, PartialEq)]
+    #[derive(Debug, Clone, PartialEq)]
     enum Want {
         Create,
         Update {
@@ -441,14 +516,17 @@ mod tests {
     const FORCE: Options = Options {
         force: true,
         only_failed: false,
+        on_duplicate: OnDuplicate::First,
     };
     const ONLY_FAILED: Options = Options {
         force: false,
         only_failed: true,
+        on_duplicate: OnDuplicate::First,
     };
     const NONE: Options = Options {
         force: false,
         only_failed: false,
+        on_duplicate: OnDuplicate::First,
     };
 
     /// A case: the store before, the options, the file, and what each row needs.
@@ -698,6 +776,88 @@ mod tests {
                 .map(|r| sum_up(&planner.plan(r).expect("the fake does not fail")))
                 .collect();
             assert_eq!(got, want, "{name}");
+        }
+    }
+
+    #[test]
+    fn on_duplicate_sends_the_first_the_last_or_none() {
+        let park = |line| {
+            valid(
+                line,
+                Customer {
+                    email: " ANN@x.IO ".into(),
+                    ..ann("Park")
+                },
+            )
+        };
+        let file = || {
+            vec![
+                valid(2, ann("Lee")),
+                invalid(3, "ann@x.io", Some(1)),
+                park(4),
+                valid(5, ann("Kim")),
+                valid(
+                    6,
+                    Customer {
+                        website_id: 2,
+                        ..ann("Lee")
+                    },
+                ),
+            ]
+        };
+        let dup = |line: u64, of: u64, note: &str| {
+            Want::Invalid(format!(
+                "line {line}: email: duplicate of line {of} (same website_id 1 and email{note})"
+            ))
+        };
+        let none = "; --on-duplicate error sends none of them";
+        let bad = Want::Invalid("line 3: bad".into());
+        for (mode, want) in [
+            (
+                OnDuplicate::First,
+                vec![
+                    Want::Create,
+                    bad.clone(),
+                    dup(4, 2, ""),
+                    dup(5, 2, ""),
+                    Want::Create,
+                ],
+            ),
+            (
+                OnDuplicate::Last,
+                vec![
+                    dup(2, 5, ""),
+                    bad.clone(),
+                    dup(4, 5, ""),
+                    Want::Create,
+                    Want::Create,
+                ],
+            ),
+            (
+                OnDuplicate::Error,
+                vec![
+                    dup(2, 5, none),
+                    bad.clone(),
+                    dup(4, 2, none),
+                    dup(5, 2, none),
+                    Want::Create,
+                ],
+            ),
+        ] {
+            let state = Memory::default();
+            let duplicates = Duplicates::scan(file().into_iter().map(Ok)).expect("scan");
+            let options = Options {
+                on_duplicate: mode,
+                ..NONE
+            };
+            let mut planner = Planner::new(&state, options).with_duplicates(duplicates);
+            let got: Vec<Want> = file()
+                .into_iter()
+                .map(|r| sum_up(&planner.plan(r).expect("plan")))
+                .collect();
+            assert_eq!(got, want, "{mode:?}");
+            let keys = planner.into_keys();
+            assert!(keys.contains(&Key::new(1, "ann@x.io")), "{mode:?}");
         }
     }
 

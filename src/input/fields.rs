@@ -176,6 +176,18 @@ impl Field {
     }
 }
 
+impl FieldSpec {
+    /// Whether the `--empty-value` token may clear the field in the shop: an optional field
+    /// that holds a text, or the gender. An id has no "nothing" to set (every customer has a
+    /// group, a website and a store), the subscription is `no`, and a required field must keep
+    /// a value.
+    pub fn clearable(&self) -> bool {
+        !self.required
+            && (matches!(self.kind, Kind::Name | Kind::Text | Kind::Date)
+                || self.field == Field::Gender)
+    }
+}
+
 /// The columns the header must have, in the order they are checked.
 pub fn required_columns() -> impl Iterator<Item = &'static FieldSpec> {
     FIELDS
@@ -214,6 +226,28 @@ mod tests {
         for unknown in ["custom:", "shoe_size", "street", ""] {
             assert_eq!(Field::parse(unknown), None, "{unknown}");
         }
+    }
+
+    #[test]
+    fn text_fields_that_may_be_empty_can_be_cleared() {
+        let clearable: Vec<_> = FIELDS
+            .iter()
+            .filter(|s| s.clearable())
+            .map(|s| s.column)
+            .collect();
+        assert_eq!(
+            clearable,
+            [
+                "middlename",
+                "prefix",
+                "suffix",
+                "taxvat",
+                "dob",
+                "gender",
+                "address_region",
+                "address_company"
+            ]
+        );
     }
 
     #[test]

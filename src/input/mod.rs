@@ -1,14 +1,17 @@
-//! The input CSV: from a file on disk to a stream of [`Record`]s, each a valid [`Row`] or an
+//! The input file: from a file on disk to a stream of [`Record`]s, each a valid [`Row`] or an
 //! [`InvalidRow`] whose message names the line, the column and the reason.
 //!
 //! How a line becomes a record:
 //!
-//! 1. [`Reader::open`] reads the header once: each cell names a field of the contract (or,
-//!    through the [`Mapping`], a legacy column renamed to one), or is ignored. A missing
-//!    required column or a doubled one is an [`InputError`] and nothing is read.
-//! 2. The reader streams the file one record at a time (never whole) and works out the
-//!    physical line each starts on. A record with the wrong number of fields is invalid as it
-//!    stands, and so is every line an unclosed quote swallowed.
+//! 1. [`Reader::open_with`] opens the file as its [`Format`] says: a spreadsheet by its
+//!    extension, else delimited text in a known encoding with a detected (or given)
+//!    delimiter. It reads the header once: each cell names a field of the contract (or,
+//!    through the [`Mapping`], a legacy column renamed, split or joined into fields), or is
+//!    ignored. A missing required column or a doubled one is an [`InputError`] and nothing is
+//!    read.
+//! 2. The reader streams the file one record at a time (never whole; a sheet is held by
+//!    calamine) and works out the physical line each starts on. A record with the wrong number
+//!    of fields is invalid as it stands, and so is every line an unclosed quote swallowed.
 //! 3. The validator checks the record's cells by the rules of their fields and builds the
 //!    [`Customer`](crate::customer::Customer), or lists every problem, each with its column.
 //!
@@ -17,16 +20,25 @@
 //! | file | owns |
 //! | --- | --- |
 //! | `fields.rs` | the field vocabulary: one table of columns, their kinds, which are required |
-//! | `reader.rs` | the file: CSV streaming, header, BOM, physical lines, malformed records |
+//! | `reader.rs` | the file: its format, records that are not rows, the stream of records |
+//! | `text.rs` | delimited text: encoding, delimiter, physical lines, record shapes |
+//! | `sheet.rs` | spreadsheets: one sheet's rows as cells, dates and numbers as text |
+//! | `header.rs` | the header: where each field's value comes from; pure |
 //! | `validate.rs` | one row's cells to a [`Row`] or per-column problems; pure, no I/O |
-//! | `mapping.rs` | legacy layouts: renames, constants, value maps, date formats |
+//! | `kinds.rs` | what a cell of each kind must hold (an email, a date, a name, ...) |
+//! | `mapping/` | legacy layouts: renames, constants, value maps, date formats, split, join |
 
 mod fields;
+mod header;
+mod kinds;
 mod mapping;
 mod reader;
+mod sheet;
+mod text;
 mod validate;
 
 pub use fields::Field;
+pub use kinds::check_email;
 pub use mapping::{Mapping, MappingError};
-pub use reader::{InputError, InvalidRow, Reader, Record};
-pub use validate::{Row, check_email};
+pub use reader::{Format, InputError, InvalidRow, Reader, Record};
+pub use validate::Row;

@@ -1,21 +1,25 @@
-//! The reader: streams a CSV file into [`Record`]s, one physical line accounted for at a time.
+//! The reader: streams an input file into [`Record`]s, one line (or sheet row) accounted for
+//! at a time, whatever the file's format.
 //!
-//! It owns what is about the file rather than a row: the header (a BOM, case, renames, required
-//! and duplicate columns), the physical line each record starts on (which the csv crate gets
-//! wrong after CRLF and blank lines), and records that are not rows at all: a wrong number of
-//! fields, or a quote left open that swallows the lines after it. Rows with the right shape go
-//! to the [`Validator`]. Only a problem with the file as a whole (unreadable, no header, a
-//! required column missing or doubled) is an [`InputError`].
+//! It owns what is about the file rather than a row: which format it is (a spreadsheet by
+//! its extension, else delimited text), the header (resolved in `header.rs`), and records that
+//! are not rows at all: a wrong number of fields, or a quote left open that swallows the lines
+//! after it. Rows with the right shape go to the [`Validator`]. Only a problem with the file
+//! as a whole (unreadable, in an encoding not named, no header, a required column missing or
+//! doubled) is an [`InputError`].
 
 use std::collections::VecDeque;
-use std::fs::File;
-use std::io::{self, BufReader, Read};
+use std::io;
 use std::path::{Path, PathBuf};
-use std::sync::{Arc, Mutex};
 
-use super::fields::{self, Field};
+use encoding_rs::Encoding;
+
+use super::header::{self, HeaderProblem};
+use super::kinds::shown;
 use super::mapping::Mapping;
-use super::validate::{Row, Validator, shown};
+use super::sheet::{self, SheetError, SheetFile};
+use super::text::{Shape, TextError, TextFile};
+use super::validate::{Cells, Row, Validator};
 
 /// A failure that stops the whole run before any row is processed.
 #[derive(Debug, thiserror::Error)]
@@ -24,19 +28,48 @@ pub enum InputError {
     /// The file cannot be opened or read.
     #[error("cannot read {path}: {source}")]
     Io { path: PathBuf, source: io::Error },
+    /// The file is not UTF-8 and no `--encoding` was given.
+    #[error(
+        "{path}: line {line} is not UTF-8; the file looks like windows-1252 (what Excel saves as \
+         \"CSV\" on Windows): run again with --encoding windows-1252, or with --encoding and the \
+         file's own encoding (e.g. iso-8859-15)"
+    )]
+    Encoding { path: PathBuf, line: u64 },
+    /// A spreadsheet that cannot be read.
+    #[error("cannot read the spreadsheet {path}: {message}")]
+    Sheet { path: PathBuf, message: String },
+    /// `--sheet` names no sheet of the workbook.
+    #[error("{path} has no sheet {sheet:?} (its sheets: {})", sheets.join(", "))]
+    NoSheet {
+        path: PathBuf,
+        sheet: String,
+        sheets: Vec<String>,
+    },
     /// The file has no header line at all.
     #[error("{path} is empty: expected a header line with at least email, firstname, lastname")]
     Empty { path: PathBuf },
-    /// A required column is missing from the header.
-    #[error("{path}: the header has no `{column}` column (required: email, firstname, lastname)")]
+    /// A required column is missing from the header (and no constant stands for it).
+    #[error(
+        "{path}: the header has no `{column}` column (required: email, firstname, lastname, \
+         from a column or a constant of the mapping)"
+    )]
     MissingColumn { path: PathBuf, column: &'static str },
-    /// Two header cells name the same field.
-    #[error("{path}: column `{column}` appears twice in the header (columns {first} and {second})")]
+    /// Two header cells (or a cell and a split or join of the mapping) fill the same field.
+    #[error("{path}: `{column}` is filled twice: by {first} and by {second}")]
     DuplicateColumn {
         path: PathBuf,
         column: String,
-        first: usize,
-        second: usize,
+        first: String,
+        second: String,
+    },
+    /// A `[join]` template names a column the header does not have.
+    #[error(
+        "{path}: the mapping's [join] for {field} names the column `{column}`, which the header does not have"
+    )]
+    JoinColumn {
+        path: PathBuf,
+        field: String,
+        column: String,
     },
 }
 
@@ -57,149 +90,188 @@ pub struct InvalidRow {
     pub message: String,
 }
 
-/// Streams [`Record`]s out of a CSV file.
+/// How a file is read, beyond its columns (the command line's `--delimiter`, `--encoding`,
+/// `--sheet`).
+#[derive(Debug, Clone, Default)]
+pub struct Format {
+    /// `None`: detected from the header line.
+    pub delimiter: Option<u8>,
+    /// `None`: UTF-8, or UTF-16 with a BOM; a file in a legacy encoding is refused.
+    pub encoding: Option<&'static Encoding>,
+    /// `None`: a workbook's first sheet.
+    pub sheet: Option<String>,
+}
+
+impl Format {
+    /// A `--delimiter` value: one ASCII character, or `tab` / `\t`.
+    pub fn delimiter_from(text: &str) -> Result<u8, String> {
+        match text {
+            "tab" | "\\t" | "\t" => Ok(b'\t'),
+            t if t.len() == 1 && t.is_ascii() && !t.contains(['"', '\n', '\r']) => {
+                Ok(t.as_bytes()[0])
+            }
+            t => Err(format!(
+                "{t:?} is not one character: give e.g. ';' or '|' or tab (a quote and a line end cannot be one)"
+            )),
+        }
+    }
+
+    /// An `--encoding` value: any label the WHATWG Encoding Standard knows (`windows-1252`,
+    /// `iso-8859-15`, `utf-16le`, ...).
+    pub fn encoding_from(label: &str) -> Result<&'static Encoding, String> {
+        Encoding::for_label(label.trim().as_bytes()).ok_or_else(|| {
+            format!(
+                "{label:?} is not an encoding custsync knows: use a label such as windows-1252, \
+                 iso-8859-1, iso-8859-15, utf-8 or utf-16le"
+            )
+        })
+    }
+}
+
+/// Where the rows come from.
+enum Body {
+    /// Boxed: the csv reader and its buffers are most of the reader's size.
+    Text(Box<TextFile>),
+    Sheet(SheetFile),
+}
+
+/// What the reader was opened with, to open the file again.
+#[derive(Clone)]
+struct Opened {
+    path: PathBuf,
+    default_website: u32,
+    mapping: Mapping,
+    format: Format,
+}
+
+/// Streams [`Record`]s out of an input file.
 pub struct Reader {
-    csv: csv::Reader<LineIndex<BufReader<File>>>,
-    newlines: Newlines,
-    header: Vec<String>,
+    body: Body,
+    /// The header's number of cells: a text record with another number is malformed.
+    width: usize,
+    ignored: Vec<String>,
     validator: Validator,
     /// The `email` column, to name an invalid row in the report as it is written.
     email_at: Option<usize>,
-    record: csv::ByteRecord,
     pending: VecDeque<Record>,
-    path: PathBuf,
+    opened: Opened,
 }
 
 impl Reader {
-    /// Opens `path` and resolves its header. `default_website` fills rows without a
-    /// `website_id`.
+    /// Opens a UTF-8 CSV file (or a spreadsheet) and resolves its header. `default_website`
+    /// fills rows without a `website_id`.
     pub fn open(path: &Path, default_website: u32, mapping: Mapping) -> Result<Self, InputError> {
-        let io_err = |source| InputError::Io {
+        Reader::open_with(path, default_website, mapping, &Format::default())
+    }
+
+    /// The same, read as `format` says.
+    pub fn open_with(
+        path: &Path,
+        default_website: u32,
+        mapping: Mapping,
+        format: &Format,
+    ) -> Result<Self, InputError> {
+        let opened = Opened {
             path: path.to_owned(),
-            source,
+            default_website,
+            mapping,
+            format: format.clone(),
         };
-        let file = File::open(path).map_err(io_err)?;
-        let newlines = Newlines::default();
-        let mut csv = csv::ReaderBuilder::new()
-            .flexible(true)
-            .has_headers(false)
-            .from_reader(LineIndex {
-                inner: BufReader::with_capacity(256 * 1024, file),
-                offset: 0,
-                newlines: newlines.clone(),
-            });
-        let mut header = csv::ByteRecord::new();
-        let has_header = csv
-            .read_byte_record(&mut header)
-            .map_err(|e| io_err(e.into()))?;
-        if !has_header {
-            return Err(InputError::Empty {
-                path: path.to_owned(),
-            });
-        }
-        // The csv crate keeps a UTF-8 BOM on the first cell; it is not part of the name.
-        let header: Vec<String> = header
-            .iter()
-            .map(|c| {
-                String::from_utf8_lossy(c)
-                    .trim_start_matches('\u{feff}')
-                    .trim()
-                    .to_owned()
-            })
-            .collect();
-        let columns = resolve_header(path, &header, &mapping)?;
-        let validator = Validator::new(columns, default_website, mapping);
-        Ok(Reader {
-            csv,
-            newlines,
-            header,
-            email_at: validator.position(&Field::Email),
-            validator,
-            record: csv::ByteRecord::new(),
-            pending: VecDeque::new(),
+        let (body, header) = open_body(&opened)?;
+        let header = header.ok_or_else(|| InputError::Empty {
             path: path.to_owned(),
+        })?;
+        let layout =
+            header::resolve(&header, &opened.mapping).map_err(|p| header_error(path, p))?;
+        let validator = Validator::new(layout.sources, default_website, opened.mapping.clone());
+        Ok(Reader {
+            body,
+            width: header.len(),
+            ignored: layout.ignored,
+            validator,
+            email_at: layout.email_at,
+            pending: VecDeque::new(),
+            opened,
         })
+    }
+
+    /// The same file, opened again from its start (for a first pass over its keys).
+    pub fn reopen(&self) -> Result<Self, InputError> {
+        let o = &self.opened;
+        Reader::open_with(&o.path, o.default_website, o.mapping.clone(), &o.format)
     }
 
     /// Header cells that map to no field, for the one-time "ignored" notice.
     pub fn ignored_columns(&self) -> Vec<String> {
-        self.header
-            .iter()
-            .zip(self.validator.fields())
-            .filter(|(_, f)| f.is_none())
-            .map(|(h, _)| h.clone())
-            .collect()
+        self.ignored.clone()
     }
 
     /// Bytes of the file consumed so far, for progress.
     pub fn bytes_read(&self) -> u64 {
-        self.csv.position().byte()
-    }
-
-    fn read_next(&mut self) -> Result<bool, InputError> {
-        self.csv
-            .read_byte_record(&mut self.record)
-            .map_err(|e| InputError::Io {
-                path: self.path.clone(),
-                source: e.into(),
-            })
-    }
-
-    /// Turns the record just read into the [`Record`]s of the lines it covers.
-    fn classify(&mut self) {
-        let expected = self.header.len();
-        let got = self.record.len();
-        let embedded: u64 = self
-            .record
-            .iter()
-            .map(|f| memchr::memchr_iter(b'\n', f).count() as u64)
-            .sum();
-        // A quote left open runs to the end of the file, taking the last newline into its field.
-        let open_at_eof = got != expected
-            && embedded > 0
-            && self
-                .record
-                .iter()
-                .next_back()
-                .is_some_and(|f| f.ends_with(b"\n"));
-        let embedded = embedded - u64::from(open_at_eof);
-        // Count back from the record's end: where a record starts, the csv crate may count
-        // skipped blank lines or the `\n` of a CRLF, but its end is exact.
-        let end = self.csv.position().byte();
-        let line = self.newlines.line_at(end.saturating_sub(1)) - embedded;
-        if got != expected {
-            self.malformed(line, embedded, got, expected);
-            return;
+        match &self.body {
+            Body::Text(t) => t.bytes_read(),
+            Body::Sheet(s) => {
+                s.progress(std::fs::metadata(&self.opened.path).map_or(0, |m| m.len()))
+            }
         }
-        if let Some(why) = self.validator.oversized(self.record.iter()) {
-            self.pending.push_back(Record::Invalid(InvalidRow {
+    }
+
+    /// Reads the next record into `pending`; `false` at the end of the file.
+    fn read_next(&mut self) -> Result<bool, InputError> {
+        let (line, outcome) = match &mut self.body {
+            Body::Sheet(sheet) => match sheet.next_row() {
+                None => return Ok(false),
+                Some(line) => match self.validator.oversized(sheet.row()) {
+                    Some(why) => (line, Err(why)),
+                    None => (line, Ok(self.validator.check(line, sheet.row()))),
+                },
+            },
+            Body::Text(text) => match text.next(self.width).map_err(|source| InputError::Io {
+                path: self.opened.path.clone(),
+                source,
+            })? {
+                None => return Ok(false),
+                Some(Shape::Malformed {
+                    line,
+                    embedded,
+                    got,
+                }) => {
+                    self.malformed(line, embedded, got);
+                    return Ok(true);
+                }
+                Some(Shape::Fits { line }) => match self.validator.oversized(text.record()) {
+                    Some(why) => (line, Err(why)),
+                    None => (line, Ok(self.validator.check(line, text.record()))),
+                },
+            },
+        };
+        let record = match outcome {
+            Err(why) => Record::Invalid(InvalidRow {
                 line,
-                email: self.shown_email(),
+                email: self.email(),
                 website_id: None,
                 message: format!("line {line}: {why}"),
-            }));
-            return;
-        }
-        let record = match self.validator.check(line, self.record.iter()) {
-            Ok(row) => Record::Valid(Box::new(row)),
-            Err(rejected) => {
+            }),
+            Ok(Ok(row)) => Record::Valid(Box::new(row)),
+            Ok(Err(rejected)) => {
                 let reasons: Vec<String> =
                     rejected.problems.iter().map(ToString::to_string).collect();
                 Record::Invalid(InvalidRow {
                     line,
-                    email: self.shown_email(),
+                    email: self.email(),
                     website_id: Some(rejected.website_id),
                     message: format!("line {line}: {}", reasons.join("; ")),
                 })
             }
         };
         self.pending.push_back(record);
+        Ok(true)
     }
 
     /// A record with the wrong number of fields: one invalid row for its first line, and one
     /// for each line an unclosed quote swallowed.
-    fn malformed(&mut self, line: u64, embedded: u64, got: usize, expected: usize) {
-        let email = self.shown_email();
+    fn malformed(&mut self, line: u64, embedded: u64, got: usize) {
+        let expected = self.width;
         let message = if embedded > 0 {
             format!(
                 "line {line}: malformed CSV: a quoted field is not closed where the line ends \
@@ -211,7 +283,7 @@ impl Reader {
         };
         self.pending.push_back(Record::Invalid(InvalidRow {
             line,
-            email,
+            email: self.email(),
             website_id: None,
             message,
         }));
@@ -228,14 +300,16 @@ impl Reader {
     }
 
     /// The email cell of the record just read, as an invalid row's report line shows it:
-    /// trimmed, and clipped (see [`shown`]).
-    fn shown_email(&self) -> String {
-        shown(self.cell(self.email_at).unwrap_or_default().trim()).into_owned()
-    }
-
-    /// The cell of column `at` in the record just read, if it is there and UTF-8.
-    fn cell(&self, at: Option<usize>) -> Option<&str> {
-        std::str::from_utf8(self.record.get(at?)?).ok()
+    /// trimmed and clipped (see [`shown`]); empty when it is not there or not UTF-8.
+    fn email(&self) -> String {
+        let Some(at) = self.email_at else {
+            return String::new();
+        };
+        let cell = match &self.body {
+            Body::Text(t) => t.record().cell(at),
+            Body::Sheet(s) => s.row().cell(at),
+        };
+        shown(std::str::from_utf8(cell.bytes).unwrap_or_default().trim()).into_owned()
     }
 }
 
@@ -248,7 +322,7 @@ impl Iterator for Reader {
                 return Some(Ok(r));
             }
             match self.read_next() {
-                Ok(true) => self.classify(),
+                Ok(true) => {}
                 Ok(false) => return None,
                 Err(e) => return Some(Err(e)),
             }
@@ -256,78 +330,65 @@ impl Iterator for Reader {
     }
 }
 
-/// Newline offsets of the bytes read ahead, so that a record's byte offset gives its physical
-/// line. (The csv crate's own line count is one short after CRLF line ends.)
-#[derive(Clone, Default)]
-struct Newlines(Arc<Mutex<NewlineState>>);
-
-#[derive(Default)]
-struct NewlineState {
-    pending: VecDeque<u64>,
-    passed: u64,
+/// Whether `path` names a spreadsheet, by its extension.
+fn is_spreadsheet(path: &Path) -> bool {
+    path.extension()
+        .and_then(|e| e.to_str())
+        .is_some_and(|e| sheet::EXTENSIONS.contains(&e.to_ascii_lowercase().as_str()))
 }
 
-impl Newlines {
-    /// The 1-based line that byte `at` is on.
-    fn line_at(&self, at: u64) -> u64 {
-        let mut s = self.0.lock().unwrap_or_else(|p| p.into_inner());
-        while s.pending.front().is_some_and(|&o| o < at) {
-            s.pending.pop_front();
-            s.passed += 1;
-        }
-        s.passed + 1
+/// Opens the file's rows and reads its header (`None`: no header at all).
+fn open_body(o: &Opened) -> Result<(Body, Option<Vec<String>>), InputError> {
+    let path = &o.path;
+    if is_spreadsheet(path) {
+        let (sheet, header) =
+            SheetFile::open(path, o.format.sheet.as_deref()).map_err(|e| match e {
+                SheetError::Unreadable(message) => InputError::Sheet {
+                    path: path.clone(),
+                    message,
+                },
+                SheetError::NoSheet { sheet, sheets } => InputError::NoSheet {
+                    path: path.clone(),
+                    sheet,
+                    sheets,
+                },
+            })?;
+        return Ok((Body::Sheet(sheet), header));
     }
+    let (text, header) =
+        TextFile::open(path, o.format.delimiter, o.format.encoding).map_err(|e| match e {
+            TextError::Io(source) => InputError::Io {
+                path: path.clone(),
+                source,
+            },
+            TextError::Legacy { line } => InputError::Encoding {
+                path: path.clone(),
+                line,
+            },
+        })?;
+    Ok((Body::Text(Box::new(text)), header))
 }
 
-/// A reader that notes where the newlines are as the bytes go by.
-struct LineIndex<R> {
-    inner: R,
-    offset: u64,
-    newlines: Newlines,
-}
-
-impl<R: Read> Read for LineIndex<R> {
-    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
-        let n = self.inner.read(buf)?;
-        let mut s = self.newlines.0.lock().unwrap_or_else(|p| p.into_inner());
-        let base = self.offset;
-        s.pending
-            .extend(memchr::memchr_iter(b'\n', &buf[..n]).map(|i| base + i as u64));
-        self.offset += n as u64;
-        Ok(n)
+fn header_error(path: &Path, problem: HeaderProblem) -> InputError {
+    let path = path.to_owned();
+    match problem {
+        HeaderProblem::Missing { column } => InputError::MissingColumn { path, column },
+        HeaderProblem::Twice {
+            column,
+            first,
+            second,
+        } => InputError::DuplicateColumn {
+            path,
+            column,
+            first,
+            second,
+        },
+        HeaderProblem::JoinColumn { field, column } => InputError::JoinColumn {
+            path,
+            field,
+            column,
+        },
     }
-}
-
-/// The field each header cell fills (`None`: ignored), with the header's own checks.
-fn resolve_header(
-    path: &Path,
-    header: &[String],
-    mapping: &Mapping,
-) -> Result<Vec<Option<Field>>, InputError> {
-    let mut columns: Vec<Option<Field>> = Vec::with_capacity(header.len());
-    for (i, name) in header.iter().enumerate() {
-        let field = mapping.field_for(name);
-        if let Some(f) = &field
-            && let Some(first) = columns.iter().position(|c| c.as_ref() == Some(f))
-        {
-            return Err(InputError::DuplicateColumn {
-                path: path.to_owned(),
-                column: f.name(),
-                first: first + 1,
-                second: i + 1,
-            });
-        }
-        columns.push(field);
-    }
-    if let Some(missing) =
-        fields::required_columns().find(|s| !columns.contains(&Some(s.field.clone())))
-    {
-        return Err(InputError::MissingColumn {
-            path: path.to_owned(),
-            column: missing.column,
-        });
-    }
-    Ok(columns)
 }
 
 #[cfg(test)]
@@ -423,11 +484,86 @@ mod tests {
     }
 
     #[test]
-    fn non_utf8_cell_is_invalid_not_fatal() {
-        let recs =
-            read(b"email,firstname,lastname\na@x.io,J\xf6rg,Lee\nb@x.io,Bo,Ek\n").expect("read");
-        assert_eq!(lines(&recs), vec![(2, false), (3, true)]);
-        assert!(message(&recs[0]).contains("firstname: not valid UTF-8"));
+    fn non_utf8_cell_in_a_utf8_file_is_invalid_not_fatal() {
+        let recs = read(
+            b"email,firstname,lastname\nc@x.io,\xc3\x85sa,Lee\na@x.io,J\xf6rg,Lee\nb@x.io,Bo,Ek\n",
+        )
+        .expect("read");
+        assert_eq!(lines(&recs), vec![(2, true), (3, false), (4, true)]);
+        assert!(message(&recs[1]).contains("firstname: not valid UTF-8"));
+        assert!(message(&recs[1]).contains("--encoding"));
+    }
+
+    fn read_as(content: &[u8], name: &str, format: &Format) -> Result<Vec<Record>, InputError> {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let path = dir.path().join(name);
+        std::fs::write(&path, content).expect("write");
+        Reader::open_with(&path, 1, Mapping::default(), format)?.collect()
+    }
+
+    fn names(records: &[Record]) -> Vec<String> {
+        records
+            .iter()
+            .map(|r| match r {
+                Record::Valid(row) => {
+                    format!("{} {}", row.customer.firstname, row.customer.lastname)
+                }
+                Record::Invalid(i) => i.message.clone(),
+            })
+            .collect()
+    }
+
+    #[test]
+    fn a_legacy_file_stops_until_its_encoding_is_named() {
+        // Windows-1252, semicolons, CRLF, Swedish letters in the header and the rows.
+        let file = b"E-post;F\xf6rnamn;Efternamn;firstname;lastname;email\r\n\
+                     ;x;x;\xc5sa;L\xf6fgren;asa@x.se\r\n;x;x;Bj\xf6rn;\xc4ng;bjorn@x.se\r\n";
+        let err = read_as(file, "kunder.csv", &Format::default()).expect_err("legacy");
+        assert!(
+            matches!(err, InputError::Encoding { line: 1, .. }),
+            "{err:?}"
+        );
+        let message = err.to_string();
+        assert!(message.contains("--encoding windows-1252"), "{message}");
+        let format = Format {
+            encoding: Some(encoding_rs::WINDOWS_1252),
+            ..Format::default()
+        };
+        let recs = read_as(file, "kunder.csv", &format).expect("read");
+        assert_eq!(names(&recs), ["Åsa Löfgren", "Björn Äng"]);
+        assert_eq!(lines(&recs), vec![(2, true), (3, true)]);
+    }
+
+    #[test]
+    fn utf16_with_a_bom_and_tabs() {
+        let text = "email\tfirstname\tlastname\tcustom:note\r\n\
+                    a@x.io\tÅsa\tLee\t\"two\r\nlines\"\r\nb@x.io\tBo\tEk\t\r\n";
+        for (bom, encode) in [
+            (&b"\xff\xfe"[..], u16::to_le_bytes as fn(u16) -> [u8; 2]),
+            (b"\xfe\xff", u16::to_be_bytes),
+        ] {
+            let mut file = bom.to_vec();
+            file.extend(text.encode_utf16().flat_map(encode));
+            let recs = read_as(&file, "u.csv", &Format::default()).expect("read");
+            assert_eq!(names(&recs), ["Åsa Lee", "Bo Ek"]);
+            assert_eq!(lines(&recs), vec![(2, true), (4, true)]);
+        }
+    }
+
+    #[test]
+    fn a_given_delimiter_wins() {
+        let file = b"email|firstname|lastname|w;x;y;z\na@x.io|Ann|Lee|1;2;3;4\n";
+        let detected = read_as(file, "p.csv", &Format::default()).expect_err("; wins a tie");
+        assert!(
+            matches!(detected, InputError::MissingColumn { .. }),
+            "{detected:?}"
+        );
+        let format = Format {
+            delimiter: Some(b'|'),
+            ..Format::default()
+        };
+        let recs = read_as(file, "p.csv", &format).expect("read");
+        assert_eq!(names(&recs), ["Ann Lee"]);
     }
 
     #[test]

@@ -3,28 +3,25 @@
 //! Pure: no file and no I/O, so every rule is tested with rows written in the test. A row is
 //! checked in three steps, collecting every problem so that a person fixes it once:
 //!
-//! 1. each cell, in column order: UTF-8, not absurdly long, then through the mapping's value
-//!    map and date format;
+//! 1. each [`Source`] of the header, in order: its cells UTF-8 and not absurdly long, cut
+//!    (split) or put together (join), then through the mapping's value map and date formats;
+//!    the `--empty-value` token passes as it is;
 //! 2. the mapping's constants fill the fields the row left empty;
-//! 3. each field, in [`FIELDS`] order: the check its [`Kind`] names, or, when it is empty,
-//!    whether its [`FieldSpec::required`] says it may be.
+//! 3. each field, in [`FIELDS`] order: the token clears it (when [`FieldSpec::clearable`]),
+//!    else the check its [`Kind`](super::fields::Kind) names, or, when it is empty, whether its
+//!    [`FieldSpec::required`] says it may be.
 
 use std::borrow::Cow;
-use std::collections::HashSet;
 use std::fmt;
-use std::sync::OnceLock;
 
-use chrono::NaiveDate;
 use secrecy::SecretString;
 
-use super::fields::{FIELDS, Field, FieldSpec, Kind, Part};
-use super::mapping::Mapping;
-use crate::customer::{Address, Customer, Text};
+use super::fields::{FIELDS, Field, FieldSpec, Part};
+use super::header::Source;
+use super::kinds::{Value, check};
+use super::mapping::{Mapping, Piece, Split, fill};
+use crate::customer::{Address, Customer, GENDER_CLEARED, Text};
 
-/// The longest value we accept in a name field; Magento's own limit.
-const MAX_NAME_CHARS: usize = 255;
-/// The longest email address that SMTP allows.
-const MAX_EMAIL_CHARS: usize = 254;
 /// The longest value of any other field: beyond this a cell is a broken export, not data.
 const MAX_FIELD_CHARS: usize = 4096;
 /// Most bytes a row's cells may hold, over the columns it fills: every field at its longest
@@ -32,8 +29,6 @@ const MAX_FIELD_CHARS: usize = 4096;
 pub const MAX_ROW_BYTES: usize = 64 * 1024;
 /// Most cells a row may fill: every field, and more custom attributes than a shop defines.
 pub const MAX_ROW_CELLS: usize = 256;
-/// Most of a rejected cell a message (or the report) echoes, in characters.
-const SHOWN_CHARS: usize = 256;
 
 /// A row that passed validation.
 #[derive(Debug)]
@@ -68,14 +63,41 @@ pub struct Rejected {
     pub problems: Vec<Problem>,
 }
 
-/// Where a column's cells go: a line of [`FIELDS`], or a custom attribute.
+/// One cell of a row as the file holds it.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct Cell<'a> {
+    pub bytes: &'a [u8],
+    /// A spreadsheet's date cell, as `YYYY-MM-DD` (midnight) or `YYYY-MM-DD HH:MM:SS`: a date
+    /// already, which no date format is applied to.
+    pub date: bool,
+}
+
+impl<'a> Cell<'a> {
+    /// A cell of text.
+    pub fn text(bytes: &'a [u8]) -> Self {
+        Cell { bytes, date: false }
+    }
+}
+
+/// A row's cells by column; a column the row does not have reads as empty.
+pub trait Cells {
+    fn cell(&self, at: usize) -> Cell<'_>;
+}
+
+impl Cells for [&[u8]] {
+    fn cell(&self, at: usize) -> Cell<'_> {
+        Cell::text(self.get(at).copied().unwrap_or_default())
+    }
+}
+
+/// Where a field's values go: a line of [`FIELDS`], or a custom attribute.
 #[derive(Debug)]
 enum Slot {
     Known(usize),
     Custom(Text),
 }
 
-/// A header cell that names a field.
+/// A field that a source fills.
 #[derive(Debug)]
 struct Column {
     field: Field,
@@ -93,62 +115,121 @@ impl Column {
     }
 }
 
-/// Checks the rows of one file: its columns, resolved once from the header, and what fills
-/// the fields a row leaves empty.
+/// A [`Source`] with its fields resolved to their slots.
+#[derive(Debug)]
+enum Input {
+    Cell {
+        at: usize,
+        column: Column,
+    },
+    Split {
+        at: usize,
+        split: Split,
+        columns: Vec<Column>,
+    },
+    Join {
+        at: Vec<usize>,
+        pieces: Vec<Piece>,
+        column: Column,
+    },
+}
+
+impl Input {
+    fn new(source: Source) -> Option<Self> {
+        Some(match source {
+            Source::Cell { at, field } => Input::Cell {
+                at,
+                column: Column::new(field)?,
+            },
+            Source::Split { at, split } => Input::Split {
+                at,
+                columns: split
+                    .into
+                    .iter()
+                    .cloned()
+                    .map(Column::new)
+                    .collect::<Option<_>>()?,
+                split,
+            },
+            Source::Join { at, join } => Input::Join {
+                at,
+                column: Column::new(join.field)?,
+                pieces: join.pieces,
+            },
+        })
+    }
+}
+
+/// Checks the rows of one file: where each field comes from, resolved once from the header,
+/// and what fills the fields a row leaves empty.
 #[derive(Debug)]
 pub struct Validator {
-    columns: Vec<Option<Column>>,
+    inputs: Vec<Input>,
+    /// The columns some input reads, each once, in order.
+    used: Vec<usize>,
     constants: Vec<(Column, String)>,
     default_website: u32,
     mapping: Mapping,
 }
 
-/// A cell that passed its kind's check, as the customer record takes it.
-enum Value {
-    Text(Text),
-    Code(u8),
-    Number(u32),
-    Lines(Vec<Text>),
-    Secret(SecretString),
+/// The values of one row by slot, as step 1 leaves them.
+struct Gathered<'a> {
+    values: [Option<Cow<'a, str>>; FIELDS.len()],
+    custom_attributes: Vec<(Text, Text)>,
+    problems: Vec<Problem>,
+}
+
+impl<'a> Gathered<'a> {
+    fn put(&mut self, column: &Column, value: Result<Option<Cow<'a, str>>, String>) {
+        match (value, &column.slot) {
+            (Ok(None), _) => {}
+            (Ok(Some(v)), Slot::Known(i)) => self.values[*i] = Some(v),
+            (Ok(Some(v)), Slot::Custom(code)) => {
+                self.custom_attributes.push((code.clone(), Text::from(v)));
+            }
+            (Err(reason), _) => self.problems.push(Problem {
+                field: column.field.clone(),
+                reason,
+            }),
+        }
+    }
 }
 
 impl Validator {
-    /// `columns` holds, per header cell, the field it fills (`None`: ignored). `default_website`
+    /// `sources` says where each field comes from (see [`super::header`]). `default_website`
     /// is the `website_id` of rows that give none.
-    pub fn new(columns: Vec<Option<Field>>, default_website: u32, mapping: Mapping) -> Self {
+    pub fn new(sources: Vec<Source>, default_website: u32, mapping: Mapping) -> Self {
         let constants = mapping
             .constants()
             .iter()
             .filter_map(|(field, value)| Some((Column::new(field.clone())?, value.clone())))
             .collect();
+        let mut used: Vec<usize> = sources
+            .iter()
+            .flat_map(|s| match s {
+                Source::Cell { at, .. } | Source::Split { at, .. } => vec![*at],
+                Source::Join { at, .. } => at.clone(),
+            })
+            .collect();
+        used.sort_unstable();
+        used.dedup();
         Validator {
-            columns: columns
-                .into_iter()
-                .map(|f| f.and_then(Column::new))
-                .collect(),
+            inputs: sources.into_iter().filter_map(Input::new).collect(),
+            used,
             constants,
             default_website,
             mapping,
         }
     }
 
-    /// The field each column fills, in header order.
-    pub fn fields(&self) -> impl Iterator<Item = Option<&Field>> {
-        self.columns.iter().map(|c| c.as_ref().map(|c| &c.field))
-    }
-
-    /// The column that fills `field`, if the header has one.
-    pub fn position(&self, field: &Field) -> Option<usize> {
-        self.fields().position(|f| f == Some(field))
-    }
-
     /// Why a row is too large to be built at all, if it is: the cells it fills (those of
-    /// columns that name a field) are more than [`MAX_ROW_CELLS`], or hold more than
+    /// columns that some field reads) are more than [`MAX_ROW_CELLS`], or hold more than
     /// [`MAX_ROW_BYTES`]. Looked at before anything of the row is copied.
-    pub fn oversized<'a>(&self, cells: impl IntoIterator<Item = &'a [u8]>) -> Option<String> {
+    pub fn oversized<C: Cells + ?Sized>(&self, cells: &C) -> Option<String> {
         let (mut filled, mut bytes) = (0usize, 0usize);
-        for (column, raw) in self.columns.iter().zip(cells) {
-            if column.is_some() && !raw.trim_ascii().is_empty() {
+        for &at in &self.used {
+            let raw = cells.cell(at).bytes;
+            if !raw.trim_ascii().is_empty() {
                 filled += 1;
                 bytes += raw.len();
             }
@@ -168,30 +249,54 @@ impl Validator {
         }
     }
 
-    /// Checks one row's cells (in header order) against the contract's rules.
-    pub fn check<'a>(
+    /// Checks one row's cells against the contract's rules.
+    pub fn check<'a, C: Cells + ?Sized>(
         &'a self,
         line: u64,
-        cells: impl IntoIterator<Item = &'a [u8]>,
+        cells: &'a C,
     ) -> Result<Row, Rejected> {
-        let mut problems = Vec::new();
-        // 1. Each cell, into its field's slot.
-        let mut values: [Option<Cow<'a, str>>; FIELDS.len()] = [const { None }; FIELDS.len()];
-        let mut custom_attributes: Vec<(Text, Text)> = Vec::new();
-        for (column, raw) in self.columns.iter().zip(cells) {
-            let Some(column) = column else { continue };
-            match self.decode(&column.field, raw) {
-                Ok(Some(v)) => match &column.slot {
-                    Slot::Known(i) => values[*i] = Some(v),
-                    Slot::Custom(code) => custom_attributes.push((code.clone(), Text::from(v))),
+        // 1. Each source, into its fields' slots.
+        let mut row = Gathered {
+            values: [const { None }; FIELDS.len()],
+            custom_attributes: Vec::new(),
+            problems: Vec::new(),
+        };
+        for input in &self.inputs {
+            match input {
+                Input::Cell { at, column } => {
+                    let value = self.decode(&column.field, cells.cell(*at));
+                    row.put(column, value);
+                }
+                Input::Split { at, split, columns } => match cell_text(cells.cell(*at)) {
+                    Ok(text) => {
+                        for (column, part) in columns.iter().zip(split.apply(text)) {
+                            row.put(column, self.value(&column.field, part));
+                        }
+                    }
+                    Err(reason) => {
+                        if let Some(first) = columns.first() {
+                            row.put(first, Err(reason));
+                        }
+                    }
                 },
-                Ok(None) => {}
-                Err(reason) => problems.push(Problem {
-                    field: column.field.clone(),
-                    reason,
-                }),
+                Input::Join { at, pieces, column } => {
+                    let texts: Result<Vec<&str>, String> =
+                        at.iter().map(|&i| cell_text(cells.cell(i))).collect();
+                    let value = texts.and_then(|texts| match fill(pieces, texts) {
+                        None => Ok(None),
+                        Some(joined) => self
+                            .value(&column.field, &joined)
+                            .map(|v| v.map(|v| Cow::Owned(v.into_owned()))),
+                    });
+                    row.put(column, value);
+                }
             }
         }
+        let Gathered {
+            mut values,
+            mut custom_attributes,
+            mut problems,
+        } = row;
         // 2. The mapping's constants, where the row has nothing.
         for (column, value) in &self.constants {
             match &column.slot {
@@ -205,15 +310,35 @@ impl Validator {
                 }
             }
         }
+        // A custom attribute holding the token is cleared: sent empty.
+        let token = self.mapping.empty_value();
+        for (_, value) in &mut custom_attributes {
+            if Some(value.as_str()) == token {
+                value.clear();
+            }
+        }
         custom_attributes.sort();
         // 3. Each field by its kind.
+        let clears = |v: &Option<Cow<'_, str>>| v.as_deref().is_some_and(|v| Some(v) == token);
         let address_given = FIELDS
             .iter()
             .zip(&values)
-            .any(|(s, v)| s.part == Part::Address && v.is_some());
+            .any(|(s, v)| s.part == Part::Address && v.is_some() && !clears(v));
         let mut draft = Draft::new(self.default_website, custom_attributes);
         for (spec, value) in FIELDS.iter().zip(values) {
             let reason = match value {
+                Some(v) if Some(&*v) == token => match cleared(spec, &v) {
+                    Ok(()) if spec.part == Part::Address && !address_given => continue,
+                    Ok(()) => {
+                        let nothing = match spec.field {
+                            Field::Gender => Value::Code(GENDER_CLEARED),
+                            _ => Value::Text(Text::default()),
+                        };
+                        draft.place(&spec.field, nothing);
+                        continue;
+                    }
+                    Err(reason) => reason,
+                },
                 Some(v) => match check(spec.kind, &v) {
                     Ok(value) => {
                         draft.place(&spec.field, value);
@@ -243,23 +368,55 @@ impl Validator {
         Ok(draft.into_row(line, address_given))
     }
 
-    /// A cell as its field takes it: `None` when empty, `Err` when it cannot be data.
-    fn decode<'a>(&'a self, field: &Field, raw: &'a [u8]) -> Result<Option<Cow<'a, str>>, String> {
-        let v = std::str::from_utf8(raw)
-            .map_err(|e| {
-                format!(
-                    "not valid UTF-8 (byte {} of the cell); save the file as UTF-8",
-                    e.valid_up_to() + 1
-                )
-            })?
-            .trim();
+    /// A cell as its field takes it: `None` when empty, `Err` when it cannot be data. A date
+    /// cell is a date already: for `dob`, its date.
+    fn decode<'a>(&'a self, field: &Field, cell: Cell<'a>) -> Result<Option<Cow<'a, str>>, String> {
+        let v = cell_text(cell)?;
+        if cell.date && !v.is_empty() {
+            return Ok(Some(Cow::Borrowed(match field {
+                Field::Dob => v.get(..10).unwrap_or(v),
+                _ => v,
+            })));
+        }
+        self.value(field, v)
+    }
+
+    /// A trimmed text as its field takes it: through the mapping, unless it is the empty-value
+    /// token, which passes as it is.
+    fn value<'a>(&'a self, field: &Field, v: &'a str) -> Result<Option<Cow<'a, str>>, String> {
         if v.len() > MAX_FIELD_CHARS && v.chars().count() > MAX_FIELD_CHARS {
             return Err(format!("value is {} characters long", v.chars().count()));
         }
         if v.is_empty() {
             return Ok(None);
         }
+        if Some(v) == self.mapping.empty_value() {
+            return Ok(Some(Cow::Borrowed(v)));
+        }
         self.mapping.convert(field, v).map(Some)
+    }
+}
+
+/// A cell's text, trimmed, when it is UTF-8.
+fn cell_text(cell: Cell<'_>) -> Result<&str, String> {
+    std::str::from_utf8(cell.bytes).map(str::trim).map_err(|e| {
+        format!(
+            "not valid UTF-8 (byte {} of the cell): save the file as UTF-8, or name its \
+                 encoding with --encoding",
+            e.valid_up_to() + 1
+        )
+    })
+}
+
+/// Whether the `--empty-value` token may clear the field; `Err` says why not.
+fn cleared(spec: &FieldSpec, token: &str) -> Result<(), String> {
+    match spec {
+        s if s.clearable() => Ok(()),
+        s if s.required => Err(format!("`{token}` cannot clear a required field")),
+        _ => Err(format!(
+            "`{token}` cannot clear this field: give a value, or leave the cell empty to keep \
+             the shop's"
+        )),
     }
 }
 
@@ -269,56 +426,6 @@ fn missing(spec: &FieldSpec, address_given: bool) -> Option<&'static str> {
         _ if !spec.required => None,
         Part::Customer => Some("required value is empty"),
         Part::Address => address_given.then_some("required when an address is given"),
-    }
-}
-
-/// A cell checked by its field's kind.
-fn check(kind: Kind, v: &str) -> Result<Value, String> {
-    match kind {
-        Kind::Email => check_email(v)
-            .map(|()| Value::Text(Text::from(v)))
-            .map_err(|why| format!("`{}` {why}", shown(v))),
-        Kind::Name if v.chars().count() > MAX_NAME_CHARS => {
-            Err(format!("longer than {MAX_NAME_CHARS} characters"))
-        }
-        Kind::Name if v.chars().any(char::is_control) => {
-            Err("contains a control character".to_owned())
-        }
-        Kind::Name | Kind::Text => Ok(Value::Text(Text::from(v))),
-        Kind::Date => check_dob(v)
-            .map(|()| Value::Text(Text::from(v)))
-            .map_err(|why| format!("`{}` {why}", shown(v))),
-        Kind::Choice(words) => words
-            .iter()
-            .find(|(word, _)| word.eq_ignore_ascii_case(v))
-            .map(|(_, code)| Value::Code(*code))
-            .ok_or_else(|| {
-                let listed: Vec<&str> = words.iter().map(|(word, _)| *word).collect();
-                format!("`{}` is not one of {}", shown(v), listed.join(", "))
-            }),
-        Kind::Number => v
-            .parse()
-            .map(Value::Number)
-            .map_err(|_| format!("`{}` is not a whole number", shown(v))),
-        Kind::Secret => Ok(Value::Secret(SecretString::from(v.to_owned()))),
-        Kind::Lines => Ok(Value::Lines(
-            v.split(['\n', '|'])
-                .map(str::trim)
-                .filter(|s| !s.is_empty())
-                .map(Text::from)
-                .collect(),
-        )),
-        Kind::Country => {
-            let code = v.to_uppercase();
-            if code.len() == 2 && code.chars().all(|c| c.is_ascii_alphabetic()) {
-                Ok(Value::Text(Text::from(code)))
-            } else {
-                Err(format!(
-                    "`{}` is not a two-letter ISO country code",
-                    shown(&code)
-                ))
-            }
-        }
     }
 }
 
@@ -405,99 +512,6 @@ impl Draft {
     }
 }
 
-/// A rejected cell as a message or the report echoes it: its first [`SHOWN_CHARS`]
-/// characters, and `…` when there were more (a 10 MB cell is not copied into every output).
-pub fn shown(cell: &str) -> Cow<'_, str> {
-    match cell.char_indices().nth(SHOWN_CHARS) {
-        Some((at, _)) => Cow::Owned(format!("{}…", &cell[..at])),
-        None => Cow::Borrowed(cell),
-    }
-}
-
-/// Top-level domains the shop's e-mail validator knows (`Laminas\Validator\Hostname`'s list,
-/// IANA's; see the file's head), one a line.
-const TLDS: &str = include_str!("tlds.txt");
-
-/// Whether `tld` is in [`TLDS`], compared in lower case as Laminas does.
-fn known_tld(tld: &str) -> bool {
-    static SET: OnceLock<HashSet<&'static str>> = OnceLock::new();
-    let set = SET.get_or_init(|| {
-        TLDS.lines()
-            .map(str::trim)
-            .filter(|l| !l.is_empty() && !l.starts_with('#'))
-            .collect()
-    });
-    set.contains(tld.to_lowercase().as_str())
-}
-
-/// The email check, as strict as the shop's (`Laminas\Validator\EmailAddress`, which Magento
-/// runs on a customer's email), so that a typo fails here rather than in the real run: one
-/// `@`, a local part of at most 64 characters without spaces or `..`, a dotted domain whose
-/// top-level domain is a real one (`gmail.con` is refused).
-pub fn check_email(email: &str) -> Result<(), &'static str> {
-    if email.chars().count() > MAX_EMAIL_CHARS {
-        return Err("is longer than 254 characters");
-    }
-    let Some((local, domain)) = email.rsplit_once('@') else {
-        return Err("has no @");
-    };
-    if local.is_empty() || local.len() > 64 {
-        return Err("has an empty or over-long part before the @");
-    }
-    if local.contains('@') || email.chars().any(|c| c.is_whitespace() || c.is_control()) {
-        return Err("contains a space or a second @");
-    }
-    // Magento's validator takes international domains but only ASCII before the @.
-    if !local.chars().all(|c| c.is_ascii_graphic()) {
-        return Err("has a character before the @ that is not plain ASCII");
-    }
-    if local.starts_with('.') || local.ends_with('.') || local.contains("..") {
-        return Err("has a misplaced dot before the @");
-    }
-    let Some((_, tld)) = domain.rsplit_once('.') else {
-        return Err("has no dot in the domain");
-    };
-    let label_ok = |l: &str| {
-        !l.is_empty()
-            && !l.starts_with('-')
-            && !l.ends_with('-')
-            && l.chars().all(|c| c.is_alphanumeric() || c == '-')
-    };
-    if !domain.split('.').all(label_ok) {
-        return Err("has an invalid domain");
-    }
-    if tld.chars().count() < 2 || !tld.chars().all(char::is_alphabetic) {
-        return Err("has an invalid top-level domain");
-    }
-    if !known_tld(tld) {
-        return Err("has a top-level domain that does not exist (a typo?)");
-    }
-    Ok(())
-}
-
-fn check_dob(v: &str) -> Result<(), &'static str> {
-    let shaped = v.len() == 10
-        && v.bytes().enumerate().all(|(i, b)| {
-            if i == 4 || i == 7 {
-                b == b'-'
-            } else {
-                b.is_ascii_digit()
-            }
-        });
-    if !shaped {
-        return Err("is not a date in the form YYYY-MM-DD");
-    }
-    // The shape is checked, so the parts are digits; no format string to interpret per row.
-    let part = |r: std::ops::Range<usize>| v[r].parse::<u32>().unwrap_or(0);
-    let year = i32::try_from(part(0..4)).unwrap_or(0);
-    let date =
-        NaiveDate::from_ymd_opt(year, part(5..7), part(8..10)).ok_or("is not a calendar date")?;
-    if date > chrono::Utc::now().date_naive() {
-        return Err("is in the future");
-    }
-    Ok(())
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -518,9 +532,24 @@ mod tests {
                 None => row.push((column, value)),
             }
         }
-        let columns = row.iter().map(|(c, _)| Field::parse(c)).collect();
-        let validator = Validator::new(columns, 1, Mapping::default());
-        validator.check(7, row.iter().map(|(_, v)| *v))
+        let header: Vec<&str> = row.iter().map(|(c, _)| *c).collect();
+        let cells: Vec<&[u8]> = row.iter().map(|(_, v)| *v).collect();
+        validator(&header, Mapping::default()).check(7, &cells[..])
+    }
+
+    /// A validator for a header of contract column names.
+    fn validator(header: &[&str], mapping: Mapping) -> Validator {
+        let sources = header
+            .iter()
+            .enumerate()
+            .filter_map(|(at, c)| {
+                Some(Source::Cell {
+                    at,
+                    field: Field::parse(c)?,
+                })
+            })
+            .collect();
+        Validator::new(sources, 1, mapping)
     }
 
     /// A case's cells: (column, raw value).
@@ -530,7 +559,8 @@ mod tests {
 
     #[test]
     fn each_rule_names_its_column_and_reason() {
-        let not_utf8 = "not valid UTF-8 (byte 2 of the cell); save the file as UTF-8";
+        let not_utf8 = "not valid UTF-8 (byte 2 of the cell): save the file as UTF-8, or name \
+                        its encoding with --encoding";
         #[rustfmt::skip]
         let cases: &[(Cells, Verdict)] = &[
             // Valid: the row as it is, and values that take some reading.
@@ -617,6 +647,7 @@ mod tests {
 
     #[test]
     fn rejected_cells_are_echoed_clipped() {
+        use crate::input::kinds::shown;
         let long = "9".repeat(4000);
         let err = check_row(&[("gender", long.as_bytes())]).expect_err("bad gender");
         let m = err.problems[0].to_string();
@@ -719,15 +750,10 @@ mod tests {
         )
         .expect("write");
         let mapping = Mapping::from_file(&path).expect("mapping");
-        let columns = ["email", "firstname", "lastname", "website_id"];
-        let validator = Validator::new(
-            columns.iter().map(|c| Field::parse(c)).collect(),
-            1,
-            mapping,
-        );
+        let validator = validator(&["email", "firstname", "lastname", "website_id"], mapping);
         let website = |row: [&[u8]; 4]| {
             validator
-                .check(2, row)
+                .check(2, &row[..])
                 .map(|_| ())
                 .map_err(|r| r.website_id)
         };
@@ -744,39 +770,170 @@ mod tests {
     }
 
     #[test]
-    fn email_rules() {
-        let local_64 = format!("{}@x.io", "a".repeat(64));
-        for ok in [
-            "a@b.co",
-            "first.last+tag@sub.example.org",
-            "o@exämple.de",
-            "a@b.MUSEUM",
-            "a@b.онлайн",
-            &local_64,
-        ] {
-            assert!(check_email(ok).is_ok(), "{ok}");
+    fn the_empty_value_token_clears_what_may_be_cleared() {
+        let mut mapping = Mapping::default();
+        mapping.set_empty_value("__EMPTY__VALUE__");
+        let header = [
+            "email",
+            "firstname",
+            "lastname",
+            "middlename",
+            "dob",
+            "custom:note",
+            "address_company",
+            "gender",
+        ];
+        let v = validator(&header, mapping);
+        let token: &[u8] = b"__EMPTY__VALUE__";
+        let row = v
+            .check(
+                2,
+                &[
+                    &b"a@x.io"[..],
+                    b"Ann",
+                    b"Lee",
+                    token,
+                    token,
+                    token,
+                    token,
+                    token,
+                ][..],
+            )
+            .expect("valid");
+        let c = row.customer;
+        assert_eq!(c.middlename.as_deref(), Some(""));
+        assert_eq!(c.dob.as_deref(), Some(""));
+        assert_eq!(c.gender, Some(GENDER_CLEARED));
+        assert_eq!(c.custom_attributes, [(Text::from("note"), Text::default())]);
+        assert_eq!(c.address, None, "a cleared company alone gives no address");
+
+        let reasons = |header: &[&str], cells: &[&[u8]]| -> Vec<String> {
+            let mut mapping = Mapping::default();
+            mapping.set_empty_value("__EMPTY__VALUE__");
+            validator(header, mapping).check(2, cells).map_or_else(
+                |r| r.problems.iter().map(ToString::to_string).collect(),
+                |_| vec![],
+            )
+        };
+        assert_eq!(
+            reasons(
+                &["email", "firstname", "lastname"],
+                &[b"a@x.io", b"Ann", token]
+            ),
+            ["lastname: `__EMPTY__VALUE__` cannot clear a required field"]
+        );
+        let r = reasons(
+            &["email", "firstname", "lastname", "group_id"],
+            &[b"a@x.io", b"Ann", b"Lee", token],
+        );
+        assert!(
+            r[0].starts_with("group_id: `__EMPTY__VALUE__` cannot clear this field"),
+            "{r:?}"
+        );
+    }
+
+    /// Cells with a date flag, as a spreadsheet gives them.
+    struct Typed<'a>(&'a [(&'a str, bool)]);
+
+    impl super::Cells for Typed<'_> {
+        fn cell(&self, at: usize) -> Cell<'_> {
+            self.0.get(at).map_or(Cell::default(), |(text, date)| Cell {
+                bytes: text.as_bytes(),
+                date: *date,
+            })
         }
-        let local_65 = format!("{}@x.io", "a".repeat(65));
-        for bad in [
-            "a",
-            "a@b",
-            "a b@c.de",
-            "a@@b.de",
-            ".a@b.de",
-            "a..b@c.de",
-            "a@b.c",
-            "a@-b.de",
-            "a@b.d3",
-            &local_65,
-        ] {
-            assert!(check_email(bad).is_err(), "{bad}");
-        }
-        for typo in ["ann@gmail.con", "ann@example.comm", "ann@example.cmo"] {
-            assert_eq!(
-                check_email(typo),
-                Err("has a top-level domain that does not exist (a typo?)"),
-                "{typo}"
-            );
-        }
+    }
+
+    #[test]
+    fn splits_joins_formats_and_date_cells() {
+        let toml = r#"
+[columns]
+"Mail" = "email"
+"Born" = "dob"
+"Since" = "custom:since"
+[constants]
+lastname = "-"
+[formats]
+dob = ["%d/%m/%Y", "%Y-%m-%d %H:%M:%S"]
+[split]
+"Full Name" = { into = ["firstname", "lastname"], rule = "last-word" }
+[join]
+address_street = "{Street} {No}"
+"#;
+        let mapping = Mapping::from_toml(toml, std::path::Path::new("m.toml")).expect("mapping");
+        let header: Vec<String> = ["Mail", "Full Name", "Born", "Street", "No", "Since"]
+            .map(String::from)
+            .to_vec();
+        let layout = crate::input::header::resolve(&header, &mapping).expect("layout");
+        let v = Validator::new(layout.sources, 1, mapping);
+        let check = |cells: &[(&str, bool)]| {
+            v.check(3, &Typed(cells))
+                .map(|row| row.customer)
+                .map_err(|r| {
+                    r.problems
+                        .iter()
+                        .map(ToString::to_string)
+                        .collect::<Vec<_>>()
+                })
+        };
+        let c = check(&[
+            ("a@x.io", false),
+            ("Anna Maria Lindqvist", false),
+            ("24/12/1980", false),
+            ("", false),
+            ("", false),
+            ("2020-01-02 10:00:00", true),
+        ])
+        .expect("valid");
+        assert_eq!(
+            (c.firstname.as_str(), c.lastname.as_str()),
+            ("Anna Maria", "Lindqvist")
+        );
+        assert_eq!(c.dob.as_deref(), Some("1980-12-24"));
+        assert_eq!(
+            c.custom_attributes,
+            [(Text::from("since"), Text::from("2020-01-02 10:00:00"))]
+        );
+        let c = check(&[
+            ("a@x.io", false),
+            ("Cher", false),
+            ("1980-12-24 08:15:00", true),
+            ("", false),
+            ("", false),
+            ("", false),
+        ])
+        .expect("valid");
+        assert_eq!(
+            (c.firstname.as_str(), c.lastname.as_str()),
+            ("Cher", "-"),
+            "the constant"
+        );
+        assert_eq!(
+            c.dob.as_deref(),
+            Some("1980-12-24"),
+            "a date cell's date, no format"
+        );
+        let c = check(&[
+            ("a@x.io", false),
+            ("Bo Ek", false),
+            ("1980-12-24 00:00:00", false),
+        ])
+        .expect("the second format");
+        assert_eq!(c.dob.as_deref(), Some("1980-12-24"));
+        let err = check(&[("a@x.io", false), ("Bo Ek", false), ("1980-12-24", false)])
+            .expect_err("no format");
+        assert_eq!(
+            err,
+            ["dob: `1980-12-24` matches none of the date formats %d/%m/%Y, %Y-%m-%d %H:%M:%S"]
+        );
+        let c = check(&[
+            ("a@x.io", false),
+            ("Bo Ek", false),
+            ("", false),
+            ("", false),
+            ("12", false),
+        ])
+        .expect_err("a street makes an address");
+        assert!(c[0].starts_with("address_city: required"), "{c:?}");
     }
 }

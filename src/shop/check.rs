@@ -140,7 +140,7 @@ pub fn check(
                     a.country_id, w.id, w.code
                 ),
             ),
-            Some(country) => match regional(country, rules, a.region.as_deref()) {
+            Some(country) => match regional(country, rules, given_region(a)) {
                 Ok(r) => region = r,
                 Err(reason) => refuse(Field::Region, reason),
             },
@@ -170,6 +170,11 @@ pub fn check(
         .map(|(code, _)| code.clone())
         .collect();
     Ok(Vetted { region, undefined })
+}
+
+/// The region an address names; an empty one (`--empty-value`: cleared) names none.
+fn given_region(a: &customer::Address) -> Option<&str> {
+    a.region.as_deref().filter(|r| !r.trim().is_empty())
 }
 
 /// The region to send for an address in `country` that names `given`: the shop's, when its
@@ -292,6 +297,7 @@ mod tests {
             ("US by code", living_in("US", Some("CA")), &plain, Ok(Some(12))),
             ("US by name", living_in("US", Some("new york")), &plain, Ok(Some(43))),
             ("US without a state", living_in("US", None), &plain, cols(&["address_region"])),
+            ("US, state cleared", living_in("US", Some("")), &plain, cols(&["address_region"])),
             ("US, no such state", living_in("US", Some("Bavaria")), &plain, cols(&["address_region"])),
             ("DE list, required", living_in("DE", None), &plain, cols(&["address_region"])),
             ("DE list, optional", living_in("DE", None), &de_optional, Ok(None)),

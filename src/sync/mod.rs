@@ -45,7 +45,12 @@ pub async fn run(cfg: SyncConfig, cancel: CancellationToken) -> Result<Finished,
     let started = Instant::now();
 
     // Open the file, the state store and the target.
-    let reader = Reader::open(&cfg.input, cfg.default_website, cfg.mapping.clone())?;
+    let reader = Reader::open_with(
+        &cfg.input,
+        cfg.default_website,
+        cfg.mapping.clone(),
+        &cfg.format,
+    )?;
     // Every output is checked (and created) before the state is touched or a request sent.
     let [report, summary, absent_report] = outputs::claim(
         &[&cfg.input],

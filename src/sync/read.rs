@@ -12,7 +12,7 @@ use tokio_util::sync::CancellationToken;
 
 use super::ending::SyncError;
 use crate::input::{Reader, Record};
-use crate::plan::{self, FileKeys, Planned, Planner};
+use crate::plan::{self, Duplicates, FileKeys, OnDuplicate, Planned, Planner};
 use crate::report::Counters;
 use crate::state::{Index, Indexed, Store};
 
@@ -91,6 +91,13 @@ fn read(
     counters: &Counters,
     tx: &mpsc::Sender<Vec<Planned>>,
 ) -> Result<Read, SyncError> {
+    // `--on-duplicate last|error` needs the file's duplicated keys before its first row.
+    let duplicates = match options.on_duplicate {
+        OnDuplicate::First => Duplicates::default(),
+        OnDuplicate::Last | OnDuplicate::Error => {
+            Duplicates::scan(reader.reopen()?.take_while(|_| !reading.is_cancelled()))?
+        }
+    };
     let (records_tx, records_rx) = std::sync::mpsc::sync_channel::<Vec<Record>>(8);
     std::thread::scope(|scope| {
         let planning = scope.spawn(move || -> Result<Read, SyncError> {
@@ -105,7 +112,7 @@ fn read(
                 store,
                 index: &index,
             };
-            let mut planner = Planner::new(&known, options);
+            let mut planner = Planner::new(&known, options).with_duplicates(duplicates);
             for records in records_rx {
                 let planned = records
                     .into_iter()

@@ -4,6 +4,7 @@ mod binding;
 mod caps;
 mod data;
 mod faults;
+mod formats;
 mod hostile;
 mod input;
 mod outputs;

@@ -1,0 +1,212 @@
+//! What a cell of each [`Kind`] must hold, and the value it becomes: one rule per kind, pure.
+
+use std::borrow::Cow;
+use std::collections::HashSet;
+use std::sync::OnceLock;
+
+use chrono::NaiveDate;
+use secrecy::SecretString;
+
+use super::fields::Kind;
+use crate::customer::Text;
+
+/// The longest value we accept in a name field; Magento's own limit.
+const MAX_NAME_CHARS: usize = 255;
+/// The longest email address that SMTP allows.
+const MAX_EMAIL_CHARS: usize = 254;
+/// Most of a rejected cell a message (or the report) echoes, in characters.
+const SHOWN_CHARS: usize = 256;
+
+/// A cell that passed its kind's check, as the customer record takes it.
+pub enum Value {
+    Text(Text),
+    Code(u8),
+    Number(u32),
+    Lines(Vec<Text>),
+    Secret(SecretString),
+}
+
+/// A cell checked by its field's kind.
+pub fn check(kind: Kind, v: &str) -> Result<Value, String> {
+    match kind {
+        Kind::Email => check_email(v)
+            .map(|()| Value::Text(Text::from(v)))
+            .map_err(|why| format!("`{}` {why}", shown(v))),
+        Kind::Name if v.chars().count() > MAX_NAME_CHARS => {
+            Err(format!("longer than {MAX_NAME_CHARS} characters"))
+        }
+        Kind::Name if v.chars().any(char::is_control) => {
+            Err("contains a control character".to_owned())
+        }
+        Kind::Name | Kind::Text => Ok(Value::Text(Text::from(v))),
+        Kind::Date => check_dob(v)
+            .map(|()| Value::Text(Text::from(v)))
+            .map_err(|why| format!("`{}` {why}", shown(v))),
+        Kind::Choice(words) => words
+            .iter()
+            .find(|(word, _)| word.eq_ignore_ascii_case(v))
+            .map(|(_, code)| Value::Code(*code))
+            .ok_or_else(|| {
+                let listed: Vec<&str> = words.iter().map(|(word, _)| *word).collect();
+                format!("`{}` is not one of {}", shown(v), listed.join(", "))
+            }),
+        Kind::Number => v
+            .parse()
+            .map(Value::Number)
+            .map_err(|_| format!("`{}` is not a whole number", shown(v))),
+        Kind::Secret => Ok(Value::Secret(SecretString::from(v.to_owned()))),
+        Kind::Lines => Ok(Value::Lines(
+            v.split(['\n', '|'])
+                .map(str::trim)
+                .filter(|s| !s.is_empty())
+                .map(Text::from)
+                .collect(),
+        )),
+        Kind::Country => {
+            let code = v.to_uppercase();
+            if code.len() == 2 && code.chars().all(|c| c.is_ascii_alphabetic()) {
+                Ok(Value::Text(Text::from(code)))
+            } else {
+                Err(format!(
+                    "`{}` is not a two-letter ISO country code",
+                    shown(&code)
+                ))
+            }
+        }
+    }
+}
+
+/// A rejected cell as a message or the report echoes it: its first [`SHOWN_CHARS`]
+/// characters, and `…` when there were more (a 10 MB cell is not copied into every output).
+pub fn shown(cell: &str) -> Cow<'_, str> {
+    match cell.char_indices().nth(SHOWN_CHARS) {
+        Some((at, _)) => Cow::Owned(format!("{}…", &cell[..at])),
+        None => Cow::Borrowed(cell),
+    }
+}
+
+/// Top-level domains the shop's e-mail validator knows (`Laminas\Validator\Hostname`'s list,
+/// IANA's; see the file's head), one a line.
+const TLDS: &str = include_str!("tlds.txt");
+
+/// Whether `tld` is in [`TLDS`], compared in lower case as Laminas does.
+fn known_tld(tld: &str) -> bool {
+    static SET: OnceLock<HashSet<&'static str>> = OnceLock::new();
+    let set = SET.get_or_init(|| {
+        TLDS.lines()
+            .map(str::trim)
+            .filter(|l| !l.is_empty() && !l.starts_with('#'))
+            .collect()
+    });
+    set.contains(tld.to_lowercase().as_str())
+}
+
+/// The email check, as strict as the shop's (`Laminas\Validator\EmailAddress`, which Magento
+/// runs on a customer's email), so that a typo fails here rather than in the real run: one
+/// `@`, a local part of at most 64 characters without spaces or `..`, a dotted domain whose
+/// top-level domain is a real one (`gmail.con` is refused).
+pub fn check_email(email: &str) -> Result<(), &'static str> {
+    if email.chars().count() > MAX_EMAIL_CHARS {
+        return Err("is longer than 254 characters");
+    }
+    let Some((local, domain)) = email.rsplit_once('@') else {
+        return Err("has no @");
+    };
+    if local.is_empty() || local.len() > 64 {
+        return Err("has an empty or over-long part before the @");
+    }
+    if local.contains('@') || email.chars().any(|c| c.is_whitespace() || c.is_control()) {
+        return Err("contains a space or a second @");
+    }
+    // Magento's validator takes international domains but only ASCII before the @.
+    if !local.chars().all(|c| c.is_ascii_graphic()) {
+        return Err("has a character before the @ that is not plain ASCII");
+    }
+    if local.starts_with('.') || local.ends_with('.') || local.contains("..") {
+        return Err("has a misplaced dot before the @");
+    }
+    let Some((_, tld)) = domain.rsplit_once('.') else {
+        return Err("has no dot in the domain");
+    };
+    let label_ok = |l: &str| {
+        !l.is_empty()
+            && !l.starts_with('-')
+            && !l.ends_with('-')
+            && l.chars().all(|c| c.is_alphanumeric() || c == '-')
+    };
+    if !domain.split('.').all(label_ok) {
+        return Err("has an invalid domain");
+    }
+    if tld.chars().count() < 2 || !tld.chars().all(char::is_alphabetic) {
+        return Err("has an invalid top-level domain");
+    }
+    if !known_tld(tld) {
+        return Err("has a top-level domain that does not exist (a typo?)");
+    }
+    Ok(())
+}
+
+fn check_dob(v: &str) -> Result<(), &'static str> {
+    let shaped = v.len() == 10
+        && v.bytes().enumerate().all(|(i, b)| {
+            if i == 4 || i == 7 {
+                b == b'-'
+            } else {
+                b.is_ascii_digit()
+            }
+        });
+    if !shaped {
+        return Err("is not a date in the form YYYY-MM-DD");
+    }
+    // The shape is checked, so the parts are digits; no format string to interpret per row.
+    let part = |r: std::ops::Range<usize>| v[r].parse::<u32>().unwrap_or(0);
+    let year = i32::try_from(part(0..4)).unwrap_or(0);
+    let date =
+        NaiveDate::from_ymd_opt(year, part(5..7), part(8..10)).ok_or("is not a calendar date")?;
+    if date > chrono::Utc::now().date_naive() {
+        return Err("is in the future");
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn email_rules() {
+        let local_64 = format!("{}@x.io", "a".repeat(64));
+        for ok in [
+            "a@b.co",
+            "first.last+tag@sub.example.org",
+            "o@exämple.de",
+            "a@b.MUSEUM",
+            "a@b.онлайн",
+            &local_64,
+        ] {
+            assert!(check_email(ok).is_ok(), "{ok}");
+        }
+        let local_65 = format!("{}@x.io", "a".repeat(65));
+        for bad in [
+            "a",
+            "a@b",
+            "a b@c.de",
+            "a@@b.de",
+            ".a@b.de",
+            "a..b@c.de",
+            "a@b.c",
+            "a@-b.de",
+            "a@b.d3",
+            &local_65,
+        ] {
+            assert!(check_email(bad).is_err(), "{bad}");
+        }
+        for typo in ["ann@gmail.con", "ann@example.comm", "ann@example.cmo"] {
+            assert_eq!(
+                check_email(typo),
+                Err("has a top-level domain that does not exist (a typo?)"),
+                "{typo}"
+            );
+        }
+    }
+}
