@@ -196,11 +196,9 @@ async fn delete(
     let mut deleted = Vec::new();
     let mut failed = 0;
     for (key, entry) in &found.listed {
-        match exec.delete(entry.customer_id).await {
-            Ok(()) => {
-                store.forget(key)?;
-                deleted.push(key.digest());
-            }
+        // Forgets the mapping once deleted.
+        match exec.delete(store, key, entry.customer_id).await? {
+            Ok(()) => deleted.push(key.digest()),
             Err(e) => {
                 eprintln!(
                     "could not delete customer {} ({}): {e}",

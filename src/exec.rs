@@ -7,11 +7,18 @@
 //! customer up by email and website, adopting its id, and sending a PUT only if the stored
 //! record differs from the row. So whatever fails in between, each key exists once.
 //!
+//! An update or a delete whose answer never arrived may have happened too, and nothing in the
+//! shop tells so later. Its key is marked in doubt before the request leaves (an update's by
+//! the planner, a delete's by [`Executor::delete`]); the mark is cleared by the confirmation,
+//! or here when every try was refused outright (a 4xx: nothing was applied) or none was sent
+//! (see `doubt.rs`). A key still in doubt is sent again by the next run.
+//!
 //! # Answers
 //! Nothing is recorded from an answer that is not about the customer sent, or that gives an id
 //! another key has (see `answers.rs`).
 
 mod answers;
+mod doubt;
 
 use std::sync::Arc;
 
@@ -20,12 +27,13 @@ use serde_json::Value;
 use tokio_util::sync::CancellationToken;
 
 use crate::api::{ApiError, Client};
-use crate::customer::{Customer, Fields, default_address, remote_fields};
+use crate::customer::{Customer, Fields, Key, default_address, remote_fields};
 use crate::outcome::{Outcome, Skip};
 use crate::plan::{Planned, Step};
 use crate::retry::{Retrier, RetryPolicy, Waiting};
-use crate::state::{Entry, Store};
+use crate::state::{Doubt, Entry, StateError, Store};
 use answers::{Ids, checked_id};
+use doubt::{Tries, update_note};
 
 /// Sends rows through a [`Client`].
 pub struct Executor {
@@ -55,6 +63,8 @@ impl Done {
         let customer_id = checked_id(sent(customer), saved, put_to).map_err(|detail| Failure {
             error: unexpected(call, detail),
             customer_id: put_to,
+            // The shop answered 2xx: it wrote something.
+            unwritten: false,
         })?;
         Ok(Done {
             entry: Entry {
@@ -87,6 +97,42 @@ struct Target {
 struct Failure {
     error: ApiError,
     customer_id: Option<u64>,
+    /// No write of the row can have reached the shop: its doubt mark may go.
+    unwritten: bool,
+}
+
+impl Failure {
+    /// A failure before any write of the row was sent, or of a create (never in doubt).
+    fn new(error: ApiError, customer_id: Option<u64>) -> Self {
+        Failure {
+            error,
+            customer_id,
+            unwritten: true,
+        }
+    }
+}
+
+/// What came of a row handed to the executor.
+#[derive(Debug)]
+pub struct Ended {
+    /// The row's report line and state change.
+    pub outcome: Outcome,
+    /// The error that must stop the run (the credentials stopped working), if one did.
+    pub fatal: Option<ApiError>,
+    /// The key whose doubt mark can go although nothing was confirmed: its update was
+    /// refused outright, or never sent.
+    pub settled: Option<Key>,
+}
+
+impl From<Outcome> for Ended {
+    /// A row that sent nothing and settles nothing.
+    fn from(outcome: Outcome) -> Self {
+        Ended {
+            outcome,
+            fatal: None,
+            settled: None,
+        }
+    }
 }
 
 impl Executor {
@@ -120,12 +166,34 @@ impl Executor {
         self.retrier.waiting()
     }
 
-    /// Deletes a customer; one that is already gone counts as deleted.
-    pub async fn delete(&self, id: u64) -> Result<(), ApiError> {
-        match self.retry(|| self.client.delete(id)).await {
+    /// Deletes `key`'s customer `id` and forgets the mapping; a customer already gone counts
+    /// as deleted. The key is marked in doubt (durably) before the request leaves, and stays
+    /// so when the answer is lost, for the next run to delete it again or send it again. The
+    /// outer error is the state store's; the inner one the API's, for the caller to report.
+    ///
+    /// The store is written in place: call this only on a multi-thread runtime (it moves the
+    /// other tasks off this thread meanwhile).
+    pub async fn delete(
+        &self,
+        store: &Store,
+        key: &Key,
+        id: u64,
+    ) -> Result<Result<(), ApiError>, StateError> {
+        use tokio::task::block_in_place as blocking;
+        blocking(|| store.doubt(std::slice::from_ref(key), Doubt::Delete))?;
+        let tries = Tries::default();
+        let result = match self.retry(|| tries.watch(self.client.delete(id))).await {
             Err(ApiError::Status { status: 404, .. }) => Ok(()),
             other => other,
+        };
+        match &result {
+            Ok(()) => {
+                blocking(|| store.forget(key))?;
+            }
+            Err(_) if tries.none_applied() => blocking(|| store.settle(key))?,
+            Err(_) => {}
         }
+        Ok(result)
     }
 
     async fn retry<T, F, Fut>(&self, call: F) -> Result<T, ApiError>
@@ -139,21 +207,21 @@ impl Executor {
     /// Sends one planned create or update and says what came of it. A fatal error (the
     /// credentials stopped working) comes back beside the row's outcome, so that the caller
     /// can stop the run.
-    pub async fn send(&self, planned: Planned) -> (Outcome, Option<ApiError>) {
+    pub async fn send(&self, planned: Planned) -> Ended {
         let Planned { row, step } = planned;
         let action = step.action();
         let known = match &step {
             Step::Update { entry, .. } => Some(entry.customer_id),
             _ => None,
         };
-        let (customer, result) = match step {
+        let (customer, result, in_doubt) = match step {
             Step::Create {
                 customer,
                 password,
                 hash,
             } => {
                 let r = self.create(&customer, password.as_ref(), hash).await;
-                (customer, r)
+                (customer, r, false)
             }
             Step::Update {
                 customer,
@@ -161,6 +229,7 @@ impl Executor {
                 hash,
                 changes,
                 send_address,
+                doubt,
             } => {
                 let target = Target {
                     id: entry.customer_id,
@@ -170,7 +239,7 @@ impl Executor {
                 };
                 let r = match self.update(&customer, target, hash).await {
                     Ok(mut done) => {
-                        done.note = changes.join("; ");
+                        done.note = update_note(doubt, &changes);
                         Ok(done)
                     }
                     // Deleted in the shop since our last sync: the file still wants the
@@ -183,18 +252,24 @@ impl Executor {
                                 ..
                             },
                         ..
-                    }) if message.starts_with("No such entity") => {
-                        self.create(&customer, None, hash).await.map(|mut done| {
+                    }) if message.starts_with("No such entity") => self
+                        .create(&customer, None, hash)
+                        .await
+                        .map(|mut done| {
                             done.note = format!(
                                 "customer {} no longer existed in the shop; created again as {}",
                                 entry.customer_id, done.entry.customer_id
                             );
                             done
                         })
-                    }
+                        // The shop lacks the customer the store maps: still in doubt.
+                        .map_err(|f| Failure {
+                            unwritten: false,
+                            ..f
+                        }),
                     Err(f) => Err(f),
                 };
-                (customer, r)
+                (customer, r, true)
             }
             // The sync loop hands over only creates and updates.
             other => unreachable!("{} rows are not sent", other.action().as_str()),
@@ -208,6 +283,8 @@ impl Executor {
                 .map_err(|detail| Failure {
                     error: unexpected("the shop", detail),
                     customer_id: None,
+                    // Answered 2xx: written.
+                    unwritten: false,
                 }),
             Err(f) => Err(f),
         };
@@ -216,14 +293,20 @@ impl Executor {
                 entry,
                 fields,
                 note,
-            }) => (
-                Outcome::saved(row, action, customer.key(), entry, fields, note),
-                None,
-            ),
-            Err(Failure { error, customer_id }) => {
-                let outcome = Outcome::failed(row, action, customer.key(), customer_id, &error);
-                (outcome, error.is_fatal().then_some(error))
-            }
+            }) => Ended {
+                outcome: Outcome::saved(row, action, customer.key(), entry, fields, note),
+                fatal: None,
+                settled: None,
+            },
+            Err(Failure {
+                error,
+                customer_id,
+                unwritten,
+            }) => Ended {
+                outcome: Outcome::failed(row, action, customer.key(), customer_id, &error),
+                fatal: error.is_fatal().then_some(error),
+                settled: (in_doubt && unwritten).then(|| customer.key()),
+            },
         }
     }
 
@@ -241,10 +324,7 @@ impl Executor {
         match created {
             Ok(saved) => Done::new(customer, &saved, hash, String::new(), (CREATE, None)),
             Err(e) if e.is_already_exists() => self.adopt(customer, hash).await,
-            Err(error) => Err(Failure {
-                error,
-                customer_id: None,
-            }),
+            Err(error) => Err(Failure::new(error, None)),
         }
     }
 
@@ -254,28 +334,21 @@ impl Executor {
         let found = self
             .retry(|| self.client.find(&customer.email, customer.website_id))
             .await
-            .map_err(|error| Failure {
-                error,
-                customer_id: None,
-            })?;
+            .map_err(|error| Failure::new(error, None))?;
         let Some(remote) = found else {
-            return Err(Failure {
-                error: ApiError::Status {
-                    status: 400,
-                    message: format!(
-                        "{} (and no customer with this email was found in website {})",
-                        crate::api::ALREADY_EXISTS,
-                        customer.website_id
-                    ),
-                    retry_after: None,
-                },
-                customer_id: None,
-            });
+            let error = ApiError::Status {
+                status: 400,
+                message: format!(
+                    "{} (and no customer with this email was found in website {})",
+                    crate::api::ALREADY_EXISTS,
+                    customer.website_id
+                ),
+                retry_after: None,
+            };
+            return Err(Failure::new(error, None));
         };
-        let id = checked_id(sent(customer), &remote, None).map_err(|detail| Failure {
-            error: unexpected(SEARCH, detail),
-            customer_id: None,
-        })?;
+        let id = checked_id(sent(customer), &remote, None)
+            .map_err(|detail| Failure::new(unexpected(SEARCH, detail), None))?;
         let known = remote_fields(&remote);
         let changes = customer.changes(&known);
         if changes.is_empty() {
@@ -306,30 +379,39 @@ impl Executor {
         hash: u128,
     ) -> Result<Done, Failure> {
         let id = target.id;
-        let failure = |error| Failure {
-            error,
-            customer_id: Some(id),
-        };
         let mut body = customer.to_json(Some(id));
         if target.send_address {
             let current = match target.current {
                 Some(c) => c,
-                None => self.retry(|| self.client.get(id)).await.map_err(failure)?,
+                None => self
+                    .retry(|| self.client.get(id))
+                    .await
+                    .map_err(|error| Failure::new(error, Some(id)))?,
             };
             body["addresses"] = merged_addresses(customer, &current, target.address_id);
         }
+        let tries = Tries::default();
         let saved = self
-            .retry(|| self.client.update(id, &body))
+            .retry(|| tries.watch(self.client.update(id, &body)))
             .await
-            .map_err(failure)?;
+            .map_err(|error| Failure {
+                error,
+                customer_id: Some(id),
+                unwritten: tries.none_applied(),
+            })?;
         let call = format!("PUT /V1/customers/{id}");
         Done::new(customer, &saved, hash, String::new(), (&call, Some(id)))
     }
 }
 
-/// The outcome of a row to send that is not sent, because the run is stopping.
-pub fn skipped(planned: Planned, why: Skip) -> Outcome {
-    Outcome::skipped(planned.row, planned.step.action(), why)
+/// What came of a row to send that is not sent, because the run is stopping: an update's
+/// doubt mark goes, since it never left.
+pub fn skipped(planned: Planned, why: Skip) -> Ended {
+    Ended {
+        settled: planned.step.updated_key(),
+        outcome: Outcome::skipped(planned.row, planned.step.action(), why),
+        fatal: None,
+    }
 }
 
 /// The outcome of a row that sends nothing (or of any row in a dry run, which sends nothing).
@@ -343,8 +425,20 @@ pub fn unsent(planned: Planned, dry_run: bool) -> Outcome {
             refresh,
         } => Outcome::unchanged(row, customer_id, note, refresh, dry_run),
         Step::Create { .. } => Outcome::would_create(row),
-        Step::Update { entry, changes, .. } => {
-            Outcome::would_update(row, entry.customer_id, &changes)
+        Step::Update {
+            entry,
+            changes,
+            doubt: None,
+            ..
+        } => Outcome::would_update(row, entry.customer_id, &changes),
+        Step::Update {
+            entry,
+            changes,
+            doubt: Some(doubt),
+            ..
+        } => {
+            let note = [update_note(Some(doubt), &changes)];
+            Outcome::would_update(row, entry.customer_id, &note)
         }
     }
 }

@@ -143,6 +143,7 @@ fn state_command(cmd: StateCommand, env: &Env) -> anyhow::Result<Exit> {
             println!("bound to:   {bound}");
             println!("entries:    {}", store.len());
             println!("failed:     {}", store.failed_len());
+            println!("in doubt:   {}", store.doubt_len());
             println!("last run:   {last}");
             println!("disk bytes: {}", store.size_on_disk()?);
         }

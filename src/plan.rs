@@ -3,7 +3,9 @@
 //! [`decide`] is the decision for one row, a function of the row, what the store knows of its
 //! key (read through [`Lookup`]) and the [`Options`]: unknown key -> create, known key with
 //! another payload hash -> update, same hash -> unchanged; when the hash differs, the values
-//! last sent decide. [`Planner`] adds what only the whole file knows: several rows of one key
+//! last sent decide. A known key whose last update or delete is in doubt (its answer was lost)
+//! is an update whatever its hash: the shop may not hold what the store says it confirmed.
+//! [`Planner`] adds what only the whole file knows: several rows of one key
 //! send one of them (the first, or the last that a first pass over the file found, as
 //! [`OnDuplicate`] says) or none, the others invalid, each naming the line that was used; and
 //! it gathers the keys the file names, for the absent check ([`crate::absent`]).
@@ -18,7 +20,7 @@ use secrecy::SecretString;
 use crate::customer::{Customer, Key};
 use crate::input::{InputError, Record, Row, check_email};
 use crate::outcome::{Action, RowRef};
-use crate::state::{Entry, Lookup, StateError};
+use crate::state::{Doubt, Entry, Lookup, StateError};
 
 /// One record with its decision.
 #[derive(Debug)]
@@ -55,6 +57,8 @@ pub enum Step {
         changes: Vec<String>,
         /// The address changed (or is not known to be the same), so the PUT must carry it.
         send_address: bool,
+        /// The key's last write is in doubt: why the row is sent whatever its hash.
+        doubt: Option<Doubt>,
     },
 }
 
@@ -72,6 +76,14 @@ impl Step {
     /// Whether the step needs a request: a create or an update.
     pub fn sends(&self) -> bool {
         matches!(self, Step::Create { .. } | Step::Update { .. })
+    }
+
+    /// The key an update writes: what must be marked in doubt before it is sent.
+    pub fn updated_key(&self) -> Option<Key> {
+        match self {
+            Step::Update { customer, .. } => Some(customer.key()),
+            _ => None,
+        }
     }
 }
 
@@ -266,7 +278,8 @@ impl<'a, S: Lookup> Planner<'a, S> {
 
 /// The decision for a valid row whose key `key` (its customer's) is the first of its kind in
 /// the file: a function of the row, what `state` knows of the key, and the options. It reads
-/// no more of the store than it must: nothing beyond [`Lookup::known`] for an unchanged row.
+/// no more of the store than it must: nothing beyond [`Lookup::known`] and
+/// [`Lookup::in_doubt`] for an unchanged row.
 pub fn decide<S: Lookup>(
     row: Row,
     key: Key,
@@ -280,7 +293,11 @@ pub fn decide<S: Lookup>(
     } = row;
     let website_id = Some(customer.website_id);
     let hash = customer.payload_hash();
-    let known = state.known(key.digest());
+    let digest = key.digest();
+    let known = state.known(digest);
+    let doubt = state.in_doubt(digest);
+    // What may pass as unchanged: not forced, and not in doubt.
+    let settled = !options.force && doubt.is_none();
     let unchanged = |customer: Customer, customer_id, note, refresh| Planned {
         row: RowRef {
             line,
@@ -295,7 +312,7 @@ pub fn decide<S: Lookup>(
     };
     if let Some(k) = known
         && k.matches(hash)
-        && !options.force
+        && settled
         && !options.only_failed
     {
         return Ok(unchanged(customer, Some(k.customer_id), None, None));
@@ -306,7 +323,8 @@ pub fn decide<S: Lookup>(
         Some(_) => state.entry(&key)?,
         None => None,
     };
-    if options.only_failed && !state.is_failed(&key)? {
+    // A write in doubt is as good as a failure: `--only-failed` sends it too.
+    if options.only_failed && doubt.is_none() && !state.is_failed(&key)? {
         let note = Some("not sent: --only-failed and this row did not fail before");
         return Ok(unchanged(
             customer,
@@ -330,7 +348,7 @@ pub fn decide<S: Lookup>(
                 },
             });
         }
-        Some(e) if e.payload_hash == hash && !options.force => {
+        Some(e) if e.payload_hash == hash && settled => {
             return Ok(unchanged(customer, Some(e.customer_id), None, None));
         }
         Some(e) => e,
@@ -341,7 +359,7 @@ pub fn decide<S: Lookup>(
         .as_ref()
         .map(|k| customer.changes(k))
         .unwrap_or_default();
-    if sent.is_some() && changes.is_empty() && !options.force {
+    if sent.is_some() && changes.is_empty() && settled {
         let refresh = Some((
             key,
             Entry {
@@ -352,7 +370,7 @@ pub fn decide<S: Lookup>(
         return Ok(unchanged(customer, Some(e.customer_id), None, refresh));
     }
     let send_address = customer.address.is_some()
-        && (options.force || sent.as_ref().is_none_or(|k| customer.address_changes(k)));
+        && (!settled || sent.as_ref().is_none_or(|k| customer.address_changes(k)));
     Ok(Planned {
         row: RowRef {
             line,
@@ -365,6 +383,7 @@ pub fn decide<S: Lookup>(
             hash,
             changes,
             send_address,
+            doubt,
         },
     })
 }
@@ -461,6 +480,7 @@ mod tests {
         Update {
             changes: Vec<String>,
             send_address: bool,
+            doubt: Option<Doubt>,
         },
         Unchanged {
             customer_id: Option<u64>,
@@ -482,6 +502,16 @@ mod tests {
         Want::Update {
             changes: changes.iter().map(|c| (*c).to_owned()).collect(),
             send_address,
+            doubt: None,
+        }
+    }
+
+    /// An update sent again because the key's last `doubt` write is in doubt.
+    fn resend(doubt: Doubt, changes: &[&'static str], send_address: bool) -> Want {
+        Want::Update {
+            changes: changes.iter().map(|c| (*c).to_owned()).collect(),
+            send_address,
+            doubt: Some(doubt),
         }
     }
 
@@ -493,12 +523,14 @@ mod tests {
                 changes,
                 send_address,
                 entry,
+                doubt,
                 ..
             } => {
                 assert_eq!(entry.customer_id, ID);
                 Want::Update {
                     changes: changes.clone(),
                     send_address: *send_address,
+                    doubt: *doubt,
                 }
             }
             Step::Unchanged {
@@ -702,6 +734,85 @@ mod tests {
                 ONLY_FAILED,
                 vec![valid(2, ann("Lee"))],
                 vec![SAME],
+            ),
+            (
+                "a key whose last update is in doubt is sent again, though unchanged",
+                |m| {
+                    synced(m, &ann("Lee"));
+                    m.doubt(ann("Lee").key(), Doubt::Update);
+                },
+                NONE,
+                vec![valid(2, ann("Lee"))],
+                vec![resend(Doubt::Update, &[], false)],
+            ),
+            (
+                "with its address, whose update may be lost too",
+                |m| {
+                    synced(m, &living_in(ann("Lee"), "Berlin"));
+                    m.doubt(ann("Lee").key(), Doubt::Update);
+                },
+                NONE,
+                vec![valid(2, living_in(ann("Lee"), "Berlin"))],
+                vec![resend(Doubt::Update, &[], true)],
+            ),
+            (
+                "a key in doubt with changes names them",
+                |m| {
+                    synced(m, &ann("Lee"));
+                    m.doubt(ann("Lee").key(), Doubt::Update);
+                },
+                NONE,
+                vec![valid(2, ann("Park"))],
+                vec![resend(Doubt::Update, &["lastname: Lee -> Park"], false)],
+            ),
+            (
+                "a pulled mapping in doubt is sent, not refreshed",
+                |m| {
+                    pulled(m, &ann("Lee"));
+                    m.doubt(ann("Lee").key(), Doubt::Update);
+                },
+                NONE,
+                vec![valid(2, ann("Lee"))],
+                vec![resend(Doubt::Update, &[], false)],
+            ),
+            (
+                "a key whose delete is in doubt is sent again",
+                |m| {
+                    synced(m, &ann("Lee"));
+                    m.doubt(ann("Lee").key(), Doubt::Delete);
+                },
+                NONE,
+                vec![valid(2, ann("Lee"))],
+                vec![resend(Doubt::Delete, &[], false)],
+            ),
+            (
+                "--only-failed sends a key in doubt that did not fail",
+                |m| {
+                    synced(m, &ann("Lee"));
+                    m.doubt(ann("Lee").key(), Doubt::Update);
+                },
+                ONLY_FAILED,
+                vec![valid(2, ann("Lee"))],
+                vec![resend(Doubt::Update, &[], false)],
+            ),
+            (
+                "--force says the key is in doubt",
+                |m| {
+                    synced(m, &ann("Lee"));
+                    m.doubt(ann("Lee").key(), Doubt::Update);
+                },
+                FORCE,
+                vec![valid(2, ann("Lee"))],
+                vec![resend(Doubt::Update, &[], false)],
+            ),
+            (
+                "a doubt about a key no longer mapped is nothing: the key is new",
+                |m| {
+                    m.doubt(ann("Lee").key(), Doubt::Delete);
+                },
+                NONE,
+                vec![valid(2, ann("Lee"))],
+                vec![Want::Create],
             ),
             (
                 "an invalid row keeps its message",
@@ -919,6 +1030,9 @@ mod tests {
         }
         fn known(&self, digest: u64) -> Option<Known> {
             self.0.known(digest)
+        }
+        fn in_doubt(&self, digest: u64) -> Option<Doubt> {
+            self.0.in_doubt(digest)
         }
         fn entry(&self, _: &Key) -> Result<Option<Entry>, StateError> {
             panic!("an entry was read")

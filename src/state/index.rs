@@ -10,17 +10,27 @@
 //! (sled's log keeps writes in order, so no later write can survive a crash without it); a
 //! sync, `pull` or `state import` that ends cleanly writes a new file, then the new
 //! generation. A stale or missing file (after a crash) is not used: the next sync rebuilds the
-//! index from a scan of the store, which costs less than a sled read per row.
+//! index from a scan of the store, which costs less than a sled read per row. Nor is a damaged
+//! one (cut short, a count that does not fit its length, records that do not match the
+//! checksum in its header): it is rebuilt the same way, with a warning, and never trusted.
 
-use std::fs::File;
-use std::io::{self, BufReader, BufWriter, Read, Write};
+use std::io::{self, BufReader, Read, Write};
 use std::path::Path;
 
-use super::{Entry, StateError, Store};
+use xxhash_rust::xxh3::Xxh3;
+
+use super::{Entry, StateError, Store, private};
 use crate::customer::Key;
 
-const MAGIC: &[u8; 8] = b"CSIDX2\0\0";
+/// Version 3 added the checksum.
+const MAGIC: &[u8; 8] = b"CSIDX3\0\0";
 const FILE: &str = "index.bin";
+/// Magic, generation, record count, checksum of the records (xxh3-64).
+const HEADER: usize = 32;
+/// Key digest, payload hash (64 bits), customer id.
+const RECORD: usize = 24;
+/// Records are read and written this many bytes at a time (a whole number of records).
+const CHUNK: usize = RECORD * 2730;
 /// The sled meta key holding the generation of the index file that matches the store.
 pub(super) const GENERATION_KEY: &str = "index_gen";
 
@@ -155,16 +165,23 @@ fn bucket(digest: u64, bits: u32) -> usize {
 }
 
 impl Store {
-    /// The index, when its file matches the store; `None` when it must be rebuilt.
+    /// The index, when its file matches the store; `None` when it must be rebuilt: missing,
+    /// stale, or damaged (then with a warning). Never an error: the store can always rebuild it.
     pub fn load_index(&self) -> Result<Option<Index>, StateError> {
         let Some(generation) = self.index_gen()? else {
             return Ok(None);
         };
         let path = self.dir.join(FILE);
         match read(&path, generation) {
-            Ok(index) => Ok(index),
-            Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(None),
-            Err(source) => Err(StateError::Io { path, source }),
+            Ok(index) => Ok(Some(index)),
+            Err(Unusable::Missing) => Ok(None),
+            Err(Unusable::Damaged(why)) => {
+                tracing::warn!(
+                    "{} {why}; rebuilding the index from the state store",
+                    path.display()
+                );
+                Ok(None)
+            }
         }
     }
 
@@ -173,7 +190,8 @@ impl Store {
         self.save_index(&self.build_index()?)
     }
 
-    /// An index of every mapping, from a scan of the store.
+    /// An index of every mapping, from a scan of the store; refuses a store that holds fewer
+    /// mappings than its mark says (see `mark.rs`).
     pub fn build_index(&self) -> Result<Index, StateError> {
         let mut entries = Vec::with_capacity(self.customers.len());
         for kv in self.customers.iter() {
@@ -183,28 +201,29 @@ impl Store {
                 entries.push((Key::digest_of_bytes(&key), known));
             }
         }
+        self.check_floor(entries.len())?;
         Ok(Index::from_unsorted(entries))
     }
 
     /// Writes `index` as the one matching the store as it is now (call after every write is
-    /// applied).
+    /// applied), and marks how many mappings the store holds.
     pub fn save_index(&self, index: &Index) -> Result<(), StateError> {
         let generation = fastrand::u64(1..);
         let path = self.dir.join(FILE);
-        let tmp = self.dir.join("index.bin.tmp");
-        let io_err = |source| StateError::Io {
-            path: path.clone(),
-            source,
-        };
-        write(&tmp, generation, index).map_err(io_err)?;
-        std::fs::rename(&tmp, &path).map_err(io_err)?;
+        private::replace(&path, |w| write(w, generation, index)).map_err(|source| {
+            StateError::Io {
+                path: path.clone(),
+                source,
+            }
+        })?;
         self.db
             .insert(GENERATION_KEY, &generation.to_le_bytes())
             .map_err(|e| self.err(e))?;
         // The next write of this process must mark the file stale again.
         self.index_invalidated
             .store(false, std::sync::atomic::Ordering::Relaxed);
-        self.flush()
+        self.flush()?;
+        self.set_floor(index.len())
     }
 
     fn index_gen(&self) -> Result<Option<u64>, StateError> {
@@ -213,46 +232,115 @@ impl Store {
     }
 }
 
-fn read(path: &Path, generation: u64) -> io::Result<Option<Index>> {
-    let mut r = BufReader::with_capacity(1 << 16, File::open(path)?);
-    let mut header = [0u8; 24];
+/// Why an index file cannot be used.
+#[derive(Debug, PartialEq, Eq)]
+enum Unusable {
+    /// There is none: nothing to say.
+    Missing,
+    /// It is there but wrong; the reason, for a warning.
+    Damaged(String),
+}
+
+impl From<io::Error> for Unusable {
+    fn from(e: io::Error) -> Self {
+        match e.kind() {
+            io::ErrorKind::NotFound => Unusable::Missing,
+            io::ErrorKind::UnexpectedEof => Unusable::Damaged("is shorter than it says".into()),
+            _ => Unusable::Damaged(format!("cannot be read ({e})")),
+        }
+    }
+}
+
+/// Reads the index file at `path`, written for `generation`. Every field is checked before it
+/// is used: the length against the count (before anything is allocated), the checksum against
+/// the records, their order.
+fn read(path: &Path, generation: u64) -> Result<Index, Unusable> {
+    let damaged = |why: &str| Err(Unusable::Damaged(why.to_owned()));
+    let file = private::open_read(path)?;
+    let len = file.metadata()?.len();
+    let mut r = BufReader::with_capacity(CHUNK, file);
+    let mut header = [0u8; HEADER];
     r.read_exact(&mut header)?;
     let field = |b: &[u8], i: usize| u64::from_le_bytes(b[i..i + 8].try_into().unwrap_or_default());
-    if &header[..8] != MAGIC || field(&header, 8) != generation {
-        return Ok(None);
+    if &header[..8] != MAGIC {
+        // Another version's index is merely stale.
+        if header.starts_with(b"CSIDX") {
+            return Err(Unusable::Missing);
+        }
+        return damaged("is not an index file of custsync");
     }
-    let count = usize::try_from(field(&header, 16)).unwrap_or(0);
+    if field(&header, 8) != generation {
+        return damaged("was written for another state of the store");
+    }
+    let count = field(&header, 16);
+    let expected_len = count
+        .checked_mul(RECORD as u64)
+        .and_then(|n| n.checked_add(HEADER as u64));
+    if expected_len != Some(len) {
+        return damaged(&format!(
+            "is {len} bytes long, which does not fit its count of {count}"
+        ));
+    }
+    let count = usize::try_from(count).map_err(|_| Unusable::Damaged("is too large".into()))?;
     let (mut digests, mut known) = (Vec::with_capacity(count), Vec::with_capacity(count));
-    let mut record = [0u8; 24];
-    for _ in 0..count {
-        r.read_exact(&mut record)?;
-        digests.push(field(&record, 0));
-        known.push(Known {
-            hash64: field(&record, 8),
-            customer_id: field(&record, 16),
-        });
+    let mut hasher = Xxh3::new();
+    let mut chunk = vec![0u8; CHUNK];
+    let mut left = count;
+    while left > 0 {
+        let n = left.min(CHUNK / RECORD);
+        let bytes = &mut chunk[..n * RECORD];
+        r.read_exact(bytes)?;
+        hasher.update(bytes);
+        for record in bytes.chunks_exact(RECORD) {
+            digests.push(field(record, 0));
+            known.push(Known {
+                hash64: field(record, 8),
+                customer_id: field(record, 16),
+            });
+        }
+        left -= n;
+    }
+    if hasher.digest() != field(&header, 24) {
+        return damaged("does not match its checksum");
     }
     // Written sorted; a file that is not is not ours to trust.
     if !digests.is_sorted() {
-        return Ok(None);
+        return damaged("is not in order");
     }
-    Ok(Some(Index::new(digests, known)))
+    Ok(Index::new(digests, known))
 }
 
-fn write(path: &Path, generation: u64, index: &Index) -> io::Result<()> {
-    let file = File::create(path)?;
-    let mut w = BufWriter::with_capacity(1 << 16, &file);
+/// Writes the index file's bytes: the header, then the records; the header's checksum is of
+/// the records, so they are serialised twice (hashing is cheaper than seeking back).
+fn write(w: &mut impl Write, generation: u64, index: &Index) -> io::Result<()> {
+    let mut hasher = Xxh3::new();
+    records(index, |chunk| {
+        hasher.update(chunk);
+        Ok(())
+    })?;
     w.write_all(MAGIC)?;
     w.write_all(&generation.to_le_bytes())?;
     w.write_all(&(index.digests.len() as u64).to_le_bytes())?;
+    w.write_all(&hasher.digest().to_le_bytes())?;
+    records(index, |chunk| w.write_all(chunk))
+}
+
+/// Hands `index`'s records, serialised, to `out` a chunk at a time.
+fn records(index: &Index, mut out: impl FnMut(&[u8]) -> io::Result<()>) -> io::Result<()> {
+    let mut chunk = Vec::with_capacity(CHUNK);
     for (digest, k) in index.digests.iter().zip(&index.known) {
-        w.write_all(&digest.to_le_bytes())?;
-        w.write_all(&k.hash64.to_le_bytes())?;
-        w.write_all(&k.customer_id.to_le_bytes())?;
+        chunk.extend_from_slice(&digest.to_le_bytes());
+        chunk.extend_from_slice(&k.hash64.to_le_bytes());
+        chunk.extend_from_slice(&k.customer_id.to_le_bytes());
+        if chunk.len() + RECORD > CHUNK {
+            out(&chunk)?;
+            chunk.clear();
+        }
     }
-    w.flush()?;
-    drop(w);
-    file.sync_all()
+    if !chunk.is_empty() {
+        out(&chunk)?;
+    }
+    Ok(())
 }
 
 #[cfg(test)]
@@ -317,7 +405,7 @@ mod tests {
     #[test]
     fn the_index_is_used_only_while_nothing_else_wrote_the_store() {
         let dir = tempfile::tempdir().expect("tempdir");
-        let store = Store::open(dir.path()).expect("open");
+        let store = Store::open(&dir.path().join("s")).expect("open");
         assert!(store.load_index().expect("load").is_none(), "no index yet");
         let a = Key::new(1, "a@x.io");
         store.put(&a, entry(7), None).expect("put");
@@ -329,7 +417,7 @@ mod tests {
             .expect("matches the store");
         assert_eq!(loaded.get(a.digest()), Some(Known::new(7u128 << 64, 7)));
         drop(store);
-        let store = Store::open(dir.path()).expect("reopen");
+        let store = Store::open(&dir.path().join("s")).expect("reopen");
         assert!(
             store.load_index().expect("load").is_some(),
             "survives a reopen"
@@ -341,5 +429,67 @@ mod tests {
             store.load_index().expect("load").is_none(),
             "a write outside the sync invalidates it"
         );
+    }
+
+    #[test]
+    fn a_damaged_index_is_stale_never_fatal_and_never_trusted() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let store = Store::open(&dir.path().join("s")).expect("open");
+        for i in 0..3000 {
+            let key = Key::new(1, &format!("u{i}@x.io"));
+            store.put(&key, entry(i + 1), None).expect("put");
+        }
+        store.rebuild_index().expect("rebuild");
+        let path = dir.path().join("s").join(FILE);
+        let good = std::fs::read(&path).expect("read");
+        assert_eq!(good.len(), HEADER + 3000 * RECORD);
+        let set = |mut b: Vec<u8>, at: usize, v: u64| {
+            b[at..at + 8].copy_from_slice(&v.to_le_bytes());
+            b
+        };
+        let count = |b: &[u8]| u64::from_le_bytes(b[16..24].try_into().expect("8 bytes"));
+        let mut swapped = good.clone();
+        let (a, b) = (HEADER, HEADER + RECORD);
+        let first: Vec<u8> = swapped[a..b].to_vec();
+        swapped.copy_within(b..b + RECORD, a);
+        swapped[b..b + RECORD].copy_from_slice(&first);
+        let sum = xxhash_rust::xxh3::xxh3_64(&swapped[HEADER..]);
+        let swapped = set(swapped, 24, sum);
+        let cases: Vec<(&str, Vec<u8>)> = vec![
+            ("empty", Vec::new()),
+            ("cut in the header", good[..20].to_vec()),
+            ("cut in the records", good[..good.len() - 10].to_vec()),
+            ("a huge count", set(good.clone(), 16, u64::MAX)),
+            (
+                "a count that overflows",
+                set(good.clone(), 16, u64::MAX / 24 + 1),
+            ),
+            (
+                "one record more than there are",
+                set(good.clone(), 16, count(&good) + 1),
+            ),
+            (
+                "an id overwritten",
+                set(good.clone(), good.len() - 8, 12345),
+            ),
+            ("another generation", set(good.clone(), 8, 7)),
+            (
+                "another file",
+                b"not an index at all, not at all, no".to_vec(),
+            ),
+            ("out of order, with a checksum to match", swapped),
+        ];
+        for (what, bytes) in cases {
+            std::fs::write(&path, &bytes).expect("write");
+            match store.load_index() {
+                Ok(None) => {}
+                other => panic!("{what}: {other:?}"),
+            }
+        }
+        std::fs::write(&path, &good).expect("write");
+        let index = store.load_index().expect("load").expect("intact");
+        assert_eq!(index.len(), 3000);
+        // What the planner will trust instead: a scan of the store.
+        assert_eq!(store.build_index().expect("build").len(), 3000);
     }
 }

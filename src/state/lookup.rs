@@ -5,7 +5,7 @@
 //! The planner is generic over it: each row costs the same direct calls as before the trait,
 //! no dynamic dispatch.
 
-use super::{Entry, Index, Known, StateError, Store};
+use super::{Doubt, Doubts, Entry, Index, Known, StateError, Store};
 use crate::customer::{Fields, Key};
 
 /// The state store, as the planner reads it.
@@ -17,6 +17,9 @@ pub trait Lookup {
     fn key_count(&self) -> usize;
     /// What is known of a key, by [`Key::digest`]: the fast path, read for every row.
     fn known(&self, digest: u64) -> Option<Known>;
+    /// Whether a write of the key is in doubt, and which, by [`Key::digest`]: read for every
+    /// row, so it must cost nothing when no key is.
+    fn in_doubt(&self, digest: u64) -> Option<Doubt>;
     /// The full entry of a key; read only when the fast path cannot decide.
     fn entry(&self, key: &Key) -> Result<Option<Entry>, StateError>;
     /// The field values last sent for a key (or read from the shop by `pull`).
@@ -25,11 +28,12 @@ pub trait Lookup {
     fn is_failed(&self, key: &Key) -> Result<bool, StateError>;
 }
 
-/// The store with the index of its keys as they were when the run began.
+/// The store with the index of its keys and the keys in doubt as they were when the run began.
 #[derive(Clone, Copy)]
 pub struct Indexed<'a> {
     pub store: &'a Store,
     pub index: &'a Index,
+    pub doubts: &'a Doubts,
 }
 
 impl Lookup for Indexed<'_> {
@@ -39,6 +43,10 @@ impl Lookup for Indexed<'_> {
 
     fn known(&self, digest: u64) -> Option<Known> {
         self.index.get(digest)
+    }
+
+    fn in_doubt(&self, digest: u64) -> Option<Doubt> {
+        self.doubts.get(digest)
     }
 
     fn entry(&self, key: &Key) -> Result<Option<Entry>, StateError> {
@@ -61,12 +69,13 @@ pub mod memory {
 
     use super::*;
 
-    /// Keys, entries, field values and failed marks in maps.
+    /// Keys, entries, field values, failed and doubt marks in maps.
     #[derive(Debug, Default)]
     pub struct Memory {
         entries: HashMap<Key, Entry>,
         fields: HashMap<Key, Fields>,
         failed: HashSet<Key>,
+        doubts: HashMap<Key, Doubt>,
     }
 
     impl Memory {
@@ -84,6 +93,12 @@ pub mod memory {
             self.failed.insert(key);
             self
         }
+
+        /// Marks a key's write as in doubt.
+        pub fn doubt(&mut self, key: Key, why: Doubt) -> &mut Self {
+            self.doubts.insert(key, why);
+            self
+        }
     }
 
     impl Lookup for Memory {
@@ -96,6 +111,13 @@ pub mod memory {
                 .iter()
                 .find(|(k, _)| k.digest() == digest)
                 .map(|(_, e)| Known::new(e.payload_hash, e.customer_id))
+        }
+
+        fn in_doubt(&self, digest: u64) -> Option<Doubt> {
+            self.doubts
+                .iter()
+                .find(|(k, _)| k.digest() == digest)
+                .map(|(_, d)| *d)
         }
 
         fn entry(&self, key: &Key) -> Result<Option<Entry>, StateError> {
@@ -132,7 +154,7 @@ mod tests {
     #[test]
     fn the_store_and_the_fake_answer_alike() {
         let dir = tempfile::tempdir().expect("tempdir");
-        let store = Store::open(dir.path()).expect("open");
+        let store = Store::open(&dir.path().join("s")).expect("open");
         let (a, b, c) = (
             Key::new(1, "a@x.io"),
             Key::new(1, "b@x.io"),
@@ -144,21 +166,32 @@ mod tests {
         w.send(Op::Put(b.clone(), entry(2, 20), None));
         w.send(Op::Failed(c.clone()));
         w.finish().expect("finish");
+        store
+            .doubt(std::slice::from_ref(&b), Doubt::Delete)
+            .expect("doubt");
         let index = store.build_index().expect("index");
+        let doubts = store.doubts().expect("doubts");
         let sled = Indexed {
             store: &store,
             index: &index,
+            doubts: &doubts,
         };
         let mut fake = Memory::default();
         fake.put(a.clone(), entry(1, 10), Some(fields))
             .put(b.clone(), entry(2, 20), None)
-            .fail(c.clone());
-        fn answers(
-            l: &impl Lookup,
-            k: &Key,
-        ) -> (Option<Known>, Option<Entry>, Option<Fields>, bool) {
+            .fail(c.clone())
+            .doubt(b.clone(), Doubt::Delete);
+        type Answers = (
+            Option<Known>,
+            Option<Doubt>,
+            Option<Entry>,
+            Option<Fields>,
+            bool,
+        );
+        fn answers(l: &impl Lookup, k: &Key) -> Answers {
             (
                 l.known(k.digest()),
+                l.in_doubt(k.digest()),
                 l.entry(k).expect("entry"),
                 l.fields(k).expect("fields"),
                 l.is_failed(k).expect("failed"),

@@ -5,39 +5,46 @@
 //! [`Writer`], a thread of its own that applies small batches. A mapping is written only after
 //! the API confirmed the write; sled flushes its log every half second and at the end, so a
 //! killed run loses at most the last moments of confirmations, which the next run recovers by
-//! adopting the customers it finds already created.
+//! adopting the customers it finds already created, and by sending again the keys still in
+//! [`Doubt`] (see `doubt.rs`).
 //!
 //! The planner reads the store through the [`Lookup`] trait ([`Indexed`]: the [`Index`] of
 //! every key, then sled), so that its decisions can be tested without a disk.
+//!
+//! The directory is checked and kept private (`private.rs`); a store whose files were damaged
+//! is refused rather than taken for empty (`mark.rs`).
 
-use std::collections::HashSet;
-use std::fs::{self, File, OpenOptions, TryLockError};
-use std::io::{self, Write};
-use std::os::unix::fs::DirBuilderExt;
+use std::fs::{File, TryLockError};
+use std::io::{self, Read, Seek, Write};
 use std::path::{Path, PathBuf};
-use std::sync::mpsc;
-use std::thread;
-use std::time::Duration;
+use std::sync::Mutex;
+use std::sync::atomic::{AtomicBool, Ordering};
 
 use crate::customer::{Fields, Key};
 
+mod doubt;
 mod index;
 pub mod lookup;
+mod mark;
+mod private;
 mod target;
 mod transfer;
+mod writer;
+pub use doubt::{Doubt, Doubts};
 pub use index::{Index, Known};
 pub use lookup::{Indexed, Lookup};
 pub use target::{Admission, Binding};
 pub use transfer::{TransferError, export, import};
+pub use writer::{Op, Writer};
 
 /// Bumped when the byte layout of keys or entries changes.
 const SCHEMA_VERSION: u8 = 1;
 /// sled's default cache is 1 GiB; the planner's look-ups are a single pass, so little helps.
 const CACHE_BYTES: u64 = 64 * 1024 * 1024;
-/// Small batches: very large sled batches were seen to grow a process past 3 GB.
-const MAX_BATCH: usize = 512;
-/// How long the writer waits for more ops to batch with the first (see [`gather`]).
-const GATHER: Duration = Duration::from_millis(20);
+
+/// What to do about a damaged store.
+const REPAIR: &str = "Restore the state directory from a backup, or move it away and rebuild it \
+                      with `custsync pull`";
 
 /// What can go wrong with the state directory.
 #[derive(Debug, thiserror::Error)]
@@ -53,12 +60,35 @@ pub enum StateError {
         lock: PathBuf,
         holder: String,
     },
-    /// The directory or its lock file cannot be created or read.
+    /// The directory or one of its files cannot be created, read or written.
     #[error("state directory {path}: {source}")]
     Io { path: PathBuf, source: io::Error },
+    /// The directory, or an entry in it, is open to other users (or is a link).
+    #[error("refusing the state directory: {path} {why}; {fix}")]
+    Exposed {
+        path: PathBuf,
+        why: String,
+        fix: String,
+    },
     /// sled refused an operation.
     #[error("state store {path}: {source}")]
     Sled { path: PathBuf, source: sled::Error },
+    /// sled found the store's files corrupt.
+    #[error("state store {path} cannot be read: {source}; its files were damaged. {REPAIR}")]
+    Corrupt { path: PathBuf, source: sled::Error },
+    /// sled opened the store, but it holds fewer mappings than the last run left: its files
+    /// were damaged.
+    #[error(
+        "state store {path} cannot be read: it holds {found} customer mappings, but the last run \
+         left {expected} ({mark}); its files were damaged. {REPAIR} (if you emptied the store \
+         on purpose, delete {mark})"
+    )]
+    Damaged {
+        path: PathBuf,
+        mark: PathBuf,
+        found: u64,
+        expected: u64,
+    },
     /// The store was written by a different version of custsync.
     #[error(
         "state store {path} has schema version {found}, this custsync reads version {SCHEMA_VERSION}"
@@ -84,6 +114,16 @@ pub enum StateError {
          `custsync state rebind`"
     )]
     LegacyNotSandbox { dir: PathBuf, entries: usize },
+}
+
+impl StateError {
+    /// sled's `source` about the store at `path`.
+    fn sled(path: PathBuf, source: sled::Error) -> Self {
+        match source {
+            sled::Error::Corruption { .. } => StateError::Corrupt { path, source },
+            source => StateError::Sled { path, source },
+        }
+    }
 }
 
 /// What the store remembers about one key.
@@ -127,16 +167,6 @@ impl Entry {
     }
 }
 
-/// One change for the [`Writer`].
-#[derive(Debug)]
-pub enum Op {
-    /// The API confirmed this key's customer; the fields, when given, replace the last-sent
-    /// values kept for change messages.
-    Put(Key, Entry, Option<Fields>),
-    /// The API refused or retries ran out: remember the key for `--only-failed`.
-    Failed(Key),
-}
-
 /// An open, locked state directory.
 pub struct Store {
     dir: PathBuf,
@@ -146,64 +176,51 @@ pub struct Store {
     /// so that the hot look-ups of the planner stay small.
     fields: sled::Tree,
     failed: sled::Tree,
+    /// key -> [`Doubt`]: writes whose answer was not seen.
+    doubt: sled::Tree,
     /// This process already told sled the index file is stale.
-    index_invalidated: std::sync::atomic::AtomicBool,
+    index_invalidated: AtomicBool,
+    /// The fewest mappings the store may hold, from `db.mark` (see `mark.rs`).
+    floor: Mutex<Option<u64>>,
     /// The target the state writer binds the store to with its first mapping.
-    pending_binding: std::sync::Mutex<Option<Binding>>,
+    pending_binding: Mutex<Option<Binding>>,
     _lock: File,
 }
 
 impl Store {
-    /// Opens (creating it, mode 0700) the state directory and takes its lock.
+    /// Opens (creating it, mode 0700) the state directory and takes its lock. Refuses a
+    /// directory other users can reach, and a store damaged to fewer mappings than it had.
     pub fn open(dir: &Path) -> Result<Self, StateError> {
         let io_err = |path: &Path| {
             let path = path.to_owned();
             move |source| StateError::Io { path, source }
         };
-        fs::DirBuilder::new()
-            .recursive(true)
-            .mode(0o700)
-            .create(dir)
-            .map_err(io_err(dir))?;
-        let lock_path = dir.join("lock");
-        let mut lock = OpenOptions::new()
-            .read(true)
-            .write(true)
-            .create(true)
-            .truncate(false)
-            .open(&lock_path)
-            .map_err(io_err(&lock_path))?;
-        match lock.try_lock() {
-            Ok(()) => {}
-            Err(TryLockError::WouldBlock) => {
-                let holder = fs::read_to_string(&lock_path)
-                    .ok()
-                    .map(|pid| pid.trim().to_owned())
-                    .filter(|pid| !pid.is_empty())
-                    .map(|pid| format!(", held by process {pid}"))
-                    .unwrap_or_default();
-                return Err(StateError::Locked {
-                    dir: dir.to_owned(),
-                    lock: lock_path,
-                    holder,
-                });
-            }
-            Err(TryLockError::Error(e)) => return Err(io_err(&lock_path)(e)),
-        }
-        lock.set_len(0).map_err(io_err(&lock_path))?;
-        write!(lock, "{}", std::process::id()).map_err(io_err(&lock_path))?;
+        private::create_dir(dir).map_err(io_err(dir))?;
+        private::check(dir)?;
+        let lock = lock(dir)?;
 
         let db_path = dir.join("db");
-        let sled_err = |source| StateError::Sled {
-            path: db_path.clone(),
-            source,
-        };
+        let sled_err = |source| StateError::sled(db_path.clone(), source);
+        private::create_dir(&db_path).map_err(io_err(&db_path))?;
         let db = sled::Config::new()
             .path(&db_path)
             .cache_capacity(CACHE_BYTES)
             .flush_every_ms(Some(500))
             .open()
             .map_err(sled_err)?;
+        private::tighten(&db_path).map_err(io_err(&db_path))?;
+        let customers = db.open_tree("customers").map_err(sled_err)?;
+        let floor = mark::read(dir);
+        if let Some(expected) = floor.filter(|n| *n > 0)
+            && customers.is_empty()
+        {
+            return Err(StateError::Damaged {
+                path: db_path,
+                mark: mark::path(dir),
+                found: 0,
+                expected,
+            });
+        }
         match db.get("schema").map_err(sled_err)? {
             None => {
                 db.insert("schema", &[SCHEMA_VERSION]).map_err(sled_err)?;
@@ -216,26 +233,25 @@ impl Store {
                 });
             }
         }
-        let customers = db.open_tree("customers").map_err(sled_err)?;
         let failed = db.open_tree("failed").map_err(sled_err)?;
         let fields = db.open_tree("fields").map_err(sled_err)?;
+        let doubt = db.open_tree("doubt").map_err(sled_err)?;
         Ok(Store {
             dir: dir.to_owned(),
             db,
             customers,
             fields,
             failed,
-            index_invalidated: std::sync::atomic::AtomicBool::new(false),
-            pending_binding: std::sync::Mutex::new(None),
+            doubt,
+            index_invalidated: AtomicBool::new(false),
+            floor: Mutex::new(floor),
+            pending_binding: Mutex::new(None),
             _lock: lock,
         })
     }
 
     fn err(&self, source: sled::Error) -> StateError {
-        StateError::Sled {
-            path: self.dir.join("db"),
-            source,
-        }
+        StateError::sled(self.dir.join("db"), source)
     }
 
     /// The entry for `key`, if the API ever confirmed one.
@@ -298,17 +314,56 @@ impl Store {
         Ok(())
     }
 
-    /// Drops a mapping; returns whether there was one.
+    /// Drops a mapping (and any failed or doubt mark of its key); returns whether there was one.
     pub fn forget(&self, key: &Key) -> Result<bool, StateError> {
         self.invalidate_index()?;
-        self.failed
-            .remove(key.to_bytes())
-            .map_err(|e| self.err(e))?;
-        let old = self
-            .customers
-            .remove(key.to_bytes())
-            .map_err(|e| self.err(e))?;
+        let k = key.to_bytes();
+        if self.customers.contains_key(&k).map_err(|e| self.err(e))? {
+            self.lower_floor()?;
+        }
+        self.failed.remove(&k).map_err(|e| self.err(e))?;
+        let old = self.customers.remove(&k).map_err(|e| self.err(e))?;
+        // After the mapping: a mark is never gone while what it guards is still there.
+        self.doubt.remove(&k).map_err(|e| self.err(e))?;
         Ok(old.is_some())
+    }
+
+    /// One mapping fewer will be left: lowers the mark first, so that a crash before the next
+    /// one is written never leaves the store below it.
+    fn lower_floor(&self) -> Result<(), StateError> {
+        let mut floor = self.floor.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some(n) = floor.as_mut().filter(|n| **n > 0) {
+            *n -= 1;
+            mark::write(&self.dir, *n).map_err(|source| StateError::Io {
+                path: mark::path(&self.dir),
+                source,
+            })?;
+        }
+        Ok(())
+    }
+
+    /// Refuses the store when a scan `found` fewer mappings than the mark says it holds.
+    fn check_floor(&self, found: usize) -> Result<(), StateError> {
+        let floor = *self.floor.lock().unwrap_or_else(|e| e.into_inner());
+        match floor {
+            Some(expected) if (found as u64) < expected => Err(StateError::Damaged {
+                path: self.dir.join("db"),
+                mark: mark::path(&self.dir),
+                found: found as u64,
+                expected,
+            }),
+            _ => Ok(()),
+        }
+    }
+
+    /// Records that the store holds `count` mappings now, and that its files are private
+    /// (sled may have created more since the open).
+    fn set_floor(&self, count: usize) -> Result<(), StateError> {
+        let io_err = |path: PathBuf| move |source| StateError::Io { path, source };
+        let count = count as u64;
+        mark::write(&self.dir, count).map_err(io_err(mark::path(&self.dir)))?;
+        *self.floor.lock().unwrap_or_else(|e| e.into_inner()) = Some(count);
+        private::tighten(&self.dir.join("db")).map_err(io_err(self.dir.join("db")))
     }
 
     /// Unix seconds of the end of the last sync that changed state, if any.
@@ -338,7 +393,6 @@ impl Store {
 
     /// Stops trusting the index file until a sync writes a new one; called before any write.
     fn invalidate_index(&self) -> Result<(), StateError> {
-        use std::sync::atomic::Ordering;
         if !self.index_invalidated.swap(true, Ordering::Relaxed) {
             self.db
                 .remove(index::GENERATION_KEY)
@@ -346,120 +400,44 @@ impl Store {
         }
         Ok(())
     }
-
-    /// Starts the writer thread that applies [`Op`]s in small batches.
-    pub fn writer(&self) -> Result<Writer, StateError> {
-        self.invalidate_index()?;
-        // Unbounded is safe here: ops arrive at the API's confirmation rate, far below what
-        // sled applies, so the queue stays short.
-        let (tx, rx) = mpsc::channel::<Op>();
-        let customers = self.customers.clone();
-        let fields = self.fields.clone();
-        let failed = self.failed.clone();
-        let (db, mut bind) = (self.db.clone(), self.pending_binding());
-        let path = self.dir.join("db");
-        let handle = thread::Builder::new()
-            .name("state-writer".into())
-            .spawn(move || {
-                let err = |source| StateError::Sled {
-                    path: path.clone(),
-                    source,
-                };
-                while let Ok(first) = rx.recv() {
-                    let mut puts = sled::Batch::default();
-                    let mut values = sled::Batch::default();
-                    let mut fails = sled::Batch::default();
-                    // Keys whose failed mark changes in this batch.
-                    let mut marked = HashSet::new();
-                    for op in gather(&rx, first) {
-                        match op {
-                            Op::Put(key, entry, f) => {
-                                if let Some(b) = bind.take() {
-                                    // Only if still unbound: an earlier writer may have bound it.
-                                    let absent: Option<&[u8]> = None;
-                                    let _ = db
-                                        .compare_and_swap(target::BINDING_KEY, absent, Some(b))
-                                        .map_err(err)?;
-                                }
-                                let k = key.to_bytes();
-                                // Most keys never failed: removing each anyway was a log
-                                // write per confirmation.
-                                if marked.contains(&k) || failed.contains_key(&k).map_err(err)? {
-                                    fails.remove(k.clone());
-                                    marked.insert(k.clone());
-                                }
-                                if let Some(f) = f {
-                                    values.insert(k.clone(), encode_fields(&f));
-                                }
-                                puts.insert(k, &entry.to_bytes()[..]);
-                            }
-                            Op::Failed(key) => {
-                                let k = key.to_bytes();
-                                fails.insert(k.clone(), &[]);
-                                marked.insert(k);
-                            }
-                        }
-                    }
-                    // Values before the mapping: a mapping is never without its values.
-                    fields.apply_batch(values).map_err(err)?;
-                    customers.apply_batch(puts).map_err(err)?;
-                    if !marked.is_empty() {
-                        failed.apply_batch(fails).map_err(err)?;
-                    }
-                }
-                Ok(())
-            })
-            .map_err(|source| StateError::Io {
-                path: self.dir.clone(),
-                source,
-            });
-        Ok(Writer { tx, handle })
-    }
 }
 
-/// `first` and the ops queued behind it, up to [`MAX_BATCH`]; when that is not a full batch,
-/// after waiting [`GATHER`] for more. Every sled batch costs log writes of its own (at 3,000
-/// confirmations a second, batches of one or two kept seven sled IO threads busy), and sled
-/// makes writes durable only every half second anyway. The wait is a sleep, not a wait on the
-/// channel, so that the ops arriving meanwhile do not wake this thread one by one.
-fn gather(rx: &mpsc::Receiver<Op>, first: Op) -> Vec<Op> {
-    let mut ops = vec![first];
-    ops.extend(rx.try_iter().take(MAX_BATCH - 1));
-    if ops.len() < MAX_BATCH {
-        thread::sleep(GATHER);
-        ops.extend(rx.try_iter().take(MAX_BATCH - ops.len()));
+/// Takes the lock of `dir` (its file opened without following a link), and writes this
+/// process's id into it for the message of a run that finds it taken.
+fn lock(dir: &Path) -> Result<File, StateError> {
+    let path = dir.join("lock");
+    let io_err = |source| StateError::Io {
+        path: path.clone(),
+        source,
+    };
+    let mut lock = private::open_rw(&path).map_err(io_err)?;
+    match lock.try_lock() {
+        Ok(()) => {}
+        Err(TryLockError::WouldBlock) => {
+            let mut pid = String::new();
+            let holder = lock
+                .read_to_string(&mut pid)
+                .ok()
+                .map(|_| pid.trim())
+                .filter(|pid| !pid.is_empty())
+                .map(|pid| format!(", held by process {pid}"))
+                .unwrap_or_default();
+            return Err(StateError::Locked {
+                dir: dir.to_owned(),
+                lock: path,
+                holder,
+            });
+        }
+        Err(TryLockError::Error(e)) => return Err(io_err(e)),
     }
-    ops
+    lock.set_len(0).map_err(io_err)?;
+    lock.rewind().map_err(io_err)?;
+    write!(lock, "{}", std::process::id()).map_err(io_err)?;
+    Ok(lock)
 }
 
 fn encode_fields(f: &Fields) -> Vec<u8> {
     serde_json::to_vec(f).expect("serialising a map of strings to memory cannot fail")
-}
-
-/// Handle of the writer thread; [`Writer::finish`] waits until every op is applied.
-pub struct Writer {
-    tx: mpsc::Sender<Op>,
-    handle: Result<thread::JoinHandle<Result<(), StateError>>, StateError>,
-}
-
-impl Writer {
-    /// Queues one op. Never blocks.
-    pub fn send(&self, op: Op) {
-        // A send fails only when the thread has stopped on an error, which `finish` reports.
-        let _ = self.tx.send(op);
-    }
-
-    /// Waits for every queued op to be applied.
-    pub fn finish(self) -> Result<(), StateError> {
-        drop(self.tx);
-        match self.handle?.join() {
-            Ok(result) => result,
-            Err(_) => Err(StateError::Io {
-                path: PathBuf::from("state-writer"),
-                source: io::Error::other("the state writer thread panicked"),
-            }),
-        }
-    }
 }
 
 #[cfg(test)]
@@ -481,7 +459,7 @@ mod tests {
         let a = Key::new(1, "a@x.io");
         let b = Key::new(2, "B@x.io");
         {
-            let store = Store::open(dir.path()).expect("open");
+            let store = Store::open(&dir.path().join("s")).expect("open");
             let w = store.writer().expect("writer");
             w.send(Op::Failed(a.clone()));
             w.send(Op::Put(b.clone(), entry(2), None));
@@ -494,7 +472,7 @@ mod tests {
             w.finish().expect("finish");
             store.flush().expect("flush");
         }
-        let store = Store::open(dir.path()).expect("reopen");
+        let store = Store::open(&dir.path().join("s")).expect("reopen");
         assert_eq!(store.get(&a).expect("get"), Some(entry(1)));
         assert_eq!(store.get(&b).expect("get"), Some(entry(2)));
         assert_eq!(
@@ -518,7 +496,7 @@ mod tests {
     #[test]
     fn a_success_clears_a_failure_queued_in_the_same_batch() {
         let dir = tempfile::tempdir().expect("tempdir");
-        let store = Store::open(dir.path()).expect("open");
+        let store = Store::open(&dir.path().join("s")).expect("open");
         let (a, b) = (Key::new(1, "a@x.io"), Key::new(1, "b@x.io"));
         let w = store.writer().expect("writer");
         w.send(Op::Failed(a.clone()));
@@ -533,8 +511,8 @@ mod tests {
     #[test]
     fn a_second_open_is_refused_with_the_lock_named() {
         let dir = tempfile::tempdir().expect("tempdir");
-        let _first = Store::open(dir.path()).expect("open");
-        let err = Store::open(dir.path())
+        let _first = Store::open(&dir.path().join("s")).expect("open");
+        let err = Store::open(&dir.path().join("s"))
             .err()
             .expect("second open must fail");
         let msg = err.to_string();
@@ -549,7 +527,117 @@ mod tests {
         let dir = tempfile::tempdir().expect("tempdir");
         let path = dir.path().join("state");
         let _s = Store::open(&path).expect("open");
-        let mode = fs::metadata(&path).expect("meta").permissions().mode();
+        let mode = std::fs::metadata(&path).expect("meta").permissions().mode();
         assert_eq!(mode & 0o777, 0o700);
+    }
+
+    #[test]
+    fn the_directory_and_every_file_in_it_stay_private() {
+        use std::os::unix::fs::PermissionsExt;
+        let dir = tempfile::tempdir().expect("tempdir");
+        let path = dir.path().join("state");
+        let s = Store::open(&path).expect("open");
+        s.put(&Key::new(1, "a@x.io"), entry(1), None).expect("put");
+        s.rebuild_index().expect("index");
+        fn walk(p: &Path, out: &mut Vec<(PathBuf, u32)>) {
+            let meta = std::fs::symlink_metadata(p).expect("meta");
+            out.push((p.to_owned(), meta.permissions().mode() & 0o777));
+            if meta.is_dir() {
+                for e in std::fs::read_dir(p).expect("read dir") {
+                    walk(&e.expect("entry").path(), out);
+                }
+            }
+        }
+        let mut modes = Vec::new();
+        walk(&path, &mut modes);
+        assert!(modes.len() > 4, "{modes:?}");
+        for (p, mode) in modes {
+            let want = if p.is_dir() { 0o700 } else { 0o600 };
+            assert_eq!(mode, want, "{}", p.display());
+        }
+    }
+
+    #[test]
+    fn a_directory_others_can_reach_is_refused_before_the_lock_is_touched() {
+        use std::os::unix::fs::PermissionsExt;
+        let dir = tempfile::tempdir().expect("tempdir");
+        let path = dir.path().join("state");
+        drop(Store::open(&path).expect("open"));
+        std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o777)).expect("chmod");
+        let lock = std::fs::read(path.join("lock")).expect("lock");
+        let msg = Store::open(&path).err().expect("refused").to_string();
+        assert!(
+            msg.contains(&format!("chmod 700 {}", path.display())),
+            "{msg}"
+        );
+        assert_eq!(std::fs::read(path.join("lock")).expect("lock"), lock);
+    }
+
+    /// A store of `n` mappings whose run ended cleanly (its index and mark written).
+    fn store_of(path: &Path, n: u64) {
+        let s = Store::open(path).expect("open");
+        let w = s.writer().expect("writer");
+        for i in 0..n {
+            w.send(Op::Put(
+                Key::new(1, &format!("u{i}@x.io")),
+                entry(i + 1),
+                None,
+            ));
+        }
+        w.finish().expect("finish");
+        s.rebuild_index().expect("index");
+    }
+
+    fn cut(path: &Path, keep: impl Fn(u64) -> u64) {
+        let log = path.join("db").join("db");
+        let len = std::fs::metadata(&log).expect("meta").len();
+        let f = std::fs::OpenOptions::new()
+            .write(true)
+            .open(&log)
+            .expect("open log");
+        f.set_len(keep(len)).expect("truncate");
+    }
+
+    #[test]
+    fn a_store_damaged_to_fewer_mappings_than_its_mark_is_refused_naming_it() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        // Emptied: refused at the open.
+        let path = dir.path().join("emptied");
+        store_of(&path, 3000);
+        cut(&path, |_| 0);
+        let msg = Store::open(&path).err().expect("refused").to_string();
+        assert!(
+            msg.contains(&path.join("db").display().to_string())
+                && msg.contains("cannot be read")
+                && msg.contains("left 3000"),
+            "{msg}"
+        );
+        // Cut in half: what remains is read, but not taken for the whole.
+        let path = dir.path().join("halved");
+        store_of(&path, 3000);
+        cut(&path, |len| len / 2);
+        let s = Store::open(&path).expect("a part remains");
+        assert!(
+            s.load_index().expect("load").is_none(),
+            "the index is stale"
+        );
+        let msg = s.build_index().expect_err("refused").to_string();
+        assert!(msg.contains("left 3000"), "{msg}");
+    }
+
+    #[test]
+    fn forgetting_lowers_the_mark_first() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let path = dir.path().join("s");
+        store_of(&path, 3);
+        {
+            let s = Store::open(&path).expect("open");
+            assert!(s.forget(&Key::new(1, "u0@x.io")).expect("forget"));
+            assert!(!s.forget(&Key::new(1, "nobody@x.io")).expect("forget"));
+            s.flush().expect("flush");
+        }
+        assert_eq!(mark::read(&path), Some(2));
+        let s = Store::open(&path).expect("reopen");
+        assert_eq!(s.build_index().expect("two are enough").len(), 2);
     }
 }

@@ -225,6 +225,14 @@ impl Store {
     }
 }
 
+/// Records `binding` (as [`Store::pending_binding`] gives it) unless the store is bound.
+pub(super) fn bind_if_unbound(db: &sled::Db, binding: Option<Vec<u8>>) -> Result<(), sled::Error> {
+    let absent: Option<&[u8]> = None;
+    // A store already bound (by an earlier writer of the run) keeps its binding.
+    let _ = db.compare_and_swap(BINDING_KEY, absent, binding)?;
+    Ok(())
+}
+
 fn encode_binding(target: &Binding) -> Vec<u8> {
     let bound = Bound {
         target: target.clone(),
@@ -295,7 +303,7 @@ mod tests {
     #[test]
     fn the_first_mapping_binds_and_another_target_is_refused() {
         let dir = tempfile::tempdir().expect("tempdir");
-        let store = Store::open(dir.path()).expect("open");
+        let store = Store::open(&dir.path().join("s")).expect("open");
         let a = shop("https://a.example/T1");
         assert_eq!(
             store.admit(&a, false, true).expect("admit"),
@@ -334,7 +342,7 @@ mod tests {
     #[test]
     fn a_fresh_store_is_bound_by_its_first_mapping_only() {
         let dir = tempfile::tempdir().expect("tempdir");
-        let store = Store::open(dir.path()).expect("open");
+        let store = Store::open(&dir.path().join("s")).expect("open");
         let a = shop("https://a.example/T1");
         assert_eq!(
             store.admit(&a, false, false).expect("admit"),
@@ -357,7 +365,7 @@ mod tests {
     #[test]
     fn legacy_mappings_without_sandbox_data_are_not_used_with_the_sandbox() {
         let dir = tempfile::tempdir().expect("tempdir");
-        let store = Store::open(dir.path()).expect("open");
+        let store = Store::open(&dir.path().join("s")).expect("open");
         store
             .put(&Key::new(1, "x@a.io"), entry(), None)
             .expect("put");
@@ -375,7 +383,7 @@ mod tests {
     #[test]
     fn the_model_cache_is_per_target_and_dropped_by_a_rebind() {
         let dir = tempfile::tempdir().expect("tempdir");
-        let store = Store::open(dir.path()).expect("open");
+        let store = Store::open(&dir.path().join("s")).expect("open");
         let (a, b) = (shop("https://a.example/T1"), shop("https://b.example/T1"));
         store.bind(&a).expect("bind");
         let model = serde_json::json!({"websites": []});

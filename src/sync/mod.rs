@@ -92,10 +92,14 @@ pub async fn run(cfg: SyncConfig, cancel: CancellationToken) -> Result<Finished,
 
     // Read and plan on threads of their own, send here.
     let counters = Arc::new(Counters::default());
+    let options = read::PlanningOptions {
+        plan: cfg.plan,
+        mark_doubts: !cfg.dry_run,
+    };
     let (rows, planning) = read::start(
         reader,
         Arc::clone(&store),
-        cfg.plan,
+        options,
         &cancel,
         Arc::clone(&counters),
     )?;

@@ -1,7 +1,9 @@
 //! Reading and planning, on two threads of their own so that both cores are busy on a large
 //! file (and sled's blocking reads stay off the async workers): one parses and validates
 //! ([`crate::input`]), the other plans ([`crate::plan`]: keys, hashes, index and sled
-//! look-ups). Planned rows reach the sender in batches through a bounded channel.
+//! look-ups). Planned rows reach the sender in batches through a bounded channel; before a
+//! batch goes, the planner marks its updates in doubt with one flush (a real run only), so
+//! that no update can leave unmarked (see `state/doubt.rs`).
 
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
@@ -14,7 +16,7 @@ use super::ending::SyncError;
 use crate::input::{Reader, Record};
 use crate::plan::{self, Duplicates, FileKeys, OnDuplicate, Planned, Planner};
 use crate::report::Counters;
-use crate::state::{Index, Indexed, Store};
+use crate::state::{Doubt, Index, Indexed, StateError, Store};
 
 /// Rows per message from the reader thread: amortises channel costs on large files.
 const BATCH: usize = 256;
@@ -53,12 +55,20 @@ pub struct Read {
     pub index: Index,
 }
 
+/// How the rows are planned.
+#[derive(Clone, Copy, Debug)]
+pub struct PlanningOptions {
+    pub plan: plan::Options,
+    /// Mark updates in doubt before they go: false in a dry run, which changes no state.
+    pub mark_doubts: bool,
+}
+
 /// Starts reading `reader` and planning its rows against `store`. Call it before anything
 /// writes the store: a write makes the index file stale.
 pub fn start(
     reader: Reader,
     store: Arc<Store>,
-    options: plan::Options,
+    options: PlanningOptions,
     cancel: &CancellationToken,
     counters: Arc<Counters>,
 ) -> Result<(Rows, Planning), SyncError> {
@@ -86,13 +96,13 @@ fn read(
     mut reader: Reader,
     store: &Store,
     index: Option<Index>,
-    options: plan::Options,
+    options: PlanningOptions,
     reading: &CancellationToken,
     counters: &Counters,
     tx: &mpsc::Sender<Vec<Planned>>,
 ) -> Result<Read, SyncError> {
     // `--on-duplicate last|error` needs the file's duplicated keys before its first row.
-    let duplicates = match options.on_duplicate {
+    let duplicates = match options.plan.on_duplicate {
         OnDuplicate::First => Duplicates::default(),
         OnDuplicate::Last | OnDuplicate::Error => {
             Duplicates::scan(reader.reopen()?.take_while(|_| !reading.is_cancelled()))?
@@ -108,16 +118,21 @@ fn read(
                 Some(index) => index,
                 None => store.build_index()?,
             };
+            let doubts = store.doubts()?;
             let known = Indexed {
                 store,
                 index: &index,
+                doubts: &doubts,
             };
-            let mut planner = Planner::new(&known, options).with_duplicates(duplicates);
+            let mut planner = Planner::new(&known, options.plan).with_duplicates(duplicates);
             for records in records_rx {
                 let planned = records
                     .into_iter()
                     .map(|r| planner.plan(r))
                     .collect::<Result<Vec<_>, _>>()?;
+                if options.mark_doubts {
+                    doubt_updates(store, &planned)?;
+                }
                 if tx.blocking_send(planned).is_err() {
                     break;
                 }
@@ -163,4 +178,13 @@ fn read(
             None => Ok(planned),
         }
     })
+}
+
+/// Marks the updates among `planned` in doubt, durably, before any of them can be sent.
+fn doubt_updates(store: &Store, planned: &[Planned]) -> Result<(), StateError> {
+    let keys: Vec<_> = planned
+        .iter()
+        .filter_map(|p| p.step.updated_key())
+        .collect();
+    store.doubt(&keys, Doubt::Update)
 }

@@ -2,7 +2,8 @@
 //! model when the first of them comes, and may find them invalid), then go out through the
 //! [`Executor`], at most `--concurrency` at a time (each request under the shared rate limit);
 //! the others are recorded at once, without a future each (on a re-run that is nearly every
-//! row). Every [`Outcome`] goes to one sink: report line, counts, progress, state writer.
+//! row). Every [`crate::outcome::Outcome`] goes to one sink: report line, counts, progress,
+//! state writer.
 //!
 //! A fatal error (authentication, a shop model that cannot be read) or `--max-errors` stops
 //! the sending; an interrupt too. Rows already planned are then reported as not sent, and the
@@ -17,10 +18,9 @@ use tokio_util::sync::CancellationToken;
 
 use super::ending::SyncError;
 use super::read::Rows;
-use crate::api::ApiError;
 use crate::config::SyncConfig;
-use crate::exec::{self, Executor};
-use crate::outcome::{Outcome, Skip, StateChange, Status};
+use crate::exec::{self, Ended, Executor};
+use crate::outcome::{Skip, StateChange, Status};
 use crate::outputs::Output;
 use crate::plan::Planned;
 use crate::report::{Counters, Report, Tally};
@@ -77,7 +77,7 @@ pub async fn all(
         while in_flight.len() < cfg.concurrency {
             let Some(planned) = queue.next() else { break };
             if !planned.step.sends() {
-                sink.take(exec::unsent(planned, cfg.dry_run), None)?;
+                sink.take(exec::unsent(planned, cfg.dry_run).into())?;
                 continue;
             }
             // A dry run sends nothing that an interrupt or --max-errors would hold back.
@@ -89,24 +89,31 @@ pub async fn all(
                 stop.get().copied()
             };
             if let Some(why) = skip {
-                sink.take(exec::skipped(planned, why), None)?;
+                sink.take(exec::skipped(planned, why))?;
                 continue;
             }
             // Once, for the first row to send; nothing is in flight before it.
             if let Err(e) = gate.ready().await {
                 sink.stop(e.into());
-                sink.take(exec::skipped(planned, Skip::Stopped), None)?;
+                sink.take(exec::skipped(planned, Skip::Stopped))?;
                 continue;
             }
+            let updated = planned.step.updated_key();
             let planned = gate.vet(planned);
             match executor {
                 Some(exec) if planned.step.sends() => in_flight.push(exec.send(planned)),
-                _ => sink.take(exec::unsent(planned, cfg.dry_run), None)?,
+                _ => {
+                    // Not sent (a dry run, or a row the shop would refuse): an update's doubt
+                    // mark, set when it was planned, goes.
+                    let mut ended = Ended::from(exec::unsent(planned, cfg.dry_run));
+                    ended.settled = updated;
+                    sink.take(ended)?;
+                }
             }
         }
         let need_rows = queue.len() == 0 && !read_all;
         tokio::select! {
-            Some((outcome, error)) = in_flight.next(), if !in_flight.is_empty() => sink.take(outcome, error)?,
+            Some(ended) = in_flight.next(), if !in_flight.is_empty() => sink.take(ended)?,
             batch = rows.next(), if need_rows => match batch {
                 Some(batch) => queue = batch.into_iter(),
                 None => read_all = true,
@@ -161,8 +168,13 @@ impl Sink<'_> {
         }
     }
 
-    fn take(&mut self, outcome: Outcome, error: Option<ApiError>) -> Result<(), SyncError> {
-        if let Some(e) = error {
+    fn take(&mut self, ended: Ended) -> Result<(), SyncError> {
+        let Ended {
+            outcome,
+            fatal,
+            settled,
+        } = ended;
+        if let Some(e) = fatal {
             self.stop(e.into());
         }
         self.tally.add(&outcome);
@@ -185,6 +197,9 @@ impl Sink<'_> {
                 }
                 StateChange::Failed(key) => Op::Failed(key),
             });
+        }
+        if let (Some(w), Some(key)) = (&self.writer, settled) {
+            w.send(Op::Settle(key));
         }
         if self
             .max_errors

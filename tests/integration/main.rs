@@ -3,12 +3,14 @@
 mod binding;
 mod caps;
 mod data;
+mod doubt;
 mod faults;
 mod formats;
 mod hostile;
 mod input;
 mod outputs;
 mod shop;
+mod store;
 mod support;
 mod sync;
 mod walls;

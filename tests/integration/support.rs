@@ -25,37 +25,75 @@ pub struct TestEnv {
     pub sandbox: RunningSandbox,
 }
 
+/// A sandbox with these faults, its customers in memory or in `data`.
+async fn start_sandbox(
+    faults: Faults,
+    data: Option<PathBuf>,
+    shop: Option<PathBuf>,
+) -> RunningSandbox {
+    start_sandbox_at(faults, data, shop, "127.0.0.1:0".parse().expect("addr")).await
+}
+
+async fn start_sandbox_at(
+    faults: Faults,
+    data: Option<PathBuf>,
+    shop: Option<PathBuf>,
+    listen: std::net::SocketAddr,
+) -> RunningSandbox {
+    sandbox::start(
+        SandboxConfig {
+            client_secret: SECRET.to_owned().into(),
+            faults,
+            log_requests: true,
+            data_dir: data,
+            shop,
+            ..SandboxConfig::default()
+        },
+        listen,
+    )
+    .await
+    .expect("sandbox starts")
+}
+
 impl TestEnv {
     /// A sandbox (in memory) with these faults.
     pub async fn new(faults: Faults) -> Self {
-        Self::start(faults, None).await
+        TestEnv {
+            dir: tempfile::tempdir().expect("tempdir"),
+            sandbox: start_sandbox(faults, None, None).await,
+        }
     }
 
     /// A sandbox (in memory) standing for the shop this TOML describes (`--shop FILE`).
     pub async fn with_shop(shop: &str) -> Self {
-        Self::start(Faults::default(), Some(shop)).await
+        let dir = tempfile::tempdir().expect("tempdir");
+        let path = dir.path().join("shop.toml");
+        fs::write(&path, shop).expect("write the shop file");
+        let sandbox = start_sandbox(Faults::default(), None, Some(path)).await;
+        TestEnv { dir, sandbox }
     }
 
-    async fn start(faults: Faults, shop: Option<&str>) -> Self {
+    /// A sandbox that keeps its customers on disk, so that [`TestEnv::restart`] can give the
+    /// same shop other faults.
+    pub async fn persistent(faults: Faults) -> Self {
         let dir = tempfile::tempdir().expect("tempdir");
-        let shop = shop.map(|toml| {
-            let path = dir.path().join("shop.toml");
-            fs::write(&path, toml).expect("write the shop file");
-            path
-        });
-        let sandbox = sandbox::start(
-            SandboxConfig {
-                client_secret: SECRET.to_owned().into(),
-                faults,
-                log_requests: true,
-                shop,
-                ..SandboxConfig::default()
-            },
-            "127.0.0.1:0".parse().expect("addr"),
-        )
-        .await
-        .expect("sandbox starts");
+        let sandbox = start_sandbox(faults, Some(dir.path().join("shop")), None).await;
         TestEnv { dir, sandbox }
+    }
+
+    /// Restarts a [`TestEnv::persistent`] sandbox with `faults` at the same address, as a shop
+    /// comes back where it was, so that a state store bound to it still is (its request log
+    /// starts empty).
+    pub async fn restart(&mut self, faults: Faults) {
+        let addr = self.sandbox.addr();
+        let stand_in = start_sandbox(Faults::default(), None, None).await;
+        std::mem::replace(&mut self.sandbox, stand_in)
+            .shutdown()
+            .await;
+        let restarted = start_sandbox_at(faults, Some(self.path("shop")), None, addr).await;
+        std::mem::replace(&mut self.sandbox, restarted)
+            .shutdown()
+            .await;
     }
 
     pub fn path(&self, name: &str) -> PathBuf {

@@ -1,0 +1,176 @@
+//! The state writer: a thread of its own that applies the sync's changes to sled in small
+//! batches, so that sled's blocking writes stay off the async workers.
+//!
+//! Within a batch, the mappings are written before the marks they settle are cleared (field
+//! values, then mappings, then failed marks, then doubt marks): sled recovers a prefix of its
+//! writes after a crash, so a mark is never lost while the mapping it guards is.
+
+use std::collections::HashSet;
+use std::io;
+use std::path::PathBuf;
+use std::sync::mpsc;
+use std::thread;
+use std::time::Duration;
+
+use super::target::bind_if_unbound;
+use super::{Entry, StateError, Store, encode_fields};
+use crate::customer::{Fields, Key};
+
+/// Small batches: very large sled batches were seen to grow a process past 3 GB.
+const MAX_BATCH: usize = 512;
+/// How long the writer waits for more ops to batch with the first (see [`gather`]).
+const GATHER: Duration = Duration::from_millis(20);
+
+/// One change for the [`Writer`].
+#[derive(Debug)]
+pub enum Op {
+    /// The API confirmed this key's customer; the fields, when given, replace the last-sent
+    /// values kept for change messages. Settles a doubt about the key.
+    Put(Key, Entry, Option<Fields>),
+    /// The API refused or retries ran out: remember the key for `--only-failed`.
+    Failed(Key),
+    /// The key's write surely did not change the shop (refused outright, or never sent):
+    /// clear its doubt mark.
+    Settle(Key),
+}
+
+/// Handle of the writer thread; [`Writer::finish`] waits until every op is applied.
+pub struct Writer {
+    tx: mpsc::Sender<Op>,
+    handle: Result<thread::JoinHandle<Result<(), StateError>>, StateError>,
+}
+
+impl Store {
+    /// Starts the writer thread that applies [`Op`]s in small batches.
+    pub fn writer(&self) -> Result<Writer, StateError> {
+        self.invalidate_index()?;
+        // Unbounded is safe here: ops arrive at the API's confirmation rate, far below what
+        // sled applies, so the queue stays short.
+        let (tx, rx) = mpsc::channel::<Op>();
+        let trees = Trees {
+            customers: self.customers.clone(),
+            fields: self.fields.clone(),
+            failed: self.failed.clone(),
+            doubt: self.doubt.clone(),
+        };
+        let (db, mut bind) = (self.db.clone(), self.pending_binding());
+        let path = self.dir.join("db");
+        let handle = thread::Builder::new()
+            .name("state-writer".into())
+            .spawn(move || {
+                let err = |source| StateError::Sled {
+                    path: path.clone(),
+                    source,
+                };
+                while let Ok(first) = rx.recv() {
+                    let ops = gather(&rx, first);
+                    // The first mapping binds an unbound store to the run's target.
+                    if bind.is_some() && ops.iter().any(|op| matches!(op, Op::Put(..))) {
+                        bind_if_unbound(&db, bind.take()).map_err(err)?;
+                    }
+                    trees.apply(ops).map_err(err)?;
+                }
+                Ok(())
+            })
+            .map_err(|source| StateError::Io {
+                path: self.dir.clone(),
+                source,
+            });
+        Ok(Writer { tx, handle })
+    }
+}
+
+/// The trees the writer changes.
+struct Trees {
+    customers: sled::Tree,
+    fields: sled::Tree,
+    failed: sled::Tree,
+    doubt: sled::Tree,
+}
+
+impl Trees {
+    fn apply(&self, ops: Vec<Op>) -> Result<(), sled::Error> {
+        let mut puts = sled::Batch::default();
+        let mut values = sled::Batch::default();
+        let mut fails = sled::Batch::default();
+        let mut settled = sled::Batch::default();
+        // Keys whose failed mark changes in this batch.
+        let mut marked = HashSet::new();
+        let mut any_settled = false;
+        for op in ops {
+            match op {
+                Op::Put(key, entry, f) => {
+                    let k = key.to_bytes();
+                    // Most keys never failed and are in no doubt: removing each anyway was a
+                    // log write per confirmation.
+                    if marked.contains(&k) || self.failed.contains_key(&k)? {
+                        fails.remove(k.clone());
+                        marked.insert(k.clone());
+                    }
+                    if self.doubt.contains_key(&k)? {
+                        settled.remove(k.clone());
+                        any_settled = true;
+                    }
+                    if let Some(f) = f {
+                        values.insert(k.clone(), encode_fields(&f));
+                    }
+                    puts.insert(k, &entry.to_bytes()[..]);
+                }
+                Op::Failed(key) => {
+                    let k = key.to_bytes();
+                    fails.insert(k.clone(), &[]);
+                    marked.insert(k);
+                }
+                Op::Settle(key) => {
+                    settled.remove(key.to_bytes());
+                    any_settled = true;
+                }
+            }
+        }
+        // Values before the mapping: a mapping is never without its values.
+        self.fields.apply_batch(values)?;
+        self.customers.apply_batch(puts)?;
+        if !marked.is_empty() {
+            self.failed.apply_batch(fails)?;
+        }
+        if any_settled {
+            self.doubt.apply_batch(settled)?;
+        }
+        Ok(())
+    }
+}
+
+/// `first` and the ops queued behind it, up to [`MAX_BATCH`]; when that is not a full batch,
+/// after waiting [`GATHER`] for more. Every sled batch costs log writes of its own (at 3,000
+/// confirmations a second, batches of one or two kept seven sled IO threads busy), and sled
+/// makes writes durable only every half second anyway. The wait is a sleep, not a wait on the
+/// channel, so that the ops arriving meanwhile do not wake this thread one by one.
+fn gather(rx: &mpsc::Receiver<Op>, first: Op) -> Vec<Op> {
+    let mut ops = vec![first];
+    ops.extend(rx.try_iter().take(MAX_BATCH - 1));
+    if ops.len() < MAX_BATCH {
+        thread::sleep(GATHER);
+        ops.extend(rx.try_iter().take(MAX_BATCH - ops.len()));
+    }
+    ops
+}
+
+impl Writer {
+    /// Queues one op. Never blocks.
+    pub fn send(&self, op: Op) {
+        // A send fails only when the thread has stopped on an error, which `finish` reports.
+        let _ = self.tx.send(op);
+    }
+
+    /// Waits for every queued op to be applied.
+    pub fn finish(self) -> Result<(), StateError> {
+        drop(self.tx);
+        match self.handle?.join() {
+            Ok(result) => result,
+            Err(_) => Err(StateError::Io {
+                path: PathBuf::from("state-writer"),
+                source: io::Error::other("the state writer thread panicked"),
+            }),
+        }
+    }
+}
