@@ -370,3 +370,22 @@ async fn a_dry_run_with_rows_to_send_needs_credentials_to_read_the_shop() {
     );
     assert!(env.customer_requests().is_empty(), "nothing sent");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_update_the_shop_would_refuse_is_not_left_in_doubt() {
+    let env = TestEnv::new(Faults::default()).await;
+    let good = "email,firstname,lastname,group_id\nann@example.com,Ann,Lee,1\n";
+    let csv = env.write("in.csv", good);
+    env.sync(&csv, &[]).await.expect_code(0);
+    env.write("in.csv", &good.replace(",1\n", ",9\n"));
+    let run = env.sync(&csv, &[]).await;
+    run.expect_code(3);
+    assert_eq!(env.count("PUT"), 0, "group 9 is refused before sending");
+    // Back to what the shop has: nothing to send, no update taken for one whose answer was lost.
+    env.write("in.csv", good);
+    let before = env.customer_requests().len();
+    let run = env.sync(&csv, &[]).await;
+    run.expect_code(0);
+    assert!(run.stdout.contains("1 unchanged"), "{}", run.stdout);
+    assert_eq!(env.customer_requests().len(), before);
+}
