@@ -23,6 +23,8 @@ pub struct Options {
     pub report: Option<PathBuf>,
     /// `--delete-absent --max-deletes N`: the N.
     pub max_deletes: Option<u64>,
+    /// How many of them to name in [`Absence::sample`] (for `--review`).
+    pub sample: usize,
 }
 
 /// The state store or the list could not be read or written.
@@ -66,6 +68,8 @@ pub struct Absence {
     pub deleted: Vec<u64>,
     /// Why `--delete-absent` did not do all it was asked.
     pub refused: Option<Refused>,
+    /// The first [`Options::sample`] of them, with their customer ids.
+    pub sample: Vec<(Key, u64)>,
 }
 
 /// Counts the absent customers, lists them in `report` (the claimed `--absent-report`) and
@@ -83,7 +87,7 @@ pub async fn settle(
     if !read_to_end {
         return Ok(Absence::default());
     }
-    if report.is_none() && options.max_deletes.is_none() {
+    if report.is_none() && options.max_deletes.is_none() && options.sample == 0 {
         // Only the count: the index has every key, so no sled scan.
         let count = index
             .digests()
@@ -94,9 +98,13 @@ pub async fn settle(
             ..Absence::default()
         });
     }
-    let found = find(store, keys, report, options.max_deletes)?;
+    let found = find(store, keys, report, options)?;
     let mut absence = Absence {
         count: found.count,
+        sample: (found.listed.iter())
+            .take(options.sample)
+            .map(|(key, e)| (key.clone(), e.customer_id))
+            .collect(),
         ..Absence::default()
     };
     if let Some(max) = options.max_deletes {
@@ -126,7 +134,7 @@ fn refusal(keys: &FileKeys, absent: u64, max: u64) -> Option<Refused> {
 /// Keys in the state store that the file no longer has.
 struct Found {
     count: u64,
-    /// The first ones, as many as may be deleted plus one.
+    /// The first ones: as many as may be deleted plus one, or as the sample asks for.
     listed: Vec<(Key, Entry)>,
 }
 
@@ -135,7 +143,7 @@ fn find(
     store: &Store,
     keys: &FileKeys,
     report: Option<Output>,
-    max_deletes: Option<u64>,
+    options: &Options,
 ) -> Result<Found, AbsentError> {
     let mut out = report
         .map(|output| -> Result<_, WriteError> {
@@ -146,7 +154,9 @@ fn find(
             Ok((w, p))
         })
         .transpose()?;
-    let keep = max_deletes.map_or(0, |m| m.saturating_add(1));
+    let keep = (options.max_deletes)
+        .map_or(0, |m| m.saturating_add(1))
+        .max(options.sample as u64);
     let mut found = Found {
         count: 0,
         listed: Vec::new(),

@@ -14,9 +14,9 @@ use clap::{Args, Parser, Subcommand, ValueEnum};
 
 use crate::defaults::{
     DEFAULT_BACKOFF_BASE_MS, DEFAULT_CONCURRENCY, DEFAULT_EMPTY_VALUE, DEFAULT_IMS_URL,
-    DEFAULT_MAX_ERRORS, DEFAULT_PAGE_SIZE, DEFAULT_RATE, DEFAULT_RETRIES, DEFAULT_SANDBOX_LISTEN,
-    DEFAULT_SCOPES, DEFAULT_STATE_DIR, DEFAULT_TIMEOUT_SECS, DEFAULT_WEBSITE_ID, MAX_CONCURRENCY,
-    MAX_PAGE_SIZE,
+    DEFAULT_KEEP_RUNS, DEFAULT_MAX_ERRORS, DEFAULT_PAGE_SIZE, DEFAULT_RATE, DEFAULT_RETRIES,
+    DEFAULT_SANDBOX_LISTEN, DEFAULT_SCOPES, DEFAULT_STATE_DIR, DEFAULT_TIMEOUT_SECS,
+    DEFAULT_WEBSITE_ID, MAX_CONCURRENCY, MAX_PAGE_SIZE,
 };
 
 /// Keep an Adobe Commerce shop's customers in step with a CSV file.
@@ -74,7 +74,24 @@ pub enum Command {
     ///
     /// Example: custsync sandbox --listen 127.0.0.1:8080
     Sandbox(SandboxArgs),
+    /// List the runs recorded in the state directory, newest first: id, start, dry run or not,
+    /// exit code, duration, counts, file and target.
+    ///
+    /// Example: custsync runs; custsync runs show 7 --failed
+    Runs(RunsArgs),
 }
+
+/// The actions and statuses `--report-only` takes.
+pub const REPORT_KINDS: [&str; 8] = [
+    "create",
+    "update",
+    "unchanged",
+    "invalid",
+    "planned",
+    "ok",
+    "failed",
+    "not_sent",
+];
 
 /// Where requests go and how they authenticate.
 #[derive(Debug, Args)]
@@ -144,11 +161,40 @@ pub struct SyncArgs {
         value_parser = clap::value_parser!(u32).range(1..=i64::from(MAX_CONCURRENCY))
     )]
     pub concurrency: u32,
-    /// Per-row report: CSV, or JSON Lines when FILE ends in .jsonl.
+    /// Per-row report: CSV; JSON Lines when FILE ends in .jsonl (with each update's changes as
+    /// data); a workbook when it ends in .xlsx (sheet `report`, and sheet `changes` with one line
+    /// per changed field).
     ///
     /// Example: --report report.csv
     #[arg(long, value_name = "FILE")]
     pub report: Option<PathBuf>,
+    /// Limit the report to rows of these actions or statuses (comma-separated): create,
+    /// update, unchanged, invalid, planned, ok, failed, not_sent.
+    ///
+    /// Example: --report report.xlsx --report-only update,create,invalid,failed
+    #[arg(
+        long,
+        value_name = "KINDS",
+        value_delimiter = ',',
+        value_parser = clap::builder::PossibleValuesParser::new(REPORT_KINDS),
+        requires = "report"
+    )]
+    pub report_only: Vec<String>,
+    /// Write a self-contained HTML page for the person who signs off a dry run: counts by
+    /// action and website, every field that changes (before and after), the values of each new
+    /// customer, invalid rows with line, column and reason, and absent customers.
+    ///
+    /// Example: --dry-run --review review.html
+    #[arg(long, value_name = "FILE")]
+    pub review: Option<PathBuf>,
+    /// Runs kept in the state directory's history (custsync runs), this one included.
+    #[arg(
+        long,
+        value_name = "N",
+        default_value_t = DEFAULT_KEEP_RUNS,
+        value_parser = clap::value_parser!(u32).range(1..)
+    )]
+    pub keep_runs: u32,
     /// Machine-readable summary (counts, requests, retries, elapsed time).
     #[arg(long, value_name = "FILE")]
     pub summary_json: Option<PathBuf>,
@@ -359,6 +405,43 @@ pub enum StateCommand {
     },
 }
 
+/// `custsync runs`: the list, or one run's rows.
+#[derive(Debug, Args)]
+pub struct RunsArgs {
+    #[command(subcommand)]
+    pub command: Option<RunsCommand>,
+    /// The state directory whose history to read.
+    #[arg(
+        long = "state",
+        value_name = "DIR",
+        default_value = DEFAULT_STATE_DIR,
+        global = true
+    )]
+    pub state: PathBuf,
+}
+
+/// `custsync runs ...`.
+#[derive(Debug, Subcommand)]
+pub enum RunsCommand {
+    /// Print a run's rows as the report's CSV, in file order, with the reasons; sends nothing.
+    /// Without a filter, every row; with filters, the rows of any of them.
+    ///
+    /// Example: custsync runs show 7 --failed
+    Show {
+        /// The run's id (custsync runs lists them).
+        id: u64,
+        /// Rows the shop refused, or whose retries ran out.
+        #[arg(long)]
+        failed: bool,
+        /// Rows rejected before sending.
+        #[arg(long)]
+        invalid: bool,
+        /// Rows never sent (the run was interrupted or stopped).
+        #[arg(long)]
+        not_sent: bool,
+    },
+}
+
 /// Options of `custsync sandbox`.
 #[derive(Debug, Args)]
 pub struct SandboxArgs {
@@ -433,6 +516,41 @@ mod tests {
         );
         assert_eq!(s.state.dir, PathBuf::from(".custsync"));
         assert!(!s.dry_run && !s.force && !s.only_failed);
+    }
+
+    #[test]
+    fn runs_show_takes_its_state_before_or_after() {
+        for argv in [
+            &["custsync", "runs", "--state", "S", "show", "7", "--failed"][..],
+            &["custsync", "runs", "show", "7", "--failed", "--state", "S"][..],
+        ] {
+            let cli = Cli::try_parse_from(argv).expect("parse");
+            let Command::Runs(r) = cli.command else {
+                panic!("runs")
+            };
+            assert_eq!(r.state, PathBuf::from("S"));
+            assert!(matches!(
+                r.command,
+                Some(RunsCommand::Show {
+                    id: 7,
+                    failed: true,
+                    invalid: false,
+                    not_sent: false
+                })
+            ));
+        }
+        let err = Cli::try_parse_from([
+            "custsync",
+            "sync",
+            "a.csv",
+            "--report",
+            "r.csv",
+            "--report-only",
+            "create,bogus",
+        ]);
+        assert!(err.is_err(), "an unknown kind is a usage error");
+        let err = Cli::try_parse_from(["custsync", "sync", "a.csv", "--report-only", "create"]);
+        assert!(err.is_err(), "--report-only needs --report");
     }
 
     #[test]

@@ -15,6 +15,7 @@ use crate::api::Credentials;
 use crate::cli::{self, CheckArgs, ConnectionArgs, InputArgs, PullArgs, SyncArgs};
 use crate::input::{Format, Mapping, MappingError};
 use crate::plan;
+use crate::report::{self, Only};
 use crate::retry::RetryPolicy;
 
 /// Kept here too, where the launcher and the tests have always found it.
@@ -111,7 +112,13 @@ pub struct SyncConfig {
     pub concurrency: usize,
     pub retry: RetryPolicy,
     pub report: Option<PathBuf>,
+    /// `--report-only`: `None` reports every row.
+    pub report_only: Option<Only>,
+    /// `--review`: the HTML review page.
+    pub review: Option<PathBuf>,
     pub summary_json: Option<PathBuf>,
+    /// `--keep-runs`: runs the history keeps.
+    pub keep_runs: usize,
     pub default_website: u32,
     pub plan: plan::Options,
     pub max_errors: Option<u64>,
@@ -174,7 +181,9 @@ impl SyncConfig {
                 ..RetryPolicy::default()
             },
             report: args.report,
+            report_only: (!args.report_only.is_empty()).then(|| Only::new(args.report_only)),
             summary_json: args.summary_json,
+            keep_runs: args.keep_runs as usize,
             default_website: args.website_id,
             plan: plan::Options {
                 force: args.force,
@@ -189,8 +198,14 @@ impl SyncConfig {
             absent: absent::Options {
                 report: args.absent_report,
                 max_deletes: args.max_deletes.filter(|_| args.delete_absent),
+                sample: if args.review.is_some() {
+                    report::review::CAP
+                } else {
+                    0
+                },
             },
             regions_optional: args.shop.regions_optional,
+            review: args.review,
             quiet,
         })
     }

@@ -261,15 +261,18 @@ impl Customer {
     }
 
     /// The fields we would send whose value `known` (last sent, or read from the shop) does not
-    /// already hold, as `field: old -> new` (`field: old -> ` for a field the file clears).
-    /// Fields we do not send are left alone: an empty cell never clears anything.
-    pub fn changes(&self, known: &Fields) -> Vec<String> {
+    /// already hold (`new` is empty for a field the file clears). Fields we do not send are
+    /// left alone: an empty cell never clears anything.
+    pub fn changes(&self, known: &Fields) -> Vec<Change> {
         self.fields()
             .into_iter()
             .filter_map(|(field, new)| {
                 let old = known.get(&field);
-                (!holds(old, &new))
-                    .then(|| format!("{field}: {} -> {new}", old.map_or("(none)", String::as_str)))
+                (!holds(old, &new)).then(|| Change {
+                    old: old.cloned(),
+                    field,
+                    new,
+                })
             })
             .collect()
     }
@@ -302,6 +305,30 @@ fn holds(old: Option<&String>, new: &str) -> bool {
 
 /// Flattened customer values (see [`Customer::fields`]).
 pub type Fields = std::collections::BTreeMap<String, String>;
+
+/// One field an update changes, in the terms of [`Customer::fields`]. Reports show it as
+/// `field: old -> new` (its `Display`), or as data (JSON Lines, the xlsx `changes` sheet, the
+/// HTML review).
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize)]
+pub struct Change {
+    pub field: String,
+    /// `None` when the field had no value.
+    pub old: Option<String>,
+    pub new: String,
+}
+
+impl std::fmt::Display for Change {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let old = self.old.as_deref().unwrap_or("(none)");
+        write!(f, "{}: {old} -> {}", self.field, self.new)
+    }
+}
+
+/// Changes as the report's `message` gives them: `field: old -> new` pairs joined by `; `.
+pub fn joined(changes: &[Change]) -> String {
+    let parts: Vec<String> = changes.iter().map(ToString::to_string).collect();
+    parts.join("; ")
+}
 
 /// The fields of a customer as the API returns it, in the form of [`Customer::fields`]; the
 /// address is the customer's default billing address.
@@ -584,8 +611,8 @@ pub(crate) mod tests {
         known.insert("middlename".into(), "Maria".into());
         known.insert("gender".into(), "2".into());
         assert_eq!(
-            c.changes(&known),
-            ["gender: 2 -> ", "middlename: Maria -> "]
+            joined(&c.changes(&known)),
+            "gender: 2 -> ; middlename: Maria -> "
         );
     }
 
@@ -623,12 +650,25 @@ pub(crate) mod tests {
         remote["lastname"] = json!("Doe");
         remote["addresses"][0]["city"] = json!("Malmö");
         let known = remote_fields(&remote);
+        let changes = c.changes(&known);
         assert_eq!(
-            c.changes(&known),
-            vec![
-                "city: Malmö -> Lund".to_string(),
-                "lastname: Doe -> Lee".to_string()
-            ]
+            joined(&changes),
+            "city: Malmö -> Lund; lastname: Doe -> Lee"
+        );
+        assert_eq!(
+            changes[0],
+            Change {
+                field: "city".into(),
+                old: Some("Malmö".into()),
+                new: "Lund".into()
+            }
+        );
+        remote["taxvat"] = json!(null);
+        c.taxvat = Some("X2".into());
+        let added = c.changes(&remote_fields(&remote));
+        assert_eq!(
+            added.last().map(ToString::to_string).as_deref(),
+            Some("taxvat: (none) -> X2")
         );
         assert!(c.address_changes(&known));
     }

@@ -25,6 +25,8 @@ pub const DEFAULT_TIMEOUT_SECS: u64 = 30;
 pub const DEFAULT_WEBSITE_ID: u32 = 1;
 /// `--max-errors`: failed rows after which sending stops; 0 never stops.
 pub const DEFAULT_MAX_ERRORS: u64 = 0;
+/// `--keep-runs`: the runs the history in the state directory keeps.
+pub const DEFAULT_KEEP_RUNS: u32 = 30;
 /// `--empty-value`: the cell text that clears a field, as in Magento's own import.
 pub const DEFAULT_EMPTY_VALUE: &str = "__EMPTY__VALUE__";
 /// `--state`: the state directory, relative to the working directory.

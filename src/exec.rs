@@ -27,13 +27,13 @@ use serde_json::Value;
 use tokio_util::sync::CancellationToken;
 
 use crate::api::{ApiError, Client};
-use crate::customer::{Customer, Fields, Key, default_address, remote_fields};
-use crate::outcome::{Outcome, Skip};
+use crate::customer::{Change, Customer, Fields, Key, default_address, remote_fields};
+use crate::outcome::{Action, Outcome, Saved, Skip};
 use crate::plan::{Planned, Step};
 use crate::retry::{Retrier, RetryPolicy, Waiting};
 use crate::state::{Doubt, Entry, StateError, Store};
 use answers::{Ids, checked_id};
-use doubt::{Tries, update_note};
+use doubt::Tries;
 
 /// Sends rows through a [`Client`].
 pub struct Executor {
@@ -48,6 +48,8 @@ struct Done {
     entry: Entry,
     fields: Option<Fields>,
     note: String,
+    /// The fields an update changed.
+    changes: Vec<Change>,
 }
 
 impl Done {
@@ -79,6 +81,7 @@ impl Done {
             },
             fields: Some(customer.fields()),
             note,
+            changes: Vec::new(),
         })
     }
 }
@@ -239,7 +242,9 @@ impl Executor {
                 };
                 let r = match self.update(&customer, target, hash).await {
                     Ok(mut done) => {
-                        done.note = update_note(doubt, &changes);
+                        // Why it was sent again when in doubt; then its changes.
+                        done.note = doubt.map(Doubt::message).unwrap_or_default().to_owned();
+                        done.changes = changes;
                         Ok(done)
                     }
                     // Deleted in the shop since our last sync: the file still wants the
@@ -293,11 +298,22 @@ impl Executor {
                 entry,
                 fields,
                 note,
-            }) => Ended {
-                outcome: Outcome::saved(row, action, customer.key(), entry, fields, note),
-                fatal: None,
-                settled: None,
-            },
+                changes,
+            }) => {
+                let saved = Saved {
+                    key: customer.key(),
+                    entry,
+                    fields,
+                    note,
+                    changes,
+                };
+                let created = (action == Action::Create).then_some(customer);
+                Ended {
+                    outcome: Outcome::saved(row, action, saved, created),
+                    fatal: None,
+                    settled: None,
+                }
+            }
             Err(Failure {
                 error,
                 customer_id,
@@ -362,10 +378,8 @@ impl Executor {
             current: Some(remote),
         };
         let mut done = self.update(customer, target, hash).await?;
-        done.note = format!(
-            "adopted existing customer {id} and updated it: {}",
-            changes.join("; ")
-        );
+        done.note = format!("adopted existing customer {id} and updated it");
+        done.changes = changes;
         Ok(done)
     }
 
@@ -424,21 +438,15 @@ pub fn unsent(planned: Planned, dry_run: bool) -> Outcome {
             note,
             refresh,
         } => Outcome::unchanged(row, customer_id, note, refresh, dry_run),
-        Step::Create { .. } => Outcome::would_create(row),
+        Step::Create { customer, .. } => Outcome::would_create(row, customer),
         Step::Update {
             entry,
             changes,
-            doubt: None,
-            ..
-        } => Outcome::would_update(row, entry.customer_id, &changes),
-        Step::Update {
-            entry,
-            changes,
-            doubt: Some(doubt),
+            doubt,
             ..
         } => {
-            let note = [update_note(Some(doubt), &changes)];
-            Outcome::would_update(row, entry.customer_id, &note)
+            let note = doubt.map(Doubt::message);
+            Outcome::would_update(row, entry.customer_id, changes, note)
         }
     }
 }

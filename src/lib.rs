@@ -9,9 +9,9 @@
 //! is checked against the [`shop`]'s model (read once, when the first one comes), then [`exec`]
 //! sends it through the [`api`] client, under the [`throttle`] and with [`retry`].
 //! Every row ends as an [`outcome::Outcome`]: [`report`] writes it as a report line and counts
-//! it, and the [`state`] writer records the mapping it confirmed. Once the whole file is read,
-//! [`absent`] deals with the customers it no longer names; the run ends with its summary, and
-//! [`exit`] turns how it ended into the exit code.
+//! it, and the [`state`] writer records the mapping it confirmed, and [`runs`] keeps it in the
+//! run history. Once the whole file is read, [`absent`] deals with the customers it no longer
+//! names; the run ends with its summary, and [`exit`] turns how it ended into the exit code.
 //! Every file a run writes for its user is claimed from [`outputs`] before the first
 //! request, so that a mistaken path cannot overwrite the input.
 //!
@@ -25,10 +25,11 @@
 //! | module | owns | uses |
 //! | --- | --- | --- |
 //! | [`cli`] | command-line arguments (clap types only) | defaults |
-//! | [`config`] | typed settings resolved from arguments and environment | cli, defaults, absent, api, input, plan, retry |
+//! | [`config`] | typed settings resolved from arguments and environment | cli, defaults, absent, api, input, plan, report, retry |
 //! | [`exit`] | the exit codes, and how a command's ending maps to one | sync, pull |
-//! | [`sync`] | the pipeline: read, plan, check against the shop, send, absent, end | config, connect, input, plan, shop, exec, outcome, report, absent, state, api, retry, throttle, outputs |
+//! | [`sync`] | the pipeline: read, plan, check against the shop, send, absent, end | config, connect, input, plan, shop, exec, outcome, report, runs, absent, state, api, redact, retry, throttle, outputs |
 //! | [`pull`] | recording the customers a shop already has | config, connect, retry, api, state, throttle, customer, defaults |
+//! | [`runs`] | the run history: each run's summary and rows, in the state directory | outcome, report |
 //! | [`check`] | `custsync check`: the target tested and its shop's model shown, changing nothing | config, connect, retry, shop, state, api, throttle |
 //! | [`connect`] | the target: embedded sandbox or a real shop, the store's binding to it; the sandbox's one launcher | config, cli, api, redact, state, throttle |
 //! | [`input`] | the input file (CSV in any encoding, or a spreadsheet): header, streaming, per-row validation | customer |
@@ -36,7 +37,7 @@
 //! | [`shop`] | the shop's model from its API, and each row to send checked against it | plan, retry, api, state, input, customer |
 //! | [`exec`] | sending a row: lost-answer recovery, answer checks, its outcome | plan, outcome, retry, api, state, customer, redact |
 //! | [`outcome`] | what became of a row: report columns and state change, built in one place | api, state, customer |
-//! | [`report`] | report file, summary JSON, progress | outcome, outputs |
+//! | [`report`] | report file (CSV, JSON Lines, xlsx), review page, summary JSON, progress | outcome, customer, outputs |
 //! | [`absent`] | customers the file no longer names: count, list, delete | plan, exec, report, state, customer, outputs |
 //! | [`retry`] | which failures are tried again, backoff with jitter, `Retry-After` | api, defaults |
 //! | [`api`] | the Commerce REST client and IMS tokens | redact, throttle |
@@ -65,6 +66,7 @@ pub mod pull;
 pub mod redact;
 pub mod report;
 pub mod retry;
+pub mod runs;
 pub mod shop;
 pub mod state;
 pub mod sync;
@@ -73,7 +75,7 @@ pub mod throttle;
 use anyhow::Context;
 use tokio_util::sync::CancellationToken;
 
-use cli::{Cli, Command, StateCommand};
+use cli::{Cli, Command, RunsArgs, RunsCommand, StateCommand};
 use config::{CheckConfig, Connect, Env, PullConfig, SyncConfig};
 use state::Store;
 
@@ -93,7 +95,8 @@ pub fn run(cli: Cli) -> anyhow::Result<Exit> {
                 let cfg = SyncConfig::resolve(args, &env, cli.quiet)?;
                 let cancel = CancellationToken::new();
                 spawn_signal_handler(cancel.clone(), cli.quiet);
-                let finished = sync::run(cfg, cancel).await?;
+                let exit_of: sync::ExitOf = |end| end.map_or(Exit::Fatal, Exit::from) as u8;
+                let finished = sync::run(cfg, cancel, exit_of).await?;
                 Ok(Exit::from(&finished))
             }
             Command::Pull(args) => {
@@ -116,6 +119,7 @@ pub fn run(cli: Cli) -> anyhow::Result<Exit> {
                 Ok(if well { Exit::Ok } else { Exit::Fatal })
             }
             Command::State(cmd) => state_command(cmd, &env),
+            Command::Runs(args) => runs_command(args),
             Command::Sandbox(args) => {
                 connect::serve_sandbox(&args, &env, wait_for_signal())
                     .await
@@ -192,6 +196,31 @@ fn state_command(cmd: StateCommand, env: &Env) -> anyhow::Result<Exit> {
             }
             store.flush()?;
             println!("forgot {} in website {website_id}", key.email);
+        }
+    }
+    Ok(Exit::Ok)
+}
+
+fn runs_command(args: RunsArgs) -> anyhow::Result<Exit> {
+    let mut out = std::io::stdout().lock();
+    match args.command {
+        None => {
+            if runs::list(&args.state, &mut out)? == 0 {
+                eprintln!("no runs recorded in {}", args.state.display());
+            }
+        }
+        Some(RunsCommand::Show {
+            id,
+            failed,
+            invalid,
+            not_sent,
+        }) => {
+            let filter = runs::Filter {
+                failed,
+                invalid,
+                not_sent,
+            };
+            runs::show(&args.state, id, filter, &mut out)?;
         }
     }
     Ok(Exit::Ok)

@@ -7,7 +7,7 @@
 //! as a separate `not_sent`) is a variant of [`Status`] and a change to one constructor here.
 
 use crate::api::ApiError;
-use crate::customer::{Fields, Key};
+use crate::customer::{Change, Customer, Fields, Key, joined};
 use crate::state::Entry;
 
 /// What a row amounts to; the report's `action` column.
@@ -84,6 +84,19 @@ pub enum Skip {
     Stopped,
 }
 
+/// What the API confirmed for a row, as the executor hands it over.
+#[derive(Debug)]
+pub struct Saved {
+    pub key: Key,
+    pub entry: Entry,
+    /// The values sent, for the state store.
+    pub fields: Option<Fields>,
+    /// What the report says beyond the changes (an adoption, a re-creation); may be empty.
+    pub note: String,
+    /// The fields the write changed, when known.
+    pub changes: Vec<Change>,
+}
+
 /// What became of one input row; see the module doc. Built only by the constructors below.
 #[derive(Debug)]
 pub struct Outcome {
@@ -93,6 +106,10 @@ pub struct Outcome {
     customer_id: Option<u64>,
     http_status: Option<u16>,
     message: String,
+    /// An update's changed fields, as data; `message` has them joined.
+    changes: Vec<Change>,
+    /// A create's customer, for reports that show a new customer's values.
+    created: Option<Box<Customer>>,
     state: Option<StateChange>,
 }
 
@@ -106,6 +123,8 @@ impl Outcome {
             customer_id: None,
             http_status: None,
             message,
+            changes: Vec::new(),
+            created: None,
             state: None,
         }
     }
@@ -126,14 +145,16 @@ impl Outcome {
             customer_id,
             http_status: None,
             message: note.unwrap_or_default().to_owned(),
+            changes: Vec::new(),
+            created: None,
             state: refresh
                 .filter(|_| !dry_run)
                 .map(|(key, entry)| StateChange::Confirmed(key, entry, None)),
         }
     }
 
-    /// A dry run's create.
-    pub fn would_create(row: RowRef) -> Self {
+    /// A dry run's create of `customer`.
+    pub fn would_create(row: RowRef, customer: Box<Customer>) -> Self {
         Outcome {
             row,
             action: Action::Create,
@@ -141,17 +162,25 @@ impl Outcome {
             customer_id: None,
             http_status: None,
             message: String::new(),
+            changes: Vec::new(),
+            created: Some(customer),
             state: None,
         }
     }
 
-    /// A dry run's update of `customer_id`; `changes` are `field: old -> new`, empty when the
-    /// values sent last are not known.
-    pub fn would_update(row: RowRef, customer_id: u64, changes: &[String]) -> Self {
-        let message = if changes.is_empty() {
-            "changed since the last sync (the values sent then are not known)".to_owned()
-        } else {
-            changes.join("; ")
+    /// A dry run's update of `customer_id`; `changes` is empty when the values sent last are
+    /// not known. `note` says why it is sent when that is not only its changes.
+    pub fn would_update(
+        row: RowRef,
+        customer_id: u64,
+        changes: Vec<Change>,
+        note: Option<&str>,
+    ) -> Self {
+        let message = match note {
+            None if changes.is_empty() => {
+                "changed since the last sync (the values sent then are not known)".to_owned()
+            }
+            note => with_changes(note.unwrap_or_default(), &changes),
         };
         Outcome {
             row,
@@ -160,27 +189,37 @@ impl Outcome {
             customer_id: Some(customer_id),
             http_status: None,
             message,
+            changes,
+            created: None,
             state: None,
         }
     }
 
-    /// The API saved the row's customer: the mapping to record, the values sent, and a note
-    /// for the report (adoption, re-creation, the changes).
+    /// The API saved the row's customer: the mapping to record, the values sent, the note and
+    /// changes for the report. `created` is the customer of a create.
     pub fn saved(
         row: RowRef,
         action: Action,
-        key: Key,
-        entry: Entry,
-        fields: Option<Fields>,
-        note: String,
+        saved: Saved,
+        created: Option<Box<Customer>>,
     ) -> Self {
+        let Saved {
+            key,
+            entry,
+            fields,
+            note,
+            changes,
+        } = saved;
+        let message = with_changes(&note, &changes);
         Outcome {
             row,
             action,
             status: Status::Ok,
             customer_id: Some(entry.customer_id),
             http_status: Some(200),
-            message: note,
+            message,
+            changes,
+            created,
             state: Some(StateChange::Confirmed(key, entry, fields)),
         }
     }
@@ -205,6 +244,8 @@ impl Outcome {
             customer_id,
             http_status: error.status(),
             message,
+            changes: Vec::new(),
+            created: None,
             state: Some(StateChange::Failed(key)),
         }
     }
@@ -223,6 +264,8 @@ impl Outcome {
             customer_id: None,
             http_status: None,
             message: message.to_owned(),
+            changes: Vec::new(),
+            created: None,
             state: None,
         }
     }
@@ -257,9 +300,28 @@ impl Outcome {
         &self.message
     }
 
+    /// The fields an update changes (or changed), as data; empty for other rows.
+    pub fn changes(&self) -> &[Change] {
+        &self.changes
+    }
+
+    /// The customer a create sends (or sent); `None` for other rows.
+    pub fn created(&self) -> Option<&Customer> {
+        self.created.as_deref()
+    }
+
     /// The state change, for the state writer (once the report has the row).
     pub fn into_state(self) -> Option<StateChange> {
         self.state
+    }
+}
+
+/// A write's message: its note, then its changes (`note: field: old -> new; ...`).
+fn with_changes(note: &str, changes: &[Change]) -> String {
+    match (note.is_empty(), changes.is_empty()) {
+        (_, true) => note.to_owned(),
+        (true, false) => joined(changes),
+        (false, false) => format!("{note}: {}", joined(changes)),
     }
 }
 
@@ -282,6 +344,44 @@ mod tests {
             synced_at: 0,
             address_id: None,
         }
+    }
+
+    fn change(field: &str, old: Option<&str>, new: &str) -> Change {
+        Change {
+            field: field.into(),
+            old: old.map(Into::into),
+            new: new.into(),
+        }
+    }
+
+    fn saved(note: &str, changes: Vec<Change>) -> Saved {
+        Saved {
+            key: Key::new(1, "a@x.io"),
+            entry: entry(),
+            fields: None,
+            note: note.into(),
+            changes,
+        }
+    }
+
+    fn customer() -> Box<Customer> {
+        Box::new(Customer {
+            email: "a@x.io".into(),
+            firstname: "A".into(),
+            lastname: "Å".into(),
+            middlename: None,
+            prefix: None,
+            suffix: None,
+            dob: None,
+            gender: None,
+            taxvat: None,
+            group_id: None,
+            website_id: 1,
+            store_id: None,
+            is_subscribed: None,
+            custom_attributes: vec![],
+            address: None,
+        })
     }
 
     #[test]
@@ -337,7 +437,7 @@ mod tests {
                 false,
             ),
             (
-                Outcome::would_create(row()),
+                Outcome::would_create(row(), customer()),
                 Action::Create,
                 Status::Planned,
                 None,
@@ -346,7 +446,7 @@ mod tests {
                 false,
             ),
             (
-                Outcome::would_update(row(), 7, &[]),
+                Outcome::would_update(row(), 7, Vec::new(), None),
                 Action::Update,
                 Status::Planned,
                 Some(7),
@@ -355,23 +455,21 @@ mod tests {
                 false,
             ),
             (
-                Outcome::would_update(row(), 7, &["a: 1 -> 2".into(), "b: 3 -> 4".into()]),
+                Outcome::would_update(
+                    row(),
+                    7,
+                    vec![change("a", Some("1"), "2"), change("b", None, "4")],
+                    Some("sent again"),
+                ),
                 Action::Update,
                 Status::Planned,
                 Some(7),
                 None,
-                "a: 1 -> 2; b: 3 -> 4",
+                "sent again: a: 1 -> 2; b: (none) -> 4",
                 false,
             ),
             (
-                Outcome::saved(
-                    row(),
-                    Action::Create,
-                    key.clone(),
-                    entry(),
-                    None,
-                    "n".into(),
-                ),
+                Outcome::saved(row(), Action::Create, saved("n", vec![]), Some(customer())),
                 Action::Create,
                 Status::Ok,
                 Some(7),
@@ -414,5 +512,37 @@ mod tests {
             );
             assert_eq!(o.into_state().is_some(), state, "{what}");
         }
+    }
+
+    #[test]
+    fn a_saved_rows_message_joins_its_note_and_changes() {
+        let two = || {
+            vec![
+                change("city", Some("Lund"), "Malmö"),
+                change("dob", None, "1990-01-02"),
+            ]
+        };
+        // (note, changes) -> message
+        let cases = [
+            ("", vec![], ""),
+            ("created again as 9", vec![], "created again as 9"),
+            ("", two(), "city: Lund -> Malmö; dob: (none) -> 1990-01-02"),
+            (
+                "adopted existing customer 7 and updated it",
+                two(),
+                "adopted existing customer 7 and updated it: city: Lund -> Malmö; dob: (none) -> 1990-01-02",
+            ),
+        ];
+        for (note, changes, want) in cases {
+            let o = Outcome::saved(row(), Action::Update, saved(note, changes.clone()), None);
+            assert_eq!(
+                (o.message(), o.changes()),
+                (want, changes.as_slice()),
+                "{note:?}"
+            );
+            assert!(o.created().is_none());
+        }
+        let created = Outcome::would_create(row(), customer());
+        assert_eq!(created.created().map(|c| c.lastname.as_str()), Some("Å"));
     }
 }

@@ -17,7 +17,7 @@ use std::collections::{HashMap, HashSet, hash_map};
 
 use secrecy::SecretString;
 
-use crate::customer::{Customer, Key};
+use crate::customer::{Change, Customer, Key};
 use crate::input::{InputError, Record, Row, check_email};
 use crate::outcome::{Action, RowRef};
 use crate::state::{Doubt, Entry, Lookup, StateError};
@@ -53,8 +53,8 @@ pub enum Step {
         customer: Box<Customer>,
         entry: Entry,
         hash: u128,
-        /// `field: old -> new` for the report; empty when the old values are not known.
-        changes: Vec<String>,
+        /// The fields that change, for the report; empty when the old values are not known.
+        changes: Vec<Change>,
         /// The address changed (or is not known to be the same), so the PUT must carry it.
         send_address: bool,
         /// The key's last write is in doubt: why the row is sent whatever its hash.
@@ -528,7 +528,7 @@ mod tests {
             } => {
                 assert_eq!(entry.customer_id, ID);
                 Want::Update {
-                    changes: changes.clone(),
+                    changes: changes.iter().map(ToString::to_string).collect(),
                     send_address: *send_address,
                     doubt: *doubt,
                 }

@@ -1,10 +1,10 @@
 //! What the executor knows of a write in doubt: whether any try of it may have reached the
-//! shop (so that its doubt mark must stay), and how the report says an update is sent again.
+//! shop (so that its doubt mark must stay). (The report says why an update is sent again with
+//! [`Doubt::message`](crate::state::Doubt::message).)
 
 use std::sync::atomic::{AtomicU32, Ordering};
 
 use crate::api::ApiError;
-use crate::state::Doubt;
 
 /// The tries of one write, as far as they may have changed the shop: a try counts from the
 /// moment it starts until its answer proves it was refused (so a try cut off by an interrupt
@@ -42,16 +42,6 @@ fn refused_outright(e: &ApiError) -> bool {
         ApiError::Unauthorized { .. } | ApiError::Auth(_) => true,
         _ => false,
     }
-}
-
-/// The report's message for an update: why it is sent again when in doubt, then its changes.
-pub(super) fn update_note(doubt: Option<Doubt>, changes: &[String]) -> String {
-    doubt
-        .map(Doubt::message)
-        .into_iter()
-        .chain(changes.iter().map(String::as_str))
-        .collect::<Vec<_>>()
-        .join("; ")
 }
 
 #[cfg(test)]
@@ -115,20 +105,5 @@ mod tests {
         .await;
         assert!(cut_off.is_err());
         assert!(!tries.none_applied(), "a try cut off may have been written");
-    }
-
-    #[test]
-    fn an_update_in_doubt_says_why_it_is_sent_before_its_changes() {
-        let changes = vec!["lastname: Lee -> Park".to_owned()];
-        assert_eq!(update_note(None, &changes), "lastname: Lee -> Park");
-        assert_eq!(update_note(None, &[]), "");
-        assert_eq!(
-            update_note(Some(Doubt::Update), &[]),
-            Doubt::Update.message()
-        );
-        assert_eq!(
-            update_note(Some(Doubt::Delete), &changes),
-            format!("{}; lastname: Lee -> Park", Doubt::Delete.message())
-        );
     }
 }

@@ -27,7 +27,9 @@
 //! | `validate.rs` | one row's cells to a [`Row`] or per-column problems; pure, no I/O |
 //! | `kinds.rs` | what a cell of each kind must hold (an email, a date, a name, ...) |
 //! | `mapping/` | legacy layouts: renames, constants, value maps, date formats, split, join |
+//! | `digest.rs` | the SHA-256 of the file's bytes, taken as they are read |
 
+mod digest;
 mod fields;
 mod header;
 mod kinds;

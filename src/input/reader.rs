@@ -206,6 +206,17 @@ impl Reader {
         self.ignored.clone()
     }
 
+    /// The SHA-256 of the file's bytes, in hex; reads what the records left unread.
+    pub fn sha256(&mut self) -> Result<String, InputError> {
+        match &mut self.body {
+            Body::Text(t) => t.sha256().map_err(|source| InputError::Io {
+                path: self.opened.path.clone(),
+                source,
+            }),
+            Body::Sheet(s) => Ok(s.sha256().to_owned()),
+        }
+    }
+
     /// Bytes of the file consumed so far, for progress.
     pub fn bytes_read(&self) -> u64 {
         match &self.body {

@@ -6,10 +6,13 @@
 //! cell as `YYYY-MM-DD` (with ` HH:MM:SS` when it has a time of day), marked as a date so that
 //! no date format of the mapping applies to it. Empty rows are skipped, like blank lines.
 
+use std::fs::File;
+use std::io::{Cursor, Read};
 use std::path::Path;
 
-use calamine::{Data, Range, Reader as _};
+use calamine::{Data, Error, Range, Reader as _, Sheets, open_workbook_from_rs};
 
+use super::digest::Digest;
 use super::validate::{Cell, Cells};
 
 /// The file extensions read as spreadsheets (lower case).
@@ -27,6 +30,8 @@ pub enum SheetError {
 /// One sheet, read row by row.
 pub struct SheetFile {
     range: Range<Data>,
+    /// The SHA-256 of the workbook's bytes.
+    sha256: String,
     /// The next row of `range` to read.
     next: usize,
     row: SheetRow,
@@ -56,7 +61,13 @@ impl SheetFile {
         sheet: Option<&str>,
     ) -> Result<(Self, Option<Vec<String>>), SheetError> {
         let unreadable = |e: calamine::Error| SheetError::Unreadable(e.to_string());
-        let mut workbook = calamine::open_workbook_auto(path).map_err(unreadable)?;
+        // Read once, hashed on the way (calamine reads the whole workbook anyway).
+        let digest = Digest::default();
+        let mut bytes = Vec::new();
+        File::open(path)
+            .and_then(|f| digest.reader(f).read_to_end(&mut bytes))
+            .map_err(|e| unreadable(e.into()))?;
+        let mut workbook = workbook(path, bytes).map_err(unreadable)?;
         let sheets = workbook.sheet_names();
         let name = match sheet {
             None => sheets.first().cloned().unwrap_or_default(),
@@ -73,6 +84,7 @@ impl SheetFile {
         let range = workbook.worksheet_range(&name).map_err(unreadable)?;
         let mut file = SheetFile {
             range,
+            sha256: digest.hex(),
             next: 0,
             row: SheetRow::default(),
         };
@@ -103,6 +115,11 @@ impl SheetFile {
         None
     }
 
+    /// The SHA-256 of the workbook's bytes, in hex.
+    pub fn sha256(&self) -> &str {
+        &self.sha256
+    }
+
     /// The row just read.
     pub fn row(&self) -> &SheetRow {
         &self.row
@@ -114,6 +131,24 @@ impl SheetFile {
         let height = self.range.height().max(1) as u64;
         total.saturating_mul(self.next as u64) / height
     }
+}
+
+/// The workbook in `bytes`, of the format its name says (as `calamine::open_workbook_auto`
+/// tells them apart; a name without a known extension is tried as each format).
+fn workbook(path: &Path, bytes: Vec<u8>) -> Result<Sheets<Cursor<Vec<u8>>>, Error> {
+    let data = Cursor::new(bytes);
+    let extension = path
+        .extension()
+        .map(|e| e.to_string_lossy().to_ascii_lowercase());
+    Ok(match extension.as_deref() {
+        Some("xls" | "xla") => Sheets::Xls(open_workbook_from_rs(data).map_err(Error::Xls)?),
+        Some("xlsx" | "xlsm" | "xlam") => {
+            Sheets::Xlsx(open_workbook_from_rs(data).map_err(Error::Xlsx)?)
+        }
+        Some("xlsb") => Sheets::Xlsb(open_workbook_from_rs(data).map_err(Error::Xlsb)?),
+        Some("ods") => Sheets::Ods(open_workbook_from_rs(data).map_err(Error::Ods)?),
+        _ => calamine::open_workbook_auto_from_rs(data)?,
+    })
 }
 
 /// A cell as text, and whether it is a date.

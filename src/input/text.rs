@@ -18,6 +18,7 @@ use std::sync::{Arc, Mutex};
 use encoding_rs::Encoding;
 use encoding_rs_io::{DecodeReaderBytes, DecodeReaderBytesBuilder};
 
+use super::digest::{Digest, Digesting};
 use super::validate::{Cell, Cells};
 
 /// How much of the file's start is looked at to tell a legacy encoding from UTF-8, and to
@@ -55,13 +56,15 @@ pub enum Shape {
     },
 }
 
-type Decoded = LineIndex<BufReader<DecodeReaderBytes<File, Vec<u8>>>>;
+type Decoded = LineIndex<BufReader<DecodeReaderBytes<Digesting<File>, Vec<u8>>>>;
 
 /// A text file opened for streaming, its header read.
 pub struct TextFile {
     csv: csv::Reader<Decoded>,
     newlines: Newlines,
     record: csv::ByteRecord,
+    /// Of the file's bytes as they are read.
+    digest: Digest,
 }
 
 impl TextFile {
@@ -85,7 +88,8 @@ impl TextFile {
             let (text, _, _) = encoding.unwrap_or(encoding_rs::UTF_8).decode(&start);
             detect_delimiter(text.as_bytes())
         });
-        let file = File::open(path)?;
+        let digest = Digest::default();
+        let file = digest.reader(File::open(path)?);
         let decoder = DecodeReaderBytesBuilder::new()
             .encoding(encoding)
             // An explicit UTF-8 keeps bad bytes as they are, for their row to report.
@@ -122,6 +126,7 @@ impl TextFile {
             csv,
             newlines,
             record: csv::ByteRecord::new(),
+            digest,
         };
         Ok((text, header))
     }
@@ -168,6 +173,13 @@ impl TextFile {
     /// The cells of the record just read.
     pub fn record(&self) -> &csv::ByteRecord {
         &self.record
+    }
+
+    /// The SHA-256 of the file's bytes, in hex; what the records left unread is read (and
+    /// decoded) first.
+    pub fn sha256(&mut self) -> io::Result<String> {
+        io::copy(&mut self.csv.get_mut().inner, &mut io::sink())?;
+        Ok(self.digest.hex())
     }
 
     /// Bytes of decoded text consumed so far, for progress.

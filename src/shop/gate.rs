@@ -7,6 +7,9 @@
 //! the run's client, so counted in `requests`), and then cached (not by a dry run, which
 //! changes no state). When the state store was empty, the shop's customer count is read too:
 //! a first run against a shop that already has customers is told to `pull` first.
+//!
+//! A dry run without credentials (which it needs for nothing else) cannot read the model: it
+//! says so and checks its rows for syntax only, as before there was a model to check against.
 
 use std::collections::BTreeSet;
 use std::sync::Arc;
@@ -27,13 +30,6 @@ const CACHE_SECS: i64 = 3600;
 pub enum ShopError {
     #[error(transparent)]
     Fetch(#[from] FetchError),
-    /// A dry run against a shop without credentials, and no cached model.
-    #[error(
-        "this dry run has rows to create or update, so it reads the shop's model (websites, \
-         customer groups, countries) to check them as the shop will: it needs the credentials \
-         a real run needs (CUSTSYNC_ACCESS_TOKEN, or --client-id with CUSTSYNC_CLIENT_SECRET)"
-    )]
-    NoCredentials,
     #[error(transparent)]
     State(#[from] StateError),
     #[error("internal error: the state store task stopped unexpectedly")]
@@ -47,6 +43,8 @@ pub enum ShopError {
 enum Load {
     NotYet,
     Ready(Model),
+    /// Not to be had: a dry run without credentials, and nothing cached.
+    Unchecked,
     /// Reading it failed; the run is stopping.
     Failed,
 }
@@ -105,13 +103,25 @@ impl Gate {
     /// Has the model at hand, reading it the first time; after a failure, fails at once.
     pub async fn ready(&mut self) -> Result<(), ShopError> {
         match self.load {
-            Load::Ready(_) => return Ok(()),
+            Load::Ready(_) | Load::Unchecked => return Ok(()),
             Load::Failed => return Err(ShopError::Unavailable),
             Load::NotYet => {}
         }
         match self.read().await {
-            Ok(model) => {
+            Ok(Some(model)) => {
                 self.load = Load::Ready(model);
+                Ok(())
+            }
+            Ok(None) => {
+                self.load = Load::Unchecked;
+                if !self.quiet {
+                    eprintln!(
+                        "warning: without credentials this dry run cannot read the shop's model \
+                         (websites, customer groups, countries), so its rows are checked for \
+                         syntax only: the real run may find some of them invalid. Give the \
+                         credentials a real run needs to check them as the shop will."
+                    );
+                }
                 Ok(())
             }
             Err(e) => {
@@ -121,7 +131,8 @@ impl Gate {
         }
     }
 
-    async fn read(&mut self) -> Result<Model, ShopError> {
+    /// The model, from the cache or the shop; `None` when neither can give it.
+    async fn read(&mut self) -> Result<Option<Model>, ShopError> {
         let now = chrono::Utc::now().timestamp();
         let (store, target) = (Arc::clone(&self.store), self.target.clone());
         let cached = tokio::task::spawn_blocking(move || store.cached_model(&target))
@@ -132,7 +143,9 @@ impl Gate {
         let model = match cached {
             Some(model) => model,
             None => {
-                let client = self.client.as_deref().ok_or(ShopError::NoCredentials)?;
+                let Some(client) = self.client.as_deref() else {
+                    return Ok(None);
+                };
                 let model = fetch(client, &self.retrier).await?;
                 tracing::debug!(
                     websites = model.websites.len(),
@@ -166,7 +179,7 @@ impl Gate {
                 );
             }
         }
-        Ok(model)
+        Ok(Some(model))
     }
 
     async fn cache(&self, now: i64, model: &Model) -> Result<(), ShopError> {

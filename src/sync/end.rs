@@ -1,16 +1,18 @@
 //! The end of a run: the state store stamped and its index brought up to date with what the
-//! run wrote and deleted, the summary written and printed (with a dry run's table), then how
-//! the run ended: a fatal error or a refused delete comes back as the run's error only now,
-//! once everything it did is on disk.
+//! run wrote and deleted; the summary made, with the exit code the run ends with, and written
+//! (summary JSON, run history, review page) and printed (with a dry run's table); then how the
+//! run ended: a fatal error or a refused delete comes back as the run's error only now, once
+//! everything it did is on disk.
 
 use std::time::Instant;
 
-use super::ending::{Ending, Finished, SyncError};
+use super::ending::{Ending, ExitOf, Finished, SyncError};
 use super::send::Sent;
 use crate::absent::Absence;
 use crate::config::SyncConfig;
 use crate::outputs::Output;
-use crate::report;
+use crate::report::{self, Absentee};
+use crate::runs::Recorder;
 use crate::state::{Index, Store};
 
 /// What a run did, as its end needs it.
@@ -23,6 +25,8 @@ pub struct Work {
     pub requests: u64,
     /// Retries made.
     pub retries: u64,
+    /// The SHA-256 of the input, when it was read.
+    pub sha256: Option<String>,
     /// The claimed `--summary-json` file.
     pub summary: Option<Output>,
 }
@@ -32,8 +36,10 @@ pub fn finish(
     cfg: &SyncConfig,
     store: &Store,
     work: Work,
+    history: Recorder,
     started: Instant,
     interrupted: bool,
+    exit_of: ExitOf,
 ) -> Result<Finished, SyncError> {
     let Work {
         mut index,
@@ -41,45 +47,89 @@ pub fn finish(
         absent,
         requests,
         retries,
+        sha256,
         summary: summary_file,
     } = work;
-    if !cfg.dry_run {
-        index.update(sent.confirmed, &absent.deleted);
-        store.set_last_run(chrono::Utc::now().timestamp())?;
-        // Last: the index is trusted from the moment its generation is stored.
-        store.save_index(&index)?;
+    let stamped = (|| {
+        if !cfg.dry_run {
+            index.update(sent.confirmed, &absent.deleted);
+            store.set_last_run(chrono::Utc::now().timestamp())?;
+            // Last: the index is trusted from the moment its generation is stored.
+            store.save_index(&index)?;
+        }
+        store.flush()
+    })();
+    if let Err(e) = stamped {
+        return Err(abandon(history, e.into(), exit_of));
     }
-    store.flush()?;
 
+    let error: Option<SyncError> = match (sent.fatal, absent.refused) {
+        (Some(e), _) => Some(e),
+        (None, Some(why)) => Some(why.into()),
+        (None, None) => None,
+    };
     let tally = &sent.tally;
-    let summary = tally.summary(
+    let mut summary = tally.summary(
         absent.count,
         requests,
         retries,
         cfg.dry_run,
         started.elapsed(),
     );
+    summary.run = history.run().clone();
+    summary.run.finished_at = Some(report::timestamp(chrono::Utc::now()));
+    summary.run.file_sha256 = sha256;
+    summary.run.error = error.as_ref().map(ToString::to_string);
+    let mut finished = Finished {
+        summary,
+        ending: if interrupted {
+            Ending::Interrupted
+        } else {
+            Ending::Complete
+        },
+    };
+    let code = match &error {
+        Some(e) => exit_of(Err(e)),
+        None => exit_of(Ok(&finished)),
+    };
+    finished.summary.run.exit_code = Some(code);
+    let summary = &finished.summary;
+
+    history.finish(summary)?;
     if let Some(output) = summary_file {
-        report::write_summary(output, &summary)?;
+        report::write_summary(output, summary)?;
+    }
+    if let Some(review) = sent.review {
+        let absentees: Vec<Absentee> = (absent.sample.into_iter())
+            .map(|(key, customer_id)| Absentee {
+                website_id: key.website_id,
+                email: key.email,
+                customer_id,
+            })
+            .collect();
+        review.finish(summary, &absentees)?;
     }
     if cfg.dry_run {
-        print!("{}", tally.table(absent.count));
+        print!("{}", report::table(summary));
     }
-    println!("{}", report::human(&summary));
+    println!("{}", report::human(summary));
     if tally.failed() > 0 && cfg.report.is_none() && !cfg.quiet {
-        eprintln!("some rows failed: run again with --report FILE to see which and why");
+        eprintln!(
+            "some rows failed: custsync runs show {} --failed lists them with the reasons",
+            summary.run.run_id
+        );
     }
 
-    if let Some(e) = sent.fatal {
-        return Err(e);
+    match error {
+        Some(e) => Err(e),
+        None => Ok(finished),
     }
-    if let Some(why) = absent.refused {
-        return Err(why.into());
+}
+
+/// Records a run that a fatal error stopped before its summary, and gives the error back.
+pub fn abandon(history: Recorder, error: SyncError, exit_of: ExitOf) -> SyncError {
+    if let Err(not_recorded) = history.abandon(error.to_string(), exit_of(Err(&error))) {
+        tracing::warn!("{not_recorded}");
     }
-    let ending = if interrupted {
-        Ending::Interrupted
-    } else {
-        Ending::Complete
-    };
-    Ok(Finished { summary, ending })
+    error
 }

@@ -9,6 +9,7 @@ use crate::input::InputError;
 use crate::outputs::OutputError;
 use crate::report::Summary;
 use crate::report::WriteError;
+use crate::runs::RunsError;
 use crate::shop::ShopError;
 use crate::state::StateError;
 
@@ -30,6 +31,10 @@ pub enum Ending {
     Interrupted,
 }
 
+/// How a run's ending maps to its exit code, for the summary and the run history. The mapping
+/// is [`crate::exit`]'s; the caller hands it in, since that module depends on this one.
+pub type ExitOf = fn(Result<&Finished, &SyncError>) -> u8;
+
 /// A failure that stops the run. Those that arise once rows are being sent ([`SyncError::Api`],
 /// [`SyncError::Refused`]) are returned after the report, the state and the summary are
 /// written; the others as they happen.
@@ -42,6 +47,9 @@ pub enum SyncError {
     State(#[from] StateError),
     #[error(transparent)]
     Write(#[from] WriteError),
+    /// The run history could not be written.
+    #[error(transparent)]
+    Runs(#[from] RunsError),
     /// An output path was refused before anything was sent.
     #[error(transparent)]
     Output(#[from] OutputError),

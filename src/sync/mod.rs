@@ -5,16 +5,20 @@
 //!   --bounded channel (batches)--> send loop: rows to send are checked against the shop's
 //!   model (shop), then go out under the rate limit, at most --concurrency at a time, with
 //!   retries (exec); the rest are recorded at once
-//!   --> one sink: report line, counts, progress, state writer thread
+//!   --> one sink: report line, review, run history, counts, progress, state writer thread
 //!   --> absent customers: counted, listed, deleted (absent)
-//!   --> the end: state stamp and index, summary, how the run ended
+//!   --> the end: state stamp and index, summary, history, review, how the run ended
 //! ```
 //!
 //! Each stage is a module: `read.rs`, `send.rs`, [`crate::absent`], `end.rs`; [`run`] connects
 //! them, and `ending.rs` says how a run ends. Before any of it, the state store must be bound to
-//! the run's target ([`connect::admit`]): a run elsewhere stops there, having sent nothing.
+//! the run's target ([`connect::admit`]): a run elsewhere stops there, having sent nothing and
+//! written nothing in the state directory.
 //! Interrupts (SIGINT/SIGTERM) stop the reading; rows already read are drained (in-flight
 //! requests get a grace period), state is flushed and the report and summary written.
+//!
+//! Every run that opens its state directory is recorded in the run history ([`crate::runs`]):
+//! its rows as they finish, its summary at the end, or its error when a fatal one stops it.
 
 mod end;
 mod ending;
@@ -27,44 +31,97 @@ use std::time::Instant;
 use tokio_util::sync::CancellationToken;
 
 use crate::absent;
-use crate::config::SyncConfig;
+use crate::config::{SyncConfig, Target};
 use crate::connect;
 use crate::exec::Executor;
 use crate::input::Reader;
-use crate::outputs;
-use crate::report::{Counters, Progress};
+use crate::outputs::{self, Output};
+use crate::report::{Counters, Progress, Report, Review, RunInfo};
 use crate::retry::Retrier;
+use crate::runs::{Recorder, RowLog};
 use crate::shop::{self, Gate};
-use crate::state::Store;
+use crate::state::{Binding, Store};
 use crate::throttle::Throttle;
 
-pub use ending::{Ending, Finished, SyncError};
+pub use ending::{Ending, ExitOf, Finished, SyncError};
 
-/// Runs `custsync sync`.
-pub async fn run(cfg: SyncConfig, cancel: CancellationToken) -> Result<Finished, SyncError> {
+/// Runs `custsync sync`; `exit_of` gives the exit code the summary and history record.
+pub async fn run(
+    cfg: SyncConfig,
+    cancel: CancellationToken,
+    exit_of: ExitOf,
+) -> Result<Finished, SyncError> {
     let started = Instant::now();
+    let started_at = chrono::Utc::now();
 
-    // Open the file, the state store and the target.
+    // Open the file; claim every output (checked and created) before the state is touched or
+    // a request sent; open the state store and start the run's record in the history.
     let reader = Reader::open_with(
         &cfg.input,
         cfg.default_website,
         cfg.mapping.clone(),
         &cfg.format,
     )?;
-    // Every output is checked (and created) before the state is touched or a request sent.
-    let [report, summary, absent_report] = outputs::claim(
+    let claimed = outputs::claim(
         &[&cfg.input],
         Some(&cfg.connect.state_dir),
         [
             ("--report", cfg.report.as_deref()),
             ("--summary-json", cfg.summary_json.as_deref()),
             ("--absent-report", cfg.absent.report.as_deref()),
+            ("--review", cfg.review.as_deref()),
         ],
     )?;
-    let total_bytes = std::fs::metadata(&cfg.input).map_or(0, |m| m.len());
     let store = Arc::new(Store::open(&cfg.connect.state_dir)?);
     let target = connect::admit(&store, &cfg.connect, cfg.dry_run, cfg.quiet)?;
+    let (history, rows) = Recorder::start(
+        &cfg.connect.state_dir,
+        cfg.keep_runs,
+        cfg.dry_run,
+        run_info(&cfg, started_at),
+    )?;
+    match pipeline(&cfg, &cancel, reader, &store, target, claimed, rows).await {
+        Ok(work) => {
+            let interrupted = cancel.is_cancelled();
+            end::finish(&cfg, &store, work, history, started, interrupted, exit_of)
+        }
+        Err(e) => Err(end::abandon(history, e, exit_of)),
+    }
+}
+
+/// What the summary says of the run itself, as far as it is known at the start.
+fn run_info(cfg: &SyncConfig, started_at: chrono::DateTime<chrono::Utc>) -> RunInfo {
+    RunInfo {
+        started_at: crate::report::timestamp(started_at),
+        file: cfg.input.display().to_string(),
+        target: match &cfg.connect.target {
+            Target::Sandbox => "sandbox".to_owned(),
+            Target::Remote(c) => crate::redact::url(&c.endpoint),
+        },
+        version: env!("CARGO_PKG_VERSION").to_owned(),
+        ..RunInfo::default()
+    }
+}
+
+/// Everything from connecting to the absent customers: what the run did, for its end.
+async fn pipeline(
+    cfg: &SyncConfig,
+    cancel: &CancellationToken,
+    reader: Reader,
+    store: &Arc<Store>,
+    target: Binding,
+    [report, summary, absent_report, review]: [Option<Output>; 4],
+    history: RowLog,
+) -> Result<end::Work, SyncError> {
     let empty_store = store.is_empty();
+    let writers = send::Writers {
+        report: report
+            .map(|o| Report::create(o, cfg.report_only.clone()))
+            .transpose()?,
+        review: review.map(Review::new),
+        history,
+    };
+    let total_bytes = std::fs::metadata(&cfg.input).map_or(0, |m| m.len());
     let throttle = Arc::new(Throttle::new(cfg.rate));
     let (sandbox, client) =
         connect::connect(&cfg.connect, cfg.concurrency, Arc::clone(&throttle)).await?;
@@ -78,11 +135,11 @@ pub async fn run(cfg: SyncConfig, cancel: CancellationToken) -> Result<Finished,
     }
     let executor = (client.as_ref())
         .filter(|_| !cfg.dry_run)
-        .map(|c| Executor::new(Arc::clone(c), cfg.retry, cancel.clone(), Arc::clone(&store)));
+        .map(|c| Executor::new(Arc::clone(c), cfg.retry, cancel.clone(), Arc::clone(store)));
     let mut gate = Gate::new(shop::Setup {
         client,
         retrier: Retrier::new(cfg.retry, cancel.clone()),
-        store: Arc::clone(&store),
+        store: Arc::clone(store),
         target,
         rules: shop::Rules::new(&cfg.regions_optional),
         dry_run: cfg.dry_run,
@@ -96,11 +153,11 @@ pub async fn run(cfg: SyncConfig, cancel: CancellationToken) -> Result<Finished,
         plan: cfg.plan,
         mark_doubts: !cfg.dry_run,
     };
-    let (rows, planning) = read::start(
+    let (planned, planning) = read::start(
         reader,
-        Arc::clone(&store),
+        Arc::clone(store),
         options,
-        &cancel,
+        cancel,
         Arc::clone(&counters),
     )?;
     let waiting = executor.as_ref().map(Executor::waiting);
@@ -113,16 +170,16 @@ pub async fn run(cfg: SyncConfig, cancel: CancellationToken) -> Result<Finished,
         move || waiting.as_ref().and_then(|w| w.describe()),
     );
     let sent = send::all(
-        rows,
-        report,
+        planned,
+        writers,
         send::Outbound {
             gate: &mut gate,
             executor: executor.as_ref(),
         },
-        &store,
-        &cfg,
+        store,
+        cfg,
         &counters,
-        &cancel,
+        cancel,
     )
     .await?;
     progress.finish();
@@ -132,7 +189,7 @@ pub async fn run(cfg: SyncConfig, cancel: CancellationToken) -> Result<Finished,
     let read_to_end = !cancel.is_cancelled() && sent.fatal.is_none();
     let deleter = executor.as_ref().filter(|_| !cfg.dry_run);
     let absent = absent::settle(
-        &store,
+        store,
         &read.index,
         &read.keys,
         &cfg.absent,
@@ -149,13 +206,13 @@ pub async fn run(cfg: SyncConfig, cancel: CancellationToken) -> Result<Finished,
     // only requests), the writes, their look-ups and retries.
     let requests = throttle.requests();
     let retries = executor.as_ref().map_or(0, Executor::retries) + gate.retries();
-    let work = end::Work {
+    Ok(end::Work {
         index: read.index,
         sent,
         absent,
         requests,
         retries,
+        sha256: read.sha256,
         summary,
-    };
-    end::finish(&cfg, &store, work, started, cancel.is_cancelled())
+    })
 }

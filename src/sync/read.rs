@@ -53,6 +53,8 @@ pub struct Read {
     pub keys: FileKeys,
     /// The index the rows were planned against: every key of the store when the run began.
     pub index: Index,
+    /// The SHA-256 of the file's bytes, once read.
+    pub sha256: Option<String>,
 }
 
 /// How the rows are planned.
@@ -138,7 +140,11 @@ fn read(
                 }
             }
             let keys = planner.into_keys();
-            Ok(Read { keys, index })
+            Ok(Read {
+                keys,
+                index,
+                sha256: None,
+            })
         });
         let mut batch = Vec::with_capacity(BATCH);
         let mut read_error = None;
@@ -172,10 +178,15 @@ fn read(
             let _ = records_tx.send(batch);
         }
         drop(records_tx);
-        let planned = planning.join().map_err(|_| SyncError::ReaderPanicked)??;
+        let mut planned = planning.join().map_err(|_| SyncError::ReaderPanicked)??;
         match read_error {
             Some(e) => Err(e.into()),
-            None => Ok(planned),
+            None => {
+                // A run stopped early still names the file it was given: the rest is read
+                // through the digest only.
+                planned.sha256 = Some(reader.sha256()?);
+                Ok(planned)
+            }
         }
     })
 }

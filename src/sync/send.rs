@@ -21,9 +21,9 @@ use super::read::Rows;
 use crate::config::SyncConfig;
 use crate::exec::{self, Ended, Executor};
 use crate::outcome::{Skip, StateChange, Status};
-use crate::outputs::Output;
 use crate::plan::Planned;
-use crate::report::{Counters, Report, Tally};
+use crate::report::{Counters, Report, Review, Tally};
+use crate::runs::RowLog;
 use crate::shop::Gate;
 use crate::state::{Known, Op, Store, Writer};
 
@@ -35,6 +35,15 @@ pub struct Sent {
     pub confirmed: Vec<(u64, Known)>,
     /// The fatal error that stopped the sending, if one did.
     pub fatal: Option<SyncError>,
+    /// The review page, with every row noted, to be written once the run's end is known.
+    pub review: Option<Review>,
+}
+
+/// Where each outcome is written, besides the counts and the state store.
+pub struct Writers {
+    pub report: Option<Report>,
+    pub review: Option<Review>,
+    pub history: RowLog,
 }
 
 /// The way out of a row to send: the shop's gate, then the executor (none in a dry run).
@@ -44,10 +53,10 @@ pub struct Outbound<'a> {
 }
 
 /// Sends (or, in a dry run, records) every planned row; returns once the last outcome is
-/// written to the report and the state writer has applied every change.
+/// written to the report and the run's history, and the state writer has applied every change.
 pub async fn all(
     mut rows: Rows,
-    report: Option<Output>,
+    writers: Writers,
     Outbound { gate, executor }: Outbound<'_>,
     store: &Store,
     cfg: &SyncConfig,
@@ -55,9 +64,16 @@ pub async fn all(
     cancel: &CancellationToken,
 ) -> Result<Sent, SyncError> {
     let stop: OnceLock<Skip> = OnceLock::new();
+    let Writers {
+        report,
+        review,
+        history,
+    } = writers;
     let mut sink = Sink {
         tally: Tally::default(),
-        report: report.map(Report::create).transpose()?,
+        report,
+        review,
+        history,
         writer: if cfg.dry_run {
             None
         } else {
@@ -125,6 +141,8 @@ pub async fn all(
     let Sink {
         tally,
         report,
+        review,
+        history,
         writer,
         fatal,
         confirmed,
@@ -136,17 +154,21 @@ pub async fn all(
     if let Some(r) = report {
         r.finish()?;
     }
+    history.finish()?;
     Ok(Sent {
         tally,
         confirmed,
         fatal,
+        review,
     })
 }
 
-/// The one consumer of outcomes: report, counts, progress, state.
+/// The one consumer of outcomes: report, review, history, counts, progress, state.
 struct Sink<'a> {
     tally: Tally,
     report: Option<Report>,
+    review: Option<Review>,
+    history: RowLog,
     writer: Option<Writer>,
     counters: &'a Counters,
     stop: &'a OnceLock<Skip>,
@@ -188,6 +210,10 @@ impl Sink<'_> {
         if let Some(r) = self.report.as_mut() {
             r.write(&outcome)?;
         }
+        if let Some(r) = self.review.as_mut() {
+            r.add(&outcome);
+        }
+        self.history.write(&outcome)?;
         if let (Some(w), Some(change)) = (&self.writer, outcome.into_state()) {
             w.send(match change {
                 StateChange::Confirmed(key, entry, fields) => {
