@@ -623,6 +623,36 @@ mod tests {
     type Verdict<'a> = &'a [(&'a str, &'a str)];
 
     #[test]
+    fn further_addresses_keep_their_numbers_and_are_not_the_default() {
+        let row = check_row(&[
+            ("address3_street", b"Hamngatan 3"),
+            ("address3_city", b"Malm\xc3\xb6"),
+            ("address3_postcode", b"21120"),
+            ("address3_telephone", b"040"),
+            ("address3_country_id", b"se"),
+            ("address3_company", b"__EMPTY__VALUE__"),
+            ("address2_region", b"__EMPTY__VALUE__"),
+        ])
+        .expect("valid");
+        let c = row.customer;
+        assert_eq!(c.address, None);
+        let mut want = Address::empty();
+        want.street = vec![Text::from("Hamngatan 3")];
+        want.city = "Malmö".into();
+        want.postcode = "21120".into();
+        want.telephone = "040".into();
+        want.country_id = "SE".into();
+        want.company = Some(Text::default());
+        assert_eq!(
+            c.further_addresses,
+            [None, Some(want)],
+            "address2 only cleared: none"
+        );
+        assert_eq!(c.fields()["address3_city"], "Malmö");
+        assert!(!c.fields().contains_key("city"));
+    }
+
+    #[test]
     fn each_rule_names_its_column_and_reason() {
         let not_utf8 = "not valid UTF-8 (byte 2 of the cell): save the file as UTF-8, or name \
                         its encoding with --encoding";
@@ -666,6 +696,13 @@ mod tests {
                 ("address_postcode", "required when an address is given"),
                 ("address_telephone", "required when an address is given"),
                 ("address_country_id", "required when an address is given"),
+            ]),
+            // A further address: the same rules, named by its own columns.
+            (&[("address2_city", b"Malm\xc3\xb6")], &[
+                ("address2_street", "required when an address is given"),
+                ("address2_postcode", "required when an address is given"),
+                ("address2_telephone", "required when an address is given"),
+                ("address2_country_id", "required when an address is given"),
             ]),
             (&[("address_street", b"1 Main"), ("address_city", b"Lund"), ("address_postcode", b"22100"),
                ("address_telephone", b"1"), ("address_country_id", b"swe")],

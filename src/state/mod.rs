@@ -139,7 +139,8 @@ impl Entry {
     }
 
     fn from_bytes(b: &[u8]) -> Option<Self> {
-        if b.len() < Self::LEN || (b.len() - Self::LEN) % 8 != 0 || b[0] != SCHEMA_VERSION {
+        if b.len() < Self::LEN || !(b.len() - Self::LEN).is_multiple_of(8) || b[0] != SCHEMA_VERSION
+        {
             return None;
         }
         let u64_at = |i: usize| b[i..i + 8].try_into().ok().map(u64::from_le_bytes);
