@@ -624,7 +624,12 @@ mod tests {
 
     #[test]
     fn further_addresses_keep_their_numbers_and_are_not_the_default() {
-        let row = check_row(&[
+        let mut mapping = Mapping::default();
+        mapping.set_empty_value("__EMPTY__VALUE__");
+        let cells: [(&str, &[u8]); 10] = [
+            BASE[0],
+            BASE[1],
+            BASE[2],
             ("address3_street", b"Hamngatan 3"),
             ("address3_city", b"Malm\xc3\xb6"),
             ("address3_postcode", b"21120"),
@@ -632,8 +637,12 @@ mod tests {
             ("address3_country_id", b"se"),
             ("address3_company", b"__EMPTY__VALUE__"),
             ("address2_region", b"__EMPTY__VALUE__"),
-        ])
-        .expect("valid");
+        ];
+        let header: Vec<&str> = cells.iter().map(|(c, _)| *c).collect();
+        let values: Vec<&[u8]> = cells.iter().map(|(_, v)| *v).collect();
+        let row = validator(&header, mapping)
+            .check(2, &values[..])
+            .expect("valid");
         let c = row.customer;
         assert_eq!(c.address, None);
         let mut want = Address::empty();
