@@ -368,22 +368,49 @@ pub fn remote_fields(remote: &Value) -> Fields {
         }
     }
     if let Some(a) = default_address(remote) {
-        let street: Vec<&str> = a
-            .get("street")
-            .and_then(Value::as_array)
-            .map(|l| l.iter().filter_map(Value::as_str).collect())
-            .unwrap_or_default();
-        f.insert("street".into(), street.join("|"));
-        for name in ["city", "postcode", "country_id", "telephone", "company"] {
-            if let Some(v) = a.get(name).and_then(text) {
-                f.insert(name.to_owned(), v);
-            }
-        }
-        if let Some(r) = a.pointer("/region/region").and_then(text) {
-            f.insert("region".into(), r);
+        put_address(a, "", &mut f);
+    }
+    f
+}
+
+/// [`remote_fields`], and the fields of the further addresses whose ids are `further` (index
+/// `i` is `address{i+2}_*`'s), for a customer whose addresses were found among the shop's.
+pub fn remote_fields_with(remote: &Value, further: &[Option<u64>]) -> Fields {
+    let mut f = remote_fields(remote);
+    let list = remote.get("addresses").and_then(Value::as_array);
+    for (i, id) in further.iter().enumerate() {
+        let found = list
+            .into_iter()
+            .flatten()
+            .find(|a| id.is_some() && a.get("id").and_then(Value::as_u64) == *id);
+        if let Some(a) = found {
+            put_address(a, &format!("address{}_", i + 2), &mut f);
         }
     }
     f
+}
+
+/// An address of an API answer into `f`, its fields named `prefix` and the short name.
+fn put_address(a: &Value, prefix: &str, f: &mut Fields) {
+    let text = |v: &Value| match v {
+        Value::String(s) => Some(s.clone()),
+        Value::Number(n) => Some(n.to_string()),
+        _ => None,
+    };
+    let street: Vec<&str> = a
+        .get("street")
+        .and_then(Value::as_array)
+        .map(|l| l.iter().filter_map(Value::as_str).collect())
+        .unwrap_or_default();
+    f.insert(format!("{prefix}street"), street.join("|"));
+    for name in ["city", "postcode", "country_id", "telephone", "company"] {
+        if let Some(v) = a.get(name).and_then(text) {
+            f.insert(format!("{prefix}{name}"), v);
+        }
+    }
+    if let Some(r) = a.pointer("/region/region").and_then(text) {
+        f.insert(format!("{prefix}region"), r);
+    }
 }
 
 /// The customer's default billing address in an API answer.

@@ -28,7 +28,7 @@ use serde_json::Value;
 use tokio_util::sync::CancellationToken;
 
 use crate::api::{ApiError, Client};
-use crate::customer::{Customer, Fields, Key, remote_fields};
+use crate::customer::{Customer, Fields, Key, remote_fields_with};
 use crate::outcome::{Outcome, Skip};
 use crate::plan::{Planned, Step};
 use crate::retry::{Retrier, RetryPolicy, Waiting};
@@ -320,8 +320,8 @@ impl Executor {
         hash: u128,
     ) -> Result<Done, Failure> {
         let mut body = customer.to_json(None);
-        if let Some(a) = customer.address_json(None) {
-            body["addresses"] = Value::Array(vec![a]);
+        if customer.has_addresses() {
+            body["addresses"] = merged(customer, &Value::Null, &Ours::default());
         }
         let created = self.retry(|| self.client.create(&body, password)).await;
         match created {
@@ -352,13 +352,14 @@ impl Executor {
         };
         let id = checked_id(sent(customer), &remote, None)
             .map_err(|detail| Failure::new(unexpected(SEARCH, detail), None))?;
-        let known = remote_fields(&remote);
+        // Further addresses are found among the shop's by what they hold.
+        let mut ours = ours_in(customer, &remote, &[]);
+        let known = remote_fields_with(&remote, &ours.further);
         let changes = customer.changes(&known);
         if changes.is_empty() {
             let note = format!("adopted existing customer {id}: already up to date");
-            return Done::new(customer, &remote, hash, note, (SEARCH, None, &[]));
+            return Done::new(customer, &remote, hash, note, (SEARCH, None, &ours.further));
         }
-        let mut ours = ours_in(customer, &remote, &[]);
         // The shop's default address is the one ours replaces, whether or not it matches.
         ours.default = crate::customer::default_address(&remote).and_then(id_of);
         let target = Target {
@@ -381,7 +382,7 @@ impl Executor {
     async fn update(
         &self,
         customer: &Customer,
-        target: Target,
+        mut target: Target,
         hash: u128,
     ) -> Result<Done, Failure> {
         let id = target.id;
@@ -394,6 +395,9 @@ impl Executor {
                     .await
                     .map_err(|error| Failure::new(error, Some(id)))?,
             };
+            // A further address the store has no id for (the store was seeded by `pull`, or the
+            // address was added since) replaces one of the shop's that holds the same.
+            target.ours.further = ours_in(customer, &current, &target.ours.further).further;
             body["addresses"] = merged(customer, &current, &target.ours);
         }
         let tries = Tries::default();

@@ -68,7 +68,8 @@ pub(super) fn ours_in(customer: &Customer, saved: &Value, sent: &[Option<u64>]) 
 
 /// The customer's addresses with the row's in place of the ones they replace (the default one
 /// by id, else the current default; a further one by id), every other address kept as it is;
-/// when the row gives a default address, the others are no longer default.
+/// when the row gives a default address, the others are no longer default. For a create,
+/// `current` is `null`: the row's addresses alone, without ids.
 pub(super) fn merged(customer: &Customer, current: &Value, ours: &Ours) -> Value {
     let addresses = list(current);
     let present = |id: &u64| addresses.iter().any(|a| id_of(a) == Some(*id));
