@@ -675,6 +675,43 @@ mod tests {
     }
 
     #[test]
+    fn further_addresses_are_fields_of_their_own_and_found_in_the_shop_by_id() {
+        let mut c = ann();
+        let plain = c.payload_hash();
+        let mut second = Address::empty();
+        second.street = vec!["Hamngatan 3".into()];
+        second.city = "Malmö".into();
+        second.postcode = "21120".into();
+        second.country_id = "SE".into();
+        second.telephone = "040".into();
+        c.further_addresses = vec![Some(second)];
+        assert_ne!(c.payload_hash(), plain);
+        assert!(c.address_json(None).is_none());
+        let json = c.further_address_json(2, Some(8)).expect("address2");
+        assert_eq!(
+            (json["id"].clone(), json["default_billing"].clone()),
+            (json!(8), json!(false))
+        );
+        assert!(c.further_address_json(3, None).is_none());
+        assert_eq!(c.fields()["address2_street"], "Hamngatan 3");
+        assert!(is_address_field("address2_city") && is_address_field("city"));
+        assert!(!is_address_field("address2_shoe") && !is_address_field("email"));
+
+        let mut remote = c.to_json(Some(3));
+        remote["addresses"] = json!([json]);
+        assert!(
+            c.address_changes(&remote_fields(&remote)),
+            "not found: sent"
+        );
+        let known = remote_fields_with(&remote, &[Some(8)]);
+        assert!(c.changes(&known).is_empty(), "{:?}", c.changes(&known));
+        remote["addresses"][0]["city"] = json!("Lund");
+        let known = remote_fields_with(&remote, &[Some(8)]);
+        assert_eq!(c.changes(&known), ["address2_city: Lund -> Malmö"]);
+        assert!(c.address_changes(&known));
+    }
+
+    #[test]
     fn hash_changes_with_any_sent_field() {
         let a = ann();
         let mut b = ann();

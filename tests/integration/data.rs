@@ -567,3 +567,28 @@ async fn two_addresses_keep_their_ids_and_the_shops_own_survives() {
         "a re-run sends nothing"
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_shop_holding_both_addresses_is_adopted_without_a_put_and_keeps_their_ids() {
+    let env = TestEnv::new(Faults::default()).await;
+    // Another system created these customers with both addresses (own state directory).
+    let seed = env.write("seed.csv", &with_two_addresses("Malmö"));
+    let mut cmd = env.sync_cmd_with_state(&env.path("other-state"), &seed, &["--rate", "0"]);
+    let out = tokio::task::spawn_blocking(move || cmd.output().expect("run"))
+        .await
+        .expect("join");
+    assert!(out.status.success());
+    let key = (1, "b1@example.com".to_owned());
+    let ids = addresses(&env.customers_by_key().await[&key]);
+
+    let puts = env.count("PUT");
+    env.sync(&seed, &["--rate", "0"]).await.expect_code(0);
+    assert_eq!(env.count("PUT"), puts, "already up to date: nothing to PUT");
+
+    let csv = env.write("in.csv", &with_two_addresses("Lomma"));
+    env.sync(&csv, &["--rate", "0"]).await.expect_code(0);
+    assert_eq!(env.count("PUT") - puts, 3, "one PUT per customer");
+    let after = addresses(&env.customers_by_key().await[&key]);
+    let cities: Vec<(u64, &str)> = after.iter().map(|(id, c, _)| (*id, c.as_str())).collect();
+    assert_eq!(cities, [(ids[0].0, "Lund"), (ids[1].0, "Lomma")], "{ids:?}");
+}
