@@ -553,7 +553,7 @@ impl Key {
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
 
     pub(crate) fn ann() -> Customer {

@@ -128,22 +128,9 @@ mod tests {
 
     fn customer(further: Vec<Option<Address>>) -> Customer {
         Customer {
-            email: "a@x.io".into(),
-            firstname: "Ann".into(),
-            lastname: "Lee".into(),
-            middlename: None,
-            prefix: None,
-            suffix: None,
-            dob: None,
-            gender: None,
-            taxvat: None,
-            group_id: None,
-            website_id: 1,
-            store_id: None,
-            is_subscribed: None,
-            custom_attributes: Vec::new(),
             address: Some(address("Lund")),
             further_addresses: further,
+            ..crate::customer::tests::ann()
         }
     }
 
@@ -156,20 +143,11 @@ mod tests {
                     .expect("further"),
             );
         }
-        let mut added = address("Shop").to_json_for_test();
-        added["id"] = json!(99);
-        list.push(added);
+        list.push(json!({
+            "id": 99, "street": ["Work 1"], "city": "Shop", "postcode": "21100",
+            "country_id": "SE", "telephone": "1", "default_billing": false,
+        }));
         json!({ "id": 1, "default_billing": "10", "addresses": list })
-    }
-
-    impl Address {
-        fn to_json_for_test(&self) -> Value {
-            json!({
-                "street": self.street, "city": self.city, "postcode": self.postcode,
-                "country_id": self.country_id, "telephone": self.telephone,
-                "default_billing": false, "default_shipping": false,
-            })
-        }
     }
 
     #[test]
