@@ -42,7 +42,8 @@ pub enum Field {
 /// The highest address number a column may give (`address99_city`).
 pub const MAX_ADDRESS: u16 = 99;
 
-/// Which record a field belongs to: the customer, or its one default address.
+/// Which record a field belongs to: the customer, or an address (the default one; its lines
+/// are repeated by [`Field::Further`] for the further ones).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Part {
     Customer,

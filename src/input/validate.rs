@@ -9,7 +9,8 @@
 //! 2. the mapping's constants fill the fields the row left empty;
 //! 3. each field, in [`FIELDS`] order: the token clears it (when [`FieldSpec::clearable`]),
 //!    else the check its [`Kind`](super::fields::Kind) names, or, when it is empty, whether its
-//!    [`FieldSpec::required`] says it may be.
+//!    [`FieldSpec::required`] says it may be; then each further address (`address2_*`, ...)
+//!    by the same rules as the default one, its problems named by its own columns.
 
 use std::borrow::Cow;
 use std::fmt;
