@@ -271,6 +271,7 @@ fn populate_state(csv: &Path, state: &Path) -> (Duration, u64) {
             payload_hash: c.payload_hash(),
             synced_at: 1_700_000_000,
             address_id: Some(i as u64 + 1),
+            further_address_ids: Vec::new(),
         };
         writer.send(Op::Put(c.key(), entry, Some(c.fields())));
     }
@@ -337,6 +338,12 @@ async fn send(
 ) -> (Duration, u64) {
     let sb = start_sandbox(latency).await;
     let state = tempfile::tempdir_in(dir).expect("state");
+    // custsync refuses a state directory other users may enter.
+    std::fs::set_permissions(
+        state.path(),
+        std::os::unix::fs::PermissionsExt::from_mode(0o700),
+    )
+    .expect("chmod state");
     let mut cmd = Command::new(env!("CARGO_BIN_EXE_custsync"));
     cmd.env("CUSTSYNC_CLIENT_SECRET", "sandbox")
         .args([

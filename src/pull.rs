@@ -140,6 +140,7 @@ fn mapping(c: &Value) -> Option<(Key, Entry)> {
         payload_hash: 0,
         synced_at: chrono::Utc::now().timestamp(),
         address_id: default_address(c).and_then(|a| a.get("id")?.as_u64()),
+        further_address_ids: Vec::new(),
     };
     Some((Key::new(website, email), entry))
 }

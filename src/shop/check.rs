@@ -51,6 +51,8 @@ impl Rules {
 pub struct Vetted {
     /// The address's region as the shop's directory has it, when its country has a list.
     pub region: Option<customer::Region>,
+    /// The same for each of the further addresses, in their order.
+    pub further_regions: Vec<Option<customer::Region>>,
     /// `custom:` attribute codes the shop does not define: not sent.
     pub undefined: Vec<Text>,
 }
@@ -69,8 +71,8 @@ impl std::fmt::Display for Problem {
 }
 
 /// Checks `customer` against the shop. `create`: the row is a create (a required custom
-/// attribute must be given); `address`: its address is sent (an update whose address did not
-/// change sends none, so the shop checks none).
+/// attribute must be given); `address`: its addresses are sent (an update whose addresses did
+/// not change sends none, so the shop checks none).
 pub fn check(
     model: &Model,
     rules: &Rules,
@@ -127,25 +129,44 @@ pub fn check(
             format!("customer group {group} is not a group of the shop (it has {list})"),
         );
     }
-    let mut region = None;
-    if let (Some(a), Some(w), true) = (&customer.address, website, address) {
-        match model
-            .country(&a.country_id)
-            .filter(|_| model.allows(w.id, &a.country_id))
-        {
-            None => refuse(
-                Field::CountryId,
+    // The default address, then `address2_*`, ...: each in a country its website allows, with
+    // a region from the country's list when it needs one.
+    let addresses = std::iter::once((None, customer.address.as_ref())).chain(
+        (customer.further_addresses.iter())
+            .zip(2u16..)
+            .map(|(a, number)| (Some(number), a.as_ref())),
+    );
+    let mut regions = Vec::new();
+    for (number, a) in addresses {
+        let (Some(a), Some(w), true) = (a, website, address) else {
+            regions.push(None);
+            continue;
+        };
+        let field = |base: Field| match (number, base.index()) {
+            (Some(number), Some(of)) => Field::Further { number, of },
+            _ => base,
+        };
+        let country = model.country(&a.country_id);
+        let region = match country.filter(|_| model.allows(w.id, &a.country_id)) {
+            None => Err((
+                field(Field::CountryId),
                 format!(
                     "`{}` is not a country website {} ({}) allows",
                     a.country_id, w.id, w.code
                 ),
-            ),
-            Some(country) => match regional(country, rules, given_region(a)) {
-                Ok(r) => region = r,
-                Err(reason) => refuse(Field::Region, reason),
-            },
+            )),
+            Some(country) => regional(country, rules, given_region(a))
+                .map_err(|reason| (field(Field::Region), reason)),
+        };
+        match region {
+            Ok(r) => regions.push(r),
+            Err((field, reason)) => {
+                refuse(field, reason);
+                regions.push(None);
+            }
         }
     }
+    let region = regions.remove(0);
     if create {
         for attr in model.custom_attributes.iter().filter(|a| a.required) {
             let given = customer
@@ -169,7 +190,11 @@ pub fn check(
         .filter(|(code, _)| model.attribute(code).is_none())
         .map(|(code, _)| code.clone())
         .collect();
-    Ok(Vetted { region, undefined })
+    Ok(Vetted {
+        region,
+        further_regions: regions,
+        undefined,
+    })
 }
 
 /// The region an address names; an empty one (`--empty-value`: cleared) names none.
@@ -313,6 +338,26 @@ mod tests {
         for (name, c, rules, want) in cases {
             assert_eq!(verdict(&c, rules, true, true), want, "{name}");
         }
+    }
+
+    #[test]
+    fn further_addresses_are_checked_each_with_its_columns() {
+        let mut c = living_in("US", Some("CA"));
+        let other = |country: &str, region: Option<&str>| living_in(country, region).address;
+        c.further_addresses = vec![None, other("US", Some("NY")), other("FR", None)];
+        let problems = check(&model(), &Rules::default(), &c, true, true).expect_err("FR");
+        let columns: Vec<String> = problems.iter().map(|p| p.field.name()).collect();
+        assert_eq!(columns, ["address4_country_id"]);
+        c.further_addresses[2] = other("US", None);
+        let problems = check(&model(), &Rules::default(), &c, true, true).expect_err("no state");
+        assert_eq!(problems[0].field.name(), "address4_region");
+        c.further_addresses[2] = other("SE", None);
+        let vetted = check(&model(), &Rules::default(), &c, true, true).expect("valid");
+        let ids = |r: &[Option<customer::Region>]| -> Vec<Option<u32>> {
+            r.iter().map(|r| r.as_ref().map(|r| r.id)).collect()
+        };
+        assert_eq!(vetted.region.map(|r| r.id), Some(12));
+        assert_eq!(ids(&vetted.further_regions), [None, Some(43), None]);
     }
 
     #[test]

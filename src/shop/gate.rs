@@ -216,6 +216,12 @@ impl Gate {
                 if let Some(a) = customer.address.as_mut() {
                     a.shop_region = vetted.region;
                 }
+                let further = customer.further_addresses.iter_mut();
+                for (a, region) in further.zip(vetted.further_regions) {
+                    if let Some(a) = a {
+                        a.shop_region = region;
+                    }
+                }
                 if !vetted.undefined.is_empty() {
                     customer
                         .custom_attributes

@@ -297,6 +297,7 @@ mod tests {
             payload_hash: 1,
             synced_at: 0,
             address_id: None,
+            further_address_ids: Vec::new(),
         }
     }
 

@@ -391,3 +391,36 @@ async fn an_update_the_shop_would_refuse_is_not_left_in_doubt() {
     assert!(run.stdout.contains("1 unchanged"), "{}", run.stdout);
     assert_eq!(env.customer_requests().len(), before);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn further_addresses_are_checked_and_their_regions_resolved() {
+    let env = TestEnv::new(Faults::default()).await;
+    let csv = env.write(
+        "in.csv",
+        "email,firstname,lastname,address_street,address_city,address_postcode,\
+         address_country_id,address_region,address_telephone,address2_street,address2_city,\
+         address2_postcode,address2_country_id,address2_region,address2_telephone\n\
+         two@example.com,A,B,1 Main St,Los Angeles,90001,US,CA,555,2 Broadway,New York,10001,US,NY,555\n\
+         za@example.com,A,B,1 Main St,Los Angeles,90001,US,CA,555,1 Long St,Cape Town,8001,ZA,,555\n",
+    );
+    let report = env.path("r.csv");
+    env.sync(&csv, &["--report", report.to_str().unwrap()])
+        .await
+        .expect_code(3);
+    let rows = by_email(read_report(&report));
+    assert_eq!(rows["two@example.com"]["status"], "ok");
+    assert!(
+        rows["za@example.com"]["message"].contains("address2_country_id: `ZA`"),
+        "{:?}",
+        rows["za@example.com"]
+    );
+    let stored = env.customers_by_key().await;
+    let mut regions: Vec<u64> = stored[&(1, "two@example.com".to_owned())]["addresses"]
+        .as_array()
+        .expect("addresses")
+        .iter()
+        .filter_map(|a| a["region_id"].as_u64())
+        .collect();
+    regions.sort_unstable();
+    assert_eq!(regions, [12, 43]);
+}
