@@ -72,9 +72,8 @@ pub struct Address {
     pub region: Option<Text>,
     pub telephone: Text,
     pub company: Option<Text>,
-    /// `region` as the shop's directory has it, once the row is checked against the shop
-    /// ([`crate::shop`]): sent as `region_id` with the whole region object. Not hashed and not
-    /// among the fields, which keep the file's text.
+    /// `region` as the shop has it, once checked ([`crate::shop`]): sent as `region_id` and a
+    /// whole region object; not hashed nor among the fields, which keep the file's text.
     pub shop_region: Option<Region>,
 }
 
@@ -531,16 +530,12 @@ impl Address {
         a.insert("country_id".into(), json!(self.country_id));
         // A cleared value goes only to an address that exists: a new one has nothing to clear.
         let sent = |v: &Option<Text>| v.clone().filter(|v| id.is_some() || !v.is_empty());
-        match (&self.shop_region, sent(&self.region)) {
-            (Some(r), _) => {
-                a.insert("region_id".into(), json!(r.id));
-                let region = json!({ "region_id": r.id, "region_code": r.code, "region": r.name });
-                a.insert("region".into(), region);
-            }
-            (None, Some(r)) => {
-                a.insert("region".into(), json!({ "region": r }));
-            }
-            (None, None) => {}
+        if let Some(r) = &self.shop_region {
+            a.insert("region_id".into(), json!(r.id));
+            let region = json!({ "region_id": r.id, "region_code": r.code, "region": r.name });
+            a.insert("region".into(), region);
+        } else if let Some(r) = sent(&self.region) {
+            a.insert("region".into(), json!({ "region": r }));
         }
         a.insert("telephone".into(), json!(self.telephone));
         if let Some(c) = sent(&self.company) {
