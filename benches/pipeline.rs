@@ -271,6 +271,7 @@ fn populate_state(csv: &Path, state: &Path) -> (Duration, u64) {
             payload_hash: c.payload_hash(),
             synced_at: 1_700_000_000,
             address_id: Some(i as u64 + 1),
+            further_address_ids: Vec::new(),
         };
         writer.send(Op::Put(c.key(), entry, Some(c.fields())));
     }

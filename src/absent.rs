@@ -9,7 +9,7 @@
 //!
 //! `--max-absent` guards against a truncated or empty export: when more of the store's keys
 //! than it allows are absent, the run sends nothing (the sync decides that before its first
-//! request, see `sync/gate.rs`) and ends with exit code 1; a dry run reports the same verdict.
+//! request, see `sync/guard.rs`) and ends with exit code 1; a dry run reports the same verdict.
 
 use std::fmt;
 use std::path::{Path, PathBuf};

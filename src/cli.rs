@@ -85,6 +85,13 @@ pub enum Command {
     ///
     /// Example: custsync pull --endpoint https://na1.api.commerce.adobe.com/AbCdEf123
     Pull(PullArgs),
+    /// Connect as a sync would and report, changing nothing: the token works, the endpoint
+    /// base is right, and the shop's model (websites, store views, customer groups, allowed
+    /// countries and their regions, custom customer attributes). Exit 0 when all is well, 1
+    /// otherwise. Without --endpoint: the embedded sandbox.
+    ///
+    /// Example: custsync check --endpoint https://na1.api.commerce.adobe.com/AbCdEf123 --client-id 1a2b3c
+    Check(CheckArgs),
     /// Look into or move the state store.
     ///
     /// Example: custsync state export --output mappings.csv
@@ -284,12 +291,44 @@ pub struct SyncArgs {
     /// Example: --mapping legacy.toml
     #[arg(long, value_name = "FILE")]
     pub mapping: Option<PathBuf>,
+    #[command(flatten)]
+    pub shop: ShopArgs,
     /// Base of the exponential retry backoff, in milliseconds (for rehearsals and tests).
     #[arg(long, value_name = "MS", default_value_t = DEFAULT_BACKOFF_BASE_MS, hide = true)]
     pub backoff_base_ms: u64,
     /// Seconds between two progress lines off a terminal (for tests).
     #[arg(long, value_name = "SECS", default_value_t = DEFAULT_PROGRESS_SECS, hide = true)]
     pub progress_secs: u64,
+}
+
+/// What the shop's API does not tell about its configuration.
+#[derive(Debug, Args)]
+pub struct ShopArgs {
+    /// Countries whose region list the shop does not require a region from (its
+    /// general/region/state_required was changed), comma-separated. Commerce requires a region
+    /// for every country it ships a region list for, and so does the check of each row.
+    ///
+    /// Example: --regions-optional DE,AT
+    #[arg(
+        long,
+        env = "CUSTSYNC_REGIONS_OPTIONAL",
+        value_name = "LIST",
+        value_delimiter = ','
+    )]
+    pub regions_optional: Vec<String>,
+}
+
+/// Options of `custsync check`.
+#[derive(Debug, Args)]
+pub struct CheckArgs {
+    #[command(flatten)]
+    pub connection: ConnectionArgs,
+    #[command(flatten)]
+    pub state: StateArg,
+    #[command(flatten)]
+    pub limits: LimitArgs,
+    #[command(flatten)]
+    pub shop: ShopArgs,
 }
 
 /// How `sync` reads its input file.
@@ -377,7 +416,7 @@ pub struct StateArg {
 /// `custsync state ...`.
 #[derive(Debug, Subcommand)]
 pub enum StateCommand {
-    /// Entries, failed keys, last run time, path and size on disk.
+    /// Entries, failed keys, the target it is bound to, last run time, path and size on disk.
     Stats {
         #[command(flatten)]
         state: StateArg,
@@ -400,6 +439,17 @@ pub enum StateCommand {
         state: StateArg,
         /// The export file.
         file: PathBuf,
+    },
+    /// Bind the state store to the target the endpoint options give (without them: the
+    /// embedded sandbox), on purpose: a store is bound to the shop it was first used with, and
+    /// a run against another target is refused.
+    ///
+    /// Example: custsync state rebind --endpoint https://na1.api.commerce.adobe.com/AbCdEf123
+    Rebind {
+        #[command(flatten)]
+        state: StateArg,
+        #[command(flatten)]
+        connection: ConnectionArgs,
     },
     /// Drop one mapping, so that the next sync treats the row as new.
     ///

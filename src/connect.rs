@@ -1,5 +1,6 @@
 //! Where requests go: the embedded sandbox (started for the run) or a real shop. The target is
-//! announced on the first line of stderr, so that nobody mistakes a rehearsal for the real thing.
+//! announced on the first line of stderr, so that nobody mistakes a rehearsal for the real thing,
+//! and the state store must be bound to it ([`admit`]) before anything is sent.
 //!
 //! This is also the sandbox's launcher, the one module of custsync that uses the
 //! `custsync_sandbox` crate: `sync` and `pull` start it embedded through [`connect`], and
@@ -18,6 +19,7 @@ use crate::api::{self, ApiError, Client, Credentials};
 use crate::cli::SandboxArgs;
 use crate::config::{Connect, DEFAULT_SCOPES, Env, Target};
 use crate::console;
+use crate::state::{Admission, Binding, StateError, Store};
 use crate::throttle::Throttle;
 
 /// The target could not be reached or set up.
@@ -30,11 +32,83 @@ pub enum ConnectError {
     Sandbox(#[from] SandboxError),
 }
 
-/// Starts the embedded sandbox when there is no endpoint and builds the client, unless this is
-/// a dry run (which sends nothing and needs neither).
-pub async fn connect(
+/// The target as the state store records its binding: the embedded sandbox, or the endpoint
+/// normalised (scheme, host, port, path without a trailing slash; no credentials, query or
+/// fragment) with the `--store` code.
+pub fn binding(c: &Connect) -> Binding {
+    match &c.target {
+        Target::Sandbox => Binding::Sandbox,
+        Target::Remote(r) => Binding::Shop {
+            endpoint: normalised(&r.endpoint),
+            store: c
+                .store
+                .as_deref()
+                .map(str::trim)
+                .filter(|s| !s.is_empty())
+                .map(str::to_owned),
+        },
+    }
+}
+
+fn normalised(endpoint: &str) -> String {
+    match reqwest::Url::parse(endpoint) {
+        Ok(url) => {
+            let port = url.port().map(|p| format!(":{p}")).unwrap_or_default();
+            format!(
+                "{}://{}{port}{}",
+                url.scheme(),
+                url.host_str().unwrap_or_default(),
+                url.path().trim_end_matches('/')
+            )
+        }
+        // The configuration let only URLs through; keep what there is, without credentials.
+        Err(_) => crate::redact::url(endpoint.trim_end_matches('/')),
+    }
+}
+
+/// Checks, before anything is sent, that the state store may be used with this run's target,
+/// and arranges its binding (see [`Store::admit`]); returns the target. Called before the
+/// run's tasks start, so that its few small sled reads block nothing else.
+pub fn admit(
+    store: &Store,
     c: &Connect,
     dry_run: bool,
+    quiet: bool,
+) -> Result<Binding, StateError> {
+    let target = binding(c);
+    let admission = store.admit(&target, sandbox_has_data(&c.state_dir), dry_run)?;
+    if let Admission::Legacy { entries } = admission
+        && !quiet
+    {
+        let what = if dry_run {
+            "the next real run binds it"
+        } else {
+            "it is now bound"
+        };
+        eprintln!(
+            "note: the state store {} holds {entries} mappings from a custsync that did not \
+             record its target; {what} to {target} (move it with `custsync state rebind`)",
+            c.state_dir.display()
+        );
+    }
+    Ok(target)
+}
+
+/// Whether the embedded sandbox of a state directory holds data: a file of its own, not empty.
+fn sandbox_has_data(state: &Path) -> bool {
+    let Ok(files) = std::fs::read_dir(data_dir(state)) else {
+        return false;
+    };
+    files
+        .flatten()
+        .any(|f| f.file_name() != "lock" && f.metadata().is_ok_and(|m| m.is_file() && m.len() > 0))
+}
+
+/// Starts the embedded sandbox when there is no endpoint and builds the client: for a dry
+/// run too, which reads the shop's model with it (a dry run against a shop may lack
+/// credentials: then there is no client).
+pub async fn connect(
+    c: &Connect,
     max_idle: usize,
     throttle: Arc<Throttle>,
 ) -> Result<(Option<RunningSandbox>, Option<Client>), ConnectError> {
@@ -47,13 +121,6 @@ pub async fn connect(
     };
     let data = data_dir(&c.state_dir);
     match &c.target {
-        Target::Sandbox if dry_run => {
-            console::note(&format!(
-                "target: the embedded Commerce sandbox (data in {}); dry run, so it is not started",
-                data.display()
-            ));
-            Ok((None, None))
-        }
         Target::Sandbox => {
             let config = SandboxConfig {
                 data_dir: Some(data.clone()),
@@ -77,12 +144,12 @@ pub async fn connect(
         }
         Target::Remote(r) => {
             console::note(&format!("target: {}", crate::redact::url(&r.endpoint)));
-            let client = match (&r.credentials, dry_run) {
-                (Some(creds), false) => Some(Client::new(
+            let client = match &r.credentials {
+                Some(creds) => Some(Client::new(
                     settings(r.endpoint.clone(), creds.clone()),
                     throttle,
                 )?),
-                _ => None,
+                None => None,
             };
             Ok((None, client))
         }
@@ -146,6 +213,31 @@ mod tests {
 
     use super::*;
     use crate::cli::{Cli, Command};
+
+    #[test]
+    fn endpoints_are_bound_normalised() {
+        for (given, bound) in [
+            (
+                "https://na1.api.commerce.adobe.com/T1",
+                "https://na1.api.commerce.adobe.com/T1",
+            ),
+            (
+                "HTTPS://Shop.Example:443/rest/default/",
+                "https://shop.example/rest/default",
+            ),
+            (
+                "http://user:pw@127.0.0.1:8080/sandbox",
+                "http://127.0.0.1:8080/sandbox",
+            ),
+            (
+                "https://shop.example:8443/rest/default?x=1#f",
+                "https://shop.example:8443/rest/default",
+            ),
+            ("http://[::1]:80/sandbox", "http://[::1]/sandbox"),
+        ] {
+            assert_eq!(normalised(given), bound, "{given}");
+        }
+    }
 
     fn sandbox_args(args: &[&str]) -> SandboxArgs {
         let argv = ["custsync", "sandbox"].iter().chain(args);

@@ -55,9 +55,14 @@ pub struct Customer {
     /// `custom:<code>` columns, sorted by code so that the hash does not depend on column order.
     pub custom_attributes: Vec<(Text, Text)>,
     pub address: Option<Address>,
+    /// The further addresses of `address2_*`, `address3_*`, ... columns: the one at index `i`
+    /// is `address{i+2}_*`, `None` where the row gives none (so that each keeps its number,
+    /// and its Commerce id, when a lower one is left empty). Never default addresses.
+    pub further_addresses: Vec<Option<Address>>,
 }
 
-/// The one default address a row may carry; sent as default billing and shipping.
+/// An address a row may carry: the default one (sent as default billing and shipping), or a
+/// further one.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Address {
     pub street: Vec<Text>,
@@ -67,6 +72,17 @@ pub struct Address {
     pub region: Option<Text>,
     pub telephone: Text,
     pub company: Option<Text>,
+    /// `region` as the shop has it, once checked ([`crate::shop`]): sent as `region_id` and a
+    /// whole region object; not hashed nor among the fields, which keep the file's text.
+    pub shop_region: Option<Region>,
+}
+
+/// A region of the shop's directory.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Region {
+    pub id: u32,
+    pub code: Text,
+    pub name: Text,
 }
 
 impl Customer {
@@ -135,7 +151,27 @@ impl Customer {
     /// The row's address as a default billing and shipping address; `id` names the address it
     /// replaces, so that an update never adds a second one.
     pub fn address_json(&self, id: Option<u64>) -> Option<Value> {
-        self.address.as_ref().map(|a| a.to_json(self, id))
+        self.address.as_ref().map(|a| a.to_json(self, id, true))
+    }
+
+    /// Further address number `n` (2 for `address2_*`), not default; `id` names the address
+    /// it replaces.
+    pub fn further_address_json(&self, n: usize, id: Option<u64>) -> Option<Value> {
+        let a = self.further_addresses.get(n.checked_sub(2)?)?.as_ref()?;
+        Some(a.to_json(self, id, false))
+    }
+
+    /// The further addresses the row gives, with their numbers (2 for `address2_*`).
+    pub fn further(&self) -> impl Iterator<Item = (usize, &Address)> {
+        self.further_addresses
+            .iter()
+            .enumerate()
+            .filter_map(|(i, a)| Some((i + 2, a.as_ref()?)))
+    }
+
+    /// Whether the row gives any address, default or further.
+    pub fn has_addresses(&self) -> bool {
+        self.address.is_some() || self.further().next().is_some()
     }
 
     /// Hash of everything we send (no ids, no password): equal hashes mean nothing to send.
@@ -231,20 +267,11 @@ impl Customer {
             f("custom:", code, Val::Text(value));
         }
         if let Some(a) = &self.address {
-            f("street", "", Val::Lines(&a.street));
-            let texts = [
-                ("city", Some(a.city.as_str())),
-                ("postcode", Some(&a.postcode)),
-                ("country_id", Some(&a.country_id)),
-                ("region", a.region.as_deref()),
-                ("telephone", Some(&a.telephone)),
-                ("company", a.company.as_deref()),
-            ];
-            for (name, v) in texts {
-                if let Some(v) = v {
-                    f(name, "", Val::Text(v));
-                }
-            }
+            a.visit("", &mut f);
+        }
+        // After everything else, so that a row without further addresses hashes as before.
+        for (n, a) in self.further() {
+            a.visit(&format!("address{n}_"), &mut f);
         }
     }
 
@@ -265,20 +292,11 @@ impl Customer {
             .collect()
     }
 
-    /// True when any address field would change.
+    /// True when any address field, of the default address or a further one, would change.
     pub fn address_changes(&self, known: &Fields) -> bool {
-        const ADDRESS: [&str; 7] = [
-            "street",
-            "city",
-            "postcode",
-            "country_id",
-            "region",
-            "telephone",
-            "company",
-        ];
         self.fields()
             .iter()
-            .any(|(field, new)| ADDRESS.contains(&field.as_str()) && !holds(known.get(field), new))
+            .any(|(field, new)| is_address_field(field) && !holds(known.get(field), new))
     }
 }
 
@@ -289,6 +307,28 @@ fn holds(old: Option<&String>, new: &str) -> bool {
         Some(old) => old == new,
         None => new.is_empty(),
     }
+}
+
+/// The address fields by their short names, as [`Customer::fields`] names them.
+const ADDRESS_FIELDS: [&str; 7] = [
+    "street",
+    "city",
+    "postcode",
+    "country_id",
+    "region",
+    "telephone",
+    "company",
+];
+
+/// Whether a [`Customer::fields`] name is an address field: a short name, or `address{n}_`
+/// and a short name.
+fn is_address_field(field: &str) -> bool {
+    let short = field
+        .strip_prefix("address")
+        .map(|rest| rest.trim_start_matches(|c: char| c.is_ascii_digit()))
+        .and_then(|rest| rest.strip_prefix('_'))
+        .unwrap_or(field);
+    ADDRESS_FIELDS.contains(&short)
 }
 
 /// Flattened customer values (see [`Customer::fields`]).
@@ -366,22 +406,49 @@ pub fn remote_fields(remote: &Value) -> Fields {
         }
     }
     if let Some(a) = default_address(remote) {
-        let street: Vec<&str> = a
-            .get("street")
-            .and_then(Value::as_array)
-            .map(|l| l.iter().filter_map(Value::as_str).collect())
-            .unwrap_or_default();
-        f.insert("street".into(), street.join("|"));
-        for name in ["city", "postcode", "country_id", "telephone", "company"] {
-            if let Some(v) = a.get(name).and_then(text) {
-                f.insert(name.to_owned(), v);
-            }
-        }
-        if let Some(r) = a.pointer("/region/region").and_then(text) {
-            f.insert("region".into(), r);
+        put_address(a, "", &mut f);
+    }
+    f
+}
+
+/// [`remote_fields`], and the fields of the further addresses whose ids are `further` (index
+/// `i` is `address{i+2}_*`'s), for a customer whose addresses were found among the shop's.
+pub fn remote_fields_with(remote: &Value, further: &[Option<u64>]) -> Fields {
+    let mut f = remote_fields(remote);
+    let list = remote.get("addresses").and_then(Value::as_array);
+    for (i, id) in further.iter().enumerate() {
+        let found = list
+            .into_iter()
+            .flatten()
+            .find(|a| id.is_some() && a.get("id").and_then(Value::as_u64) == *id);
+        if let Some(a) = found {
+            put_address(a, &format!("address{}_", i + 2), &mut f);
         }
     }
     f
+}
+
+/// An address of an API answer into `f`, its fields named `prefix` and the short name.
+fn put_address(a: &Value, prefix: &str, f: &mut Fields) {
+    let text = |v: &Value| match v {
+        Value::String(s) => Some(s.clone()),
+        Value::Number(n) => Some(n.to_string()),
+        _ => None,
+    };
+    let street: Vec<&str> = a
+        .get("street")
+        .and_then(Value::as_array)
+        .map(|l| l.iter().filter_map(Value::as_str).collect())
+        .unwrap_or_default();
+    f.insert(format!("{prefix}street"), street.join("|"));
+    for name in ["city", "postcode", "country_id", "telephone", "company"] {
+        if let Some(v) = a.get(name).and_then(text) {
+            f.insert(format!("{prefix}{name}"), v);
+        }
+    }
+    if let Some(r) = a.pointer("/region/region").and_then(text) {
+        f.insert(format!("{prefix}region"), r);
+    }
 }
 
 /// The customer's default billing address in an API answer.
@@ -398,7 +465,59 @@ pub fn default_address(remote: &Value) -> Option<&Value> {
 }
 
 impl Address {
-    fn to_json(&self, customer: &Customer, id: Option<u64>) -> Value {
+    /// An address with nothing in it yet, to be filled field by field.
+    pub fn empty() -> Self {
+        Address {
+            street: Vec::new(),
+            city: Text::default(),
+            postcode: Text::default(),
+            country_id: Text::default(),
+            region: None,
+            telephone: Text::default(),
+            company: None,
+            shop_region: None,
+        }
+    }
+
+    /// Calls `f(prefix, name, value)` for every value of the address we send.
+    fn visit(&self, prefix: &str, f: &mut impl FnMut(&str, &str, Val<'_>)) {
+        // The default address's fields are named `street`, ...: the name goes first.
+        let mut put = |name: &str, v: Val<'_>| match prefix {
+            "" => f(name, "", v),
+            p => f(p, name, v),
+        };
+        put("street", Val::Lines(&self.street));
+        let texts = [
+            ("city", Some(self.city.as_str())),
+            ("postcode", Some(&self.postcode)),
+            ("country_id", Some(&self.country_id)),
+            ("region", self.region.as_deref()),
+            ("telephone", Some(&self.telephone)),
+            ("company", self.company.as_deref()),
+        ];
+        for (name, v) in texts {
+            if let Some(v) = v {
+                put(name, Val::Text(v));
+            }
+        }
+    }
+
+    /// Whether an address in an API answer holds what this one sends (ids and default flags
+    /// aside): how a further address created without an id is found again.
+    pub fn same_as(&self, remote: &Value) -> bool {
+        let text = |name: &str| remote.get(name).and_then(Value::as_str);
+        let street: Option<Vec<&str>> = remote
+            .get("street")
+            .and_then(Value::as_array)
+            .map(|l| l.iter().filter_map(Value::as_str).collect());
+        street.is_some_and(|s| s.iter().copied().eq(self.street.iter().map(Text::as_str)))
+            && text("city") == Some(self.city.as_str())
+            && text("postcode") == Some(self.postcode.as_str())
+            && text("country_id") == Some(self.country_id.as_str())
+            && text("telephone") == Some(self.telephone.as_str())
+    }
+
+    fn to_json(&self, customer: &Customer, id: Option<u64>, default: bool) -> Value {
         let mut a = Map::new();
         if let Some(id) = id {
             a.insert("id".into(), json!(id));
@@ -411,15 +530,19 @@ impl Address {
         a.insert("country_id".into(), json!(self.country_id));
         // A cleared value goes only to an address that exists: a new one has nothing to clear.
         let sent = |v: &Option<Text>| v.clone().filter(|v| id.is_some() || !v.is_empty());
-        if let Some(r) = sent(&self.region) {
+        if let Some(r) = &self.shop_region {
+            a.insert("region_id".into(), json!(r.id));
+            let region = json!({ "region_id": r.id, "region_code": r.code, "region": r.name });
+            a.insert("region".into(), region);
+        } else if let Some(r) = sent(&self.region) {
             a.insert("region".into(), json!({ "region": r }));
         }
         a.insert("telephone".into(), json!(self.telephone));
         if let Some(c) = sent(&self.company) {
             a.insert("company".into(), json!(c));
         }
-        a.insert("default_billing".into(), json!(true));
-        a.insert("default_shipping".into(), json!(true));
+        a.insert("default_billing".into(), json!(default));
+        a.insert("default_shipping".into(), json!(default));
         Value::Object(a)
     }
 }
@@ -472,8 +595,9 @@ impl Key {
     }
 }
 
+/// Test fixtures other modules' tests use too.
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
 
     pub(crate) fn ann() -> Customer {
@@ -493,6 +617,7 @@ mod tests {
             is_subscribed: Some(true),
             custom_attributes: vec![("loyalty_no".into(), "123".into())],
             address: None,
+            further_addresses: Vec::new(),
         }
     }
 
@@ -509,6 +634,7 @@ mod tests {
             region: None,
             telephone: "+46 555".into(),
             company: None,
+            shop_region: None,
         });
         assert_eq!(c.payload_hash(), 0xa8137d0a744fc01e5b352f4b4ad138c4);
     }
@@ -547,6 +673,7 @@ mod tests {
             region: None,
             telephone: "123".into(),
             company: Some(Text::default()),
+            shop_region: None,
         });
         let json = c.to_json(Some(3));
         assert_eq!(json["middlename"], Value::Null);
@@ -594,6 +721,43 @@ mod tests {
     }
 
     #[test]
+    fn further_addresses_are_fields_of_their_own_and_found_in_the_shop_by_id() {
+        let mut c = ann();
+        let plain = c.payload_hash();
+        let mut second = Address::empty();
+        second.street = vec!["Hamngatan 3".into()];
+        second.city = "Malmö".into();
+        second.postcode = "21120".into();
+        second.country_id = "SE".into();
+        second.telephone = "040".into();
+        c.further_addresses = vec![Some(second)];
+        assert_ne!(c.payload_hash(), plain);
+        assert!(c.address_json(None).is_none());
+        let json = c.further_address_json(2, Some(8)).expect("address2");
+        assert_eq!(
+            (json["id"].clone(), json["default_billing"].clone()),
+            (json!(8), json!(false))
+        );
+        assert!(c.further_address_json(3, None).is_none());
+        assert_eq!(c.fields()["address2_street"], "Hamngatan 3");
+        assert!(is_address_field("address2_city") && is_address_field("city"));
+        assert!(!is_address_field("address2_shoe") && !is_address_field("email"));
+
+        let mut remote = c.to_json(Some(3));
+        remote["addresses"] = json!([json]);
+        assert!(
+            c.address_changes(&remote_fields(&remote)),
+            "not found: sent"
+        );
+        let known = remote_fields_with(&remote, &[Some(8)]);
+        assert!(c.changes(&known).is_empty(), "{:?}", c.changes(&known));
+        remote["addresses"][0]["city"] = json!("Lund");
+        let known = remote_fields_with(&remote, &[Some(8)]);
+        assert_eq!(joined(&c.changes(&known)), "address2_city: Lund -> Malmö");
+        assert!(c.address_changes(&known));
+    }
+
+    #[test]
     fn hash_changes_with_any_sent_field() {
         let a = ann();
         let mut b = ann();
@@ -613,6 +777,7 @@ mod tests {
             region: None,
             telephone: "123".into(),
             company: None,
+            shop_region: None,
         });
         let mut remote = c.to_json(Some(3));
         remote["addresses"] = json!([c.address_json(Some(9))]);

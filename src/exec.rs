@@ -17,6 +17,7 @@
 //! Nothing is recorded from an answer that is not about the customer sent, or that gives an id
 //! another key has (see `answers.rs`).
 
+mod addresses;
 mod answers;
 mod doubt;
 
@@ -27,18 +28,19 @@ use serde_json::Value;
 use tokio_util::sync::CancellationToken;
 
 use crate::api::{ApiError, Client};
-use crate::customer::{Change, Customer, Fields, Key, default_address, remote_fields};
+use crate::customer::{Change, Customer, Fields, Key, remote_fields_with};
 use crate::outage::Watch;
 use crate::outcome::{Action, Outcome, Saved, Skip};
 use crate::plan::{Planned, Step};
 use crate::retry::{Retrier, RetryPolicy, Waiting};
 use crate::state::{Doubt, Entry, StateError, Store};
+use addresses::{Ours, id_of, merged, ours_in};
 use answers::{Ids, checked_id};
 use doubt::Tries;
 
 /// Sends rows through a [`Client`].
 pub struct Executor {
-    client: Client,
+    client: Arc<Client>,
     retrier: Retrier,
     /// The ids recorded, so that none is recorded for two keys.
     ids: Ids,
@@ -54,14 +56,14 @@ struct Done {
 }
 
 impl Done {
-    /// From the customer as the API saved it, answered by `call` (a PUT to `put_to`), once the
-    /// answer is seen to be about the customer sent.
+    /// From the customer as the API saved it, answered by `call` (a PUT to `put_to`, with
+    /// further addresses of these ids), once the answer is seen to be about the customer sent.
     fn new(
         customer: &Customer,
         saved: &Value,
         hash: u128,
         note: String,
-        (call, put_to): (&str, Option<u64>),
+        (call, put_to, further): (&str, Option<u64>, &[Option<u64>]),
     ) -> Result<Self, Failure> {
         let customer_id = checked_id(sent(customer), saved, put_to).map_err(|detail| Failure {
             error: unexpected(call, detail),
@@ -69,16 +71,14 @@ impl Done {
             // The shop answered 2xx: it wrote something.
             unwritten: false,
         })?;
+        let ours = ours_in(customer, saved, further);
         Ok(Done {
             entry: Entry {
                 customer_id,
                 payload_hash: hash,
                 synced_at: chrono::Utc::now().timestamp(),
-                address_id: customer
-                    .address
-                    .as_ref()
-                    .and(default_address(saved))
-                    .and_then(id_of),
+                address_id: ours.default,
+                further_address_ids: ours.further,
             },
             fields: Some(customer.fields()),
             note,
@@ -90,8 +90,8 @@ impl Done {
 /// Where an update goes.
 struct Target {
     id: u64,
-    /// Our address among the customer's, when known.
-    address_id: Option<u64>,
+    /// Our addresses among the customer's, when known.
+    ours: Ours,
     send_address: bool,
     /// The customer as the API last returned it, when already fetched.
     current: Option<Value>,
@@ -143,7 +143,7 @@ impl Executor {
     /// An executor; `cancel` interrupts backoffs and, after a grace period, requests in flight.
     /// `store` is read (once, when a new id is first answered) for the ids it already has.
     pub fn new(
-        client: Client,
+        client: Arc<Client>,
         policy: RetryPolicy,
         cancel: CancellationToken,
         store: Arc<Store>,
@@ -245,7 +245,10 @@ impl Executor {
             } => {
                 let target = Target {
                     id: entry.customer_id,
-                    address_id: entry.address_id,
+                    ours: Ours {
+                        default: entry.address_id,
+                        further: entry.further_address_ids.clone(),
+                    },
                     send_address,
                     current: None,
                 };
@@ -342,12 +345,12 @@ impl Executor {
         hash: u128,
     ) -> Result<Done, Failure> {
         let mut body = customer.to_json(None);
-        if let Some(a) = customer.address_json(None) {
-            body["addresses"] = Value::Array(vec![a]);
+        if customer.has_addresses() {
+            body["addresses"] = merged(customer, &Value::Null, &Ours::default());
         }
         let created = self.retry(|| self.client.create(&body, password)).await;
         match created {
-            Ok(saved) => Done::new(customer, &saved, hash, String::new(), (CREATE, None)),
+            Ok(saved) => Done::new(customer, &saved, hash, String::new(), (CREATE, None, &[])),
             Err(e) if e.is_already_exists() => self.adopt(customer, hash).await,
             Err(error) => Err(Failure::new(error, None)),
         }
@@ -374,15 +377,19 @@ impl Executor {
         };
         let id = checked_id(sent(customer), &remote, None)
             .map_err(|detail| Failure::new(unexpected(SEARCH, detail), None))?;
-        let known = remote_fields(&remote);
+        // Further addresses are found among the shop's by what they hold.
+        let mut ours = ours_in(customer, &remote, &[]);
+        let known = remote_fields_with(&remote, &ours.further);
         let changes = customer.changes(&known);
         if changes.is_empty() {
             let note = format!("adopted existing customer {id}: already up to date");
-            return Done::new(customer, &remote, hash, note, (SEARCH, None));
+            return Done::new(customer, &remote, hash, note, (SEARCH, None, &ours.further));
         }
+        // The shop's default address is the one ours replaces, whether or not it matches.
+        ours.default = crate::customer::default_address(&remote).and_then(id_of);
         let target = Target {
             id,
-            address_id: default_address(&remote).and_then(id_of),
+            ours,
             send_address: customer.address_changes(&known),
             current: Some(remote),
         };
@@ -398,7 +405,7 @@ impl Executor {
     async fn update(
         &self,
         customer: &Customer,
-        target: Target,
+        mut target: Target,
         hash: u128,
     ) -> Result<Done, Failure> {
         let id = target.id;
@@ -411,7 +418,10 @@ impl Executor {
                     .await
                     .map_err(|error| Failure::new(error, Some(id)))?,
             };
-            body["addresses"] = merged_addresses(customer, &current, target.address_id);
+            // A further address the store has no id for (the store was seeded by `pull`, or the
+            // address was added since) replaces one of the shop's that holds the same.
+            target.ours.further = ours_in(customer, &current, &target.ours.further).further;
+            body["addresses"] = merged(customer, &current, &target.ours);
         }
         let tries = Tries::default();
         let saved = self
@@ -423,7 +433,14 @@ impl Executor {
                 unwritten: tries.none_applied(),
             })?;
         let call = format!("PUT /V1/customers/{id}");
-        Done::new(customer, &saved, hash, String::new(), (&call, Some(id)))
+        let further = &target.ours.further;
+        Done::new(
+            customer,
+            &saved,
+            hash,
+            String::new(),
+            (&call, Some(id), further),
+        )
     }
 }
 
@@ -475,32 +492,4 @@ fn unexpected(call: &str, detail: String) -> ApiError {
         url: call.to_owned(),
         detail,
     }
-}
-
-fn id_of(v: &Value) -> Option<u64> {
-    v.get("id").and_then(Value::as_u64)
-}
-
-/// The customer's addresses with ours in place of the one it replaces (by id, else the current
-/// default), every other address kept as it is but no longer default.
-fn merged_addresses(customer: &Customer, current: &Value, ours: Option<u64>) -> Value {
-    let list = current
-        .get("addresses")
-        .and_then(Value::as_array)
-        .cloned()
-        .unwrap_or_default();
-    let replaced = ours
-        .filter(|id| list.iter().any(|a| id_of(a) == Some(*id)))
-        .or_else(|| default_address(current).and_then(id_of));
-    let mut out: Vec<Value> = list
-        .into_iter()
-        .filter(|a| id_of(a) != replaced)
-        .map(|mut a| {
-            a["default_billing"] = Value::Bool(false);
-            a["default_shipping"] = Value::Bool(false);
-            a
-        })
-        .collect();
-    out.extend(customer.address_json(replaced));
-    Value::Array(out)
 }

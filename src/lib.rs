@@ -2,10 +2,12 @@
 //!
 //! # Where a row goes
 //!
-//! [`sync`] runs the pipeline. A line of the CSV file is read and validated by [`input`] into
-//! a [`customer::Customer`] (or an invalid row). [`plan`] compares it with what [`state`]
-//! remembers of its key and decides: create, update, unchanged or invalid. [`exec`] sends the
-//! creates and updates through the [`api`] client, under the [`throttle`] and with [`retry`].
+//! [`sync`] runs the pipeline, once [`connect`] found the state store bound to the run's
+//! target. A line of the CSV file is read and validated by [`input`] into a
+//! [`customer::Customer`] (or an invalid row). [`plan`] compares it with what [`state`]
+//! remembers of its key and decides: create, update, unchanged or invalid. A create or update
+//! is checked against the [`shop`]'s model (read once, when the first one comes), then [`exec`]
+//! sends it through the [`api`] client, under the [`throttle`] and with [`retry`].
 //! Every row ends as an [`outcome::Outcome`]: [`report`] writes it as a report line and counts
 //! it, and the [`state`] writer records the mapping it confirmed, and [`runs`] keeps it in the
 //! run history. No row is sent before the whole file is known not to leave too many customers
@@ -28,12 +30,14 @@
 //! | [`cli`] | command-line arguments (clap types only) | defaults, absent |
 //! | [`config`] | typed settings resolved from arguments, environment and the config file | cli, defaults, absent, api, input, plan, report, retry |
 //! | [`exit`] | the exit codes, and how a run's ending maps to one | |
-//! | [`sync`] | the pipeline: read, plan, gate, send, absent, end | config, connect, console, input, plan, exec, outage, outcome, progress, report, notify, runs, absent, state, api, redact, throttle, outputs, customer, exit |
+//! | [`sync`] | the pipeline: read, plan, gate, check against the shop, send, absent, end | config, connect, console, input, plan, shop, exec, outage, outcome, progress, report, notify, runs, absent, state, api, redact, retry, throttle, outputs, customer, exit |
 //! | [`pull`] | recording the customers a shop already has | config, connect, console, retry, api, state, throttle, customer, defaults |
 //! | [`runs`] | the run history: each run's summary and rows, in the state directory | outcome, report |
-//! | [`connect`] | the target: embedded sandbox or a real shop; the sandbox's one launcher | config, cli, console, api, redact, throttle |
+//! | [`check`] | `custsync check`: the target tested and its shop's model shown, changing nothing | config, connect, retry, shop, state, api, throttle |
+//! | [`connect`] | the target: embedded sandbox or a real shop, the store's binding to it; the sandbox's one launcher | config, cli, console, api, redact, state, throttle |
 //! | [`input`] | the input file (CSV in any encoding, or a spreadsheet): header, streaming, per-row validation | customer |
 //! | [`plan`] | the decision for each row, a function of the row, the store and the options | input, outcome, state, customer |
+//! | [`shop`] | the shop's model from its API, and each row to send checked against it | plan, retry, api, state, input, customer |
 //! | [`exec`] | sending a row: lost-answer recovery, answer checks, its outcome | plan, outcome, outage, retry, api, state, customer, redact |
 //! | [`outcome`] | what became of a row: report columns and state change, built in one place | api, state, customer |
 //! | [`report`] | report file (CSV, JSON Lines, xlsx), review page, summary JSON, the final line | outcome, customer, outputs |
@@ -45,7 +49,7 @@
 //! | [`api`] | the Commerce REST client and IMS tokens | redact, throttle |
 //! | [`redact`] | keeping the secrets this process holds out of any text it shows | |
 //! | [`throttle`] | the shared request rate limit, adaptive on 429 | |
-//! | [`state`] | the sled state store: key -> customer id + payload hash, its index | customer, outputs |
+//! | [`state`] | the sled state store: key -> customer id + payload hash, its index, its target | customer, outputs |
 //! | [`outputs`] | output files: refused paths, opening without links, formula-safe cells | |
 //! | [`customer`] | the desired customer record, its key, JSON payload and hash | |
 //! | [`console`] | what is said on stderr: logs, notes, progress lines; text or JSON; `--quiet` | |
@@ -53,6 +57,7 @@
 
 pub mod absent;
 pub mod api;
+pub mod check;
 pub mod cli;
 pub mod config;
 pub mod connect;
@@ -73,6 +78,7 @@ pub mod redact;
 pub mod report;
 pub mod retry;
 pub mod runs;
+pub mod shop;
 pub mod state;
 pub mod sync;
 pub mod throttle;
@@ -82,7 +88,7 @@ use clap::CommandFactory;
 use tokio_util::sync::CancellationToken;
 
 use cli::{Cli, Command, LogFormat, RunsArgs, RunsCommand, StateCommand};
-use config::{Env, PullConfig, SyncConfig};
+use config::{CheckConfig, Connect, Env, PullConfig, SyncConfig};
 use exit::Ending;
 use state::Store;
 
@@ -121,7 +127,7 @@ pub fn run(cli: Cli) -> anyhow::Result<Exit> {
     runtime.block_on(async move {
         match cli.command {
             Command::Sync(args) => {
-                let cfg = SyncConfig::resolve(args, &env)?;
+                let cfg = SyncConfig::resolve(args, &env, cli.quiet)?;
                 let cancel = CancellationToken::new();
                 spawn_signal_handler(cancel.clone());
                 let finished = sync::run(cfg, cancel).await?;
@@ -151,7 +157,12 @@ pub fn run(cli: Cli) -> anyhow::Result<Exit> {
                 );
                 Ok(exit)
             }
-            Command::State(cmd) => state_command(cmd),
+            Command::Check(args) => {
+                let cfg = CheckConfig::resolve(args, &env)?;
+                let well = check::run(&cfg).await?;
+                Ok(if well { Exit::Ok } else { Exit::Fatal })
+            }
+            Command::State(cmd) => state_command(cmd, &env),
             Command::Runs(args) => runs_command(args),
             Command::Sandbox(args) => {
                 connect::serve_sandbox(&args, &env, wait_for_signal())
@@ -165,15 +176,21 @@ pub fn run(cli: Cli) -> anyhow::Result<Exit> {
     })
 }
 
-fn state_command(cmd: StateCommand) -> anyhow::Result<Exit> {
+fn state_command(cmd: StateCommand, env: &Env) -> anyhow::Result<Exit> {
+    let time = |t: i64| {
+        chrono::DateTime::<chrono::Utc>::from_timestamp(t, 0)
+            .map_or_else(|| "never".to_owned(), |t| t.to_rfc3339())
+    };
     match cmd {
         StateCommand::Stats { state } => {
             let store = Store::open(&state.dir)?;
-            let last = store
-                .last_run()?
-                .and_then(|t| chrono::DateTime::<chrono::Utc>::from_timestamp(t, 0))
-                .map_or_else(|| "never".to_owned(), |t| t.to_rfc3339());
+            let last = store.last_run()?.map_or_else(|| "never".to_owned(), time);
+            let bound = match store.bound_at()? {
+                Some((target, at)) => format!("{target} (since {})", time(at)),
+                None => "nothing yet (the first mapping a sync or pull records binds it)".into(),
+            };
             println!("state:      {}", state.dir.display());
+            println!("bound to:   {bound}");
             println!("entries:    {}", store.len());
             println!("failed:     {}", store.failed_len());
             println!("in doubt:   {}", store.doubt_len());
@@ -196,6 +213,22 @@ fn state_command(cmd: StateCommand) -> anyhow::Result<Exit> {
             let store = Store::open(&state.dir)?;
             let n = state::import(&store, &file)?;
             println!("imported {n} mappings into {}", state.dir.display());
+        }
+        StateCommand::Rebind { state, connection } => {
+            let target =
+                connect::binding(&Connect::target_only(&connection, env, state.dir.clone())?);
+            let store = Store::open(&state.dir)?;
+            match store.bind(&target)? {
+                Some(old) if old == target => {
+                    println!("{} stays bound to {target}", state.dir.display())
+                }
+                Some(old) => println!(
+                    "{} is now bound to {target} (was {old})",
+                    state.dir.display()
+                ),
+                None => println!("{} is now bound to {target}", state.dir.display()),
+            }
+            store.flush()?;
         }
         StateCommand::Forget {
             state,

@@ -46,9 +46,9 @@ pub enum Verdict {
 /// The endpoint answered only "Request does not match any route.".
 #[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
 #[error(
-    "{base} is not the REST base of a Commerce shop: its first {answers} answers were HTTP 404 \
-     \"{NO_ROUTE}\" (check --endpoint: https://<region>.api.commerce.adobe.com/<tenant-id> for \
-     Adobe Commerce as a Cloud Service, https://shop.example/rest/<store code> on premises)"
+    "{base} is not the REST base of a Commerce shop: it answered HTTP 404 \"{NO_ROUTE}\" to \
+     every request ({answers}) (check --endpoint: https://<region>.api.commerce.adobe.com/<tenant-id> \
+     for Adobe Commerce as a Cloud Service, https://shop.example/rest/<store code> on premises)"
 )]
 pub struct WrongBase {
     /// The endpoint as shown (without credentials).
@@ -74,13 +74,16 @@ struct State {
 }
 
 impl State {
-    /// Records how a try that started at `started` ended.
+    /// Records how a try that started at `started` ended. A token that could not be had (IMS
+    /// is another server) or a try abandoned says nothing about the shop.
     fn ended<T>(&mut self, started: Instant, now: Instant, result: &Result<T, ApiError>) {
         let answered = match result {
             Ok(_) => Some(None),
+            Err(ApiError::Auth(_) | ApiError::Interrupted { .. }) => return,
+            Err(ApiError::Transport { .. }) => None,
             Err(e) => match e.status() {
-                Some(s) if s < 500 => Some(Some((s, e))),
-                _ => None,
+                Some(s) if s >= 500 => None,
+                status => Some(status.map(|s| (s, e))),
             },
         };
         match answered {
@@ -196,6 +199,23 @@ impl Watch {
         self.lock().first_failure.is_some()
     }
 
+    /// The base is wrong by every answer so far, however few (for a call that cannot go on
+    /// to more: the shop's model, read from routes every Commerce has).
+    pub fn no_route_only(&self) -> Option<WrongBase> {
+        let s = self.lock();
+        (!s.base_ok && s.no_route > 0).then(|| WrongBase {
+            base: self.base.clone(),
+            answers: s.no_route,
+        })
+    }
+
+    /// Waits, as pending work, until the sending is stopped (a verdict, or an interrupt): for a
+    /// failure only the watch can judge.
+    pub async fn wait_for_verdict(&self) {
+        let _pending = self.pending();
+        self.stop.cancelled().await;
+    }
+
     /// Applies the rules now.
     fn judge(&self) {
         let verdict = {
@@ -255,6 +275,12 @@ mod tests {
             status,
             message: message.into(),
             retry_after: None,
+        })
+    }
+
+    fn abandoned() -> Result<(), ApiError> {
+        Err(ApiError::Interrupted {
+            detail: "the answer did not come before the run stopped".into(),
         })
     }
 
@@ -323,8 +349,9 @@ mod tests {
             (vec![], vec![10], 1, 70, true),
             (vec![(0, 20, Ok(()))], vec![10], 1, 79, false),
             (vec![(0, 20, Ok(()))], vec![10], 1, 80, true),
-            // Quiet without trouble is no outage.
+            // Quiet without trouble is no outage; an abandoned try says nothing.
             (vec![(0, 1, Ok(()))], vec![], 1, 600, false),
+            (vec![(0, 1, abandoned())], vec![], 1, 600, false),
         ];
         for (i, (tries, wire, pending, now, want)) in cases.into_iter().enumerate() {
             let mut s = State {

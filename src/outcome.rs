@@ -380,6 +380,7 @@ mod tests {
             payload_hash: 1,
             synced_at: 0,
             address_id: None,
+            further_address_ids: Vec::new(),
         }
     }
 
@@ -418,6 +419,7 @@ mod tests {
             is_subscribed: None,
             custom_attributes: vec![],
             address: None,
+            further_addresses: vec![],
         })
     }
 

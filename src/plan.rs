@@ -369,7 +369,7 @@ pub fn decide<S: Lookup>(
         ));
         return Ok(unchanged(customer, Some(e.customer_id), None, refresh));
     }
-    let send_address = customer.address.is_some()
+    let send_address = customer.has_addresses()
         && (!settled || sent.as_ref().is_none_or(|k| customer.address_changes(k)));
     Ok(Planned {
         row: RowRef {
@@ -415,6 +415,7 @@ mod tests {
             is_subscribed: None,
             custom_attributes: vec![],
             address: None,
+            further_addresses: Vec::new(),
         }
     }
 
@@ -427,6 +428,7 @@ mod tests {
             region: None,
             telephone: "123".into(),
             company: None,
+            shop_region: None,
         });
         c
     }
@@ -454,6 +456,7 @@ mod tests {
             payload_hash,
             synced_at: 0,
             address_id: None,
+            further_address_ids: Vec::new(),
         }
     }
 

@@ -45,12 +45,13 @@ pub struct Pulled {
     pub interrupted: bool,
 }
 
-/// Runs `custsync pull`: opens the store, connects (the embedded sandbox without an endpoint)
-/// and pulls.
+/// Runs `custsync pull`: opens the store (refused when it is bound to another target),
+/// connects (the embedded sandbox without an endpoint) and pulls.
 pub async fn run(cfg: &PullConfig, cancel: &CancellationToken) -> Result<Pulled, PullError> {
     let store = Store::open(&cfg.connect.state_dir)?;
+    connect::admit(&store, &cfg.connect, false, cfg.quiet)?;
     let throttle = Arc::new(Throttle::new(cfg.rate));
-    let (sandbox, client) = connect::connect(&cfg.connect, false, 4, throttle).await?;
+    let (sandbox, client) = connect::connect(&cfg.connect, 4, throttle).await?;
     let client = client.expect("not a dry run, so the configuration has credentials");
     let retrier = Retrier::new(cfg.retry, cancel.clone());
     let pulled = pull(&client, &retrier, &store, cfg.page_size, cfg.quiet, cancel).await;
@@ -140,6 +141,7 @@ fn mapping(c: &Value) -> Option<(Key, Entry)> {
         payload_hash: 0,
         synced_at: chrono::Utc::now().timestamp(),
         address_id: default_address(c).and_then(|a| a.get("id")?.as_u64()),
+        further_address_ids: Vec::new(),
     };
     Some((Key::new(website, email), entry))
 }

@@ -169,14 +169,28 @@ impl Client {
         })
     }
 
+    /// The throttle every request passes.
+    pub fn throttle(&self) -> &Throttle {
+        &self.throttle
+    }
+
     /// The endpoint as messages show it: without credentials.
     pub fn endpoint(&self) -> &str {
         &self.shown_endpoint
     }
 
-    /// The throttle every request passes.
-    pub fn throttle(&self) -> &Throttle {
-        &self.throttle
+    /// `GET {path}` of a read endpoint (a shop's websites, countries...), in the scope of the
+    /// store view `store` when given (the `Store:` header, instead of `--store`'s).
+    pub async fn read(
+        &self,
+        path: &str,
+        query: &[(&str, &str)],
+        store: Option<&str>,
+    ) -> Result<Value, ApiError> {
+        let store = store.or(self.settings.store.as_deref());
+        let path = path.to_owned();
+        self.call_in(store, Method::GET, path, None, query, MAX_PAGE_BODY, &[])
+            .await
     }
 
     /// `POST /V1/customers`; returns the saved customer.
@@ -299,6 +313,23 @@ impl Client {
         cap: usize,
         hidden: &[&str],
     ) -> Result<Value, ApiError> {
+        let store = self.settings.store.as_deref();
+        self.call_in(store, method, path, body, query, cap, hidden)
+            .await
+    }
+
+    /// [`Client::call`] in the scope of the store view `store`.
+    #[allow(clippy::too_many_arguments)]
+    async fn call_in(
+        &self,
+        store: Option<&str>,
+        method: Method,
+        path: String,
+        body: Option<&Value>,
+        query: &[(&str, &str)],
+        cap: usize,
+        hidden: &[&str],
+    ) -> Result<Value, ApiError> {
         let url = format!("{}/{path}", self.settings.endpoint);
         let shown = format!("{}/{path}", self.shown_endpoint);
         // When this call first met a 401: a token issued after that which is refused too means
@@ -319,7 +350,7 @@ impl Client {
             if let Some(key) = self.tokens.api_key() {
                 request = request.header("x-api-key", key);
             }
-            if let Some(store) = &self.settings.store {
+            if let Some(store) = store {
                 request = request.header("Store", store);
             }
             if let Some(b) = body {

@@ -15,7 +15,7 @@ use secrecy::SecretString;
 
 use crate::absent;
 use crate::api::Credentials;
-use crate::cli::{self, ConnectionArgs, InputArgs, PullArgs, SyncArgs};
+use crate::cli::{self, CheckArgs, ConnectionArgs, InputArgs, PullArgs, SyncArgs};
 use crate::input::{Format, Mapping, MappingError};
 use crate::plan;
 use crate::report::{self, Only};
@@ -95,6 +95,15 @@ impl Connect {
             state_dir,
         })
     }
+
+    /// The target alone, for `state rebind`: credentials are not needed to name it.
+    pub fn target_only(
+        c: &ConnectionArgs,
+        env: &Env,
+        state_dir: PathBuf,
+    ) -> Result<Self, ConfigError> {
+        Self::resolve(c, env, state_dir, true)
+    }
 }
 
 /// Everything `custsync sync` needs.
@@ -129,6 +138,10 @@ pub struct SyncConfig {
     pub notify: Option<String>,
     /// Between two progress lines off a terminal.
     pub progress_every: Duration,
+    /// `--regions-optional` (`CUSTSYNC_REGIONS_OPTIONAL`): countries whose region list does
+    /// not make a region required.
+    pub regions_optional: Vec<String>,
+    pub quiet: bool,
 }
 
 /// Environment variables the configuration reads; a struct so that tests need not touch the
@@ -159,7 +172,7 @@ impl Env {
 
 impl SyncConfig {
     /// Resolves `sync` arguments.
-    pub fn resolve(args: SyncArgs, env: &Env) -> Result<Self, ConfigError> {
+    pub fn resolve(args: SyncArgs, env: &Env, quiet: bool) -> Result<Self, ConfigError> {
         let mut mapping = match &args.mapping {
             Some(path) => Mapping::from_file(path)?,
             None => Mapping::default(),
@@ -209,7 +222,9 @@ impl SyncConfig {
             outage_after: Duration::from_secs(args.outage_after.max(1)),
             notify: args.notify.as_deref().map(check_notify).transpose()?,
             progress_every: Duration::from_secs(args.progress_secs.max(1)),
+            regions_optional: args.shop.regions_optional,
             review: args.review,
+            quiet,
         })
     }
 }
@@ -236,6 +251,30 @@ impl PullConfig {
             },
             page_size: args.page_size,
             quiet,
+        })
+    }
+}
+
+/// Everything `custsync check` needs.
+#[derive(Debug)]
+pub struct CheckConfig {
+    pub connect: Connect,
+    pub rate: Option<NonZeroU32>,
+    pub retry: RetryPolicy,
+    pub regions_optional: Vec<String>,
+}
+
+impl CheckConfig {
+    /// Resolves `check` arguments: the connection as a sync's, credentials required.
+    pub fn resolve(args: CheckArgs, env: &Env) -> Result<Self, ConfigError> {
+        Ok(CheckConfig {
+            connect: Connect::resolve(&args.connection, env, args.state.dir, false)?,
+            rate: NonZeroU32::new(args.limits.rate),
+            retry: RetryPolicy {
+                retries: args.limits.retries,
+                ..RetryPolicy::default()
+            },
+            regions_optional: args.shop.regions_optional,
         })
     }
 }
@@ -324,10 +363,10 @@ fn check_endpoint(raw: &str) -> Result<String, ConfigError> {
             "Adobe Commerce as a Cloud Service URLs have no /rest/: use https://<region>.api.commerce.adobe.com/<tenant-id>",
         ));
     }
-    if url.path().trim_end_matches('/').ends_with("/V1") {
-        return Err(bad(
-            "give the base without /V1: custsync adds /V1/customers itself",
-        ));
+    if let Some(base) = raw.trim_end_matches('/').strip_suffix("/V1") {
+        return Err(bad(&format!(
+            "give the base without /V1 ({base}): custsync adds /V1/customers itself"
+        )));
     }
     Ok(raw.trim_end_matches('/').to_owned())
 }
@@ -344,7 +383,7 @@ mod tests {
         let Command::Sync(s) = Cli::try_parse_from(argv).expect("parse").command else {
             panic!("sync")
         };
-        SyncConfig::resolve(s, env)
+        SyncConfig::resolve(s, env, false)
     }
 
     #[test]
@@ -445,5 +484,15 @@ mod tests {
         );
         assert!(matches!(e, Err(ConfigError::Endpoint { .. })));
         assert!(sync(&["--endpoint", "https://shop.example/rest/default"], &env).is_ok());
+        let e = sync(
+            &["--endpoint", "https://shop.example/rest/default/V1/"],
+            &env,
+        );
+        assert!(
+            e.as_ref().is_err_and(|e| e
+                .to_string()
+                .contains("without /V1 (https://shop.example/rest/default)")),
+            "{e:?}"
+        );
     }
 }

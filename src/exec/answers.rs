@@ -259,6 +259,7 @@ mod tests {
             payload_hash: 1,
             synced_at: 0,
             address_id: None,
+            further_address_ids: Vec::new(),
         };
         store
             .put(&crate::customer::Key::new(1, "x@example.com"), entry, None)

@@ -31,9 +31,19 @@ pub enum Field {
     Company,
     /// `custom:<attribute_code>`.
     Custom(String),
+    /// `address{number}_<name>` (number 2 to [`MAX_ADDRESS`]): a field of a further address,
+    /// `of` the line of [`FIELDS`] of the default address's field it repeats.
+    Further {
+        number: u16,
+        of: usize,
+    },
 }
 
-/// Which record a field belongs to: the customer, or its one default address.
+/// The highest address number a column may give (`address99_city`).
+pub const MAX_ADDRESS: u16 = 99;
+
+/// Which record a field belongs to: the customer, or an address (the default one; its lines
+/// are repeated by [`Field::Further`] for the further ones).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Part {
     Customer,
@@ -151,6 +161,9 @@ impl Field {
             let code = code.trim();
             return (!code.is_empty()).then(|| Field::Custom(code.to_owned()));
         }
+        if let Some(further) = Field::further(&n) {
+            return Some(further);
+        }
         FIELDS
             .iter()
             .find(|s| s.column == n)
@@ -161,6 +174,10 @@ impl Field {
     pub fn name(&self) -> String {
         match self {
             Field::Custom(code) => format!("custom:{code}"),
+            Field::Further { number, of } => {
+                let name = FIELDS.get(*of).map_or("", |s| s.column);
+                format!("address{number}_{}", name.trim_start_matches("address_"))
+            }
             // Every other field has its line in the table (a test holds it to that).
             known => known.spec().map_or("", |s| s.column).to_owned(),
         }
@@ -173,6 +190,26 @@ impl Field {
 
     fn spec(&self) -> Option<&'static FieldSpec> {
         self.index().map(|i| &FIELDS[i])
+    }
+
+    /// `address{n}_<name>` for an `address_<name>` of [`FIELDS`] and `n` from 2 to
+    /// [`MAX_ADDRESS`] (written without leading zeros, so that each has one spelling).
+    fn further(name: &str) -> Option<Field> {
+        let rest = name.strip_prefix("address")?;
+        let digits = rest.len() - rest.trim_start_matches(|c: char| c.is_ascii_digit()).len();
+        let (number, short) = rest.split_at(digits);
+        let number: u16 = number
+            .parse()
+            .ok()
+            .filter(|n| (2..=MAX_ADDRESS).contains(n))?;
+        if rest.starts_with('0') {
+            return None;
+        }
+        let column = format!("address{short}");
+        let of = FIELDS
+            .iter()
+            .position(|s| s.part == Part::Address && s.column == column)?;
+        Some(Field::Further { number, of })
     }
 }
 
@@ -223,9 +260,33 @@ mod tests {
         );
         assert_eq!(Field::Custom("x".into()).name(), "custom:x");
         assert_eq!(Field::Custom("x".into()).index(), None);
-        for unknown in ["custom:", "shoe_size", "street", ""] {
+        for unknown in [
+            "custom:",
+            "shoe_size",
+            "street",
+            "",
+            "address1_city",
+            "address02_city",
+            "address100_city",
+            "address2_shoe",
+            "address2city",
+        ] {
             assert_eq!(Field::parse(unknown), None, "{unknown}");
         }
+    }
+
+    #[test]
+    fn further_address_columns_repeat_the_address_fields() {
+        for s in FIELDS.iter().filter(|s| s.part == Part::Address) {
+            let column = s.column.replacen("address_", "address7_", 1);
+            let field = Field::parse(&format!(" {} ", column.to_uppercase())).expect("parses");
+            assert_eq!(field.name(), column);
+            assert_eq!(field.index(), None);
+        }
+        assert_eq!(
+            Field::parse("address2_city"),
+            Some(Field::Further { number: 2, of: 15 })
+        );
     }
 
     #[test]

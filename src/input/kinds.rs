@@ -1,6 +1,8 @@
 //! What a cell of each [`Kind`] must hold, and the value it becomes: one rule per kind, pure.
 
 use std::borrow::Cow;
+use std::collections::HashSet;
+use std::sync::OnceLock;
 
 use chrono::NaiveDate;
 use secrecy::SecretString;
@@ -83,8 +85,26 @@ pub fn shown(cell: &str) -> Cow<'_, str> {
     }
 }
 
-/// A practical email check, close to what Magento's validator accepts: one `@`, a local part
-/// without spaces, a dotted domain whose last label is at least two letters.
+/// Top-level domains the shop's e-mail validator knows (`Laminas\Validator\Hostname`'s list,
+/// IANA's; see the file's head), one a line.
+const TLDS: &str = include_str!("tlds.txt");
+
+/// Whether `tld` is in [`TLDS`], compared in lower case as Laminas does.
+fn known_tld(tld: &str) -> bool {
+    static SET: OnceLock<HashSet<&'static str>> = OnceLock::new();
+    let set = SET.get_or_init(|| {
+        TLDS.lines()
+            .map(str::trim)
+            .filter(|l| !l.is_empty() && !l.starts_with('#'))
+            .collect()
+    });
+    set.contains(tld.to_lowercase().as_str())
+}
+
+/// The email check, as strict as the shop's (`Laminas\Validator\EmailAddress`, which Magento
+/// runs on a customer's email), so that a typo fails here rather than in the real run: one
+/// `@`, a local part of at most 64 characters without spaces or `..`, a dotted domain whose
+/// top-level domain is a real one (`gmail.con` is refused).
 pub fn check_email(email: &str) -> Result<(), &'static str> {
     if email.chars().count() > MAX_EMAIL_CHARS {
         return Err("is longer than 254 characters");
@@ -120,6 +140,9 @@ pub fn check_email(email: &str) -> Result<(), &'static str> {
     if tld.chars().count() < 2 || !tld.chars().all(char::is_alphabetic) {
         return Err("has an invalid top-level domain");
     }
+    if !known_tld(tld) {
+        return Err("has a top-level domain that does not exist (a typo?)");
+    }
     Ok(())
 }
 
@@ -152,13 +175,38 @@ mod tests {
 
     #[test]
     fn email_rules() {
-        for ok in ["a@b.co", "first.last+tag@sub.example.org", "o@exämple.de"] {
+        let local_64 = format!("{}@x.io", "a".repeat(64));
+        for ok in [
+            "a@b.co",
+            "first.last+tag@sub.example.org",
+            "o@exämple.de",
+            "a@b.MUSEUM",
+            "a@b.онлайн",
+            &local_64,
+        ] {
             assert!(check_email(ok).is_ok(), "{ok}");
         }
+        let local_65 = format!("{}@x.io", "a".repeat(65));
         for bad in [
-            "a", "a@b", "a b@c.de", "a@@b.de", ".a@b.de", "a@b.c", "a@-b.de", "a@b.d3",
+            "a",
+            "a@b",
+            "a b@c.de",
+            "a@@b.de",
+            ".a@b.de",
+            "a..b@c.de",
+            "a@b.c",
+            "a@-b.de",
+            "a@b.d3",
+            &local_65,
         ] {
             assert!(check_email(bad).is_err(), "{bad}");
+        }
+        for typo in ["ann@gmail.con", "ann@example.comm", "ann@example.cmo"] {
+            assert_eq!(
+                check_email(typo),
+                Err("has a top-level domain that does not exist (a typo?)"),
+                "{typo}"
+            );
         }
     }
 }

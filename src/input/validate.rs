@@ -9,7 +9,8 @@
 //! 2. the mapping's constants fill the fields the row left empty;
 //! 3. each field, in [`FIELDS`] order: the token clears it (when [`FieldSpec::clearable`]),
 //!    else the check its [`Kind`](super::fields::Kind) names, or, when it is empty, whether its
-//!    [`FieldSpec::required`] says it may be.
+//!    [`FieldSpec::required`] says it may be; then each further address (`address2_*`, ...)
+//!    by the same rules as the default one, its problems named by its own columns.
 
 use std::borrow::Cow;
 use std::fmt;
@@ -90,11 +91,13 @@ impl Cells for [&[u8]] {
     }
 }
 
-/// Where a field's values go: a line of [`FIELDS`], or a custom attribute.
+/// Where a field's values go: a line of [`FIELDS`], a custom attribute, or a line of a
+/// further address.
 #[derive(Debug)]
 enum Slot {
     Known(usize),
     Custom(Text),
+    Further(u16, usize),
 }
 
 /// A field that a source fills.
@@ -109,6 +112,7 @@ impl Column {
     fn new(field: Field) -> Option<Self> {
         let slot = match &field {
             Field::Custom(code) => Slot::Custom(Text::from(code.as_str())),
+            Field::Further { number, of } => Slot::Further(*number, *of),
             known => Slot::Known(known.index()?),
         };
         Some(Column { field, slot })
@@ -176,6 +180,8 @@ pub struct Validator {
 struct Gathered<'a> {
     values: [Option<Cow<'a, str>>; FIELDS.len()],
     custom_attributes: Vec<(Text, Text)>,
+    /// Further addresses' values: (number, line of [`FIELDS`], value).
+    further: Vec<(u16, usize, Cow<'a, str>)>,
     problems: Vec<Problem>,
 }
 
@@ -187,6 +193,7 @@ impl<'a> Gathered<'a> {
             (Ok(Some(v)), Slot::Custom(code)) => {
                 self.custom_attributes.push((code.clone(), Text::from(v)));
             }
+            (Ok(Some(v)), Slot::Further(n, i)) => self.further.push((*n, *i, v)),
             (Err(reason), _) => self.problems.push(Problem {
                 field: column.field.clone(),
                 reason,
@@ -259,6 +266,7 @@ impl Validator {
         let mut row = Gathered {
             values: [const { None }; FIELDS.len()],
             custom_attributes: Vec::new(),
+            further: Vec::new(),
             problems: Vec::new(),
         };
         for input in &self.inputs {
@@ -295,6 +303,7 @@ impl Validator {
         let Gathered {
             mut values,
             mut custom_attributes,
+            mut further,
             mut problems,
         } = row;
         // 2. The mapping's constants, where the row has nothing.
@@ -306,6 +315,11 @@ impl Validator {
                 Slot::Custom(code) => {
                     if !custom_attributes.iter().any(|(c, _)| c == code) {
                         custom_attributes.push((code.clone(), Text::from(value.as_str())));
+                    }
+                }
+                Slot::Further(n, i) => {
+                    if !further.iter().any(|(fn_, fi, _)| (fn_, fi) == (n, i)) {
+                        further.push((*n, *i, Cow::Borrowed(value)));
                     }
                 }
             }
@@ -326,38 +340,42 @@ impl Validator {
             .any(|(s, v)| s.part == Part::Address && v.is_some() && !clears(v));
         let mut draft = Draft::new(self.default_website, custom_attributes);
         for (spec, value) in FIELDS.iter().zip(values) {
-            let reason = match value {
-                Some(v) if Some(&*v) == token => match cleared(spec, &v) {
-                    Ok(()) if spec.part == Part::Address && !address_given => continue,
-                    Ok(()) => {
-                        let nothing = match spec.field {
-                            Field::Gender => Value::Code(GENDER_CLEARED),
-                            _ => Value::Text(Text::default()),
-                        };
-                        draft.place(&spec.field, nothing);
-                        continue;
-                    }
-                    Err(reason) => reason,
-                },
-                Some(v) => match check(spec.kind, &v) {
-                    Ok(value) => {
-                        draft.place(&spec.field, value);
-                        continue;
-                    }
-                    Err(reason) => reason,
-                },
-                None => match missing(spec, address_given) {
-                    // Not when step 1 already said what is wrong with the cell.
-                    Some(reason) if !problems.iter().any(|p| p.field == spec.field) => {
-                        reason.to_owned()
-                    }
-                    _ => continue,
-                },
-            };
-            problems.push(Problem {
-                field: spec.field.clone(),
-                reason,
-            });
+            let reported = problems.iter().any(|p| p.field == spec.field);
+            match verdict(spec, value, token, address_given, reported) {
+                Verdict::Place(value) => draft.place(&spec.field, value),
+                Verdict::Skip => {}
+                Verdict::Problem(reason) => problems.push(Problem {
+                    field: spec.field.clone(),
+                    reason,
+                }),
+            }
+        }
+        // Each further address by the same rules as the default one, in number order.
+        let mut by_number = std::collections::BTreeMap::new();
+        for (n, i, v) in further {
+            let values: &mut [Option<Cow<'_, str>>; FIELDS.len()] =
+                by_number.entry(n).or_insert([const { None }; FIELDS.len()]);
+            values[i] = Some(v);
+        }
+        for (number, values) in by_number {
+            let given = values.iter().any(|v| v.is_some() && !clears(v));
+            if !given {
+                continue;
+            }
+            let mut address = Address::empty();
+            for (of, (spec, value)) in FIELDS.iter().zip(values).enumerate() {
+                if spec.part != Part::Address {
+                    continue;
+                }
+                let field = Field::Further { number, of };
+                let reported = problems.iter().any(|p| p.field == field);
+                match verdict(spec, value, token, true, reported) {
+                    Verdict::Place(value) => place_address(&mut address, &spec.field, value),
+                    Verdict::Skip => {}
+                    Verdict::Problem(reason) => problems.push(Problem { field, reason }),
+                }
+            }
+            draft.further(number, address);
         }
         if !problems.is_empty() {
             return Err(Rejected {
@@ -420,12 +438,65 @@ fn cleared(spec: &FieldSpec, token: &str) -> Result<(), String> {
     }
 }
 
+/// What step 3 makes of one field's value.
+enum Verdict {
+    Place(Value),
+    Skip,
+    Problem(String),
+}
+
+/// Step 3 for one field: `address_given` says whether its address (if it is an address field)
+/// is given, `reported` whether step 1 already said what is wrong with its cell.
+fn verdict(
+    spec: &FieldSpec,
+    value: Option<Cow<'_, str>>,
+    token: Option<&str>,
+    address_given: bool,
+    reported: bool,
+) -> Verdict {
+    let reason = match value {
+        Some(v) if Some(&*v) == token => match cleared(spec, &v) {
+            Ok(()) if spec.part == Part::Address && !address_given => return Verdict::Skip,
+            Ok(()) => {
+                return Verdict::Place(match spec.field {
+                    Field::Gender => Value::Code(GENDER_CLEARED),
+                    _ => Value::Text(Text::default()),
+                });
+            }
+            Err(reason) => reason,
+        },
+        Some(v) => match check(spec.kind, &v) {
+            Ok(value) => return Verdict::Place(value),
+            Err(reason) => reason,
+        },
+        None => match missing(spec, address_given) {
+            Some(reason) if !reported => reason.to_owned(),
+            _ => return Verdict::Skip,
+        },
+    };
+    Verdict::Problem(reason)
+}
+
 /// Why an empty field makes the row invalid, if it does.
 fn missing(spec: &FieldSpec, address_given: bool) -> Option<&'static str> {
     match spec.part {
         _ if !spec.required => None,
         Part::Customer => Some("required value is empty"),
         Part::Address => address_given.then_some("required when an address is given"),
+    }
+}
+
+/// Puts an address field's value where the [`Address`] keeps it.
+fn place_address(a: &mut Address, field: &Field, value: Value) {
+    match (field, value) {
+        (Field::Street, Value::Lines(v)) => a.street = v,
+        (Field::City, Value::Text(v)) => a.city = v,
+        (Field::Postcode, Value::Text(v)) => a.postcode = v,
+        (Field::CountryId, Value::Text(v)) => a.country_id = v,
+        (Field::Region, Value::Text(v)) => a.region = Some(v),
+        (Field::Telephone, Value::Text(v)) => a.telephone = v,
+        (Field::Company, Value::Text(v)) => a.company = Some(v),
+        _ => {}
     }
 }
 
@@ -455,23 +526,16 @@ impl Draft {
                 is_subscribed: None,
                 custom_attributes,
                 address: None,
+                further_addresses: Vec::new(),
             },
-            address: Address {
-                street: Vec::new(),
-                city: Text::default(),
-                postcode: Text::default(),
-                country_id: Text::default(),
-                region: None,
-                telephone: Text::default(),
-                company: None,
-            },
+            address: Address::empty(),
             password: None,
         }
     }
 
     /// Puts a field's value where the customer record keeps it.
     fn place(&mut self, field: &Field, value: Value) {
-        let (c, a) = (&mut self.customer, &mut self.address);
+        let c = &mut self.customer;
         match (field, value) {
             (Field::Email, Value::Text(v)) => c.email = v.into_string(),
             (Field::Firstname, Value::Text(v)) => c.firstname = v,
@@ -487,17 +551,20 @@ impl Draft {
             (Field::StoreId, Value::Number(n)) => c.store_id = Some(n),
             (Field::IsSubscribed, Value::Code(v)) => c.is_subscribed = Some(v == 1),
             (Field::Password, Value::Secret(v)) => self.password = Some(v),
-            (Field::Street, Value::Lines(v)) => a.street = v,
-            (Field::City, Value::Text(v)) => a.city = v,
-            (Field::Postcode, Value::Text(v)) => a.postcode = v,
-            (Field::CountryId, Value::Text(v)) => a.country_id = v,
-            (Field::Region, Value::Text(v)) => a.region = Some(v),
-            (Field::Telephone, Value::Text(v)) => a.telephone = v,
-            (Field::Company, Value::Text(v)) => a.company = Some(v),
             // Custom attributes are gathered in step 1; that every other field's kind gives
             // the value its place takes is held by `every_field_lands_in_the_customer`.
-            _ => {}
+            (field, value) => place_address(&mut self.address, field, value),
         }
+    }
+
+    /// Further address number `number` (2 or more).
+    fn further(&mut self, number: u16, address: Address) {
+        let at = usize::from(number) - 2;
+        let list = &mut self.customer.further_addresses;
+        if list.len() <= at {
+            list.resize(at + 1, None);
+        }
+        list[at] = Some(address);
     }
 
     fn into_row(self, line: u64, address_given: bool) -> Row {
@@ -557,6 +624,45 @@ mod tests {
     type Verdict<'a> = &'a [(&'a str, &'a str)];
 
     #[test]
+    fn further_addresses_keep_their_numbers_and_are_not_the_default() {
+        let mut mapping = Mapping::default();
+        mapping.set_empty_value("__EMPTY__VALUE__");
+        let cells: [(&str, &[u8]); 10] = [
+            BASE[0],
+            BASE[1],
+            BASE[2],
+            ("address3_street", b"Hamngatan 3"),
+            ("address3_city", b"Malm\xc3\xb6"),
+            ("address3_postcode", b"21120"),
+            ("address3_telephone", b"040"),
+            ("address3_country_id", b"se"),
+            ("address3_company", b"__EMPTY__VALUE__"),
+            ("address2_region", b"__EMPTY__VALUE__"),
+        ];
+        let header: Vec<&str> = cells.iter().map(|(c, _)| *c).collect();
+        let values: Vec<&[u8]> = cells.iter().map(|(_, v)| *v).collect();
+        let row = validator(&header, mapping)
+            .check(2, &values[..])
+            .expect("valid");
+        let c = row.customer;
+        assert_eq!(c.address, None);
+        let mut want = Address::empty();
+        want.street = vec![Text::from("Hamngatan 3")];
+        want.city = "Malmö".into();
+        want.postcode = "21120".into();
+        want.telephone = "040".into();
+        want.country_id = "SE".into();
+        want.company = Some(Text::default());
+        assert_eq!(
+            c.further_addresses,
+            [None, Some(want)],
+            "address2 only cleared: none"
+        );
+        assert_eq!(c.fields()["address3_city"], "Malmö");
+        assert!(!c.fields().contains_key("city"));
+    }
+
+    #[test]
     fn each_rule_names_its_column_and_reason() {
         let not_utf8 = "not valid UTF-8 (byte 2 of the cell): save the file as UTF-8, or name \
                         its encoding with --encoding";
@@ -600,6 +706,13 @@ mod tests {
                 ("address_postcode", "required when an address is given"),
                 ("address_telephone", "required when an address is given"),
                 ("address_country_id", "required when an address is given"),
+            ]),
+            // A further address: the same rules, named by its own columns.
+            (&[("address2_city", b"Malm\xc3\xb6")], &[
+                ("address2_street", "required when an address is given"),
+                ("address2_postcode", "required when an address is given"),
+                ("address2_telephone", "required when an address is given"),
+                ("address2_country_id", "required when an address is given"),
             ]),
             (&[("address_street", b"1 Main"), ("address_city", b"Lund"), ("address_postcode", b"22100"),
                ("address_telephone", b"1"), ("address_country_id", b"swe")],
@@ -712,7 +825,9 @@ mod tests {
                     region: Some(t("Skåne")),
                     telephone: t("+46 46 123"),
                     company: Some(t("ACME")),
+                    shop_region: None,
                 }),
+                further_addresses: Vec::new(),
             }
         );
         let minimal = check_row(&[]).expect("valid");

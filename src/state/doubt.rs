@@ -141,6 +141,7 @@ mod tests {
             payload_hash: 1,
             synced_at: 0,
             address_id: None,
+            further_address_ids: Vec::new(),
         };
         w.send(Op::Put(a.clone(), entry, None));
         w.send(Op::Failed(b.clone()));

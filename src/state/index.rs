@@ -399,6 +399,7 @@ mod tests {
             payload_hash: u128::from(id) << 64,
             synced_at: 0,
             address_id: None,
+            further_address_ids: Vec::new(),
         }
     }
 

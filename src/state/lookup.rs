@@ -121,7 +121,7 @@ pub mod memory {
         }
 
         fn entry(&self, key: &Key) -> Result<Option<Entry>, StateError> {
-            Ok(self.entries.get(key).copied())
+            Ok(self.entries.get(key).cloned())
         }
 
         fn fields(&self, key: &Key) -> Result<Option<Fields>, StateError> {
@@ -146,6 +146,7 @@ mod tests {
             payload_hash: hash,
             synced_at: 0,
             address_id: None,
+            further_address_ids: Vec::new(),
         }
     }
 

@@ -27,11 +27,13 @@ mod index;
 pub mod lookup;
 mod mark;
 mod private;
+mod target;
 mod transfer;
 mod writer;
 pub use doubt::{Doubt, Doubts};
 pub use index::{Index, Known};
 pub use lookup::{Indexed, Lookup};
+pub use target::{Admission, Binding};
 pub use transfer::{TransferError, export, import};
 pub use writer::{Op, Writer};
 
@@ -92,6 +94,26 @@ pub enum StateError {
         "state store {path} has schema version {found}, this custsync reads version {SCHEMA_VERSION}"
     )]
     Schema { path: PathBuf, found: u8 },
+    /// The store is bound to another target than the run's (see [`Store::admit`]).
+    #[error(
+        "the state store {dir} is bound to {bound}, but this run goes to {target}; nothing was \
+         sent. Give the target it is bound to, use another --state directory, or move the \
+         binding on purpose with `custsync state rebind`"
+    )]
+    Bound {
+        dir: PathBuf,
+        bound: String,
+        target: String,
+    },
+    /// Mappings from before bindings, from a real shop, and a run against the embedded sandbox.
+    #[error(
+        "the state store {dir} holds {entries} mappings from a custsync that did not record its \
+         target, and the embedded sandbox has no data there, so they came from a real shop; \
+         this run goes to the embedded sandbox (no --endpoint or CUSTSYNC_ENDPOINT) and sent \
+         nothing. Give the shop's endpoint, or bind the store to the sandbox on purpose with \
+         `custsync state rebind`"
+    )]
+    LegacyNotSandbox { dir: PathBuf, entries: usize },
 }
 
 impl StateError {
@@ -105,7 +127,7 @@ impl StateError {
 }
 
 /// What the store remembers about one key.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Entry {
     /// The id Commerce gave the customer.
     pub customer_id: u64,
@@ -115,32 +137,45 @@ pub struct Entry {
     pub synced_at: i64,
     /// Id of the default address custsync created, sent back on updates so it is not duplicated.
     pub address_id: Option<u64>,
+    /// Ids of the further addresses custsync created: index `i` is `address{i+2}_*`'s, `None`
+    /// where it has none. Empty for most customers, whose entry keeps its old byte layout.
+    pub further_address_ids: Vec<Option<u64>>,
 }
 
 impl Entry {
+    /// The bytes of an entry without further addresses; each further address id adds 8 (0 for
+    /// none). Entries written before further addresses existed read as they are.
     const LEN: usize = 1 + 8 + 16 + 8 + 8;
 
-    fn to_bytes(self) -> [u8; Self::LEN] {
-        let mut b = [0u8; Self::LEN];
-        b[0] = SCHEMA_VERSION;
-        b[1..9].copy_from_slice(&self.customer_id.to_le_bytes());
-        b[9..25].copy_from_slice(&self.payload_hash.to_le_bytes());
-        b[25..33].copy_from_slice(&self.synced_at.to_le_bytes());
-        b[33..41].copy_from_slice(&self.address_id.unwrap_or(0).to_le_bytes());
+    fn to_bytes(&self) -> Vec<u8> {
+        let mut b = Vec::with_capacity(Self::LEN + 8 * self.further_address_ids.len());
+        b.push(SCHEMA_VERSION);
+        b.extend_from_slice(&self.customer_id.to_le_bytes());
+        b.extend_from_slice(&self.payload_hash.to_le_bytes());
+        b.extend_from_slice(&self.synced_at.to_le_bytes());
+        let ids = std::iter::once(&self.address_id).chain(&self.further_address_ids);
+        for id in ids {
+            b.extend_from_slice(&id.unwrap_or(0).to_le_bytes());
+        }
         b
     }
 
     fn from_bytes(b: &[u8]) -> Option<Self> {
-        if b.len() != Self::LEN || b[0] != SCHEMA_VERSION {
+        if b.len() < Self::LEN || !(b.len() - Self::LEN).is_multiple_of(8) || b[0] != SCHEMA_VERSION
+        {
             return None;
         }
         let u64_at = |i: usize| b[i..i + 8].try_into().ok().map(u64::from_le_bytes);
-        let address = u64_at(33)?;
+        let id_at = |i: usize| u64_at(i).map(|id| (id != 0).then_some(id));
         Some(Entry {
             customer_id: u64_at(1)?,
             payload_hash: u128::from_le_bytes(b[9..25].try_into().ok()?),
             synced_at: i64::from_le_bytes(b[25..33].try_into().ok()?),
-            address_id: (address != 0).then_some(address),
+            address_id: id_at(33)?,
+            further_address_ids: (Self::LEN..b.len())
+                .step_by(8)
+                .map(id_at)
+                .collect::<Option<_>>()?,
         })
     }
 }
@@ -160,6 +195,8 @@ pub struct Store {
     index_invalidated: AtomicBool,
     /// The fewest mappings the store may hold, from `db.mark` (see `mark.rs`).
     floor: Mutex<Option<u64>>,
+    /// The target the state writer binds the store to with its first mapping.
+    pending_binding: Mutex<Option<Binding>>,
     _lock: File,
 }
 
@@ -221,6 +258,7 @@ impl Store {
             doubt,
             index_invalidated: AtomicBool::new(false),
             floor: Mutex::new(floor),
+            pending_binding: Mutex::new(None),
             _lock: lock,
         })
     }
@@ -425,7 +463,32 @@ mod tests {
             payload_hash: u128::MAX - u128::from(id),
             synced_at: 1_700_000_000,
             address_id: id.is_multiple_of(2).then_some(id * 10),
+            further_address_ids: Vec::new(),
         }
+    }
+
+    #[test]
+    fn further_address_ids_extend_the_entry_and_old_entries_still_read() {
+        let old = entry(2);
+        let bytes = old.to_bytes();
+        assert_eq!(
+            bytes.len(),
+            Entry::LEN,
+            "the layout of entries before further addresses"
+        );
+        assert_eq!(Entry::from_bytes(&bytes), Some(old.clone()));
+        let more = Entry {
+            further_address_ids: vec![Some(21), None, Some(23)],
+            ..old
+        };
+        let bytes = more.to_bytes();
+        assert_eq!(bytes.len(), Entry::LEN + 24);
+        assert_eq!(Entry::from_bytes(&bytes), Some(more));
+        assert_eq!(
+            Entry::from_bytes(&bytes[..Entry::LEN + 4]),
+            None,
+            "cut short"
+        );
     }
 
     #[test]

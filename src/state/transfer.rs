@@ -119,6 +119,7 @@ pub fn import(store: &Store, path: &Path) -> Result<u64, TransferError> {
             payload_hash,
             synced_at,
             address_id: None,
+            further_address_ids: Vec::new(),
         };
         store.put(&Key::new(website_id, email), entry, None)?;
         n += 1;
@@ -148,6 +149,7 @@ mod tests {
                 payload_hash: u128::MAX / (i as u128 + 1),
                 synced_at: 1_700_000_000,
                 address_id: None,
+                further_address_ids: Vec::new(),
             };
             a.put(&Key::new(i as u32 + 1, email), e, None).expect("put");
         }

@@ -12,6 +12,7 @@ use std::sync::mpsc;
 use std::thread;
 use std::time::Duration;
 
+use super::target::bind_if_unbound;
 use super::{Entry, StateError, Store, encode_fields};
 use crate::customer::{Fields, Key};
 
@@ -52,17 +53,22 @@ impl Store {
             failed: self.failed.clone(),
             doubt: self.doubt.clone(),
         };
+        let (db, mut bind) = (self.db.clone(), self.pending_binding());
         let path = self.dir.join("db");
         let handle = thread::Builder::new()
             .name("state-writer".into())
             .spawn(move || {
+                let err = |source| StateError::Sled {
+                    path: path.clone(),
+                    source,
+                };
                 while let Ok(first) = rx.recv() {
-                    trees
-                        .apply(gather(&rx, first))
-                        .map_err(|source| StateError::Sled {
-                            path: path.clone(),
-                            source,
-                        })?;
+                    let ops = gather(&rx, first);
+                    // The first mapping binds an unbound store to the run's target.
+                    if bind.is_some() && ops.iter().any(|op| matches!(op, Op::Put(..))) {
+                        bind_if_unbound(&db, bind.take()).map_err(err)?;
+                    }
+                    trees.apply(ops).map_err(err)?;
                 }
                 Ok(())
             })

@@ -71,11 +71,10 @@ pub async fn finish(
         return Err(abandon(history, e.into()));
     }
 
-    let error: Option<SyncError> = match (sent.fatal, sent.wrong_base, absent.refused) {
-        (Some(e), _, _) => Some(e.into()),
-        (None, Some(e), _) => Some(e.into()),
-        (None, None, Some(why)) => Some(why.into()),
-        (None, None, None) => None,
+    let error: Option<SyncError> = match (sent.fatal, absent.refused) {
+        (Some(e), _) => Some(e),
+        (None, Some(why)) => Some(why.into()),
+        (None, None) => None,
     };
     let tally = &sent.tally;
     let mut summary = tally.summary(

@@ -13,6 +13,7 @@ use crate::outputs::OutputError;
 use crate::report::Summary;
 use crate::report::WriteError;
 use crate::runs::RunsError;
+use crate::shop::ShopError;
 use crate::state::StateError;
 
 /// A run that ended without a [`SyncError`].
@@ -64,6 +65,9 @@ pub enum SyncError {
     Api(#[from] ApiError),
     #[error(transparent)]
     Connect(#[from] ConnectError),
+    /// The shop's model, which the rows to send are checked against, could not be read.
+    #[error(transparent)]
+    Shop(#[from] ShopError),
     #[error(transparent)]
     Absent(#[from] AbsentError),
     /// `--max-absent` stopped the run, or `--delete-absent` did not delete every absent

@@ -2,15 +2,18 @@
 //!
 //! ```text
 //! CSV file --read thread: parse, validate--> plan thread: keys, hashes, index and sled look-ups
-//!   --bounded channel (batches)--> send loop: rows to send go out under the rate limit,
-//!   at most --concurrency at a time, with retries (exec); the rest are recorded at once
+//!   --bounded channel (batches)--> send loop: rows to send are checked against the shop's
+//!   model (shop), then go out under the rate limit, at most --concurrency at a time, with
+//!   retries (exec); the rest are recorded at once
 //!   --> one sink: report line, review, run history, counts, progress, state writer thread
 //!   --> absent customers: counted, listed, deleted (absent)
 //!   --> the end: state stamp and index, summary, history, review, how the run ended
 //! ```
 //!
-//! Each stage is a module: `read.rs`, `send.rs` (with the `--max-absent` gate, `gate.rs`),
+//! Each stage is a module: `read.rs`, `send.rs` (with the `--max-absent` guard, `guard.rs`),
 //! [`crate::absent`], `end.rs`; [`run`] connects them, and `ending.rs` says how a run ends.
+//! Before any of it, the state store must be bound to the run's target ([`connect::admit`]): a
+//! run elsewhere stops there, having sent nothing and written nothing in the state directory.
 //! Interrupts (SIGINT/SIGTERM) stop the reading; rows already read are drained (in-flight
 //! requests get a grace period), state is flushed and the report and summary written. An
 //! outage ([`crate::outage`]) stops the sending the same way, but the reading goes on, so that
@@ -21,7 +24,7 @@
 
 mod end;
 mod ending;
-mod gate;
+mod guard;
 mod read;
 mod send;
 
@@ -40,8 +43,10 @@ use crate::outage::Watch;
 use crate::outputs::{self, Output};
 use crate::progress::{Counters, Progress};
 use crate::report::{Report, Review, RunInfo};
+use crate::retry::Retrier;
 use crate::runs::{Recorder, RowLog};
-use crate::state::Store;
+use crate::shop::{self, Gate};
+use crate::state::{Binding, Store};
 use crate::throttle::Throttle;
 
 pub use ending::{Ending, Finished, Stop, SyncError, exit_of};
@@ -66,13 +71,14 @@ pub async fn run(cfg: SyncConfig, cancel: CancellationToken) -> Result<Finished,
         ],
     )?;
     let store = Arc::new(Store::open(&cfg.connect.state_dir)?);
+    let target = connect::admit(&store, &cfg.connect, cfg.dry_run, cfg.quiet)?;
     let (history, rows) = Recorder::start(
         &cfg.connect.state_dir,
         cfg.keep_runs,
         cfg.dry_run,
         run_info(&cfg, started_at),
     )?;
-    match pipeline(&cfg, &cancel, reader, &store, claimed, rows).await {
+    match pipeline(&cfg, &cancel, reader, &store, target, claimed, rows).await {
         Ok(work) => {
             let interrupted = cancel.is_cancelled();
             end::finish(&cfg, &store, work, history, started, interrupted).await
@@ -111,9 +117,11 @@ async fn pipeline(
     cancel: &CancellationToken,
     reader: Reader,
     store: &Arc<Store>,
+    target: Binding,
     [report, summary, absent_report, review]: [Option<Output>; 4],
     history: RowLog,
 ) -> Result<end::Work, SyncError> {
+    let empty_store = store.is_empty();
     let writers = send::Writers {
         report: report
             .map(|o| Report::create(o, cfg.report_only.clone()))
@@ -123,13 +131,9 @@ async fn pipeline(
     };
     let total_bytes = std::fs::metadata(&cfg.input).map_or(0, |m| m.len());
     let throttle = Arc::new(Throttle::new(cfg.rate));
-    let (sandbox, client) = connect::connect(
-        &cfg.connect,
-        cfg.dry_run,
-        cfg.concurrency,
-        Arc::clone(&throttle),
-    )
-    .await?;
+    let (sandbox, client) =
+        connect::connect(&cfg.connect, cfg.concurrency, Arc::clone(&throttle)).await?;
+    let client = client.map(Arc::new);
     let ignored = reader.ignored_columns();
     if !ignored.is_empty() {
         console::note(&format!(
@@ -137,14 +141,31 @@ async fn pipeline(
             ignored.join(", ")
         ));
     }
-    // The sending stops on an interrupt, or when the watch finds the shop gone.
+    // The sending stops on an interrupt, or when the watch finds the shop gone; the watch sees
+    // every request the run makes, the shop's model read among them.
     let sending = cancel.child_token();
-    let watch = client
-        .as_ref()
+    let watch = (client.as_ref())
         .map(|c| Watch::start(cfg.outage_after, c.endpoint().to_owned(), sending.clone()));
-    let executor = client
-        .zip(watch.clone())
-        .map(|(c, w)| Executor::new(c, cfg.retry, sending.clone(), Arc::clone(store)).watching(w));
+    let executor = (client.as_ref().zip(watch.as_ref()))
+        .filter(|_| !cfg.dry_run)
+        .map(|(c, w)| {
+            Executor::new(Arc::clone(c), cfg.retry, sending.clone(), Arc::clone(store))
+                .watching(Arc::clone(w))
+        });
+    let retrier = Retrier::new(cfg.retry, sending.clone());
+    let mut gate = Gate::new(shop::Setup {
+        client,
+        retrier: match &watch {
+            Some(w) => retrier.watching(Arc::clone(w)),
+            None => retrier,
+        },
+        store: Arc::clone(store),
+        target,
+        rules: shop::Rules::new(&cfg.regions_optional),
+        dry_run: cfg.dry_run,
+        quiet: cfg.quiet,
+        empty_store,
+    });
 
     // Read and plan on threads of their own, send here.
     let counters = Arc::new(Counters::default());
@@ -160,17 +181,19 @@ async fn pipeline(
         Arc::clone(&counters),
     )?;
     let waiting = executor.as_ref().map(Executor::waiting);
+    let requested = Arc::clone(&throttle);
     let progress = Progress::start(
         Arc::clone(&counters),
         total_bytes,
         cfg.progress_every,
-        move || throttle.requests(),
+        move || requested.requests(),
         move || waiting.as_ref().and_then(|w| w.describe()),
     );
     let on = send::Sending {
+        gate: &mut gate,
         executor: executor.as_ref(),
         watch: watch.as_deref(),
-        gate: gate::Gate::new(cfg),
+        guard: guard::Guard::new(cfg),
         store,
         counters: &counters,
         cancel,
@@ -180,7 +203,7 @@ async fn pipeline(
     let read = planning.finish().await?;
 
     // Customers the file no longer has; then the target is done with.
-    let read_to_end = !cancel.is_cancelled() && sent.fatal.is_none() && sent.wrong_base.is_none();
+    let read_to_end = !cancel.is_cancelled() && sent.fatal.is_none();
     let deletes = match (&executor, sent.stopped) {
         (Some(_), Some(Stop::Outage)) => Deletes::Stopped,
         (Some(exec), _) => Deletes::Send(exec),
@@ -200,9 +223,10 @@ async fn pipeline(
         sb.shutdown().await;
     }
 
-    let (requests, retries) = executor
-        .as_ref()
-        .map_or((0, 0), |e| (e.requests(), e.retries()));
+    // Every request passed the throttle: the shop's model and its customer count (a dry run's
+    // only requests), the writes, their look-ups and retries.
+    let requests = throttle.requests();
+    let retries = executor.as_ref().map_or(0, Executor::retries) + gate.retries();
     Ok(end::Work {
         index: read.index,
         sent,

@@ -1,14 +1,15 @@
-//! Sending: planned rows that need a request go out through the [`Executor`], at most
-//! `--concurrency` at a time (each request under the shared rate limit); the others are
-//! recorded at once, without a future each (on a re-run that is nearly every row). Every
-//! [`Outcome`] goes to one sink: report line, review, run history, counts, progress, state
-//! writer.
+//! Sending: planned rows that need a request pass the shop [`Gate`] (which reads the shop's
+//! model when the first of them comes, and may find them invalid), then go out through the
+//! [`Executor`], at most `--concurrency` at a time (each request under the shared rate limit);
+//! the others are recorded at once, without a future each (on a re-run that is nearly every
+//! row). Every [`Outcome`] goes to one sink: report line, review, run history, counts,
+//! progress, state writer.
 //!
-//! Before the first request, the `--max-absent` [`Gate`] may hold the rows to send until the
-//! whole file is planned. A fatal error (authentication, a wrong base path), `--max-errors`,
-//! an outage or the gate stop the sending; an interrupt too. Rows already planned are then
-//! reported as not sent; the reading stops on a fatal error or an interrupt, and goes on
-//! otherwise, so that every line of the file is reported.
+//! Before the first of them, the `--max-absent` [`Guard`] may hold the rows to send until the
+//! whole file is planned. A fatal error (authentication, a shop model that cannot be read, a
+//! wrong base path), `--max-errors`, an outage or the guard stop the sending; an interrupt
+//! too. Rows already planned are then reported as not sent; the reading stops on a fatal error
+//! or an interrupt, and goes on otherwise, so that every line of the file is reported.
 //!
 //! While the [`Watch`] sees the shop answer nothing, a row whose retries ran out is held back:
 //! it failed if the shop answers again, and is `not_sent` if the watch declares an outage.
@@ -21,19 +22,19 @@ use futures::stream::FuturesUnordered;
 use tokio_util::sync::CancellationToken;
 
 use super::ending::{Stop, SyncError};
-use super::gate::Gate;
+use super::guard::Guard;
 use super::read::Rows;
-use crate::api::ApiError;
 use crate::config::SyncConfig;
 use crate::console;
 use crate::customer::Key;
 use crate::exec::{self, Ended, Executor};
-use crate::outage::{Verdict, Watch, WrongBase};
+use crate::outage::{Verdict, Watch};
 use crate::outcome::{Outcome, Skip, StateChange, Status};
 use crate::plan::Planned;
 use crate::progress::Counters;
 use crate::report::{Report, Review, Tally};
 use crate::runs::RowLog;
+use crate::shop::Gate;
 use crate::state::{Known, Op, Store, Writer};
 
 /// What the sending left behind.
@@ -42,10 +43,8 @@ pub struct Sent {
     pub tally: Tally,
     /// What this run wrote to the store, to bring the index up to date.
     pub confirmed: Vec<(u64, Known)>,
-    /// The fatal error that stopped the sending, if one did.
-    pub fatal: Option<ApiError>,
-    /// The endpoint is not a REST base: the sending stopped at its first answers.
-    pub wrong_base: Option<WrongBase>,
+    /// The fatal error (a wrong base path among them) that stopped the sending, if one did.
+    pub fatal: Option<SyncError>,
     /// Why the sending stopped before the end, when `--max-errors` or an outage stopped it.
     pub stopped: Option<Stop>,
     /// The review page, with every row noted, to be written once the run's end is known.
@@ -61,9 +60,13 @@ pub struct Writers {
 
 /// Where the sending happens, and what may stop it.
 pub struct Sending<'a> {
+    /// The shop's gate: every row to send passes it.
+    pub gate: &'a mut Gate,
+    /// `None` in a dry run.
     pub executor: Option<&'a Executor>,
     pub watch: Option<&'a Watch>,
-    pub gate: Option<Gate>,
+    /// The `--max-absent` guard; `None` when it cannot stop anything.
+    pub guard: Option<Guard>,
     pub store: &'a Store,
     pub counters: &'a Counters,
     /// Cancelled on SIGINT/SIGTERM.
@@ -101,32 +104,52 @@ pub async fn all(
         watch: on.watch,
         held_back: Vec::new(),
         fatal: None,
-        wrong_base: None,
         confirmed: Vec::new(),
     };
-    let held = match (&on.gate, on.executor) {
-        (Some(gate), Some(_)) => hold(&mut rows, &mut sink, gate, on.cancel).await?,
-        _ => Held::default(),
+    let held = match &on.guard {
+        Some(guard) => hold(&mut rows, &mut sink, guard, on.cancel).await?,
+        None => Held::default(),
     };
+    let gate = on.gate;
     let mut queue = held.rows.into_iter();
     let mut read_all = held.read_all;
     let mut in_flight = FuturesUnordered::new();
     loop {
         while in_flight.len() < cfg.concurrency {
             let Some(planned) = queue.next() else { break };
+            if !planned.step.sends() {
+                sink.take(exec::unsent(planned, cfg.dry_run).into())?;
+                continue;
+            }
+            // A dry run sends nothing that an interrupt or --max-errors would hold back.
+            let skip = if cfg.dry_run {
+                None
+            } else if on.cancel.is_cancelled() {
+                Some(Skip::Interrupted)
+            } else {
+                stop.get().copied()
+            };
+            if let Some(why) = skip {
+                sink.take(exec::skipped(planned, why))?;
+                continue;
+            }
+            // Once, for the first row to send; nothing is in flight before it.
+            if let Err(e) = gate.ready().await {
+                let why = sink.unready(e.into(), on.cancel).await?;
+                sink.take(exec::skipped(planned, why))?;
+                continue;
+            }
+            let updated = planned.step.updated_key();
+            let planned = gate.vet(planned);
             match on.executor {
-                Some(exec) if planned.step.sends() => {
-                    let skip = if on.cancel.is_cancelled() {
-                        Some(Skip::Interrupted)
-                    } else {
-                        stop.get().copied()
-                    };
-                    match skip {
-                        Some(why) => sink.take(exec::skipped(planned, why))?,
-                        None => in_flight.push(exec.send(planned)),
-                    }
+                Some(exec) if planned.step.sends() => in_flight.push(exec.send(planned)),
+                _ => {
+                    // Not sent (a dry run, or a row the shop would refuse): an update's doubt
+                    // mark, set when it was planned, goes.
+                    let mut ended = Ended::from(exec::unsent(planned, cfg.dry_run));
+                    ended.settled = updated;
+                    sink.take(ended)?;
                 }
-                _ => sink.take(exec::unsent(planned, cfg.dry_run).into())?,
             }
         }
         let need_rows = queue.len() == 0 && !read_all;
@@ -160,7 +183,6 @@ pub async fn all(
         history,
         writer,
         fatal,
-        wrong_base,
         confirmed,
         ..
     } = sink;
@@ -175,13 +197,12 @@ pub async fn all(
         tally,
         confirmed,
         fatal,
-        wrong_base,
         stopped,
         review,
     })
 }
 
-/// The rows to send that the gate held, and how it decided.
+/// The rows to send that the guard held.
 #[derive(Default)]
 struct Held {
     rows: Vec<Planned>,
@@ -189,20 +210,21 @@ struct Held {
     read_all: bool,
 }
 
-/// Takes planned rows, recording those that send nothing, until the gate is decided; returns
-/// the rows to send it held (and, when the gate turned out not to be needed, the rest of their
-/// batch). A shut gate (or a file not read to the end) stops the sending before it began.
+/// Takes planned rows, recording those that send nothing, until the guard has decided;
+/// returns the rows to send it held (and, when the guard turned out not to be needed, the rest
+/// of their batch). A verdict against the file (or a file not read to the end) stops the
+/// sending before it began.
 async fn hold(
     rows: &mut Rows,
     sink: &mut Sink<'_>,
-    gate: &Gate,
+    guard: &Guard,
     cancel: &CancellationToken,
 ) -> Result<Held, SyncError> {
     let mut held = Vec::new();
     loop {
         let Some(batch) = rows.next().await else {
             match rows.absent().await {
-                Some(absent) => shut_if(sink, gate, rows, absent),
+                Some(absent) => shut_if(sink, guard, rows, absent),
                 // Not read to the end (an interrupt, a read error): nothing may be sent.
                 None => {
                     let _ = sink.stop.set(Skip::Stopped);
@@ -222,7 +244,7 @@ async fn hold(
             if held.is_empty() {
                 // The index is there: this row was planned against it.
                 let keys = rows.index().map_or(0, |i| i.len() as u64);
-                if !gate.needed(keys) {
+                if !guard.needed(keys) {
                     held.push(planned);
                     held.extend(batch);
                     return Ok(Held {
@@ -233,11 +255,11 @@ async fn hold(
             }
             held.push(planned);
         }
-        if gate.census_due(held.len())
+        if guard.census_due(held.len())
             && let Some(index) = rows.index()
         {
-            match gate.census(index, cancel).await? {
-                Some(absent) => shut_if(sink, gate, rows, absent),
+            match guard.census(index, cancel).await? {
+                Some(absent) => shut_if(sink, guard, rows, absent),
                 None => {
                     let _ = sink.stop.set(Skip::Interrupted);
                 }
@@ -250,10 +272,10 @@ async fn hold(
     }
 }
 
-/// Shuts the gate when `absent` keys are too many: nothing will be sent.
-fn shut_if(sink: &Sink<'_>, gate: &Gate, rows: &Rows, absent: u64) {
+/// Stops the sending before it began when `absent` keys are too many.
+fn shut_if(sink: &Sink<'_>, guard: &Guard, rows: &Rows, absent: u64) {
     let Some(index) = rows.index() else { return };
-    if let Err(e) = gate.decide(absent, &index)
+    if let Err(e) = guard.decide(absent, &index)
         && sink.stop.set(Skip::TooManyAbsent).is_ok()
     {
         console::alert(&format!("stopping before the first request: {e}"));
@@ -276,25 +298,55 @@ struct Sink<'a> {
     /// Rows that failed without an answer while the shop answered nothing, with the keys
     /// they settle; see the module doc.
     held_back: Vec<(Outcome, Option<Key>)>,
-    fatal: Option<ApiError>,
-    wrong_base: Option<WrongBase>,
+    fatal: Option<SyncError>,
     confirmed: Vec<(u64, Known)>,
 }
 
 impl Sink<'_> {
+    /// Stops the sending and the reading for a fatal error (the first one is kept).
+    fn stop(&mut self, e: SyncError) {
+        if self.fatal.is_none() {
+            tracing::error!("stopping: {e}");
+            let _ = self.stop.set(Skip::Stopped);
+            self.reading.cancel();
+            self.fatal = Some(e);
+        }
+    }
+
+    /// The shop's model could not be read: why the rows are not sent. When nothing answered
+    /// its requests at all, that is for the watch to judge (an outage, or a wrong base path),
+    /// not a fault of the setup; anything else is fatal.
+    async fn unready(
+        &mut self,
+        e: SyncError,
+        cancel: &CancellationToken,
+    ) -> Result<Skip, SyncError> {
+        if let Some(w) = self.watch {
+            if let Some(wrong) = w.no_route_only() {
+                self.stop(wrong.into());
+            } else if w.troubled() {
+                w.wait_for_verdict().await;
+            }
+            self.judge()?;
+        }
+        if cancel.is_cancelled() {
+            return Ok(Skip::Interrupted);
+        }
+        if let Some(why) = self.stop.get() {
+            return Ok(*why);
+        }
+        self.stop(e);
+        Ok(Skip::Stopped)
+    }
+
     fn take(&mut self, ended: Ended) -> Result<(), SyncError> {
         let Ended {
             outcome,
             fatal,
             settled,
         } = ended;
-        if let Some(e) = fatal
-            && self.fatal.is_none()
-        {
-            tracing::error!("stopping: {e}");
-            let _ = self.stop.set(Skip::Stopped);
-            self.reading.cancel();
-            self.fatal = Some(e);
+        if let Some(e) = fatal {
+            self.stop(e.into());
         }
         let unanswered =
             outcome.status() == Status::Failed && outcome.http_status().is_none_or(|s| s >= 500);
@@ -323,11 +375,7 @@ impl Sink<'_> {
                 self.release()
             }
             Some(Verdict::WrongBase(e)) => {
-                if self.wrong_base.is_none() {
-                    let _ = self.stop.set(Skip::Stopped);
-                    self.reading.cancel();
-                    self.wrong_base = Some(e.clone());
-                }
+                self.stop(e.clone().into());
                 self.release()
             }
             None if !self.held_back.is_empty() && !w.troubled() => self.release(),

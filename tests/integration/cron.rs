@@ -157,13 +157,15 @@ async fn a_config_file_drives_a_run_and_refuses_secrets() {
     assert!(env.path("st").is_dir(), "the state directory of the file");
     assert_eq!(env.count("POST"), 4);
 
-    // The environment beats the file (nothing is sent: every row is unchanged).
+    // The environment beats the file: the run goes to its endpoint (which the store, bound to
+    // the file's, refuses before any request).
     let mut cmd = custsync(&["sync", "in.csv"]);
     cmd.env("CUSTSYNC_ENDPOINT", "http://127.0.0.1:1/unreachable");
     let run = run_command(cmd).await;
+    run.expect_code(1);
     assert!(
         run.stderr
-            .contains("target: http://127.0.0.1:1/unreachable"),
+            .contains("this run goes to http://127.0.0.1:1/unreachable"),
         "{}",
         run.stderr
     );

@@ -2,7 +2,7 @@
 
 use custsync_sandbox::Faults;
 use reqwest::Method;
-use serde_json::json;
+use serde_json::{Value, json};
 
 use crate::support::*;
 
@@ -475,4 +475,138 @@ async fn a_customer_deleted_in_the_shop_is_created_again() {
         "{row:?}"
     );
     assert_eq!(row["customer_id"], new["id"].to_string());
+}
+
+/// Rows with a default address and a second one (`address2_*`) in `city2`.
+fn with_two_addresses(city2: &str) -> String {
+    let mut s = format!(
+        "{HEADER},address2_street,address2_city,address2_postcode,address2_country_id,address2_telephone\n"
+    );
+    for i in 0..3 {
+        s.push_str(&format!(
+            "b{i}@example.com,Bo,Ek,Storgatan {i},Lund,2235{i},SE,+46 555 {i},Hamngatan {i},{city2},2112{i},SE,+46 40 {i}\n"
+        ));
+    }
+    s
+}
+
+/// Each address of a customer in the shop: (id, city, default billing).
+fn addresses(c: &Value) -> Vec<(u64, String, bool)> {
+    let mut list: Vec<_> = c["addresses"]
+        .as_array()
+        .expect("addresses")
+        .iter()
+        .map(|a| {
+            (
+                a["id"].as_u64().expect("id"),
+                a["city"].as_str().expect("city").to_owned(),
+                a["default_billing"] == true,
+            )
+        })
+        .collect();
+    list.sort();
+    list
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_addresses_keep_their_ids_and_the_shops_own_survives() {
+    let env = TestEnv::new(Faults::default()).await;
+    let csv = env.write("in.csv", &with_two_addresses("Malmö"));
+    env.sync(&csv, &["--rate", "0"]).await.expect_code(0);
+    let key = (1, "b0@example.com".to_owned());
+    let before = env.customers_by_key().await[&key].clone();
+    let ids = addresses(&before);
+    assert_eq!(ids.len(), 2, "a default and a further address: {before}");
+    assert!(
+        ids.iter()
+            .any(|(_, city, default)| city == "Lund" && *default)
+    );
+    assert!(
+        ids.iter()
+            .any(|(_, city, default)| city == "Malmö" && !*default)
+    );
+
+    // Someone adds a third address to b0 in the shop.
+    let shop = Shop::connect(&env).await;
+    let id = before["id"].as_u64().expect("id");
+    let mut list = before["addresses"].as_array().expect("addresses").clone();
+    list.push(
+        json!({"firstname": "Bo", "lastname": "Ek", "street": ["Work 1"], "city": "Ystad",
+        "postcode": "27100", "country_id": "SE", "telephone": "1"}),
+    );
+    shop.send(
+        Method::PUT,
+        &format!("V1/customers/{id}"),
+        Some(json!({"customer": {"addresses": list}})),
+    )
+    .await;
+
+    // The second address moves: one PUT a customer, both ids kept, the shop's third kept.
+    let puts = env.count("PUT");
+    let csv = env.write("in.csv", &with_two_addresses("Helsingborg"));
+    let report = env.path("r.csv");
+    env.sync(&csv, &["--rate", "0", "--report", report.to_str().unwrap()])
+        .await
+        .expect_code(0);
+    assert_eq!(env.count("PUT") - puts, 3, "one PUT per customer");
+    let rows = read_report(&report);
+    assert!(
+        rows.iter()
+            .all(|r| r["action"] == "update"
+                && r["message"] == "address2_city: Malmö -> Helsingborg"),
+        "{rows:?}"
+    );
+    let stored = env.customers_by_key().await;
+    let after = addresses(&stored[&key]);
+    let id_of = |list: &[(u64, String, bool)], city: &str| {
+        list.iter().find(|(_, c, _)| c == city).map(|(id, ..)| *id)
+    };
+    assert_eq!(id_of(&after, "Lund"), id_of(&ids, "Lund"), "{after:?}");
+    assert_eq!(
+        id_of(&after, "Helsingborg"),
+        id_of(&ids, "Malmö"),
+        "{after:?}"
+    );
+    assert!(
+        id_of(&after, "Ystad").is_some(),
+        "the shop's own: {after:?}"
+    );
+    assert_eq!(after.len(), 3, "{after:?}");
+    for c in stored.values() {
+        assert_eq!(addresses(c).iter().filter(|(.., d)| *d).count(), 1, "{c}");
+    }
+
+    // A re-run sends nothing.
+    let requests = env.customer_requests().len();
+    env.sync(&csv, &["--rate", "0"]).await.expect_code(0);
+    assert_eq!(
+        env.customer_requests().len(),
+        requests,
+        "a re-run sends nothing"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_shop_holding_both_addresses_is_adopted_without_a_put_and_keeps_their_ids() {
+    let env = TestEnv::new(Faults::default()).await;
+    // Another system created these customers with both addresses (own state directory).
+    let seed = env.write("seed.csv", &with_two_addresses("Malmö"));
+    let mut cmd = env.sync_cmd_with_state(&env.path("other-state"), &seed, &["--rate", "0"]);
+    let out = tokio::task::spawn_blocking(move || cmd.output().expect("run"))
+        .await
+        .expect("join");
+    assert!(out.status.success());
+    let key = (1, "b1@example.com".to_owned());
+    let ids = addresses(&env.customers_by_key().await[&key]);
+
+    let puts = env.count("PUT");
+    env.sync(&seed, &["--rate", "0"]).await.expect_code(0);
+    assert_eq!(env.count("PUT"), puts, "already up to date: nothing to PUT");
+
+    let csv = env.write("in.csv", &with_two_addresses("Lomma"));
+    env.sync(&csv, &["--rate", "0"]).await.expect_code(0);
+    assert_eq!(env.count("PUT") - puts, 3, "one PUT per customer");
+    let after = addresses(&env.customers_by_key().await[&key]);
+    let cities: Vec<(u64, &str)> = after.iter().map(|(id, c, _)| (*id, c.as_str())).collect();
+    assert_eq!(cities, [(ids[0].0, "Lund"), (ids[1].0, "Lomma")], "{ids:?}");
 }

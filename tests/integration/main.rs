@@ -1,5 +1,6 @@
 //! Integration tests: the real `custsync` binary against the in-process sandbox.
 
+mod binding;
 mod caps;
 mod cron;
 mod data;
@@ -12,6 +13,7 @@ mod hostile;
 mod input;
 mod outputs;
 mod reports;
+mod shop;
 mod store;
 mod support;
 mod sync;

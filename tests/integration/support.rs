@@ -12,22 +12,44 @@ use serde_json::Value;
 /// The client secret the tests' sandboxes accept; grep'd for in every output.
 pub const SECRET: &str = "s3cr3t-Sandbox-Value-77";
 
+/// Requests a run with rows to send makes to read the default sandbox shop's model, unless it
+/// is cached: websites, store views, customer groups, custom attributes, and the allowed
+/// countries of each of its three websites.
+pub const MODEL_READS: usize = 7;
+/// The requests before the first row of a first run (empty state store): the model, and the
+/// customer count that tells whether the shop already has customers.
+pub const FIRST_RUN_READS: usize = MODEL_READS + 1;
+
 pub struct TestEnv {
     pub dir: tempfile::TempDir,
     pub sandbox: RunningSandbox,
 }
 
 /// A sandbox with these faults, its customers in memory or in `data`.
-async fn start_sandbox(faults: Faults, data: Option<PathBuf>) -> RunningSandbox {
+async fn start_sandbox(
+    faults: Faults,
+    data: Option<PathBuf>,
+    shop: Option<PathBuf>,
+) -> RunningSandbox {
+    start_sandbox_at(faults, data, shop, "127.0.0.1:0".parse().expect("addr")).await
+}
+
+async fn start_sandbox_at(
+    faults: Faults,
+    data: Option<PathBuf>,
+    shop: Option<PathBuf>,
+    listen: std::net::SocketAddr,
+) -> RunningSandbox {
     sandbox::start(
         SandboxConfig {
             client_secret: SECRET.to_owned().into(),
             faults,
             log_requests: true,
             data_dir: data,
+            shop,
             ..SandboxConfig::default()
         },
-        "127.0.0.1:0".parse().expect("addr"),
+        listen,
     )
     .await
     .expect("sandbox starts")
@@ -38,26 +60,37 @@ impl TestEnv {
     pub async fn new(faults: Faults) -> Self {
         TestEnv {
             dir: tempfile::tempdir().expect("tempdir"),
-            sandbox: start_sandbox(faults, None).await,
+            sandbox: start_sandbox(faults, None, None).await,
         }
+    }
+
+    /// A sandbox (in memory) standing for the shop this TOML describes (`--shop FILE`).
+    pub async fn with_shop(shop: &str) -> Self {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let path = dir.path().join("shop.toml");
+        fs::write(&path, shop).expect("write the shop file");
+        let sandbox = start_sandbox(Faults::default(), None, Some(path)).await;
+        TestEnv { dir, sandbox }
     }
 
     /// A sandbox that keeps its customers on disk, so that [`TestEnv::restart`] can give the
     /// same shop other faults.
     pub async fn persistent(faults: Faults) -> Self {
         let dir = tempfile::tempdir().expect("tempdir");
-        let sandbox = start_sandbox(faults, Some(dir.path().join("shop"))).await;
+        let sandbox = start_sandbox(faults, Some(dir.path().join("shop")), None).await;
         TestEnv { dir, sandbox }
     }
 
-    /// Restarts a [`TestEnv::persistent`] sandbox with `faults` (on another port; its request
-    /// log starts empty).
+    /// Restarts a [`TestEnv::persistent`] sandbox with `faults` at the same address, as a shop
+    /// comes back where it was, so that a state store bound to it still is (its request log
+    /// starts empty).
     pub async fn restart(&mut self, faults: Faults) {
-        let stand_in = start_sandbox(Faults::default(), None).await;
+        let addr = self.sandbox.addr();
+        let stand_in = start_sandbox(Faults::default(), None, None).await;
         std::mem::replace(&mut self.sandbox, stand_in)
             .shutdown()
             .await;
-        let restarted = start_sandbox(faults, Some(self.path("shop"))).await;
+        let restarted = start_sandbox_at(faults, Some(self.path("shop")), None, addr).await;
         std::mem::replace(&mut self.sandbox, restarted)
             .shutdown()
             .await;

@@ -68,6 +68,7 @@ fn known_fields() -> String {
     FIELDS
         .iter()
         .map(|s| s.column)
+        .chain(["address2_street, address2_city, ... (a further address: address<N>_<field>)"])
         .collect::<Vec<_>>()
         .join(", ")
 }

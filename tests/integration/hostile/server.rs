@@ -10,7 +10,9 @@
 //! answer writes with a customer that is not the one sent (every create id 5, id 0, another
 //! e-mail or website, a PUT with the next id); under `ims/`, `good` issues [`TOKEN`], `echo`,
 //! `echo-text`, `redirect` and `huge` misbehave. Whatever reaches `/evil/` answers as a
-//! careless client would like.
+//! careless client would like. The reads that describe the shop (and its customer count) are
+//! answered plainly in every scenario, as a shop with one website would: the misbehaviour is
+//! the customer routes'.
 
 use std::fmt::Write as _;
 use std::io;
@@ -55,6 +57,7 @@ pub struct Server {
 struct Request {
     method: String,
     path: String,
+    query: String,
     headers: Vec<(String, String)>,
     body: Vec<u8>,
 }
@@ -101,7 +104,8 @@ async fn connection(stream: TcpStream, addr: SocketAddr, counters: &Counters) ->
     let mut words = head.first().map(|l| l.split(' ')).into_iter().flatten();
     let method = words.next().unwrap_or_default().to_owned();
     let target = words.next().unwrap_or_default();
-    let path = target.split('?').next().unwrap_or_default().to_owned();
+    let (path, query) = target.split_once('?').unwrap_or((target, ""));
+    let (path, query) = (path.to_owned(), query.to_owned());
     let headers: Vec<(String, String)> = head
         .iter()
         .skip(1)
@@ -118,6 +122,7 @@ async fn connection(stream: TcpStream, addr: SocketAddr, counters: &Counters) ->
     let request = Request {
         method,
         path,
+        query,
         headers,
         body,
     };
@@ -169,6 +174,9 @@ fn route(r: &Request, addr: SocketAddr, counters: &Counters) -> Reply {
             _ => Reply::Text(StatusCode::NOT_FOUND, String::new()),
         };
     }
+    if let Some(answer) = shop_read(r, rest) {
+        return Reply::Json(StatusCode::OK, answer);
+    }
     counters.customers.fetch_add(1, Ordering::Relaxed);
     if let Some(status) = scenario
         .strip_prefix('r')
@@ -208,6 +216,30 @@ fn route(r: &Request, addr: SocketAddr, counters: &Counters) -> Reply {
         }
         _ => Reply::Text(StatusCode::NOT_FOUND, String::new()),
     }
+}
+
+/// The answer of a plain shop with one website to the reads of its model, and to a search page
+/// of one customer (the count a first run reads).
+fn shop_read(r: &Request, rest: &str) -> Option<Value> {
+    if r.method != "GET" {
+        return None;
+    }
+    Some(match rest {
+        "V1/store/websites" => json!([{"id": 1, "code": "base", "name": "Main Website",
+            "default_group_id": 1}]),
+        "V1/store/storeViews" => json!([{"id": 1, "code": "default", "name": "Default Store View",
+            "website_id": 1, "store_group_id": 1, "is_active": 1}]),
+        "V1/customerGroups/search" => json!({"items": [{"id": 1, "code": "General",
+            "tax_class_id": 3}], "search_criteria": {}, "total_count": 1}),
+        "V1/directory/countries" => json!([{"id": "SE", "two_letter_abbreviation": "SE",
+            "three_letter_abbreviation": "SWE", "full_name_locale": "Sweden",
+            "full_name_english": "Sweden"}]),
+        "V1/attributeMetadata/customer/custom" => json!([]),
+        "V1/customers/search" if r.query.contains("searchCriteria%5BpageSize%5D=1&") => {
+            json!({"items": [], "search_criteria": {}, "total_count": 0})
+        }
+        _ => return None,
+    })
 }
 
 /// The customer a write sent, as a shop that gets it wrong would answer it.

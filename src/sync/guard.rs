@@ -1,5 +1,6 @@
-//! The `--max-absent` gate: no row is sent before it is known that the file does not leave
-//! more of the store's customers absent than the limit allows (a truncated or empty export).
+//! The `--max-absent` guard: no row is sent (and no request made, the shop's model read among
+//! them) before it is known that the file does not leave more of the store's customers absent
+//! than the limit allows (a truncated or empty export).
 //!
 //! That is known only once the whole file is planned, so the sender holds the rows it would
 //! send (rows that send nothing are reported as they come) until the planner's count arrives.
@@ -9,7 +10,7 @@
 //! set costs one more pass over the file. An input that cannot be read twice (a pipe) keeps
 //! holding.
 //!
-//! The gate is not needed at all when the store is empty or the limit allows every key to be
+//! The guard is not needed at all when the store is empty or the limit allows every key to be
 //! absent: then rows go out as they are planned.
 
 use std::sync::Arc;
@@ -27,28 +28,28 @@ use super::ending::SyncError;
 /// Rows to send held before a census is taken instead.
 pub const HOLD_LIMIT: usize = 10_000;
 
-/// What the gate needs to decide.
-pub struct Gate {
+/// What the guard needs to decide.
+pub struct Guard {
     cfg: Arc<SyncConfig>,
     /// The input can be read a second time.
     rereadable: bool,
 }
 
-impl Gate {
-    /// The gate of a run; `None` when the run sends nothing (a dry run) or the limit cannot be
+impl Guard {
+    /// The guard of a run; `None` when the run sends nothing (a dry run) or the limit cannot be
     /// exceeded.
     pub fn new(cfg: &Arc<SyncConfig>) -> Option<Self> {
         if cfg.dry_run || cfg.absent.max_absent == MaxAbsent::Percent(100.0) {
             return None;
         }
         let rereadable = std::fs::metadata(&cfg.input).is_ok_and(|m| m.is_file());
-        Some(Gate {
+        Some(Guard {
             cfg: Arc::clone(cfg),
             rereadable,
         })
     }
 
-    /// Whether the gate can shut against a store with `keys` keys.
+    /// Whether the guard can stop a run against a store with `keys` keys.
     pub fn needed(&self, keys: u64) -> bool {
         keys > 0 && self.limit().allowed(keys) < keys
     }
@@ -131,7 +132,7 @@ mod tests {
     use crate::config::Env;
     use crate::state::Store;
 
-    fn gate(dir: &std::path::Path, csv: &str, args: &[&str]) -> Option<Gate> {
+    fn guard(dir: &std::path::Path, csv: &str, args: &[&str]) -> Option<Guard> {
         let input = dir.join("in.csv");
         std::fs::write(&input, csv).expect("csv");
         let argv = ["custsync", "sync", input.to_str().expect("utf-8")];
@@ -141,22 +142,22 @@ mod tests {
         else {
             panic!("sync")
         };
-        let cfg = SyncConfig::resolve(s, &Env::default()).expect("config");
-        Gate::new(&Arc::new(cfg))
+        let cfg = SyncConfig::resolve(s, &Env::default(), false).expect("config");
+        Guard::new(&Arc::new(cfg))
     }
 
     #[test]
-    fn the_gate_is_needed_only_when_the_limit_can_be_exceeded() {
+    fn the_guard_is_needed_only_when_the_limit_can_be_exceeded() {
         let dir = tempfile::tempdir().expect("tempdir");
-        let g = gate(dir.path(), "email,firstname,lastname\n", &[]).expect("a gate");
+        let g = guard(dir.path(), "email,firstname,lastname\n", &[]).expect("a guard");
         // (store keys) -> needed at 10%
         for (keys, want) in [(0, false), (1, true), (1000, true)] {
             assert_eq!(g.needed(keys), want, "{keys} keys");
         }
-        let count = gate(dir.path(), "email\n", &["--max-absent", "50"]).expect("a gate");
+        let count = guard(dir.path(), "email\n", &["--max-absent", "50"]).expect("a guard");
         assert!(!count.needed(50) && count.needed(51));
-        assert!(gate(dir.path(), "email\n", &["--max-absent", "100%"]).is_none());
-        assert!(gate(dir.path(), "email\n", &["--dry-run"]).is_none());
+        assert!(guard(dir.path(), "email\n", &["--max-absent", "100%"]).is_none());
+        assert!(guard(dir.path(), "email\n", &["--dry-run"]).is_none());
         assert!(!g.census_due(HOLD_LIMIT - 1) && g.census_due(HOLD_LIMIT));
     }
 
@@ -170,6 +171,7 @@ mod tests {
                 payload_hash: 1,
                 synced_at: 0,
                 address_id: None,
+                further_address_ids: Vec::new(),
             };
             store
                 .put(&Key::new(1, &format!("u{i}@example.com")), entry, None)
@@ -180,7 +182,7 @@ mod tests {
         let csv = "email,firstname,lastname,dob\nu0@example.com,A,B,\nU1@Example.com,A,B,\n\
                    u2@example.com,A,B,\nu3@example.com,A,B,1990-02-30\nu4@example.com,A,B,\n\
                    new@example.com,A,B,\n";
-        let g = gate(dir.path(), csv, &[]).expect("a gate");
+        let g = guard(dir.path(), csv, &[]).expect("a guard");
         let cancel = CancellationToken::new();
         let absent = g.census(Arc::clone(&index), &cancel).await.expect("census");
         assert_eq!(absent, Some(5));

@@ -1,0 +1,259 @@
+//! The sync's use of the shop model: every row to create or update passes the [`Gate`] before
+//! it is sent (in a dry run too), so that a row the shop would refuse is `invalid` in both.
+//!
+//! The model is read lazily, when the first such row arrives: a re-run of an unchanged file
+//! sends nothing and reads nothing. It comes from the state store's cache when that was read
+//! from the same target within the hour; otherwise from the shop (a handful of GETs, through
+//! the run's client, so counted in `requests`), and then cached (not by a dry run, which
+//! changes no state). When the state store was empty, the shop's customer count is read too:
+//! a first run against a shop that already has customers is told to `pull` first.
+//!
+//! A dry run without credentials (which it needs for nothing else) cannot read the model: it
+//! says so and checks its rows for syntax only, as before there was a model to check against.
+
+use std::collections::BTreeSet;
+use std::sync::Arc;
+
+use super::{FetchError, Model, Rules, check, customer_count, fetch};
+use crate::api::Client;
+use crate::customer::Text;
+use crate::plan::{Planned, Step};
+use crate::retry::Retrier;
+use crate::state::{Binding, StateError, Store};
+
+/// How long a cached model is trusted.
+const CACHE_SECS: i64 = 3600;
+
+/// The model could not be had.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum ShopError {
+    #[error(transparent)]
+    Fetch(#[from] FetchError),
+    #[error(transparent)]
+    State(#[from] StateError),
+    #[error("internal error: the state store task stopped unexpectedly")]
+    Panicked,
+    /// An earlier read failed (and stopped the run).
+    #[error("the shop's model could not be read")]
+    Unavailable,
+}
+
+/// Where the model stands.
+enum Load {
+    NotYet,
+    Ready(Model),
+    /// Not to be had: a dry run without credentials, and nothing cached.
+    Unchecked,
+    /// Reading it failed; the run is stopping.
+    Failed,
+}
+
+/// Vets the rows to send against the shop; see the module doc.
+pub struct Gate {
+    /// `None` for a dry run without credentials.
+    client: Option<Arc<Client>>,
+    retrier: Retrier,
+    store: Arc<Store>,
+    target: Binding,
+    rules: Rules,
+    /// A dry run: caches nothing.
+    dry_run: bool,
+    quiet: bool,
+    /// The state store had no mapping when the run began.
+    empty_store: bool,
+    load: Load,
+    /// Undefined `custom:` codes already named on stderr.
+    named: BTreeSet<Text>,
+}
+
+/// What a [`Gate`] works with.
+pub struct Setup {
+    pub client: Option<Arc<Client>>,
+    pub retrier: Retrier,
+    pub store: Arc<Store>,
+    pub target: Binding,
+    pub rules: Rules,
+    pub dry_run: bool,
+    pub quiet: bool,
+    pub empty_store: bool,
+}
+
+impl Gate {
+    pub fn new(s: Setup) -> Self {
+        Gate {
+            client: s.client,
+            retrier: s.retrier,
+            store: s.store,
+            target: s.target,
+            rules: s.rules,
+            dry_run: s.dry_run,
+            quiet: s.quiet,
+            empty_store: s.empty_store,
+            load: Load::NotYet,
+            named: BTreeSet::new(),
+        }
+    }
+
+    /// Retries its reads made.
+    pub fn retries(&self) -> u64 {
+        self.retrier.retries()
+    }
+
+    /// Has the model at hand, reading it the first time; after a failure, fails at once.
+    pub async fn ready(&mut self) -> Result<(), ShopError> {
+        match self.load {
+            Load::Ready(_) | Load::Unchecked => return Ok(()),
+            Load::Failed => return Err(ShopError::Unavailable),
+            Load::NotYet => {}
+        }
+        match self.read().await {
+            Ok(Some(model)) => {
+                self.load = Load::Ready(model);
+                Ok(())
+            }
+            Ok(None) => {
+                self.load = Load::Unchecked;
+                if !self.quiet {
+                    eprintln!(
+                        "warning: without credentials this dry run cannot read the shop's model \
+                         (websites, customer groups, countries), so its rows are checked for \
+                         syntax only: the real run may find some of them invalid. Give the \
+                         credentials a real run needs to check them as the shop will."
+                    );
+                }
+                Ok(())
+            }
+            Err(e) => {
+                self.load = Load::Failed;
+                Err(e)
+            }
+        }
+    }
+
+    /// The model, from the cache or the shop; `None` when neither can give it.
+    async fn read(&mut self) -> Result<Option<Model>, ShopError> {
+        let now = chrono::Utc::now().timestamp();
+        let (store, target) = (Arc::clone(&self.store), self.target.clone());
+        let cached = tokio::task::spawn_blocking(move || store.cached_model(&target))
+            .await
+            .map_err(|_| ShopError::Panicked)??
+            .filter(|(read_at, _)| (0..CACHE_SECS).contains(&(now - read_at)))
+            .and_then(|(_, json)| serde_json::from_value::<Model>(json).ok());
+        let model = match cached {
+            Some(model) => model,
+            None => {
+                let Some(client) = self.client.as_deref() else {
+                    return Ok(None);
+                };
+                let model = fetch(client, &self.retrier).await?;
+                tracing::debug!(
+                    websites = model.websites.len(),
+                    countries = model.countries.len(),
+                    "read the shop's model"
+                );
+                if !self.dry_run {
+                    self.cache(now, &model).await?;
+                }
+                model
+            }
+        };
+        if self.empty_store
+            && let Some(client) = self.client.as_deref()
+        {
+            // Only advice: a count that cannot be read is no reason to stop.
+            let count = match customer_count(client, &self.retrier).await {
+                Ok(count) => count,
+                Err(e) => {
+                    tracing::warn!("cannot tell whether the shop already has customers: {e}");
+                    0
+                }
+            };
+            if count > 0 && !self.quiet {
+                eprintln!(
+                    "warning: the state store is empty, but the shop already has {count} \
+                     customers: each row of one of them would be sent as a create, refused as \
+                     already existing, then looked up and adopted (several requests a row). Run \
+                     `custsync pull` first to record them, so that this run only updates what \
+                     differs."
+                );
+            }
+        }
+        Ok(Some(model))
+    }
+
+    async fn cache(&self, now: i64, model: &Model) -> Result<(), ShopError> {
+        let json = serde_json::to_value(model).expect("the model serialises to JSON");
+        let (store, target) = (Arc::clone(&self.store), self.target.clone());
+        tokio::task::spawn_blocking(move || store.cache_model(&target, now, json))
+            .await
+            .map_err(|_| ShopError::Panicked)??;
+        Ok(())
+    }
+
+    /// A create or update as the shop will take it (region ids resolved, undefined custom
+    /// attributes left out), or `invalid` naming each column the shop would refuse. Any other
+    /// row, or any row before [`Gate::ready`] succeeded, passes as it is.
+    pub fn vet(&mut self, planned: Planned) -> Planned {
+        let Load::Ready(model) = &self.load else {
+            return planned;
+        };
+        let Planned { row, mut step } = planned;
+        let (customer, create, address) = match &mut step {
+            Step::Create { customer, .. } => {
+                let address = customer.address.is_some();
+                (customer, true, address)
+            }
+            Step::Update {
+                customer,
+                send_address,
+                ..
+            } => (customer, false, *send_address),
+            _ => return Planned { row, step },
+        };
+        match check(model, &self.rules, customer, create, address) {
+            Ok(vetted) => {
+                if let Some(a) = customer.address.as_mut() {
+                    a.shop_region = vetted.region;
+                }
+                let further = customer.further_addresses.iter_mut();
+                for (a, region) in further.zip(vetted.further_regions) {
+                    if let Some(a) = a {
+                        a.shop_region = region;
+                    }
+                }
+                if !vetted.undefined.is_empty() {
+                    customer
+                        .custom_attributes
+                        .retain(|(code, _)| !vetted.undefined.contains(code));
+                    self.name_undefined(vetted.undefined);
+                }
+                Planned { row, step }
+            }
+            Err(problems) => {
+                let reasons: Vec<String> = problems.iter().map(ToString::to_string).collect();
+                let message = format!("line {}: {}", row.line, reasons.join("; "));
+                Planned {
+                    row,
+                    step: Step::Invalid(message),
+                }
+            }
+        }
+    }
+
+    /// Says once, for each, that the shop defines no such custom attribute.
+    fn name_undefined(&mut self, codes: Vec<Text>) {
+        let new: Vec<String> = codes
+            .into_iter()
+            .filter(|c| self.named.insert(c.clone()))
+            .map(|c| format!("custom:{c}"))
+            .collect();
+        if !new.is_empty() && !self.quiet {
+            eprintln!(
+                "note: the shop defines no custom customer attribute for {}: not sent (the shop \
+                 would drop it)",
+                new.join(", ")
+            );
+        }
+    }
+}
