@@ -19,6 +19,7 @@ use std::io::{self, Read, Seek, Write};
 use std::path::{Path, PathBuf};
 use std::sync::Mutex;
 use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::{Duration, Instant};
 
 use crate::customer::{Fields, Key};
 
@@ -180,6 +181,31 @@ impl Entry {
     }
 }
 
+/// Opens sled's files under `db_path`. The caller holds the directory's lock, so when sled
+/// cannot take its own lock, the holder is a store this process just closed: sled 0.34 releases
+/// its lock from a background flusher thread, after `Drop` returned (spacejam/sled#1234,
+/// #1289). That thread is given up to two seconds.
+fn open_sled(db_path: &Path) -> Result<sled::Db, sled::Error> {
+    let deadline = Instant::now() + Duration::from_secs(2);
+    loop {
+        let opened = sled::Config::new()
+            .path(db_path)
+            .cache_capacity(CACHE_BYTES)
+            .flush_every_ms(Some(500))
+            .open();
+        match opened {
+            // sled reports it only in the text of an `Other` error (sled 0.34.7 config.rs).
+            Err(sled::Error::Io(e))
+                if e.to_string().starts_with("could not acquire lock")
+                    && Instant::now() < deadline =>
+            {
+                std::thread::sleep(Duration::from_millis(20));
+            }
+            other => return other,
+        }
+    }
+}
+
 /// An open, locked state directory.
 pub struct Store {
     dir: PathBuf,
@@ -215,12 +241,7 @@ impl Store {
         let db_path = dir.join("db");
         let sled_err = |source| StateError::sled(db_path.clone(), source);
         private::create_dir(&db_path).map_err(io_err(&db_path))?;
-        let db = sled::Config::new()
-            .path(&db_path)
-            .cache_capacity(CACHE_BYTES)
-            .flush_every_ms(Some(500))
-            .open()
-            .map_err(sled_err)?;
+        let db = open_sled(&db_path).map_err(sled_err)?;
         private::tighten(&db_path).map_err(io_err(&db_path))?;
         let customers = db.open_tree("customers").map_err(sled_err)?;
         let floor = mark::read(dir);
