@@ -146,10 +146,17 @@ pub fn run(cli: Cli) -> anyhow::Result<Exit> {
                 let exit = Exit::of_run(ending, false);
                 console::final_line(
                     &format!(
-                        "pulled {} customers in {} pages ({} without id or email skipped); state: {}",
+                        "pulled {} customers in {} pages ({} without id or email skipped{}); state: {}",
                         pulled.customers,
                         pulled.pages,
                         pulled.skipped,
+                        match cfg.key.attribute() {
+                            Some(code) => format!(
+                                ", {} without a {code} skipped: a sync --key {} would create them",
+                                pulled.unkeyed, cfg.key
+                            ),
+                            None => String::new(),
+                        },
                         cfg.connect.state_dir.display()
                     ),
                     exit == Exit::Ok,
@@ -191,6 +198,7 @@ fn state_command(cmd: StateCommand, env: &Env) -> anyhow::Result<Exit> {
             };
             println!("state:      {}", state.dir.display());
             println!("bound to:   {bound}");
+            println!("keyed by:   {}", store.key_kind()?);
             println!("entries:    {}", store.len());
             println!("failed:     {}", store.failed_len());
             println!("in doubt:   {}", store.doubt_len());
@@ -236,12 +244,13 @@ fn state_command(cmd: StateCommand, env: &Env) -> anyhow::Result<Exit> {
             website_id,
         } => {
             let store = Store::open(&state.dir)?;
-            let key = customer::Key::new(website_id, &email);
+            // The value of the store's key: an email, or a custom key's value.
+            let key = store.key_kind()?.key(website_id, &email);
             if !store.forget(&key)? {
-                anyhow::bail!("no mapping for {} in website {website_id}", key.email);
+                anyhow::bail!("no mapping for {} in website {website_id}", key.value);
             }
             store.flush()?;
-            println!("forgot {} in website {website_id}", key.email);
+            println!("forgot {} in website {website_id}", key.value);
         }
     }
     Ok(Exit::Ok)

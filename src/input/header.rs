@@ -64,6 +64,8 @@ pub enum HeaderProblem {
     },
     /// A `[join]` template names a column the header does not have.
     JoinColumn { field: String, column: String },
+    /// `--key custom:<code>`, and no column (nor constant) fills that attribute.
+    MissingKey { key: String },
 }
 
 /// Resolves `header` (names as written) through `mapping`.
@@ -116,6 +118,14 @@ pub fn resolve(header: &[String], mapping: &Mapping) -> Result<Layout, HeaderPro
         return Err(HeaderProblem::Missing {
             column: missing.column,
         });
+    }
+    if let Some(code) = mapping.key().attribute() {
+        let field = Field::Custom(code.to_owned());
+        if !filled(&field) && !mapping.has_constant(&field) {
+            return Err(HeaderProblem::MissingKey {
+                key: mapping.key().to_string(),
+            });
+        }
     }
     let used = |at: usize| {
         sources.iter().any(|s| match s {

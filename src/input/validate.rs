@@ -21,7 +21,7 @@ use super::fields::{FIELDS, Field, FieldSpec, Part};
 use super::header::Source;
 use super::kinds::{Value, check};
 use super::mapping::{Mapping, Piece, Split, fill};
-use crate::customer::{Address, Customer, GENDER_CLEARED, Text};
+use crate::customer::{Address, Customer, GENDER_CLEARED, KeyKind, Text};
 
 /// The longest value of any other field: beyond this a cell is a broken export, not data.
 const MAX_FIELD_CHARS: usize = 4096;
@@ -62,6 +62,9 @@ pub struct Rejected {
     /// and the customer it names is not counted absent.
     pub website_id: u32,
     pub problems: Vec<Problem>,
+    /// Under `--key custom:<code>`, the key's value when the row gives one, so that the
+    /// customer it names is not counted absent either.
+    pub key_value: Option<Text>,
 }
 
 /// One cell of a row as the file holds it.
@@ -229,6 +232,11 @@ impl Validator {
         }
     }
 
+    /// What identifies a row's customer (`--key`).
+    pub fn key(&self) -> &KeyKind {
+        self.mapping.key()
+    }
+
     /// Why a row is too large to be built at all, if it is: the cells it fills (those of
     /// columns that some field reads) are more than [`MAX_ROW_CELLS`], or hold more than
     /// [`MAX_ROW_BYTES`]. Looked at before anything of the row is copied.
@@ -332,6 +340,24 @@ impl Validator {
             }
         }
         custom_attributes.sort();
+        // The key's value, under `--key custom:<code>`: required, and never cleared.
+        let key = self.mapping.key();
+        let key_attribute = key.attribute().map(Text::from);
+        let key_value = (key_attribute.as_ref())
+            .and_then(|code| custom_attributes.iter().find(|(c, _)| c == code))
+            .map(|(_, v)| v.clone());
+        if let Some(code) = &key_attribute
+            && key_value.as_ref().is_none_or(Text::is_empty)
+        {
+            let field = Field::Custom(code.to_string());
+            let reason = match (&key_value, token) {
+                (Some(_), Some(token)) => format!("`{token}` cannot clear the key (--key {key})"),
+                _ => format!("required value is empty: it identifies the customer (--key {key})"),
+            };
+            if !problems.iter().any(|p| p.field == field) {
+                problems.push(Problem { field, reason });
+            }
+        }
         // 3. Each field by its kind.
         let clears = |v: &Option<Cow<'_, str>>| v.as_deref().is_some_and(|v| Some(v) == token);
         let address_given = FIELDS
@@ -339,6 +365,7 @@ impl Validator {
             .zip(&values)
             .any(|(s, v)| s.part == Part::Address && v.is_some() && !clears(v));
         let mut draft = Draft::new(self.default_website, custom_attributes);
+        draft.customer.key_attribute = key_attribute;
         for (spec, value) in FIELDS.iter().zip(values) {
             let reported = problems.iter().any(|p| p.field == spec.field);
             match verdict(spec, value, token, address_given, reported) {
@@ -381,6 +408,7 @@ impl Validator {
             return Err(Rejected {
                 website_id: draft.customer.website_id,
                 problems,
+                key_value: key_value.filter(|v| !v.is_empty()),
             });
         }
         Ok(draft.into_row(line, address_given))
@@ -527,6 +555,7 @@ impl Draft {
                 custom_attributes,
                 address: None,
                 further_addresses: Vec::new(),
+                key_attribute: None,
             },
             address: Address::empty(),
             password: None,
@@ -828,6 +857,7 @@ mod tests {
                     shop_region: None,
                 }),
                 further_addresses: Vec::new(),
+                key_attribute: None,
             }
         );
         let minimal = check_row(&[]).expect("valid");
