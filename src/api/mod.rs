@@ -278,6 +278,35 @@ impl Client {
         }))
     }
 
+    /// The customers of this website whose custom attribute `code` is `value` as Magento
+    /// compares it (its `_ci` collation: without regard to case), oldest first; a few at most.
+    pub async fn find_by_attribute(
+        &self,
+        code: &str,
+        value: &str,
+        website_id: u32,
+    ) -> Result<Vec<Value>, ApiError> {
+        let website = website_id.to_string();
+        let query = [
+            ("searchCriteria[filterGroups][0][filters][0][field]", code),
+            ("searchCriteria[filterGroups][0][filters][0][value]", value),
+            ("searchCriteria[filterGroups][0][filters][0][conditionType]", "eq"),
+            ("searchCriteria[filterGroups][1][filters][0][field]", "website_id"),
+            ("searchCriteria[filterGroups][1][filters][0][value]", &website),
+            ("searchCriteria[filterGroups][1][filters][0][conditionType]", "eq"),
+            ("searchCriteria[sortOrders][0][field]", "entity_id"),
+            ("searchCriteria[sortOrders][0][direction]", "ASC"),
+            ("searchCriteria[pageSize]", "20"),
+            ("searchCriteria[currentPage]", "1"),
+        ];
+        let path = "V1/customers/search".into();
+        let found = self
+            .call(Method::GET, path, None, &query, MAX_BODY, &[])
+            .await?;
+        let items = found.get("items").and_then(Value::as_array);
+        Ok(items.cloned().unwrap_or_default())
+    }
+
     /// One page of all customers, oldest first: `(items, total_count)`.
     pub async fn page(&self, page: u32, size: u32) -> Result<(Vec<Value>, u64), ApiError> {
         let (page, size) = (page.to_string(), size.to_string());

@@ -37,6 +37,13 @@ pub enum ShopError {
     /// An earlier read failed (and stopped the run).
     #[error("the shop's model could not be read")]
     Unavailable,
+    /// `--key custom:<code>` names an attribute the shop does not define.
+    #[error(
+        "--key custom:{code}: the shop defines no custom customer attribute `{code}` (it has: \
+         {defined}); nothing was sent. Create the attribute in the shop, or give the --key of \
+         one it has"
+    )]
+    UnknownKey { code: String, defined: String },
 }
 
 /// Where the model stands.
@@ -109,6 +116,17 @@ impl Gate {
         }
         match self.read().await {
             Ok(Some(model)) => {
+                if let Some(code) = &self.rules.key_attribute
+                    && model.attribute(code).is_none()
+                {
+                    self.load = Load::Failed;
+                    let codes = model.custom_attributes.iter().map(|a| a.code.as_str());
+                    let defined = codes.collect::<Vec<_>>().join(", ");
+                    return Err(ShopError::UnknownKey {
+                        code: code.clone(),
+                        defined: if defined.is_empty() { "none".into() } else { defined },
+                    });
+                }
                 self.load = Load::Ready(model);
                 Ok(())
             }

@@ -162,7 +162,7 @@ async fn pipeline(
         },
         store: Arc::clone(store),
         target,
-        rules: shop::Rules::new(&cfg.regions_optional),
+        rules: shop::Rules::new(&cfg.regions_optional).keyed_by(cfg.mapping.key().attribute()),
         dry_run: cfg.dry_run,
         quiet: cfg.quiet,
         empty_store,
