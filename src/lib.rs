@@ -28,7 +28,7 @@
 //! | module | owns | uses |
 //! | --- | --- | --- |
 //! | [`cli`] | command-line arguments (clap types only) | defaults, absent |
-//! | [`config`] | typed settings resolved from arguments, environment and the config file | cli, defaults, absent, api, input, plan, report, retry |
+//! | [`config`] | typed settings resolved from arguments, environment and the config file | cli, defaults, absent, api, input, plan, report, retry, customer |
 //! | [`exit`] | the exit codes, and how a run's ending maps to one | |
 //! | [`sync`] | the pipeline: read, plan, gate, check against the shop, send, absent, end | config, connect, console, input, plan, shop, exec, outage, outcome, progress, report, notify, runs, absent, state, api, redact, retry, throttle, outputs, customer, exit |
 //! | [`pull`] | recording the customers a shop already has | config, connect, console, retry, api, state, throttle, customer, defaults |
@@ -51,7 +51,7 @@
 //! | [`throttle`] | the shared request rate limit, adaptive on 429 | |
 //! | [`state`] | the sled state store: key -> customer id + payload hash, its index, its target | customer, outputs |
 //! | [`outputs`] | output files: refused paths, opening without links, formula-safe cells | |
-//! | [`customer`] | the desired customer record, its key, JSON payload and hash | |
+//! | [`customer`] | the desired customer record, its key (by e-mail or a custom attribute), JSON payload and hash | |
 //! | [`console`] | what is said on stderr: logs, notes, progress lines; text or JSON; `--quiet` | |
 //! | [`defaults`] | every default and limit, named once | |
 

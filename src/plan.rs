@@ -984,6 +984,50 @@ mod tests {
         }
     }
 
+    /// Ann under `--key custom:legacy_id` with this legacy id and e-mail.
+    fn legacy(id: &str, email: &str) -> Customer {
+        Customer {
+            email: email.into(),
+            custom_attributes: vec![("legacy_id".into(), id.into())],
+            key_attribute: Some("legacy_id".into()),
+            ..ann("Lee")
+        }
+    }
+
+    #[test]
+    fn a_custom_key_follows_the_legacy_id_not_the_email() {
+        let mut state = Memory::default();
+        synced(&mut state, &legacy("L-1", "ann@x.io"));
+        let mut planner = Planner::new(&state, NONE);
+        let file = [
+            // The e-mail changed: the same customer, updated.
+            valid(2, legacy("L-1", "ann.new@x.io")),
+            // The old e-mail under another legacy id: another customer.
+            valid(3, legacy("L-2", "ann@x.io")),
+            // The legacy id again: a duplicate, whatever its e-mail.
+            valid(4, legacy("L-1", "other@x.io")),
+            // The id differs in case only: another key (Magento keeps the case too).
+            valid(5, legacy("l-1", "l1@x.io")),
+        ];
+        let got: Vec<Want> = file
+            .into_iter()
+            .map(|r| sum_up(&planner.plan(r).expect("plan")))
+            .collect();
+        let want = [
+            update(&["email: ann@x.io -> ann.new@x.io"], false),
+            Want::Create,
+            Want::Invalid(
+                "line 4: custom:legacy_id: duplicate of line 2 (same website_id 1 and legacy_id)"
+                    .into(),
+            ),
+            Want::Create,
+        ];
+        assert_eq!(got, want);
+        let keys = planner.into_keys();
+        assert!(keys.contains(&Key::custom(1, "L-1")));
+        assert!(!keys.contains(&Key::new(1, "ann@x.io")));
+    }
+
     #[test]
     fn outcomes_name_the_row() {
         let state = Memory::default();

@@ -200,6 +200,21 @@ address_street = "{Street} {House No}"
     }
 
     #[test]
+    fn a_custom_key_needs_its_column() {
+        let mut m = mapping("[columns]\n\"Kundnr\" = \"custom:legacy_id\"\n");
+        m.set_key(crate::customer::KeyKind::Custom("legacy_id".into()));
+        assert!(resolve(&header(&["email", "firstname", "lastname", "Kundnr"]), &m).is_ok());
+        assert!(resolve(&header(&["email", "firstname", "lastname", "custom:Legacy_ID"]), &m).is_ok());
+        assert_eq!(
+            resolve(&header(&["email", "firstname", "lastname", "legacy_id"]), &m)
+                .expect_err("no key column"),
+            HeaderProblem::MissingKey {
+                key: "custom:legacy_id".into()
+            }
+        );
+    }
+
+    #[test]
     fn a_field_from_two_places_is_refused() {
         assert_eq!(
             resolve(

@@ -653,6 +653,40 @@ mod tests {
     type Verdict<'a> = &'a [(&'a str, &'a str)];
 
     #[test]
+    fn a_custom_key_needs_its_value_in_every_row() {
+        let mut mapping = Mapping::default();
+        mapping.set_empty_value("__EMPTY__VALUE__");
+        mapping.set_key(KeyKind::Custom("legacy_id".into()));
+        let v = validator(&["email", "firstname", "lastname", "custom:legacy_id"], mapping);
+        let check = |email: &[u8], key: &[u8]| v.check(4, &[email, b"Ann", b"Lee", key][..]);
+        let row = check(b"Ann@x.io", b" L-1 ").expect("valid");
+        assert_eq!(row.customer.key_attribute.as_deref(), Some("legacy_id"));
+        assert_eq!(row.customer.key(), crate::customer::Key::custom(1, "L-1"));
+        let table: &[(&[u8], &[u8], &str, Option<&str>)] = &[
+            (
+                b"a@x.io",
+                b"",
+                "custom:legacy_id: required value is empty: it identifies the customer \
+                 (--key custom:legacy_id)",
+                None,
+            ),
+            (
+                b"a@x.io",
+                b"__EMPTY__VALUE__",
+                "custom:legacy_id: `__EMPTY__VALUE__` cannot clear the key (--key custom:legacy_id)",
+                None,
+            ),
+            (b"bad", b"L-2", "email: `bad` has no @", Some("L-2")),
+        ];
+        for &(email, key, reason, value) in table {
+            let r = check(email, key).expect_err("invalid");
+            let reasons: Vec<String> = r.problems.iter().map(ToString::to_string).collect();
+            assert_eq!(reasons, [reason]);
+            assert_eq!(r.key_value.as_deref(), value);
+        }
+    }
+
+    #[test]
     fn further_addresses_keep_their_numbers_and_are_not_the_default() {
         let mut mapping = Mapping::default();
         mapping.set_empty_value("__EMPTY__VALUE__");
