@@ -358,7 +358,7 @@ pub struct InputArgs {
     /// Example: --empty-value NULL
     #[arg(long, value_name = "TOKEN", default_value = DEFAULT_EMPTY_VALUE)]
     pub empty_value: String,
-    /// Several rows with one key (website, email): send the first, the last, or none of them;
+    /// Several rows with one key (website, and email or the --key value): send the first, the last, or none of them;
     /// the others are invalid, naming the line that was used.
     ///
     /// Example: --on-duplicate last
@@ -474,7 +474,8 @@ pub enum StateCommand {
     Forget {
         #[command(flatten)]
         state: StateArg,
-        /// The customer's email (case does not matter).
+        /// The customer's email (case does not matter); in a store keyed by a custom
+        /// attribute (`--key custom:<code>`), its value.
         email: String,
         /// Its website.
         #[arg(long, value_name = "N", default_value_t = DEFAULT_WEBSITE_ID)]

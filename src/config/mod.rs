@@ -462,10 +462,13 @@ mod tests {
                 "last",
                 "--empty-value",
                 "NULL",
+                "--key",
+                "custom:Legacy_ID",
             ],
             &Env::default(),
         )
         .expect("config");
+        assert_eq!(c.mapping.key(), &KeyKind::Custom("legacy_id".into()));
         assert_eq!(c.format.delimiter, Some(b';'));
         assert_eq!(c.format.encoding, Some(encoding_rs::WINDOWS_1252));
         assert_eq!(c.format.sheet.as_deref(), Some("Kunder"));
@@ -476,6 +479,7 @@ mod tests {
         let c = sync(&[], &Env::default()).expect("defaults");
         assert_eq!(c.mapping.empty_value(), Some("__EMPTY__VALUE__"));
         assert_eq!(c.plan.on_duplicate, plan::OnDuplicate::First);
+        assert_eq!(c.mapping.key(), &KeyKind::Email);
         assert_eq!((c.format.delimiter, c.format.encoding), (None, None));
         for (flag, value) in [("--delimiter", ";;"), ("--encoding", "klingon")] {
             let err = sync(&[flag, value], &Env::default())
