@@ -250,3 +250,27 @@ async fn an_email_taken_by_another_legacy_id_is_never_adopted() {
     );
     assert_eq!(shop_customers(&env).await.len(), 1);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_readme_legacy_id_fixtures_load_and_a_changed_email_updates() {
+    let shop = fs::read_to_string(fixture("legacy-shop.toml")).expect("shop fixture");
+    let env = TestEnv::with_shop(&shop).await;
+    let mapping = fixture("legacy-ids-mapping.toml");
+    let args = [
+        "--key",
+        "custom:legacy_id",
+        "--mapping",
+        mapping.to_str().unwrap(),
+    ];
+    env.sync(&fixture("legacy-ids.csv"), &args).await.expect_code(0);
+    assert_eq!(env.count("POST"), 3);
+    env.sync(&fixture("legacy-ids-changed.csv"), &args)
+        .await
+        .expect_code(0);
+    assert_eq!(env.count("POST"), 3, "no create");
+    assert_eq!(env.count("PUT"), 1);
+    let customers = env.customers_by_key().await;
+    assert_eq!(customers.len(), 3);
+    let anna = &customers[&(1, "anna.lind@example.se".to_owned())];
+    assert_eq!(anna["lastname"], "Lind");
+}
