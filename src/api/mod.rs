@@ -290,10 +290,22 @@ impl Client {
         let query = [
             ("searchCriteria[filterGroups][0][filters][0][field]", code),
             ("searchCriteria[filterGroups][0][filters][0][value]", value),
-            ("searchCriteria[filterGroups][0][filters][0][conditionType]", "eq"),
-            ("searchCriteria[filterGroups][1][filters][0][field]", "website_id"),
-            ("searchCriteria[filterGroups][1][filters][0][value]", &website),
-            ("searchCriteria[filterGroups][1][filters][0][conditionType]", "eq"),
+            (
+                "searchCriteria[filterGroups][0][filters][0][conditionType]",
+                "eq",
+            ),
+            (
+                "searchCriteria[filterGroups][1][filters][0][field]",
+                "website_id",
+            ),
+            (
+                "searchCriteria[filterGroups][1][filters][0][value]",
+                &website,
+            ),
+            (
+                "searchCriteria[filterGroups][1][filters][0][conditionType]",
+                "eq",
+            ),
             ("searchCriteria[sortOrders][0][field]", "entity_id"),
             ("searchCriteria[sortOrders][0][direction]", "ASC"),
             ("searchCriteria[pageSize]", "20"),

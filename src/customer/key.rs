@@ -197,8 +197,16 @@ mod tests {
         let table: &[(&str, Result<KeyKind, ()>, &str)] = &[
             ("email", Ok(KeyKind::Email), "email"),
             (" EMAIL ", Ok(KeyKind::Email), "email"),
-            ("custom:legacy_id", Ok(KeyKind::Custom("legacy_id".into())), "custom:legacy_id"),
-            ("custom: ERP_no ", Ok(KeyKind::Custom("erp_no".into())), "custom:erp_no"),
+            (
+                "custom:legacy_id",
+                Ok(KeyKind::Custom("legacy_id".into())),
+                "custom:legacy_id",
+            ),
+            (
+                "custom: ERP_no ",
+                Ok(KeyKind::Custom("erp_no".into())),
+                "custom:erp_no",
+            ),
             ("custom:", Err(()), ""),
             ("custom:1abc", Err(()), ""),
             ("custom:a-b", Err(()), ""),

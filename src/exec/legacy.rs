@@ -25,9 +25,9 @@ impl Executor {
             .await
             .map_err(|error| Failure::new(error, None))?;
         // Magento compares without regard to case; the key is the value exactly.
-        let mut ours = found.into_iter().filter(|c| {
-            custom_attribute(c, code).is_some_and(|v| v.trim() == value)
-        });
+        let mut ours = found
+            .into_iter()
+            .filter(|c| custom_attribute(c, code).is_some_and(|v| v.trim() == value));
         match (ours.next(), ours.next()) {
             (Some(one), None) => return Ok(one),
             (Some(_), Some(_)) => {
@@ -51,8 +51,11 @@ impl Executor {
                 "{ALREADY_EXISTS} (customer {} has this email with {code} {}, not {value}: a \
                  customer of another legacy id is never adopted; correct the email in the file \
                  or in the shop)",
-                other.get("id").map_or_else(|| "?".to_owned(), Value::to_string),
-                custom_attribute(&other, code).map_or_else(|| "unset".to_owned(), |v| format!("{v:?}")),
+                other
+                    .get("id")
+                    .map_or_else(|| "?".to_owned(), Value::to_string),
+                custom_attribute(&other, code)
+                    .map_or_else(|| "unset".to_owned(), |v| format!("{v:?}")),
             ),
         };
         Err(refused(message))

@@ -204,10 +204,19 @@ address_street = "{Street} {House No}"
         let mut m = mapping("[columns]\n\"Kundnr\" = \"custom:legacy_id\"\n");
         m.set_key(crate::customer::KeyKind::Custom("legacy_id".into()));
         assert!(resolve(&header(&["email", "firstname", "lastname", "Kundnr"]), &m).is_ok());
-        assert!(resolve(&header(&["email", "firstname", "lastname", "custom:Legacy_ID"]), &m).is_ok());
+        assert!(
+            resolve(
+                &header(&["email", "firstname", "lastname", "custom:Legacy_ID"]),
+                &m
+            )
+            .is_ok()
+        );
         assert_eq!(
-            resolve(&header(&["email", "firstname", "lastname", "legacy_id"]), &m)
-                .expect_err("no key column"),
+            resolve(
+                &header(&["email", "firstname", "lastname", "legacy_id"]),
+                &m
+            )
+            .expect_err("no key column"),
             HeaderProblem::MissingKey {
                 key: "custom:legacy_id".into()
             }

@@ -15,11 +15,11 @@ use std::path::{Path, PathBuf};
 use encoding_rs::Encoding;
 
 use super::header::{self, HeaderProblem};
+use super::kinds::check_email;
 use super::kinds::shown;
 use super::mapping::Mapping;
 use super::sheet::{self, SheetError, SheetFile};
 use super::text::{Shape, TextError, TextFile};
-use super::kinds::check_email;
 use super::validate::{Cells, Row, Validator};
 use crate::customer::{Key, KeyKind};
 

@@ -19,7 +19,7 @@ use secrecy::SecretString;
 
 use super::fields::{FIELDS, Field, FieldSpec, Part};
 use super::header::Source;
-use super::kinds::{Value, check};
+use super::kinds::{Value, check, key_value};
 use super::mapping::{Mapping, Piece, Split, fill};
 use crate::customer::{Address, Customer, GENDER_CLEARED, KeyKind, Text};
 
@@ -341,23 +341,15 @@ impl Validator {
         }
         custom_attributes.sort();
         // The key's value, under `--key custom:<code>`: required, and never cleared.
-        let key = self.mapping.key();
-        let key_attribute = key.attribute().map(Text::from);
-        let key_value = (key_attribute.as_ref())
-            .and_then(|code| custom_attributes.iter().find(|(c, _)| c == code))
-            .map(|(_, v)| v.clone());
-        if let Some(code) = &key_attribute
-            && key_value.as_ref().is_none_or(Text::is_empty)
-        {
-            let field = Field::Custom(code.to_string());
-            let reason = match (&key_value, token) {
-                (Some(_), Some(token)) => format!("`{token}` cannot clear the key (--key {key})"),
-                _ => format!("required value is empty: it identifies the customer (--key {key})"),
-            };
-            if !problems.iter().any(|p| p.field == field) {
-                problems.push(Problem { field, reason });
+        let key_value = match key_value(self.mapping.key(), &custom_attributes, token) {
+            Ok(value) => value,
+            Err((field, reason)) => {
+                if !problems.iter().any(|p| p.field == field) {
+                    problems.push(Problem { field, reason });
+                }
+                None
             }
-        }
+        };
         // 3. Each field by its kind.
         let clears = |v: &Option<Cow<'_, str>>| v.as_deref().is_some_and(|v| Some(v) == token);
         let address_given = FIELDS
@@ -365,7 +357,7 @@ impl Validator {
             .zip(&values)
             .any(|(s, v)| s.part == Part::Address && v.is_some() && !clears(v));
         let mut draft = Draft::new(self.default_website, custom_attributes);
-        draft.customer.key_attribute = key_attribute;
+        draft.customer.key_attribute = self.mapping.key().attribute().map(Text::from);
         for (spec, value) in FIELDS.iter().zip(values) {
             let reported = problems.iter().any(|p| p.field == spec.field);
             match verdict(spec, value, token, address_given, reported) {
@@ -408,7 +400,7 @@ impl Validator {
             return Err(Rejected {
                 website_id: draft.customer.website_id,
                 problems,
-                key_value: key_value.filter(|v| !v.is_empty()),
+                key_value,
             });
         }
         Ok(draft.into_row(line, address_given))
@@ -657,12 +649,17 @@ mod tests {
         let mut mapping = Mapping::default();
         mapping.set_empty_value("__EMPTY__VALUE__");
         mapping.set_key(KeyKind::Custom("legacy_id".into()));
-        let v = validator(&["email", "firstname", "lastname", "custom:legacy_id"], mapping);
+        let v = validator(
+            &["email", "firstname", "lastname", "custom:legacy_id"],
+            mapping,
+        );
         let check = |email: &[u8], key: &[u8]| v.check(4, &[email, b"Ann", b"Lee", key][..]);
         let row = check(b"Ann@x.io", b" L-1 ").expect("valid");
         assert_eq!(row.customer.key_attribute.as_deref(), Some("legacy_id"));
         assert_eq!(row.customer.key(), crate::customer::Key::custom(1, "L-1"));
-        let table: &[(&[u8], &[u8], &str, Option<&str>)] = &[
+        // (email, key cell, the problem, the key value the rejected row still gives)
+        type Case<'a> = (&'a [u8], &'a [u8], &'a str, Option<&'a str>);
+        let table: &[Case] = &[
             (
                 b"a@x.io",
                 b"",

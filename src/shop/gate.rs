@@ -124,7 +124,11 @@ impl Gate {
                     let defined = codes.collect::<Vec<_>>().join(", ");
                     return Err(ShopError::UnknownKey {
                         code: code.clone(),
-                        defined: if defined.is_empty() { "none".into() } else { defined },
+                        defined: if defined.is_empty() {
+                            "none".into()
+                        } else {
+                            defined
+                        },
                     });
                 }
                 self.load = Load::Ready(model);

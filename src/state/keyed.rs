@@ -84,7 +84,10 @@ mod tests {
             let e = s.admit_key(&other, false).expect_err("another kind");
             let text = e.to_string();
             assert!(text.contains("keyed by custom:legacy_id"), "{text}");
-            assert!(text.contains(&format!("keyed by {other} (--key)")), "{text}");
+            assert!(
+                text.contains(&format!("keyed by {other} (--key)")),
+                "{text}"
+            );
         }
     }
 
@@ -95,6 +98,9 @@ mod tests {
         s.put(&Key::new(1, "a@x.io"), entry(), None).expect("put");
         s.admit_key(&KeyKind::Email, false).expect("email");
         let e = s.admit_key(&KeyKind::Custom("legacy_id".into()), false);
-        assert!(matches!(e, Err(StateError::KeyKind { entries: 1, .. })), "{e:?}");
+        assert!(
+            matches!(e, Err(StateError::KeyKind { entries: 1, .. })),
+            "{e:?}"
+        );
     }
 }

@@ -143,7 +143,7 @@ pub fn import(store: &Store, path: &Path) -> Result<u64, TransferError> {
             address_id: None,
             further_address_ids: Vec::new(),
         };
-        store.put(&kind.key(website_id, &value), entry, None)?;
+        store.put(&kind.key(website_id, value), entry, None)?;
         n += 1;
     }
     // The next sync plans against an index instead of a sled read per row.

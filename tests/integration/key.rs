@@ -39,7 +39,10 @@ async fn shop_customers(env: &TestEnv) -> Vec<(String, String)> {
                 .find(|a| a["attribute_code"] == "loyalty_no")
                 .and_then(|a| a["value"].as_str())
                 .unwrap_or_default();
-            (c["email"].as_str().expect("email").to_owned(), legacy.to_owned())
+            (
+                c["email"].as_str().expect("email").to_owned(),
+                legacy.to_owned(),
+            )
         })
         .collect();
     out.sort();
@@ -49,7 +52,10 @@ async fn shop_customers(env: &TestEnv) -> Vec<(String, String)> {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_changed_email_is_one_put_of_the_same_customer() {
     let env = TestEnv::new(Faults::default()).await;
-    let first = env.write("v1.csv", &legacy_csv(&[("ann@x.io", "L-1"), ("bob@x.io", "L-2")]));
+    let first = env.write(
+        "v1.csv",
+        &legacy_csv(&[("ann@x.io", "L-1"), ("bob@x.io", "L-2")]),
+    );
     env.sync(&first, &KEY).await.expect_code(0);
     assert_eq!(env.count("POST"), 2);
 
@@ -78,7 +84,12 @@ async fn a_changed_email_is_one_put_of_the_same_customer() {
     let absent = env.path("absent.csv");
     let args = [
         &KEY[..],
-        &["--max-absent", "100%", "--absent-report", absent.to_str().unwrap()],
+        &[
+            "--max-absent",
+            "100%",
+            "--absent-report",
+            absent.to_str().unwrap(),
+        ],
     ]
     .concat();
     env.sync(&only_ann, &args).await.expect_code(0);
@@ -112,13 +123,20 @@ async fn a_changed_email_is_one_put_of_the_same_customer() {
     cmd.args(["--dry-run"]);
     let refused = run_command(cmd).await;
     refused.expect_code(1);
-    assert!(refused.stderr.contains("keyed by custom:loyalty_no"), "{}", refused.stderr);
+    assert!(
+        refused.stderr.contains("keyed by custom:loyalty_no"),
+        "{}",
+        refused.stderr
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_row_without_its_key_is_invalid_and_a_file_without_the_column_stops() {
     let env = TestEnv::new(Faults::default()).await;
-    let csv = env.write("in.csv", &legacy_csv(&[("ann@x.io", "L-1"), ("bob@x.io", " ")]));
+    let csv = env.write(
+        "in.csv",
+        &legacy_csv(&[("ann@x.io", "L-1"), ("bob@x.io", " ")]),
+    );
     let report = env.path("r.csv");
     let args = [&KEY[..], &["--report", report.to_str().unwrap()]].concat();
     env.sync(&csv, &args).await.expect_code(3);
@@ -135,7 +153,8 @@ async fn a_row_without_its_key_is_invalid_and_a_file_without_the_column_stops() 
     let run = env.sync(&no_column, &KEY).await;
     run.expect_code(1);
     assert!(
-        run.stderr.contains("the header has no `custom:loyalty_no` column"),
+        run.stderr
+            .contains("the header has no `custom:loyalty_no` column"),
         "{}",
         run.stderr
     );
@@ -150,7 +169,8 @@ async fn a_store_keeps_its_key_kind_and_the_shop_must_define_the_key() {
     let run = env.sync(&csv, &KEY).await;
     run.expect_code(1);
     assert!(
-        run.stderr.contains("keyed by email, but this run is keyed by custom:loyalty_no"),
+        run.stderr
+            .contains("keyed by email, but this run is keyed by custom:loyalty_no"),
         "{}",
         run.stderr
     );
@@ -166,7 +186,8 @@ async fn a_store_keeps_its_key_kind_and_the_shop_must_define_the_key() {
     let run = run_command(cmd).await;
     run.expect_code(1);
     assert!(
-        run.stderr.contains("the shop defines no custom customer attribute `legacy_id`"),
+        run.stderr
+            .contains("the shop defines no custom customer attribute `legacy_id`"),
         "{}",
         run.stderr
     );
@@ -176,17 +197,26 @@ async fn a_store_keeps_its_key_kind_and_the_shop_must_define_the_key() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn pull_by_the_key_then_a_rerun_sends_nothing() {
     let env = TestEnv::new(Faults::default()).await;
-    let csv = env.write("in.csv", &legacy_csv(&[("ann@x.io", "L-1"), ("bob@x.io", "L-2")]));
+    let csv = env.write(
+        "in.csv",
+        &legacy_csv(&[("ann@x.io", "L-1"), ("bob@x.io", "L-2")]),
+    );
     let mut seed = env.sync_cmd_with_state(&env.path("seed-state"), &csv, &[]);
     seed.arg("--rate").arg("0");
     run_command(seed).await.expect_code(0);
     // A customer of the shop without a legacy id.
-    let plain = env.write("plain.csv", "email,firstname,lastname\ncarl@x.io,Carl,Berg\n");
-    let mut seed = env.sync_cmd_with_state(&env.path("seed-state"), &plain, &["--max-absent", "100%"]);
+    let plain = env.write(
+        "plain.csv",
+        "email,firstname,lastname\ncarl@x.io,Carl,Berg\n",
+    );
+    let mut seed =
+        env.sync_cmd_with_state(&env.path("seed-state"), &plain, &["--max-absent", "100%"]);
     seed.arg("--rate").arg("0");
     run_command(seed).await.expect_code(0);
 
-    let pulled = env.custsync(&["pull", "--key", "custom:loyalty_no"], true).await;
+    let pulled = env
+        .custsync(&["pull", "--key", "custom:loyalty_no"], true)
+        .await;
     pulled.expect_code(0);
     assert!(
         pulled.stderr.contains("pulled 2 customers")
@@ -199,7 +229,11 @@ async fn pull_by_the_key_then_a_rerun_sends_nothing() {
     let args = [&KEY[..], &["--report", report.to_str().unwrap()]].concat();
     env.sync(&csv, &args).await.expect_code(0);
     assert_eq!(env.customer_requests().len(), before, "nothing sent");
-    assert!(read_report(&report).iter().all(|r| r["action"] == "unchanged"));
+    assert!(
+        read_report(&report)
+            .iter()
+            .all(|r| r["action"] == "unchanged")
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -210,9 +244,16 @@ async fn a_lost_create_is_adopted_by_its_key_without_a_duplicate() {
         ..Faults::default()
     })
     .await;
-    let csv = env.write("in.csv", &legacy_csv(&[("ann@x.io", "L-1"), ("bob@x.io", "L-2")]));
+    let csv = env.write(
+        "in.csv",
+        &legacy_csv(&[("ann@x.io", "L-1"), ("bob@x.io", "L-2")]),
+    );
     let report = env.path("r.csv");
-    let args = [&KEY[..], &["--rate", "0", "--report", report.to_str().unwrap()]].concat();
+    let args = [
+        &KEY[..],
+        &["--rate", "0", "--report", report.to_str().unwrap()],
+    ]
+    .concat();
     env.sync(&csv, &args).await.expect_code(0);
     assert_eq!(
         shop_customers(&env).await,
@@ -225,7 +266,10 @@ async fn a_lost_create_is_adopted_by_its_key_without_a_duplicate() {
     assert_eq!(env.count("PUT"), 0, "found as sent: nothing to update");
     for row in read_report(&report) {
         assert_eq!(row["status"], "ok");
-        assert!(row["message"].starts_with("adopted existing customer"), "{row:?}");
+        assert!(
+            row["message"].starts_with("adopted existing customer"),
+            "{row:?}"
+        );
     }
 }
 
@@ -262,7 +306,9 @@ async fn the_readme_legacy_id_fixtures_load_and_a_changed_email_updates() {
         "--mapping",
         mapping.to_str().unwrap(),
     ];
-    env.sync(&fixture("legacy-ids.csv"), &args).await.expect_code(0);
+    env.sync(&fixture("legacy-ids.csv"), &args)
+        .await
+        .expect_code(0);
     assert_eq!(env.count("POST"), 3);
     env.sync(&fixture("legacy-ids-changed.csv"), &args)
         .await

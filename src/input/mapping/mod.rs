@@ -28,9 +28,9 @@ use chrono::{NaiveDate, NaiveDateTime};
 use serde::Deserialize;
 
 use super::Field;
-use crate::customer::KeyKind;
 use super::fields::FIELDS;
 use super::kinds::shown;
+use crate::customer::KeyKind;
 
 pub use reshape::{Join, Piece, Split, fill};
 
