@@ -235,60 +235,37 @@ impl Client {
     /// The customer with this email in this website, if any (email compared as Magento does,
     /// case-insensitively).
     pub async fn find(&self, email: &str, website_id: u32) -> Result<Option<Value>, ApiError> {
-        let website = website_id.to_string();
-        let query = [
-            (
-                "searchCriteria[filterGroups][0][filters][0][field]",
-                "email",
-            ),
-            ("searchCriteria[filterGroups][0][filters][0][value]", email),
-            (
-                "searchCriteria[filterGroups][0][filters][0][conditionType]",
-                "eq",
-            ),
-            (
-                "searchCriteria[filterGroups][1][filters][0][field]",
-                "website_id",
-            ),
-            (
-                "searchCriteria[filterGroups][1][filters][0][value]",
-                &website,
-            ),
-            (
-                "searchCriteria[filterGroups][1][filters][0][conditionType]",
-                "eq",
-            ),
-            ("searchCriteria[pageSize]", "2"),
-            ("searchCriteria[currentPage]", "1"),
-        ];
-        let path = "V1/customers/search".into();
-        let found = self
-            .call(Method::GET, path, None, &query, MAX_BODY, &[])
-            .await?;
-        let items = found.get("items").and_then(Value::as_array);
-        Ok(items.and_then(|items| {
-            items
-                .iter()
-                .find(|c| {
-                    c.get("email")
-                        .and_then(Value::as_str)
-                        .is_some_and(|e| e.eq_ignore_ascii_case(email))
-                })
-                .cloned()
+        let items = self.search_eq("email", email, website_id, 2).await?;
+        Ok(items.into_iter().find(|c| {
+            c.get("email")
+                .and_then(Value::as_str)
+                .is_some_and(|e| e.eq_ignore_ascii_case(email))
         }))
     }
 
     /// The customers of this website whose custom attribute `code` is `value` as Magento
-    /// compares it (its `_ci` collation: without regard to case), oldest first; a few at most.
+    /// compares it (its `_ci` collation: without regard to case); a few at most.
     pub async fn find_by_attribute(
         &self,
         code: &str,
         value: &str,
         website_id: u32,
     ) -> Result<Vec<Value>, ApiError> {
-        let website = website_id.to_string();
+        self.search_eq(code, value, website_id, 20).await
+    }
+
+    /// `GET /V1/customers/search` for the first `size` customers of a website whose `field`
+    /// equals `value`.
+    async fn search_eq(
+        &self,
+        field: &str,
+        value: &str,
+        website_id: u32,
+        size: u32,
+    ) -> Result<Vec<Value>, ApiError> {
+        let (website, size) = (website_id.to_string(), size.to_string());
         let query = [
-            ("searchCriteria[filterGroups][0][filters][0][field]", code),
+            ("searchCriteria[filterGroups][0][filters][0][field]", field),
             ("searchCriteria[filterGroups][0][filters][0][value]", value),
             (
                 "searchCriteria[filterGroups][0][filters][0][conditionType]",
@@ -306,9 +283,7 @@ impl Client {
                 "searchCriteria[filterGroups][1][filters][0][conditionType]",
                 "eq",
             ),
-            ("searchCriteria[sortOrders][0][field]", "entity_id"),
-            ("searchCriteria[sortOrders][0][direction]", "ASC"),
-            ("searchCriteria[pageSize]", "20"),
+            ("searchCriteria[pageSize]", &size),
             ("searchCriteria[currentPage]", "1"),
         ];
         let path = "V1/customers/search".into();

@@ -192,12 +192,14 @@ impl Gate {
                 }
             };
             if count > 0 && !self.quiet {
+                let key = (self.rules.key_attribute.as_ref())
+                    .map_or_else(String::new, |code| format!(" --key custom:{code}"));
                 eprintln!(
                     "warning: the state store is empty, but the shop already has {count} \
                      customers: each row of one of them would be sent as a create, refused as \
                      already existing, then looked up and adopted (several requests a row). Run \
-                     `custsync pull` first to record them, so that this run only updates what \
-                     differs."
+                     `custsync pull{key}` first to record them, so that this run only updates \
+                     what differs."
                 );
             }
         }

@@ -19,6 +19,18 @@ fn legacy_csv(rows: &[(&str, &str)]) -> String {
     s
 }
 
+/// A sync with another state directory.
+async fn sync_in(
+    env: &TestEnv,
+    state: &std::path::Path,
+    csv: &std::path::Path,
+    args: &[&str],
+) -> Run {
+    let mut cmd = env.sync_cmd_with_state(state, csv, args);
+    cmd.args(["--rate", "0"]);
+    run_command(cmd).await
+}
+
 /// The report's rows in line order (they are written as they finish).
 fn by_line(report: &std::path::Path) -> Vec<std::collections::HashMap<String, String>> {
     let mut rows = read_report(report);
@@ -119,9 +131,7 @@ async fn a_changed_email_is_one_put_of_the_same_customer() {
         .arg(&other);
     let imported = run_command(cmd).await;
     imported.expect_code(0);
-    let mut cmd = env.sync_cmd_with_state(&other, &only_ann, &[]);
-    cmd.args(["--dry-run"]);
-    let refused = run_command(cmd).await;
+    let refused = sync_in(&env, &other, &only_ann, &["--dry-run"]).await;
     refused.expect_code(1);
     assert!(
         refused.stderr.contains("keyed by custom:loyalty_no"),
@@ -181,9 +191,13 @@ async fn a_store_keeps_its_key_kind_and_the_shop_must_define_the_key() {
         "other.csv",
         "email,firstname,lastname,custom:legacy_id\nbo@x.io,Bo,Ek,7\n",
     );
-    let mut cmd = env.sync_cmd_with_state(&env.path("s2"), &other, &["--key", "custom:legacy_id"]);
-    cmd.arg("--rate").arg("0");
-    let run = run_command(cmd).await;
+    let run = sync_in(
+        &env,
+        &env.path("s2"),
+        &other,
+        &["--key", "custom:legacy_id"],
+    )
+    .await;
     run.expect_code(1);
     assert!(
         run.stderr
@@ -201,18 +215,22 @@ async fn pull_by_the_key_then_a_rerun_sends_nothing() {
         "in.csv",
         &legacy_csv(&[("ann@x.io", "L-1"), ("bob@x.io", "L-2")]),
     );
-    let mut seed = env.sync_cmd_with_state(&env.path("seed-state"), &csv, &[]);
-    seed.arg("--rate").arg("0");
-    run_command(seed).await.expect_code(0);
+    sync_in(&env, &env.path("seed-state"), &csv, &[])
+        .await
+        .expect_code(0);
     // A customer of the shop without a legacy id.
     let plain = env.write(
         "plain.csv",
         "email,firstname,lastname\ncarl@x.io,Carl,Berg\n",
     );
-    let mut seed =
-        env.sync_cmd_with_state(&env.path("seed-state"), &plain, &["--max-absent", "100%"]);
-    seed.arg("--rate").arg("0");
-    run_command(seed).await.expect_code(0);
+    sync_in(
+        &env,
+        &env.path("seed-state"),
+        &plain,
+        &["--max-absent", "100%"],
+    )
+    .await
+    .expect_code(0);
 
     let pulled = env
         .custsync(&["pull", "--key", "custom:loyalty_no"], true)
@@ -277,9 +295,9 @@ async fn a_lost_create_is_adopted_by_its_key_without_a_duplicate() {
 async fn an_email_taken_by_another_legacy_id_is_never_adopted() {
     let env = TestEnv::new(Faults::default()).await;
     let first = env.write("v1.csv", &legacy_csv(&[("ann@x.io", "L-1")]));
-    let mut seed = env.sync_cmd_with_state(&env.path("seed-state"), &first, &KEY);
-    seed.arg("--rate").arg("0");
-    run_command(seed).await.expect_code(0);
+    sync_in(&env, &env.path("seed-state"), &first, &KEY)
+        .await
+        .expect_code(0);
     // Another store, another legacy id with the same e-mail.
     let second = env.write("v2.csv", &legacy_csv(&[("ann@x.io", "L-9")]));
     let report = env.path("r.csv");
