@@ -28,7 +28,8 @@ use crate::state::{Entry, Index, StateError, Store};
 pub struct Options {
     /// `--max-absent`: how many may be absent before the run refuses to send.
     pub max_absent: MaxAbsent,
-    /// `--absent-report FILE`: list them (CSV `website_id,email,customer_id`).
+    /// `--absent-report FILE`: list them (CSV `website_id,email,customer_id`; a store keyed by
+    /// a custom attribute names that column for it, e.g. `website_id,legacy_id,customer_id`).
     pub report: Option<PathBuf>,
     /// `--delete-absent --max-deletes N`: the N.
     pub max_deletes: Option<u64>,
@@ -265,11 +266,13 @@ fn find(
     report: Option<Output>,
     options: &Options,
 ) -> Result<Found, AbsentError> {
+    // The key's own column: `email`, or the custom attribute's code under `--key custom:`.
+    let kind = store.key_kind()?;
     let mut out = report
         .map(|output| -> Result<_, WriteError> {
             let p = output.path().to_owned();
             let mut w = csv::Writer::from_writer(output.into_file()?);
-            w.write_record(["website_id", "email", "customer_id"])
+            w.write_record(["website_id", kind.column(), "customer_id"])
                 .map_err(|e| write_error(&p, e.into()))?;
             Ok((w, p))
         })
@@ -290,7 +293,7 @@ fn find(
         if let Some((w, p)) = out.as_mut() {
             w.write_record([
                 key.website_id.to_string().as_str(),
-                &escape_cell(&key.email),
+                &escape_cell(&key.value),
                 &e.customer_id.to_string(),
             ])
             .map_err(|err| write_error(p, err.into()))?;
@@ -328,7 +331,7 @@ async fn delete(
             Err(e) => {
                 console::alert(&format!(
                     "could not delete customer {} ({}): {e}",
-                    entry.customer_id, key.email
+                    entry.customer_id, key.value
                 ));
                 failed += 1;
             }

@@ -358,12 +358,27 @@ pub struct InputArgs {
     /// Example: --empty-value NULL
     #[arg(long, value_name = "TOKEN", default_value = DEFAULT_EMPTY_VALUE)]
     pub empty_value: String,
-    /// Several rows with one key (website, email): send the first, the last, or none of them;
+    /// Several rows with one key (website, and email or the --key value): send the first, the last, or none of them;
     /// the others are invalid, naming the line that was used.
     ///
     /// Example: --on-duplicate last
     #[arg(long, value_name = "WHICH", value_enum, default_value_t = OnDuplicate::First)]
     pub on_duplicate: OnDuplicate,
+    #[command(flatten)]
+    pub key: KeyArg,
+}
+
+/// `--key`, shared by `sync` and `pull`.
+#[derive(Debug, Args)]
+pub struct KeyArg {
+    /// What identifies a customer within its website: its email, or a custom customer
+    /// attribute holding the legacy system's id (the file's `custom:<code>` column, which every
+    /// row must fill); then a changed email is an update of the same customer. A state store
+    /// keeps the kind of key it was filled with.
+    ///
+    /// Example: --key custom:legacy_id
+    #[arg(long, value_name = "KEY", default_value = "email")]
+    pub key: String,
 }
 
 /// `--on-duplicate`.
@@ -391,6 +406,8 @@ pub struct PullArgs {
         value_parser = clap::value_parser!(u32).range(1..=i64::from(MAX_PAGE_SIZE))
     )]
     pub page_size: u32,
+    #[command(flatten)]
+    pub key: KeyArg,
 }
 
 /// How hard the Commerce API may be used; shared by `sync` and `pull`.
@@ -457,7 +474,8 @@ pub enum StateCommand {
     Forget {
         #[command(flatten)]
         state: StateArg,
-        /// The customer's email (case does not matter).
+        /// The customer's email (case does not matter); in a store keyed by a custom
+        /// attribute (`--key custom:<code>`), its value.
         email: String,
         /// Its website.
         #[arg(long, value_name = "N", default_value_t = DEFAULT_WEBSITE_ID)]

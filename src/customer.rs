@@ -7,7 +7,9 @@
 use std::cell::RefCell;
 
 use serde_json::{Map, Value, json};
-use xxhash_rust::xxh3::Xxh3;
+
+mod key;
+pub use key::{Key, KeyKind, custom_attribute};
 
 /// One value we send, borrowed from the [`Customer`].
 enum Val<'a> {
@@ -59,6 +61,9 @@ pub struct Customer {
     /// is `address{i+2}_*`, `None` where the row gives none (so that each keeps its number,
     /// and its Commerce id, when a lower one is left empty). Never default addresses.
     pub further_addresses: Vec<Option<Address>>,
+    /// The custom attribute whose value (among `custom_attributes`) identifies the customer,
+    /// under `--key custom:<code>`; `None`: the e-mail does.
+    pub key_attribute: Option<Text>,
 }
 
 /// An address a row may carry: the default one (sent as default billing and shipping), or a
@@ -88,7 +93,16 @@ pub struct Region {
 impl Customer {
     /// The key the state store and the in-file duplicate check use.
     pub fn key(&self) -> Key {
-        Key::new(self.website_id, &self.email)
+        match &self.key_attribute {
+            None => Key::new(self.website_id, &self.email),
+            Some(code) => Key::custom(self.website_id, self.custom_value(code).unwrap_or("")),
+        }
+    }
+
+    /// The value the row gives custom attribute `code`, if any.
+    pub fn custom_value(&self, code: &str) -> Option<&str> {
+        let mut attributes = self.custom_attributes.iter();
+        attributes.find(|(c, _)| c == code).map(|(_, v)| v.as_str())
     }
 
     /// The `customer` object of a POST or PUT body, without `addresses` (see
@@ -547,54 +561,6 @@ impl Address {
     }
 }
 
-/// `(website_id, lower-cased trimmed email)`: the identity of a customer for custsync.
-#[derive(Clone, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
-pub struct Key {
-    pub website_id: u32,
-    pub email: String,
-}
-
-impl Key {
-    /// Builds the key, normalising the email the way Magento's `_ci` collation compares it.
-    pub fn new(website_id: u32, email: &str) -> Self {
-        Key {
-            website_id,
-            email: email.trim().to_lowercase(),
-        }
-    }
-
-    /// The state store's byte form: website id big-endian (so exports sort by website), then the email.
-    pub fn to_bytes(&self) -> Vec<u8> {
-        let mut b = Vec::with_capacity(4 + self.email.len());
-        b.extend_from_slice(&self.website_id.to_be_bytes());
-        b.extend_from_slice(self.email.as_bytes());
-        b
-    }
-
-    /// The reverse of [`Key::to_bytes`]; `None` for bytes this version did not write.
-    pub fn from_bytes(b: &[u8]) -> Option<Self> {
-        let (id, email) = b.split_at_checked(4)?;
-        Some(Key {
-            website_id: u32::from_be_bytes(id.try_into().ok()?),
-            email: std::str::from_utf8(email).ok()?.to_owned(),
-        })
-    }
-
-    /// A 64-bit digest, to tell the keys of a file apart without holding their text: for a
-    /// million keys the chance of any two colliding is about 3 in 100 million.
-    pub fn digest(&self) -> u64 {
-        let mut h = Xxh3::new();
-        h.update(&self.website_id.to_be_bytes());
-        h.update(self.email.as_bytes());
-        h.digest()
-    }
-
-    /// [`Key::digest`] of a key given as [`Key::to_bytes`], without decoding it.
-    pub fn digest_of_bytes(bytes: &[u8]) -> u64 {
-        xxhash_rust::xxh3::xxh3_64(bytes)
-    }
-}
-
 /// Test fixtures other modules' tests use too.
 #[cfg(test)]
 pub(crate) mod tests {
@@ -618,6 +584,7 @@ pub(crate) mod tests {
             custom_attributes: vec![("loyalty_no".into(), "123".into())],
             address: None,
             further_addresses: Vec::new(),
+            key_attribute: None,
         }
     }
 
@@ -637,15 +604,6 @@ pub(crate) mod tests {
             shop_region: None,
         });
         assert_eq!(c.payload_hash(), 0xa8137d0a744fc01e5b352f4b4ad138c4);
-    }
-
-    #[test]
-    fn key_is_case_insensitive_and_round_trips() {
-        let k = ann().key();
-        assert_eq!(k, Key::new(1, " ann@example.COM "));
-        assert_eq!(Key::from_bytes(&k.to_bytes()), Some(k.clone()));
-        assert_ne!(k.digest(), Key::new(2, "ann@example.com").digest());
-        assert_eq!(Key::digest_of_bytes(&k.to_bytes()), k.digest());
     }
 
     #[test]

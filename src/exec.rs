@@ -4,8 +4,9 @@
 //! # Lost answers
 //! A create whose answer never arrived may have happened. Its retry (or the next run, after a
 //! kill) then meets Magento's "already exists" error; the row is resolved by looking the
-//! customer up by email and website, adopting its id, and sending a PUT only if the stored
-//! record differs from the row. So whatever fails in between, each key exists once.
+//! customer up by email and website (under `--key custom:<code>`, by that attribute: see
+//! `legacy.rs`), adopting its id, and sending a PUT only if the stored record differs from the
+//! row. So whatever fails in between, each key exists once.
 //!
 //! An update or a delete whose answer never arrived may have happened too, and nothing in the
 //! shop tells so later. Its key is marked in doubt before the request leaves (an update's by
@@ -20,6 +21,7 @@
 mod addresses;
 mod answers;
 mod doubt;
+mod legacy;
 
 use std::sync::Arc;
 
@@ -359,23 +361,14 @@ impl Executor {
     /// The email is taken in this website (an earlier create whose answer was lost, or a shop
     /// that already had the customer): take that customer over instead of creating another.
     async fn adopt(&self, customer: &Customer, hash: u128) -> Result<Done, Failure> {
-        let found = self
-            .retry(|| self.client.find(&customer.email, customer.website_id))
-            .await
-            .map_err(|error| Failure::new(error, None))?;
-        let Some(remote) = found else {
-            let error = ApiError::Status {
-                status: 400,
-                message: format!(
-                    "{} (and no customer with this email was found in website {})",
-                    crate::api::ALREADY_EXISTS,
-                    customer.website_id
-                ),
-                retry_after: None,
-            };
-            return Err(Failure::new(error, None));
+        let remote = match customer.key_attribute.as_deref() {
+            Some(code) => self.find_by_key(customer, code).await?,
+            None => self.find_by_email(customer).await?,
         };
-        let id = checked_id(sent(customer), &remote, None)
+        // Under a custom key the customer found may have another e-mail (the row's changed):
+        // the answer is checked for its own, and the update below sends the row's.
+        let email = (remote.get("email").and_then(Value::as_str)).unwrap_or(&customer.email);
+        let id = checked_id((email, customer.website_id), &remote, None)
             .map_err(|detail| Failure::new(unexpected(SEARCH, detail), None))?;
         // Further addresses are found among the shop's by what they hold.
         let mut ours = ours_in(customer, &remote, &[]);
@@ -397,6 +390,27 @@ impl Executor {
         done.note = format!("adopted existing customer {id} and updated it");
         done.changes = changes;
         Ok(done)
+    }
+
+    /// The customer of the row's e-mail in its website, for a create refused as "already
+    /// exists" under the e-mail key.
+    async fn find_by_email(&self, customer: &Customer) -> Result<Value, Failure> {
+        let found = self
+            .retry(|| self.client.find(&customer.email, customer.website_id))
+            .await
+            .map_err(|error| Failure::new(error, None))?;
+        found.ok_or_else(|| {
+            let error = ApiError::Status {
+                status: 400,
+                message: format!(
+                    "{} (and no customer with this email was found in website {})",
+                    crate::api::ALREADY_EXISTS,
+                    customer.website_id
+                ),
+                retry_after: None,
+            };
+            Failure::new(error, None)
+        })
     }
 
     /// PUTs the full desired record. When the address must go too, the customer's current

@@ -28,7 +28,7 @@
 //! | module | owns | uses |
 //! | --- | --- | --- |
 //! | [`cli`] | command-line arguments (clap types only) | defaults, absent |
-//! | [`config`] | typed settings resolved from arguments, environment and the config file | cli, defaults, absent, api, input, plan, report, retry |
+//! | [`config`] | typed settings resolved from arguments, environment and the config file | cli, defaults, absent, api, input, plan, report, retry, customer |
 //! | [`exit`] | the exit codes, and how a run's ending maps to one | |
 //! | [`sync`] | the pipeline: read, plan, gate, check against the shop, send, absent, end | config, connect, console, input, plan, shop, exec, outage, outcome, progress, report, notify, runs, absent, state, api, redact, retry, throttle, outputs, customer, exit |
 //! | [`pull`] | recording the customers a shop already has | config, connect, console, retry, api, state, throttle, customer, defaults |
@@ -51,7 +51,7 @@
 //! | [`throttle`] | the shared request rate limit, adaptive on 429 | |
 //! | [`state`] | the sled state store: key -> customer id + payload hash, its index, its target | customer, outputs |
 //! | [`outputs`] | output files: refused paths, opening without links, formula-safe cells | |
-//! | [`customer`] | the desired customer record, its key, JSON payload and hash | |
+//! | [`customer`] | the desired customer record, its key (by e-mail or a custom attribute), JSON payload and hash | |
 //! | [`console`] | what is said on stderr: logs, notes, progress lines; text or JSON; `--quiet` | |
 //! | [`defaults`] | every default and limit, named once | |
 
@@ -146,10 +146,17 @@ pub fn run(cli: Cli) -> anyhow::Result<Exit> {
                 let exit = Exit::of_run(ending, false);
                 console::final_line(
                     &format!(
-                        "pulled {} customers in {} pages ({} without id or email skipped); state: {}",
+                        "pulled {} customers in {} pages ({} without id or email skipped{}); state: {}",
                         pulled.customers,
                         pulled.pages,
                         pulled.skipped,
+                        match cfg.key.attribute() {
+                            Some(code) => format!(
+                                ", {} without a {code} skipped: a sync --key {} would create them",
+                                pulled.unkeyed, cfg.key
+                            ),
+                            None => String::new(),
+                        },
                         cfg.connect.state_dir.display()
                     ),
                     exit == Exit::Ok,
@@ -191,6 +198,7 @@ fn state_command(cmd: StateCommand, env: &Env) -> anyhow::Result<Exit> {
             };
             println!("state:      {}", state.dir.display());
             println!("bound to:   {bound}");
+            println!("keyed by:   {}", store.key_kind()?);
             println!("entries:    {}", store.len());
             println!("failed:     {}", store.failed_len());
             println!("in doubt:   {}", store.doubt_len());
@@ -236,12 +244,13 @@ fn state_command(cmd: StateCommand, env: &Env) -> anyhow::Result<Exit> {
             website_id,
         } => {
             let store = Store::open(&state.dir)?;
-            let key = customer::Key::new(website_id, &email);
+            // The value of the store's key: an email, or a custom key's value.
+            let key = store.key_kind()?.key(website_id, &email);
             if !store.forget(&key)? {
-                anyhow::bail!("no mapping for {} in website {website_id}", key.email);
+                anyhow::bail!("no mapping for {} in website {website_id}", key.value);
             }
             store.flush()?;
-            println!("forgot {} in website {website_id}", key.email);
+            println!("forgot {} in website {website_id}", key.value);
         }
     }
     Ok(Exit::Ok)

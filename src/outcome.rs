@@ -420,6 +420,7 @@ mod tests {
             custom_attributes: vec![],
             address: None,
             further_addresses: vec![],
+            key_attribute: None,
         })
     }
 

@@ -18,7 +18,7 @@ use std::collections::{HashMap, HashSet, hash_map};
 use secrecy::SecretString;
 
 use crate::customer::{Change, Customer, Key};
-use crate::input::{InputError, Record, Row, check_email};
+use crate::input::{InputError, Record, Row};
 use crate::outcome::{Action, RowRef};
 use crate::state::{Doubt, Entry, Lookup, StateError};
 
@@ -211,13 +211,13 @@ impl<'a, S: Lookup> Planner<'a, S> {
     pub fn plan(&mut self, record: Record) -> Result<Planned, StateError> {
         let row = match record {
             Record::Invalid(i) => {
-                // An invalid row whose email and website can still be read keeps its
-                // customer from counting as absent.
-                match i.website_id {
-                    Some(w) if check_email(&i.email).is_ok() => {
-                        self.mentioned.insert(Key::new(w, &i.email).digest());
+                // An invalid row whose key can still be read keeps its customer from
+                // counting as absent.
+                match &i.key {
+                    Some(key) => {
+                        self.mentioned.insert(key.digest());
                     }
-                    _ => self.unkeyed += 1,
+                    None => self.unkeyed += 1,
                 }
                 return Ok(Planned {
                     row: RowRef {
@@ -259,9 +259,15 @@ impl<'a, S: Lookup> Planner<'a, S> {
             },
         };
         if let Some((other, note)) = duplicate_of {
+            let column = match &row.customer.key_attribute {
+                Some(code) => format!("custom:{code}"),
+                None => "email".to_owned(),
+            };
             let message = format!(
-                "line {}: email: duplicate of line {other} (same website_id {} and email{note})",
-                row.line, key.website_id
+                "line {}: {column}: duplicate of line {other} (same website_id {} and {}{note})",
+                row.line,
+                key.website_id,
+                row.customer.key_attribute.as_deref().unwrap_or("email")
             );
             return Ok(Planned {
                 row: RowRef {
@@ -416,6 +422,7 @@ mod tests {
             custom_attributes: vec![],
             address: None,
             further_addresses: Vec::new(),
+            key_attribute: None,
         }
     }
 
@@ -447,6 +454,9 @@ mod tests {
             email: email.into(),
             website_id,
             message: format!("line {line}: bad"),
+            key: website_id
+                .filter(|_| crate::input::check_email(email).is_ok())
+                .map(|w| Key::new(w, email)),
         })
     }
 
@@ -972,6 +982,50 @@ mod tests {
             let keys = planner.into_keys();
             assert!(keys.contains(&Key::new(1, "ann@x.io")), "{mode:?}");
         }
+    }
+
+    /// Ann under `--key custom:legacy_id` with this legacy id and e-mail.
+    fn legacy(id: &str, email: &str) -> Customer {
+        Customer {
+            email: email.into(),
+            custom_attributes: vec![("legacy_id".into(), id.into())],
+            key_attribute: Some("legacy_id".into()),
+            ..ann("Lee")
+        }
+    }
+
+    #[test]
+    fn a_custom_key_follows_the_legacy_id_not_the_email() {
+        let mut state = Memory::default();
+        synced(&mut state, &legacy("L-1", "ann@x.io"));
+        let mut planner = Planner::new(&state, NONE);
+        let file = [
+            // The e-mail changed: the same customer, updated.
+            valid(2, legacy("L-1", "ann.new@x.io")),
+            // The old e-mail under another legacy id: another customer.
+            valid(3, legacy("L-2", "ann@x.io")),
+            // The legacy id again: a duplicate, whatever its e-mail.
+            valid(4, legacy("L-1", "other@x.io")),
+            // The id differs in case only: another key (Magento keeps the case too).
+            valid(5, legacy("l-1", "l1@x.io")),
+        ];
+        let got: Vec<Want> = file
+            .into_iter()
+            .map(|r| sum_up(&planner.plan(r).expect("plan")))
+            .collect();
+        let want = [
+            update(&["email: ann@x.io -> ann.new@x.io"], false),
+            Want::Create,
+            Want::Invalid(
+                "line 4: custom:legacy_id: duplicate of line 2 (same website_id 1 and legacy_id)"
+                    .into(),
+            ),
+            Want::Create,
+        ];
+        assert_eq!(got, want);
+        let keys = planner.into_keys();
+        assert!(keys.contains(&Key::custom(1, "L-1")));
+        assert!(!keys.contains(&Key::new(1, "ann@x.io")));
     }
 
     #[test]

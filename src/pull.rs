@@ -4,7 +4,9 @@
 //! Pages through `GET /V1/customers/search` (oldest first), under the same rate limit and
 //! retries as the sync. Each customer becomes a mapping `(website_id, email) -> id` with the
 //! shop's current values; its payload hash is left unknown, so the next sync compares the
-//! file's values with the shop's and sends only what differs.
+//! file's values with the shop's and sends only what differs. Under `--key custom:<code>` the
+//! mapping is `(website_id, that attribute's value) -> id`, and a customer without a value is
+//! skipped (counted apart: a sync would create it, see [`Pulled::unkeyed`]).
 
 use std::sync::Arc;
 use std::time::Instant;
@@ -17,7 +19,7 @@ use crate::api::{ApiError, Client};
 use crate::config::PullConfig;
 use crate::connect::{self, ConnectError};
 use crate::console;
-use crate::customer::{Key, default_address, remote_fields};
+use crate::customer::{Key, KeyKind, custom_attribute, default_address, remote_fields};
 use crate::defaults::MAX_PAGE_SIZE;
 use crate::retry::Retrier;
 use crate::state::{Entry, Op, StateError, Store};
@@ -41,6 +43,8 @@ pub struct Pulled {
     pub customers: u64,
     pub pages: u32,
     pub skipped: u64,
+    /// Under a custom key: customers without a value for it, skipped.
+    pub unkeyed: u64,
     /// Stopped by SIGINT/SIGTERM; what was pulled is recorded.
     pub interrupted: bool,
 }
@@ -50,15 +54,28 @@ pub struct Pulled {
 pub async fn run(cfg: &PullConfig, cancel: &CancellationToken) -> Result<Pulled, PullError> {
     let store = Store::open(&cfg.connect.state_dir)?;
     connect::admit(&store, &cfg.connect, false, cfg.quiet)?;
+    store.admit_key(&cfg.key, false)?;
     let throttle = Arc::new(Throttle::new(cfg.rate));
     let (sandbox, client) = connect::connect(&cfg.connect, 4, throttle).await?;
     let client = client.expect("not a dry run, so the configuration has credentials");
     let retrier = Retrier::new(cfg.retry, cancel.clone());
-    let pulled = pull(&client, &retrier, &store, cfg.page_size, cfg.quiet, cancel).await;
+    let how = How {
+        page_size: cfg.page_size,
+        key: &cfg.key,
+        quiet: cfg.quiet,
+    };
+    let pulled = pull(&client, &retrier, &store, how, cancel).await;
     if let Some(sb) = sandbox {
         sb.shutdown().await;
     }
     pulled
+}
+
+/// How a pull pages and records.
+struct How<'a> {
+    page_size: u32,
+    key: &'a KeyKind,
+    quiet: bool,
 }
 
 /// Pages through every customer of the shop and records them in `store`.
@@ -66,8 +83,11 @@ async fn pull(
     client: &Client,
     retrier: &Retrier,
     store: &Store,
-    page_size: u32,
-    quiet: bool,
+    How {
+        page_size,
+        key,
+        quiet,
+    }: How<'_>,
     cancel: &CancellationToken,
 ) -> Result<Pulled, PullError> {
     let page_size = page_size.clamp(1, MAX_PAGE_SIZE);
@@ -85,12 +105,13 @@ async fn pull(
         let (items, total) = retrier.run(|| client.page(page, page_size)).await?;
         done.pages = page;
         for c in &items {
-            match mapping(c) {
-                Some((key, entry)) => {
+            match mapping(c, key) {
+                Ok((key, entry)) => {
                     writer.send(Op::Put(key, entry, Some(remote_fields(c))));
                     done.customers += 1;
                 }
-                None => done.skipped += 1,
+                Err(Unmapped::NoKey) => done.unkeyed += 1,
+                Err(Unmapped::Broken) => done.skipped += 1,
             }
         }
         if !quiet {
@@ -105,9 +126,9 @@ async fn pull(
                     );
                     b
                 });
-                b.set_position(done.customers + done.skipped);
+                b.set_position(done.seen());
             } else if last_line.elapsed().as_secs() >= 10 {
-                let seen = done.customers + done.skipped;
+                let seen = done.seen();
                 let mut fields = serde_json::Map::new();
                 fields.insert("customers".into(), seen.into());
                 fields.insert("total".into(), total.into());
@@ -130,11 +151,37 @@ async fn pull(
     Ok(done)
 }
 
-/// The state entry for a customer as the search returns it; `None` without id or email.
-fn mapping(c: &Value) -> Option<(Key, Entry)> {
-    let id = c.get("id")?.as_u64()?;
-    let email = c.get("email")?.as_str()?;
-    let website = u32::try_from(c.get("website_id")?.as_u64()?).ok()?;
+impl Pulled {
+    /// Customers looked at, recorded or not.
+    fn seen(&self) -> u64 {
+        self.customers + self.skipped + self.unkeyed
+    }
+}
+
+/// Why a customer of the search is not recorded.
+#[derive(Debug, PartialEq)]
+enum Unmapped {
+    /// No id, email or website.
+    Broken,
+    /// No value for the custom key.
+    NoKey,
+}
+
+/// The state entry for a customer as the search returns it, under `kind`.
+fn mapping(c: &Value, kind: &KeyKind) -> Result<(Key, Entry), Unmapped> {
+    let broken = || Unmapped::Broken;
+    let id = c.get("id").and_then(Value::as_u64).ok_or_else(broken)?;
+    let email = c.get("email").and_then(Value::as_str).ok_or_else(broken)?;
+    let website = (c.get("website_id").and_then(Value::as_u64))
+        .and_then(|w| u32::try_from(w).ok())
+        .ok_or_else(broken)?;
+    let key = match kind.attribute() {
+        None => Key::new(website, email),
+        Some(code) => match custom_attribute(c, code) {
+            Some(value) if !value.trim().is_empty() => Key::custom(website, &value),
+            _ => return Err(Unmapped::NoKey),
+        },
+    };
     let entry = Entry {
         customer_id: id,
         // Unknown: no payload of ours has the hash 0, so the next sync compares values.
@@ -143,5 +190,28 @@ fn mapping(c: &Value) -> Option<(Key, Entry)> {
         address_id: default_address(c).and_then(|a| a.get("id")?.as_u64()),
         further_address_ids: Vec::new(),
     };
-    Some((Key::new(website, email), entry))
+    Ok((key, entry))
+}
+
+#[cfg(test)]
+mod tests {
+    use serde_json::json;
+
+    use super::*;
+
+    #[test]
+    fn customers_are_recorded_by_the_key_the_pull_is_given() {
+        let legacy = KeyKind::Custom("legacy_id".into());
+        let with = json!({"id": 5, "email": "A@x.io", "website_id": 1,
+            "custom_attributes": [{"attribute_code": "legacy_id", "value": " L-9 "}]});
+        let without = json!({"id": 6, "email": "b@x.io", "website_id": 1});
+        let blank = json!({"id": 7, "email": "c@x.io", "website_id": 1,
+            "custom_attributes": [{"attribute_code": "legacy_id", "value": ""}]});
+        let key = |c: &Value, k: &KeyKind| mapping(c, k).map(|(key, _)| key);
+        assert_eq!(key(&with, &KeyKind::Email), Ok(Key::new(1, "a@x.io")));
+        assert_eq!(key(&with, &legacy), Ok(Key::custom(1, "L-9")));
+        assert_eq!(key(&without, &legacy), Err(Unmapped::NoKey));
+        assert_eq!(key(&blank, &legacy), Err(Unmapped::NoKey));
+        assert_eq!(key(&json!({"id": 8}), &legacy), Err(Unmapped::Broken));
+    }
 }

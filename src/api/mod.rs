@@ -235,13 +235,38 @@ impl Client {
     /// The customer with this email in this website, if any (email compared as Magento does,
     /// case-insensitively).
     pub async fn find(&self, email: &str, website_id: u32) -> Result<Option<Value>, ApiError> {
-        let website = website_id.to_string();
+        let items = self.search_eq("email", email, website_id, 2).await?;
+        Ok(items.into_iter().find(|c| {
+            c.get("email")
+                .and_then(Value::as_str)
+                .is_some_and(|e| e.eq_ignore_ascii_case(email))
+        }))
+    }
+
+    /// The customers of this website whose custom attribute `code` is `value` as Magento
+    /// compares it (its `_ci` collation: without regard to case); a few at most.
+    pub async fn find_by_attribute(
+        &self,
+        code: &str,
+        value: &str,
+        website_id: u32,
+    ) -> Result<Vec<Value>, ApiError> {
+        self.search_eq(code, value, website_id, 20).await
+    }
+
+    /// `GET /V1/customers/search` for the first `size` customers of a website whose `field`
+    /// equals `value`.
+    async fn search_eq(
+        &self,
+        field: &str,
+        value: &str,
+        website_id: u32,
+        size: u32,
+    ) -> Result<Vec<Value>, ApiError> {
+        let (website, size) = (website_id.to_string(), size.to_string());
         let query = [
-            (
-                "searchCriteria[filterGroups][0][filters][0][field]",
-                "email",
-            ),
-            ("searchCriteria[filterGroups][0][filters][0][value]", email),
+            ("searchCriteria[filterGroups][0][filters][0][field]", field),
+            ("searchCriteria[filterGroups][0][filters][0][value]", value),
             (
                 "searchCriteria[filterGroups][0][filters][0][conditionType]",
                 "eq",
@@ -258,7 +283,7 @@ impl Client {
                 "searchCriteria[filterGroups][1][filters][0][conditionType]",
                 "eq",
             ),
-            ("searchCriteria[pageSize]", "2"),
+            ("searchCriteria[pageSize]", &size),
             ("searchCriteria[currentPage]", "1"),
         ];
         let path = "V1/customers/search".into();
@@ -266,16 +291,7 @@ impl Client {
             .call(Method::GET, path, None, &query, MAX_BODY, &[])
             .await?;
         let items = found.get("items").and_then(Value::as_array);
-        Ok(items.and_then(|items| {
-            items
-                .iter()
-                .find(|c| {
-                    c.get("email")
-                        .and_then(Value::as_str)
-                        .is_some_and(|e| e.eq_ignore_ascii_case(email))
-                })
-                .cloned()
-        }))
+        Ok(items.cloned().unwrap_or_default())
     }
 
     /// One page of all customers, oldest first: `(items, total_count)`.

@@ -353,7 +353,8 @@ mod tests {
     fn a_flag_beats_the_file_which_beats_the_default() {
         let dir = dir_with(
             "rate = 3\nconcurrency = 2\nmax_absent = \"5%\"\nquiet = true\n\
-             map = [\"Mail=email\", \"Given=firstname\"]\nlog_format = \"json\"\n",
+             map = [\"Mail=email\", \"Given=firstname\"]\nlog_format = \"json\"\n\
+             key = \"custom:legacy_id\"\n",
         );
         let cli = load_in(dir.path(), &["sync", "a.csv", "--rate", "7"]).expect("load");
         assert!(cli.quiet);
@@ -365,6 +366,7 @@ mod tests {
         assert_eq!(s.max_absent, crate::absent::MaxAbsent::Percent(5.0));
         assert_eq!(s.website_id, 1);
         assert_eq!(s.renames, ["Mail=email", "Given=firstname"]);
+        assert_eq!(s.input.key.key, "custom:legacy_id");
 
         // -v on the command line beats the file's conflicting quiet.
         let cli = load_in(dir.path(), &["sync", "a.csv", "-v"]).expect("load");

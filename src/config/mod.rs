@@ -15,7 +15,8 @@ use secrecy::SecretString;
 
 use crate::absent;
 use crate::api::Credentials;
-use crate::cli::{self, CheckArgs, ConnectionArgs, InputArgs, PullArgs, SyncArgs};
+use crate::cli::{self, CheckArgs, ConnectionArgs, InputArgs, KeyArg, PullArgs, SyncArgs};
+use crate::customer::KeyKind;
 use crate::input::{Format, Mapping, MappingError};
 use crate::plan;
 use crate::report::{self, Only};
@@ -50,6 +51,9 @@ pub enum ConfigError {
         "IMS needs both --client-id (or CUSTSYNC_CLIENT_ID) and CUSTSYNC_CLIENT_SECRET; {missing} is missing"
     )]
     HalfCredentials { missing: &'static str },
+    /// `--key` is not `email` nor `custom:<code>`.
+    #[error("--key {0}")]
+    Key(String),
     /// `--notify` is not an http(s) URL.
     #[error("--notify: {why}")]
     Notify { why: String },
@@ -110,7 +114,7 @@ impl Connect {
 #[derive(Debug)]
 pub struct SyncConfig {
     pub input: PathBuf,
-    /// Renames, constants, value maps, ...; and the `--empty-value` token.
+    /// Renames, constants, value maps, ...; the `--empty-value` token and the `--key`.
     pub mapping: Mapping,
     /// `--delimiter`, `--encoding`, `--sheet`.
     pub format: Format,
@@ -181,6 +185,7 @@ impl SyncConfig {
             mapping.add_rename(spec)?;
         }
         mapping.set_empty_value(&args.input.empty_value);
+        mapping.set_key(resolve_key(&args.input.key)?);
         Ok(SyncConfig {
             mapping,
             format: resolve_format(&args.input)?,
@@ -236,6 +241,8 @@ pub struct PullConfig {
     pub rate: Option<NonZeroU32>,
     pub retry: RetryPolicy,
     pub page_size: u32,
+    /// `--key`: what the customers are recorded by.
+    pub key: KeyKind,
     pub quiet: bool,
 }
 
@@ -250,6 +257,7 @@ impl PullConfig {
                 ..RetryPolicy::default()
             },
             page_size: args.page_size,
+            key: resolve_key(&args.key)?,
             quiet,
         })
     }
@@ -277,6 +285,11 @@ impl CheckConfig {
             regions_optional: args.shop.regions_optional,
         })
     }
+}
+
+/// A `--key` value.
+fn resolve_key(arg: &KeyArg) -> Result<KeyKind, ConfigError> {
+    KeyKind::parse(&arg.key).map_err(ConfigError::Key)
 }
 
 /// How the input file is read.
@@ -449,10 +462,13 @@ mod tests {
                 "last",
                 "--empty-value",
                 "NULL",
+                "--key",
+                "custom:Legacy_ID",
             ],
             &Env::default(),
         )
         .expect("config");
+        assert_eq!(c.mapping.key(), &KeyKind::Custom("legacy_id".into()));
         assert_eq!(c.format.delimiter, Some(b';'));
         assert_eq!(c.format.encoding, Some(encoding_rs::WINDOWS_1252));
         assert_eq!(c.format.sheet.as_deref(), Some("Kunder"));
@@ -463,6 +479,7 @@ mod tests {
         let c = sync(&[], &Env::default()).expect("defaults");
         assert_eq!(c.mapping.empty_value(), Some("__EMPTY__VALUE__"));
         assert_eq!(c.plan.on_duplicate, plan::OnDuplicate::First);
+        assert_eq!(c.mapping.key(), &KeyKind::Email);
         assert_eq!((c.format.delimiter, c.format.encoding), (None, None));
         for (flag, value) in [("--delimiter", ";;"), ("--encoding", "klingon")] {
             let err = sync(&[flag, value], &Env::default())

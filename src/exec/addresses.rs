@@ -131,6 +131,7 @@ mod tests {
         Customer {
             address: Some(address("Lund")),
             further_addresses: further,
+            key_attribute: None,
             ..crate::customer::tests::ann()
         }
     }

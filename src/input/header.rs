@@ -64,6 +64,8 @@ pub enum HeaderProblem {
     },
     /// A `[join]` template names a column the header does not have.
     JoinColumn { field: String, column: String },
+    /// `--key custom:<code>`, and no column (nor constant) fills that attribute.
+    MissingKey { key: String },
 }
 
 /// Resolves `header` (names as written) through `mapping`.
@@ -116,6 +118,14 @@ pub fn resolve(header: &[String], mapping: &Mapping) -> Result<Layout, HeaderPro
         return Err(HeaderProblem::Missing {
             column: missing.column,
         });
+    }
+    if let Some(code) = mapping.key().attribute() {
+        let field = Field::Custom(code.to_owned());
+        if !filled(&field) && !mapping.has_constant(&field) {
+            return Err(HeaderProblem::MissingKey {
+                key: mapping.key().to_string(),
+            });
+        }
     }
     let used = |at: usize| {
         sources.iter().any(|s| match s {
@@ -185,6 +195,30 @@ address_street = "{Street} {House No}"
             resolve(&header(&["email", "lastname"]), &m).expect_err("firstname"),
             HeaderProblem::Missing {
                 column: "firstname"
+            }
+        );
+    }
+
+    #[test]
+    fn a_custom_key_needs_its_column() {
+        let mut m = mapping("[columns]\n\"Kundnr\" = \"custom:legacy_id\"\n");
+        m.set_key(crate::customer::KeyKind::Custom("legacy_id".into()));
+        assert!(resolve(&header(&["email", "firstname", "lastname", "Kundnr"]), &m).is_ok());
+        assert!(
+            resolve(
+                &header(&["email", "firstname", "lastname", "custom:Legacy_ID"]),
+                &m
+            )
+            .is_ok()
+        );
+        assert_eq!(
+            resolve(
+                &header(&["email", "firstname", "lastname", "legacy_id"]),
+                &m
+            )
+            .expect_err("no key column"),
+            HeaderProblem::MissingKey {
+                key: "custom:legacy_id".into()
             }
         );
     }

@@ -7,8 +7,8 @@ use std::sync::OnceLock;
 use chrono::NaiveDate;
 use secrecy::SecretString;
 
-use super::fields::Kind;
-use crate::customer::Text;
+use super::fields::{Field, Kind};
+use crate::customer::{KeyKind, Text};
 
 /// The longest value we accept in a name field; Magento's own limit.
 const MAX_NAME_CHARS: usize = 255;
@@ -167,6 +167,26 @@ fn check_dob(v: &str) -> Result<(), &'static str> {
         return Err("is in the future");
     }
     Ok(())
+}
+
+/// The value of a custom key (`--key custom:<code>`) among a row's custom attributes (after
+/// the `--empty-value` `token` cleared those holding it): `None` under the e-mail key; `Err`
+/// (its column, why) when the row gives it none, or clears it.
+pub fn key_value(
+    key: &KeyKind,
+    attributes: &[(Text, Text)],
+    token: Option<&str>,
+) -> Result<Option<Text>, (Field, String)> {
+    let Some(code) = key.attribute() else {
+        return Ok(None);
+    };
+    let value = attributes.iter().find(|(c, _)| c == code).map(|(_, v)| v);
+    let reason = match (value, token) {
+        (Some(v), _) if !v.is_empty() => return Ok(Some(v.clone())),
+        (Some(_), Some(token)) => format!("`{token}` cannot clear the key (--key {key})"),
+        _ => format!("required value is empty: it identifies the customer (--key {key})"),
+    };
+    Err((Field::Custom(code.to_owned()), reason))
 }
 
 #[cfg(test)]

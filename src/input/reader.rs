@@ -15,11 +15,13 @@ use std::path::{Path, PathBuf};
 use encoding_rs::Encoding;
 
 use super::header::{self, HeaderProblem};
+use super::kinds::check_email;
 use super::kinds::shown;
 use super::mapping::Mapping;
 use super::sheet::{self, SheetError, SheetFile};
 use super::text::{Shape, TextError, TextFile};
 use super::validate::{Cells, Row, Validator};
+use crate::customer::{Key, KeyKind};
 
 /// A failure that stops the whole run before any row is processed.
 #[derive(Debug, thiserror::Error)]
@@ -54,6 +56,12 @@ pub enum InputError {
          from a column or a constant of the mapping)"
     )]
     MissingColumn { path: PathBuf, column: &'static str },
+    /// `--key custom:<code>` and the header has no column for it.
+    #[error(
+        "{path}: the header has no `{key}` column, which --key {key} names as the customers' \
+         identity (a column of that name, or one the mapping renames to it)"
+    )]
+    MissingKeyColumn { path: PathBuf, key: String },
     /// Two header cells (or a cell and a split or join of the mapping) fill the same field.
     #[error("{path}: `{column}` is filled twice: by {first} and by {second}")]
     DuplicateColumn {
@@ -88,6 +96,10 @@ pub struct InvalidRow {
     pub email: String,
     pub website_id: Option<u32>,
     pub message: String,
+    /// The key of the customer the row names, when it can still be read (its website, and a
+    /// valid email or, under `--key custom:<code>`, that value), so that the customer is not
+    /// counted absent.
+    pub key: Option<Key>,
 }
 
 /// How a file is read, beyond its columns (the command line's `--delimiter`, `--encoding`,
@@ -262,16 +274,24 @@ impl Reader {
                 email: self.email(),
                 website_id: None,
                 message: format!("line {line}: {why}"),
+                key: None,
             }),
             Ok(Ok(row)) => Record::Valid(Box::new(row)),
             Ok(Err(rejected)) => {
                 let reasons: Vec<String> =
                     rejected.problems.iter().map(ToString::to_string).collect();
+                let email = self.email();
+                let w = rejected.website_id;
+                let key = match (self.validator.key(), rejected.key_value) {
+                    (KeyKind::Email, _) => check_email(&email).is_ok().then(|| Key::new(w, &email)),
+                    (KeyKind::Custom(_), value) => value.map(|v| Key::custom(w, &v)),
+                };
                 Record::Invalid(InvalidRow {
                     line,
-                    email: self.email(),
-                    website_id: Some(rejected.website_id),
+                    email,
+                    website_id: Some(w),
                     message: format!("line {line}: {}", reasons.join("; ")),
+                    key,
                 })
             }
         };
@@ -297,6 +317,7 @@ impl Reader {
             email: self.email(),
             website_id: None,
             message,
+            key: None,
         }));
         for l in line + 1..=line + embedded {
             self.pending.push_back(Record::Invalid(InvalidRow {
@@ -306,6 +327,7 @@ impl Reader {
                 message: format!(
                     "line {l}: malformed CSV: inside the unclosed quoted field that starts on line {line}"
                 ),
+                key: None,
             }));
         }
     }
@@ -384,6 +406,7 @@ fn header_error(path: &Path, problem: HeaderProblem) -> InputError {
     let path = path.to_owned();
     match problem {
         HeaderProblem::Missing { column } => InputError::MissingColumn { path, column },
+        HeaderProblem::MissingKey { key } => InputError::MissingKeyColumn { path, key },
         HeaderProblem::Twice {
             column,
             first,

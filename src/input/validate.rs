@@ -19,9 +19,9 @@ use secrecy::SecretString;
 
 use super::fields::{FIELDS, Field, FieldSpec, Part};
 use super::header::Source;
-use super::kinds::{Value, check};
+use super::kinds::{Value, check, key_value};
 use super::mapping::{Mapping, Piece, Split, fill};
-use crate::customer::{Address, Customer, GENDER_CLEARED, Text};
+use crate::customer::{Address, Customer, GENDER_CLEARED, KeyKind, Text};
 
 /// The longest value of any other field: beyond this a cell is a broken export, not data.
 const MAX_FIELD_CHARS: usize = 4096;
@@ -62,6 +62,9 @@ pub struct Rejected {
     /// and the customer it names is not counted absent.
     pub website_id: u32,
     pub problems: Vec<Problem>,
+    /// Under `--key custom:<code>`, the key's value when the row gives one, so that the
+    /// customer it names is not counted absent either.
+    pub key_value: Option<Text>,
 }
 
 /// One cell of a row as the file holds it.
@@ -229,6 +232,11 @@ impl Validator {
         }
     }
 
+    /// What identifies a row's customer (`--key`).
+    pub fn key(&self) -> &KeyKind {
+        self.mapping.key()
+    }
+
     /// Why a row is too large to be built at all, if it is: the cells it fills (those of
     /// columns that some field reads) are more than [`MAX_ROW_CELLS`], or hold more than
     /// [`MAX_ROW_BYTES`]. Looked at before anything of the row is copied.
@@ -332,6 +340,16 @@ impl Validator {
             }
         }
         custom_attributes.sort();
+        // The key's value, under `--key custom:<code>`: required, and never cleared.
+        let key_value = match key_value(self.mapping.key(), &custom_attributes, token) {
+            Ok(value) => value,
+            Err((field, reason)) => {
+                if !problems.iter().any(|p| p.field == field) {
+                    problems.push(Problem { field, reason });
+                }
+                None
+            }
+        };
         // 3. Each field by its kind.
         let clears = |v: &Option<Cow<'_, str>>| v.as_deref().is_some_and(|v| Some(v) == token);
         let address_given = FIELDS
@@ -339,6 +357,7 @@ impl Validator {
             .zip(&values)
             .any(|(s, v)| s.part == Part::Address && v.is_some() && !clears(v));
         let mut draft = Draft::new(self.default_website, custom_attributes);
+        draft.customer.key_attribute = self.mapping.key().attribute().map(Text::from);
         for (spec, value) in FIELDS.iter().zip(values) {
             let reported = problems.iter().any(|p| p.field == spec.field);
             match verdict(spec, value, token, address_given, reported) {
@@ -381,6 +400,7 @@ impl Validator {
             return Err(Rejected {
                 website_id: draft.customer.website_id,
                 problems,
+                key_value,
             });
         }
         Ok(draft.into_row(line, address_given))
@@ -527,6 +547,7 @@ impl Draft {
                 custom_attributes,
                 address: None,
                 further_addresses: Vec::new(),
+                key_attribute: None,
             },
             address: Address::empty(),
             password: None,
@@ -622,6 +643,45 @@ mod tests {
     type Cells<'a> = &'a [(&'a str, &'a [u8])];
     /// The problems expected, as (column, reason); none for a valid row.
     type Verdict<'a> = &'a [(&'a str, &'a str)];
+
+    #[test]
+    fn a_custom_key_needs_its_value_in_every_row() {
+        let mut mapping = Mapping::default();
+        mapping.set_empty_value("__EMPTY__VALUE__");
+        mapping.set_key(KeyKind::Custom("legacy_id".into()));
+        let v = validator(
+            &["email", "firstname", "lastname", "custom:legacy_id"],
+            mapping,
+        );
+        let check = |email: &[u8], key: &[u8]| v.check(4, &[email, b"Ann", b"Lee", key][..]);
+        let row = check(b"Ann@x.io", b" L-1 ").expect("valid");
+        assert_eq!(row.customer.key_attribute.as_deref(), Some("legacy_id"));
+        assert_eq!(row.customer.key(), crate::customer::Key::custom(1, "L-1"));
+        // (email, key cell, the problem, the key value the rejected row still gives)
+        type Case<'a> = (&'a [u8], &'a [u8], &'a str, Option<&'a str>);
+        let table: &[Case] = &[
+            (
+                b"a@x.io",
+                b"",
+                "custom:legacy_id: required value is empty: it identifies the customer \
+                 (--key custom:legacy_id)",
+                None,
+            ),
+            (
+                b"a@x.io",
+                b"__EMPTY__VALUE__",
+                "custom:legacy_id: `__EMPTY__VALUE__` cannot clear the key (--key custom:legacy_id)",
+                None,
+            ),
+            (b"bad", b"L-2", "email: `bad` has no @", Some("L-2")),
+        ];
+        for &(email, key, reason, value) in table {
+            let r = check(email, key).expect_err("invalid");
+            let reasons: Vec<String> = r.problems.iter().map(ToString::to_string).collect();
+            assert_eq!(reasons, [reason]);
+            assert_eq!(r.key_value.as_deref(), value);
+        }
+    }
 
     #[test]
     fn further_addresses_keep_their_numbers_and_are_not_the_default() {
@@ -828,6 +888,7 @@ mod tests {
                     shop_region: None,
                 }),
                 further_addresses: Vec::new(),
+                key_attribute: None,
             }
         );
         let minimal = check_row(&[]).expect("valid");

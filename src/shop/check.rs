@@ -26,6 +26,9 @@ pub struct Rules {
     /// Countries whose region list does not make a region required (`regions_optional`),
     /// in upper case.
     pub regions_optional: BTreeSet<String>,
+    /// The custom attribute that identifies customers (`--key custom:<code>`), which the shop
+    /// must define: without it every row would be sent without its key.
+    pub key_attribute: Option<String>,
 }
 
 impl Rules {
@@ -37,6 +40,15 @@ impl Rules {
                 .map(|c| c.trim().to_uppercase())
                 .filter(|c| !c.is_empty())
                 .collect(),
+            key_attribute: None,
+        }
+    }
+
+    /// The same, for a run keyed by custom attribute `code` (`None`: by e-mail).
+    pub fn keyed_by(self, code: Option<&str>) -> Self {
+        Rules {
+            key_attribute: code.map(str::to_owned),
+            ..self
         }
     }
 

@@ -37,6 +37,13 @@ pub enum ShopError {
     /// An earlier read failed (and stopped the run).
     #[error("the shop's model could not be read")]
     Unavailable,
+    /// `--key custom:<code>` names an attribute the shop does not define.
+    #[error(
+        "--key custom:{code}: the shop defines no custom customer attribute `{code}` (it has: \
+         {defined}); nothing was sent. Create the attribute in the shop, or give the --key of \
+         one it has"
+    )]
+    UnknownKey { code: String, defined: String },
 }
 
 /// Where the model stands.
@@ -109,6 +116,21 @@ impl Gate {
         }
         match self.read().await {
             Ok(Some(model)) => {
+                if let Some(code) = &self.rules.key_attribute
+                    && model.attribute(code).is_none()
+                {
+                    self.load = Load::Failed;
+                    let codes = model.custom_attributes.iter().map(|a| a.code.as_str());
+                    let defined = codes.collect::<Vec<_>>().join(", ");
+                    return Err(ShopError::UnknownKey {
+                        code: code.clone(),
+                        defined: if defined.is_empty() {
+                            "none".into()
+                        } else {
+                            defined
+                        },
+                    });
+                }
                 self.load = Load::Ready(model);
                 Ok(())
             }
@@ -170,12 +192,14 @@ impl Gate {
                 }
             };
             if count > 0 && !self.quiet {
+                let key = (self.rules.key_attribute.as_ref())
+                    .map_or_else(String::new, |code| format!(" --key custom:{code}"));
                 eprintln!(
                     "warning: the state store is empty, but the shop already has {count} \
                      customers: each row of one of them would be sent as a create, refused as \
                      already existing, then looked up and adopted (several requests a row). Run \
-                     `custsync pull` first to record them, so that this run only updates what \
-                     differs."
+                     `custsync pull{key}` first to record them, so that this run only updates \
+                     what differs."
                 );
             }
         }

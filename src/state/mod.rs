@@ -25,6 +25,7 @@ use crate::customer::{Fields, Key};
 
 mod doubt;
 mod index;
+mod keyed;
 pub mod lookup;
 mod mark;
 mod private;
@@ -115,6 +116,19 @@ pub enum StateError {
          `custsync state rebind`"
     )]
     LegacyNotSandbox { dir: PathBuf, entries: usize },
+    /// The store's mappings are keyed by another kind of key than the run's `--key`.
+    #[error(
+        "the state store {dir} holds {entries} mappings keyed by {store}, but this run is keyed \
+         by {run} (--key); nothing was sent. Give --key {store} as the runs that filled it did, \
+         or start another --state directory for the new key (and fill it with `custsync pull \
+         --key {run}`)"
+    )]
+    KeyKind {
+        dir: PathBuf,
+        entries: usize,
+        store: String,
+        run: String,
+    },
 }
 
 impl StateError {

@@ -1,5 +1,8 @@
 //! `custsync state export` / `import`: the mappings as CSV
 //! `website_id,email,customer_id,payload_hash,synced_at`, for moving or seeding a state store.
+//! A store keyed by a custom attribute (`--key custom:legacy_id`) names its key column for it
+//! (`website_id,legacy_id,...`); import reads the key kind from that column, and refuses a
+//! file of another kind than the store's mappings.
 //!
 //! People open exports in spreadsheets, so an e-mail that would read as a formula is written
 //! escaped ([`escape_cell`]); import takes exactly that escape off again.
@@ -10,10 +13,10 @@ use std::path::{Path, PathBuf};
 use chrono::{DateTime, SecondsFormat, Utc};
 
 use super::{Entry, StateError, Store};
-use crate::customer::Key;
+use crate::customer::KeyKind;
 use crate::outputs::{escape_cell, unescape_cell};
 
-/// The export's columns.
+/// The export's columns, with the e-mail key (see [`columns`]).
 pub const COLUMNS: [&str; 5] = [
     "website_id",
     "email",
@@ -21,6 +24,13 @@ pub const COLUMNS: [&str; 5] = [
     "payload_hash",
     "synced_at",
 ];
+
+/// The export's columns for a store keyed by `kind`.
+pub fn columns(kind: &KeyKind) -> [&str; 5] {
+    let mut columns = COLUMNS;
+    columns[1] = kind.column();
+    columns
+}
 
 /// Export and import failures.
 #[derive(Debug, thiserror::Error)]
@@ -44,7 +54,8 @@ pub enum TransferError {
 pub fn export(store: &Store, out: impl Write) -> Result<u64, TransferError> {
     let mut w = csv::Writer::from_writer(out);
     let write_err = |e: csv::Error| TransferError::Write(e.into());
-    w.write_record(COLUMNS).map_err(write_err)?;
+    let kind = store.key_kind()?;
+    w.write_record(columns(&kind)).map_err(write_err)?;
     let mut n = 0;
     for entry in store.entries() {
         let (key, e) = entry?;
@@ -53,7 +64,7 @@ pub fn export(store: &Store, out: impl Write) -> Result<u64, TransferError> {
             .unwrap_or_default();
         w.write_record([
             key.website_id.to_string().as_str(),
-            &escape_cell(&key.email),
+            &escape_cell(&key.value),
             &e.customer_id.to_string(),
             &format!("{:032x}", e.payload_hash),
             &synced,
@@ -78,13 +89,24 @@ pub fn import(store: &Store, path: &Path) -> Result<u64, TransferError> {
         .iter()
         .map(|h| h.trim().to_lowercase())
         .collect();
-    if headers != COLUMNS {
-        return Err(TransferError::Invalid {
-            path: path.to_owned(),
-            line: 1,
-            why: format!("the header must be {}", COLUMNS.join(",")),
-        });
+    let header_error = |why: String| TransferError::Invalid {
+        path: path.to_owned(),
+        line: 1,
+        why,
+    };
+    let kind = match headers.get(1) {
+        Some(column) if headers.len() == COLUMNS.len() => KeyKind::of_column(column)
+            .map_err(|why| header_error(format!("the key column `{column}`: {why}")))?,
+        _ => KeyKind::Email,
+    };
+    if headers != columns(&kind) {
+        return Err(header_error(format!(
+            "the header must be {} (or name a custom key attribute instead of email)",
+            COLUMNS.join(",")
+        )));
     }
+    // No mixing: the store's mappings must be keyed as the file's (see `keyed.rs`).
+    store.admit_key(&kind, false)?;
     let mut n = 0;
     for record in r.records() {
         let record = record.map_err(read_err)?;
@@ -110,9 +132,9 @@ pub fn import(store: &Store, path: &Path) -> Result<u64, TransferError> {
                 .or_else(|_| t.parse())
                 .map_err(|_| invalid(format!("synced_at `{t}` is not an RFC 3339 time")))?,
         };
-        let email = unescape_cell(field(1));
-        if email.is_empty() {
-            return Err(invalid("email is empty".into()));
+        let value = unescape_cell(field(1));
+        if value.is_empty() {
+            return Err(invalid(format!("{} is empty", kind.column())));
         }
         let entry = Entry {
             customer_id,
@@ -121,7 +143,7 @@ pub fn import(store: &Store, path: &Path) -> Result<u64, TransferError> {
             address_id: None,
             further_address_ids: Vec::new(),
         };
-        store.put(&Key::new(website_id, email), entry, None)?;
+        store.put(&kind.key(website_id, value), entry, None)?;
         n += 1;
     }
     // The next sync plans against an index instead of a sled read per row.
@@ -132,6 +154,7 @@ pub fn import(store: &Store, path: &Path) -> Result<u64, TransferError> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::customer::Key;
 
     #[test]
     fn export_then_import_round_trips() {

@@ -111,7 +111,7 @@ pub async fn finish(
         let absentees: Vec<Absentee> = (absent.sample.into_iter())
             .map(|(key, customer_id)| Absentee {
                 website_id: key.website_id,
-                email: key.email,
+                email: key.value,
                 customer_id,
             })
             .collect();

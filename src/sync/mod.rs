@@ -72,6 +72,7 @@ pub async fn run(cfg: SyncConfig, cancel: CancellationToken) -> Result<Finished,
     )?;
     let store = Arc::new(Store::open(&cfg.connect.state_dir)?);
     let target = connect::admit(&store, &cfg.connect, cfg.dry_run, cfg.quiet)?;
+    store.admit_key(cfg.mapping.key(), cfg.dry_run)?;
     let (history, rows) = Recorder::start(
         &cfg.connect.state_dir,
         cfg.keep_runs,
@@ -161,7 +162,7 @@ async fn pipeline(
         },
         store: Arc::clone(store),
         target,
-        rules: shop::Rules::new(&cfg.regions_optional),
+        rules: shop::Rules::new(&cfg.regions_optional).keyed_by(cfg.mapping.key().attribute()),
         dry_run: cfg.dry_run,
         quiet: cfg.quiet,
         empty_store,

@@ -11,6 +11,7 @@ mod guards;
 mod history;
 mod hostile;
 mod input;
+mod key;
 mod outputs;
 mod reports;
 mod shop;

@@ -30,6 +30,7 @@ use serde::Deserialize;
 use super::Field;
 use super::fields::FIELDS;
 use super::kinds::shown;
+use crate::customer::KeyKind;
 
 pub use reshape::{Join, Piece, Split, fill};
 
@@ -162,6 +163,9 @@ pub struct Mapping {
     joins: Vec<Join>,
     /// The cell text that clears a field (`--empty-value`).
     empty_value: Option<String>,
+    /// What identifies a row's customer (`--key`): a custom key's column must be there, and
+    /// each row must give it a value.
+    key: KeyKind,
 }
 
 impl Mapping {
@@ -251,6 +255,16 @@ impl Mapping {
     /// The token that clears a field, if any.
     pub fn empty_value(&self) -> Option<&str> {
         self.empty_value.as_deref()
+    }
+
+    /// Sets what identifies a row's customer (`--key`).
+    pub fn set_key(&mut self, key: KeyKind) {
+        self.key = key;
+    }
+
+    /// What identifies a row's customer.
+    pub fn key(&self) -> &KeyKind {
+        &self.key
     }
 
     /// The field a header cell fills: a rename, else the cell's own name.

@@ -1,0 +1,340 @@
+//! `--key custom:<code>`: customers identified by a legacy id held in a custom attribute
+//! (`loyalty_no`, which the sandbox's default shop defines), through sync, pull, lost
+//! answers, the absent report, export and the store's key kind.
+
+use std::fs;
+
+use custsync_sandbox::Faults;
+
+use crate::support::*;
+
+const KEY: [&str; 2] = ["--key", "custom:loyalty_no"];
+
+/// A file of these (email, legacy id) customers in website 1.
+fn legacy_csv(rows: &[(&str, &str)]) -> String {
+    let mut s = String::from("email,firstname,lastname,custom:loyalty_no\n");
+    for (email, id) in rows {
+        s.push_str(&format!("{email},Ann,Lee,{id}\n"));
+    }
+    s
+}
+
+/// A sync with another state directory.
+async fn sync_in(
+    env: &TestEnv,
+    state: &std::path::Path,
+    csv: &std::path::Path,
+    args: &[&str],
+) -> Run {
+    let mut cmd = env.sync_cmd_with_state(state, csv, args);
+    cmd.args(["--rate", "0"]);
+    run_command(cmd).await
+}
+
+/// The report's rows in line order (they are written as they finish).
+fn by_line(report: &std::path::Path) -> Vec<std::collections::HashMap<String, String>> {
+    let mut rows = read_report(report);
+    rows.sort_by_key(|r| r["line"].parse::<u64>().expect("line"));
+    rows
+}
+
+/// The shop's customers as (email, loyalty_no), sorted.
+async fn shop_customers(env: &TestEnv) -> Vec<(String, String)> {
+    let mut out: Vec<(String, String)> = (env.sandbox.customers().await)
+        .expect("customers")
+        .iter()
+        .map(|c| {
+            let legacy = c["custom_attributes"]
+                .as_array()
+                .into_iter()
+                .flatten()
+                .find(|a| a["attribute_code"] == "loyalty_no")
+                .and_then(|a| a["value"].as_str())
+                .unwrap_or_default();
+            (
+                c["email"].as_str().expect("email").to_owned(),
+                legacy.to_owned(),
+            )
+        })
+        .collect();
+    out.sort();
+    out
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_changed_email_is_one_put_of_the_same_customer() {
+    let env = TestEnv::new(Faults::default()).await;
+    let first = env.write(
+        "v1.csv",
+        &legacy_csv(&[("ann@x.io", "L-1"), ("bob@x.io", "L-2")]),
+    );
+    env.sync(&first, &KEY).await.expect_code(0);
+    assert_eq!(env.count("POST"), 2);
+
+    let changed = legacy_csv(&[("Ann.New@x.io", "L-1"), ("bob@x.io", "L-2")]);
+    let second = env.write("v2.csv", &changed);
+    let report = env.path("r.csv");
+    let args = [&KEY[..], &["--report", report.to_str().unwrap()]].concat();
+    env.sync(&second, &args).await.expect_code(0);
+    assert_eq!(env.count("POST"), 2, "no POST for a changed email");
+    assert_eq!(env.count("PUT"), 1, "one PUT");
+    assert_eq!(
+        shop_customers(&env).await,
+        [
+            ("Ann.New@x.io".to_owned(), "L-1".to_owned()),
+            ("bob@x.io".to_owned(), "L-2".to_owned())
+        ]
+    );
+    let rows = by_line(&report);
+    assert_eq!(rows[0]["action"], "update");
+    assert_eq!(rows[0]["message"], "email: ann@x.io -> Ann.New@x.io");
+    assert_eq!(rows[1]["action"], "unchanged");
+
+    // A re-run sends nothing; the absent report and the export name the key's column.
+    let before = env.customer_requests().len();
+    let only_ann = env.write("v3.csv", &legacy_csv(&[("Ann.New@x.io", "L-1")]));
+    let absent = env.path("absent.csv");
+    let args = [
+        &KEY[..],
+        &[
+            "--max-absent",
+            "100%",
+            "--absent-report",
+            absent.to_str().unwrap(),
+        ],
+    ]
+    .concat();
+    env.sync(&only_ann, &args).await.expect_code(0);
+    assert_eq!(env.customer_requests().len(), before, "nothing sent");
+    let absent = fs::read_to_string(&absent).expect("absent report");
+    let mut lines = absent.lines();
+    assert_eq!(lines.next(), Some("website_id,loyalty_no,customer_id"));
+    assert!(lines.next().expect("bob").starts_with("1,L-2,"), "{absent}");
+
+    let export = env.custsync(&["state", "export"], false).await;
+    export.expect_code(0);
+    assert!(
+        export
+            .stdout
+            .starts_with("website_id,loyalty_no,customer_id,payload_hash,synced_at\n1,L-1,"),
+        "{}",
+        export.stdout
+    );
+    // The export seeds another store, which then knows its key kind.
+    let file = env.write("export.csv", &export.stdout);
+    let other = env.path("other");
+    let mut cmd = std::process::Command::new(env!("CARGO_BIN_EXE_custsync"));
+    cmd.env_clear()
+        .args(["state", "import"])
+        .arg(&file)
+        .arg("--state")
+        .arg(&other);
+    let imported = run_command(cmd).await;
+    imported.expect_code(0);
+    let refused = sync_in(&env, &other, &only_ann, &["--dry-run"]).await;
+    refused.expect_code(1);
+    assert!(
+        refused.stderr.contains("keyed by custom:loyalty_no"),
+        "{}",
+        refused.stderr
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_row_without_its_key_is_invalid_and_a_file_without_the_column_stops() {
+    let env = TestEnv::new(Faults::default()).await;
+    let csv = env.write(
+        "in.csv",
+        &legacy_csv(&[("ann@x.io", "L-1"), ("bob@x.io", " ")]),
+    );
+    let report = env.path("r.csv");
+    let args = [&KEY[..], &["--report", report.to_str().unwrap()]].concat();
+    env.sync(&csv, &args).await.expect_code(3);
+    let rows = by_line(&report);
+    assert_eq!(rows[1]["action"], "invalid");
+    assert_eq!(
+        rows[1]["message"],
+        "line 3: custom:loyalty_no: required value is empty: it identifies the customer \
+         (--key custom:loyalty_no)"
+    );
+    assert_eq!(env.count("POST"), 1);
+
+    let no_column = env.write("plain.csv", "email,firstname,lastname\nann@x.io,Ann,Lee\n");
+    let run = env.sync(&no_column, &KEY).await;
+    run.expect_code(1);
+    assert!(
+        run.stderr
+            .contains("the header has no `custom:loyalty_no` column"),
+        "{}",
+        run.stderr
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_store_keeps_its_key_kind_and_the_shop_must_define_the_key() {
+    let env = TestEnv::new(Faults::default()).await;
+    let csv = env.write("in.csv", &legacy_csv(&[("ann@x.io", "L-1")]));
+    env.sync(&csv, &[]).await.expect_code(0);
+    let before = env.customer_requests().len();
+    let run = env.sync(&csv, &KEY).await;
+    run.expect_code(1);
+    assert!(
+        run.stderr
+            .contains("keyed by email, but this run is keyed by custom:loyalty_no"),
+        "{}",
+        run.stderr
+    );
+    assert_eq!(env.customer_requests().len(), before, "nothing sent");
+
+    // An attribute the shop does not define stops the run before anything is sent.
+    let other = env.write(
+        "other.csv",
+        "email,firstname,lastname,custom:legacy_id\nbo@x.io,Bo,Ek,7\n",
+    );
+    let run = sync_in(
+        &env,
+        &env.path("s2"),
+        &other,
+        &["--key", "custom:legacy_id"],
+    )
+    .await;
+    run.expect_code(1);
+    assert!(
+        run.stderr
+            .contains("the shop defines no custom customer attribute `legacy_id`"),
+        "{}",
+        run.stderr
+    );
+    assert_eq!(env.count("POST"), 1, "only the first run's");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn pull_by_the_key_then_a_rerun_sends_nothing() {
+    let env = TestEnv::new(Faults::default()).await;
+    let csv = env.write(
+        "in.csv",
+        &legacy_csv(&[("ann@x.io", "L-1"), ("bob@x.io", "L-2")]),
+    );
+    sync_in(&env, &env.path("seed-state"), &csv, &[])
+        .await
+        .expect_code(0);
+    // A customer of the shop without a legacy id.
+    let plain = env.write(
+        "plain.csv",
+        "email,firstname,lastname\ncarl@x.io,Carl,Berg\n",
+    );
+    sync_in(
+        &env,
+        &env.path("seed-state"),
+        &plain,
+        &["--max-absent", "100%"],
+    )
+    .await
+    .expect_code(0);
+
+    let pulled = env
+        .custsync(&["pull", "--key", "custom:loyalty_no"], true)
+        .await;
+    pulled.expect_code(0);
+    assert!(
+        pulled.stderr.contains("pulled 2 customers")
+            && pulled.stderr.contains("1 without a loyalty_no skipped"),
+        "{}",
+        pulled.stderr
+    );
+    let before = env.customer_requests().len();
+    let report = env.path("r.csv");
+    let args = [&KEY[..], &["--report", report.to_str().unwrap()]].concat();
+    env.sync(&csv, &args).await.expect_code(0);
+    assert_eq!(env.customer_requests().len(), before, "nothing sent");
+    assert!(
+        read_report(&report)
+            .iter()
+            .all(|r| r["action"] == "unchanged")
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_lost_create_is_adopted_by_its_key_without_a_duplicate() {
+    // Every write is made, and its answer lost.
+    let env = TestEnv::new(Faults {
+        p_write_then_drop: 1.0,
+        ..Faults::default()
+    })
+    .await;
+    let csv = env.write(
+        "in.csv",
+        &legacy_csv(&[("ann@x.io", "L-1"), ("bob@x.io", "L-2")]),
+    );
+    let report = env.path("r.csv");
+    let args = [
+        &KEY[..],
+        &["--rate", "0", "--report", report.to_str().unwrap()],
+    ]
+    .concat();
+    env.sync(&csv, &args).await.expect_code(0);
+    assert_eq!(
+        shop_customers(&env).await,
+        [
+            ("ann@x.io".to_owned(), "L-1".to_owned()),
+            ("bob@x.io".to_owned(), "L-2".to_owned())
+        ],
+        "each once"
+    );
+    assert_eq!(env.count("PUT"), 0, "found as sent: nothing to update");
+    for row in read_report(&report) {
+        assert_eq!(row["status"], "ok");
+        assert!(
+            row["message"].starts_with("adopted existing customer"),
+            "{row:?}"
+        );
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_email_taken_by_another_legacy_id_is_never_adopted() {
+    let env = TestEnv::new(Faults::default()).await;
+    let first = env.write("v1.csv", &legacy_csv(&[("ann@x.io", "L-1")]));
+    sync_in(&env, &env.path("seed-state"), &first, &KEY)
+        .await
+        .expect_code(0);
+    // Another store, another legacy id with the same e-mail.
+    let second = env.write("v2.csv", &legacy_csv(&[("ann@x.io", "L-9")]));
+    let report = env.path("r.csv");
+    let args = [&KEY[..], &["--report", report.to_str().unwrap()]].concat();
+    env.sync(&second, &args).await.expect_code(3);
+    let rows = read_report(&report);
+    assert_eq!(rows[0]["status"], "failed");
+    assert!(
+        rows[0]["message"].contains("with loyalty_no \"L-1\", not L-9"),
+        "{:?}",
+        rows[0]
+    );
+    assert_eq!(shop_customers(&env).await.len(), 1);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_readme_legacy_id_fixtures_load_and_a_changed_email_updates() {
+    let shop = fs::read_to_string(fixture("legacy-shop.toml")).expect("shop fixture");
+    let env = TestEnv::with_shop(&shop).await;
+    let mapping = fixture("legacy-ids-mapping.toml");
+    let args = [
+        "--key",
+        "custom:legacy_id",
+        "--mapping",
+        mapping.to_str().unwrap(),
+    ];
+    env.sync(&fixture("legacy-ids.csv"), &args)
+        .await
+        .expect_code(0);
+    assert_eq!(env.count("POST"), 3);
+    env.sync(&fixture("legacy-ids-changed.csv"), &args)
+        .await
+        .expect_code(0);
+    assert_eq!(env.count("POST"), 3, "no create");
+    assert_eq!(env.count("PUT"), 1);
+    let customers = env.customers_by_key().await;
+    assert_eq!(customers.len(), 3);
+    let anna = &customers[&(1, "anna.lind@example.se".to_owned())];
+    assert_eq!(anna["lastname"], "Lind");
+}
