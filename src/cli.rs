@@ -14,6 +14,7 @@ use clap::{Args, Parser, Subcommand, ValueEnum};
 
 use crate::absent::MaxAbsent;
 use crate::defaults::{
+    MAX_BULK,
     DEFAULT_BACKOFF_BASE_MS, DEFAULT_CONCURRENCY, DEFAULT_EMPTY_VALUE, DEFAULT_IMS_URL,
     DEFAULT_KEEP_RUNS, DEFAULT_MAX_ABSENT, DEFAULT_MAX_ERRORS, DEFAULT_OUTAGE_AFTER_SECS,
     DEFAULT_PAGE_SIZE, DEFAULT_PROGRESS_SECS, DEFAULT_RATE, DEFAULT_RETRIES,
@@ -200,6 +201,16 @@ pub struct SyncArgs {
         value_parser = clap::value_parser!(u32).range(1..=i64::from(MAX_CONCURRENCY))
     )]
     pub concurrency: u32,
+    /// Send creates and updates through Commerce's asynchronous bulk API, N rows per request;
+    /// ids are recorded as the shop's queue completes each operation.
+    ///
+    /// Example: --bulk 200
+    #[arg(
+        long,
+        value_name = "N",
+        value_parser = clap::value_parser!(u32).range(1..=i64::from(MAX_BULK))
+    )]
+    pub bulk: Option<u32>,
     /// Per-row report: CSV; JSON Lines when FILE ends in .jsonl (with each update's changes as
     /// data); a workbook when it ends in .xlsx (sheet `report`, and sheet `changes` with one line
     /// per changed field).

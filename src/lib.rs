@@ -57,6 +57,7 @@
 
 pub mod absent;
 pub mod api;
+pub mod bulk;
 pub mod check;
 pub mod cli;
 pub mod config;

@@ -22,6 +22,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 
 use crate::customer::{Fields, Key};
 
+mod bulks;
 mod doubt;
 mod index;
 pub mod lookup;
@@ -30,6 +31,7 @@ mod private;
 mod target;
 mod transfer;
 mod writer;
+pub use bulks::{BulkRecord, BulkRow};
 pub use doubt::{Doubt, Doubts};
 pub use index::{Index, Known};
 pub use lookup::{Indexed, Lookup};
@@ -191,6 +193,8 @@ pub struct Store {
     failed: sled::Tree,
     /// key -> [`Doubt`]: writes whose answer was not seen.
     doubt: sled::Tree,
+    /// bulk number -> a bulk submitted and not yet resolved (see `bulks.rs`).
+    bulks: sled::Tree,
     /// This process already told sled the index file is stale.
     index_invalidated: AtomicBool,
     /// The fewest mappings the store may hold, from `db.mark` (see `mark.rs`).
@@ -249,6 +253,7 @@ impl Store {
         let failed = db.open_tree("failed").map_err(sled_err)?;
         let fields = db.open_tree("fields").map_err(sled_err)?;
         let doubt = db.open_tree("doubt").map_err(sled_err)?;
+        let bulks = db.open_tree("bulks").map_err(sled_err)?;
         Ok(Store {
             dir: dir.to_owned(),
             db,
@@ -256,6 +261,7 @@ impl Store {
             fields,
             failed,
             doubt,
+            bulks,
             index_invalidated: AtomicBool::new(false),
             floor: Mutex::new(floor),
             pending_binding: Mutex::new(None),

@@ -1,0 +1,781 @@
+//! The bulk loop: rows gathered into bulks by kind, each bulk recorded, submitted, polled
+//! when the [`Schedule`] says it should be done, and each of its operations decided; rows the
+//! queue failed in a retriable way go again in a later bulk. It runs beside the sync's send
+//! loop, which feeds it through a [`Feed`] and takes the rows' ends from a channel.
+//!
+//! Submissions and polls each keep at most `--concurrency` requests in flight, and every
+//! request passes the shared throttle (through the [`Shop`]), so both count against
+//! `--rate`. While earlier bulks are being worked, later ones are submitted.
+//!
+//! # Stopping
+//! On an interrupt or an outage (the `cancel` token), nothing more is submitted: rows never
+//! submitted are `not_sent`, and so are the rows of bulks still in the queue, whose records
+//! stay for the next run to resolve. The same happens when the queue works none of the
+//! operations in flight for [`Settings::stall_limit`] (an operation can stay "open" for a
+//! long time): the run ends cleanly rather than wait without end, and those rows are resolved
+//! by the next run (an update among them stays in doubt, so it is sent again then).
+
+use std::collections::HashMap;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::Duration;
+
+use futures::StreamExt;
+use futures::stream::FuturesUnordered;
+use secrecy::ExposeSecret;
+use serde_json::Value;
+use tokio::sync::mpsc;
+use tokio::time::Instant;
+use tokio_util::sync::CancellationToken;
+
+use super::answer::{self, Accepted, Verdict};
+use super::schedule::Schedule;
+use super::{Rows, Shop};
+use crate::api::{ApiError, BulkKind, create_item};
+use crate::exec::{Ended, create_body, full_record};
+use crate::plan::{Planned, Step};
+use crate::retry::Retrier;
+use crate::state::{BulkRecord, BulkRow, StateError, Store};
+
+/// Rows the loop may hold per row of a bulk: enough bulks in flight to keep the queue busy
+/// while earlier ones are polled, few enough to bound the memory.
+const AHEAD: usize = 32;
+
+/// How the loop works.
+#[derive(Clone, Copy, Debug)]
+pub struct Settings {
+    /// Rows per bulk (`--bulk`).
+    pub size: usize,
+    /// Submissions, and polls, in flight at once (`--concurrency`).
+    pub concurrency: usize,
+    /// Resubmissions of a row the queue failed in a retriable way (`--retries`).
+    pub retries: u32,
+    /// How long the queue may work none of the operations in flight before the run stops
+    /// waiting for them.
+    pub stall_limit: Duration,
+}
+
+/// Where the send loop hands rows to the bulk loop.
+pub struct Feed {
+    tx: Option<mpsc::UnboundedSender<Planned>>,
+    outstanding: Arc<AtomicUsize>,
+    cap: usize,
+}
+
+impl Feed {
+    /// Whether the loop takes another row now.
+    pub fn has_room(&self) -> bool {
+        self.outstanding.load(Ordering::Relaxed) < self.cap
+    }
+
+    /// Hands over a create or an update.
+    pub fn push(&self, planned: Planned) {
+        if let Some(tx) = &self.tx {
+            self.outstanding.fetch_add(1, Ordering::Relaxed);
+            // The loop ends only after the feed is closed: the send cannot fail before.
+            let _ = tx.send(planned);
+        }
+    }
+
+    /// No more rows: the loop submits what it holds, and ends once every row has ended.
+    pub fn close(&mut self) {
+        self.tx = None;
+    }
+}
+
+/// Starts the loop: returns the feed, the rows' ends as they come, and the loop itself, to be
+/// polled beside the send loop until it ends (after the feed is closed and every row ended).
+pub fn start<'a>(
+    settings: Settings,
+    shop: &'a dyn Shop,
+    rows: &'a dyn Rows,
+    store: Arc<Store>,
+    retrier: &'a Retrier,
+    cancel: CancellationToken,
+) -> (
+    Feed,
+    mpsc::UnboundedReceiver<Ended>,
+    impl Future<Output = Result<(), StateError>> + Send + 'a,
+) {
+    let (tx, input) = mpsc::unbounded_channel();
+    let (out, ends) = mpsc::unbounded_channel();
+    let outstanding = Arc::new(AtomicUsize::new(0));
+    let feed = Feed {
+        tx: Some(tx),
+        outstanding: Arc::clone(&outstanding),
+        cap: settings.size.saturating_mul(AHEAD).max(64),
+    };
+    let cx = Cx {
+        settings,
+        shop,
+        rows,
+        store,
+        retrier,
+        cancel,
+    };
+    let run = async move {
+        let mut state = Loop::new(&outstanding, out);
+        state.run(&cx, input).await
+    };
+    (feed, ends, run)
+}
+
+/// What the loop works with.
+struct Cx<'a> {
+    settings: Settings,
+    shop: &'a dyn Shop,
+    rows: &'a dyn Rows,
+    store: Arc<Store>,
+    retrier: &'a Retrier,
+    cancel: CancellationToken,
+}
+
+/// A row in the loop, with the times the queue failed it in a retriable way.
+struct Row {
+    planned: Planned,
+    tries: u32,
+}
+
+impl Row {
+    fn kind(&self) -> BulkKind {
+        match self.planned.step {
+            Step::Update { .. } => BulkKind::Update,
+            _ => BulkKind::Create,
+        }
+    }
+}
+
+/// A bulk in the shop's queue.
+struct Bulk {
+    kind: BulkKind,
+    /// The store's record of it.
+    record: u64,
+    uuid: String,
+    /// By item index; `None` once the row ended (or went to a later bulk).
+    rows: Vec<Option<Row>>,
+    /// Rows still open.
+    open: usize,
+    polling: bool,
+}
+
+/// What came of a submission.
+enum Submission {
+    Accepted {
+        record: u64,
+        accepted: Accepted,
+        rows: Vec<Row>,
+    },
+    /// Nothing could have been queued (or nothing was left to submit): the rows go as
+    /// requests of their own.
+    Alone(Vec<Row>),
+    Failed {
+        rows: Vec<Row>,
+        error: ApiError,
+        unwritten: bool,
+    },
+}
+
+/// A task's result.
+enum Work {
+    Submitted(BulkKind, Result<(Submission, Vec<Row>), StateError>),
+    Polled(u64, Result<Value, ApiError>),
+    Ended(Ended),
+}
+
+type Task<'c> = Pin<Box<dyn Future<Output = Work> + Send + 'c>>;
+
+/// Why the loop stopped submitting.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Stop {
+    /// Interrupt or outage.
+    Cancelled,
+    /// The queue worked nothing for the stall limit.
+    Stalled,
+}
+
+struct Loop<'o> {
+    outstanding: &'o AtomicUsize,
+    out: mpsc::UnboundedSender<Ended>,
+    /// Rows waiting for a bulk: creates, updates.
+    pending: [Vec<Row>; 2],
+    bulks: HashMap<u64, Bulk>,
+    schedule: Schedule,
+    next_seq: u64,
+    started: Instant,
+    /// When the queue was last seen to work anything (or a bulk was accepted).
+    progress: Instant,
+    submitting: usize,
+    polling: usize,
+    closed: bool,
+    stop: Option<Stop>,
+}
+
+fn slot(kind: BulkKind) -> usize {
+    match kind {
+        BulkKind::Create => 0,
+        BulkKind::Update => 1,
+    }
+}
+
+impl<'o> Loop<'o> {
+    fn new(outstanding: &'o AtomicUsize, out: mpsc::UnboundedSender<Ended>) -> Self {
+        let now = Instant::now();
+        Loop {
+            outstanding,
+            out,
+            pending: [Vec::new(), Vec::new()],
+            bulks: HashMap::new(),
+            schedule: Schedule::default(),
+            next_seq: 0,
+            started: now,
+            progress: now,
+            submitting: 0,
+            polling: 0,
+            closed: false,
+            stop: None,
+        }
+    }
+
+    fn seconds(&self, t: Instant) -> f64 {
+        t.duration_since(self.started).as_secs_f64()
+    }
+
+    async fn run<'c>(
+        &mut self,
+        cx: &'c Cx<'c>,
+        mut input: mpsc::UnboundedReceiver<Planned>,
+    ) -> Result<(), StateError> {
+        let mut tasks: FuturesUnordered<Task<'c>> = FuturesUnordered::new();
+        loop {
+            self.launch(cx, &mut tasks);
+            let idle = self.pending.iter().all(Vec::is_empty) && self.bulks.is_empty();
+            if self.closed && tasks.is_empty() && idle {
+                return Ok(());
+            }
+            let busy = |seq: u64| self.bulks.get(&seq).is_some_and(|b| b.polling);
+            let wake = (self.polling < cx.settings.concurrency && self.stop.is_none())
+                .then(|| self.schedule.next_due(&busy))
+                .flatten()
+                .map(|t| self.started + Duration::from_secs_f64(t.max(0.0)));
+            tokio::select! {
+                planned = input.recv(), if !self.closed => match planned {
+                    Some(planned) => {
+                        let row = Row { planned, tries: 0 };
+                        self.pending[slot(row.kind())].push(row);
+                    }
+                    None => self.closed = true,
+                },
+                Some(work) = tasks.next(), if !tasks.is_empty() => {
+                    self.take(cx, work, &mut tasks)?;
+                }
+                () = tokio::time::sleep_until(wake.unwrap_or_else(Instant::now)), if wake.is_some() => {}
+                () = cx.cancel.cancelled(), if self.stop.is_none() => {
+                    self.stop = Some(Stop::Cancelled);
+                }
+            }
+        }
+    }
+
+    /// Starts what can start: submissions of full bulks (of any rows, once the feed is
+    /// closed), polls of bulks that should be done; when stopping, ends what waits.
+    fn launch<'c>(&mut self, cx: &'c Cx<'c>, tasks: &mut FuturesUnordered<Task<'c>>) {
+        if let Some(stop) = self.stop {
+            self.end_waiting(cx, stop, tasks);
+            return;
+        }
+        let size = cx.settings.size;
+        for kind in [BulkKind::Create, BulkKind::Update] {
+            let pending = &mut self.pending[slot(kind)];
+            while self.submitting < cx.settings.concurrency
+                && (pending.len() >= size || (self.closed && !pending.is_empty()))
+            {
+                let rows: Vec<Row> = pending.drain(..pending.len().min(size)).collect();
+                self.submitting += 1;
+                tasks.push(Box::pin(async move {
+                    Work::Submitted(kind, submit(cx, kind, rows).await)
+                }));
+            }
+        }
+        let now = self.seconds(Instant::now());
+        let due = {
+            let busy = |seq: u64| self.bulks.get(&seq).is_some_and(|b| b.polling);
+            self.schedule.due(now, &busy)
+        };
+        for seq in due {
+            if self.polling >= cx.settings.concurrency {
+                break;
+            }
+            let Some(bulk) = self.bulks.get_mut(&seq) else {
+                continue;
+            };
+            bulk.polling = true;
+            self.polling += 1;
+            let uuid = bulk.uuid.clone();
+            tasks.push(Box::pin(async move {
+                let status = cx.retrier.run(|| cx.shop.status(&uuid)).await;
+                Work::Polled(seq, status)
+            }));
+        }
+    }
+
+    /// Ends the rows that wait while the loop stops: those never submitted, and those of
+    /// bulks not being polled (their records stay for the next run).
+    fn end_waiting<'c>(&mut self, cx: &'c Cx<'c>, stop: Stop, tasks: &mut FuturesUnordered<Task<'c>>) {
+        for row in self.pending.iter_mut().flat_map(std::mem::take) {
+            let error = ApiError::Interrupted {
+                detail: "the run stopped before its bulk was submitted".into(),
+            };
+            tasks.push(end(cx.rows.refused(row.planned, error, true)));
+        }
+        let waiting: Vec<u64> = (self.bulks.iter())
+            .filter(|(_, b)| !b.polling)
+            .map(|(seq, _)| *seq)
+            .collect();
+        for seq in waiting {
+            let Some(bulk) = self.bulks.remove(&seq) else {
+                continue;
+            };
+            self.schedule.forget(seq);
+            let detail = match stop {
+                Stop::Cancelled => format!(
+                    "its bulk {} is in the shop's queue; the next run records what became of it",
+                    bulk.uuid
+                ),
+                Stop::Stalled => format!(
+                    "the shop's queue worked none of the operations in flight for {} s; bulk {} \
+                     is resolved by the next run",
+                    cx.settings.stall_limit.as_secs(),
+                    bulk.uuid
+                ),
+            };
+            for row in bulk.rows.into_iter().flatten() {
+                let error = ApiError::Interrupted {
+                    detail: detail.clone(),
+                };
+                tasks.push(end(cx.rows.refused(row.planned, error, false)));
+            }
+        }
+    }
+
+    /// Takes a task's result.
+    fn take<'c>(
+        &mut self,
+        cx: &'c Cx<'c>,
+        work: Work,
+        tasks: &mut FuturesUnordered<Task<'c>>,
+    ) -> Result<(), StateError> {
+        match work {
+            Work::Ended(ended) => {
+                self.outstanding.fetch_sub(1, Ordering::Relaxed);
+                // The receiver goes only with the send loop, which waits for this loop.
+                let _ = self.out.send(ended);
+            }
+            Work::Submitted(kind, result) => {
+                self.submitting -= 1;
+                let (submission, alone) = result?;
+                for row in alone {
+                    tasks.push(end(cx.rows.send(row.planned)));
+                }
+                self.submitted(cx, kind, submission, tasks);
+            }
+            Work::Polled(seq, status) => {
+                self.polling -= 1;
+                self.polled(cx, seq, status, tasks);
+            }
+        }
+        Ok(())
+    }
+
+    fn submitted<'c>(
+        &mut self,
+        cx: &'c Cx<'c>,
+        kind: BulkKind,
+        submission: Submission,
+        tasks: &mut FuturesUnordered<Task<'c>>,
+    ) {
+        match submission {
+            Submission::Alone(rows) => {
+                for row in rows {
+                    tasks.push(end(cx.rows.send(row.planned)));
+                }
+            }
+            Submission::Failed {
+                rows,
+                error,
+                unwritten,
+            } => {
+                refuse_all(cx, rows, error, unwritten, tasks);
+            }
+            Submission::Accepted {
+                record,
+                accepted,
+                rows,
+            } => {
+                let mut rows: Vec<Option<Row>> = rows.into_iter().map(Some).collect();
+                for (index, message) in accepted.rejected {
+                    if let Some(row) = rows.get_mut(index).and_then(Option::take) {
+                        let error = refusal(message);
+                        tasks.push(end(cx.rows.refused(row.planned, error, true)));
+                    }
+                }
+                let open = rows.iter().flatten().count();
+                let seq = self.next_seq;
+                self.next_seq += 1;
+                let now = Instant::now();
+                self.progress = now;
+                if open == 0 {
+                    resolved(cx, record);
+                    return;
+                }
+                self.schedule.submitted(seq, open as u64, self.seconds(now));
+                self.bulks.insert(
+                    seq,
+                    Bulk {
+                        kind,
+                        record,
+                        uuid: accepted.uuid,
+                        rows,
+                        open,
+                        polling: false,
+                    },
+                );
+            }
+        }
+    }
+
+    fn polled<'c>(
+        &mut self,
+        cx: &'c Cx<'c>,
+        seq: u64,
+        status: Result<Value, ApiError>,
+        tasks: &mut FuturesUnordered<Task<'c>>,
+    ) {
+        let Some(mut bulk) = self.bulks.remove(&seq) else {
+            return;
+        };
+        bulk.polling = false;
+        let ops = match status.map(|v| answer::operations(&v)) {
+            Ok(Ok(ops)) => ops,
+            Ok(Err(detail)) => {
+                // Not a status this version reads: asked again later.
+                tracing::warn!("the status of bulk {}: {detail}", bulk.uuid);
+                let now = self.seconds(Instant::now());
+                let finished = bulk.rows.len().saturating_sub(bulk.open) as u64;
+                self.schedule.observed(seq, finished, now);
+                self.bulks.insert(seq, bulk);
+                return;
+            }
+            Err(error) => {
+                // The status cannot be had: the rows may be done or not; the record stays.
+                self.schedule.forget(seq);
+                let rows = bulk.rows.into_iter().flatten().collect();
+                refuse_all(cx, rows, error, false, tasks);
+                return;
+            }
+        };
+        let create = bulk.kind == BulkKind::Create;
+        let before = bulk.open;
+        for op in ops {
+            let verdict = answer::verdict(&op, create);
+            if verdict == Verdict::Open {
+                continue;
+            }
+            let Some(mut row) = bulk.rows.get_mut(op.index).and_then(Option::take) else {
+                continue;
+            };
+            bulk.open -= 1;
+            match verdict {
+                Verdict::Saved(saved) => tasks.push(end(cx.rows.answered(row.planned, saved))),
+                Verdict::Adopt => tasks.push(end(cx.rows.adopt(row.planned))),
+                Verdict::Retry(message) if row.tries < cx.settings.retries => {
+                    tracing::debug!("line {}: {message}; sent again", row.planned.row.line);
+                    row.tries += 1;
+                    self.pending[slot(bulk.kind)].push(row);
+                }
+                Verdict::Retry(message) => {
+                    let error = refusal(format!(
+                        "{message} (still failing after {} resubmissions)",
+                        row.tries
+                    ));
+                    tasks.push(end(cx.rows.refused(row.planned, error, true)));
+                }
+                Verdict::Failed(message) => {
+                    tasks.push(end(cx.rows.refused(row.planned, refusal(message), true)));
+                }
+                Verdict::Unreadable(detail) => {
+                    let error = ApiError::Unexpected {
+                        url: format!("the status of bulk {}", bulk.uuid),
+                        detail,
+                    };
+                    tasks.push(end(cx.rows.refused(row.planned, error, false)));
+                }
+                Verdict::Open => {}
+            }
+        }
+        let now = Instant::now();
+        if bulk.open < before {
+            self.progress = now;
+        }
+        let finished = (bulk.rows.len() - bulk.open) as u64;
+        let total = bulk.rows.len() as u64;
+        let done = self
+            .schedule
+            .observed(seq, finished.min(total), self.seconds(now));
+        if bulk.open == 0 {
+            self.schedule.forget(seq);
+            resolved(cx, bulk.record);
+            return;
+        }
+        if !done && now.duration_since(self.progress) >= cx.settings.stall_limit {
+            self.stop.get_or_insert(Stop::Stalled);
+        }
+        self.bulks.insert(seq, bulk);
+    }
+}
+
+/// Every row of `rows` fails with `error`; the first carries the error itself (a fatal one
+/// stops the run), the others a copy.
+fn refuse_all<'c>(
+    cx: &'c Cx<'c>,
+    rows: Vec<Row>,
+    error: ApiError,
+    unwritten: bool,
+    tasks: &mut FuturesUnordered<Task<'c>>,
+) {
+    let copy = twin(&error);
+    let mut error = Some(error);
+    for row in rows {
+        let e = error.take().unwrap_or_else(|| twin(&copy));
+        tasks.push(end(cx.rows.refused(row.planned, e, unwritten)));
+    }
+}
+
+/// A row's end, as a task.
+fn end<'c>(ended: futures::future::BoxFuture<'c, Ended>) -> Task<'c> {
+    Box::pin(async move { Work::Ended(ended.await) })
+}
+
+/// The shop's verdict on one row of a bulk.
+fn refusal(message: String) -> ApiError {
+    ApiError::Status {
+        status: 400,
+        message,
+        retry_after: None,
+    }
+}
+
+/// The same failure again, for the other rows of a bulk (an [`ApiError`] is not `Clone`).
+fn twin(e: &ApiError) -> ApiError {
+    match e {
+        ApiError::Interrupted { detail } => ApiError::Interrupted {
+            detail: detail.clone(),
+        },
+        ApiError::Status {
+            status,
+            message,
+            retry_after,
+        } => ApiError::Status {
+            status: *status,
+            message: message.clone(),
+            retry_after: *retry_after,
+        },
+        ApiError::Transport { url, detail } => ApiError::Transport {
+            url: url.clone(),
+            detail: detail.clone(),
+        },
+        other => ApiError::Unexpected {
+            url: "the bulk".into(),
+            detail: other.to_string(),
+        },
+    }
+}
+
+/// Forgets a bulk's record, every row of it ended; off the async workers.
+fn resolved(cx: &Cx<'_>, record: u64) {
+    let store = Arc::clone(&cx.store);
+    tokio::task::spawn_blocking(move || {
+        if let Err(e) = store.bulk_resolved(record) {
+            tracing::warn!("cannot forget a resolved bulk: {e}");
+        }
+    });
+}
+
+/// The state store's answer to a blocking call made off the async workers.
+async fn blocking<T: Send + 'static>(
+    store: &Arc<Store>,
+    call: impl FnOnce(&Store) -> Result<T, StateError> + Send + 'static,
+) -> Result<T, StateError> {
+    let store = Arc::clone(store);
+    tokio::task::spawn_blocking(move || call(&store))
+        .await
+        .unwrap_or_else(|_| {
+            Err(StateError::Io {
+                path: "state-store".into(),
+                source: std::io::Error::other("a state store task stopped"),
+            })
+        })
+}
+
+/// What the store keeps of a row until its bulk is resolved.
+fn recorded(row: &Row) -> BulkRow {
+    let (customer, hash, id) = match &row.planned.step {
+        Step::Create { customer, hash, .. } => (customer, *hash, None),
+        Step::Update {
+            customer,
+            hash,
+            entry,
+            ..
+        } => (customer, *hash, Some(entry.customer_id)),
+        other => unreachable!("{} rows are not sent", other.action().as_str()),
+    };
+    let key = customer.key();
+    BulkRow {
+        website_id: key.website_id,
+        email: key.email,
+        line: row.planned.row.line,
+        hash,
+        customer_id: id,
+        address: customer.address.is_some(),
+    }
+}
+
+/// Builds a bulk's items (for updates, from the customers as the shop has them), records the
+/// bulk, submits it, and records its uuid. Rows that cannot go in a bulk come back beside.
+async fn submit(
+    cx: &Cx<'_>,
+    kind: BulkKind,
+    rows: Vec<Row>,
+) -> Result<(Submission, Vec<Row>), StateError> {
+    let (rows, alone, items) = match kind {
+        BulkKind::Create => {
+            let items = (rows.iter())
+                .map(|row| match &row.planned.step {
+                    Step::Create {
+                        customer, password, ..
+                    } => create_item(
+                        create_body(customer),
+                        password.as_ref().map(ExposeSecret::expose_secret),
+                    ),
+                    other => unreachable!("{} in a create bulk", other.action().as_str()),
+                })
+                .collect();
+            (rows, Vec::new(), items)
+        }
+        BulkKind::Update => match updates(cx, rows).await {
+            Ok(split) => split,
+            Err((rows, error)) => {
+                let failed = Submission::Failed {
+                    rows,
+                    error,
+                    unwritten: true,
+                };
+                return Ok((failed, Vec::new()));
+            }
+        },
+    };
+    if rows.is_empty() {
+        return Ok((Submission::Alone(Vec::new()), alone));
+    }
+    let record = BulkRecord {
+        create: kind == BulkKind::Create,
+        uuid: None,
+        rows: rows.iter().map(recorded).collect(),
+    };
+    let id = blocking(&cx.store, move |s| s.record_bulk(&record)).await?;
+    let hidden: Vec<&str> = (rows.iter())
+        .filter_map(|row| match &row.planned.step {
+            Step::Create {
+                password: Some(p), ..
+            } => Some(p.expose_secret()),
+            _ => None,
+        })
+        .collect();
+    let answer = cx
+        .retrier
+        .run(|| cx.shop.submit(kind, &items, &hidden))
+        .await;
+    let accepted = match answer.map(|a| answer::accepted(&a)) {
+        Ok(Ok(accepted)) => accepted,
+        Ok(Err(detail)) => {
+            let error = ApiError::Unexpected {
+                url: "the bulk submission".into(),
+                detail,
+            };
+            let failed = Submission::Failed {
+                rows,
+                error,
+                unwritten: false,
+            };
+            return Ok((failed, alone));
+        }
+        // Refused as a whole (an item that does not bind fails them all): nothing was
+        // queued, so each row goes alone, to be answered on its own.
+        Err(e) if refused_whole(&e) => {
+            tracing::info!("a bulk was refused ({e}); its rows are sent one by one");
+            blocking(&cx.store, move |s| s.bulk_resolved(id)).await?;
+            let mut alone = alone;
+            alone.extend(rows);
+            return Ok((Submission::Alone(Vec::new()), alone));
+        }
+        Err(error) => {
+            let failed = Submission::Failed {
+                rows,
+                error,
+                unwritten: false,
+            };
+            return Ok((failed, alone));
+        }
+    };
+    let uuid = accepted.uuid.clone();
+    blocking(&cx.store, move |s| s.bulk_accepted(id, &uuid)).await?;
+    let accepted = Submission::Accepted {
+        record: id,
+        accepted,
+        rows,
+    };
+    Ok((accepted, alone))
+}
+
+/// The items of an update bulk: each customer as the shop has it (all of them read in one
+/// search) with the file's values put in. Rows whose customer the shop no longer has go
+/// alone (their own request finds it gone and creates it again).
+async fn updates(
+    cx: &Cx<'_>,
+    rows: Vec<Row>,
+) -> Result<(Vec<Row>, Vec<Row>, Vec<Value>), (Vec<Row>, ApiError)> {
+    let id_of = |row: &Row| match &row.planned.step {
+        Step::Update { entry, .. } => entry.customer_id,
+        _ => 0,
+    };
+    let ids: Vec<u64> = rows.iter().map(id_of).collect();
+    let current = match cx.retrier.run(|| cx.shop.current(&ids)).await {
+        Ok(current) => current,
+        Err(e) => return Err((rows, e)),
+    };
+    let by_id: HashMap<u64, &Value> = (current.iter())
+        .filter_map(|c| Some((c.get("id")?.as_u64()?, c)))
+        .collect();
+    let (mut sent, mut alone, mut items) = (Vec::new(), Vec::new(), Vec::new());
+    for row in rows {
+        match (&row.planned.step, by_id.get(&id_of(&row))) {
+            (
+                Step::Update {
+                    customer, entry, ..
+                },
+                Some(current),
+            ) => {
+                items.push(serde_json::json!({ "customer": full_record(customer, current, entry) }));
+                sent.push(row);
+            }
+            _ => alone.push(row),
+        }
+    }
+    Ok((sent, alone, items))
+}
+
+/// Whether a submission's failure proves that nothing of the bulk was queued, and that its
+/// rows may be answered one by one: a 4xx that is not about the credentials or the rate.
+fn refused_whole(e: &ApiError) -> bool {
+    matches!(e, ApiError::Status { status, .. } if (400..500).contains(status) && ![401, 408, 429].contains(status))
+}
