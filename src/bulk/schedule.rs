@@ -14,8 +14,11 @@ use std::collections::BTreeMap;
 
 /// The throughput assumed before any poll told (operations per second).
 const FIRST_GUESS: f64 = 1000.0;
-/// How much a bulk found done at its first poll raises the estimate.
-const OPTIMISM: f64 = 1.25;
+/// How much a bulk found done at its first poll raises the estimate, until a poll finds the
+/// queue inside a bulk.
+const OPTIMISM: f64 = 1.1;
+/// A poll comes after the estimate by this much of the bulk's own time, so as not to come early.
+const MARGIN: f64 = 1.1;
 /// The least and most time between two polls of one bulk (seconds).
 const FIRST_BACKOFF: f64 = 0.25;
 const MAX_BACKOFF: f64 = 30.0;
@@ -27,8 +30,6 @@ struct Tracked {
     submitted: f64,
     /// Operations submitted (in this run) before this bulk's.
     before: u64,
-    /// The last poll: when, and how many operations were finished.
-    seen: Option<(f64, u64)>,
     polls: u32,
     /// No poll before this time.
     not_before: f64,
@@ -40,17 +41,21 @@ pub struct Schedule {
     bulks: BTreeMap<u64, Tracked>,
     /// Operations submitted so far.
     submitted_ops: u64,
-    /// The first submission, when throughput is measured from.
-    first: Option<f64>,
     /// Operations per second, once estimated.
     rate: Option<f64>,
-    /// The queue's position at the last poll that gave it exactly: (time, operations done).
+    /// Where the queue was known to be: (time, operations worked); it is taken to go on
+    /// from there at `rate`. The first submission, until a poll tells more.
+    anchor: Option<(f64, u64)>,
+    /// The last poll that found the queue inside a bulk: its position exactly.
     exact: Option<(f64, u64)>,
+    /// The first submission.
+    first: Option<f64>,
 }
 
 impl Schedule {
     /// Bulk `id` of `ops` operations was accepted at `now`; ids grow with submission order.
     pub fn submitted(&mut self, id: u64, ops: u64, now: f64) {
+        self.anchor.get_or_insert((now, self.submitted_ops));
         self.first.get_or_insert(now);
         self.bulks.insert(
             id,
@@ -58,12 +63,22 @@ impl Schedule {
                 ops,
                 submitted: now,
                 before: self.submitted_ops,
-                seen: None,
                 polls: 0,
                 not_before: now,
             },
         );
         self.submitted_ops += ops;
+    }
+
+    /// The rate, or the first guess.
+    fn pace(&self) -> f64 {
+        self.rate.unwrap_or(FIRST_GUESS).max(1e-3)
+    }
+
+    /// Where the model puts the queue at `now`.
+    fn position(&self, now: f64) -> f64 {
+        let (t, p) = self.anchor.unwrap_or((now, 0));
+        p as f64 + (now - t).max(0.0) * self.pace()
     }
 
     /// A poll of bulk `id` at `now` found `finished` of its operations worked. Returns
@@ -74,51 +89,53 @@ impl Schedule {
         };
         let first_poll = b.polls == 0;
         b.polls += 1;
-        b.seen = Some((now, finished));
         b.not_before = now + (FIRST_BACKOFF * 2f64.powi(b.polls as i32 - 1)).min(MAX_BACKOFF);
-        let (ops, position) = (b.ops, b.before + finished.min(b.ops));
-        let since = |t: f64| (now - t).max(1e-3);
+        let (ops, before) = (b.ops, b.before);
+        let position = before + finished.min(ops);
+        let start = self.first.unwrap_or(now);
+        let slope = |(t, p): (f64, u64)| (position > p && now > t).then(|| (position - p) as f64 / (now - t));
         if finished >= ops {
             self.bulks.remove(&id);
-            // At least this fast; maybe faster.
-            let floor = match self.exact {
-                Some((t, done)) if position > done => (position - done) as f64 / since(t),
-                _ => position as f64 / since(self.first.unwrap_or(now)),
-            };
-            let rate = self.rate.unwrap_or(0.0).max(floor);
-            self.rate = Some(if first_poll { rate * OPTIMISM } else { rate });
+            // The queue is at least this far: at least this fast, maybe faster.
+            if (position as f64) > self.position(now) {
+                self.anchor = Some((now, position));
+            }
+            let floor = self.exact.and_then(slope).or_else(|| slope((start, 0)));
+            let rate = self.pace().max(floor.unwrap_or(0.0));
+            // Until a poll finds the queue inside a bulk, the estimate is only a floor.
+            let exploring = first_poll && self.exact.is_none();
+            self.rate = Some(if exploring { rate * OPTIMISM } else { rate });
             return true;
         }
+        let model = self.position(now);
         if finished > 0 {
             // Exactly here: the bulks before are done, this one partly.
-            let measured = match self.exact {
-                Some((t, done)) if position > done && now > t => (position - done) as f64 / since(t),
-                _ => position as f64 / since(self.first.unwrap_or(now)),
-            };
-            self.rate = Some(self.rate.map_or(measured, |r| (r + measured) / 2.0));
+            if let Some(measured) = self.exact.and_then(slope).or_else(|| slope((start, 0))) {
+                self.rate = Some(measured);
+            }
             self.exact = Some((now, position));
-        } else if let Some((t, done)) = self.exact
-            && position > done
-        {
+            self.anchor = Some((now, position));
+        } else if (position as f64) < model {
             // Not started: the queue is not this far yet, so at most this fast.
-            let ceiling = (position - done) as f64 / since(t);
-            self.rate = Some(self.rate.map_or(ceiling, |r| r.min(ceiling)));
+            if let Some(ceiling) = self.exact.and_then(slope) {
+                self.rate = Some(self.rate.map_or(ceiling, |r| r.min(ceiling)));
+            }
+            self.anchor = Some((now, position));
         }
         false
     }
 
-    /// When each bulk should be done, by the model of the module doc.
+    /// When each bulk should be done: once the queue, going on from where it was last known
+    /// to be, has worked it; and not before its own operations could be worked.
     fn expected(&self) -> impl Iterator<Item = (u64, f64, &Tracked)> {
-        let rate = self.rate.unwrap_or(FIRST_GUESS).max(1e-3);
-        let mut previous = f64::NEG_INFINITY;
+        let rate = self.pace();
+        let (t, p) = self.anchor.unwrap_or((0.0, 0));
         self.bulks.iter().map(move |(id, b)| {
-            let (start, left) = match b.seen {
-                Some((t, f)) => (t.max(previous), b.ops.saturating_sub(f)),
-                None => (b.submitted.max(previous), b.ops),
-            };
-            let done = start + left as f64 / rate;
-            previous = done;
-            (*id, done, b)
+            let end = b.before + b.ops;
+            let margin = (MARGIN - 1.0) * b.ops as f64 / rate;
+            let queued = t + end.saturating_sub(p) as f64 / rate;
+            let own = b.submitted + b.ops as f64 / rate;
+            (*id, queued.max(own) + margin, b)
         })
     }
 
@@ -149,7 +166,10 @@ impl Schedule {
 mod tests {
     use super::*;
 
-    const NONE: &dyn Fn(u64) -> bool = &|_| false;
+    fn none(_: u64) -> bool {
+        false
+    }
+    const NONE: &fn(u64) -> bool = &(none as fn(u64) -> bool);
 
     /// A queue working `rate` ops/s from time 0, bulks of `size` all submitted at `every`
     /// seconds apart: simulates polls at the times the schedule asks, returns the polls made.
@@ -195,16 +215,16 @@ mod tests {
     fn a_queue_ahead_of_the_submissions_is_polled_about_once_a_bulk() {
         // 2,000 ops/s, bulks of 200 every 0.05 s: the queue is the bottleneck.
         let (polls, end) = simulate(2000.0, 200, 100, 0.05);
-        assert!(polls <= 130, "{polls} polls for 100 bulks");
-        assert!(end < 10.0 * 1.1, "last bulk seen done at {end}");
+        assert!(polls <= 110, "{polls} polls for 100 bulks");
+        assert!(end < 10.0 * 1.03, "last bulk seen done at {end}");
     }
 
     #[test]
     fn a_slow_queue_costs_few_polls_and_is_seen_done_soon_after() {
         // 20 ops/s, 10 bulks of 100 at once: 50 s of work.
         let (polls, end) = simulate(20.0, 100, 10, 0.0);
-        assert!(polls <= 25, "{polls} polls for 10 bulks");
-        assert!(end < 50.0 * 1.2, "last bulk seen done at {end}");
+        assert!(polls <= 15, "{polls} polls for 10 bulks");
+        assert!(end < 50.0 * 1.15, "last bulk seen done at {end}");
     }
 
     #[test]
@@ -219,8 +239,8 @@ mod tests {
         let mut s = Schedule::default();
         s.submitted(1, 10, 0.0);
         assert!(s.due(0.0, NONE).is_empty(), "not before it can be done");
-        assert_eq!(s.due(0.01, NONE), vec![1]);
-        assert!(!s.observed(1, 0, 0.01));
+        assert_eq!(s.due(0.02, NONE), vec![1]);
+        assert!(!s.observed(1, 0, 0.02));
         assert!(s.due(0.2, NONE).is_empty(), "backoff");
         assert!(s.next_due(NONE).is_some_and(|t| t >= 0.26));
         assert!(s.due(1.0, &|id| id == 1).is_empty(), "being polled");
