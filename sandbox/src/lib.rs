@@ -140,6 +140,8 @@ pub struct RunningSandbox {
     state: Arc<AppState>,
     stop: watch::Sender<()>,
     server: JoinHandle<()>,
+    /// The bulk queue's consumer, which ends when `stop` is dropped.
+    consumer: JoinHandle<()>,
 }
 
 impl std::fmt::Debug for RunningSandbox {
@@ -182,7 +184,7 @@ pub async fn start(
         bulks: BulkQueue::new(config.consumer_rate),
     });
     let (stop, stopped) = watch::channel(());
-    tokio::spawn(bulk::consumer::run(Arc::clone(&state), stopped.clone()));
+    let consumer = tokio::spawn(bulk::consumer::run(Arc::clone(&state), stopped.clone()));
     let server = tokio::spawn(accept_loop(listener, Arc::clone(&state), stopped));
     tracing::info!(%addr, "sandbox listening");
     Ok(RunningSandbox {
@@ -190,6 +192,7 @@ pub async fn start(
         state,
         stop,
         server,
+        consumer,
     })
 }
 
@@ -236,12 +239,18 @@ impl RunningSandbox {
             state,
             stop,
             server,
+            consumer,
             ..
         } = self;
         // Dropping the sender is the stop signal for the accept loop and every connection.
         drop(stop);
         if let Err(e) = server.await {
             tracing::warn!(error = %e, "sandbox server task ended abnormally");
+        }
+        // After the server, so that nothing queues behind its back; it stops between two
+        // operations, so the journal it writes to is whole when synced below.
+        if let Err(e) = consumer.await {
+            tracing::warn!(error = %e, "sandbox bulk consumer ended abnormally");
         }
         let store = state.store.loaded().map(|s| lock(s).sync());
         if let Some(Err(e)) = store {

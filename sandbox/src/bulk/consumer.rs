@@ -18,35 +18,56 @@ use crate::routes::{AppState, customers};
 const DEADLOCK: &str = "SQLSTATE[40001]: Serialization failure: 1213 Deadlock found when trying to get lock; try restarting transaction";
 const DEADLOCK_CODE: i64 = 1213;
 
-/// Works the queue until the sandbox stops (its stop sender is dropped).
+/// Works the queue until the sandbox stops (its stop sender is dropped), leaving what is
+/// still open unprocessed: the sandbox's state, data directory lock included, goes with this
+/// task, so it must not outlive the server.
 pub(crate) async fn run(state: Arc<AppState>, mut stop: watch::Receiver<()>) {
     loop {
         // Registered before looking, so a submission between the look and the wait wakes it.
         let queued = state.bulks.queued.notified();
-        if !drain(&state).await {
-            tokio::select! {
-                () = queued => {}
-                _ = stop.changed() => return,
+        match drain(&state, &mut stop).await {
+            Drained::Stopped => return,
+            Drained::Worked => {}
+            Drained::Idle => {
+                tokio::select! {
+                    () = queued => {}
+                    _ = stop.changed() => return,
+                }
             }
-        }
-        if stop.has_changed().is_err() {
-            return;
         }
     }
 }
 
+/// How a pass over the queue ended.
+enum Drained {
+    /// The queue was empty from the start.
+    Idle,
+    /// It applied operations until the queue was empty.
+    Worked,
+    /// The sandbox is stopping.
+    Stopped,
+}
+
 /// Applies operations while there are any, pacing them at the configured rate counted from
-/// the first: the n-th is applied no earlier than n/rate seconds after it. Returns whether
-/// it did anything.
-async fn drain(state: &AppState) -> bool {
+/// the first: the n-th is applied no earlier than n/rate seconds after it.
+async fn drain(state: &AppState, stop: &mut watch::Receiver<()>) -> Drained {
     let start = Instant::now();
     let mut done: u32 = 0;
-    while let Some((uuid, index, kind, scope, item)) = state.bulks.next() {
+    loop {
         if state.bulks.rate > 0 && done > 0 {
             let due =
                 start + Duration::from_secs_f64(f64::from(done) / f64::from(state.bulks.rate));
-            tokio::time::sleep_until(due).await;
+            tokio::select! {
+                () = tokio::time::sleep_until(due) => {}
+                _ = stop.changed() => return Drained::Stopped,
+            }
         }
+        if stop.has_changed().is_err() {
+            return Drained::Stopped;
+        }
+        let Some((uuid, index, kind, scope, item)) = state.bulks.next() else {
+            break;
+        };
         let outcome = if state.faults.bulk_operation_retriable() {
             Outcome::Retriable(DEADLOCK, DEADLOCK_CODE)
         } else {
@@ -55,7 +76,11 @@ async fn drain(state: &AppState) -> bool {
         state.bulks.finish(&uuid, index, outcome);
         done = done.saturating_add(1);
     }
-    done > 0
+    if done > 0 {
+        Drained::Worked
+    } else {
+        Drained::Idle
+    }
 }
 
 /// One operation against the customer store, as its synchronous route would do it.

@@ -78,11 +78,10 @@ impl Kind {
 /// One operation of a bulk: an item of the request and what became of it.
 #[derive(Debug)]
 pub(crate) struct Operation {
-    /// The item as sent (bound and type-checked at submission).
-    pub(crate) item: Value,
-    /// `serialized_data`: the item in Magento's envelope (`MassSchedule::publishMass`).
-    serialized: Option<String>,
-    pub(crate) status: u8,
+    /// The item as sent (bound and type-checked at submission); dropped once the operation
+    /// is complete, when Magento drops its `serialized_data` too.
+    item: Option<Value>,
+    status: u8,
     result_message: Option<String>,
     result_data: Option<String>,
     error_code: Option<i64>,
@@ -150,17 +149,13 @@ impl BulkQueue {
             .into_iter()
             .enumerate()
             .map(|(i, item)| {
-                let message = item.to_string();
                 request_items.push(json!({
                     "id": i,
-                    "data_hash": sha256_hex(&message),
+                    "data_hash": sha256_hex(&item.to_string()),
                     "status": "accepted",
                 }));
-                let envelope =
-                    json!({"entity_id": null, "entity_link": "", "meta_information": message});
                 Operation {
-                    item,
-                    serialized: Some(envelope.to_string()),
+                    item: Some(item),
                     status: STATUS_OPEN,
                     result_message: None,
                     result_data: None,
@@ -192,7 +187,7 @@ impl BulkQueue {
         let mut bulks = lock(&self.inner);
         let (uuid, index) = bulks.queue.pop_front()?;
         let bulk = bulks.by_uuid.get(&uuid)?;
-        let item = bulk.operations.get(index)?.item.clone();
+        let item = bulk.operations.get(index)?.item.clone()?;
         Some((uuid, index, bulk.kind, bulk.scope, item))
     }
 
@@ -214,7 +209,7 @@ impl BulkQueue {
                 op.status = STATUS_COMPLETE;
                 op.result_message = Some(kind.success_message().to_owned());
                 op.result_data = Some(answer.to_string());
-                op.serialized = None;
+                op.item = None;
                 op.error_code = None;
             }
             Outcome::Failed(error) => {
@@ -273,8 +268,10 @@ impl Operation {
         if detailed {
             out.insert("bulk_uuid".into(), json!(uuid));
             out.insert("topic_name".into(), json!(kind.topic()));
-            if let Some(data) = &self.serialized {
-                out.insert("serialized_data".into(), json!(data));
+            if let Some(item) = &self.item {
+                // `MassSchedule::publishMass`'s envelope around the encoded message.
+                let envelope = json!({"entity_id": null, "entity_link": "", "meta_information": item.to_string()});
+                out.insert("serialized_data".into(), json!(envelope.to_string()));
             }
             if let Some(data) = &self.result_data {
                 out.insert("result_serialized_data".into(), json!(data));
