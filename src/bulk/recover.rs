@@ -57,7 +57,12 @@ pub async fn resolve(
     let until = Instant::now() + patience;
     for (id, bulk) in bulks {
         let found = match &bulk.uuid {
-            Some(uuid) => polled(shop, retrier, uuid, &bulk, until).await,
+            Some(uuid) => match polled(shop, retrier, uuid, &bulk, until).await {
+                // The shop no longer knows the bulk (its queue was purged): as if its answer
+                // had been lost.
+                Err(ApiError::Status { status: 404, .. }) => looked_up(shop, retrier, &bulk).await,
+                other => other,
+            },
             None => looked_up(shop, retrier, &bulk).await,
         };
         let Ok((mappings, complete)) = found else {
