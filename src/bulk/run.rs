@@ -779,3 +779,171 @@ async fn updates(
 fn refused_whole(e: &ApiError) -> bool {
     matches!(e, ApiError::Status { status, .. } if (400..500).contains(status) && ![401, 408, 429].contains(status))
 }
+
+#[cfg(test)]
+mod tests {
+    use std::collections::HashSet;
+    use std::sync::Mutex;
+
+    use futures::future::BoxFuture;
+    use serde_json::json;
+
+    use super::*;
+    use crate::api::ALREADY_EXISTS;
+    use crate::outcome::{Outcome, RowRef};
+    use crate::retry::RetryPolicy;
+
+    /// A shop whose queue works a bulk at once: `retry…` e-mails fail retriably the first
+    /// time, `dup…` already exist, `bad…` are refused.
+    #[derive(Default)]
+    struct FakeShop {
+        bulks: Mutex<Vec<Vec<String>>>,
+        seen: Mutex<HashSet<String>>,
+        polls: Mutex<usize>,
+    }
+
+    impl Shop for FakeShop {
+        fn submit<'a>(
+            &'a self,
+            _: BulkKind,
+            items: &'a [Value],
+            _: &'a [&'a str],
+        ) -> BoxFuture<'a, Result<Value, ApiError>> {
+            let emails = items
+                .iter()
+                .map(|i| i["customer"]["email"].as_str().unwrap_or("").to_owned())
+                .collect();
+            let mut bulks = self.bulks.lock().expect("lock");
+            bulks.push(emails);
+            let uuid = format!("u{}", bulks.len() - 1);
+            Box::pin(async move { Ok(json!({"bulk_uuid": uuid, "request_items": []})) })
+        }
+
+        fn status<'a>(&'a self, uuid: &'a str) -> BoxFuture<'a, Result<Value, ApiError>> {
+            *self.polls.lock().expect("lock") += 1;
+            let n: usize = uuid[1..].parse().expect("uuid");
+            let emails = self.bulks.lock().expect("lock")[n].clone();
+            let mut seen = self.seen.lock().expect("lock");
+            let ops: Vec<Value> = (emails.iter().enumerate())
+                .map(|(i, email)| {
+                    let first = seen.insert(email.clone());
+                    let (status, message) = match email.as_str() {
+                        e if e.starts_with("retry") && first => (2, "deadlock"),
+                        e if e.starts_with("dup") => (3, ALREADY_EXISTS),
+                        e if e.starts_with("bad") => (3, "bad dob"),
+                        _ => (1, ""),
+                    };
+                    let saved = json!({"id": 100 + i, "email": email, "website_id": 1});
+                    json!({"id": i, "status": status, "result_message": message,
+                        "result_serialized_data": saved.to_string()})
+                })
+                .collect();
+            Box::pin(async move { Ok(json!({"operations_list": ops})) })
+        }
+
+        fn current<'a>(&'a self, _: &'a [u64]) -> BoxFuture<'a, Result<Vec<Value>, ApiError>> {
+            Box::pin(async { Ok(Vec::new()) })
+        }
+
+        fn find<'a>(&'a self, _: &'a str, _: u32) -> BoxFuture<'a, Result<Option<Value>, ApiError>> {
+            Box::pin(async { Ok(None) })
+        }
+    }
+
+    /// Ends each row with a report line that says how.
+    struct Marks;
+
+    fn marked(planned: Planned, how: String) -> BoxFuture<'static, Ended> {
+        Box::pin(async move { Outcome::invalid(planned.row, how).into() })
+    }
+
+    impl Rows for Marks {
+        fn answered<'a>(&'a self, planned: Planned, saved: Value) -> BoxFuture<'a, Ended> {
+            marked(planned, format!("saved {}", saved["id"]))
+        }
+        fn adopt(&self, planned: Planned) -> BoxFuture<'_, Ended> {
+            marked(planned, "adopted".into())
+        }
+        fn refused(&self, planned: Planned, error: ApiError, _: bool) -> BoxFuture<'_, Ended> {
+            marked(planned, format!("refused: {error}"))
+        }
+        fn send(&self, planned: Planned) -> BoxFuture<'_, Ended> {
+            marked(planned, "alone".into())
+        }
+    }
+
+    fn create(line: u64, email: &str) -> Planned {
+        let customer = crate::customer::Customer {
+            email: email.into(),
+            ..crate::customer::tests::ann()
+        };
+        Planned {
+            row: RowRef {
+                line,
+                email: email.into(),
+                website_id: Some(1),
+            },
+            step: Step::Create {
+                hash: customer.payload_hash(),
+                customer: Box::new(customer),
+                password: None,
+            },
+        }
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn each_operation_decides_its_row_and_a_retriable_one_goes_again() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let store = Arc::new(Store::open(&dir.path().join("s")).expect("store"));
+        let shop = FakeShop::default();
+        let retrier = Retrier::new(RetryPolicy::default(), CancellationToken::new());
+        let settings = Settings {
+            size: 2,
+            concurrency: 2,
+            retries: 1,
+            stall_limit: Duration::from_secs(60),
+        };
+        let (mut feed, mut ends, run) = start(
+            settings,
+            &shop,
+            &Marks,
+            Arc::clone(&store),
+            &retrier,
+            CancellationToken::new(),
+        );
+        let emails = ["a@x.io", "retry@x.io", "dup@x.io", "bad@x.io", "b@x.io"];
+        for (line, email) in emails.iter().enumerate() {
+            feed.push(create(line as u64 + 2, email));
+        }
+        feed.close();
+        run.await.expect("the loop ends");
+        let mut got = Vec::new();
+        while let Some(ended) = ends.recv().await {
+            got.push((ended.outcome.row().email.clone(), ended.outcome.message().to_owned()));
+        }
+        got.sort();
+        let want = [
+            ("a@x.io", "saved 100"),
+            ("b@x.io", "saved 100"),
+            ("bad@x.io", "refused: HTTP 400: bad dob"),
+            ("dup@x.io", "adopted"),
+            // Resubmitted alone in the last bulk.
+            ("retry@x.io", "saved 100"),
+        ];
+        let want: Vec<(String, String)> =
+            want.iter().map(|(e, m)| ((*e).to_owned(), (*m).to_owned())).collect();
+        assert_eq!(got, want);
+        let bulks = shop.bulks.lock().expect("lock").clone();
+        assert_eq!(bulks.len(), 4, "{bulks:?}");
+        assert!(bulks[3].contains(&"retry@x.io".to_owned()), "{bulks:?}");
+        assert!(*shop.polls.lock().expect("lock") <= 8, "few polls");
+        // Every bulk resolved: nothing for the next run (the last removal is off the loop).
+        for _ in 0..100 {
+            if store.bulks_len() == 0 {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+        assert_eq!(store.bulks_len(), 0);
+    }
+}
