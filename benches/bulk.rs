@@ -47,9 +47,7 @@ fn main() {
     let by_queue = (run.other + 2) as f64 / rate + rows as f64 / f64::from(CONSUMER);
     let bound = by_rate.max(by_queue);
     let secs = run.elapsed.as_secs_f64();
-    let name = format!(
-        "{rows} creates, --rate {RATE} --bulk {BULK}, queue {CONSUMER} ops/s"
-    );
+    let name = format!("{rows} creates, --rate {RATE} --bulk {BULK}, queue {CONSUMER} ops/s");
     eprintln!(
         "{name}: {secs:.2} s; {} submissions, {} polls, {} other requests",
         run.submissions, run.polls, run.other
@@ -68,7 +66,10 @@ fn main() {
         run.submissions,
         run.polls,
     );
-    assert!(per_request / secs >= 40.0, "under 40x the per-request floor");
+    assert!(
+        per_request / secs >= 40.0,
+        "under 40x the per-request floor"
+    );
     assert!(bound / secs >= 0.8, "under 80% of the bound");
 }
 

@@ -120,21 +120,37 @@ mod tests {
     #[test]
     fn routes_for_both_base_forms() {
         let cases = [
-            ("https://na1.api.commerce.adobe.com/T1", BulkKind::Create, "V1/async/bulk/customers"),
+            (
+                "https://na1.api.commerce.adobe.com/T1",
+                BulkKind::Create,
+                "V1/async/bulk/customers",
+            ),
             (
                 "https://na1.api.commerce.adobe.com/T1",
                 BulkKind::Update,
                 "V1/async/bulk/customers/byCustomerId",
             ),
-            ("https://shop.example/rest/default", BulkKind::Create, "async/bulk/V1/customers"),
+            (
+                "https://shop.example/rest/default",
+                BulkKind::Create,
+                "async/bulk/V1/customers",
+            ),
             (
                 "https://shop.example/rest/de",
                 BulkKind::Update,
                 "async/bulk/V1/customers/byCustomerId",
             ),
-            ("http://127.0.0.1:9/sandbox", BulkKind::Create, "V1/async/bulk/customers"),
+            (
+                "http://127.0.0.1:9/sandbox",
+                BulkKind::Create,
+                "V1/async/bulk/customers",
+            ),
             // A host called "rest" is not a /rest/ base.
-            ("https://rest/T1", BulkKind::Create, "V1/async/bulk/customers"),
+            (
+                "https://rest/T1",
+                BulkKind::Create,
+                "V1/async/bulk/customers",
+            ),
         ];
         for (base, kind, want) in cases {
             assert_eq!(bulk_path(base, kind), want, "{base}");

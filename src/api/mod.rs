@@ -10,8 +10,8 @@
 //! and messages kept from them are short and without secrets (see [`answer`]).
 
 mod answer;
-mod bulk;
 pub mod auth;
+mod bulk;
 
 use std::sync::Arc;
 use std::time::Duration;

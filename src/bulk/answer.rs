@@ -35,9 +35,10 @@ pub fn accepted(answer: &Value) -> Result<Accepted, String> {
         .flatten()
     {
         if item.get("status").and_then(Value::as_str) == Some("rejected") {
-            let id = item.get("id").and_then(Value::as_u64).ok_or(
-                "a rejected item of the answer has no id",
-            )?;
+            let id = item
+                .get("id")
+                .and_then(Value::as_u64)
+                .ok_or("a rejected item of the answer has no id")?;
             let message = item
                 .get("error_message")
                 .and_then(Value::as_str)
@@ -111,7 +112,10 @@ pub enum Verdict {
 pub fn verdict(op: &Operation, create: bool) -> Verdict {
     let message = || {
         if op.message.is_empty() {
-            format!("the shop's queue failed the operation (status {})", op.status)
+            format!(
+                "the shop's queue failed the operation (status {})",
+                op.status
+            )
         } else {
             op.message.clone()
         }
@@ -173,18 +177,58 @@ mod tests {
     fn each_status_decides_its_row() {
         let saved = r#"{"id": 5, "email": "a@x.io"}"#;
         let cases = [
-            (op(1, "", Some(saved)), true, Verdict::Saved(json!({"id": 5, "email": "a@x.io"}))),
-            (op(1, "", Some("[1]")), true, Verdict::Unreadable("the operation's result is not a customer".into())),
-            (op(1, "", Some("{")), false, Verdict::Unreadable("the operation's result is not a customer".into())),
-            (op(1, "", None), true, Verdict::Unreadable("the operation completed without a result".into())),
-            (op(2, "deadlock", None), true, Verdict::Retry("deadlock".into())),
+            (
+                op(1, "", Some(saved)),
+                true,
+                Verdict::Saved(json!({"id": 5, "email": "a@x.io"})),
+            ),
+            (
+                op(1, "", Some("[1]")),
+                true,
+                Verdict::Unreadable("the operation's result is not a customer".into()),
+            ),
+            (
+                op(1, "", Some("{")),
+                false,
+                Verdict::Unreadable("the operation's result is not a customer".into()),
+            ),
+            (
+                op(1, "", None),
+                true,
+                Verdict::Unreadable("the operation completed without a result".into()),
+            ),
+            (
+                op(2, "deadlock", None),
+                true,
+                Verdict::Retry("deadlock".into()),
+            ),
             (op(3, ALREADY_EXISTS, None), true, Verdict::Adopt),
-            (op(3, ALREADY_EXISTS, None), false, Verdict::Failed(ALREADY_EXISTS.into())),
-            (op(3, "bad dob", None), true, Verdict::Failed("bad dob".into())),
+            (
+                op(3, ALREADY_EXISTS, None),
+                false,
+                Verdict::Failed(ALREADY_EXISTS.into()),
+            ),
+            (
+                op(3, "bad dob", None),
+                true,
+                Verdict::Failed("bad dob".into()),
+            ),
             (op(4, "", None), true, Verdict::Open),
-            (op(5, "rejected", None), false, Verdict::Failed("rejected".into())),
-            (op(5, "", None), false, Verdict::Failed("the shop's queue failed the operation (status 5)".into())),
-            (op(9, "", None), false, Verdict::Failed("the shop's queue gave the unknown status 9".into())),
+            (
+                op(5, "rejected", None),
+                false,
+                Verdict::Failed("rejected".into()),
+            ),
+            (
+                op(5, "", None),
+                false,
+                Verdict::Failed("the shop's queue failed the operation (status 5)".into()),
+            ),
+            (
+                op(9, "", None),
+                false,
+                Verdict::Failed("the shop's queue gave the unknown status 9".into()),
+            ),
         ];
         for (op, create, want) in cases {
             assert_eq!(verdict(&op, create), want, "{op:?}");

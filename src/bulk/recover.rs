@@ -142,7 +142,9 @@ async fn looked_up(
     let mut mappings = Vec::new();
     if bulk.create {
         for row in &bulk.rows {
-            let found = retrier.run(|| shop.find(&row.email, row.website_id)).await?;
+            let found = retrier
+                .run(|| shop.find(&row.email, row.website_id))
+                .await?;
             if let Some(saved) = found
                 && let Some(entry) = entry_of(row, &saved, 0)
             {
@@ -168,7 +170,10 @@ fn entry_of(row: &BulkRow, saved: &Value, hash: u128) -> Option<Entry> {
             further_address_ids: Vec::new(),
         }),
         Err(detail) => {
-            tracing::warn!("line {} of an earlier run's bulk: {detail}; not recorded", row.line);
+            tracing::warn!(
+                "line {} of an earlier run's bulk: {detail}; not recorded",
+                row.line
+            );
             None
         }
     }

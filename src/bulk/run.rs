@@ -180,7 +180,7 @@ enum Submission {
 enum Work {
     Submitted(BulkKind, Result<(Submission, Vec<Row>), StateError>),
     Polled(u64, Result<Value, ApiError>),
-    Ended(Ended),
+    Ended(Box<Ended>),
 }
 
 type Task<'c> = Pin<Box<dyn Future<Output = Work> + Send + 'c>>;
@@ -321,7 +321,12 @@ impl<'o> Loop<'o> {
 
     /// Ends the rows that wait while the loop stops: those never submitted, and those of
     /// bulks not being polled (their records stay for the next run).
-    fn end_waiting<'c>(&mut self, cx: &'c Cx<'c>, stop: Stop, tasks: &mut FuturesUnordered<Task<'c>>) {
+    fn end_waiting<'c>(
+        &mut self,
+        cx: &'c Cx<'c>,
+        stop: Stop,
+        tasks: &mut FuturesUnordered<Task<'c>>,
+    ) {
         for row in self.pending.iter_mut().flat_map(std::mem::take) {
             let error = ApiError::Interrupted {
                 detail: "the run stopped before its bulk was submitted".into(),
@@ -369,7 +374,7 @@ impl<'o> Loop<'o> {
             Work::Ended(ended) => {
                 self.outstanding.fetch_sub(1, Ordering::Relaxed);
                 // The receiver goes only with the send loop, which waits for this loop.
-                let _ = self.out.send(ended);
+                let _ = self.out.send(*ended);
             }
             Work::Submitted(kind, result) => {
                 self.submitting -= 1;
@@ -553,7 +558,7 @@ fn refuse_all<'c>(
 
 /// A row's end, as a task.
 fn end<'c>(ended: futures::future::BoxFuture<'c, Ended>) -> Task<'c> {
-    Box::pin(async move { Work::Ended(ended.await) })
+    Box::pin(async move { Work::Ended(Box::new(ended.await)) })
 }
 
 /// The shop's verdict on one row of a bulk.
@@ -765,7 +770,8 @@ async fn updates(
                 },
                 Some(current),
             ) => {
-                items.push(serde_json::json!({ "customer": full_record(customer, current, entry) }));
+                items
+                    .push(serde_json::json!({ "customer": full_record(customer, current, entry) }));
                 sent.push(row);
             }
             _ => alone.push(row),
@@ -845,7 +851,11 @@ mod tests {
             Box::pin(async { Ok(Vec::new()) })
         }
 
-        fn find<'a>(&'a self, _: &'a str, _: u32) -> BoxFuture<'a, Result<Option<Value>, ApiError>> {
+        fn find<'a>(
+            &'a self,
+            _: &'a str,
+            _: u32,
+        ) -> BoxFuture<'a, Result<Option<Value>, ApiError>> {
             Box::pin(async { Ok(None) })
         }
     }
@@ -919,7 +929,10 @@ mod tests {
         run.await.expect("the loop ends");
         let mut got = Vec::new();
         while let Some(ended) = ends.recv().await {
-            got.push((ended.outcome.row().email.clone(), ended.outcome.message().to_owned()));
+            got.push((
+                ended.outcome.row().email.clone(),
+                ended.outcome.message().to_owned(),
+            ));
         }
         got.sort();
         let want = [
@@ -930,8 +943,10 @@ mod tests {
             // Resubmitted alone in the last bulk.
             ("retry@x.io", "saved 100"),
         ];
-        let want: Vec<(String, String)> =
-            want.iter().map(|(e, m)| ((*e).to_owned(), (*m).to_owned())).collect();
+        let want: Vec<(String, String)> = want
+            .iter()
+            .map(|(e, m)| ((*e).to_owned(), (*m).to_owned()))
+            .collect();
         assert_eq!(got, want);
         let bulks = shop.bulks.lock().expect("lock").clone();
         assert_eq!(bulks.len(), 4, "{bulks:?}");

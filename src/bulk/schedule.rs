@@ -93,7 +93,9 @@ impl Schedule {
         let (ops, before) = (b.ops, b.before);
         let position = before + finished.min(ops);
         let start = self.first.unwrap_or(now);
-        let slope = |(t, p): (f64, u64)| (position > p && now > t).then(|| (position - p) as f64 / (now - t));
+        let slope = |(t, p): (f64, u64)| {
+            (position > p && now > t).then(|| (position - p) as f64 / (now - t))
+        };
         if finished >= ops {
             self.bulks.remove(&id);
             // The queue is at least this far: at least this fast, maybe faster.

@@ -47,7 +47,10 @@ pub fn full_record(customer: &Customer, current: &Value, entry: &Entry) -> Value
             ("custom_attributes", Some(Value::Array(theirs)), Value::Array(mine)) => {
                 for attr in mine {
                     let code = attr.get("attribute_code").cloned();
-                    match theirs.iter_mut().find(|a| a.get("attribute_code") == code.as_ref()) {
+                    match theirs
+                        .iter_mut()
+                        .find(|a| a.get("attribute_code") == code.as_ref())
+                    {
                         Some(slot) => *slot = attr,
                         None => theirs.push(attr),
                     }
@@ -77,7 +80,13 @@ impl Executor {
         let Planned { row, step } = planned;
         match step {
             Step::Create { customer, hash, .. } => {
-                let done = Done::new(&customer, saved, hash, String::new(), (BULK_CREATE, None, &[]));
+                let done = Done::new(
+                    &customer,
+                    saved,
+                    hash,
+                    String::new(),
+                    (BULK_CREATE, None, &[]),
+                );
                 self.conclude(row, Action::Create, customer, None, done, false)
                     .await
             }
@@ -91,12 +100,18 @@ impl Executor {
             } => {
                 let id = entry.customer_id;
                 let further = &entry.further_address_ids;
-                let done = Done::new(&customer, saved, hash, String::new(), (BULK_UPDATE, Some(id), further))
-                    .map(|mut done| {
-                        done.note = doubt.map(Doubt::message).unwrap_or_default().to_owned();
-                        done.changes = changes;
-                        done
-                    });
+                let done = Done::new(
+                    &customer,
+                    saved,
+                    hash,
+                    String::new(),
+                    (BULK_UPDATE, Some(id), further),
+                )
+                .map(|mut done| {
+                    done.note = doubt.map(Doubt::message).unwrap_or_default().to_owned();
+                    done.changes = changes;
+                    done
+                });
                 self.conclude(row, Action::Update, customer, Some(id), done, true)
                     .await
             }
@@ -137,7 +152,14 @@ impl Executor {
             customer_id: known,
             unwritten,
         };
-        self.conclude(row, action, customer, known, Err(failure), action == Action::Update)
-            .await
+        self.conclude(
+            row,
+            action,
+            customer,
+            known,
+            Err(failure),
+            action == Action::Update,
+        )
+        .await
     }
 }

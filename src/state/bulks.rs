@@ -63,7 +63,9 @@ impl Store {
 
     /// Forgets bulk `id`: every row of it is resolved.
     pub fn bulk_resolved(&self, id: u64) -> Result<(), StateError> {
-        self.bulks.remove(id.to_be_bytes()).map_err(|e| self.err(e))?;
+        self.bulks
+            .remove(id.to_be_bytes())
+            .map_err(|e| self.err(e))?;
         Ok(())
     }
 

@@ -133,7 +133,14 @@ pub async fn all(
     let mut in_flight = FuturesUnordered::new();
     let lane = on.bulk.as_ref().zip(on.executor).map(|(l, exec)| {
         let store = Arc::clone(&l.store);
-        bulk::start(l.settings, l.shop, exec, store, l.retrier, l.sending.clone())
+        bulk::start(
+            l.settings,
+            l.shop,
+            exec,
+            store,
+            l.retrier,
+            l.sending.clone(),
+        )
     });
     let (mut feed, mut ends, engine) = match lane {
         Some((feed, ends, engine)) => (Some(feed), Some(ends), Some(engine)),

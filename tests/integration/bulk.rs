@@ -45,7 +45,9 @@ async fn store_equals_shop(env: &TestEnv, n: usize) {
     let ids = store_ids(env).await;
     assert_eq!(ids.len(), n, "every customer recorded");
     for (key, id) in &ids {
-        let c = shop.get(key).unwrap_or_else(|| panic!("{key:?} not in the shop"));
+        let c = shop
+            .get(key)
+            .unwrap_or_else(|| panic!("{key:?} not in the shop"));
         assert_eq!(c["id"].as_u64(), Some(*id), "{key:?}");
     }
 }
@@ -63,13 +65,23 @@ async fn creates_under_retriable_failures_and_lost_answers_land_once_each() {
     let run = env
         .sync(
             &csv,
-            &["--rate", "0", "--bulk", "100", "--report", report.to_str().unwrap()],
+            &[
+                "--rate",
+                "0",
+                "--bulk",
+                "100",
+                "--report",
+                report.to_str().unwrap(),
+            ],
         )
         .await;
     run.expect_code(0);
     let rows = read_report(&report);
     assert_eq!(rows.len(), 2500);
-    assert!(rows.iter().all(|r| r["action"] == "create" && r["status"] == "ok"));
+    assert!(
+        rows.iter()
+            .all(|r| r["action"] == "create" && r["status"] == "ok")
+    );
     assert!(bulk_submissions(&env) >= 25, "sent in bulks");
     assert!(
         env.count("POST") < 100,
@@ -95,7 +107,10 @@ fn rest_sync(env: &TestEnv, csv: &Path, args: &[&str]) -> Command {
         .arg(csv)
         .arg("--state")
         .arg(env.state())
-        .args(["--endpoint", &format!("http://{}/rest/default", env.sandbox.addr())])
+        .args([
+            "--endpoint",
+            &format!("http://{}/rest/default", env.sandbox.addr()),
+        ])
         .args(["--ims-url", &env.sandbox.ims_url()])
         .args(["--client-id", "sandbox", "--backoff-base-ms", "5"])
         .args(args)
@@ -118,16 +133,27 @@ async fn a_paas_base_uses_its_own_bulk_routes() {
         .filter(|r| r.path.contains("bulk"))
         .map(|r| (r.method.clone(), r.path.clone()))
         .collect();
-    let count = |method: &str, path: &str| paths.iter().filter(|(m, p)| m == method && p == path).count();
+    let count = |method: &str, path: &str| {
+        paths
+            .iter()
+            .filter(|(m, p)| m == method && p == path)
+            .count()
+    };
     assert_eq!(count("POST", "/rest/default/async/bulk/V1/customers"), 3);
-    assert_eq!(count("PUT", "/rest/default/async/bulk/V1/customers/byCustomerId"), 3);
+    assert_eq!(
+        count("PUT", "/rest/default/async/bulk/V1/customers/byCustomerId"),
+        3
+    );
     assert!(
         paths.iter().all(|(_, p)| p.starts_with("/rest/default/")),
         "{paths:?}"
     );
     let shop = env.customers_by_key().await;
     assert_eq!(shop.len(), 120);
-    assert!(shop.values().all(|c| c["lastname"].as_str().is_some_and(|l| l.ends_with("-b"))));
+    assert!(
+        shop.values()
+            .all(|c| c["lastname"].as_str().is_some_and(|l| l.ends_with("-b")))
+    );
 }
 
 /// A row of the update tests: every column but `taxvat` in both files.
@@ -163,9 +189,17 @@ async fn bulk_updates_change_only_what_changed() {
     // Someone adds an address and a middle name in the shop.
     let shop = Shop::connect(&env).await;
     let before = env.customers_by_key().await;
-    let touched: Vec<u64> = (0..5).map(|i| before[&(1, format!("p{i}@example.com"))]["id"].as_u64().expect("id")).collect();
+    let touched: Vec<u64> = (0..5)
+        .map(|i| {
+            before[&(1, format!("p{i}@example.com"))]["id"]
+                .as_u64()
+                .expect("id")
+        })
+        .collect();
     for id in &touched {
-        let current = shop.send(reqwest::Method::GET, &format!("V1/customers/{id}"), None).await;
+        let current = shop
+            .send(reqwest::Method::GET, &format!("V1/customers/{id}"), None)
+            .await;
         let mut addresses = current["addresses"].as_array().cloned().unwrap_or_default();
         addresses.push(json!({
             "street": ["9 Side St"], "city": "Malmö", "postcode": "21100", "country_id": "SE",
@@ -173,7 +207,12 @@ async fn bulk_updates_change_only_what_changed() {
         }));
         let body = json!({"customer": {"id": id, "email": current["email"], "firstname": current["firstname"],
             "lastname": current["lastname"], "website_id": 1, "middlename": "Added", "addresses": addresses}});
-        shop.send(reqwest::Method::PUT, &format!("V1/customers/{id}"), Some(body)).await;
+        shop.send(
+            reqwest::Method::PUT,
+            &format!("V1/customers/{id}"),
+            Some(body),
+        )
+        .await;
     }
     let before = env.customers_by_key().await;
 
@@ -183,21 +222,52 @@ async fn bulk_updates_change_only_what_changed() {
     let puts = env.count("PUT");
     env.sync(
         &second,
-        &["--rate", "0", "--bulk", "100", "--report", report.to_str().unwrap()],
+        &[
+            "--rate",
+            "0",
+            "--bulk",
+            "100",
+            "--report",
+            report.to_str().unwrap(),
+        ],
     )
     .await
     .expect_code(0);
-    assert_eq!(env.count("PUT") - puts, 5, "five bulk PUTs, no PUT of its own");
+    assert_eq!(
+        env.count("PUT") - puts,
+        5,
+        "five bulk PUTs, no PUT of its own"
+    );
     let rows = read_report(&report);
-    assert!(rows.iter().all(|r| r["action"] == "update" && r["status"] == "ok"), "{:?}", rows[0]);
+    assert!(
+        rows.iter()
+            .all(|r| r["action"] == "update" && r["status"] == "ok"),
+        "{:?}",
+        rows[0]
+    );
     let after = env.customers_by_key().await;
     assert_eq!(after.len(), 500);
     for (key, old) in &before {
         let new = &after[key];
-        let i = key.1.trim_start_matches('p').trim_end_matches("@example.com");
+        let i = key
+            .1
+            .trim_start_matches('p')
+            .trim_end_matches("@example.com");
         assert_eq!(new["lastname"], json!(format!("New{i}")), "{key:?}");
-        for field in ["firstname", "dob", "gender", "taxvat", "middlename", "group_id", "store_id",
-            "created_at", "default_billing", "default_shipping", "extension_attributes", "custom_attributes"] {
+        for field in [
+            "firstname",
+            "dob",
+            "gender",
+            "taxvat",
+            "middlename",
+            "group_id",
+            "store_id",
+            "created_at",
+            "default_billing",
+            "default_shipping",
+            "extension_attributes",
+            "custom_attributes",
+        ] {
             assert_eq!(new.get(field), old.get(field), "{key:?}: {field}");
         }
         // The row's address carries the customer's new name; every address keeps its id.
@@ -208,10 +278,17 @@ async fn bulk_updates_change_only_what_changed() {
             list.sort();
             list
         };
-        assert_eq!(kept(new), kept(old), "{key:?}: addresses kept with their ids");
+        assert_eq!(
+            kept(new),
+            kept(old),
+            "{key:?}: addresses kept with their ids"
+        );
     }
     let id = touched[0];
-    let kept = after.values().find(|c| c["id"].as_u64() == Some(id)).expect("touched");
+    let kept = after
+        .values()
+        .find(|c| c["id"].as_u64() == Some(id))
+        .expect("touched");
     assert_eq!(kept["middlename"], json!("Added"));
     assert_eq!(kept["addresses"].as_array().map(Vec::len), Some(2));
     assert!(kept["taxvat"].as_str().is_some_and(|t| t.starts_with("SE")));
@@ -230,7 +307,10 @@ async fn a_run_killed_with_bulks_in_flight_leaves_no_duplicate() {
     }
     child.kill().expect("SIGKILL");
     let _ = child.wait();
-    assert!(env.customers_by_key().await.len() < 1200, "killed before the end");
+    assert!(
+        env.customers_by_key().await.len() < 1200,
+        "killed before the end"
+    );
 
     let run = env.sync(&csv, &["--rate", "0", "--bulk", "100"]).await;
     run.expect_code(0);
@@ -250,7 +330,11 @@ async fn an_operation_the_shop_fails_fails_its_row_with_the_shops_message() {
     env.sync(&csv, &["--rate", "0"]).await.expect_code(0);
     let by_key = env.customers_by_key().await;
     let doomed: Vec<u64> = (30..40)
-        .map(|i| by_key[&(1, format!("user{i}@example.com"))]["id"].as_u64().expect("id"))
+        .map(|i| {
+            by_key[&(1, format!("user{i}@example.com"))]["id"]
+                .as_u64()
+                .expect("id")
+        })
         .collect();
 
     // The updates are queued (20 a second: two seconds of work); meanwhile the last ten
@@ -259,7 +343,14 @@ async fn an_operation_the_shop_fails_fails_its_row_with_the_shops_message() {
     let report = env.path("report.csv");
     let child = env.spawn(
         &changed,
-        &["--rate", "0", "--bulk", "20", "--report", report.to_str().unwrap()],
+        &[
+            "--rate",
+            "0",
+            "--bulk",
+            "20",
+            "--report",
+            report.to_str().unwrap(),
+        ],
     );
     let started = Instant::now();
     while bulk_submissions(&env) < 2 {
@@ -268,18 +359,27 @@ async fn an_operation_the_shop_fails_fails_its_row_with_the_shops_message() {
     }
     let shop = Shop::connect(&env).await;
     for id in &doomed {
-        shop.send(reqwest::Method::DELETE, &format!("V1/customers/{id}"), None).await;
+        shop.send(reqwest::Method::DELETE, &format!("V1/customers/{id}"), None)
+            .await;
     }
     let out = tokio::task::spawn_blocking(move || child.wait_with_output().expect("wait"))
         .await
         .expect("join");
-    assert_eq!(out.status.code(), Some(3), "{}", String::from_utf8_lossy(&out.stderr));
+    assert_eq!(
+        out.status.code(),
+        Some(3),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     let rows = read_report(&report);
     let failed: Vec<_> = rows.iter().filter(|r| r["status"] == "failed").collect();
     assert_eq!(failed.len(), 10, "{rows:?}");
     for r in failed {
         assert!(r["email"].starts_with("user3"), "{r:?}");
-        assert!(r["message"].starts_with("No such entity with customerId"), "{r:?}");
+        assert!(
+            r["message"].starts_with("No such entity with customerId"),
+            "{r:?}"
+        );
     }
 }
 
