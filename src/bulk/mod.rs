@@ -9,7 +9,7 @@
 //!
 //! The parts: `answer.rs` reads the shop's answers and decides each operation (pure),
 //! `schedule.rs` says when a bulk is worth a poll (pure), `run.rs` is the loop that submits
-//! and polls, `recover.rs` resolves, before the next run plans, the bulks a run left behind.
+//! (`submit.rs`: one bulk recorded and submitted) and polls, `recover.rs` resolves, before the next run plans, the bulks a run left behind.
 //! The loop talks to the shop through [`Shop`] and ends rows through [`Rows`], so that its
 //! logic can be tested against fakes; [`crate::api::Client`] and [`crate::exec::Executor`]
 //! are the real ones.
@@ -27,6 +27,7 @@ mod answer;
 mod recover;
 mod run;
 mod schedule;
+mod submit;
 
 use futures::future::BoxFuture;
 use serde_json::Value;
