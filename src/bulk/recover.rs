@@ -74,7 +74,18 @@ pub async fn resolve(
         tokio::task::spawn_blocking(move || -> Result<(), StateError> {
             for (row, entry, saved) in &mappings {
                 let key = row.key();
-                store.put(&key, entry.clone(), Some(&remote_fields(saved)))?;
+                // The ids of addresses the answer does not tell are kept from the store.
+                let mut entry = entry.clone();
+                if let Some(old) = store
+                    .get(&key)?
+                    .filter(|o| o.customer_id == entry.customer_id)
+                {
+                    entry.address_id = entry.address_id.or(old.address_id);
+                    if entry.further_address_ids.is_empty() {
+                        entry.further_address_ids = old.further_address_ids;
+                    }
+                }
+                store.put(&key, entry, Some(&remote_fields(saved)))?;
                 store.settle(&key)?;
             }
             if complete {

@@ -18,7 +18,7 @@
 use std::collections::HashMap;
 use std::pin::Pin;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::time::Duration;
 
 use futures::StreamExt;
@@ -48,6 +48,7 @@ pub struct Feed {
     tx: Option<mpsc::UnboundedSender<Planned>>,
     outstanding: Arc<AtomicUsize>,
     cap: usize,
+    halted: Arc<AtomicBool>,
 }
 
 impl Feed {
@@ -63,6 +64,12 @@ impl Feed {
             // The loop ends only after the feed is closed: the send cannot fail before.
             let _ = tx.send(planned);
         }
+    }
+
+    /// Nothing more is to be submitted (`--max-errors`, a fatal error): the rows not yet in a
+    /// bulk end `not_sent`, the bulks in the queue are still followed to their end.
+    pub fn halt(&self) {
+        self.halted.store(true, Ordering::Relaxed);
     }
 
     /// No more rows: the loop submits what it holds, and ends once every row has ended.
@@ -88,10 +95,12 @@ pub fn start<'a>(
     let (tx, input) = mpsc::unbounded_channel();
     let (out, ends) = mpsc::unbounded_channel();
     let outstanding = Arc::new(AtomicUsize::new(0));
+    let halted = Arc::new(AtomicBool::new(false));
     let feed = Feed {
         tx: Some(tx),
         outstanding: Arc::clone(&outstanding),
         cap: settings.size.saturating_mul(AHEAD).max(64),
+        halted: Arc::clone(&halted),
     };
     let cx = Cx {
         settings,
@@ -102,7 +111,7 @@ pub fn start<'a>(
         cancel,
     };
     let run = async move {
-        let mut state = Loop::new(&outstanding, out);
+        let mut state = Loop::new(&outstanding, &halted, out);
         state.run(&cx, input).await
     };
     (feed, ends, run)
@@ -141,6 +150,7 @@ enum Stop {
 
 struct Loop<'o> {
     outstanding: &'o AtomicUsize,
+    halted: &'o AtomicBool,
     out: mpsc::UnboundedSender<Ended>,
     /// Rows waiting for a bulk: creates, updates.
     pending: [Vec<Row>; 2],
@@ -164,10 +174,15 @@ fn slot(kind: BulkKind) -> usize {
 }
 
 impl<'o> Loop<'o> {
-    fn new(outstanding: &'o AtomicUsize, out: mpsc::UnboundedSender<Ended>) -> Self {
+    fn new(
+        outstanding: &'o AtomicUsize,
+        halted: &'o AtomicBool,
+        out: mpsc::UnboundedSender<Ended>,
+    ) -> Self {
         let now = Instant::now();
         Loop {
             outstanding,
+            halted,
             out,
             pending: [Vec::new(), Vec::new()],
             bulks: HashMap::new(),
@@ -229,6 +244,9 @@ impl<'o> Loop<'o> {
             self.end_waiting(cx, stop, tasks);
             return;
         }
+        if self.halted.load(Ordering::Relaxed) {
+            self.end_pending(cx, tasks);
+        }
         let size = cx.settings.size;
         for kind in [BulkKind::Create, BulkKind::Update] {
             let pending = &mut self.pending[slot(kind)];
@@ -272,12 +290,7 @@ impl<'o> Loop<'o> {
         stop: Stop,
         tasks: &mut FuturesUnordered<Task<'c>>,
     ) {
-        for row in self.pending.iter_mut().flat_map(std::mem::take) {
-            let error = ApiError::Interrupted {
-                detail: "the run stopped before its bulk was submitted".into(),
-            };
-            tasks.push(end(cx.rows.refused(row.planned, error, true)));
-        }
+        self.end_pending(cx, tasks);
         let waiting: Vec<u64> = (self.bulks.iter())
             .filter(|(_, b)| !b.polling)
             .map(|(seq, _)| *seq)
@@ -305,6 +318,16 @@ impl<'o> Loop<'o> {
                 };
                 tasks.push(end(cx.rows.refused(row.planned, error, false)));
             }
+        }
+    }
+
+    /// Ends the rows not yet in a bulk: never submitted.
+    fn end_pending<'c>(&mut self, cx: &'c Cx<'c>, tasks: &mut FuturesUnordered<Task<'c>>) {
+        for row in self.pending.iter_mut().flat_map(std::mem::take) {
+            let error = ApiError::Interrupted {
+                detail: "the run stopped before its bulk was submitted".into(),
+            };
+            tasks.push(end(cx.rows.refused(row.planned, error, true)));
         }
     }
 

@@ -163,3 +163,84 @@ impl Executor {
         .await
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use serde_json::json;
+
+    use super::*;
+    use crate::customer::{Address, Text};
+
+    #[test]
+    fn a_full_record_keeps_everything_the_file_does_not_mention() {
+        let customer = Customer {
+            lastname: "New".into(),
+            address: Some(Address {
+                street: vec![Text::from("1 Main")],
+                city: "Lund".into(),
+                postcode: "22100".into(),
+                country_id: "SE".into(),
+                region: None,
+                telephone: "123".into(),
+                company: None,
+                shop_region: None,
+            }),
+            ..crate::customer::tests::ann()
+        };
+        let current = json!({
+            "id": 7, "email": "ann@example.com", "firstname": "Ann", "lastname": "Old",
+            "middlename": "Q", "taxvat": "SE1", "dob": "1990-05-17", "gender": 2, "group_id": 3,
+            "website_id": 1, "store_id": 2, "created_at": "2020-01-01 00:00:00",
+            "extension_attributes": {"is_subscribed": false, "company_attributes": {"x": 1}},
+            "custom_attributes": [
+                {"attribute_code": "loyalty_no", "value": "1"},
+                {"attribute_code": "tier", "value": "gold"}],
+            "addresses": [
+                {"id": 10, "street": ["old"], "city": "Lund", "postcode": "22100",
+                 "country_id": "SE", "telephone": "1", "default_billing": true,
+                 "default_shipping": true},
+                {"id": 11, "street": ["added in the shop"], "city": "Malmö", "postcode": "21100",
+                 "country_id": "SE", "telephone": "2"}]
+        });
+        let entry = Entry {
+            customer_id: 7,
+            payload_hash: 1,
+            synced_at: 0,
+            address_id: Some(10),
+            further_address_ids: Vec::new(),
+        };
+        let body = full_record(&customer, &current, &entry);
+        assert_eq!(body["id"], json!(7));
+        assert_eq!(body["lastname"], json!("New"), "the file's value");
+        for kept in ["middlename", "taxvat", "group_id", "store_id", "created_at"] {
+            assert_eq!(body[kept], current[kept], "{kept} kept");
+        }
+        assert_eq!(
+            body["extension_attributes"],
+            json!({"is_subscribed": true, "company_attributes": {"x": 1}})
+        );
+        assert_eq!(
+            body["custom_attributes"],
+            json!([{"attribute_code": "loyalty_no", "value": "123"},
+                   {"attribute_code": "tier", "value": "gold"}])
+        );
+        let addresses = body["addresses"].as_array().expect("addresses");
+        assert_eq!(addresses.len(), 2);
+        let by_id = |id: u64| {
+            addresses
+                .iter()
+                .find(|a| a["id"] == json!(id))
+                .expect("address")
+        };
+        assert_eq!(
+            by_id(10)["street"],
+            json!(["1 Main"]),
+            "ours, replaced in place"
+        );
+        assert_eq!(
+            by_id(11)["street"],
+            json!(["added in the shop"]),
+            "theirs, kept"
+        );
+    }
+}

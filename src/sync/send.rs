@@ -190,6 +190,9 @@ pub async fn all(
             }
         }
         let need_rows = queue.len() == 0 && !read_all;
+        if let (Some(feed), Some(_)) = (&feed, stop.get()) {
+            feed.halt();
+        }
         if queue.len() == 0 && read_all {
             // Every row is handed over: the bulk loop submits what it holds.
             feed.as_mut().map(Feed::close);
