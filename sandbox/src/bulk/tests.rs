@@ -432,7 +432,9 @@ fn rendered_messages_fill_named_and_positional_parameters() {
 async fn a_paas_store_code_scopes_creates_and_the_synchronous_routes() {
     let shop = Shop::new(Faults::default(), 0).await;
     let url = format!("{}/async/bulk/V1/customers", shop.paas("second"));
-    let (_, accepted) = shop.post_bulk(url, &json!([customer("a@example.com")])).await;
+    let (_, accepted) = shop
+        .post_bulk(url, &json!([customer("a@example.com")]))
+        .await;
     let done = shop.finished(&uuid_of(&accepted)).await;
     let created: Value = serde_json::from_str(
         done["operations_list"][0]["result_serialized_data"]
@@ -440,7 +442,10 @@ async fn a_paas_store_code_scopes_creates_and_the_synchronous_routes() {
             .expect("result"),
     )
     .expect("JSON");
-    assert_eq!((created["website_id"].clone(), created["store_id"].clone()), (json!(2), json!(2)));
+    assert_eq!(
+        (created["website_id"].clone(), created["store_id"].clone()),
+        (json!(2), json!(2))
+    );
 
     // The synchronous routes under the same base, query string kept.
     let search = format!(
@@ -450,7 +455,13 @@ async fn a_paas_store_code_scopes_creates_and_the_synchronous_routes() {
     let (status, found) = shop.get(search).await;
     assert_eq!(status, 200, "{found}");
     assert_eq!(found["total_count"], 1);
-    let (status, _) = shop.get(format!("{}/V1/customers/{}", shop.paas("default"), created["id"])).await;
+    let (status, _) = shop
+        .get(format!(
+            "{}/V1/customers/{}",
+            shop.paas("default"),
+            created["id"]
+        ))
+        .await;
     assert_eq!(status, 200);
 }
 
@@ -466,7 +477,11 @@ async fn bulk_work_is_journaled_and_shutdown_waits_for_the_consumer() {
     let sb = start(config(), listen).await.expect("sandbox starts");
     let http = client();
     let token = token(&http, &sb).await;
-    let items = Value::Array((0..20).map(|i| customer(&format!("c{i}@example.com"))).collect());
+    let items = Value::Array(
+        (0..20)
+            .map(|i| customer(&format!("c{i}@example.com")))
+            .collect(),
+    );
     let response = http
         .post(format!("{}/V1/async/bulk/customers", sb.endpoint()))
         .bearer_auth(&token)
@@ -479,8 +494,13 @@ async fn bulk_work_is_journaled_and_shutdown_waits_for_the_consumer() {
     // Stopping with operations still open: the consumer stops with the server and lets go of
     // the data directory, and what it applied is journaled.
     sb.shutdown().await;
-    let again = start(config(), listen).await.expect("the data directory is free again");
+    let again = start(config(), listen)
+        .await
+        .expect("the data directory is free again");
     let kept = again.customers().await.expect("customers").len();
-    assert!((1..20).contains(&kept), "{kept} customers after the restart");
+    assert!(
+        (1..20).contains(&kept),
+        "{kept} customers after the restart"
+    );
     again.shutdown().await;
 }

@@ -55,16 +55,7 @@ pub(super) fn create(
         return Err(ApiError::bad("This customer already exists in this store."));
     }
 
-    let mut rec: Map<String, Value> = input
-        .iter()
-        .filter(|(k, v)| {
-            !v.is_null()
-                && !SERVER_KEYS.contains(&k.as_str())
-                && !SPECIAL_KEYS.contains(&k.as_str())
-                && !matches!(k.as_str(), "default_billing" | "default_shipping")
-        })
-        .map(|(k, v)| (k.clone(), v.clone()))
-        .collect();
+    let mut rec = plain_fields(&input, &["default_billing", "default_shipping"]);
     rec.insert("website_id".into(), json!(website_id));
     rec.insert("store_id".into(), json!(store.id));
     rec.insert("created_in".into(), json!(store.name));
@@ -224,15 +215,7 @@ pub(super) fn save(
         .get(id)
         .ok_or_else(|| no_such_customer(id))?
         .record();
-    let mut rec: Map<String, Value> = input
-        .iter()
-        .filter(|(k, v)| {
-            !v.is_null()
-                && !SERVER_KEYS.contains(&k.as_str())
-                && !SPECIAL_KEYS.contains(&k.as_str())
-        })
-        .map(|(k, v)| (k.clone(), v.clone()))
-        .collect();
+    let mut rec = plain_fields(&input, &[]);
     for key in ["created_at", "created_in", "store_id", "group_id"] {
         if let (None, Some(v)) = (rec.get(key), stored.get(key)) {
             rec.insert(key.to_owned(), v.clone());
@@ -272,6 +255,21 @@ pub(super) fn save(
     rec.insert("id".into(), json!(id));
     rec.insert("updated_at".into(), json!(timestamp(now)));
     Ok(rec)
+}
+
+/// The fields of a bound body that are stored as sent: not null, not managed by the server,
+/// without their own merge rules, and not among `skip`.
+fn plain_fields(input: &Map<String, Value>, skip: &[&str]) -> Map<String, Value> {
+    input
+        .iter()
+        .filter(|(k, v)| {
+            !v.is_null()
+                && !SERVER_KEYS.contains(&k.as_str())
+                && !SPECIAL_KEYS.contains(&k.as_str())
+                && !skip.contains(&k.as_str())
+        })
+        .map(|(k, v)| (k.clone(), v.clone()))
+        .collect()
 }
 
 /// The checks of `ResourceModel\Customer::_beforeSave` and the EAV/name/dob validators, in
