@@ -96,7 +96,7 @@ async fn apply(
     let result = match customers(state).await {
         Ok(mut store) => match kind {
             Kind::Create => store.create(&state.shop, item, scope, Utc::now()),
-            Kind::Save => store.save(&state.shop, item, Utc::now()),
+            Kind::Save => store.save(&state.shop, item, scope, Utc::now()),
         },
         Err(e) => Err(e),
     };

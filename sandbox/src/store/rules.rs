@@ -199,17 +199,18 @@ pub(super) fn bind(body: &Value) -> Result<(), ApiError> {
 /// `group_id` left out, the subscription, and, when `addresses` is absent (null, not `[]`:
 /// `getAddresses() !== null` guards the address save), the addresses and the default
 /// billing and shipping ids. Without `customer.id` the save creates a customer, as the
-/// repository does with an entity without id.
+/// repository does with an entity without id, in the request's store view `scope`.
 pub(super) fn save(
     customers: &Customers,
     shop: &Shop,
     body: &Value,
+    scope: Option<i64>,
     now: DateTime<Utc>,
 ) -> Result<Map<String, Value>, ApiError> {
     let object = body.as_object().ok_or_else(ApiError::decoding)?;
     let input = customer_input(object)?;
     let Some(id) = int_of(&input, "id") else {
-        return create(customers, shop, body, None, now);
+        return create(customers, shop, body, scope, now);
     };
     let stored = customers
         .get(id)
