@@ -562,10 +562,10 @@ pub struct SandboxArgs {
     /// Server-side rate limit in requests/s (excess gets 429).
     #[arg(long, value_name = "N")]
     pub rate_limit: Option<u32>,
-    /// Operations per second the queue consumer of the async bulk routes applies (0: as fast
-    /// as it can).
-    #[arg(long, value_name = "N", default_value_t = custsync_sandbox::DEFAULT_CONSUMER_RATE)]
-    pub consumer_rate: u32,
+    /// Operations per second the queue consumer of the async bulk routes applies, default
+    /// 1000 (0: as fast as it can).
+    #[arg(long, value_name = "N")]
+    pub consumer_rate: Option<u32>,
     /// Fault injection: probability that a bulk operation fails retriably (status 2, not
     /// applied).
     #[arg(long, value_name = "P", default_value_t = 0.0)]

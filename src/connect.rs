@@ -205,7 +205,7 @@ fn sandbox_config(args: &SandboxArgs, env: &Env) -> SandboxConfig {
         },
         log_requests: false,
         shop: args.shop.clone(),
-        consumer_rate: args.consumer_rate,
+        consumer_rate: args.consumer_rate.unwrap_or(sandbox::DEFAULT_CONSUMER_RATE),
     }
 }
 

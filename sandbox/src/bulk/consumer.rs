@@ -54,9 +54,12 @@ async fn drain(state: &AppState, stop: &mut watch::Receiver<()>) -> Drained {
     let start = Instant::now();
     let mut done: u32 = 0;
     loop {
-        if state.bulks.rate > 0 && done > 0 {
-            let due =
-                start + Duration::from_secs_f64(f64::from(done) / f64::from(state.bulks.rate));
+        let due = (state.bulks.rate > 0 && done > 0).then(|| {
+            start + Duration::from_secs_f64(f64::from(done) / f64::from(state.bulks.rate))
+        });
+        // Only when it is not yet due: the timer ticks by the millisecond, so at more than a
+        // thousand a second several operations fall due per tick and are applied together.
+        if let Some(due) = due.filter(|&due| due > Instant::now()) {
             tokio::select! {
                 () = tokio::time::sleep_until(due) => {}
                 _ = stop.changed() => return Drained::Stopped,
@@ -93,7 +96,7 @@ async fn apply(
     let result = match customers(state).await {
         Ok(mut store) => match kind {
             Kind::Create => store.create(&state.shop, item, scope, Utc::now()),
-            Kind::Save => store.save(&state.shop, item, Utc::now()),
+            Kind::Save => store.save(&state.shop, item, scope, Utc::now()),
         },
         Err(e) => Err(e),
     };

@@ -241,9 +241,10 @@ impl CustomerStore {
         &mut self,
         shop: &Shop,
         body: &Value,
+        scope: Option<i64>,
         now: DateTime<Utc>,
     ) -> Result<Value, ApiError> {
-        let rec = rules::save(&self.customers, shop, body, now)?;
+        let rec = rules::save(&self.customers, shop, body, scope, now)?;
         self.commit(rec)
     }
 

@@ -55,16 +55,7 @@ pub(super) fn create(
         return Err(ApiError::bad("This customer already exists in this store."));
     }
 
-    let mut rec: Map<String, Value> = input
-        .iter()
-        .filter(|(k, v)| {
-            !v.is_null()
-                && !SERVER_KEYS.contains(&k.as_str())
-                && !SPECIAL_KEYS.contains(&k.as_str())
-                && !matches!(k.as_str(), "default_billing" | "default_shipping")
-        })
-        .map(|(k, v)| (k.clone(), v.clone()))
-        .collect();
+    let mut rec = plain_fields(&input, &["default_billing", "default_shipping"]);
     rec.insert("website_id".into(), json!(website_id));
     rec.insert("store_id".into(), json!(store.id));
     rec.insert("created_in".into(), json!(store.name));
@@ -208,31 +199,24 @@ pub(super) fn bind(body: &Value) -> Result<(), ApiError> {
 /// `group_id` left out, the subscription, and, when `addresses` is absent (null, not `[]`:
 /// `getAddresses() !== null` guards the address save), the addresses and the default
 /// billing and shipping ids. Without `customer.id` the save creates a customer, as the
-/// repository does with an entity without id.
+/// repository does with an entity without id, in the request's store view `scope`.
 pub(super) fn save(
     customers: &Customers,
     shop: &Shop,
     body: &Value,
+    scope: Option<i64>,
     now: DateTime<Utc>,
 ) -> Result<Map<String, Value>, ApiError> {
     let object = body.as_object().ok_or_else(ApiError::decoding)?;
     let input = customer_input(object)?;
     let Some(id) = int_of(&input, "id") else {
-        return create(customers, shop, body, None, now);
+        return create(customers, shop, body, scope, now);
     };
     let stored = customers
         .get(id)
         .ok_or_else(|| no_such_customer(id))?
         .record();
-    let mut rec: Map<String, Value> = input
-        .iter()
-        .filter(|(k, v)| {
-            !v.is_null()
-                && !SERVER_KEYS.contains(&k.as_str())
-                && !SPECIAL_KEYS.contains(&k.as_str())
-        })
-        .map(|(k, v)| (k.clone(), v.clone()))
-        .collect();
+    let mut rec = plain_fields(&input, &[]);
     for key in ["created_at", "created_in", "store_id", "group_id"] {
         if let (None, Some(v)) = (rec.get(key), stored.get(key)) {
             rec.insert(key.to_owned(), v.clone());
@@ -272,6 +256,21 @@ pub(super) fn save(
     rec.insert("id".into(), json!(id));
     rec.insert("updated_at".into(), json!(timestamp(now)));
     Ok(rec)
+}
+
+/// The fields of a bound body that are stored as sent: not null, not managed by the server,
+/// without their own merge rules, and not among `skip`.
+fn plain_fields(input: &Map<String, Value>, skip: &[&str]) -> Map<String, Value> {
+    input
+        .iter()
+        .filter(|(k, v)| {
+            !v.is_null()
+                && !SERVER_KEYS.contains(&k.as_str())
+                && !SPECIAL_KEYS.contains(&k.as_str())
+                && !skip.contains(&k.as_str())
+        })
+        .map(|(k, v)| (k.clone(), v.clone()))
+        .collect()
 }
 
 /// The checks of `ResourceModel\Customer::_beforeSave` and the EAV/name/dob validators, in
