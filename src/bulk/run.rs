@@ -13,7 +13,9 @@
 //! stay for the next run to resolve. The same happens when the queue works none of the
 //! operations in flight for [`Settings::stall_limit`] (an operation can stay "open" for a
 //! long time): the run ends cleanly rather than wait without end, and those rows are resolved
-//! by the next run (an update among them stays in doubt, so it is sent again then).
+//! by the next run (an update among them stays in doubt, so it is sent again then). When the
+//! sending stops otherwise (`--max-errors`, a fatal error), the feed is halted: rows not yet
+//! in a bulk end `not_sent`, and the bulks in the queue are followed to their end.
 
 use std::collections::HashMap;
 use std::pin::Pin;
