@@ -17,6 +17,20 @@ fn bulk_submissions(env: &TestEnv) -> usize {
         .count()
 }
 
+/// Waits until the sandbox has received `n` bulk submissions.
+async fn submitted(env: &TestEnv, n: usize) {
+    let started = Instant::now();
+    while bulk_submissions(env) < n {
+        assert!(started.elapsed() < Duration::from_secs(60), "no bulks came");
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+}
+
+/// The shop's id of the customer with this e-mail in website 1.
+fn id_of(by_key: &HashMap<(u64, String), Value>, email: &str) -> u64 {
+    by_key[&(1, email.to_owned())]["id"].as_u64().expect("id")
+}
+
 /// Writes (POST, PUT, DELETE) of any kind, bulk or not, the sandbox received.
 fn writes(env: &TestEnv) -> usize {
     (env.sandbox.stats().requests.iter())
@@ -190,11 +204,7 @@ async fn bulk_updates_change_only_what_changed() {
     let shop = Shop::connect(&env).await;
     let before = env.customers_by_key().await;
     let touched: Vec<u64> = (0..5)
-        .map(|i| {
-            before[&(1, format!("p{i}@example.com"))]["id"]
-                .as_u64()
-                .expect("id")
-        })
+        .map(|i| id_of(&before, &format!("p{i}@example.com")))
         .collect();
     for id in &touched {
         let current = shop
@@ -300,11 +310,7 @@ async fn a_run_killed_with_bulks_in_flight_leaves_no_duplicate() {
     let env = TestEnv::with_consumer(Faults::default(), 300).await;
     let csv = env.write("in.csv", &customers_csv(1200, ""));
     let mut child = env.spawn(&csv, &["--rate", "0", "--bulk", "100"]);
-    let started = Instant::now();
-    while bulk_submissions(&env) < 4 {
-        assert!(started.elapsed() < Duration::from_secs(60), "no bulks came");
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
+    submitted(&env, 4).await;
     child.kill().expect("SIGKILL");
     let _ = child.wait();
     assert!(
@@ -330,11 +336,7 @@ async fn an_operation_the_shop_fails_fails_its_row_with_the_shops_message() {
     env.sync(&csv, &["--rate", "0"]).await.expect_code(0);
     let by_key = env.customers_by_key().await;
     let doomed: Vec<u64> = (30..40)
-        .map(|i| {
-            by_key[&(1, format!("user{i}@example.com"))]["id"]
-                .as_u64()
-                .expect("id")
-        })
+        .map(|i| id_of(&by_key, &format!("user{i}@example.com")))
         .collect();
 
     // The updates are queued (20 a second: two seconds of work); meanwhile the last ten
@@ -352,11 +354,7 @@ async fn an_operation_the_shop_fails_fails_its_row_with_the_shops_message() {
             report.to_str().unwrap(),
         ],
     );
-    let started = Instant::now();
-    while bulk_submissions(&env) < 2 {
-        assert!(started.elapsed() < Duration::from_secs(60), "no bulks came");
-        tokio::time::sleep(Duration::from_millis(10)).await;
-    }
+    submitted(&env, 2).await;
     let shop = Shop::connect(&env).await;
     for id in &doomed {
         shop.send(reqwest::Method::DELETE, &format!("V1/customers/{id}"), None)
