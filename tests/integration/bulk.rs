@@ -17,6 +17,15 @@ fn bulk_submissions(env: &TestEnv) -> usize {
         .count()
 }
 
+/// A run of the same file in bulk mode writes nothing.
+async fn a_rerun_sends_nothing(env: &TestEnv, csv: &Path) {
+    let before = writes(env);
+    env.sync(csv, &["--rate", "0", "--bulk", "100"])
+        .await
+        .expect_code(0);
+    assert_eq!(writes(env), before, "a re-run sends nothing");
+}
+
 /// Waits until the sandbox has received `n` bulk submissions.
 async fn submitted(env: &TestEnv, n: usize) {
     let started = Instant::now();
@@ -103,12 +112,7 @@ async fn creates_under_retriable_failures_and_lost_answers_land_once_each() {
         env.count("POST")
     );
     store_equals_shop(&env, 2500).await;
-
-    let before = writes(&env);
-    env.sync(&csv, &["--rate", "0", "--bulk", "100"])
-        .await
-        .expect_code(0);
-    assert_eq!(writes(&env), before, "a re-run sends nothing");
+    a_rerun_sends_nothing(&env, &csv).await;
 }
 
 /// `custsync sync` against the sandbox under a PaaS base (`/rest/default`).
@@ -322,11 +326,7 @@ async fn a_run_killed_with_bulks_in_flight_leaves_no_duplicate() {
     run.expect_code(0);
     assert!(run.stderr.contains("resolved"), "{}", run.stderr);
     store_equals_shop(&env, 1200).await;
-    let before = writes(&env);
-    env.sync(&csv, &["--rate", "0", "--bulk", "100"])
-        .await
-        .expect_code(0);
-    assert_eq!(writes(&env), before, "a re-run sends nothing");
+    a_rerun_sends_nothing(&env, &csv).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
