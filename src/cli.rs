@@ -18,7 +18,7 @@ use crate::defaults::{
     DEFAULT_KEEP_RUNS, DEFAULT_MAX_ABSENT, DEFAULT_MAX_ERRORS, DEFAULT_OUTAGE_AFTER_SECS,
     DEFAULT_PAGE_SIZE, DEFAULT_PROGRESS_SECS, DEFAULT_RATE, DEFAULT_RETRIES,
     DEFAULT_SANDBOX_LISTEN, DEFAULT_SCOPES, DEFAULT_STATE_DIR, DEFAULT_TIMEOUT_SECS,
-    DEFAULT_WEBSITE_ID, MAX_CONCURRENCY, MAX_PAGE_SIZE,
+    DEFAULT_WEBSITE_ID, MAX_BULK, MAX_CONCURRENCY, MAX_PAGE_SIZE,
 };
 
 /// Keep an Adobe Commerce shop's customers in step with a CSV file.
@@ -200,6 +200,16 @@ pub struct SyncArgs {
         value_parser = clap::value_parser!(u32).range(1..=i64::from(MAX_CONCURRENCY))
     )]
     pub concurrency: u32,
+    /// Send creates and updates through Commerce's asynchronous bulk API, N rows per request;
+    /// ids are recorded as the shop's queue completes each operation.
+    ///
+    /// Example: --bulk 200
+    #[arg(
+        long,
+        value_name = "N",
+        value_parser = clap::value_parser!(u32).range(1..=i64::from(MAX_BULK))
+    )]
+    pub bulk: Option<u32>,
     /// Per-row report: CSV; JSON Lines when FILE ends in .jsonl (with each update's changes as
     /// data); a workbook when it ends in .xlsx (sheet `report`, and sheet `changes` with one line
     /// per changed field).
@@ -570,6 +580,18 @@ pub struct SandboxArgs {
     /// Server-side rate limit in requests/s (excess gets 429).
     #[arg(long, value_name = "N")]
     pub rate_limit: Option<u32>,
+    /// Operations per second the queue consumer of the async bulk routes applies, default
+    /// 1000 (0: as fast as it can).
+    #[arg(long, value_name = "N")]
+    pub consumer_rate: Option<u32>,
+    /// Fault injection: probability that a bulk operation fails retriably (status 2, not
+    /// applied).
+    #[arg(long, value_name = "P", default_value_t = 0.0)]
+    pub p_bulk_retriable: f64,
+    /// Fault injection: probability that a bulk is queued but its 202 is lost (a 500 or a
+    /// dropped connection instead).
+    #[arg(long, value_name = "P", default_value_t = 0.0)]
+    pub p_bulk_answer_lost: f64,
 }
 
 #[cfg(test)]

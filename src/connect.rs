@@ -200,9 +200,12 @@ fn sandbox_config(args: &SandboxArgs, env: &Env) -> SandboxConfig {
             p_write_then_drop: args.p_write_then_drop,
             token_ttl: args.token_ttl.map(Duration::from_secs),
             rate_limit: args.rate_limit,
+            p_bulk_retriable: args.p_bulk_retriable,
+            p_bulk_answer_lost: args.p_bulk_answer_lost,
         },
         log_requests: false,
         shop: args.shop.clone(),
+        consumer_rate: args.consumer_rate.unwrap_or(sandbox::DEFAULT_CONSUMER_RATE),
     }
 }
 

@@ -13,6 +13,8 @@ pub const DEFAULT_RATE: u32 = 10;
 pub const DEFAULT_CONCURRENCY: u32 = 8;
 /// The largest `--concurrency` accepted.
 pub const MAX_CONCURRENCY: u32 = 1024;
+/// Most rows in one `--bulk` request: Magento's limit on items of an async request.
+pub const MAX_BULK: u32 = 5000;
 /// `--retries`: retries per request on 5xx, 408, timeouts and connection errors.
 pub const DEFAULT_RETRIES: u32 = 5;
 /// `--backoff-base-ms`: the backoff before the first retry, doubled on each one after.

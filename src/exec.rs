@@ -20,6 +20,7 @@
 
 mod addresses;
 mod answers;
+mod bulk;
 mod doubt;
 mod legacy;
 
@@ -32,13 +33,16 @@ use tokio_util::sync::CancellationToken;
 use crate::api::{ApiError, Client};
 use crate::customer::{Change, Customer, Fields, Key, remote_fields_with};
 use crate::outage::Watch;
-use crate::outcome::{Action, Outcome, Saved, Skip};
+use crate::outcome::{Action, Outcome, RowRef, Saved, Skip};
 use crate::plan::{Planned, Step};
 use crate::retry::{Retrier, RetryPolicy, Waiting};
 use crate::state::{Doubt, Entry, StateError, Store};
 use addresses::{Ours, id_of, merged, ours_in};
-use answers::{Ids, checked_id};
+use answers::Ids;
 use doubt::Tries;
+
+pub use answers::checked_id;
+pub use bulk::{create_body, full_record};
 
 /// Sends rows through a [`Client`].
 pub struct Executor {
@@ -293,6 +297,21 @@ impl Executor {
             // The sync loop hands over only creates and updates.
             other => unreachable!("{} rows are not sent", other.action().as_str()),
         };
+        self.conclude(row, action, customer, known, result, in_doubt)
+            .await
+    }
+
+    /// The end of a row's send: an answer's id taken (one id, one key) and the outcome built;
+    /// `known` is the id the store had for the key, `in_doubt` whether the row was an update.
+    async fn conclude(
+        &self,
+        row: RowRef,
+        action: Action,
+        customer: Box<Customer>,
+        known: Option<u64>,
+        result: Result<Done, Failure>,
+        in_doubt: bool,
+    ) -> Ended {
         let result = match result {
             Ok(done) => self
                 .ids
@@ -346,10 +365,7 @@ impl Executor {
         password: Option<&SecretString>,
         hash: u128,
     ) -> Result<Done, Failure> {
-        let mut body = customer.to_json(None);
-        if customer.has_addresses() {
-            body["addresses"] = merged(customer, &Value::Null, &Ours::default());
-        }
+        let body = create_body(customer);
         let created = self.retry(|| self.client.create(&body, password)).await;
         match created {
             Ok(saved) => Done::new(customer, &saved, hash, String::new(), (CREATE, None, &[])),

@@ -7,7 +7,8 @@
 //! [`customer::Customer`] (or an invalid row). [`plan`] compares it with what [`state`]
 //! remembers of its key and decides: create, update, unchanged or invalid. A create or update
 //! is checked against the [`shop`]'s model (read once, when the first one comes), then [`exec`]
-//! sends it through the [`api`] client, under the [`throttle`] and with [`retry`].
+//! sends it through the [`api`] client, under the [`throttle`] and with [`retry`] (with
+//! `--bulk`, [`bulk`] gathers the rows into the shop's asynchronous bulks instead).
 //! Every row ends as an [`outcome::Outcome`]: [`report`] writes it as a report line and counts
 //! it, and the [`state`] writer records the mapping it confirmed, and [`runs`] keeps it in the
 //! run history. No row is sent before the whole file is known not to leave too many customers
@@ -30,7 +31,7 @@
 //! | [`cli`] | command-line arguments (clap types only) | defaults, absent |
 //! | [`config`] | typed settings resolved from arguments, environment and the config file | cli, defaults, absent, api, input, plan, report, retry, customer |
 //! | [`exit`] | the exit codes, and how a run's ending maps to one | |
-//! | [`sync`] | the pipeline: read, plan, gate, check against the shop, send, absent, end | config, connect, console, input, plan, shop, exec, outage, outcome, progress, report, notify, runs, absent, state, api, redact, retry, throttle, outputs, customer, exit |
+//! | [`sync`] | the pipeline: read, plan, gate, check against the shop, send, absent, end | config, connect, console, input, plan, shop, exec, bulk, outage, outcome, progress, report, notify, runs, absent, state, api, redact, retry, throttle, outputs, customer, exit |
 //! | [`pull`] | recording the customers a shop already has | config, connect, console, retry, api, state, throttle, customer, defaults |
 //! | [`runs`] | the run history: each run's summary and rows, in the state directory | outcome, report |
 //! | [`check`] | `custsync check`: the target tested and its shop's model shown, changing nothing | config, connect, retry, shop, state, api, throttle |
@@ -39,6 +40,7 @@
 //! | [`plan`] | the decision for each row, a function of the row, the store and the options | input, outcome, state, customer |
 //! | [`shop`] | the shop's model from its API, and each row to send checked against it | plan, retry, api, state, input, customer |
 //! | [`exec`] | sending a row: lost-answer recovery, answer checks, its outcome | plan, outcome, outage, retry, api, state, customer, redact |
+//! | [`bulk`] | `--bulk`: rows in async bulks, their polls, and the bulks a run left behind | plan, exec, retry, api, state, customer |
 //! | [`outcome`] | what became of a row: report columns and state change, built in one place | api, state, customer |
 //! | [`report`] | report file (CSV, JSON Lines, xlsx), review page, summary JSON, the final line | outcome, customer, outputs |
 //! | [`progress`] | the live counts on stderr: rows finished, rate, time left | console |
@@ -57,6 +59,7 @@
 
 pub mod absent;
 pub mod api;
+pub mod bulk;
 pub mod check;
 pub mod cli;
 pub mod config;

@@ -145,6 +145,34 @@ impl ApiError {
         }
     }
 
+    /// The message with its placeholders filled in, as `LocalizedException::getMessage`
+    /// gives it (named `%name` from an object of parameters, positional `%1` from a list):
+    /// the text a bulk operation's `result_message` carries.
+    pub(crate) fn rendered(&self) -> String {
+        let shown = |v: &Value| match v {
+            Value::String(s) => s.clone(),
+            other => other.to_string(),
+        };
+        let mut out = self.message.clone();
+        match &self.parameters {
+            Some(Value::Object(named)) => {
+                // Longest names first, so `%fieldName` is not taken for `%field`.
+                let mut names: Vec<&String> = named.keys().collect();
+                names.sort_by_key(|k| std::cmp::Reverse(k.len()));
+                for name in names {
+                    out = out.replace(&format!("%{name}"), &shown(&named[name.as_str()]));
+                }
+            }
+            Some(Value::Array(list)) => {
+                for (i, v) in list.iter().enumerate().rev() {
+                    out = out.replace(&format!("%{}", i + 1), &shown(v));
+                }
+            }
+            _ => {}
+        }
+        out
+    }
+
     /// The JSON body of this error.
     pub(crate) fn body(&self) -> Value {
         let mut body = serde_json::Map::new();

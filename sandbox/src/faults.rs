@@ -1,7 +1,9 @@
 //! Fault injection for the customer routes: a server-side rate limit, added latency, random
 //! 429/503 answers before any work, and writes that succeed but are answered with a 500 or
-//! with a dropped connection. These are the failures a sync client must survive without
-//! creating a customer twice. The IMS route is never faulted.
+//! with a dropped connection; for the async bulk API, operations that fail retriably and
+//! bulks queued but answered with a 500 or a dropped connection. These are the failures a
+//! sync client must survive without creating a customer twice. The IMS route is never
+//! faulted.
 
 use std::collections::VecDeque;
 use std::num::NonZeroU32;
@@ -35,6 +37,12 @@ pub struct Faults {
     /// Server-side limit in requests per second over the customer routes; the excess gets
     /// 429 with `Retry-After: 1`. `None` or 0 = no limit.
     pub rate_limit: Option<u32>,
+    /// Probability that the bulk consumer fails an operation retriably (status 2, as on a
+    /// database deadlock) without applying it.
+    pub p_bulk_retriable: f64,
+    /// Probability that a bulk is queued (and will be processed) but its 202 is lost: answered
+    /// with a 500 or a dropped connection instead, each half the time.
+    pub p_bulk_answer_lost: f64,
 }
 
 /// A request turned away before any work: the error and its `Retry-After` in seconds.
@@ -127,6 +135,22 @@ impl FaultGate {
         } else {
             AfterWrite::Answer
         }
+    }
+
+    /// Decides the fate of the 202 of a bulk that was queued.
+    pub(crate) fn after_bulk(&self) -> AfterWrite {
+        if !roll(self.faults.p_bulk_answer_lost) {
+            AfterWrite::Answer
+        } else if fastrand::bool() {
+            AfterWrite::Fail500
+        } else {
+            AfterWrite::Drop
+        }
+    }
+
+    /// Whether the consumer fails the operation at hand retriably.
+    pub(crate) fn bulk_operation_retriable(&self) -> bool {
+        roll(self.faults.p_bulk_retriable)
     }
 
     /// Lifetime of issued tokens.

@@ -1,5 +1,7 @@
 //! The embedded Commerce sandbox: an emulator of Adobe Commerce's customer REST API
-//! (`/sandbox/V1/customers...`), of the read endpoints that describe a shop
+//! (`/sandbox/V1/customers...`, also under PaaS bases `/rest/<store>/V1/...`), of its async
+//! bulk API (`/sandbox/V1/async/bulk/customers...` with a queue consumer, and the
+//! `/sandbox/V1/bulk/{uuid}/...` status routes), of the read endpoints that describe a shop
 //! (`/sandbox/V1/store/websites`, `.../store/storeViews`, `.../customerGroups/search`,
 //! `.../directory/countries`, `.../attributeMetadata/customer/custom`) and of Adobe IMS's token
 //! route (`/ims/token/v3`), answering as the real services do (see
@@ -14,9 +16,11 @@
 //! attributes; its TOML file and read endpoints), `store` (customers, Magento's rules,
 //! journal), `stored` (a stored customer), `validate` (field rules), `address` (address and
 //! region rules), `email` (the e-mail check), `search` (search criteria), `routes` (HTTP
-//! handlers), `faults` (fault injection), `error` (error types).
+//! handlers), `bulk` (the async bulk routes, their queue and consumer), `faults` (fault
+//! injection), `error` (error types).
 
 mod address;
+mod bulk;
 mod email;
 mod error;
 mod faults;
@@ -43,10 +47,12 @@ use tokio::sync::{Notify, watch};
 use tokio::task::{JoinHandle, JoinSet};
 use tower::ServiceExt;
 
+pub use bulk::DEFAULT_CONSUMER_RATE;
 pub use error::SandboxError;
 pub use faults::Faults;
 pub use shop::ShopError;
 
+use bulk::BulkQueue;
 use faults::FaultGate;
 use routes::{AppState, KillSwitch, lock};
 use shop::Shop;
@@ -79,6 +85,9 @@ pub struct SandboxConfig {
     /// A shop file (TOML; the format is in the `shop` module's documentation) describing the
     /// shop to stand for; `None` is the default shop, which `sample-customers.csv` fits.
     pub shop: Option<PathBuf>,
+    /// Operations per second the queue consumer of the async bulk routes applies (default
+    /// [`DEFAULT_CONSUMER_RATE`]; 0 = as fast as it can).
+    pub consumer_rate: u32,
 }
 
 impl Default for SandboxConfig {
@@ -90,6 +99,7 @@ impl Default for SandboxConfig {
             faults: Faults::default(),
             log_requests: false,
             shop: None,
+            consumer_rate: DEFAULT_CONSUMER_RATE,
         }
     }
 }
@@ -130,6 +140,8 @@ pub struct RunningSandbox {
     state: Arc<AppState>,
     stop: watch::Sender<()>,
     server: JoinHandle<()>,
+    /// The bulk queue's consumer, which ends when `stop` is dropped.
+    consumer: JoinHandle<()>,
 }
 
 impl std::fmt::Debug for RunningSandbox {
@@ -169,8 +181,10 @@ pub async fn start(
         client_secret: config.client_secret,
         faults: FaultGate::new(config.faults),
         log_requests: config.log_requests,
+        bulks: BulkQueue::new(config.consumer_rate),
     });
     let (stop, stopped) = watch::channel(());
+    let consumer = tokio::spawn(bulk::consumer::run(Arc::clone(&state), stopped.clone()));
     let server = tokio::spawn(accept_loop(listener, Arc::clone(&state), stopped));
     tracing::info!(%addr, "sandbox listening");
     Ok(RunningSandbox {
@@ -178,6 +192,7 @@ pub async fn start(
         state,
         stop,
         server,
+        consumer,
     })
 }
 
@@ -224,12 +239,18 @@ impl RunningSandbox {
             state,
             stop,
             server,
+            consumer,
             ..
         } = self;
         // Dropping the sender is the stop signal for the accept loop and every connection.
         drop(stop);
         if let Err(e) = server.await {
             tracing::warn!(error = %e, "sandbox server task ended abnormally");
+        }
+        // After the server, so that nothing queues behind its back; it stops between two
+        // operations, so the journal it writes to is whole when synced below.
+        if let Err(e) = consumer.await {
+            tracing::warn!(error = %e, "sandbox bulk consumer ended abnormally");
         }
         let store = state.store.loaded().map(|s| lock(s).sync());
         if let Some(Err(e)) = store {

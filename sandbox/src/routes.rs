@@ -21,8 +21,10 @@ use chrono::Utc;
 use secrecy::{ExposeSecret, SecretString};
 use serde_json::{Value, json};
 use tokio::sync::Notify;
+use tower::ServiceExt;
 
 use super::RequestRecord;
+use super::bulk::{self, BulkQueue};
 use super::error::ApiError;
 use super::faults::{AfterWrite, FaultGate, Refusal};
 use super::search::SearchCriteria;
@@ -34,7 +36,7 @@ pub(crate) const IMS_PATH: &str = "/ims/token/v3";
 
 /// ACL resources Magento names in its 401 answers.
 const ACL_READ: &str = "Magento_Customer::customer";
-const ACL_MANAGE: &str = "Magento_Customer::manage";
+pub(crate) const ACL_MANAGE: &str = "Magento_Customer::manage";
 const ACL_DELETE: &str = "Magento_Customer::delete";
 /// The ACL resources of the shop's read routes, named when a request has no valid token: on
 /// Adobe Commerce as a Cloud Service every route needs the IMS token (PaaS serves the store
@@ -55,6 +57,8 @@ pub(crate) struct AppState {
     pub(crate) client_id: String,
     pub(crate) client_secret: SecretString,
     pub(crate) faults: FaultGate,
+    /// The async bulks and the queue of their operations.
+    pub(crate) bulks: BulkQueue,
     /// Whether `requests` is kept.
     pub(crate) log_requests: bool,
 }
@@ -65,7 +69,7 @@ pub(crate) struct AppState {
 pub(crate) struct KillSwitch(pub(crate) Arc<Notify>);
 
 /// The customer store, read from its journal on first use; Magento's 500 when that fails.
-async fn customers(state: &AppState) -> Result<MutexGuard<'_, CustomerStore>, ApiError> {
+pub(crate) async fn customers(state: &AppState) -> Result<MutexGuard<'_, CustomerStore>, ApiError> {
     match state.store.get().await {
         Ok(store) => Ok(lock(store)),
         Err(e) => {
@@ -90,6 +94,7 @@ pub(crate) fn router(state: Arc<AppState>) -> Router {
             "/sandbox/V1/customers/{id}",
             get(get_one).put(update).delete(delete),
         )
+        .merge(bulk::routes::router())
         .route_layer(middleware::from_fn_with_state(Arc::clone(&state), delay));
     let shop = Router::new()
         .route("/sandbox/V1/store/websites", get(websites))
@@ -101,16 +106,67 @@ pub(crate) fn router(state: Arc<AppState>) -> Router {
             "/sandbox/V1/attributeMetadata/customer/custom",
             get(custom_attributes),
         );
-    let mut router = Router::new()
+    let routes = Router::new()
         .route(IMS_PATH, post(ims_token))
         .merge(customers)
         .merge(shop)
         .fallback(not_found)
-        .method_not_allowed_fallback(not_found);
+        .method_not_allowed_fallback(not_found)
+        .with_state(Arc::clone(&state));
+    // Outside the routes, so that the rewrite comes before routing and the record keeps the
+    // path as sent.
+    let mut router = Router::new().fallback_service(routes.map_request(paas_path));
     if state.log_requests {
-        router = router.layer(middleware::from_fn_with_state(Arc::clone(&state), record));
+        router = router.layer(middleware::from_fn_with_state(state, record));
     }
-    router.with_state(state)
+    router
+}
+
+/// Serves the PaaS forms of the routes: `/rest/<store>/V1/...` and
+/// `/rest/<store>/async/bulk/V1/...` become `/sandbox/V1/...` and `/sandbox/V1/async/bulk/...`
+/// with the store code as the `Store` header (`all`: every store view), as Magento's
+/// `Webapi\Controller\PathProcessor` takes the store from the path (`/rest/V1/...`: the
+/// default store view, no header here). An unknown store code is left to the store-scope
+/// check, a route miss as in Magento. Anything else (the SaaS form of an async route under
+/// `/rest/` included) is left as it is and matches no route.
+fn paas_path(mut request: Request) -> Request {
+    let Some(rest) = request.uri().path().strip_prefix("/rest/") else {
+        return request;
+    };
+    let (store, rest) = match rest.split_once('/') {
+        Some((first, _)) if first == "V1" || first == "async" => (None, rest),
+        Some((store, rest)) => (Some(store.to_owned()), rest),
+        None => return request,
+    };
+    let path = if let Some(route) = rest.strip_prefix("async/bulk/V1/") {
+        format!("/sandbox/V1/async/bulk/{route}")
+    } else if rest.starts_with("V1/") && !rest.starts_with("V1/async/") {
+        format!("/sandbox/{rest}")
+    } else {
+        return request;
+    };
+    let uri = match request.uri().query() {
+        Some(query) => format!("{path}?{query}"),
+        None => path,
+    };
+    let Ok(uri) = uri.parse::<Uri>() else {
+        return request;
+    };
+    *request.uri_mut() = uri;
+    let headers = request.headers_mut();
+    match store.map(|s| HeaderValue::from_str(&s)) {
+        Some(Ok(code)) => {
+            headers.insert("store", code);
+        }
+        // A store code no header can carry is no store code the shop has.
+        Some(Err(_)) => {
+            headers.insert("store", HeaderValue::from_static("no such store"));
+        }
+        None => {
+            headers.remove("store");
+        }
+    }
+    request
 }
 
 /// Records one [`RequestRecord`] per request when its answer is known, or with status 0 when
@@ -253,7 +309,11 @@ fn random_chars(n: usize) -> String {
 
 /// The checks every customer request passes before its own work: store scope (part of route
 /// matching), faults, then the bearer token. Gives the request's store view, if any.
-fn admit(state: &AppState, headers: &HeaderMap, resource: &str) -> Result<Option<i64>, Refusal> {
+pub(crate) fn admit(
+    state: &AppState,
+    headers: &HeaderMap,
+    resource: &str,
+) -> Result<Option<i64>, Refusal> {
     let scope =
         store_scope(&state.shop, headers).ok_or_else(|| Refusal::from(ApiError::route_miss()))?;
     state.faults.before()?;
@@ -294,7 +354,7 @@ fn authorized(state: &AppState, headers: &HeaderMap) -> bool {
     })
 }
 
-fn decode(body: &[u8]) -> Result<Value, ApiError> {
+pub(crate) fn decode(body: &[u8]) -> Result<Value, ApiError> {
     serde_json::from_slice(body).map_err(|_| ApiError::decoding())
 }
 
@@ -452,8 +512,14 @@ async fn answer_write(
     if result.is_err() {
         return answer(result);
     }
-    match state.faults.after_write() {
-        AfterWrite::Answer => answer(result),
+    deliver(kill, state.faults.after_write(), answer(result)).await
+}
+
+/// Gives `response`, or loses it after the work was done, as `fate` says: a 500 in its
+/// place, or the connection closed without an answer.
+pub(crate) async fn deliver(kill: &KillSwitch, fate: AfterWrite, response: Response) -> Response {
+    match fate {
+        AfterWrite::Answer => response,
         AfterWrite::Fail500 => error_response(&ApiError::internal()),
         AfterWrite::Drop => {
             kill.0.notify_one();
@@ -463,7 +529,7 @@ async fn answer_write(
     }
 }
 
-fn answer(result: Result<Value, ApiError>) -> Response {
+pub(crate) fn answer(result: Result<Value, ApiError>) -> Response {
     match result {
         Ok(body) => Json(body).into_response(),
         Err(error) => error_response(&error),
@@ -475,7 +541,7 @@ fn error_response(error: &ApiError) -> Response {
     (status, Json(error.body())).into_response()
 }
 
-fn refusal_response(refusal: Refusal) -> Response {
+pub(crate) fn refusal_response(refusal: Refusal) -> Response {
     let mut response = error_response(&refusal.error);
     if let Some(secs) = refusal.retry_after {
         response

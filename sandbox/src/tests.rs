@@ -27,7 +27,7 @@ async fn sandbox(faults: Faults) -> RunningSandbox {
     .expect("sandbox starts")
 }
 
-fn client() -> reqwest::Client {
+pub(crate) fn client() -> reqwest::Client {
     // reqwest is built without a default TLS provider; plain http does not use it, but the
     // builder wants one installed.
     let _ = rustls::crypto::ring::default_provider().install_default();
@@ -47,7 +47,7 @@ async fn token_request(
         .expect("IMS answers")
 }
 
-async fn token(client: &reqwest::Client, sb: &RunningSandbox) -> String {
+pub(crate) async fn token(client: &reqwest::Client, sb: &RunningSandbox) -> String {
     let fields = [
         ("grant_type", "client_credentials"),
         ("client_id", "sandbox"),
@@ -65,7 +65,7 @@ async fn token(client: &reqwest::Client, sb: &RunningSandbox) -> String {
         .to_owned()
 }
 
-async fn json_of(response: reqwest::Response) -> (u16, Value) {
+pub(crate) async fn json_of(response: reqwest::Response) -> (u16, Value) {
     let status = response.status().as_u16();
     (status, response.json().await.expect("JSON body"))
 }

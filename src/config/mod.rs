@@ -122,6 +122,8 @@ pub struct SyncConfig {
     pub dry_run: bool,
     pub rate: Option<NonZeroU32>,
     pub concurrency: usize,
+    /// `--bulk N`: rows per asynchronous bulk request; `None` sends one request a row.
+    pub bulk: Option<usize>,
     pub retry: RetryPolicy,
     pub report: Option<PathBuf>,
     /// `--report-only`: `None` reports every row.
@@ -194,6 +196,7 @@ impl SyncConfig {
             dry_run: args.dry_run,
             rate: NonZeroU32::new(args.limits.rate),
             concurrency: args.concurrency as usize,
+            bulk: args.bulk.map(|n| n as usize),
             retry: RetryPolicy {
                 retries: args.limits.retries,
                 base: Duration::from_millis(args.backoff_base_ms),

@@ -21,7 +21,7 @@ const SHOWN: usize = 256;
 
 /// The customer id of a write's answer, if the answer is about the customer sent (its e-mail
 /// and website); `put_to` is the id a PUT went to. `Err` says what is wrong with it.
-pub(super) fn checked_id(
+pub fn checked_id(
     (email, website_id): (&str, u32),
     saved: &Value,
     put_to: Option<u64>,

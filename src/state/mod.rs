@@ -23,6 +23,7 @@ use std::time::{Duration, Instant};
 
 use crate::customer::{Fields, Key};
 
+mod bulks;
 mod doubt;
 mod index;
 mod keyed;
@@ -32,6 +33,7 @@ mod private;
 mod target;
 mod transfer;
 mod writer;
+pub use bulks::{BulkRecord, BulkRow};
 pub use doubt::{Doubt, Doubts};
 pub use index::{Index, Known};
 pub use lookup::{Indexed, Lookup};
@@ -231,6 +233,8 @@ pub struct Store {
     failed: sled::Tree,
     /// key -> [`Doubt`]: writes whose answer was not seen.
     doubt: sled::Tree,
+    /// bulk number -> a bulk submitted and not yet resolved (see `bulks.rs`).
+    bulks: sled::Tree,
     /// This process already told sled the index file is stale.
     index_invalidated: AtomicBool,
     /// The fewest mappings the store may hold, from `db.mark` (see `mark.rs`).
@@ -284,6 +288,7 @@ impl Store {
         let failed = db.open_tree("failed").map_err(sled_err)?;
         let fields = db.open_tree("fields").map_err(sled_err)?;
         let doubt = db.open_tree("doubt").map_err(sled_err)?;
+        let bulks = db.open_tree("bulks").map_err(sled_err)?;
         Ok(Store {
             dir: dir.to_owned(),
             db,
@@ -291,6 +296,7 @@ impl Store {
             fields,
             failed,
             doubt,
+            bulks,
             index_invalidated: AtomicBool::new(false),
             floor: Mutex::new(floor),
             pending_binding: Mutex::new(None),

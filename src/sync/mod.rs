@@ -29,11 +29,13 @@ mod read;
 mod send;
 
 use std::sync::Arc;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use tokio_util::sync::CancellationToken;
 
 use crate::absent::{self, Deletes};
+use crate::api::Client;
+use crate::bulk;
 use crate::config::{SyncConfig, Target};
 use crate::connect;
 use crate::console;
@@ -86,6 +88,34 @@ pub async fn run(cfg: SyncConfig, cancel: CancellationToken) -> Result<Finished,
         }
         Err(e) => Err(end::abandon(history, e)),
     }
+}
+
+/// How long a bulk loop waits for a queue that works none of its operations.
+const BULK_STALL_LIMIT: Duration = Duration::from_secs(600);
+/// How long the resolution of an earlier run's bulks waits for operations still open.
+const BULK_RECOVERY_PATIENCE: Duration = Duration::from_secs(120);
+
+/// Resolves the bulks an earlier run left unresolved (see [`bulk::resolve`]).
+async fn resolve_bulks(
+    client: &Client,
+    store: &Arc<Store>,
+    retrier: &Retrier,
+) -> Result<(), SyncError> {
+    if store.bulks_len() == 0 {
+        return Ok(());
+    }
+    let done = bulk::resolve(client, store, retrier, BULK_RECOVERY_PATIENCE).await?;
+    console::note(&format!(
+        "note: resolved {} bulks an earlier run left behind ({} customers recorded){}",
+        done.bulks,
+        done.recorded,
+        if done.left > 0 {
+            format!("; {} are left for a later run", done.left)
+        } else {
+            String::new()
+        }
+    ));
+    Ok(())
 }
 
 /// Opens the input file, as the run and a census read it.
@@ -154,8 +184,16 @@ async fn pipeline(
                 .watching(Arc::clone(w))
         });
     let retrier = Retrier::new(cfg.retry, sending.clone());
+    let bulk_retrier = match &watch {
+        Some(w) => Retrier::new(cfg.retry, sending.clone()).watching(Arc::clone(w)),
+        None => Retrier::new(cfg.retry, sending.clone()),
+    };
+    // Bulks an earlier run left unresolved are settled before anything is planned.
+    if let (Some(c), Some(_)) = (&client, &executor) {
+        resolve_bulks(c, store, &bulk_retrier).await?;
+    }
     let mut gate = Gate::new(shop::Setup {
-        client,
+        client: client.clone(),
         retrier: match &watch {
             Some(w) => retrier.watching(Arc::clone(w)),
             None => retrier,
@@ -198,6 +236,21 @@ async fn pipeline(
         store,
         counters: &counters,
         cancel,
+        bulk: cfg
+            .bulk
+            .zip(client.as_deref())
+            .map(|(size, shop)| send::Lane {
+                settings: bulk::Settings {
+                    size,
+                    concurrency: cfg.concurrency,
+                    retries: cfg.retry.retries,
+                    stall_limit: BULK_STALL_LIMIT,
+                },
+                shop,
+                retrier: &bulk_retrier,
+                store: Arc::clone(store),
+                sending: sending.clone(),
+            }),
     };
     let sent = send::all(planned, writers, cfg, on).await?;
     progress.finish();
@@ -227,7 +280,8 @@ async fn pipeline(
     // Every request passed the throttle: the shop's model and its customer count (a dry run's
     // only requests), the writes, their look-ups and retries.
     let requests = throttle.requests();
-    let retries = executor.as_ref().map_or(0, Executor::retries) + gate.retries();
+    let retries =
+        executor.as_ref().map_or(0, Executor::retries) + gate.retries() + bulk_retrier.retries();
     Ok(end::Work {
         index: read.index,
         sent,

@@ -14,16 +14,20 @@
 //! While the [`Watch`] sees the shop answer nothing, a row whose retries ran out is held back:
 //! it failed if the shop answers again, and is `not_sent` if the watch declares an outage.
 
-use std::sync::OnceLock;
+use std::pin::pin;
 use std::sync::atomic::Ordering;
+use std::sync::{Arc, OnceLock};
 
 use futures::StreamExt;
+use futures::future::OptionFuture;
 use futures::stream::FuturesUnordered;
 use tokio_util::sync::CancellationToken;
 
 use super::ending::{Stop, SyncError};
 use super::guard::Guard;
 use super::read::Rows;
+use crate::api::Client;
+use crate::bulk::{self, Feed};
 use crate::config::SyncConfig;
 use crate::console;
 use crate::customer::Key;
@@ -33,6 +37,7 @@ use crate::outcome::{Outcome, Skip, StateChange, Status};
 use crate::plan::Planned;
 use crate::progress::Counters;
 use crate::report::{Report, Review, Tally};
+use crate::retry::Retrier;
 use crate::runs::RowLog;
 use crate::shop::Gate;
 use crate::state::{Known, Op, Store, Writer};
@@ -71,6 +76,18 @@ pub struct Sending<'a> {
     pub counters: &'a Counters,
     /// Cancelled on SIGINT/SIGTERM.
     pub cancel: &'a CancellationToken,
+    /// `--bulk`: creates and updates go through the bulk loop instead of a request each.
+    pub bulk: Option<Lane<'a>>,
+}
+
+/// What the bulk loop needs besides the executor.
+pub struct Lane<'a> {
+    pub settings: bulk::Settings,
+    pub shop: &'a Client,
+    pub retrier: &'a Retrier,
+    pub store: Arc<Store>,
+    /// The sending's token: an interrupt or an outage.
+    pub sending: CancellationToken,
 }
 
 /// Sends (or, in a dry run, records) every planned row; returns once the last outcome is
@@ -114,8 +131,25 @@ pub async fn all(
     let mut queue = held.rows.into_iter();
     let mut read_all = held.read_all;
     let mut in_flight = FuturesUnordered::new();
+    let lane = on.bulk.as_ref().zip(on.executor).map(|(l, exec)| {
+        let store = Arc::clone(&l.store);
+        bulk::start(
+            l.settings,
+            l.shop,
+            exec,
+            store,
+            l.retrier,
+            l.sending.clone(),
+        )
+    });
+    let (mut feed, mut ends, engine) = match lane {
+        Some((feed, ends, engine)) => (Some(feed), Some(ends), Some(engine)),
+        None => (None, None, None),
+    };
+    let mut engine = pin!(OptionFuture::from(engine));
+    let mut engine_done = feed.is_none();
     loop {
-        while in_flight.len() < cfg.concurrency {
+        while in_flight.len() < cfg.concurrency && feed.as_ref().is_none_or(Feed::has_room) {
             let Some(planned) = queue.next() else { break };
             if !planned.step.sends() {
                 sink.take(exec::unsent(planned, cfg.dry_run).into())?;
@@ -142,7 +176,10 @@ pub async fn all(
             let updated = planned.step.updated_key();
             let planned = gate.vet(planned);
             match on.executor {
-                Some(exec) if planned.step.sends() => in_flight.push(exec.send(planned)),
+                Some(exec) if planned.step.sends() => match &feed {
+                    Some(feed) => feed.push(planned),
+                    None => in_flight.push(exec.send(planned)),
+                },
                 _ => {
                     // Not sent (a dry run, or a row the shop would refuse): an update's doubt
                     // mark, set when it was planned, goes.
@@ -153,7 +190,33 @@ pub async fn all(
             }
         }
         let need_rows = queue.len() == 0 && !read_all;
+        if let (Some(feed), Some(_)) = (&feed, stop.get()) {
+            feed.halt();
+        }
+        if queue.len() == 0 && read_all {
+            // Every row is handed over: the bulk loop submits what it holds.
+            feed.as_mut().map(Feed::close);
+        }
         tokio::select! {
+            ended = next_end(&mut ends), if ends.is_some() => match ended {
+                Some(mut ended) => {
+                    // A bulk's row cut short by the run stopping says why.
+                    if ended.outcome.status() == Status::NotSent
+                        && (on.cancel.is_cancelled() || stop.get().is_some())
+                    {
+                        let why = sink.why_stopped(on.cancel);
+                        ended.outcome = ended.outcome.unconfirmed(why);
+                    }
+                    sink.take(ended)?
+                }
+                None => ends = None,
+            },
+            ran = &mut engine, if !engine_done => {
+                engine_done = true;
+                if let Some(Err(e)) = ran {
+                    return Err(e.into());
+                }
+            }
             Some(mut ended) = in_flight.next(), if !in_flight.is_empty() => {
                 // A request cut short says why the run stopped.
                 if ended.outcome.status() == Status::NotSent {
@@ -200,6 +263,14 @@ pub async fn all(
         stopped,
         review,
     })
+}
+
+/// The next row's end from the bulk loop; `None` once it ended every row.
+async fn next_end(ends: &mut Option<tokio::sync::mpsc::UnboundedReceiver<Ended>>) -> Option<Ended> {
+    match ends {
+        Some(rx) => rx.recv().await,
+        None => None,
+    }
 }
 
 /// The rows to send that the guard held.

@@ -1,6 +1,7 @@
 //! Integration tests: the real `custsync` binary against the in-process sandbox.
 
 mod binding;
+mod bulk;
 mod caps;
 mod cron;
 mod data;

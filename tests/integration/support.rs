@@ -40,14 +40,25 @@ async fn start_sandbox_at(
     shop: Option<PathBuf>,
     listen: std::net::SocketAddr,
 ) -> RunningSandbox {
-    sandbox::start(
+    start_configured(
         SandboxConfig {
-            client_secret: SECRET.to_owned().into(),
             faults,
-            log_requests: true,
             data_dir: data,
             shop,
             ..SandboxConfig::default()
+        },
+        listen,
+    )
+    .await
+}
+
+/// A sandbox with `config`, accepting the tests' secret and recording every request.
+async fn start_configured(config: SandboxConfig, listen: std::net::SocketAddr) -> RunningSandbox {
+    sandbox::start(
+        SandboxConfig {
+            client_secret: SECRET.to_owned().into(),
+            log_requests: true,
+            ..config
         },
         listen,
     )
@@ -61,6 +72,20 @@ impl TestEnv {
         TestEnv {
             dir: tempfile::tempdir().expect("tempdir"),
             sandbox: start_sandbox(faults, None, None).await,
+        }
+    }
+
+    /// A sandbox (in memory) with these faults whose bulk queue works `consumer_rate`
+    /// operations a second.
+    pub async fn with_consumer(faults: Faults, consumer_rate: u32) -> Self {
+        let config = SandboxConfig {
+            faults,
+            consumer_rate,
+            ..SandboxConfig::default()
+        };
+        TestEnv {
+            dir: tempfile::tempdir().expect("tempdir"),
+            sandbox: start_configured(config, "127.0.0.1:0".parse().expect("addr")).await,
         }
     }
 

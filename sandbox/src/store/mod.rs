@@ -65,6 +65,12 @@ const FILTER_FIELDS: &[&str] = &[
     "company",
 ];
 
+/// Binds one item of an async bulk request (`rules::bind`): a 400 when the synchronous route
+/// would refuse its keys or types.
+pub(crate) fn bind(body: &Value) -> Result<(), ApiError> {
+    rules::bind(body)
+}
+
 /// Customers in memory plus the journal that makes them durable.
 #[derive(Debug)]
 pub(crate) struct CustomerStore {
@@ -226,6 +232,19 @@ impl CustomerStore {
         now: DateTime<Utc>,
     ) -> Result<Value, ApiError> {
         let rec = rules::update(&self.customers, shop, url_id, body, now)?;
+        self.commit(rec)
+    }
+
+    /// The save of one `PUT .../async/bulk/V1/customers/byCustomerId` operation: the body is
+    /// the whole customer, with no merge (see `rules::save`).
+    pub(crate) fn save(
+        &mut self,
+        shop: &Shop,
+        body: &Value,
+        scope: Option<i64>,
+        now: DateTime<Utc>,
+    ) -> Result<Value, ApiError> {
+        let rec = rules::save(&self.customers, shop, body, scope, now)?;
         self.commit(rec)
     }
 

@@ -55,16 +55,7 @@ pub(super) fn create(
         return Err(ApiError::bad("This customer already exists in this store."));
     }
 
-    let mut rec: Map<String, Value> = input
-        .iter()
-        .filter(|(k, v)| {
-            !v.is_null()
-                && !SERVER_KEYS.contains(&k.as_str())
-                && !SPECIAL_KEYS.contains(&k.as_str())
-                && !matches!(k.as_str(), "default_billing" | "default_shipping")
-        })
-        .map(|(k, v)| (k.clone(), v.clone()))
-        .collect();
+    let mut rec = plain_fields(&input, &["default_billing", "default_shipping"]);
     rec.insert("website_id".into(), json!(website_id));
     rec.insert("store_id".into(), json!(store.id));
     rec.insert("created_in".into(), json!(store.name));
@@ -182,6 +173,104 @@ pub(super) fn update(
     rec.insert("id".into(), json!(target_id));
     rec.insert("updated_at".into(), json!(timestamp(now)));
     Ok(rec)
+}
+
+/// Binds one item of an async bulk request as `ServiceInputProcessor::process` binds the
+/// service's parameters (`WebapiAsync\Controller\Rest\Asynchronous\InputParamsResolver::
+/// resolveBulkItemParams`): the same key and type checks as the synchronous route, before
+/// anything is queued.
+pub(super) fn bind(body: &Value) -> Result<(), ApiError> {
+    let body = body.as_object().ok_or_else(ApiError::decoding)?;
+    customer_input(body)?;
+    for key in ["password", "passwordHash", "redirectUrl"] {
+        if let Some(value) = body.get(key) {
+            cast_string(value)?;
+        }
+    }
+    Ok(())
+}
+
+/// `CustomerRepository::save` as the bulk consumer runs it: the `UpdateCustomer` merge
+/// plugin is declared in `Customer/etc/webapi_rest/di.xml`, and the consumer runs outside
+/// that area with no request to read a route id from, so nothing of the stored customer is
+/// merged in (issues #21237 and PR #28332, which added the plugin because such saves lost
+/// data). The record is the body: what it leaves out is cleared, except what the repository
+/// itself carries over (`CustomerRepository::save`): `created_at`, a `store_id` or
+/// `group_id` left out, the subscription, and, when `addresses` is absent (null, not `[]`:
+/// `getAddresses() !== null` guards the address save), the addresses and the default
+/// billing and shipping ids. Without `customer.id` the save creates a customer, as the
+/// repository does with an entity without id, in the request's store view `scope`.
+pub(super) fn save(
+    customers: &Customers,
+    shop: &Shop,
+    body: &Value,
+    scope: Option<i64>,
+    now: DateTime<Utc>,
+) -> Result<Map<String, Value>, ApiError> {
+    let object = body.as_object().ok_or_else(ApiError::decoding)?;
+    let input = customer_input(object)?;
+    let Some(id) = int_of(&input, "id") else {
+        return create(customers, shop, body, scope, now);
+    };
+    let stored = customers
+        .get(id)
+        .ok_or_else(|| no_such_customer(id))?
+        .record();
+    let mut rec = plain_fields(&input, &[]);
+    for key in ["created_at", "created_in", "store_id", "group_id"] {
+        if let (None, Some(v)) = (rec.get(key), stored.get(key)) {
+            rec.insert(key.to_owned(), v.clone());
+        }
+    }
+    rec.entry("disable_auto_group_change").or_insert(json!(0));
+    let subscribed = subscription(input.get("extension_attributes"))?;
+    let kept = stored
+        .get("extension_attributes")
+        .and_then(|e| e.get("is_subscribed"))
+        .and_then(Value::as_bool);
+    rec.insert(
+        "extension_attributes".into(),
+        json!({ "is_subscribed": subscribed.or(kept).unwrap_or(false) }),
+    );
+    merge_custom_attributes(shop, &mut rec, input.get("custom_attributes"))?;
+    let store_sent = input.get("store_id").is_some_and(|v| !v.is_null());
+    fix_scope(shop, &mut rec, store_sent)?;
+    validate_customer(customers, shop, &rec, Some(id), now)?;
+
+    let own_ids: Vec<i64> = addresses_of(&stored)
+        .filter_map(|a| int_of(a, "id"))
+        .collect();
+    let website = int_of(&rec, "website_id").unwrap_or_default();
+    match prepare_addresses(input.get("addresses"), Some(&own_ids), shop, website)? {
+        Some(addresses) => place_addresses(&mut rec, id, addresses, customers.next_address_id()),
+        None => {
+            for key in ["addresses", "default_billing", "default_shipping"] {
+                match stored.get(key) {
+                    Some(v) => rec.insert(key.to_owned(), v.clone()),
+                    None => rec.remove(key),
+                };
+            }
+            sync_address_flags(&mut rec);
+        }
+    }
+    rec.insert("id".into(), json!(id));
+    rec.insert("updated_at".into(), json!(timestamp(now)));
+    Ok(rec)
+}
+
+/// The fields of a bound body that are stored as sent: not null, not managed by the server,
+/// without their own merge rules, and not among `skip`.
+fn plain_fields(input: &Map<String, Value>, skip: &[&str]) -> Map<String, Value> {
+    input
+        .iter()
+        .filter(|(k, v)| {
+            !v.is_null()
+                && !SERVER_KEYS.contains(&k.as_str())
+                && !SPECIAL_KEYS.contains(&k.as_str())
+                && !skip.contains(&k.as_str())
+        })
+        .map(|(k, v)| (k.clone(), v.clone()))
+        .collect()
 }
 
 /// The checks of `ResourceModel\Customer::_beforeSave` and the EAV/name/dob validators, in

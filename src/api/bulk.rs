@@ -1,0 +1,159 @@
+//! Commerce's asynchronous bulk routes and the status route that follows them. One call is
+//! one exchange under the shared throttle, like every other call of the [`Client`]; what the
+//! answers mean is [`crate::bulk`]'s to judge.
+//!
+//! The route depends on the base: SaaS bases put the async segment after `V1`
+//! (`{base}/V1/async/bulk/customers`), bases with `/rest/<store>` before it
+//! (`{base}/async/bulk/V1/customers`). A route parameter becomes `by<Param>`, so a bulk update
+//! goes to `…/customers/byCustomerId`. The status route is `{base}/V1/bulk/{uuid}/...` in both.
+
+use reqwest::Method;
+use serde_json::{Value, json};
+
+use super::{ApiError, Client};
+
+/// Most of a bulk's answer or status read: a status carries every operation's data and
+/// result, a few KiB each, for up to 5,000 operations.
+const MAX_BULK_BODY: usize = 64 * 1024 * 1024;
+
+/// What a bulk request asks the shop's queue to do with each of its items.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum BulkKind {
+    /// `POST …/customers`: create each customer.
+    Create,
+    /// `PUT …/customers/byCustomerId`: save each complete customer under its `id`.
+    Update,
+}
+
+/// The path (after the base) of a bulk route, for a base with or without `/rest/<store>`.
+pub fn bulk_path(endpoint: &str, kind: BulkKind) -> String {
+    let rest_form = endpoint
+        .split("://")
+        .nth(1)
+        .unwrap_or(endpoint)
+        .split('/')
+        .skip(1)
+        .any(|segment| segment == "rest");
+    let base = if rest_form {
+        "async/bulk/V1/customers"
+    } else {
+        "V1/async/bulk/customers"
+    };
+    match kind {
+        BulkKind::Create => base.to_owned(),
+        BulkKind::Update => format!("{base}/byCustomerId"),
+    }
+}
+
+impl Client {
+    /// Submits one bulk: `items` are ordinary request bodies (`{"customer": …}`); `hidden`
+    /// the secrets they carry (passwords), kept out of any message. Returns the `202` answer.
+    pub async fn bulk_submit(
+        &self,
+        kind: BulkKind,
+        items: &[Value],
+        hidden: &[&str],
+    ) -> Result<Value, ApiError> {
+        let method = match kind {
+            BulkKind::Create => Method::POST,
+            BulkKind::Update => Method::PUT,
+        };
+        let path = bulk_path(&self.settings.endpoint, kind);
+        let body = Value::Array(items.to_vec());
+        self.call(method, path, Some(&body), &[], MAX_BULK_BODY, hidden)
+            .await
+    }
+
+    /// `GET /V1/bulk/{uuid}/detailed-status`: every operation with its status and result.
+    pub async fn bulk_status(&self, uuid: &str) -> Result<Value, ApiError> {
+        let path = format!("V1/bulk/{uuid}/detailed-status");
+        self.call(Method::GET, path, None, &[], MAX_BULK_BODY, &[])
+            .await
+    }
+
+    /// The customers with these ids, in one search (`entity_id in (…)`); the ones the shop
+    /// does not have are missing from the answer.
+    pub async fn by_ids(&self, ids: &[u64]) -> Result<Vec<Value>, ApiError> {
+        let list = ids.iter().map(u64::to_string).collect::<Vec<_>>().join(",");
+        let size = ids.len().max(1).to_string();
+        let query = [
+            (
+                "searchCriteria[filterGroups][0][filters][0][field]",
+                "entity_id",
+            ),
+            ("searchCriteria[filterGroups][0][filters][0][value]", &list),
+            (
+                "searchCriteria[filterGroups][0][filters][0][conditionType]",
+                "in",
+            ),
+            ("searchCriteria[pageSize]", &size),
+            ("searchCriteria[currentPage]", "1"),
+        ];
+        let path = "V1/customers/search".to_owned();
+        let found = self
+            .call(Method::GET, path, None, &query, MAX_BULK_BODY, &[])
+            .await?;
+        match found.get("items") {
+            Some(Value::Array(items)) => Ok(items.clone()),
+            Some(Value::Null) | None if ids.is_empty() => Ok(Vec::new()),
+            _ => Err(ApiError::Unexpected {
+                url: format!("{}/V1/customers/search", self.shown_endpoint),
+                detail: "a search answer without items".into(),
+            }),
+        }
+    }
+}
+
+/// The item of a create bulk: the customer, and its password when the row gives one.
+pub fn create_item(customer: Value, password: Option<&str>) -> Value {
+    let mut item = json!({ "customer": customer });
+    if let Some(p) = password {
+        item["password"] = json!(p);
+    }
+    item
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn routes_for_both_base_forms() {
+        let cases = [
+            (
+                "https://na1.api.commerce.adobe.com/T1",
+                BulkKind::Create,
+                "V1/async/bulk/customers",
+            ),
+            (
+                "https://na1.api.commerce.adobe.com/T1",
+                BulkKind::Update,
+                "V1/async/bulk/customers/byCustomerId",
+            ),
+            (
+                "https://shop.example/rest/default",
+                BulkKind::Create,
+                "async/bulk/V1/customers",
+            ),
+            (
+                "https://shop.example/rest/de",
+                BulkKind::Update,
+                "async/bulk/V1/customers/byCustomerId",
+            ),
+            (
+                "http://127.0.0.1:9/sandbox",
+                BulkKind::Create,
+                "V1/async/bulk/customers",
+            ),
+            // A host called "rest" is not a /rest/ base.
+            (
+                "https://rest/T1",
+                BulkKind::Create,
+                "V1/async/bulk/customers",
+            ),
+        ];
+        for (base, kind, want) in cases {
+            assert_eq!(bulk_path(base, kind), want, "{base}");
+        }
+    }
+}
