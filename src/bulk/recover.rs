@@ -20,7 +20,7 @@ use tokio::time::Instant;
 use super::Shop;
 use super::answer::{self, Verdict};
 use crate::api::ApiError;
-use crate::customer::{default_address, remote_fields};
+use crate::customer::{custom_attribute, default_address, remote_fields};
 use crate::exec::checked_id;
 use crate::retry::Retrier;
 use crate::state::{BulkRecord, BulkRow, Entry, StateError, Store};
@@ -169,7 +169,21 @@ async fn looked_up(
 /// The entry for `row` from the customer the shop answered, if the answer is about the row's
 /// customer; `hash` is recorded with it (0: not known, so the plan compares values).
 fn entry_of(row: &BulkRow, saved: &Value, hash: u128) -> Option<Entry> {
-    match checked_id((&row.email, row.website_id), saved, row.customer_id) {
+    let checked =
+        checked_id((&row.email, row.website_id), saved, row.customer_id).and_then(|id| match &row
+            .custom_key
+        {
+            // Found by its e-mail, the customer is the row's only if it has the row's key.
+            Some((code, value))
+                if custom_attribute(saved, code).is_none_or(|v| v.trim() != value) =>
+            {
+                Err(format!(
+                    "customer {id} has this email, but not {code} {value}"
+                ))
+            }
+            _ => Ok(id),
+        });
+    match checked {
         Ok(id) => Some(Entry {
             customer_id: id,
             payload_hash: hash,

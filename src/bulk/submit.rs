@@ -114,10 +114,11 @@ fn recorded(row: &Row) -> BulkRow {
         } => (customer, *hash, Some(entry.customer_id)),
         other => unreachable!("{} rows are not sent", other.action().as_str()),
     };
-    let key = customer.key();
     BulkRow {
-        website_id: key.website_id,
-        email: key.email,
+        website_id: customer.website_id,
+        email: customer.email.trim().to_lowercase(),
+        custom_key: (customer.key_attribute.as_ref())
+            .map(|code| (code.to_string(), customer.key().value)),
         line: row.planned.row.line,
         hash,
         customer_id: id,

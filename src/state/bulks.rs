@@ -17,8 +17,11 @@ use crate::customer::Key;
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct BulkRow {
     pub website_id: u32,
-    /// As the key has it: lower-cased.
+    /// The e-mail sent, lower-cased.
     pub email: String,
+    /// Under `--key custom:<code>`: the attribute's code and the row's value, the key.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub custom_key: Option<(String, String)>,
     /// The input line, for messages.
     pub line: u64,
     /// The hash of the payload sent, recorded with the mapping once the shop confirms it.
@@ -31,7 +34,10 @@ pub struct BulkRow {
 
 impl BulkRow {
     pub fn key(&self) -> Key {
-        Key::new(self.website_id, &self.email)
+        match &self.custom_key {
+            None => Key::new(self.website_id, &self.email),
+            Some((_, value)) => Key::custom(self.website_id, value),
+        }
     }
 }
 
@@ -125,10 +131,22 @@ impl Store {
 mod tests {
     use super::*;
 
+    #[test]
+    fn a_custom_key_is_the_rows_key_and_old_records_read_without_one() {
+        let mut custom = row("a@x.io", None);
+        custom.custom_key = Some(("legacy_id".into(), "AB-1".into()));
+        assert_eq!(custom.key(), Key::custom(1, "AB-1"));
+        let json = serde_json::to_string(&row("a@x.io", None)).unwrap();
+        assert!(!json.contains("custom_key"), "{json}");
+        let old: BulkRow = serde_json::from_str(&json).unwrap();
+        assert_eq!(old.key(), Key::new(1, "a@x.io"));
+    }
+
     fn row(email: &str, id: Option<u64>) -> BulkRow {
         BulkRow {
             website_id: 1,
             email: email.into(),
+            custom_key: None,
             line: 2,
             hash: u128::MAX - 1,
             customer_id: id,

@@ -338,3 +338,52 @@ async fn the_readme_legacy_id_fixtures_load_and_a_changed_email_updates() {
     let anna = &customers[&(1, "anna.lind@example.se".to_owned())];
     assert_eq!(anna["lastname"], "Lind");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn bulks_under_lost_answers_keep_one_customer_per_legacy_id() {
+    let env = TestEnv::new(Faults {
+        p_bulk_retriable: 0.05,
+        p_bulk_answer_lost: 0.2,
+        ..Faults::default()
+    })
+    .await;
+    let emails: Vec<String> = (0..200).map(|i| format!("p{i}@x.io")).collect();
+    let ids: Vec<String> = (0..200).map(|i| format!("L-{i}")).collect();
+    let rows: Vec<(&str, &str)> = emails
+        .iter()
+        .zip(&ids)
+        .map(|(e, i)| (&e[..], &i[..]))
+        .collect();
+    let csv = env.write("v1.csv", &legacy_csv(&rows));
+    let args = [&KEY[..], &["--rate", "0", "--bulk", "20"]].concat();
+    // A lost answer leaves its bulk to the next run, which settles it first.
+    env.sync(&csv, &args).await;
+    env.sync(&csv, &args).await.expect_code(0);
+    let expected: Vec<(String, String)> = {
+        let mut v: Vec<_> = emails.iter().cloned().zip(ids.iter().cloned()).collect();
+        v.sort();
+        v
+    };
+    assert_eq!(shop_customers(&env).await, expected, "each legacy id once");
+
+    // Changed e-mails go out as bulk updates of the same customers.
+    let changed: Vec<String> = (0..200).map(|i| format!("q{i}@x.io")).collect();
+    let rows: Vec<(&str, &str)> = changed
+        .iter()
+        .zip(&ids)
+        .map(|(e, i)| (&e[..], &i[..]))
+        .collect();
+    let csv = env.write("v2.csv", &legacy_csv(&rows));
+    env.sync(&csv, &args).await;
+    env.sync(&csv, &args).await.expect_code(0);
+    let mut expected: Vec<_> = changed.into_iter().zip(ids).collect();
+    expected.sort();
+    assert_eq!(shop_customers(&env).await, expected, "updated, not created");
+    let before = env.customer_requests().len();
+    env.sync(&csv, &args).await.expect_code(0);
+    assert_eq!(
+        env.customer_requests().len(),
+        before,
+        "a re-run sends nothing"
+    );
+}
