@@ -3,8 +3,9 @@
 //!
 //! Pages through `GET /V1/customers/search` (oldest first), under the same rate limit and
 //! retries as the sync. Each customer becomes a mapping `(website_id, email) -> id` with the
-//! shop's current values; its payload hash is left unknown, so the next sync compares the
-//! file's values with the shop's and sends only what differs.
+//! shop's current values, and the payload hash a row asking for exactly those values would
+//! have ([`pulled`]): the next sync finds such a row unchanged by its hash, as after a sync of
+//! its own, and compares values only for the rows whose hash differs.
 
 use std::sync::Arc;
 use std::time::Instant;
@@ -17,7 +18,7 @@ use crate::api::{ApiError, Client};
 use crate::config::PullConfig;
 use crate::connect::{self, ConnectError};
 use crate::console;
-use crate::customer::{Key, default_address, remote_fields};
+use crate::customer::{Address, Customer, Fields, Key, Text, default_address, remote_fields};
 use crate::defaults::MAX_PAGE_SIZE;
 use crate::retry::Retrier;
 use crate::state::{Entry, Op, StateError, Store};
@@ -85,9 +86,9 @@ async fn pull(
         let (items, total) = retrier.run(|| client.page(page, page_size)).await?;
         done.pages = page;
         for c in &items {
-            match mapping(c) {
-                Some((key, entry)) => {
-                    writer.send(Op::Put(key, entry, Some(remote_fields(c))));
+            match pulled(c) {
+                Some((key, entry, fields)) => {
+                    writer.send(Op::Put(key, entry, Some(fields)));
                     done.customers += 1;
                 }
                 None => done.skipped += 1,
@@ -130,18 +131,93 @@ async fn pull(
     Ok(done)
 }
 
-/// The state entry for a customer as the search returns it; `None` without id or email.
-fn mapping(c: &Value) -> Option<(Key, Entry)> {
+/// The state entry and the values for a customer as the search returns it; `None` without id
+/// or email. Public for the bench, which fills a store as pull does.
+pub fn pulled(c: &Value) -> Option<(Key, Entry, Fields)> {
     let id = c.get("id")?.as_u64()?;
     let email = c.get("email")?.as_str()?;
     let website = u32::try_from(c.get("website_id")?.as_u64()?).ok()?;
     let entry = Entry {
         customer_id: id,
-        // Unknown: no payload of ours has the hash 0, so the next sync compares values.
-        payload_hash: 0,
+        // 0 (no payload of ours hashes to it) when the answer cannot be read as a row: the
+        // next sync then compares values.
+        payload_hash: as_row(c).map_or(0, |row| row.payload_hash()),
         synced_at: chrono::Utc::now().timestamp(),
         address_id: default_address(c).and_then(|a| a.get("id")?.as_u64()),
         further_address_ids: Vec::new(),
     };
-    Some((Key::new(website, email), entry))
+    Some((Key::new(website, email), entry, remote_fields(c)))
+}
+
+/// The customer a row would have to give to send exactly what the shop holds: every value
+/// the answer has, typed as a row types it, so that its [`Customer::payload_hash`] equals that
+/// of a row asking for the same values. A row that gives less, more or other values hashes
+/// differently and is compared by its values, as before; `None` when the answer lacks what a
+/// row needs.
+fn as_row(c: &Value) -> Option<Customer> {
+    let text = |v: Option<&Value>| -> Option<Text> {
+        v.and_then(Value::as_str)
+            .filter(|s| !s.is_empty())
+            .map(Text::from)
+    };
+    let number = |name: &str| -> Option<u32> {
+        match c.get(name)? {
+            Value::Number(n) => u32::try_from(n.as_u64()?).ok(),
+            Value::String(s) => s.parse().ok(),
+            _ => None,
+        }
+    };
+    let mut custom_attributes: Vec<(Text, Text)> = Vec::new();
+    for a in c
+        .get("custom_attributes")
+        .and_then(Value::as_array)
+        .into_iter()
+        .flatten()
+    {
+        custom_attributes.push((
+            text(a.get("attribute_code"))?,
+            text(a.get("value")).unwrap_or_default(),
+        ));
+    }
+    custom_attributes.sort();
+    let address = match default_address(c) {
+        None => None,
+        Some(a) => Some(Address {
+            street: a
+                .get("street")?
+                .as_array()?
+                .iter()
+                .map(|l| l.as_str().map(Text::from))
+                .collect::<Option<_>>()?,
+            city: text(a.get("city"))?,
+            postcode: text(a.get("postcode"))?,
+            country_id: text(a.get("country_id"))?,
+            region: text(a.pointer("/region/region")),
+            telephone: text(a.get("telephone"))?,
+            company: text(a.get("company")),
+            shop_region: None,
+        }),
+    };
+    Some(Customer {
+        email: c.get("email")?.as_str()?.to_owned(),
+        firstname: text(c.get("firstname"))?,
+        lastname: text(c.get("lastname"))?,
+        middlename: text(c.get("middlename")),
+        prefix: text(c.get("prefix")),
+        suffix: text(c.get("suffix")),
+        dob: text(c.get("dob")),
+        gender: number("gender")
+            .filter(|&g| g != 0)
+            .and_then(|g| u8::try_from(g).ok()),
+        taxvat: text(c.get("taxvat")),
+        group_id: number("group_id"),
+        website_id: number("website_id")?,
+        store_id: number("store_id"),
+        is_subscribed: c
+            .pointer("/extension_attributes/is_subscribed")
+            .and_then(Value::as_bool),
+        custom_attributes,
+        address,
+        further_addresses: Vec::new(),
+    })
 }

@@ -29,6 +29,7 @@ mod mark;
 mod private;
 mod target;
 mod transfer;
+mod values;
 mod writer;
 pub use doubt::{Doubt, Doubts};
 pub use index::{Index, Known};
@@ -37,10 +38,16 @@ pub use target::{Admission, Binding};
 pub use transfer::{TransferError, export, import};
 pub use writer::{Op, Writer};
 
-/// Bumped when the byte layout of keys or entries changes.
-const SCHEMA_VERSION: u8 = 1;
-/// sled's default cache is 1 GiB; the planner's look-ups are a single pass, so little helps.
-const CACHE_BYTES: u64 = 64 * 1024 * 1024;
+/// Bumped when the byte layout of keys, entries or values changes. 2: compact last-sent
+/// values (`values.rs`); a store of schema 1 is read as it is and marked 2 at its first open.
+const SCHEMA_VERSION: u8 = 2;
+/// The schemas this version reads.
+const SCHEMAS_READ: [u8; 2] = [1, SCHEMA_VERSION];
+/// The first byte of an entry: its layout, unchanged since schema 1.
+const ENTRY_LAYOUT: u8 = 1;
+/// sled's default cache is 1 GiB; the planner's look-ups are a single pass, so little helps,
+/// and the scan that rebuilds the index after a crash grows the process by several times this.
+const CACHE_BYTES: u64 = 16 * 1024 * 1024;
 
 /// What to do about a damaged store.
 const REPAIR: &str = "Restore the state directory from a backup, or move it away and rebuild it \
@@ -149,7 +156,7 @@ impl Entry {
 
     fn to_bytes(&self) -> Vec<u8> {
         let mut b = Vec::with_capacity(Self::LEN + 8 * self.further_address_ids.len());
-        b.push(SCHEMA_VERSION);
+        b.push(ENTRY_LAYOUT);
         b.extend_from_slice(&self.customer_id.to_le_bytes());
         b.extend_from_slice(&self.payload_hash.to_le_bytes());
         b.extend_from_slice(&self.synced_at.to_le_bytes());
@@ -161,7 +168,7 @@ impl Entry {
     }
 
     fn from_bytes(b: &[u8]) -> Option<Self> {
-        if b.len() < Self::LEN || !(b.len() - Self::LEN).is_multiple_of(8) || b[0] != SCHEMA_VERSION
+        if b.len() < Self::LEN || !(b.len() - Self::LEN).is_multiple_of(8) || b[0] != ENTRY_LAYOUT
         {
             return None;
         }
@@ -217,6 +224,7 @@ impl Store {
         private::create_dir(&db_path).map_err(io_err(&db_path))?;
         let db = sled::Config::new()
             .path(&db_path)
+            .use_compression(compressed(&db_path))
             .cache_capacity(CACHE_BYTES)
             .flush_every_ms(Some(500))
             .open()
@@ -235,10 +243,15 @@ impl Store {
             });
         }
         match db.get("schema").map_err(sled_err)? {
+            Some(v) if v.as_ref() == [SCHEMA_VERSION] => {}
+            // Schema 1 differs only in how values are written, and both are read: marked 2, so
+            // that a custsync that reads only JSON values refuses it from now on.
             None => {
                 db.insert("schema", &[SCHEMA_VERSION]).map_err(sled_err)?;
             }
-            Some(v) if v.as_ref() == [SCHEMA_VERSION] => {}
+            Some(v) if v.len() == 1 && SCHEMAS_READ.contains(&v[0]) => {
+                db.insert("schema", &[SCHEMA_VERSION]).map_err(sled_err)?;
+            }
             Some(v) => {
                 return Err(StateError::Schema {
                     path: db_path,
@@ -279,7 +292,7 @@ impl Store {
     /// The field values last sent for `key` (or read from the shop by `pull`).
     pub fn fields(&self, key: &Key) -> Result<Option<Fields>, StateError> {
         let v = self.fields.get(key.to_bytes()).map_err(|e| self.err(e))?;
-        Ok(v.and_then(|v| serde_json::from_slice(&v).ok()))
+        Ok(v.and_then(|v| values::decode(&v)))
     }
 
     /// Whether `key` failed in an earlier run and has not succeeded since.
@@ -449,8 +462,20 @@ fn lock(dir: &Path) -> Result<File, StateError> {
     Ok(lock)
 }
 
+/// Whether the sled store at `db_path` keeps its pages compressed (zstd): a new one does,
+/// which halves what a customer takes on disk; one created without keeps its setting, which
+/// sled cannot change across restarts (it refuses the open).
+fn compressed(db_path: &Path) -> bool {
+    match std::fs::read(db_path.join("conf")) {
+        Ok(conf) => !conf
+            .windows(b"use_compression: false".len())
+            .any(|w| w == b"use_compression: false"),
+        Err(_) => true,
+    }
+}
+
 fn encode_fields(f: &Fields) -> Vec<u8> {
-    serde_json::to_vec(f).expect("serialising a map of strings to memory cannot fail")
+    values::encode(f)
 }
 
 #[cfg(test)]
@@ -529,6 +554,64 @@ mod tests {
         assert_eq!(keys, vec![a.clone(), b]);
         assert!(store.forget(&a).expect("forget"));
         assert_eq!(store.get(&a).expect("get"), None);
+    }
+
+    #[test]
+    fn a_store_created_without_compression_keeps_opening() {
+        use std::os::unix::fs::PermissionsExt;
+        let dir = tempfile::tempdir().expect("tempdir");
+        let path = dir.path().join("s");
+        for p in [path.clone(), path.join("db")] {
+            std::fs::create_dir(&p).expect("dir");
+            std::fs::set_permissions(&p, std::fs::Permissions::from_mode(0o700)).expect("chmod");
+        }
+        drop(
+            sled::Config::new()
+                .path(path.join("db"))
+                .use_compression(false)
+                .open()
+                .expect("an old store"),
+        );
+        let key = Key::new(1, "a@x.io");
+        Store::open(&path).expect("opens").put(&key, entry(1), None).expect("put");
+        assert_eq!(Store::open(&path).expect("reopens").get(&key).expect("get"), Some(entry(1)));
+        assert!(!compressed(&path.join("db")));
+        let new = dir.path().join("new");
+        drop(Store::open(&new).expect("new"));
+        assert!(compressed(&new.join("db")), "a new store compresses");
+    }
+
+    #[test]
+    fn a_store_of_schema_1_with_json_values_still_reads_and_is_marked_2() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let path = dir.path().join("s");
+        let key = Key::new(1, "a@x.io");
+        let fields = Fields::from([("city".to_owned(), "Lund".to_owned())]);
+        {
+            // What schema 1 wrote: JSON values, and its number.
+            let store = Store::open(&path).expect("open");
+            store.put(&key, entry(1), None).expect("put");
+            let json = serde_json::to_vec(&fields).expect("json");
+            store.fields.insert(key.to_bytes(), json).expect("values");
+            store.db.insert("schema", &[1]).expect("schema");
+            store.flush().expect("flush");
+        }
+        let store = Store::open(&path).expect("schema 1 opens");
+        assert_eq!(store.fields(&key).expect("read"), Some(fields.clone()));
+        assert_eq!(store.get(&key).expect("get"), Some(entry(1)));
+        assert_eq!(
+            store.db.get("schema").expect("schema").as_deref(),
+            Some(&[SCHEMA_VERSION][..])
+        );
+        // Confirmed again, the values are written compact and read the same.
+        store.put(&key, entry(1), Some(&fields)).expect("put");
+        let bytes = store.fields.get(key.to_bytes()).expect("raw").expect("there");
+        assert_ne!(bytes.first(), Some(&b'{'));
+        assert_eq!(store.fields(&key).expect("read"), Some(fields));
+        store.db.insert("schema", &[9]).expect("schema");
+        drop(store);
+        let err = Store::open(&path).err().expect("a later schema is refused");
+        assert!(err.to_string().contains("schema version 9"), "{err}");
     }
 
     #[test]
