@@ -221,3 +221,63 @@ fn as_row(c: &Value) -> Option<Customer> {
         further_addresses: Vec::new(),
     })
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::customer::tests::ann;
+
+    /// A customer as the search returns it once a row's values were saved.
+    fn remote(c: &Customer, id: u64) -> Value {
+        let mut v = c.to_json(Some(id));
+        if let Some(a) = c.address_json(Some(id * 10)) {
+            v["addresses"] = serde_json::json!([a]);
+        }
+        v
+    }
+
+    fn with_address(mut c: Customer) -> Customer {
+        c.address = Some(Address {
+            street: vec!["Storgatan 1".into(), "Lgh 2".into()],
+            city: "Lund".into(),
+            postcode: "22100".into(),
+            country_id: "SE".into(),
+            region: Some("Skåne".into()),
+            telephone: "+46 555".into(),
+            company: None,
+            shop_region: None,
+        });
+        c
+    }
+
+    #[test]
+    fn what_was_pulled_hashes_as_the_row_that_asks_for_it() {
+        for c in [ann(), with_address(ann())] {
+            let (key, entry, fields) = pulled(&remote(&c, 7)).expect("pulled");
+            assert_eq!(key, c.key());
+            assert_eq!(entry.payload_hash, c.payload_hash(), "{c:?}");
+            assert_eq!(fields, c.fields());
+        }
+    }
+
+    #[test]
+    fn a_row_that_asks_for_anything_else_hashes_otherwise() {
+        let shop = with_address(ann());
+        let (_, entry, _) = pulled(&remote(&shop, 7)).expect("pulled");
+        let mut other = shop.clone();
+        other.lastname = "Park".into();
+        let mut fewer = shop.clone();
+        fewer.dob = None;
+        let mut moved = shop.clone();
+        if let Some(a) = moved.address.as_mut() {
+            a.city = "Malmö".into();
+        }
+        for row in [other, fewer, moved] {
+            assert_ne!(entry.payload_hash, row.payload_hash(), "{row:?}");
+        }
+        // An answer a row cannot ask for leaves the hash unknown: values decide.
+        let mut odd = remote(&shop, 7);
+        odd["firstname"] = Value::Null;
+        assert_eq!(pulled(&odd).expect("pulled").1.payload_hash, 0);
+    }
+}
