@@ -128,7 +128,6 @@ fn sending(
         elapsed,
         &format!("{:.0}x the naive loop", fast_rate / naive_rate),
     ));
-
 }
 
 /// Planning a realistic file at scale, each row next to the floors measured in the same run.

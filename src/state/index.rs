@@ -193,7 +193,11 @@ impl Store {
     pub fn build_index(&self) -> Result<Index, StateError> {
         // The mark's count, not sled's `len`, which is a scan of its own; bounded, since the
         // mark is a file that may be damaged.
-        let expected = self.floor.lock().unwrap_or_else(|e| e.into_inner()).unwrap_or(0);
+        let expected = self
+            .floor
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .unwrap_or(0);
         let mut entries = Vec::with_capacity(expected.min(1 << 24) as usize);
         for kv in self.customers.iter() {
             let (key, value) = kv.map_err(|e| self.err(e))?;

@@ -172,8 +172,7 @@ impl Entry {
     }
 
     fn from_bytes(b: &[u8]) -> Option<Self> {
-        if b.len() < Self::LEN || !(b.len() - Self::LEN).is_multiple_of(8) || b[0] != ENTRY_LAYOUT
-        {
+        if b.len() < Self::LEN || !(b.len() - Self::LEN).is_multiple_of(8) || b[0] != ENTRY_LAYOUT {
             return None;
         }
         let u64_at = |i: usize| b[i..i + 8].try_into().ok().map(u64::from_le_bytes);
@@ -578,8 +577,14 @@ mod tests {
                 .expect("an old store"),
         );
         let key = Key::new(1, "a@x.io");
-        Store::open(&path).expect("opens").put(&key, entry(1), None).expect("put");
-        assert_eq!(Store::open(&path).expect("reopens").get(&key).expect("get"), Some(entry(1)));
+        Store::open(&path)
+            .expect("opens")
+            .put(&key, entry(1), None)
+            .expect("put");
+        assert_eq!(
+            Store::open(&path).expect("reopens").get(&key).expect("get"),
+            Some(entry(1))
+        );
         assert!(!compressed(&path.join("db")));
         let new = dir.path().join("new");
         drop(Store::open(&new).expect("new"));
@@ -610,7 +615,11 @@ mod tests {
         );
         // Confirmed again, the values are written compact and read the same.
         store.put(&key, entry(1), Some(&fields)).expect("put");
-        let bytes = store.fields.get(key.to_bytes()).expect("raw").expect("there");
+        let bytes = store
+            .fields
+            .get(key.to_bytes())
+            .expect("raw")
+            .expect("there");
         assert_ne!(bytes.first(), Some(&b'{'));
         assert_eq!(store.fields(&key).expect("read"), Some(fields));
         store.db.insert("schema", &[9]).expect("schema");

@@ -129,7 +129,12 @@ mod tests {
             let bytes = encode(&fields);
             assert_eq!(decode(&bytes), Some(fields.clone()));
             let json = serde_json::to_vec(&fields).expect("json");
-            assert!(bytes.len() < json.len(), "{} vs {}", bytes.len(), json.len());
+            assert!(
+                bytes.len() < json.len(),
+                "{} vs {}",
+                bytes.len(),
+                json.len()
+            );
         }
     }
 
