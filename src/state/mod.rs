@@ -49,10 +49,6 @@ const ENTRY_LAYOUT: u8 = 1;
 /// and the scan that rebuilds the index after a crash grows the process by several times this.
 const CACHE_BYTES: u64 = 16 * 1024 * 1024;
 
-/// zstd's fastest level: sled compresses a page each time it writes it, and the default (5)
-/// made filling a store ten times slower.
-const COMPRESSION_LEVEL: i32 = 1;
-
 /// What to do about a damaged store.
 const REPAIR: &str = "Restore the state directory from a backup, or move it away and rebuild it \
                       with `custsync pull`";
@@ -227,8 +223,6 @@ impl Store {
         private::create_dir(&db_path).map_err(io_err(&db_path))?;
         let db = sled::Config::new()
             .path(&db_path)
-            .use_compression(compressed(&db_path))
-            .compression_factor(COMPRESSION_LEVEL)
             .cache_capacity(CACHE_BYTES)
             .flush_every_ms(Some(500))
             .open()
@@ -466,18 +460,6 @@ fn lock(dir: &Path) -> Result<File, StateError> {
     Ok(lock)
 }
 
-/// Whether the sled store at `db_path` keeps its pages compressed (zstd): a new one does,
-/// which halves what a customer takes on disk; one created without keeps its setting, which
-/// sled cannot change across restarts (it refuses the open).
-fn compressed(db_path: &Path) -> bool {
-    match std::fs::read(db_path.join("conf")) {
-        Ok(conf) => !conf
-            .windows(b"use_compression: false".len())
-            .any(|w| w == b"use_compression: false"),
-        Err(_) => true,
-    }
-}
-
 fn encode_fields(f: &Fields) -> Vec<u8> {
     values::encode(f)
 }
@@ -558,37 +540,6 @@ mod tests {
         assert_eq!(keys, vec![a.clone(), b]);
         assert!(store.forget(&a).expect("forget"));
         assert_eq!(store.get(&a).expect("get"), None);
-    }
-
-    #[test]
-    fn a_store_created_without_compression_keeps_opening() {
-        use std::os::unix::fs::PermissionsExt;
-        let dir = tempfile::tempdir().expect("tempdir");
-        let path = dir.path().join("s");
-        for p in [path.clone(), path.join("db")] {
-            std::fs::create_dir(&p).expect("dir");
-            std::fs::set_permissions(&p, std::fs::Permissions::from_mode(0o700)).expect("chmod");
-        }
-        drop(
-            sled::Config::new()
-                .path(path.join("db"))
-                .use_compression(false)
-                .open()
-                .expect("an old store"),
-        );
-        let key = Key::new(1, "a@x.io");
-        Store::open(&path)
-            .expect("opens")
-            .put(&key, entry(1), None)
-            .expect("put");
-        assert_eq!(
-            Store::open(&path).expect("reopens").get(&key).expect("get"),
-            Some(entry(1))
-        );
-        assert!(!compressed(&path.join("db")));
-        let new = dir.path().join("new");
-        drop(Store::open(&new).expect("new"));
-        assert!(compressed(&new.join("db")), "a new store compresses");
     }
 
     #[test]
