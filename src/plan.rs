@@ -30,7 +30,7 @@ type HashSet<K> = std::collections::HashSet<K, BuildHasherDefault<Digested>>;
 
 /// The [`Hasher`] of a key digest: the digest itself.
 #[derive(Default)]
-pub struct Digested(u64);
+struct Digested(u64);
 
 impl Hasher for Digested {
     fn finish(&self) -> u64 {

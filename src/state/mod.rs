@@ -191,7 +191,7 @@ pub struct Store {
     dir: PathBuf,
     db: sled::Db,
     customers: sled::Tree,
-    /// key -> last-sent field values (JSON), read only when a row's hash changed: kept apart
+    /// key -> last-sent field values (compact, see `values.rs`; JSON in schema 1), read only when a row's hash changed: kept apart
     /// so that the hot look-ups of the planner stay small.
     fields: sled::Tree,
     failed: sled::Tree,
