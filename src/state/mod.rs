@@ -191,8 +191,8 @@ pub struct Store {
     dir: PathBuf,
     db: sled::Db,
     customers: sled::Tree,
-    /// key -> last-sent field values (compact, see `values.rs`; JSON in schema 1), read only when a row's hash changed: kept apart
-    /// so that the hot look-ups of the planner stay small.
+    /// key -> last-sent field values (compact, see `values.rs`; JSON in schema 1), read only
+    /// when a row's hash changed: kept apart so that the hot look-ups of the planner stay small.
     fields: sled::Tree,
     failed: sled::Tree,
     /// key -> [`Doubt`]: writes whose answer was not seen.
