@@ -40,6 +40,29 @@ fn main() {
         .build()
         .expect("runtime");
     let latency = Duration::from_millis(20);
+    if send_rows > 0 {
+        sending(&runtime, dir, latency, send_rows, &mut table);
+    }
+
+    // --- Planning at scale -------------------------------------------------------------------
+    planning(dir, rows, &mut table);
+
+    println!();
+    println!("| scenario | rows | time | rows/s | notes |");
+    println!("| --- | ---: | ---: | ---: | --- |");
+    for line in table {
+        println!("{line}");
+    }
+}
+
+/// Sending against the in-process sandbox, and the tutorial's naive loop.
+fn sending(
+    runtime: &tokio::runtime::Runtime,
+    dir: &Path,
+    latency: Duration,
+    send_rows: usize,
+    table: &mut Vec<String>,
+) {
     let small = dir.join("send.csv");
     write_csv(&small, send_rows, "");
     // One request at a time shows what a request really takes here (the injected 20 ms and
@@ -105,23 +128,44 @@ fn main() {
         elapsed,
         &format!("{:.0}x the naive loop", fast_rate / naive_rate),
     ));
+}
 
-    // --- Planning at scale -------------------------------------------------------------------
+/// Planning a realistic file at scale, each row next to the floors measured in the same run.
+fn planning(dir: &Path, rows: usize, table: &mut Vec<String>) {
     let csv = dir.join("big.csv");
-    let _ = std::fs::remove_dir_all(dir.join("state"));
-    let _ = std::fs::remove_dir_all(dir.join("fresh-state"));
+    for s in ["state", "fresh-state", "pulled-state", "imported-state"] {
+        let _ = std::fs::remove_dir_all(dir.join(s));
+    }
     let started = Instant::now();
-    write_csv(&csv, rows, "");
+    write_realistic_csv(&csv, rows);
     let mb = std::fs::metadata(&csv).expect("csv").len() as f64 / 1e6;
     table.push(row(
-        "generate CSV",
+        "generate the realistic 15-column CSV",
         rows,
         started.elapsed(),
         &format!("{mb:.0} MB"),
     ));
+    // The floors: what merely reading the same file costs.
+    let floor = csv_floor(&csv);
+    table.push(row(
+        "floor: parse + hash with the csv crate (every cell through xxh3)",
+        rows,
+        floor,
+        "the floor of the planning rows",
+    ));
+    let python = python_floor(&csv);
+    match python {
+        Some(t) => table.push(row(
+            "Python's csv.reader splitting the same file",
+            rows,
+            t,
+            &ratio(t, floor),
+        )),
+        None => eprintln!("python3 not found: the csv.reader row is skipped"),
+    }
 
     let state = dir.join("state");
-    let (elapsed, disk) = populate_state(&csv, &state);
+    let (elapsed, disk) = populate_state(&csv, &state, Filled::Synced);
     // Filled directly, the store records no target: bind it to the embedded sandbox the runs
     // below use, as a user moving a store on purpose would.
     run_custsync(
@@ -156,25 +200,43 @@ fn main() {
         ),
         ("dry run, empty state (all creates)", &fresh, true),
     ];
+    let mut rerun = None;
     for (name, state, dry_run) in runs {
-        let mut args = vec![
-            "sync",
-            csv.to_str().unwrap(),
-            "--state",
-            state.to_str().unwrap(),
-            "--quiet",
-        ];
-        if dry_run {
-            args.push("--dry-run");
+        let (elapsed, rss) = sync(&csv, state, dry_run, dir);
+        if name.starts_with("re-run") {
+            rerun = Some(elapsed);
         }
-        let (elapsed, rss) = run_custsync(&args, dir);
-        table.push(row(name, rows, elapsed, &format!("peak RSS {rss} MB")));
+        table.push(row(
+            name,
+            rows,
+            elapsed,
+            &format!("{}; peak RSS {rss} MB", ratio(elapsed, floor)),
+        ));
     }
+    let rerun = rerun.expect("the re-run ran");
+
+    // A store filled as `pull` fills it: the shop's values, through pull's own function.
+    let pulled = dir.join("pulled-state");
+    populate_state(&csv, &pulled, Filled::Pulled);
+    run_custsync(
+        &["state", "rebind", "--state", pulled.to_str().unwrap()],
+        dir,
+    );
+    let (elapsed, rss) = sync(&csv, &pulled, false, dir);
+    table.push(row(
+        "first re-run after pull (store filled through pull's mapping)",
+        rows,
+        elapsed,
+        &format!(
+            "{:.2}x the re-run; {}; peak RSS {rss} MB",
+            elapsed.as_secs_f64() / rerun.as_secs_f64(),
+            ratio(elapsed, floor)
+        ),
+    ));
 
     // Another way to a full store: moving one to another machine with export and import.
     let exported = dir.join("export.csv");
     let imported = dir.join("imported-state");
-    let _ = std::fs::remove_dir_all(&imported);
     let (state_arg, exported_arg, imported_arg) = (
         state.to_str().unwrap(),
         exported.to_str().unwrap(),
@@ -198,28 +260,94 @@ fn main() {
         elapsed,
         &format!("peak RSS {rss} MB"),
     ));
-    let dry = [
-        "sync",
-        csv.to_str().unwrap(),
-        "--state",
-        imported_arg,
-        "--quiet",
-        "--dry-run",
-    ];
-    let (elapsed, rss) = run_custsync(&dry, dir);
+    let (elapsed, rss) = sync(&csv, &imported, true, dir);
     table.push(row(
         "dry run after the import, all keys known",
         rows,
         elapsed,
-        &format!("peak RSS {rss} MB"),
+        &format!("{}; peak RSS {rss} MB", ratio(elapsed, floor)),
     ));
 
-    println!();
-    println!("| scenario | rows | time | rows/s | notes |");
-    println!("| --- | ---: | ---: | ---: | --- |");
-    for line in table {
-        println!("{line}");
+    // The external check: a 300,000-row re-run against Python's csv.reader, same run.
+    let small_rows = rows.min(300_000);
+    let small = dir.join("small.csv");
+    let small_state = dir.join("small-state");
+    let _ = std::fs::remove_dir_all(&small_state);
+    write_realistic_csv(&small, small_rows);
+    populate_state(&small, &small_state, Filled::Synced);
+    run_custsync(
+        &["state", "rebind", "--state", small_state.to_str().unwrap()],
+        dir,
+    );
+    sync(&small, &small_state, false, dir);
+    let (elapsed, rss) = sync(&small, &small_state, false, dir);
+    let notes = match python_floor(&small) {
+        Some(py) => format!(
+            "{:.2}x Python's csv.reader ({:.2} s); peak RSS {rss} MB",
+            elapsed.as_secs_f64() / py.as_secs_f64(),
+            py.as_secs_f64()
+        ),
+        None => format!("python3 not found; peak RSS {rss} MB"),
+    };
+    table.push(row(
+        "re-run of an unchanged realistic file vs Python's csv.reader",
+        small_rows,
+        elapsed,
+        &notes,
+    ));
+}
+
+/// `elapsed` as a multiple of the csv crate's floor.
+fn ratio(elapsed: Duration, floor: Duration) -> String {
+    format!(
+        "{:.2}x the floor",
+        elapsed.as_secs_f64() / floor.as_secs_f64()
+    )
+}
+
+/// `custsync sync` of `csv` against `state` (a dry run or not); wall time and peak RSS.
+fn sync(csv: &Path, state: &Path, dry_run: bool, dir: &Path) -> (Duration, u64) {
+    let mut args = vec![
+        "sync",
+        csv.to_str().unwrap(),
+        "--state",
+        state.to_str().unwrap(),
+        "--quiet",
+    ];
+    if dry_run {
+        args.push("--dry-run");
     }
+    run_custsync(&args, dir)
+}
+
+/// The floor: every record read with the csv crate, every cell hashed with xxh3.
+fn csv_floor(csv: &Path) -> Duration {
+    let started = Instant::now();
+    let mut reader = csv::ReaderBuilder::new()
+        .has_headers(true)
+        .from_path(csv)
+        .expect("csv");
+    let mut record = csv::ByteRecord::new();
+    let mut sum = 0u64;
+    while reader.read_byte_record(&mut record).expect("record") {
+        for cell in &record {
+            sum = sum.wrapping_add(xxhash_rust::xxh3::xxh3_64(cell));
+        }
+    }
+    std::hint::black_box(sum);
+    started.elapsed()
+}
+
+/// Python's `csv.reader` over the same file; `None` without python3.
+fn python_floor(csv: &Path) -> Option<Duration> {
+    let script = "import csv, sys\nn = 0\nwith open(sys.argv[1], newline='', encoding='utf-8') as f:\n    for r in csv.reader(f):\n        n += 1\n";
+    let started = Instant::now();
+    let status = Command::new("python3")
+        .args(["-c", script, csv.to_str()?])
+        .stdout(Stdio::null())
+        .status()
+        .ok()?;
+    status.success().then(|| started.elapsed())
 }
 
 fn env_or(name: &str, default: usize) -> usize {
@@ -260,8 +388,52 @@ fn write_csv(path: &Path, rows: usize, version: &str) {
     }
 }
 
-/// Fills a state store as a sync that created every row would have left it.
-fn populate_state(csv: &Path, state: &Path) -> (Duration, u64) {
+/// The realistic file of issue 14, 15 columns: names with non-ASCII letters, a date of
+/// birth, a gender, three websites with a store and a group each, a full address.
+fn write_realistic_csv(path: &Path, rows: usize) {
+    let mut f = std::io::BufWriter::new(std::fs::File::create(path).expect("create"));
+    writeln!(f, "email,firstname,lastname,dob,gender,website_id,store_id,group_id,address_street,address_city,address_postcode,address_country_id,address_region,address_telephone,address_company").expect("write");
+    const CITIES: [(&str, &str); 4] = [
+        ("Lund", "Skåne"),
+        ("Malmö", "Skåne"),
+        ("Uppsala", "Uppsala län"),
+        ("Göteborg", "Västra Götaland"),
+    ];
+    for i in 0..rows {
+        let website = 1 + i % 3;
+        let (city, region) = CITIES[i % CITIES.len()];
+        writeln!(
+            f,
+            "customer{i}@example.com,Jöhn{},Söderström{},19{:02}-{:02}-{:02},{},{website},{website},{},\"Storgatan {}|Lgh {}\",{city},{:05},SE,{region},+46 70 {:07},Företag {} AB",
+            i % 997,
+            i % 89,
+            50 + i % 50,
+            1 + i % 12,
+            1 + i % 28,
+            1 + i % 3,
+            1 + i % 3,
+            i % 1000,
+            1000 + i % 50,
+            10_000 + i % 90_000,
+            i,
+            i % 500,
+        )
+        .expect("write");
+    }
+}
+
+/// How a store is filled for the bench.
+#[derive(Clone, Copy, PartialEq)]
+enum Filled {
+    /// As a sync that created every row would have left it.
+    Synced,
+    /// As `pull` leaves it: each customer as the shop returns it, through pull's own mapping,
+    /// then the index pull writes.
+    Pulled,
+}
+
+/// Fills a state store from `csv`; the time and the size on disk after the writer's flush.
+fn populate_state(csv: &Path, state: &Path, how: Filled) -> (Duration, u64) {
     let started = Instant::now();
     let store = Store::open(state).expect("state");
     let writer = store.writer().expect("writer");
@@ -273,16 +445,33 @@ fn populate_state(csv: &Path, state: &Path) -> (Duration, u64) {
             panic!("generated rows are valid")
         };
         let c = &row.customer;
-        let entry = Entry {
-            customer_id: i as u64 + 1,
-            payload_hash: c.payload_hash(),
-            synced_at: 1_700_000_000,
-            address_id: Some(i as u64 + 1),
-            further_address_ids: Vec::new(),
+        let id = i as u64 + 1;
+        let op = match how {
+            Filled::Synced => {
+                let entry = Entry {
+                    customer_id: id,
+                    payload_hash: c.payload_hash(),
+                    synced_at: 1_700_000_000,
+                    address_id: Some(id),
+                    further_address_ids: Vec::new(),
+                };
+                Op::Put(c.key(), entry, Some(c.fields()))
+            }
+            Filled::Pulled => {
+                let mut remote = c.to_json(Some(id));
+                remote["addresses"] = serde_json::json!([c.address_json(Some(id))]);
+                let (key, entry, fields) =
+                    custsync::pull::pulled(&remote, &custsync::customer::KeyKind::Email)
+                        .expect("pulled");
+                Op::Put(key, entry, Some(fields))
+            }
         };
-        writer.send(Op::Put(c.key(), entry, Some(c.fields())));
+        writer.send(op);
     }
     writer.finish().expect("writer");
+    if how == Filled::Pulled {
+        store.rebuild_index().expect("index");
+    }
     store.flush().expect("flush");
     let elapsed = started.elapsed();
     (elapsed, store.size_on_disk().expect("size"))

@@ -3,10 +3,11 @@
 //!
 //! Pages through `GET /V1/customers/search` (oldest first), under the same rate limit and
 //! retries as the sync. Each customer becomes a mapping `(website_id, email) -> id` with the
-//! shop's current values; its payload hash is left unknown, so the next sync compares the
-//! file's values with the shop's and sends only what differs. Under `--key custom:<code>` the
-//! mapping is `(website_id, that attribute's value) -> id`, and a customer without a value is
-//! skipped (counted apart: a sync would create it, see [`Pulled::unkeyed`]).
+//! shop's current values, and the payload hash a row asking for exactly those values would
+//! have ([`pulled`]): the next sync finds such a row unchanged by its hash, as after a sync of
+//! its own, and compares values only for the rows whose hash differs. Under `--key
+//! custom:<code>` the mapping is `(website_id, that attribute's value) -> id`, and a customer
+//! without a value is skipped (counted apart: a sync would create it, see [`Pulled::unkeyed`]).
 
 use std::sync::Arc;
 use std::time::Instant;
@@ -19,7 +20,9 @@ use crate::api::{ApiError, Client};
 use crate::config::PullConfig;
 use crate::connect::{self, ConnectError};
 use crate::console;
-use crate::customer::{Key, KeyKind, custom_attribute, default_address, remote_fields};
+use crate::customer::{
+    Address, Customer, Fields, Key, KeyKind, Text, custom_attribute, default_address, remote_fields,
+};
 use crate::defaults::MAX_PAGE_SIZE;
 use crate::retry::Retrier;
 use crate::state::{Entry, Op, StateError, Store};
@@ -105,9 +108,9 @@ async fn pull(
         let (items, total) = retrier.run(|| client.page(page, page_size)).await?;
         done.pages = page;
         for c in &items {
-            match mapping(c, key) {
-                Ok((key, entry)) => {
-                    writer.send(Op::Put(key, entry, Some(remote_fields(c))));
+            match pulled(c, key) {
+                Ok((key, entry, fields)) => {
+                    writer.send(Op::Put(key, entry, Some(fields)));
                     done.customers += 1;
                 }
                 Err(Unmapped::NoKey) => done.unkeyed += 1,
@@ -160,15 +163,16 @@ impl Pulled {
 
 /// Why a customer of the search is not recorded.
 #[derive(Debug, PartialEq)]
-enum Unmapped {
+pub enum Unmapped {
     /// No id, email or website.
     Broken,
     /// No value for the custom key.
     NoKey,
 }
 
-/// The state entry for a customer as the search returns it, under `kind`.
-fn mapping(c: &Value, kind: &KeyKind) -> Result<(Key, Entry), Unmapped> {
+/// The state entry and the values for a customer as the search returns it, under `kind`.
+/// Public for the bench, which fills a store as pull does.
+pub fn pulled(c: &Value, kind: &KeyKind) -> Result<(Key, Entry, Fields), Unmapped> {
     let broken = || Unmapped::Broken;
     let id = c.get("id").and_then(Value::as_u64).ok_or_else(broken)?;
     let email = c.get("email").and_then(Value::as_str).ok_or_else(broken)?;
@@ -184,13 +188,89 @@ fn mapping(c: &Value, kind: &KeyKind) -> Result<(Key, Entry), Unmapped> {
     };
     let entry = Entry {
         customer_id: id,
-        // Unknown: no payload of ours has the hash 0, so the next sync compares values.
-        payload_hash: 0,
+        // 0 (no payload of ours hashes to it) when the answer cannot be read as a row: the
+        // next sync then compares values.
+        payload_hash: as_row(c).map_or(0, |row| row.payload_hash()),
         synced_at: chrono::Utc::now().timestamp(),
         address_id: default_address(c).and_then(|a| a.get("id")?.as_u64()),
         further_address_ids: Vec::new(),
     };
-    Ok((key, entry))
+    Ok((key, entry, remote_fields(c)))
+}
+
+/// The customer a row would have to give to send exactly what the shop holds: every value
+/// the answer has, typed as a row types it, so that its [`Customer::payload_hash`] equals that
+/// of a row asking for the same values. A row that gives less, more or other values hashes
+/// differently and is compared by its values, as before; `None` when the answer lacks what a
+/// row needs.
+fn as_row(c: &Value) -> Option<Customer> {
+    let text = |v: Option<&Value>| -> Option<Text> {
+        v.and_then(Value::as_str)
+            .filter(|s| !s.is_empty())
+            .map(Text::from)
+    };
+    let number = |name: &str| -> Option<u32> {
+        match c.get(name)? {
+            Value::Number(n) => u32::try_from(n.as_u64()?).ok(),
+            Value::String(s) => s.parse().ok(),
+            _ => None,
+        }
+    };
+    let mut custom_attributes: Vec<(Text, Text)> = Vec::new();
+    for a in c
+        .get("custom_attributes")
+        .and_then(Value::as_array)
+        .into_iter()
+        .flatten()
+    {
+        custom_attributes.push((
+            text(a.get("attribute_code"))?,
+            text(a.get("value")).unwrap_or_default(),
+        ));
+    }
+    custom_attributes.sort();
+    let address = match default_address(c) {
+        None => None,
+        Some(a) => Some(Address {
+            street: a
+                .get("street")?
+                .as_array()?
+                .iter()
+                .map(|l| l.as_str().map(Text::from))
+                .collect::<Option<_>>()?,
+            city: text(a.get("city"))?,
+            postcode: text(a.get("postcode"))?,
+            country_id: text(a.get("country_id"))?,
+            region: text(a.pointer("/region/region")),
+            telephone: text(a.get("telephone"))?,
+            company: text(a.get("company")),
+            shop_region: None,
+        }),
+    };
+    Some(Customer {
+        email: c.get("email")?.as_str()?.to_owned(),
+        firstname: text(c.get("firstname"))?,
+        lastname: text(c.get("lastname"))?,
+        middlename: text(c.get("middlename")),
+        prefix: text(c.get("prefix")),
+        suffix: text(c.get("suffix")),
+        dob: text(c.get("dob")),
+        gender: number("gender")
+            .filter(|&g| g != 0)
+            .and_then(|g| u8::try_from(g).ok()),
+        taxvat: text(c.get("taxvat")),
+        group_id: number("group_id"),
+        website_id: number("website_id")?,
+        store_id: number("store_id"),
+        is_subscribed: c
+            .pointer("/extension_attributes/is_subscribed")
+            .and_then(Value::as_bool),
+        custom_attributes,
+        address,
+        further_addresses: Vec::new(),
+        // Not in the payload, so not in its hash.
+        key_attribute: None,
+    })
 }
 
 #[cfg(test)]
@@ -198,6 +278,7 @@ mod tests {
     use serde_json::json;
 
     use super::*;
+    use crate::customer::tests::ann;
 
     #[test]
     fn customers_are_recorded_by_the_key_the_pull_is_given() {
@@ -207,11 +288,71 @@ mod tests {
         let without = json!({"id": 6, "email": "b@x.io", "website_id": 1});
         let blank = json!({"id": 7, "email": "c@x.io", "website_id": 1,
             "custom_attributes": [{"attribute_code": "legacy_id", "value": ""}]});
-        let key = |c: &Value, k: &KeyKind| mapping(c, k).map(|(key, _)| key);
+        let key = |c: &Value, k: &KeyKind| pulled(c, k).map(|(key, _, _)| key);
         assert_eq!(key(&with, &KeyKind::Email), Ok(Key::new(1, "a@x.io")));
         assert_eq!(key(&with, &legacy), Ok(Key::custom(1, "L-9")));
         assert_eq!(key(&without, &legacy), Err(Unmapped::NoKey));
         assert_eq!(key(&blank, &legacy), Err(Unmapped::NoKey));
         assert_eq!(key(&json!({"id": 8}), &legacy), Err(Unmapped::Broken));
+    }
+
+    /// A customer as the search returns it once a row's values were saved.
+    fn remote(c: &Customer, id: u64) -> Value {
+        let mut v = c.to_json(Some(id));
+        if let Some(a) = c.address_json(Some(id * 10)) {
+            v["addresses"] = json!([a]);
+        }
+        v
+    }
+
+    fn with_address(mut c: Customer) -> Customer {
+        c.address = Some(Address {
+            street: vec!["Storgatan 1".into(), "Lgh 2".into()],
+            city: "Lund".into(),
+            postcode: "22100".into(),
+            country_id: "SE".into(),
+            region: Some("Skåne".into()),
+            telephone: "+46 555".into(),
+            company: None,
+            shop_region: None,
+        });
+        c
+    }
+
+    #[test]
+    fn what_was_pulled_hashes_as_the_row_that_asks_for_it() {
+        for c in [ann(), with_address(ann())] {
+            let (key, entry, fields) = pulled(&remote(&c, 7), &KeyKind::Email).expect("pulled");
+            assert_eq!(key, c.key());
+            assert_eq!(entry.payload_hash, c.payload_hash(), "{c:?}");
+            assert_eq!(fields, c.fields());
+        }
+    }
+
+    #[test]
+    fn a_row_that_asks_for_anything_else_hashes_otherwise() {
+        let shop = with_address(ann());
+        let (_, entry, _) = pulled(&remote(&shop, 7), &KeyKind::Email).expect("pulled");
+        let mut other = shop.clone();
+        other.lastname = "Park".into();
+        let mut fewer = shop.clone();
+        fewer.dob = None;
+        let mut moved = shop.clone();
+        if let Some(a) = moved.address.as_mut() {
+            a.city = "Malmö".into();
+        }
+        for row in [other, fewer, moved] {
+            assert_ne!(entry.payload_hash, row.payload_hash(), "{row:?}");
+        }
+        // An answer a row cannot ask for leaves the hash unknown: values decide.
+        let mut odd = remote(&shop, 7);
+        odd["firstname"] = Value::Null;
+        assert_eq!(
+            pulled(&odd, &KeyKind::Email)
+                .expect("pulled")
+                .1
+                .payload_hash,
+            0
+        );
     }
 }

@@ -60,10 +60,10 @@ impl Known {
 /// Key digest -> [`Known`], sorted by digest; see the module doc.
 #[derive(Clone, Debug)]
 pub struct Index {
-    /// Every key digest, ascending.
-    digests: Vec<u64>,
-    /// What is known of `digests[i]`.
-    known: Vec<Known>,
+    /// Every key digest, ascending, with what is known of it: side by side, so that a look-up
+    /// finds both in the cache lines it searched, and a scan of the store sorts them in place
+    /// (two arrays, unzipped from the scan, held a second copy at the rebuild's peak).
+    records: Vec<(u64, Known)>,
     /// `buckets[b]..buckets[b + 1]` holds the digests whose top `bits` bits are `b`.
     buckets: Vec<usize>,
     bits: u32,
@@ -71,32 +71,31 @@ pub struct Index {
 
 impl Default for Index {
     fn default() -> Self {
-        Index::new(Vec::new(), Vec::new())
+        Index::new(Vec::new())
     }
 }
 
 impl Index {
-    /// An index of `digests` (ascending) and what is known of each.
+    /// An index of `records` (ascending by digest).
     ///
     /// Digests are spread evenly over `u64`, so their top bits find a small bucket directly:
     /// about eight digests a bucket, two cache lines to search after a look-up in a table that
     /// stays in cache. (A binary search over the whole array, or an interpolation that must
     /// widen by the array's random deviation of ~sqrt(n) places, missed the cache at every
     /// step and cost more than the rest of planning a row.)
-    fn new(digests: Vec<u64>, known: Vec<Known>) -> Self {
-        let bits = (digests.len() / 8).max(1).ilog2();
+    fn new(records: Vec<(u64, Known)>) -> Self {
+        let bits = (records.len() / 8).max(1).ilog2();
         let mut buckets = Vec::with_capacity((1 << bits) + 1);
         let mut i = 0;
         for b in 0..1usize << bits {
-            while i < digests.len() && bucket(digests[i], bits) < b {
+            while i < records.len() && bucket(records[i].0, bits) < b {
                 i += 1;
             }
             buckets.push(i);
         }
-        buckets.push(digests.len());
+        buckets.push(records.len());
         Index {
-            digests,
-            known,
+            records,
             buckets,
             bits,
         }
@@ -105,21 +104,22 @@ impl Index {
     /// An index of `entries`, in any order, one per digest.
     fn from_unsorted(mut entries: Vec<(u64, Known)>) -> Self {
         entries.sort_unstable_by_key(|(d, _)| *d);
-        let (digests, known) = entries.into_iter().unzip();
-        Index::new(digests, known)
+        Index::new(entries)
     }
 
     /// How many keys the index holds.
     pub(crate) fn len(&self) -> usize {
-        self.digests.len()
+        self.records.len()
     }
 
     /// What the index knows of a key digest.
     pub fn get(&self, digest: u64) -> Option<Known> {
         let b = bucket(digest, self.bits);
         let (lo, hi) = (self.buckets[b], self.buckets[b + 1]);
-        let i = self.digests[lo..hi].binary_search(&digest).ok()?;
-        Some(self.known[lo + i])
+        let i = self.records[lo..hi]
+            .binary_search_by_key(&digest, |(d, _)| *d)
+            .ok()?;
+        Some(self.records[lo + i].1)
     }
 
     /// Records confirmed writes (later ones win) and forgets deleted keys.
@@ -130,9 +130,8 @@ impl Index {
         written.dedup_by_key(|(d, _)| *d);
         written.reverse();
         let old = std::mem::take(self);
-        let n = old.digests.len() + written.len();
-        let (mut digests, mut known) = (Vec::with_capacity(n), Vec::with_capacity(n));
-        let mut a = old.digests.into_iter().zip(old.known).peekable();
+        let mut records = Vec::with_capacity(old.records.len() + written.len());
+        let mut a = old.records.into_iter().peekable();
         let mut b = written.into_iter().peekable();
         loop {
             let next = match (a.peek(), b.peek()) {
@@ -145,17 +144,16 @@ impl Index {
                 (_, Some(_)) => b.next(),
                 (None, None) => break,
             };
-            if let Some((d, k)) = next.filter(|(d, _)| deleted.binary_search(d).is_err()) {
-                digests.push(d);
-                known.push(k);
+            if let Some(record) = next.filter(|(d, _)| deleted.binary_search(d).is_err()) {
+                records.push(record);
             }
         }
-        *self = Index::new(digests, known);
+        *self = Index::new(records);
     }
 
     /// Every key digest.
     pub fn digests(&self) -> impl Iterator<Item = u64> + '_ {
-        self.digests.iter().copied()
+        self.records.iter().map(|(d, _)| *d)
     }
 }
 
@@ -193,7 +191,14 @@ impl Store {
     /// An index of every mapping, from a scan of the store; refuses a store that holds fewer
     /// mappings than its mark says (see `mark.rs`).
     pub fn build_index(&self) -> Result<Index, StateError> {
-        let mut entries = Vec::with_capacity(self.customers.len());
+        // The mark's count, not sled's `len`, which is a scan of its own; bounded, since the
+        // mark is a file that may be damaged.
+        let expected = self
+            .floor
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .unwrap_or(0);
+        let mut entries = Vec::with_capacity(expected.min(1 << 24) as usize);
         for kv in self.customers.iter() {
             let (key, value) = kv.map_err(|e| self.err(e))?;
             if let Some(e) = Entry::from_bytes(&value) {
@@ -282,7 +287,7 @@ fn read(path: &Path, generation: u64) -> Result<Index, Unusable> {
         ));
     }
     let count = usize::try_from(count).map_err(|_| Unusable::Damaged("is too large".into()))?;
-    let (mut digests, mut known) = (Vec::with_capacity(count), Vec::with_capacity(count));
+    let mut records = Vec::with_capacity(count);
     let mut hasher = Xxh3::new();
     let mut chunk = vec![0u8; CHUNK];
     let mut left = count;
@@ -292,11 +297,11 @@ fn read(path: &Path, generation: u64) -> Result<Index, Unusable> {
         r.read_exact(bytes)?;
         hasher.update(bytes);
         for record in bytes.chunks_exact(RECORD) {
-            digests.push(field(record, 0));
-            known.push(Known {
+            let known = Known {
                 hash64: field(record, 8),
                 customer_id: field(record, 16),
-            });
+            };
+            records.push((field(record, 0), known));
         }
         left -= n;
     }
@@ -304,10 +309,10 @@ fn read(path: &Path, generation: u64) -> Result<Index, Unusable> {
         return damaged("does not match its checksum");
     }
     // Written sorted; a file that is not is not ours to trust.
-    if !digests.is_sorted() {
+    if !records.is_sorted_by_key(|(d, _)| *d) {
         return damaged("is not in order");
     }
-    Ok(Index::new(digests, known))
+    Ok(Index::new(records))
 }
 
 /// Writes the index file's bytes: the header, then the records; the header's checksum is of
@@ -320,7 +325,7 @@ fn write(w: &mut impl Write, generation: u64, index: &Index) -> io::Result<()> {
     })?;
     w.write_all(MAGIC)?;
     w.write_all(&generation.to_le_bytes())?;
-    w.write_all(&(index.digests.len() as u64).to_le_bytes())?;
+    w.write_all(&(index.records.len() as u64).to_le_bytes())?;
     w.write_all(&hasher.digest().to_le_bytes())?;
     records(index, |chunk| w.write_all(chunk))
 }
@@ -328,7 +333,7 @@ fn write(w: &mut impl Write, generation: u64, index: &Index) -> io::Result<()> {
 /// Hands `index`'s records, serialised, to `out` a chunk at a time.
 fn records(index: &Index, mut out: impl FnMut(&[u8]) -> io::Result<()>) -> io::Result<()> {
     let mut chunk = Vec::with_capacity(CHUNK);
-    for (digest, k) in index.digests.iter().zip(&index.known) {
+    for (digest, k) in &index.records {
         chunk.extend_from_slice(&digest.to_le_bytes());
         chunk.extend_from_slice(&k.hash64.to_le_bytes());
         chunk.extend_from_slice(&k.customer_id.to_le_bytes());

@@ -32,6 +32,7 @@ mod mark;
 mod private;
 mod target;
 mod transfer;
+mod values;
 mod writer;
 pub use bulks::{BulkRecord, BulkRow};
 pub use doubt::{Doubt, Doubts};
@@ -41,10 +42,16 @@ pub use target::{Admission, Binding};
 pub use transfer::{TransferError, export, import};
 pub use writer::{Op, Writer};
 
-/// Bumped when the byte layout of keys or entries changes.
-const SCHEMA_VERSION: u8 = 1;
-/// sled's default cache is 1 GiB; the planner's look-ups are a single pass, so little helps.
-const CACHE_BYTES: u64 = 64 * 1024 * 1024;
+/// Bumped when the byte layout of keys, entries or values changes. 2: compact last-sent
+/// values (`values.rs`); a store of schema 1 is read as it is and marked 2 at its first open.
+const SCHEMA_VERSION: u8 = 2;
+/// The schemas this version reads.
+const SCHEMAS_READ: [u8; 2] = [1, SCHEMA_VERSION];
+/// The first byte of an entry: its layout, unchanged since schema 1.
+const ENTRY_LAYOUT: u8 = 1;
+/// sled's default cache is 1 GiB; the planner's look-ups are a single pass, so little helps,
+/// and the scan that rebuilds the index after a crash grows the process by several times this.
+const CACHE_BYTES: u64 = 16 * 1024 * 1024;
 
 /// What to do about a damaged store.
 const REPAIR: &str = "Restore the state directory from a backup, or move it away and rebuild it \
@@ -166,7 +173,7 @@ impl Entry {
 
     fn to_bytes(&self) -> Vec<u8> {
         let mut b = Vec::with_capacity(Self::LEN + 8 * self.further_address_ids.len());
-        b.push(SCHEMA_VERSION);
+        b.push(ENTRY_LAYOUT);
         b.extend_from_slice(&self.customer_id.to_le_bytes());
         b.extend_from_slice(&self.payload_hash.to_le_bytes());
         b.extend_from_slice(&self.synced_at.to_le_bytes());
@@ -178,8 +185,7 @@ impl Entry {
     }
 
     fn from_bytes(b: &[u8]) -> Option<Self> {
-        if b.len() < Self::LEN || !(b.len() - Self::LEN).is_multiple_of(8) || b[0] != SCHEMA_VERSION
-        {
+        if b.len() < Self::LEN || !(b.len() - Self::LEN).is_multiple_of(8) || b[0] != ENTRY_LAYOUT {
             return None;
         }
         let u64_at = |i: usize| b[i..i + 8].try_into().ok().map(u64::from_le_bytes);
@@ -227,8 +233,8 @@ pub struct Store {
     dir: PathBuf,
     db: sled::Db,
     customers: sled::Tree,
-    /// key -> last-sent field values (JSON), read only when a row's hash changed: kept apart
-    /// so that the hot look-ups of the planner stay small.
+    /// key -> last-sent field values (compact, see `values.rs`; JSON in schema 1), read only
+    /// when a row's hash changed: kept apart so that the hot look-ups of the planner stay small.
     fields: sled::Tree,
     failed: sled::Tree,
     /// key -> [`Doubt`]: writes whose answer was not seen.
@@ -274,10 +280,15 @@ impl Store {
             });
         }
         match db.get("schema").map_err(sled_err)? {
+            Some(v) if v.as_ref() == [SCHEMA_VERSION] => {}
+            // Schema 1 differs only in how values are written, and both are read: marked 2, so
+            // that a custsync that reads only JSON values refuses it from now on.
             None => {
                 db.insert("schema", &[SCHEMA_VERSION]).map_err(sled_err)?;
             }
-            Some(v) if v.as_ref() == [SCHEMA_VERSION] => {}
+            Some(v) if v.len() == 1 && SCHEMAS_READ.contains(&v[0]) => {
+                db.insert("schema", &[SCHEMA_VERSION]).map_err(sled_err)?;
+            }
             Some(v) => {
                 return Err(StateError::Schema {
                     path: db_path,
@@ -320,7 +331,7 @@ impl Store {
     /// The field values last sent for `key` (or read from the shop by `pull`).
     pub fn fields(&self, key: &Key) -> Result<Option<Fields>, StateError> {
         let v = self.fields.get(key.to_bytes()).map_err(|e| self.err(e))?;
-        Ok(v.and_then(|v| serde_json::from_slice(&v).ok()))
+        Ok(v.and_then(|v| values::decode(&v)))
     }
 
     /// Whether `key` failed in an earlier run and has not succeeded since.
@@ -491,7 +502,7 @@ fn lock(dir: &Path) -> Result<File, StateError> {
 }
 
 fn encode_fields(f: &Fields) -> Vec<u8> {
-    serde_json::to_vec(f).expect("serialising a map of strings to memory cannot fail")
+    values::encode(f)
 }
 
 #[cfg(test)]
@@ -570,6 +581,43 @@ mod tests {
         assert_eq!(keys, vec![a.clone(), b]);
         assert!(store.forget(&a).expect("forget"));
         assert_eq!(store.get(&a).expect("get"), None);
+    }
+
+    #[test]
+    fn a_store_of_schema_1_with_json_values_still_reads_and_is_marked_2() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let path = dir.path().join("s");
+        let key = Key::new(1, "a@x.io");
+        let fields = Fields::from([("city".to_owned(), "Lund".to_owned())]);
+        {
+            // What schema 1 wrote: JSON values, and its number.
+            let store = Store::open(&path).expect("open");
+            store.put(&key, entry(1), None).expect("put");
+            let json = serde_json::to_vec(&fields).expect("json");
+            store.fields.insert(key.to_bytes(), json).expect("values");
+            store.db.insert("schema", &[1]).expect("schema");
+            store.flush().expect("flush");
+        }
+        let store = Store::open(&path).expect("schema 1 opens");
+        assert_eq!(store.fields(&key).expect("read"), Some(fields.clone()));
+        assert_eq!(store.get(&key).expect("get"), Some(entry(1)));
+        assert_eq!(
+            store.db.get("schema").expect("schema").as_deref(),
+            Some(&[SCHEMA_VERSION][..])
+        );
+        // Confirmed again, the values are written compact and read the same.
+        store.put(&key, entry(1), Some(&fields)).expect("put");
+        let bytes = store
+            .fields
+            .get(key.to_bytes())
+            .expect("raw")
+            .expect("there");
+        assert_ne!(bytes.first(), Some(&b'{'));
+        assert_eq!(store.fields(&key).expect("read"), Some(fields));
+        store.db.insert("schema", &[9]).expect("schema");
+        drop(store);
+        let err = Store::open(&path).err().expect("a later schema is refused");
+        assert!(err.to_string().contains("schema version 9"), "{err}");
     }
 
     #[test]
