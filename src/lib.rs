@@ -86,6 +86,8 @@ pub mod state;
 pub mod sync;
 pub mod throttle;
 
+use std::io::Write;
+
 use anyhow::Context;
 use clap::CommandFactory;
 use tokio_util::sync::CancellationToken;
@@ -106,12 +108,12 @@ pub fn run(cli: Cli) -> anyhow::Result<Exit> {
     });
     match cli.command {
         Command::Completions { shell } => {
-            clap_complete::generate(
-                shell,
-                &mut Cli::command(),
-                "custsync",
-                &mut std::io::stdout(),
-            );
+            // Into a buffer first: clap_complete panics when its writer fails (`| head`).
+            let mut script = Vec::new();
+            clap_complete::generate(shell, &mut Cli::command(), "custsync", &mut script);
+            std::io::stdout()
+                .write_all(&script)
+                .context("cannot write the completion script")?;
             return Ok(Exit::Ok);
         }
         Command::Man => {

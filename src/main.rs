@@ -24,9 +24,19 @@ fn main() -> ExitCode {
     };
     match run(cli) {
         Ok(exit) => exit.into(),
+        // The reader of stdout went away (`custsync man | head`): as `cat` does, stop quietly.
+        Err(e) if broken_pipe(&e) => ExitCode::SUCCESS,
         Err(e) => {
             console::error(&console::chain(e.as_ref()));
             Exit::Fatal.into()
         }
     }
+}
+
+fn broken_pipe(e: &anyhow::Error) -> bool {
+    e.chain().any(|cause| {
+        cause
+            .downcast_ref::<std::io::Error>()
+            .is_some_and(|io| io.kind() == std::io::ErrorKind::BrokenPipe)
+    })
 }

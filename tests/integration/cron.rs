@@ -328,4 +328,21 @@ async fn completions_and_the_man_page_come_from_the_command_line_definition() {
     man.expect_code(0);
     assert!(man.stdout.contains(".TH custsync"), "{}", man.stdout);
     assert!(man.stdout.contains("completions"));
+
+    // `custsync man | head -1`: the reader goes away early; that is not an error.
+    for args in [&["man"][..], &["completions", "bash"]] {
+        let mut child = custsync(args)
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .expect("spawn");
+        drop(child.stdout.take());
+        let out = child.wait_with_output().expect("wait");
+        assert!(out.status.success(), "{args:?}: {:?}", out.status);
+        assert!(
+            out.stderr.is_empty(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
 }
