@@ -25,7 +25,8 @@ pub const CAP: usize = 200;
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Absentee {
     pub website_id: u32,
-    pub email: String,
+    /// The key's value: the e-mail, or the custom attribute's value under `--key custom:`.
+    pub key: String,
     pub customer_id: u64,
 }
 
@@ -125,14 +126,20 @@ impl Review {
     }
 
     /// Writes the page, with the run's summary and the first absent customers.
-    pub fn finish(mut self, summary: &Summary, absent: &[Absentee]) -> Result<(), WriteError> {
+    /// `key_column` names what the absentees' keys are (`email`, or the custom attribute's code).
+    pub fn finish(
+        mut self,
+        summary: &Summary,
+        absent: &[Absentee],
+        key_column: &str,
+    ) -> Result<(), WriteError> {
         // Rows arrive in the order they finished; the page lists them in file order.
         let l = &mut self.lists;
         l.updates.items.sort_by_key(|(line, ..)| line.line);
         l.creates.items.sort_by_key(|(line, _)| line.line);
         l.invalid.items.sort_by_key(|(line, _)| line.line);
         l.failed.items.sort_by_key(|(line, ..)| line.line);
-        let page = render(&self.lists, summary, absent);
+        let page = render(&self.lists, summary, absent, key_column);
         let path = self.output.path().to_owned();
         let mut file = self.output.into_file()?;
         file.write_all(page.as_bytes())
@@ -205,7 +212,7 @@ tr.total td { font-weight: bold; }
 ";
 
 /// The whole page.
-fn render(lists: &Lists, s: &Summary, absent: &[Absentee]) -> String {
+fn render(lists: &Lists, s: &Summary, absent: &[Absentee], key_column: &str) -> String {
     let kind = if s.dry_run {
         "Dry run review"
     } else {
@@ -227,7 +234,7 @@ fn render(lists: &Lists, s: &Summary, absent: &[Absentee]) -> String {
     creates(&mut h, lists);
     invalid(&mut h, lists);
     failed(&mut h, lists);
-    absentees(&mut h, s, absent);
+    absentees(&mut h, s, absent, key_column);
     h.push_str("</body>\n</html>\n");
     h
 }
@@ -402,7 +409,7 @@ fn failed(h: &mut String, lists: &Lists) {
     section_end(h, list.more, "rows");
 }
 
-fn absentees(h: &mut String, s: &Summary, absent: &[Absentee]) {
+fn absentees(h: &mut String, s: &Summary, absent: &[Absentee], key_column: &str) {
     let _ = writeln!(
         h,
         "<section id=\"absent\">\n<h2>Absent customers: in the state store, not in the file ({})</h2>",
@@ -413,13 +420,13 @@ fn absentees(h: &mut String, s: &Summary, absent: &[Absentee]) {
             h.push_str("<p class=\"none\">None.</p>\n");
         }
     } else {
-        table_head(h, &["website", "email", "customer id"]);
+        table_head(h, &["website", key_column, "customer id"]);
         for a in absent {
             let _ = writeln!(
                 h,
                 "<tr><td>{}</td><td>{}</td><td class=\"n\">{}</td></tr>",
                 a.website_id,
-                esc(&a.email),
+                esc(&a.key),
                 a.customer_id
             );
         }
@@ -553,13 +560,23 @@ mod tests {
             absent: 3,
             ..Summary::default()
         };
-        let page = render(&lists, &summary, &[]);
+        let absent = [Absentee {
+            website_id: 1,
+            key: "K-1".into(),
+            customer_id: 9,
+        }];
+        let page = render(&lists, &summary, &absent, "legacy_id");
         assert!(
             page.contains("<h2>Invalid rows (not sent) (202)</h2>"),
             "{page}"
         );
         assert!(page.contains("and 2 more invalid rows"));
-        assert!(page.contains("and 3 more absent customers"));
+        assert!(
+            page.contains("<th>legacy_id</th>"),
+            "the key's column names it"
+        );
+        assert!(page.contains("<td>K-1</td>"));
+        assert!(page.contains("and 2 more absent customers"));
         assert!(
             !page.contains("id=\"failed\""),
             "no failed section without failed rows"

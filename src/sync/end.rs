@@ -111,11 +111,11 @@ pub async fn finish(
         let absentees: Vec<Absentee> = (absent.sample.into_iter())
             .map(|(key, customer_id)| Absentee {
                 website_id: key.website_id,
-                email: key.value,
+                key: key.value,
                 customer_id,
             })
             .collect();
-        review.finish(summary, &absentees)?;
+        review.finish(summary, &absentees, cfg.mapping.key().column())?;
     }
     if let Some(url) = &cfg.notify {
         notify::post(url, summary).await;
