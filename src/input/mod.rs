@@ -30,6 +30,7 @@
 //! | `digest.rs` | the SHA-256 of the file's bytes, taken as they are read |
 
 mod digest;
+mod draft;
 mod fields;
 mod header;
 mod kinds;
