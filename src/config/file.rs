@@ -250,7 +250,8 @@ fn is_secret(key: &str) -> bool {
     SECRET_WORDS.iter().any(|w| key.contains(w))
 }
 
-/// Whether a flag or the environment gave the option (or an option it conflicts with), so
+/// Whether a flag or the environment gave the option (or an option it conflicts with, either
+/// way round: `--quiet` against the file's `verbose` as much as `-v` against its `quiet`), so
 /// that the file does not.
 fn given(matches: &ArgMatches, command: &clap::Command, arg: &Arg) -> bool {
     let by_user = |a: &Arg| {
@@ -259,7 +260,13 @@ fn given(matches: &ArgMatches, command: &clap::Command, arg: &Arg) -> bool {
             Some(ValueSource::CommandLine | ValueSource::EnvVariable)
         )
     };
-    by_user(arg) || command.get_arg_conflicts_with(arg).into_iter().any(by_user)
+    let conflict = |a: &Arg, b: &Arg| {
+        (command.get_arg_conflicts_with(a).iter()).any(|c| c.get_id() == b.get_id())
+    };
+    by_user(arg)
+        || (command.get_arguments())
+            .filter(|a| by_user(a))
+            .any(|a| conflict(a, arg) || conflict(arg, a))
 }
 
 /// The command-line tokens that give `arg` the file's `value`.
@@ -368,9 +375,17 @@ mod tests {
         assert_eq!(s.renames, ["Mail=email", "Given=firstname"]);
         assert_eq!(s.input.key.key, "custom:legacy_id");
 
-        // -v on the command line beats the file's conflicting quiet.
+        // -v on the command line beats the file's conflicting quiet, and --quiet its verbose.
         let cli = load_in(dir.path(), &["sync", "a.csv", "-v"]).expect("load");
         assert!(!cli.quiet && cli.verbose == 1);
+        let dir = dir_with("verbose = 2\n");
+        for args in [
+            &["sync", "a.csv", "--quiet"][..],
+            &["--quiet", "sync", "a.csv"],
+        ] {
+            let cli = load_in(dir.path(), args).expect("load");
+            assert!(cli.quiet && cli.verbose == 0, "{args:?}");
+        }
     }
 
     #[test]
