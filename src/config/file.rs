@@ -13,9 +13,10 @@
 //!
 //! A key is an option's long name with `_` for `-` (`max_absent = "5%"`, `summary_json =
 //! "out/summary.json"`, `map = ["E-Mail=email"]` for a repeatable one, `quiet = true` for a
-//! switch). `sync` and `pull` take every key they have an option for (keys of the other one are
-//! ignored); the other commands that keep state (`state ...`) take `state`, and every
-//! command takes `quiet`, `verbose` and `log_format`; `sandbox` reads no file. Options that
+//! switch). `sync`, `pull`, `check` and `state rebind` (which connect, or name the target, as a
+//! sync would) take every key they have an option for (keys of the others are ignored); the
+//! other commands that keep state (`state ...`, `runs`) take `state`, and every command takes
+//! `quiet`, `verbose` and `log_format`; `sandbox` reads no file. Options that
 //! describe one invocation rather than a setup (`dry_run`, `force`, `only_failed`) and the
 //! input file are not keys. An unknown key is refused with the list of the valid ones.
 //!
@@ -53,8 +54,9 @@ const SECRET_WORDS: [&str; 7] = [
     "api_key",
     "private_key",
 ];
-/// Commands whose every option may come from the file.
-const RUN_COMMANDS: [&str; 2] = ["sync", "pull"];
+/// Commands whose every option may come from the file: those that reach the target as a sync
+/// does (a `check` or a `rebind` of another shop than the file's would mislead).
+const RUN_COMMANDS: [&[&str]; 4] = [&["sync"], &["pull"], &["check"], &["state", "rebind"]];
 /// Options every other command (but `sandbox`) takes from the file, when it has them.
 const SHARED_KEYS: [&str; 4] = ["state", "quiet", "verbose", "log_format"];
 
@@ -129,7 +131,7 @@ pub fn load(args: Vec<OsString>, cwd: &Path) -> Result<Cli, LoadError> {
     let Some(leaf_command) = find(&command, &names) else {
         return Ok(cli);
     };
-    let run_command = names.len() == 1 && RUN_COMMANDS.contains(&names[0]);
+    let run_command = RUN_COMMANDS.contains(&names.as_slice());
     let dir = path.parent().unwrap_or(Path::new("."));
     let mut extra = Vec::new();
     for (key, value) in &table {
@@ -189,11 +191,11 @@ fn key_of(arg: &Arg) -> Option<String> {
     (!NOT_KEYS.contains(&key.as_str())).then_some(key)
 }
 
-/// Every valid key: the options of `sync` and `pull`, and those every command shares.
+/// Every valid key: the options of the run commands, and those every command shares.
 fn valid_keys(command: &clap::Command) -> BTreeSet<String> {
     RUN_COMMANDS
         .iter()
-        .filter_map(|name| command.find_subcommand(name))
+        .filter_map(|names| find(command, names))
         .flat_map(|c| c.get_arguments().filter_map(key_of).collect::<Vec<_>>())
         .chain(SHARED_KEYS.iter().map(|k| (*k).to_owned()))
         .collect()
@@ -386,6 +388,30 @@ mod tests {
             let cli = load_in(dir.path(), args).expect("load");
             assert!(cli.quiet && cli.verbose == 0, "{args:?}");
         }
+    }
+
+    #[test]
+    fn commands_that_reach_the_target_take_its_keys_from_the_file() {
+        let dir = dir_with("endpoint = \"https://shop.example/rest/default\"\nwebsite_id = 2\n");
+        let endpoint = |cli: Cli| match cli.command {
+            Command::Check(c) => c.connection.endpoint,
+            Command::State(StateCommand::Rebind { connection, .. }) => connection.endpoint,
+            other => panic!("{other:?}"),
+        };
+        for args in [&["check"][..], &["state", "rebind"]] {
+            let cli = load_in(dir.path(), args).expect("load");
+            assert_eq!(
+                endpoint(cli).as_deref(),
+                Some("https://shop.example/rest/default"),
+                "{args:?}"
+            );
+        }
+        // A sync's default website is no website for `state forget`.
+        let cli = load_in(dir.path(), &["state", "forget", "a@x.io"]).expect("load");
+        let Command::State(StateCommand::Forget { website_id, .. }) = cli.command else {
+            panic!("forget")
+        };
+        assert_eq!(website_id, 1);
     }
 
     #[test]
