@@ -87,7 +87,11 @@ async fn json_logs_are_one_object_a_line() {
         ..Faults::default()
     })
     .await;
-    let csv = env.write("in.csv", &customers_csv(60, ""));
+    // A column the shop does not define: the note that names it is a JSON line too.
+    let text = customers_csv(60, "")
+        .replacen('\n', ",custom:no_such_attribute\n", 1)
+        .replace(",1\n", ",1,x\n");
+    let csv = env.write("in.csv", &text);
     let args = [
         "-v",
         "--log-format",
@@ -120,7 +124,10 @@ async fn json_logs_are_one_object_a_line() {
         })
     };
     assert!(
-        has("target:") && has("progress:") && has("response"),
+        has("target:")
+            && has("progress:")
+            && has("response")
+            && has("note: the shop defines no custom customer attribute"),
         "{}",
         run.stderr
     );
