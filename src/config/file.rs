@@ -28,6 +28,7 @@ use std::collections::BTreeSet;
 use std::ffi::OsString;
 use std::path::{Path, PathBuf};
 
+use clap::error::ErrorKind;
 use clap::parser::ValueSource;
 use clap::{Arg, ArgAction, ArgMatches, CommandFactory, FromArgMatches, ValueHint};
 use toml::Value;
@@ -110,26 +111,42 @@ pub enum FileError {
 pub fn load(args: Vec<OsString>, cwd: &Path) -> Result<Cli, LoadError> {
     let mut command = Cli::command();
     command.build();
-    let matches = command
-        .clone()
-        .try_get_matches_from(&args)
-        .map_err(LoadError::Usage)?;
-    let cli = Cli::from_arg_matches(&matches).map_err(LoadError::Usage)?;
-    let path = match &cli.config {
+    // A flag may require an option that the file gives (`--report-only` and the file's
+    // `report`): that is judged once the file's options are in, on a lenient parse until then.
+    let (matches, missing) = match command.clone().try_get_matches_from(&args) {
+        Ok(m) => (m, None),
+        Err(e) if e.kind() == ErrorKind::MissingRequiredArgument => {
+            match command
+                .clone()
+                .ignore_errors(true)
+                .try_get_matches_from(&args)
+            {
+                Ok(m) => (m, Some(e)),
+                Err(_) => return Err(LoadError::Usage(e)),
+            }
+        }
+        Err(e) => return Err(LoadError::Usage(e)),
+    };
+    // The command line as it stands, when the file adds nothing to it.
+    let as_given = |matches: &ArgMatches, missing: Option<clap::Error>| match missing {
+        Some(e) => Err(LoadError::Usage(e)),
+        None => Cli::from_arg_matches(matches).map_err(LoadError::Usage),
+    };
+    let path = match matches.get_one::<PathBuf>("config") {
         Some(p) => cwd.join(p),
         None => match cwd.join(DEFAULT_CONFIG_FILE) {
             p if p.is_file() => p,
-            _ => return Ok(cli),
+            _ => return as_given(&matches, missing),
         },
     };
     let (names, leaf) = leaf(&matches);
     if names.first().is_some_and(|n| *n == "sandbox") {
-        return Ok(cli);
+        return as_given(&matches, missing);
     }
     let table = read(&path)?;
     check_keys(&path, &table, &command)?;
     let Some(leaf_command) = find(&command, &names) else {
-        return Ok(cli);
+        return as_given(&matches, missing);
     };
     let run_command = RUN_COMMANDS.contains(&names.as_slice());
     let dir = path.parent().unwrap_or(Path::new("."));
@@ -156,11 +173,17 @@ pub fn load(args: Vec<OsString>, cwd: &Path) -> Result<Cli, LoadError> {
         })?);
     }
     if extra.is_empty() {
-        return Ok(cli);
+        return as_given(&matches, missing);
     }
-    let merged = command
-        .try_get_matches_from(insert(args, extra))
-        .map_err(|e| file_value(&path, &e))?;
+    let merged = command.try_get_matches_from(insert(args, extra));
+    let merged = match (merged, missing) {
+        (Ok(m), _) => m,
+        // Still missing with the file's options in: the command line's own mistake.
+        (Err(e), Some(first)) if e.kind() == ErrorKind::MissingRequiredArgument => {
+            return Err(LoadError::Usage(first));
+        }
+        (Err(e), _) => return Err(file_value(&path, &e)),
+    };
     Cli::from_arg_matches(&merged).map_err(|e| file_value(&path, &e))
 }
 
@@ -388,6 +411,39 @@ mod tests {
             let cli = load_in(dir.path(), args).expect("load");
             assert!(cli.quiet && cli.verbose == 0, "{args:?}");
         }
+    }
+
+    #[test]
+    fn a_flag_may_require_an_option_the_file_gives() {
+        let dir = dir_with("report = \"r.csv\"\ndelete_absent = true\n");
+        let args = [
+            "sync",
+            "a.csv",
+            "--report-only",
+            "failed",
+            "--max-deletes",
+            "5",
+        ];
+        let s = sync(load_in(dir.path(), &args).expect("load"));
+        assert_eq!(s.report, Some(dir.path().join("r.csv")));
+        assert_eq!(
+            (s.report_only, s.max_deletes),
+            (vec!["failed".into()], Some(5))
+        );
+
+        // Without the file's option it stays a usage error, as without a file.
+        let empty = dir_with("rate = 3\n");
+        for dir in [empty.path(), tempfile::tempdir().expect("tempdir").path()] {
+            let e = load_in(dir, &["sync", "a.csv", "--report-only", "failed"]);
+            assert!(
+                matches!(&e, Err(LoadError::Usage(e)) if e.kind() == ErrorKind::MissingRequiredArgument),
+                "{e:?}"
+            );
+        }
+        assert!(matches!(
+            load_in(empty.path(), &["sync"]),
+            Err(LoadError::Usage(_))
+        ));
     }
 
     #[test]
