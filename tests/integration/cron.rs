@@ -309,6 +309,20 @@ async fn notify_posts_the_summary_and_a_failure_is_only_a_warning() {
         "the webhook's path is not shown: {}",
         run.stderr
     );
+
+    // --quiet drops the warning of a run that exits 0, not of one that goes to cron's mail.
+    let run = env.sync(&csv, &["--quiet", "--notify", &url]).await;
+    run.expect_code(0);
+    assert_eq!(run.stderr, "");
+    let bad = env.write("bad.csv", "email,firstname,lastname\nnot-an-email,A,B\n");
+    let args = ["--quiet", "--max-absent", "100%", "--notify", &url];
+    let run = env.sync(&bad, &args).await;
+    run.expect_code(3);
+    assert!(
+        run.stderr.contains("warning: the notification to"),
+        "{}",
+        run.stderr
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
