@@ -85,11 +85,11 @@ pub fn admit(
         } else {
             "it is now bound"
         };
-        eprintln!(
+        console::note(&format!(
             "note: the state store {} holds {entries} mappings from a custsync that did not \
              record its target; {what} to {target} (move it with `custsync state rebind`)",
             c.state_dir.display()
-        );
+        ));
     }
     Ok(target)
 }

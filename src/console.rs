@@ -163,7 +163,8 @@ pub fn progress_line(message: &str, fields: Map<String, Value>) {
     if s.json {
         emit(s, "INFO", message, fields);
     } else {
-        eprintln!("{} {message}", timestamp());
+        // As in `emit`: a closed stderr must not panic the progress ticker.
+        let _ = writeln!(std::io::stderr().lock(), "{} {message}", timestamp());
     }
 }
 

@@ -16,7 +16,7 @@ pub enum Exit {
     Ok = 0,
     /// Configuration, authentication, unreadable input or state.
     Fatal = 1,
-    /// Finished, but some rows are invalid or failed.
+    /// Finished, but some rows are invalid or failed (or, their bulk stalled, not sent).
     RowsFailed = 3,
     /// Stopped before the end: the shop was unreachable, or `--max-errors` was reached.
     Stopped = 4,

@@ -29,7 +29,7 @@
 //! | module | owns | uses |
 //! | --- | --- | --- |
 //! | [`cli`] | command-line arguments (clap types only) | defaults, absent |
-//! | [`config`] | typed settings resolved from arguments, environment and the config file | cli, defaults, absent, api, input, plan, report, retry, customer |
+//! | [`config`] | typed settings resolved from arguments, environment and the config file | cli, defaults, absent, api, input, plan, report, retry, redact, customer |
 //! | [`exit`] | the exit codes, and how a run's ending maps to one | |
 //! | [`sync`] | the pipeline: read, plan, gate, check against the shop, send, absent, end | config, connect, console, input, plan, shop, exec, bulk, outage, outcome, progress, report, notify, runs, absent, state, api, redact, retry, throttle, outputs, customer, exit |
 //! | [`pull`] | recording the customers a shop already has | config, connect, console, retry, api, state, throttle, customer, defaults |
@@ -38,7 +38,7 @@
 //! | [`connect`] | the target: embedded sandbox or a real shop, the store's binding to it; the sandbox's one launcher | config, cli, console, api, redact, state, throttle |
 //! | [`input`] | the input file (CSV in any encoding, or a spreadsheet): header, streaming, per-row validation | customer |
 //! | [`plan`] | the decision for each row, a function of the row, the store and the options | input, outcome, state, customer |
-//! | [`shop`] | the shop's model from its API, and each row to send checked against it | plan, retry, api, state, input, customer |
+//! | [`shop`] | the shop's model from its API, and each row to send checked against it | console, plan, retry, api, state, input, customer |
 //! | [`exec`] | sending a row: lost-answer recovery, answer checks, its outcome | plan, outcome, outage, retry, api, state, customer, redact |
 //! | [`bulk`] | `--bulk`: rows in async bulks, their polls, and the bulks a run left behind | plan, exec, retry, api, state, customer |
 //! | [`outcome`] | what became of a row: report columns and state change, built in one place | api, state, customer |

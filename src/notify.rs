@@ -17,13 +17,16 @@ use crate::redact;
 /// How long a notification may take, connection included.
 pub const TIMEOUT: Duration = Duration::from_secs(10);
 
-/// Posts `summary` as JSON to `url`; a failure is printed as a warning.
-pub async fn post(url: &str, summary: &impl Serialize) {
+/// Posts `summary` as JSON to `url`; a failure is printed as a warning, which `--quiet` drops
+/// only when the run exits 0 (`ok`), like every other line.
+pub async fn post(url: &str, summary: &impl Serialize, ok: bool) {
     if let Err(why) = send(url, summary).await {
-        console::warn(&format!(
-            "warning: the notification to {} failed: {why}",
-            origin(url)
-        ));
+        let warning = format!("warning: the notification to {} failed: {why}", origin(url));
+        if ok {
+            console::warn(&warning);
+        } else {
+            console::alert(&warning);
+        }
     }
 }
 

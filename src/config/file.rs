@@ -13,9 +13,10 @@
 //!
 //! A key is an option's long name with `_` for `-` (`max_absent = "5%"`, `summary_json =
 //! "out/summary.json"`, `map = ["E-Mail=email"]` for a repeatable one, `quiet = true` for a
-//! switch). `sync` and `pull` take every key they have an option for (keys of the other one are
-//! ignored); the other commands that keep state (`state ...`) take `state`, and every
-//! command takes `quiet`, `verbose` and `log_format`; `sandbox` reads no file. Options that
+//! switch). `sync`, `pull`, `check` and `state rebind` (which connect, or name the target, as a
+//! sync would) take every key they have an option for (keys of the others are ignored); the
+//! other commands that keep state (`state ...`, `runs`) take `state`, and every command takes
+//! `quiet`, `verbose` and `log_format`; `sandbox` reads no file. Options that
 //! describe one invocation rather than a setup (`dry_run`, `force`, `only_failed`) and the
 //! input file are not keys. An unknown key is refused with the list of the valid ones.
 //!
@@ -27,6 +28,7 @@ use std::collections::BTreeSet;
 use std::ffi::OsString;
 use std::path::{Path, PathBuf};
 
+use clap::error::ErrorKind;
 use clap::parser::ValueSource;
 use clap::{Arg, ArgAction, ArgMatches, CommandFactory, FromArgMatches, ValueHint};
 use toml::Value;
@@ -53,8 +55,9 @@ const SECRET_WORDS: [&str; 7] = [
     "api_key",
     "private_key",
 ];
-/// Commands whose every option may come from the file.
-const RUN_COMMANDS: [&str; 2] = ["sync", "pull"];
+/// Commands whose every option may come from the file: those that reach the target as a sync
+/// does (a `check` or a `rebind` of another shop than the file's would mislead).
+const RUN_COMMANDS: [&[&str]; 4] = [&["sync"], &["pull"], &["check"], &["state", "rebind"]];
 /// Options every other command (but `sandbox`) takes from the file, when it has them.
 const SHARED_KEYS: [&str; 4] = ["state", "quiet", "verbose", "log_format"];
 
@@ -108,28 +111,44 @@ pub enum FileError {
 pub fn load(args: Vec<OsString>, cwd: &Path) -> Result<Cli, LoadError> {
     let mut command = Cli::command();
     command.build();
-    let matches = command
-        .clone()
-        .try_get_matches_from(&args)
-        .map_err(LoadError::Usage)?;
-    let cli = Cli::from_arg_matches(&matches).map_err(LoadError::Usage)?;
-    let path = match &cli.config {
+    // A flag may require an option that the file gives (`--report-only` and the file's
+    // `report`): that is judged once the file's options are in, on a lenient parse until then.
+    let (matches, missing) = match command.clone().try_get_matches_from(&args) {
+        Ok(m) => (m, None),
+        Err(e) if e.kind() == ErrorKind::MissingRequiredArgument => {
+            match command
+                .clone()
+                .ignore_errors(true)
+                .try_get_matches_from(&args)
+            {
+                Ok(m) => (m, Some(e)),
+                Err(_) => return Err(LoadError::Usage(e)),
+            }
+        }
+        Err(e) => return Err(LoadError::Usage(e)),
+    };
+    // The command line as it stands, when the file adds nothing to it.
+    let as_given = |matches: &ArgMatches, missing: Option<clap::Error>| match missing {
+        Some(e) => Err(LoadError::Usage(e)),
+        None => Cli::from_arg_matches(matches).map_err(LoadError::Usage),
+    };
+    let path = match matches.get_one::<PathBuf>("config") {
         Some(p) => cwd.join(p),
         None => match cwd.join(DEFAULT_CONFIG_FILE) {
             p if p.is_file() => p,
-            _ => return Ok(cli),
+            _ => return as_given(&matches, missing),
         },
     };
     let (names, leaf) = leaf(&matches);
     if names.first().is_some_and(|n| *n == "sandbox") {
-        return Ok(cli);
+        return as_given(&matches, missing);
     }
     let table = read(&path)?;
     check_keys(&path, &table, &command)?;
     let Some(leaf_command) = find(&command, &names) else {
-        return Ok(cli);
+        return as_given(&matches, missing);
     };
-    let run_command = names.len() == 1 && RUN_COMMANDS.contains(&names[0]);
+    let run_command = RUN_COMMANDS.contains(&names.as_slice());
     let dir = path.parent().unwrap_or(Path::new("."));
     let mut extra = Vec::new();
     for (key, value) in &table {
@@ -154,11 +173,17 @@ pub fn load(args: Vec<OsString>, cwd: &Path) -> Result<Cli, LoadError> {
         })?);
     }
     if extra.is_empty() {
-        return Ok(cli);
+        return as_given(&matches, missing);
     }
-    let merged = command
-        .try_get_matches_from(insert(args, extra))
-        .map_err(|e| file_value(&path, &e))?;
+    let merged = command.try_get_matches_from(insert(args, extra));
+    let merged = match (merged, missing) {
+        (Ok(m), _) => m,
+        // Still missing with the file's options in: the command line's own mistake.
+        (Err(e), Some(first)) if e.kind() == ErrorKind::MissingRequiredArgument => {
+            return Err(LoadError::Usage(first));
+        }
+        (Err(e), _) => return Err(file_value(&path, &e)),
+    };
     Cli::from_arg_matches(&merged).map_err(|e| file_value(&path, &e))
 }
 
@@ -189,11 +214,11 @@ fn key_of(arg: &Arg) -> Option<String> {
     (!NOT_KEYS.contains(&key.as_str())).then_some(key)
 }
 
-/// Every valid key: the options of `sync` and `pull`, and those every command shares.
+/// Every valid key: the options of the run commands, and those every command shares.
 fn valid_keys(command: &clap::Command) -> BTreeSet<String> {
     RUN_COMMANDS
         .iter()
-        .filter_map(|name| command.find_subcommand(name))
+        .filter_map(|names| find(command, names))
         .flat_map(|c| c.get_arguments().filter_map(key_of).collect::<Vec<_>>())
         .chain(SHARED_KEYS.iter().map(|k| (*k).to_owned()))
         .collect()
@@ -250,7 +275,8 @@ fn is_secret(key: &str) -> bool {
     SECRET_WORDS.iter().any(|w| key.contains(w))
 }
 
-/// Whether a flag or the environment gave the option (or an option it conflicts with), so
+/// Whether a flag or the environment gave the option (or an option it conflicts with, either
+/// way round: `--quiet` against the file's `verbose` as much as `-v` against its `quiet`), so
 /// that the file does not.
 fn given(matches: &ArgMatches, command: &clap::Command, arg: &Arg) -> bool {
     let by_user = |a: &Arg| {
@@ -259,7 +285,13 @@ fn given(matches: &ArgMatches, command: &clap::Command, arg: &Arg) -> bool {
             Some(ValueSource::CommandLine | ValueSource::EnvVariable)
         )
     };
-    by_user(arg) || command.get_arg_conflicts_with(arg).into_iter().any(by_user)
+    let conflict = |a: &Arg, b: &Arg| {
+        (command.get_arg_conflicts_with(a).iter()).any(|c| c.get_id() == b.get_id())
+    };
+    by_user(arg)
+        || (command.get_arguments())
+            .filter(|a| by_user(a))
+            .any(|a| conflict(a, arg) || conflict(arg, a))
 }
 
 /// The command-line tokens that give `arg` the file's `value`.
@@ -368,9 +400,74 @@ mod tests {
         assert_eq!(s.renames, ["Mail=email", "Given=firstname"]);
         assert_eq!(s.input.key.key, "custom:legacy_id");
 
-        // -v on the command line beats the file's conflicting quiet.
+        // -v on the command line beats the file's conflicting quiet, and --quiet its verbose.
         let cli = load_in(dir.path(), &["sync", "a.csv", "-v"]).expect("load");
         assert!(!cli.quiet && cli.verbose == 1);
+        let dir = dir_with("verbose = 2\n");
+        for args in [
+            &["sync", "a.csv", "--quiet"][..],
+            &["--quiet", "sync", "a.csv"],
+        ] {
+            let cli = load_in(dir.path(), args).expect("load");
+            assert!(cli.quiet && cli.verbose == 0, "{args:?}");
+        }
+    }
+
+    #[test]
+    fn a_flag_may_require_an_option_the_file_gives() {
+        let dir = dir_with("report = \"r.csv\"\ndelete_absent = true\n");
+        let args = [
+            "sync",
+            "a.csv",
+            "--report-only",
+            "failed",
+            "--max-deletes",
+            "5",
+        ];
+        let s = sync(load_in(dir.path(), &args).expect("load"));
+        assert_eq!(s.report, Some(dir.path().join("r.csv")));
+        assert_eq!(
+            (s.report_only, s.max_deletes),
+            (vec!["failed".into()], Some(5))
+        );
+
+        // Without the file's option it stays a usage error, as without a file.
+        let empty = dir_with("rate = 3\n");
+        for dir in [empty.path(), tempfile::tempdir().expect("tempdir").path()] {
+            let e = load_in(dir, &["sync", "a.csv", "--report-only", "failed"]);
+            assert!(
+                matches!(&e, Err(LoadError::Usage(e)) if e.kind() == ErrorKind::MissingRequiredArgument),
+                "{e:?}"
+            );
+        }
+        assert!(matches!(
+            load_in(empty.path(), &["sync"]),
+            Err(LoadError::Usage(_))
+        ));
+    }
+
+    #[test]
+    fn commands_that_reach_the_target_take_its_keys_from_the_file() {
+        let dir = dir_with("endpoint = \"https://shop.example/rest/default\"\nwebsite_id = 2\n");
+        let endpoint = |cli: Cli| match cli.command {
+            Command::Check(c) => c.connection.endpoint,
+            Command::State(StateCommand::Rebind { connection, .. }) => connection.endpoint,
+            other => panic!("{other:?}"),
+        };
+        for args in [&["check"][..], &["state", "rebind"]] {
+            let cli = load_in(dir.path(), args).expect("load");
+            assert_eq!(
+                endpoint(cli).as_deref(),
+                Some("https://shop.example/rest/default"),
+                "{args:?}"
+            );
+        }
+        // A sync's default website is no website for `state forget`.
+        let cli = load_in(dir.path(), &["state", "forget", "a@x.io"]).expect("load");
+        let Command::State(StateCommand::Forget { website_id, .. }) = cli.command else {
+            panic!("forget")
+        };
+        assert_eq!(website_id, 1);
     }
 
     #[test]

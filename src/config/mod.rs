@@ -19,6 +19,7 @@ use crate::cli::{self, CheckArgs, ConnectionArgs, InputArgs, KeyArg, PullArgs, S
 use crate::customer::KeyKind;
 use crate::input::{Format, Mapping, MappingError};
 use crate::plan;
+use crate::redact;
 use crate::report::{self, Only};
 use crate::retry::RetryPolicy;
 
@@ -361,16 +362,24 @@ fn check_notify(raw: &str) -> Result<String, ConfigError> {
     }
 }
 
-/// Checks an endpoint and drops a trailing slash.
+/// Checks an endpoint and drops a trailing slash. Messages show it without a password or a
+/// query it may hold (either may carry a credential).
 fn check_endpoint(raw: &str) -> Result<String, ConfigError> {
+    let shown = redact::url(raw.split(['?', '#']).next().unwrap_or_default());
     let bad = |why: &str| ConfigError::Endpoint {
-        url: raw.to_owned(),
-        why: why.to_owned(),
+        url: shown.clone(),
+        why: redact::url(why),
     };
     let url = reqwest::Url::parse(raw).map_err(|e| bad(&format!("not a URL ({e})")))?;
     if !matches!(url.scheme(), "http" | "https") {
         return Err(bad(
             "must start with https:// (or http:// for a local test server)",
+        ));
+    }
+    // Paths are appended to the base: after a query or a fragment they would be part of it.
+    if url.query().is_some() || url.fragment().is_some() {
+        return Err(bad(
+            "a REST base has no query (?...) or fragment (#...): custsync appends /V1/customers to it",
         ));
     }
     let host = url.host_str().unwrap_or_default();
@@ -489,6 +498,36 @@ mod tests {
                 .expect_err(flag)
                 .to_string();
             assert!(err.starts_with(flag) && err.contains(value), "{err}");
+        }
+    }
+
+    #[test]
+    fn a_refused_endpoint_is_shown_without_its_password_and_a_query_is_refused() {
+        let env = Env {
+            access_token: Some(SecretString::from("t")),
+            ..Env::default()
+        };
+        // (endpoint) -> what the error says
+        let cases = [
+            (
+                "https://bob:Hunter2-secret@shop.example/rest/default/V1",
+                "without /V1",
+            ),
+            (
+                "ftp://bob:Hunter2-secret@shop.example/rest",
+                "must start with https://",
+            ),
+            (
+                "https://shop.example/rest/default?sig=Hunter2-secret",
+                "no query",
+            ),
+            ("https://shop.example/rest/default#x", "no query"),
+        ];
+        for (endpoint, want) in cases {
+            let e = sync(&["--endpoint", endpoint], &env).expect_err(endpoint);
+            let text = e.to_string();
+            assert!(text.contains(want), "{endpoint}: {text}");
+            assert!(!text.contains("Hunter2"), "{text}");
         }
     }
 

@@ -85,6 +85,31 @@ struct Lists {
     failed: Capped<(Line, Status, String)>,
 }
 
+impl Lists {
+    /// Notes one row in the list it belongs to.
+    fn add(&mut self, o: &Outcome) {
+        match (o.action(), o.status()) {
+            (Action::Invalid, _) => self.invalid.push(|| (Line::of(o), reasons(o.message()))),
+            (_, Status::Failed | Status::NotSent) => self
+                .failed
+                .push(|| (Line::of(o), o.status(), o.message().to_owned())),
+            (Action::Update, _) => self.updates.push(|| {
+                let note = if o.changes().is_empty() {
+                    o.message().to_owned()
+                } else {
+                    String::new()
+                };
+                (Line::of(o), o.changes().to_vec(), note)
+            }),
+            (Action::Create, _) => self.creates.push(|| {
+                let values = o.created().map(|c| c.fields()).unwrap_or_default();
+                (Line::of(o), values)
+            }),
+            (Action::Unchanged, _) => {}
+        }
+    }
+}
+
 /// The review page being gathered; see the module doc.
 pub struct Review {
     /// Taken, and the page written into it, by [`Review::finish`].
@@ -103,26 +128,7 @@ impl Review {
 
     /// Notes one row.
     pub fn add(&mut self, o: &Outcome) {
-        let l = &mut self.lists;
-        match (o.action(), o.status()) {
-            (Action::Invalid, _) => l.invalid.push(|| (Line::of(o), reasons(o.message()))),
-            (_, Status::Failed | Status::NotSent) => l
-                .failed
-                .push(|| (Line::of(o), o.status(), o.message().to_owned())),
-            (Action::Update, _) => l.updates.push(|| {
-                let note = if o.changes().is_empty() {
-                    o.message().to_owned()
-                } else {
-                    String::new()
-                };
-                (Line::of(o), o.changes().to_vec(), note)
-            }),
-            (Action::Create, _) => l.creates.push(|| {
-                let values = o.created().map(|c| c.fields()).unwrap_or_default();
-                (Line::of(o), values)
-            }),
-            (Action::Unchanged, _) => {}
-        }
+        self.lists.add(o);
     }
 
     /// Writes the page, with the run's summary and the first absent customers.
@@ -542,14 +548,8 @@ mod tests {
             website_id: Some(1),
         };
         let mut lists = Lists::default();
-        let mut review = |o: Outcome| match (o.action(), o.status()) {
-            (Action::Invalid, _) => lists.invalid.push(|| (Line::of(&o), reasons(o.message()))),
-            _ => lists
-                .failed
-                .push(|| (Line::of(&o), o.status(), o.message().to_owned())),
-        };
         for line in 2..CAP as u64 + 4 {
-            review(Outcome::invalid(
+            lists.add(&Outcome::invalid(
                 row(line),
                 format!("line {line}: dob: bad"),
             ));

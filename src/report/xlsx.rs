@@ -1,11 +1,15 @@
 //! The report as a workbook (`--report FILE.xlsx`), for a reviewer who opens it in Excel or
 //! LibreOffice: sheet `report` has the report's columns, sheet `changes` one line per changed
 //! field (`line,email,website_id,field,old,new`). Text goes in as text cells (UTF-8 intact),
-//! through [`escape_cell`] like every spreadsheet cell; numbers as numbers.
+//! numbers as numbers. A text cell that a spreadsheet would take for a formula when typed in
+//! (see [`escape_cell`]) keeps its value as is, marked as text by the cell's quote prefix
+//! (Excel's `'`, not shown and not part of the value): a CSV needs the `'` in the text, a
+//! workbook does not, and a phone number `+46 70 ...` must not read `'+46 70 ...`.
 //!
 //! Both sheets stream to temporary files row by row (rust_xlsxwriter's constant-memory mode), so
 //! a large run costs no memory; the workbook is put together in the report file at the end.
 
+use std::borrow::Cow;
 use std::fs::File;
 use std::io;
 
@@ -31,6 +35,8 @@ enum Cell<'a> {
 /// A workbook being written; see the module doc.
 pub struct XlsxReport {
     workbook: Workbook,
+    /// The format of a text cell that would read as a formula.
+    quoted: Format,
     file: File,
     /// The next row of each sheet.
     next: [u32; 2],
@@ -59,6 +65,7 @@ impl XlsxReport {
         )?;
         Ok(XlsxReport {
             workbook,
+            quoted: Format::new().set_quote_prefix(),
             file,
             next: [1, 1],
             dropped: [0, 0],
@@ -125,9 +132,11 @@ impl XlsxReport {
             .map_err(io_error)?;
         for (col, cell) in (0u16..).zip(cells) {
             match cell {
-                Cell::Text(t) if !t.is_empty() => {
-                    ws.write_string(row, col, escape_cell(t)).map(drop)
+                Cell::Text(t) if !t.is_empty() => match escape_cell(t) {
+                    Cow::Owned(_) => ws.write_string_with_format(row, col, *t, &self.quoted),
+                    Cow::Borrowed(_) => ws.write_string(row, col, *t),
                 }
+                .map(drop),
                 Cell::Number(Some(n)) => ws.write_number(row, col, *n as f64).map(drop),
                 Cell::Text(_) | Cell::Number(None) => Ok(()),
             }
@@ -199,13 +208,20 @@ mod tests {
             .expect("write");
         x.write(&Outcome::invalid(row(3), "line 3: dob: ß".into()))
             .expect("write");
+        let phone = Change {
+            field: "telephone".into(),
+            old: Some("-".into()),
+            new: "+46 70 123 45 67".into(),
+        };
+        x.write(&Outcome::would_update(row(4), 6, vec![phone], None))
+            .expect("write");
         x.finish().expect("finish");
 
         let mut book: Xlsx<_> = calamine::open_workbook(&path).expect("opens");
         assert_eq!(book.sheet_names(), ["report", "changes"]);
         let report = book.worksheet_range("report").expect("report sheet");
         let rows: Vec<&[Data]> = report.rows().collect();
-        assert_eq!(rows.len(), 3);
+        assert_eq!(rows.len(), 4);
         let header: Vec<String> = rows[0].iter().map(ToString::to_string).collect();
         assert_eq!(header, COLUMNS);
         assert_eq!(rows[1][0], Data::Float(2.0));
@@ -231,7 +247,22 @@ mod tests {
                 ["2", "örjan@exempel.se", "2", "city", "", "Malmö"]
                     .map(String::from)
                     .to_vec(),
+                // Marked as text by the cell's format, not by a `'` in the value.
+                [
+                    "4",
+                    "örjan@exempel.se",
+                    "2",
+                    "telephone",
+                    "-",
+                    "+46 70 123 45 67"
+                ]
+                .map(String::from)
+                .to_vec(),
             ]
+        );
+        assert_eq!(
+            rows[3][7],
+            Data::String("telephone: - -> +46 70 123 45 67".into())
         );
     }
 }

@@ -16,6 +16,7 @@ use std::sync::Arc;
 
 use super::{FetchError, Model, Rules, check, customer_count, fetch};
 use crate::api::Client;
+use crate::console;
 use crate::customer::Text;
 use crate::plan::{Planned, Step};
 use crate::retry::Retrier;
@@ -137,11 +138,11 @@ impl Gate {
             Ok(None) => {
                 self.load = Load::Unchecked;
                 if !self.quiet {
-                    eprintln!(
+                    console::warn(
                         "warning: without credentials this dry run cannot read the shop's model \
                          (websites, customer groups, countries), so its rows are checked for \
                          syntax only: the real run may find some of them invalid. Give the \
-                         credentials a real run needs to check them as the shop will."
+                         credentials a real run needs to check them as the shop will.",
                     );
                 }
                 Ok(())
@@ -194,13 +195,13 @@ impl Gate {
             if count > 0 && !self.quiet {
                 let key = (self.rules.key_attribute.as_ref())
                     .map_or_else(String::new, |code| format!(" --key custom:{code}"));
-                eprintln!(
+                console::warn(&format!(
                     "warning: the state store is empty, but the shop already has {count} \
                      customers: each row of one of them would be sent as a create, refused as \
                      already existing, then looked up and adopted (several requests a row). Run \
                      `custsync pull{key}` first to record them, so that this run only updates \
                      what differs."
-                );
+                ));
             }
         }
         Ok(Some(model))
@@ -273,11 +274,11 @@ impl Gate {
             .map(|c| format!("custom:{c}"))
             .collect();
         if !new.is_empty() && !self.quiet {
-            eprintln!(
+            console::note(&format!(
                 "note: the shop defines no custom customer attribute for {}: not sent (the shop \
                  would drop it)",
                 new.join(", ")
-            );
+            ));
         }
     }
 }

@@ -117,10 +117,10 @@ pub async fn finish(
             .collect();
         review.finish(summary, &absentees, cfg.mapping.key().column())?;
     }
-    if let Some(url) = &cfg.notify {
-        notify::post(url, summary).await;
-    }
     let ok = exit == Exit::Ok;
+    if let Some(url) = &cfg.notify {
+        notify::post(url, summary, ok).await;
+    }
     if cfg.dry_run {
         console::final_line(report::table(summary).trim_end(), ok, Map::new());
     }

@@ -24,10 +24,11 @@ pub struct Finished {
 }
 
 impl Finished {
-    /// The run's exit code.
+    /// The run's exit code. A row `not_sent` in a run that otherwise completed (its bulk
+    /// stalled in the shop's queue) is not ok either: exit 0 says every row is.
     pub fn exit(&self) -> Exit {
         let s = &self.summary;
-        Exit::of_run(self.ending, s.invalid + s.failed > 0)
+        Exit::of_run(self.ending, s.invalid + s.failed + s.not_sent > 0)
     }
 }
 
@@ -79,4 +80,36 @@ pub enum SyncError {
     WrongBase(#[from] WrongBase),
     #[error("internal error: the reader thread stopped unexpectedly")]
     ReaderPanicked,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_complete_run_exits_0_only_when_every_row_is_ok() {
+        let run = |invalid, failed, not_sent| Finished {
+            summary: Summary {
+                invalid,
+                failed,
+                not_sent,
+                ..Summary::default()
+            },
+            ending: Ending::Complete,
+        };
+        // (invalid, failed, not_sent) -> exit
+        let cases = [
+            (0, 0, 0, Exit::Ok),
+            (1, 0, 0, Exit::RowsFailed),
+            (0, 1, 0, Exit::RowsFailed),
+            (0, 0, 1, Exit::RowsFailed),
+        ];
+        for (invalid, failed, not_sent, want) in cases {
+            assert_eq!(
+                run(invalid, failed, not_sent).exit(),
+                want,
+                "{invalid} {failed} {not_sent}"
+            );
+        }
+    }
 }

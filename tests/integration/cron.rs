@@ -87,7 +87,11 @@ async fn json_logs_are_one_object_a_line() {
         ..Faults::default()
     })
     .await;
-    let csv = env.write("in.csv", &customers_csv(60, ""));
+    // A column the shop does not define: the note that names it is a JSON line too.
+    let text = customers_csv(60, "")
+        .replacen('\n', ",custom:no_such_attribute\n", 1)
+        .replace(",1\n", ",1,x\n");
+    let csv = env.write("in.csv", &text);
     let args = [
         "-v",
         "--log-format",
@@ -120,7 +124,10 @@ async fn json_logs_are_one_object_a_line() {
         })
     };
     assert!(
-        has("target:") && has("progress:") && has("response"),
+        has("target:")
+            && has("progress:")
+            && has("response")
+            && has("note: the shop defines no custom customer attribute"),
         "{}",
         run.stderr
     );
@@ -300,6 +307,20 @@ async fn notify_posts_the_summary_and_a_failure_is_only_a_warning() {
     assert!(
         !run.stderr.contains("secret-path"),
         "the webhook's path is not shown: {}",
+        run.stderr
+    );
+
+    // --quiet drops the warning of a run that exits 0, not of one that goes to cron's mail.
+    let run = env.sync(&csv, &["--quiet", "--notify", &url]).await;
+    run.expect_code(0);
+    assert_eq!(run.stderr, "");
+    let bad = env.write("bad.csv", "email,firstname,lastname\nnot-an-email,A,B\n");
+    let args = ["--quiet", "--max-absent", "100%", "--notify", &url];
+    let run = env.sync(&bad, &args).await;
+    run.expect_code(3);
+    assert!(
+        run.stderr.contains("warning: the notification to"),
+        "{}",
         run.stderr
     );
 }
