@@ -19,7 +19,7 @@ use std::hash::{BuildHasherDefault, Hasher};
 use secrecy::SecretString;
 
 use crate::customer::{Change, Customer, Key};
-use crate::input::{InputError, Record, Row};
+use crate::input::{InputError, Record, Row, Same};
 use crate::outcome::{Action, RowRef};
 use crate::state::{Doubt, Entry, Lookup, StateError};
 
@@ -179,6 +179,8 @@ pub struct Planner<'a, S> {
     unkeyed: u64,
     /// Under `--on-duplicate last|error`: the keys several rows name.
     duplicates: Duplicates,
+    /// Key digest -> the row hash the index should remember (0: forget it).
+    rows: Vec<(u64, u64)>,
 }
 
 /// The keys a file names, for telling which customers it no longer has.
@@ -215,6 +217,7 @@ impl<'a, S: Lookup> Planner<'a, S> {
             mentioned: HashSet::default(),
             unkeyed: 0,
             duplicates: Duplicates::default(),
+            rows: Vec::new(),
         }
     }
 
@@ -234,6 +237,12 @@ impl<'a, S: Lookup> Planner<'a, S> {
 
     /// Decides what a record needs.
     pub fn plan(&mut self, record: Record) -> Result<Planned, StateError> {
+        self.plan_hashed(record, 0)
+    }
+
+    /// Decides what a record with row hash `row_hash` (0: none) needs, and notes what the
+    /// index should remember of the row: its hash when it is unchanged, none when it is sent.
+    pub fn plan_hashed(&mut self, record: Record, row_hash: u64) -> Result<Planned, StateError> {
         let row = match record {
             Record::Invalid(i) => {
                 // An invalid row whose key can still be read keeps its customer from
@@ -253,47 +262,13 @@ impl<'a, S: Lookup> Planner<'a, S> {
                     step: Step::Invalid(i.message),
                 });
             }
+            Record::Same(same) => return Ok(self.same(same)),
             Record::Valid(row) => *row,
         };
         let key = row.customer.key();
         let digest = key.digest();
-        // The line this row is a duplicate of, and what is said of it.
-        let used = match (
-            self.options.on_duplicate,
-            self.duplicates.lines.get(&digest),
-        ) {
-            (OnDuplicate::Last, Some(&(_, last))) if row.line < last => Some((last, "")),
-            (OnDuplicate::Error, Some(&(first, last))) => {
-                let other = if row.line == first { last } else { first };
-                Some((other, "; --on-duplicate error sends none of them"))
-            }
-            _ => None,
-        };
-        let duplicate_of = match used {
-            Some(used) => {
-                // The used line (or none) names the key; this row still keeps it from absence.
-                self.mentioned.insert(digest);
-                Some(used)
-            }
-            None => match self.seen.entry(digest) {
-                hash_map::Entry::Occupied(first) => Some((*first.get(), "")),
-                hash_map::Entry::Vacant(v) => {
-                    v.insert(row.line);
-                    None
-                }
-            },
-        };
-        if let Some((other, note)) = duplicate_of {
-            let column = match &row.customer.key_attribute {
-                Some(code) => format!("custom:{code}"),
-                None => "email".to_owned(),
-            };
-            let message = format!(
-                "line {}: {column}: duplicate of line {other} (same website_id {} and {}{note})",
-                row.line,
-                key.website_id,
-                row.customer.key_attribute.as_deref().unwrap_or("email")
-            );
+        let attribute = row.customer.key_attribute.as_deref();
+        if let Some(message) = self.duplicate(row.line, digest, key.website_id, attribute) {
             return Ok(Planned {
                 row: RowRef {
                     line: row.line,
@@ -303,7 +278,97 @@ impl<'a, S: Lookup> Planner<'a, S> {
                 step: Step::Invalid(message),
             });
         }
-        decide(row, key, self.state, self.options)
+        let planned = decide(row, key, self.state, self.options)?;
+        match planned.step {
+            Step::Unchanged { note: None, .. } if row_hash != 0 => {
+                self.rows.push((digest, row_hash));
+            }
+            Step::Update { .. } => self.rows.push((digest, 0)),
+            _ => {}
+        }
+        Ok(planned)
+    }
+
+    /// A row the reader found unchanged by its row hash: unchanged, as by its payload hash,
+    /// unless it is a duplicate.
+    fn same(&mut self, same: Same) -> Planned {
+        let Same {
+            line,
+            email,
+            website_id,
+            digest,
+            customer_id,
+            key_attribute,
+        } = same;
+        let duplicate = self.duplicate(line, digest, website_id, key_attribute.as_deref());
+        Planned {
+            row: RowRef {
+                line,
+                email,
+                website_id: Some(website_id),
+            },
+            step: match duplicate {
+                Some(message) => Step::Invalid(message),
+                None => Step::Unchanged {
+                    customer_id: Some(customer_id),
+                    note: None,
+                    refresh: None,
+                },
+            },
+        }
+    }
+
+    /// Why the row on `line` with key `digest` is a duplicate of another, if it is; else the
+    /// key is now taken by this row. `attribute` is the custom key's, if any.
+    fn duplicate(
+        &mut self,
+        line: u64,
+        digest: u64,
+        website_id: u32,
+        attribute: Option<&str>,
+    ) -> Option<String> {
+        // The line this row is a duplicate of, and what is said of it.
+        let used = match (
+            self.options.on_duplicate,
+            self.duplicates.lines.get(&digest),
+        ) {
+            (OnDuplicate::Last, Some(&(_, last))) if line < last => Some((last, "")),
+            (OnDuplicate::Error, Some(&(first, last))) => {
+                let other = if line == first { last } else { first };
+                Some((other, "; --on-duplicate error sends none of them"))
+            }
+            _ => None,
+        };
+        let (other, note) = match used {
+            Some(used) => {
+                // The used line (or none) names the key; this row still keeps it from absence.
+                self.mentioned.insert(digest);
+                used
+            }
+            None => match self.seen.entry(digest) {
+                hash_map::Entry::Occupied(first) => (*first.get(), ""),
+                hash_map::Entry::Vacant(v) => {
+                    v.insert(line);
+                    return None;
+                }
+            },
+        };
+        let column = match attribute {
+            Some(code) => format!("custom:{code}"),
+            None => "email".to_owned(),
+        };
+        Some(format!(
+            "line {line}: {column}: duplicate of line {other} (same website_id {website_id} and {}{note})",
+            attribute.unwrap_or("email")
+        ))
+    }
+
+    /// What the index should remember of the rows planned so far (see [`Index::set_rows`]),
+    /// taken.
+    ///
+    /// [`Index::set_rows`]: crate::state::Index::set_rows
+    pub fn take_row_hashes(&mut self) -> Vec<(u64, u64)> {
+        std::mem::take(&mut self.rows)
     }
 }
 
@@ -1100,6 +1165,123 @@ mod tests {
         assert!(!keys.contains(&Key::new(1, "carl@x.io")));
         assert!(!keys.contains(&Key::new(2, "ann@x.io")));
         assert_eq!(keys.unkeyed, 2);
+    }
+
+    /// Ann's row as the reader gives it when the index knows it as it is.
+    fn same(line: u64, customer: &Customer) -> Record {
+        Record::Same(Same {
+            line,
+            email: customer.email.clone(),
+            website_id: customer.website_id,
+            digest: customer.key().digest(),
+            customer_id: ID,
+            key_attribute: customer.key_attribute.clone(),
+        })
+    }
+
+    #[test]
+    fn a_row_known_by_its_hash_is_unchanged_unless_a_duplicate() {
+        let mut m = Memory::default();
+        synced(&mut m, &ann("Lee"));
+        // Nothing of the store is read for it.
+        let state = IndexOnly(m);
+        let mut planner = Planner::new(&state, NONE);
+        let dup = |line, of| {
+            Want::Invalid(format!(
+                "line {line}: email: duplicate of line {of} (same website_id 1 and email)"
+            ))
+        };
+        let file = [
+            same(2, &ann("Lee")),
+            same(3, &ann("Lee")),
+            valid(4, ann("Park")),
+        ];
+        let got: Vec<Want> = file
+            .into_iter()
+            .map(|r| sum_up(&planner.plan(r).expect("plan")))
+            .collect();
+        assert_eq!(got, vec![SAME, dup(3, 2), dup(4, 2)]);
+        let p = planner.plan(same(5, &ann("Kim"))).expect("plan");
+        assert_eq!(p.row.email, "ann@x.io");
+        assert_eq!(p.row.website_id, Some(1));
+        assert!(planner.into_keys().contains(&ann("Lee").key()));
+
+        // A valid row first: the hashed one after it is the duplicate.
+        let mut planner = Planner::new(&state, NONE);
+        planner.plan(valid(2, ann("Lee"))).expect("plan");
+        assert_eq!(
+            sum_up(&planner.plan(same(3, &ann("Lee"))).expect("plan")),
+            dup(3, 2)
+        );
+
+        // Under --on-duplicate last, only the last row of a key is used.
+        let file = || vec![same(2, &ann("Lee")), valid(3, ann("Lee"))];
+        let duplicates = Duplicates::scan(
+            [valid(2, ann("Lee")), valid(3, ann("Lee"))]
+                .into_iter()
+                .map(Ok),
+        )
+        .expect("scan");
+        let options = Options {
+            on_duplicate: OnDuplicate::Last,
+            ..NONE
+        };
+        let mut planner = Planner::new(&state, options).with_duplicates(duplicates);
+        let got: Vec<Want> = file()
+            .into_iter()
+            .map(|r| sum_up(&planner.plan(r).expect("plan")))
+            .collect();
+        assert_eq!(got, vec![dup(2, 3), SAME]);
+    }
+
+    #[test]
+    fn the_index_remembers_unchanged_rows_and_forgets_sent_ones() {
+        let mut m = Memory::default();
+        for name in ["lee@x.io", "park@x.io", "doubt@x.io", "pulled@x.io"] {
+            synced(
+                &mut m,
+                &Customer {
+                    email: name.into(),
+                    ..ann("Lee")
+                },
+            );
+        }
+        let c = |email: &str, lastname| Customer {
+            email: email.into(),
+            ..ann(lastname)
+        };
+        m.doubt(c("doubt@x.io", "Lee").key(), Doubt::Update);
+        pulled(&mut m, &c("pulled@x.io", "Lee"));
+        let mut planner = Planner::new(&m, NONE);
+        let rows = [
+            (valid(2, c("lee@x.io", "Lee")), 12),
+            (valid(3, c("park@x.io", "Park")), 13),
+            (valid(4, c("doubt@x.io", "Lee")), 14),
+            (valid(5, c("pulled@x.io", "Lee")), 15),
+            (valid(6, c("new@x.io", "Lee")), 16),
+            (valid(7, c("lee@x.io", "Lee")), 17),
+            (invalid(8, "bad@x.io", Some(1)), 0),
+            (same(9, &c("same@x.io", "Lee")), 0),
+        ];
+        for (record, row_hash) in rows {
+            planner.plan_hashed(record, row_hash).expect("plan");
+        }
+        let digest = |e: &str| Key::new(1, e).digest();
+        assert_eq!(
+            planner.take_row_hashes(),
+            vec![
+                (digest("lee@x.io"), 12),
+                (digest("park@x.io"), 0),
+                (digest("doubt@x.io"), 0),
+                (digest("pulled@x.io"), 15),
+            ]
+        );
+        // A forced run sends every row: none is remembered.
+        let mut planner = Planner::new(&m, FORCE);
+        planner
+            .plan_hashed(valid(2, c("lee@x.io", "Lee")), 12)
+            .expect("plan");
+        assert_eq!(planner.take_row_hashes(), vec![(digest("lee@x.io"), 0)]);
     }
 
     /// Reads nothing but the index: the store behind it is not there.

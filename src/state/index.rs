@@ -1,9 +1,16 @@
 //! A compact snapshot of the store for the planner's hot path: key digest -> (payload hash,
-//! customer id), 24 bytes a key in one sorted array, read whole at the start of a sync so that
+//! customer id, row hash), 32 bytes a key in one sorted array, read whole at the start of a sync so that
 //! an unchanged row costs a binary search instead of a sled read (which on a store of a
 //! million keys costs more than everything else a row needs, and loads most of sled into
 //! memory). The payload hash is kept to 64 bits here: a collision would need two different
 //! payloads of one key to agree on 64 bits.
+//!
+//! The row hash is that of the input row (its raw cells under the run's fingerprint, see
+//! `input/quick.rs`) last found unchanged against what the store holds for the key; 0 when
+//! none is known. A row with that hash is unchanged without being validated or built. So it
+//! is only ever set for the payload the store holds: a confirmed write records 0, a rebuild
+//! from the store (after a crash, `pull`, `state import`) knows none, and a key the run sends
+//! is reset to 0 whether the send succeeds or not.
 //!
 //! The file `index.bin` is trusted only while sled's meta key `index_gen` holds the
 //! generation written in its header. Anything that writes the store removes that key first
@@ -22,15 +29,15 @@ use xxhash_rust::xxh3::Xxh3;
 use super::{Entry, StateError, Store, private};
 use crate::customer::Key;
 
-/// Version 3 added the checksum.
-const MAGIC: &[u8; 8] = b"CSIDX3\0\0";
+/// Version 3 added the checksum, version 4 the row hash.
+const MAGIC: &[u8; 8] = b"CSIDX4\0\0";
 const FILE: &str = "index.bin";
 /// Magic, generation, record count, checksum of the records (xxh3-64).
 const HEADER: usize = 32;
-/// Key digest, payload hash (64 bits), customer id.
-const RECORD: usize = 24;
+/// Key digest, payload hash (64 bits), customer id, row hash.
+const RECORD: usize = 32;
 /// Records are read and written this many bytes at a time (a whole number of records).
-const CHUNK: usize = RECORD * 2730;
+const CHUNK: usize = RECORD * 2048;
 /// The sled meta key holding the generation of the index file that matches the store.
 pub(super) const GENERATION_KEY: &str = "index_gen";
 
@@ -40,15 +47,24 @@ pub struct Known {
     /// The low 64 bits of the payload hash; see [`Known::matches`].
     hash64: u64,
     pub customer_id: u64,
+    /// The hash of the row last found unchanged against this payload; 0: none known.
+    row: u64,
 }
 
 impl Known {
-    /// What to remember of a confirmed write.
+    /// What to remember of a confirmed write: no row hash yet.
     pub fn new(payload_hash: u128, customer_id: u64) -> Self {
         Known {
             hash64: payload_hash as u64,
             customer_id,
+            row: 0,
         }
+    }
+
+    /// Whether a row with hash `row_hash` is the one last found unchanged for this key
+    /// (never for 0, the hash of no row).
+    pub fn same_row(&self, row_hash: u64) -> bool {
+        row_hash != 0 && self.row == row_hash
     }
 
     /// Whether the last payload sent had this hash.
@@ -114,12 +130,28 @@ impl Index {
 
     /// What the index knows of a key digest.
     pub fn get(&self, digest: u64) -> Option<Known> {
+        self.position(digest).map(|i| self.records[i].1)
+    }
+
+    /// Where `digest` is in the records.
+    fn position(&self, digest: u64) -> Option<usize> {
         let b = bucket(digest, self.bits);
         let (lo, hi) = (self.buckets[b], self.buckets[b + 1]);
-        let i = self.records[lo..hi]
-            .binary_search_by_key(&digest, |(d, _)| *d)
-            .ok()?;
-        Some(self.records[lo + i].1)
+        // The bucket is small: a linear scan of one or two cache lines beats a search.
+        self.records[lo..hi]
+            .iter()
+            .position(|(d, _)| *d == digest)
+            .map(|i| lo + i)
+    }
+
+    /// Sets the row hashes of keys the index holds (others are ignored): the hash of the row
+    /// a run found unchanged, or 0 for a key it sent (or tried to).
+    pub fn set_rows(&mut self, rows: &[(u64, u64)]) {
+        for &(digest, row) in rows {
+            if let Some(i) = self.position(digest) {
+                self.records[i].1.row = row;
+            }
+        }
     }
 
     /// Records confirmed writes (later ones win) and forgets deleted keys.
@@ -300,6 +332,7 @@ fn read(path: &Path, generation: u64) -> Result<Index, Unusable> {
             let known = Known {
                 hash64: field(record, 8),
                 customer_id: field(record, 16),
+                row: field(record, 24),
             };
             records.push((field(record, 0), known));
         }
@@ -337,6 +370,7 @@ fn records(index: &Index, mut out: impl FnMut(&[u8]) -> io::Result<()>) -> io::R
         chunk.extend_from_slice(&digest.to_le_bytes());
         chunk.extend_from_slice(&k.hash64.to_le_bytes());
         chunk.extend_from_slice(&k.customer_id.to_le_bytes());
+        chunk.extend_from_slice(&k.row.to_le_bytes());
         if chunk.len() + RECORD > CHUNK {
             out(&chunk)?;
             chunk.clear();
@@ -396,6 +430,56 @@ mod tests {
             );
         }
         assert_eq!(Index::default().get(7), None);
+    }
+
+    #[test]
+    fn row_hashes_are_set_kept_by_the_file_and_dropped_by_a_write() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let store = Store::open(&dir.path().join("s")).expect("open");
+        let (a, b) = (Key::new(1, "a@x.io"), Key::new(1, "b@x.io"));
+        store.put(&a, entry(7), None).expect("put");
+        store.put(&b, entry(8), None).expect("put");
+        let mut index = store.build_index().expect("build");
+        let known = index.get(a.digest()).expect("a");
+        assert!(!known.same_row(0), "0 is no row");
+        assert!(!known.same_row(42), "a rebuilt index knows no row");
+        index.set_rows(&[(a.digest(), 42), (b.digest(), 43), (12345, 44)]);
+        index.set_rows(&[(b.digest(), 0)]);
+        store.save_index(&index).expect("save");
+        let loaded = store.load_index().expect("load").expect("current");
+        let (ka, kb) = (loaded.get(a.digest()), loaded.get(b.digest()));
+        assert!(ka.is_some_and(|k| k.same_row(42) && k.customer_id == 7));
+        assert!(kb.is_some_and(|k| !k.same_row(43) && !k.same_row(0)));
+        assert_eq!(loaded.get(12345), None, "setting a row adds no key");
+        // A confirmed write knows the payload, not the row.
+        let mut index = loaded;
+        index.update(vec![(a.digest(), Known::new(9, 7))], &[]);
+        assert!(index.get(a.digest()).is_some_and(|k| !k.same_row(42)));
+    }
+
+    #[test]
+    fn an_index_of_the_previous_version_is_stale_not_damaged() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let store = Store::open(&dir.path().join("s")).expect("open");
+        store
+            .put(&Key::new(1, "a@x.io"), entry(7), None)
+            .expect("put");
+        store.rebuild_index().expect("rebuild");
+        let path = dir.path().join("s").join(FILE);
+        let mut bytes = std::fs::read(&path).expect("read");
+        // Version 3: 24-byte records, no row hash; its generation still the current one.
+        bytes[..8].copy_from_slice(b"CSIDX3\0\0");
+        bytes.truncate(HEADER + 24);
+        std::fs::write(&path, &bytes).expect("write");
+        assert_eq!(
+            read(&path, field_at(&bytes, 8)).err(),
+            Some(Unusable::Missing)
+        );
+        assert!(store.load_index().expect("load").is_none(), "rebuilt");
+    }
+
+    fn field_at(b: &[u8], i: usize) -> u64 {
+        u64::from_le_bytes(b[i..i + 8].try_into().expect("8 bytes"))
     }
 
     fn entry(id: u64) -> Entry {
@@ -468,7 +552,7 @@ mod tests {
             ("a huge count", set(good.clone(), 16, u64::MAX)),
             (
                 "a count that overflows",
-                set(good.clone(), 16, u64::MAX / 24 + 1),
+                set(good.clone(), 16, u64::MAX / 32 + 1),
             ),
             (
                 "one record more than there are",
@@ -476,7 +560,7 @@ mod tests {
             ),
             (
                 "an id overwritten",
-                set(good.clone(), good.len() - 8, 12345),
+                set(good.clone(), good.len() - 16, 12345),
             ),
             ("another generation", set(good.clone(), 8, 7)),
             (
