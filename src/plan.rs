@@ -15,13 +15,14 @@
 
 use std::collections::hash_map;
 use std::hash::{BuildHasherDefault, Hasher};
+use std::sync::Arc;
 
 use secrecy::SecretString;
 
 use crate::customer::{Change, Customer, Key};
 use crate::input::{InputError, Record, Row, Same};
 use crate::outcome::{Action, RowRef};
-use crate::state::{Doubt, Entry, Lookup, StateError};
+use crate::state::{Doubt, Entry, Index, Lookup, StateError};
 
 /// Maps and sets keyed by [`Key::digest`]: the digest is an xxh3 hash already, so it is its
 /// own hash (hashing it again with SipHash, the default, was a tenth of planning a row).
@@ -171,7 +172,9 @@ impl Duplicates {
 pub struct Planner<'a, S> {
     state: &'a S,
     options: Options,
-    /// Key digest -> first line; digests keep a million keys in a few dozen MB.
+    /// The keys of the store seen, by their place in its index (see [`Named`]).
+    named: Named,
+    /// Other keys: key digest -> first line.
     seen: HashMap<u64, u64>,
     /// Keys of invalid rows whose email and website could still be read.
     mentioned: HashSet<u64>,
@@ -183,9 +186,51 @@ pub struct Planner<'a, S> {
     rows: Vec<(u64, u64)>,
 }
 
+/// The keys of the store's index a file names, by their place in the index: a bit each
+/// (a million keys in 128 kB, which stays in cache where a map of digests missed it at
+/// every row), and the line that named each first, read only for a duplicate.
+#[derive(Debug, Default)]
+struct Named {
+    index: Option<Arc<Index>>,
+    bits: Vec<u64>,
+    lines: Vec<u64>,
+}
+
+impl Named {
+    fn new(index: Option<Arc<Index>>) -> Self {
+        let len = index.as_ref().map_or(0, |i| i.len());
+        Named {
+            index,
+            bits: vec![0; len.div_ceil(64)],
+            lines: vec![0; len],
+        }
+    }
+
+    /// Whether the key at `at` is named.
+    fn has(&self, at: usize) -> bool {
+        self.bits[at / 64] & (1 << (at % 64)) != 0
+    }
+
+    /// Names the key at `at` for `line`, or says which line named it first.
+    fn take(&mut self, at: usize, line: u64) -> Option<u64> {
+        if self.has(at) {
+            return Some(self.lines[at]);
+        }
+        self.bits[at / 64] |= 1 << (at % 64);
+        self.lines[at] = line;
+        None
+    }
+
+    /// The place of a key in the index, when it is there.
+    fn at(&self, digest: u64) -> Option<usize> {
+        self.index.as_ref()?.position(digest)
+    }
+}
+
 /// The keys a file names, for telling which customers it no longer has.
 #[derive(Debug, Default)]
 pub struct FileKeys {
+    named: Named,
     valid: HashMap<u64, u64>,
     invalid: HashSet<u64>,
     /// Invalid rows without a usable email: their customers cannot be told from absent ones.
@@ -200,7 +245,35 @@ impl FileKeys {
 
     /// The same, by [`Key::digest`].
     pub fn contains_digest(&self, digest: u64) -> bool {
-        self.valid.contains_key(&digest) || self.invalid.contains(&digest)
+        self.named.at(digest).is_some_and(|at| self.named.has(at))
+            || self.valid.contains_key(&digest)
+            || self.invalid.contains(&digest)
+    }
+
+    /// How many of `index`'s keys the file does not name.
+    pub fn absent_from(&self, index: &Index) -> u64 {
+        let same = self
+            .named
+            .index
+            .as_deref()
+            .is_some_and(|i| std::ptr::eq(i, index));
+        if !same {
+            let absent = index.digests().filter(|d| !self.contains_digest(*d));
+            return absent.count() as u64;
+        }
+        let mut absent = 0;
+        for (word, bits) in self.named.bits.iter().enumerate() {
+            let mut missing = !bits;
+            while missing != 0 {
+                let at = word * 64 + missing.trailing_zeros() as usize;
+                missing &= missing - 1;
+                let unnamed = index
+                    .digest_at(at)
+                    .is_some_and(|d| !self.valid.contains_key(&d) && !self.invalid.contains(&d));
+                absent += u64::from(unnamed);
+            }
+        }
+        absent
     }
 }
 
@@ -210,10 +283,8 @@ impl<'a, S: Lookup> Planner<'a, S> {
         Planner {
             state,
             options,
-            // A file usually names about the keys the store has. Sized for them up front, the
-            // map never holds its old and new tables at once while it grows (a third of a
-            // re-run's peak memory); pages a smaller file leaves untouched cost nothing.
-            seen: HashMap::with_capacity_and_hasher(state.key_count(), Default::default()),
+            named: Named::new(state.index()),
+            seen: HashMap::default(),
             mentioned: HashSet::default(),
             unkeyed: 0,
             duplicates: Duplicates::default(),
@@ -229,6 +300,7 @@ impl<'a, S: Lookup> Planner<'a, S> {
     /// Every key the file named, once it has all been planned.
     pub fn into_keys(self) -> FileKeys {
         FileKeys {
+            named: self.named,
             valid: self.seen,
             invalid: self.mentioned,
             unkeyed: self.unkeyed,
@@ -268,7 +340,8 @@ impl<'a, S: Lookup> Planner<'a, S> {
         let key = row.customer.key();
         let digest = key.digest();
         let attribute = row.customer.key_attribute.as_deref();
-        if let Some(message) = self.duplicate(row.line, digest, key.website_id, attribute) {
+        let at = self.named.at(digest);
+        if let Some(message) = self.duplicate(row.line, (digest, at), key.website_id, attribute) {
             return Ok(Planned {
                 row: RowRef {
                     line: row.line,
@@ -298,9 +371,13 @@ impl<'a, S: Lookup> Planner<'a, S> {
             website_id,
             digest,
             customer_id,
+            at,
             key_attribute,
         } = same;
-        let duplicate = self.duplicate(line, digest, website_id, key_attribute.as_deref());
+        // Where the reader found the key: in this same index (see `sync/read.rs`).
+        let at = self.named.index.as_ref().and(Some(at));
+        let attribute = key_attribute.as_deref();
+        let duplicate = self.duplicate(line, (digest, at), website_id, attribute);
         Planned {
             row: RowRef {
                 line,
@@ -318,12 +395,13 @@ impl<'a, S: Lookup> Planner<'a, S> {
         }
     }
 
-    /// Why the row on `line` with key `digest` is a duplicate of another, if it is; else the
-    /// key is now taken by this row. `attribute` is the custom key's, if any.
+    /// Why the row on `line` with key `digest` (at `at` in the index) is a duplicate of
+    /// another, if it is; else the key is now taken by this row. `attribute` is the custom
+    /// key's, if any.
     fn duplicate(
         &mut self,
         line: u64,
-        digest: u64,
+        (digest, at): (u64, Option<usize>),
         website_id: u32,
         attribute: Option<&str>,
     ) -> Option<String> {
@@ -345,13 +423,19 @@ impl<'a, S: Lookup> Planner<'a, S> {
                 self.mentioned.insert(digest);
                 used
             }
-            None => match self.seen.entry(digest) {
-                hash_map::Entry::Occupied(first) => (*first.get(), ""),
-                hash_map::Entry::Vacant(v) => {
-                    v.insert(line);
-                    return None;
-                }
-            },
+            None => {
+                let first = match at.filter(|&at| at < self.named.lines.len()) {
+                    Some(at) => self.named.take(at, line),
+                    None => match self.seen.entry(digest) {
+                        hash_map::Entry::Occupied(first) => Some(*first.get()),
+                        hash_map::Entry::Vacant(v) => {
+                            v.insert(line);
+                            None
+                        }
+                    },
+                };
+                (first?, "")
+            }
         };
         let column = match attribute {
             Some(code) => format!("custom:{code}"),
@@ -1175,8 +1259,84 @@ mod tests {
             website_id: customer.website_id,
             digest: customer.key().digest(),
             customer_id: ID,
+            at: 0,
             key_attribute: customer.key_attribute.clone(),
         })
+    }
+
+    #[test]
+    fn keys_of_the_index_are_kept_by_their_place_in_it() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let store = crate::state::Store::open(&dir.path().join("s")).expect("open");
+        let c = |email: &str| Customer {
+            email: email.into(),
+            ..ann("Lee")
+        };
+        for email in ["a@x.io", "b@x.io", "c@x.io", "d@x.io"] {
+            store
+                .put(&c(email).key(), entry(c(email).payload_hash()), None)
+                .expect("put");
+        }
+        let index = Arc::new(store.build_index().expect("index"));
+        let doubts = store.doubts().expect("doubts");
+        let state = crate::state::Indexed {
+            store: &store,
+            index: &index,
+            doubts: &doubts,
+        };
+        let same_at = |line, email: &str| {
+            let Record::Same(mut s) = same(line, &c(email)) else {
+                unreachable!()
+            };
+            s.at = index.find(s.digest).expect("indexed").0;
+            Record::Same(s)
+        };
+        let mut planner = Planner::new(&state, NONE);
+        let file = [
+            same_at(2, "a@x.io"),
+            valid(3, c("A@x.io")),
+            valid(4, c("b@x.io")),
+            same_at(5, "b@x.io"),
+            valid(6, c("new@x.io")),
+            valid(7, c("new@x.io")),
+            invalid(8, "c@x.io", Some(1)),
+        ];
+        let got: Vec<Want> = file
+            .into_iter()
+            .map(|r| sum_up(&planner.plan(r).expect("plan")))
+            .collect();
+        let dup = |line, of| {
+            Want::Invalid(format!(
+                "line {line}: email: duplicate of line {of} (same website_id 1 and email)"
+            ))
+        };
+        let bad = Want::Invalid("line 8: bad".into());
+        assert_eq!(
+            got,
+            vec![
+                SAME,
+                dup(3, 2),
+                SAME,
+                dup(5, 4),
+                Want::Create,
+                dup(7, 6),
+                bad
+            ]
+        );
+        let keys = planner.into_keys();
+        for (email, named) in [
+            ("a@x.io", true),
+            ("b@x.io", true),
+            ("c@x.io", true),
+            ("d@x.io", false),
+            ("new@x.io", true),
+            ("other@x.io", false),
+        ] {
+            assert_eq!(keys.contains(&c(email).key()), named, "{email}");
+        }
+        assert_eq!(keys.absent_from(&index), 1, "d");
+        let copy = store.build_index().expect("index");
+        assert_eq!(keys.absent_from(&copy), 1, "another index of the same keys");
     }
 
     #[test]

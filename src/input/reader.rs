@@ -102,13 +102,15 @@ pub struct Same {
     /// The [`Key::digest`] of its key.
     pub digest: u64,
     pub customer_id: u64,
+    /// Where the key is in the index that knew the row (for the planner's set of keys).
+    pub at: usize,
     /// The key's custom attribute, under `--key custom:<code>` (for a duplicate's message).
     pub key_attribute: Option<Text>,
 }
 
 /// What the store knows of a row: by its key's digest and the row's hash, the customer id
-/// when the row is known unchanged.
-pub type Known<'a> = &'a dyn Fn(u64, u64) -> Option<u64>;
+/// and the key's place in the index when the row is known unchanged.
+pub type Known<'a> = &'a dyn Fn(u64, u64) -> Option<(u64, usize)>;
 
 /// A row rejected locally, with the reason for the report.
 #[derive(Debug, Clone)]
@@ -319,13 +321,14 @@ impl Reader {
                         row_hash = q.row_hash(text.record());
                         let same = known.and_then(|known| {
                             let quick = q.quick(text.record())?;
-                            let customer_id = known(quick.digest, row_hash)?;
+                            let (customer_id, at) = known(quick.digest, row_hash)?;
                             Some(Same {
                                 line,
                                 email: quick.email,
                                 website_id: quick.website_id,
                                 digest: quick.digest,
                                 customer_id,
+                                at,
                                 key_attribute: self.validator.key().attribute().map(Text::from),
                             })
                         });
@@ -733,7 +736,7 @@ mod tests {
         assert!(hashes[0] != 0 && hashes[2] != 0 && hashes[0] != hashes[2]);
         assert_eq!(hashes[1], 0, "an invalid row has none");
         let ann = Key::new(2, "ann@x.io").digest();
-        let known = |digest: u64, row: u64| (digest == ann && row == hashes[0]).then_some(99);
+        let known = |digest: u64, row: u64| (digest == ann && row == hashes[0]).then_some((99, 5));
         let fast = all(Some(&known));
         let Record::Same(same) = &fast[0].0 else {
             panic!("{:?}", fast[0])
@@ -744,6 +747,7 @@ mod tests {
             website_id: 2,
             digest: ann,
             customer_id: 99,
+            at: 5,
             key_attribute: None,
         };
         assert_eq!(*same, want);

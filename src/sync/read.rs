@@ -167,9 +167,10 @@ fn read(
     let fast = loaded
         .clone()
         .filter(|_| !options.plan.force && !options.plan.only_failed);
+    // The planner plans against this same index: the place of a key is the same in both.
     let known = |digest: u64, row: u64| {
-        let k = fast.as_ref()?.get(digest)?;
-        (k.same_row(row) && doubts.get(digest).is_none()).then_some(k.customer_id)
+        let (at, k) = fast.as_ref()?.find(digest)?;
+        (k.same_row(row) && doubts.get(digest).is_none()).then_some((k.customer_id, at))
     };
     let (records_tx, records_rx) = std::sync::mpsc::sync_channel::<Vec<(Record, u64)>>(8);
     std::thread::scope(|scope| {
@@ -209,7 +210,7 @@ fn read(
         let mut batch = Vec::with_capacity(BATCH);
         let mut read_error = None;
         let mut at_end = false;
-        let check: &dyn Fn(u64, u64) -> Option<u64> = &known;
+        let check: &dyn Fn(u64, u64) -> Option<(u64, usize)> = &known;
         let check = fast.is_some().then_some(check);
         while !reading.is_cancelled() {
             match reader.next_with(check) {
