@@ -199,10 +199,12 @@ struct Named {
 impl Named {
     fn new(index: Option<Arc<Index>>) -> Self {
         let len = index.as_ref().map_or(0, |i| i.len());
+        let lines = vec![0; len];
+        crate::state::huge_pages(&lines);
         Named {
             index,
             bits: vec![0; len.div_ceil(64)],
-            lines: vec![0; len],
+            lines,
         }
     }
 
