@@ -312,7 +312,8 @@ mod tests {
 
     #[test]
     fn the_quick_key_is_the_validators() {
-        let cases: Vec<(Mapping, &[&str], Vec<&[&str]>)> = vec![
+        type Case<'a> = (Mapping, &'a [&'a str], Vec<&'a [&'a str]>);
+        let cases: Vec<Case> = vec![
             (
                 Mapping::default(),
                 &HEADER,

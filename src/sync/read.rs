@@ -175,38 +175,36 @@ fn read(
     let (records_tx, records_rx) = std::sync::mpsc::sync_channel::<Vec<(Record, u64)>>(8);
     std::thread::scope(|scope| {
         let doubts = &doubts;
-        let planning = scope.spawn(
-            move || -> Result<(FileKeys, Arc<Index>, Vec<(u64, u64)>), SyncError> {
-                // Without a current index file, one from a scan of the store (nothing writes it
-                // before a row is planned) costs less than a sled read per row; parsing goes on
-                // meanwhile.
-                let index = match loaded {
-                    Some(index) => index,
-                    None => Arc::new(store.build_index()?),
-                };
-                let _ = shared.set(Arc::clone(&index));
-                let known = Indexed {
-                    store,
-                    index: &index,
-                    doubts,
-                };
-                let mut planner = Planner::new(&known, options.plan).with_duplicates(duplicates);
-                for records in records_rx {
-                    let planned = records
-                        .into_iter()
-                        .map(|(r, row_hash)| planner.plan_hashed(r, row_hash))
-                        .collect::<Result<Vec<_>, _>>()?;
-                    if options.mark_doubts {
-                        doubt_updates(store, &planned)?;
-                    }
-                    if tx.blocking_send(planned).is_err() {
-                        break;
-                    }
+        let planning = scope.spawn(move || -> Result<PlanningDone, SyncError> {
+            // Without a current index file, one from a scan of the store (nothing writes it
+            // before a row is planned) costs less than a sled read per row; parsing goes on
+            // meanwhile.
+            let index = match loaded {
+                Some(index) => index,
+                None => Arc::new(store.build_index()?),
+            };
+            let _ = shared.set(Arc::clone(&index));
+            let known = Indexed {
+                store,
+                index: &index,
+                doubts,
+            };
+            let mut planner = Planner::new(&known, options.plan).with_duplicates(duplicates);
+            for records in records_rx {
+                let planned = records
+                    .into_iter()
+                    .map(|(r, row_hash)| planner.plan_hashed(r, row_hash))
+                    .collect::<Result<Vec<_>, _>>()?;
+                if options.mark_doubts {
+                    doubt_updates(store, &planned)?;
                 }
-                let rows = planner.take_row_hashes();
-                Ok((planner.into_keys(), index, rows))
-            },
-        );
+                if tx.blocking_send(planned).is_err() {
+                    break;
+                }
+            }
+            let rows = planner.take_row_hashes();
+            Ok((planner.into_keys(), index, rows))
+        });
         let mut batch = Vec::with_capacity(BATCH);
         let mut read_error = None;
         let mut at_end = false;
@@ -266,6 +264,9 @@ fn read(
         })
     })
 }
+
+/// What the planning thread leaves: the file's keys, the index, the row hashes to record.
+type PlanningDone = (FileKeys, Arc<Index>, Vec<(u64, u64)>);
 
 /// Marks the updates among `planned` in doubt, durably, before any of them can be sent.
 fn doubt_updates(store: &Store, planned: &[Planned]) -> Result<(), StateError> {
