@@ -1253,6 +1253,13 @@ mod tests {
         assert_eq!(keys.unkeyed, 2);
     }
 
+    /// The step of a row on `line` whose e-mail key line `of` named first.
+    fn duplicate_of(line: u64, of: u64) -> Want {
+        Want::Invalid(format!(
+            "line {line}: email: duplicate of line {of} (same website_id 1 and email)"
+        ))
+    }
+
     /// Ann's row as the reader gives it when the index knows it as it is.
     fn same(line: u64, customer: &Customer) -> Record {
         Record::Same(Same {
@@ -1307,11 +1314,7 @@ mod tests {
             .into_iter()
             .map(|r| sum_up(&planner.plan(r).expect("plan")))
             .collect();
-        let dup = |line, of| {
-            Want::Invalid(format!(
-                "line {line}: email: duplicate of line {of} (same website_id 1 and email)"
-            ))
-        };
+        let dup = duplicate_of;
         let bad = Want::Invalid("line 8: bad".into());
         assert_eq!(
             got,
@@ -1348,11 +1351,7 @@ mod tests {
         // Nothing of the store is read for it.
         let state = IndexOnly(m);
         let mut planner = Planner::new(&state, NONE);
-        let dup = |line, of| {
-            Want::Invalid(format!(
-                "line {line}: email: duplicate of line {of} (same website_id 1 and email)"
-            ))
-        };
+        let dup = duplicate_of;
         let file = [
             same(2, &ann("Lee")),
             same(3, &ann("Lee")),

@@ -183,6 +183,10 @@ impl Index {
 
     /// Records confirmed writes (later ones win) and forgets deleted keys.
     pub fn update(&mut self, mut written: Vec<(u64, Known)>, deleted: &[u64]) {
+        // A re-run that wrote nothing keeps its index as it is (and the row hashes it set).
+        if written.is_empty() && deleted.is_empty() {
+            return;
+        }
         // A stable sort keeps the writes of one key in order; the last one is the truth.
         written.sort_by_key(|(d, _)| *d);
         written.reverse();
