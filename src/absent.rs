@@ -120,10 +120,7 @@ pub fn guard(limit: MaxAbsent, absent: u64, keys: u64, dry_run: bool) -> Result<
 
 /// How many of the index's keys the file does not name.
 pub fn count(index: &Index, keys: &FileKeys) -> u64 {
-    index
-        .digests()
-        .filter(|d| !keys.contains_digest(*d))
-        .count() as u64
+    keys.absent_from(index)
 }
 
 /// What may be done about absent customers.

@@ -15,13 +15,14 @@
 
 use std::collections::hash_map;
 use std::hash::{BuildHasherDefault, Hasher};
+use std::sync::Arc;
 
 use secrecy::SecretString;
 
 use crate::customer::{Change, Customer, Key};
-use crate::input::{InputError, Record, Row};
+use crate::input::{InputError, Record, Row, Same};
 use crate::outcome::{Action, RowRef};
-use crate::state::{Doubt, Entry, Lookup, StateError};
+use crate::state::{Doubt, Entry, Index, Lookup, StateError};
 
 /// Maps and sets keyed by [`Key::digest`]: the digest is an xxh3 hash already, so it is its
 /// own hash (hashing it again with SipHash, the default, was a tenth of planning a row).
@@ -171,7 +172,9 @@ impl Duplicates {
 pub struct Planner<'a, S> {
     state: &'a S,
     options: Options,
-    /// Key digest -> first line; digests keep a million keys in a few dozen MB.
+    /// The keys of the store seen, by their place in its index (see [`Named`]).
+    named: Named,
+    /// Other keys: key digest -> first line.
     seen: HashMap<u64, u64>,
     /// Keys of invalid rows whose email and website could still be read.
     mentioned: HashSet<u64>,
@@ -179,11 +182,57 @@ pub struct Planner<'a, S> {
     unkeyed: u64,
     /// Under `--on-duplicate last|error`: the keys several rows name.
     duplicates: Duplicates,
+    /// Key digest -> the row hash the index should remember (0: forget it).
+    rows: Vec<(u64, u64)>,
+}
+
+/// The keys of the store's index a file names, by their place in the index: a bit each
+/// (a million keys in 128 kB, which stays in cache where a map of digests missed it at
+/// every row), and the line that named each first, read only for a duplicate.
+#[derive(Debug, Default)]
+struct Named {
+    index: Option<Arc<Index>>,
+    bits: Vec<u64>,
+    lines: Vec<u64>,
+}
+
+impl Named {
+    fn new(index: Option<Arc<Index>>) -> Self {
+        let len = index.as_ref().map_or(0, |i| i.len());
+        let lines = vec![0; len];
+        crate::state::huge_pages(&lines);
+        Named {
+            index,
+            bits: vec![0; len.div_ceil(64)],
+            lines,
+        }
+    }
+
+    /// Whether the key at `at` is named.
+    fn has(&self, at: usize) -> bool {
+        self.bits[at / 64] & (1 << (at % 64)) != 0
+    }
+
+    /// Names the key at `at` for `line`, or says which line named it first.
+    fn take(&mut self, at: usize, line: u64) -> Option<u64> {
+        if self.has(at) {
+            return Some(self.lines[at]);
+        }
+        self.bits[at / 64] |= 1 << (at % 64);
+        self.lines[at] = line;
+        None
+    }
+
+    /// The place of a key in the index, when it is there.
+    fn at(&self, digest: u64) -> Option<usize> {
+        self.index.as_ref()?.position(digest)
+    }
 }
 
 /// The keys a file names, for telling which customers it no longer has.
 #[derive(Debug, Default)]
 pub struct FileKeys {
+    named: Named,
     valid: HashMap<u64, u64>,
     invalid: HashSet<u64>,
     /// Invalid rows without a usable email: their customers cannot be told from absent ones.
@@ -198,7 +247,35 @@ impl FileKeys {
 
     /// The same, by [`Key::digest`].
     pub fn contains_digest(&self, digest: u64) -> bool {
-        self.valid.contains_key(&digest) || self.invalid.contains(&digest)
+        self.named.at(digest).is_some_and(|at| self.named.has(at))
+            || self.valid.contains_key(&digest)
+            || self.invalid.contains(&digest)
+    }
+
+    /// How many of `index`'s keys the file does not name.
+    pub fn absent_from(&self, index: &Index) -> u64 {
+        let same = self
+            .named
+            .index
+            .as_deref()
+            .is_some_and(|i| std::ptr::eq(i, index));
+        if !same {
+            let absent = index.digests().filter(|d| !self.contains_digest(*d));
+            return absent.count() as u64;
+        }
+        let mut absent = 0;
+        for (word, bits) in self.named.bits.iter().enumerate() {
+            let mut missing = !bits;
+            while missing != 0 {
+                let at = word * 64 + missing.trailing_zeros() as usize;
+                missing &= missing - 1;
+                let unnamed = index
+                    .digest_at(at)
+                    .is_some_and(|d| !self.valid.contains_key(&d) && !self.invalid.contains(&d));
+                absent += u64::from(unnamed);
+            }
+        }
+        absent
     }
 }
 
@@ -208,13 +285,12 @@ impl<'a, S: Lookup> Planner<'a, S> {
         Planner {
             state,
             options,
-            // A file usually names about the keys the store has. Sized for them up front, the
-            // map never holds its old and new tables at once while it grows (a third of a
-            // re-run's peak memory); pages a smaller file leaves untouched cost nothing.
-            seen: HashMap::with_capacity_and_hasher(state.key_count(), Default::default()),
+            named: Named::new(state.index()),
+            seen: HashMap::default(),
             mentioned: HashSet::default(),
             unkeyed: 0,
             duplicates: Duplicates::default(),
+            rows: Vec::new(),
         }
     }
 
@@ -226,6 +302,7 @@ impl<'a, S: Lookup> Planner<'a, S> {
     /// Every key the file named, once it has all been planned.
     pub fn into_keys(self) -> FileKeys {
         FileKeys {
+            named: self.named,
             valid: self.seen,
             invalid: self.mentioned,
             unkeyed: self.unkeyed,
@@ -234,6 +311,12 @@ impl<'a, S: Lookup> Planner<'a, S> {
 
     /// Decides what a record needs.
     pub fn plan(&mut self, record: Record) -> Result<Planned, StateError> {
+        self.plan_hashed(record, 0)
+    }
+
+    /// Decides what a record with row hash `row_hash` (0: none) needs, and notes what the
+    /// index should remember of the row: its hash when it is unchanged, none when it is sent.
+    pub fn plan_hashed(&mut self, record: Record, row_hash: u64) -> Result<Planned, StateError> {
         let row = match record {
             Record::Invalid(i) => {
                 // An invalid row whose key can still be read keeps its customer from
@@ -253,47 +336,14 @@ impl<'a, S: Lookup> Planner<'a, S> {
                     step: Step::Invalid(i.message),
                 });
             }
+            Record::Same(same) => return Ok(self.same(same)),
             Record::Valid(row) => *row,
         };
         let key = row.customer.key();
         let digest = key.digest();
-        // The line this row is a duplicate of, and what is said of it.
-        let used = match (
-            self.options.on_duplicate,
-            self.duplicates.lines.get(&digest),
-        ) {
-            (OnDuplicate::Last, Some(&(_, last))) if row.line < last => Some((last, "")),
-            (OnDuplicate::Error, Some(&(first, last))) => {
-                let other = if row.line == first { last } else { first };
-                Some((other, "; --on-duplicate error sends none of them"))
-            }
-            _ => None,
-        };
-        let duplicate_of = match used {
-            Some(used) => {
-                // The used line (or none) names the key; this row still keeps it from absence.
-                self.mentioned.insert(digest);
-                Some(used)
-            }
-            None => match self.seen.entry(digest) {
-                hash_map::Entry::Occupied(first) => Some((*first.get(), "")),
-                hash_map::Entry::Vacant(v) => {
-                    v.insert(row.line);
-                    None
-                }
-            },
-        };
-        if let Some((other, note)) = duplicate_of {
-            let column = match &row.customer.key_attribute {
-                Some(code) => format!("custom:{code}"),
-                None => "email".to_owned(),
-            };
-            let message = format!(
-                "line {}: {column}: duplicate of line {other} (same website_id {} and {}{note})",
-                row.line,
-                key.website_id,
-                row.customer.key_attribute.as_deref().unwrap_or("email")
-            );
+        let attribute = row.customer.key_attribute.as_deref();
+        let at = self.named.at(digest);
+        if let Some(message) = self.duplicate(row.line, (digest, at), key.website_id, attribute) {
             return Ok(Planned {
                 row: RowRef {
                     line: row.line,
@@ -303,7 +353,108 @@ impl<'a, S: Lookup> Planner<'a, S> {
                 step: Step::Invalid(message),
             });
         }
-        decide(row, key, self.state, self.options)
+        let planned = decide(row, key, self.state, self.options)?;
+        match planned.step {
+            Step::Unchanged { note: None, .. } if row_hash != 0 => {
+                self.rows.push((digest, row_hash));
+            }
+            Step::Update { .. } => self.rows.push((digest, 0)),
+            _ => {}
+        }
+        Ok(planned)
+    }
+
+    /// A row the reader found unchanged by its row hash: unchanged, as by its payload hash,
+    /// unless it is a duplicate.
+    fn same(&mut self, same: Same) -> Planned {
+        let Same {
+            line,
+            email,
+            website_id,
+            digest,
+            customer_id,
+            at,
+            key_attribute,
+        } = same;
+        // Where the reader found the key: in this same index (see `sync/read.rs`).
+        let at = self.named.index.as_ref().and(Some(at));
+        let attribute = key_attribute.as_deref();
+        let duplicate = self.duplicate(line, (digest, at), website_id, attribute);
+        Planned {
+            row: RowRef {
+                line,
+                email,
+                website_id: Some(website_id),
+            },
+            step: match duplicate {
+                Some(message) => Step::Invalid(message),
+                None => Step::Unchanged {
+                    customer_id: Some(customer_id),
+                    note: None,
+                    refresh: None,
+                },
+            },
+        }
+    }
+
+    /// Why the row on `line` with key `digest` (at `at` in the index) is a duplicate of
+    /// another, if it is; else the key is now taken by this row. `attribute` is the custom
+    /// key's, if any.
+    fn duplicate(
+        &mut self,
+        line: u64,
+        (digest, at): (u64, Option<usize>),
+        website_id: u32,
+        attribute: Option<&str>,
+    ) -> Option<String> {
+        // The line this row is a duplicate of, and what is said of it.
+        let used = match (
+            self.options.on_duplicate,
+            self.duplicates.lines.get(&digest),
+        ) {
+            (OnDuplicate::Last, Some(&(_, last))) if line < last => Some((last, "")),
+            (OnDuplicate::Error, Some(&(first, last))) => {
+                let other = if line == first { last } else { first };
+                Some((other, "; --on-duplicate error sends none of them"))
+            }
+            _ => None,
+        };
+        let (other, note) = match used {
+            Some(used) => {
+                // The used line (or none) names the key; this row still keeps it from absence.
+                self.mentioned.insert(digest);
+                used
+            }
+            None => {
+                let first = match at.filter(|&at| at < self.named.lines.len()) {
+                    Some(at) => self.named.take(at, line),
+                    None => match self.seen.entry(digest) {
+                        hash_map::Entry::Occupied(first) => Some(*first.get()),
+                        hash_map::Entry::Vacant(v) => {
+                            v.insert(line);
+                            None
+                        }
+                    },
+                };
+                (first?, "")
+            }
+        };
+        let column = match attribute {
+            Some(code) => format!("custom:{code}"),
+            None => "email".to_owned(),
+        };
+        Some(format!(
+            "line {line}: {column}: duplicate of line {other} (same website_id {website_id} and {}{note})",
+            attribute.unwrap_or("email")
+        ))
+    }
+
+    /// What the index should remember of the rows planned so far (see [`Index::set_rows`]),
+    /// taken.
+    ///
+    /// [`Index::set_rows`]: crate::state::Index::set_rows
+    pub fn take_row_hashes(&mut self) -> Vec<(u64, u64)> {
+        std::mem::take(&mut self.rows)
     }
 }
 
@@ -1100,6 +1251,198 @@ mod tests {
         assert!(!keys.contains(&Key::new(1, "carl@x.io")));
         assert!(!keys.contains(&Key::new(2, "ann@x.io")));
         assert_eq!(keys.unkeyed, 2);
+    }
+
+    /// The step of a row on `line` whose e-mail key line `of` named first.
+    fn duplicate_of(line: u64, of: u64) -> Want {
+        Want::Invalid(format!(
+            "line {line}: email: duplicate of line {of} (same website_id 1 and email)"
+        ))
+    }
+
+    /// Ann's row as the reader gives it when the index knows it as it is.
+    fn same(line: u64, customer: &Customer) -> Record {
+        Record::Same(Same {
+            line,
+            email: customer.email.clone(),
+            website_id: customer.website_id,
+            digest: customer.key().digest(),
+            customer_id: ID,
+            at: 0,
+            key_attribute: customer.key_attribute.clone(),
+        })
+    }
+
+    #[test]
+    fn keys_of_the_index_are_kept_by_their_place_in_it() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let store = crate::state::Store::open(&dir.path().join("s")).expect("open");
+        let c = |email: &str| Customer {
+            email: email.into(),
+            ..ann("Lee")
+        };
+        for email in ["a@x.io", "b@x.io", "c@x.io", "d@x.io"] {
+            store
+                .put(&c(email).key(), entry(c(email).payload_hash()), None)
+                .expect("put");
+        }
+        let index = Arc::new(store.build_index().expect("index"));
+        let doubts = store.doubts().expect("doubts");
+        let state = crate::state::Indexed {
+            store: &store,
+            index: &index,
+            doubts: &doubts,
+        };
+        let same_at = |line, email: &str| {
+            let Record::Same(mut s) = same(line, &c(email)) else {
+                unreachable!()
+            };
+            s.at = index.find(s.digest).expect("indexed").0;
+            Record::Same(s)
+        };
+        let mut planner = Planner::new(&state, NONE);
+        let file = [
+            same_at(2, "a@x.io"),
+            valid(3, c("A@x.io")),
+            valid(4, c("b@x.io")),
+            same_at(5, "b@x.io"),
+            valid(6, c("new@x.io")),
+            valid(7, c("new@x.io")),
+            invalid(8, "c@x.io", Some(1)),
+        ];
+        let got: Vec<Want> = file
+            .into_iter()
+            .map(|r| sum_up(&planner.plan(r).expect("plan")))
+            .collect();
+        let dup = duplicate_of;
+        let bad = Want::Invalid("line 8: bad".into());
+        assert_eq!(
+            got,
+            vec![
+                SAME,
+                dup(3, 2),
+                SAME,
+                dup(5, 4),
+                Want::Create,
+                dup(7, 6),
+                bad
+            ]
+        );
+        let keys = planner.into_keys();
+        for (email, named) in [
+            ("a@x.io", true),
+            ("b@x.io", true),
+            ("c@x.io", true),
+            ("d@x.io", false),
+            ("new@x.io", true),
+            ("other@x.io", false),
+        ] {
+            assert_eq!(keys.contains(&c(email).key()), named, "{email}");
+        }
+        assert_eq!(keys.absent_from(&index), 1, "d");
+        let copy = store.build_index().expect("index");
+        assert_eq!(keys.absent_from(&copy), 1, "another index of the same keys");
+    }
+
+    #[test]
+    fn a_row_known_by_its_hash_is_unchanged_unless_a_duplicate() {
+        let mut m = Memory::default();
+        synced(&mut m, &ann("Lee"));
+        // Nothing of the store is read for it.
+        let state = IndexOnly(m);
+        let mut planner = Planner::new(&state, NONE);
+        let dup = duplicate_of;
+        let file = [
+            same(2, &ann("Lee")),
+            same(3, &ann("Lee")),
+            valid(4, ann("Park")),
+        ];
+        let got: Vec<Want> = file
+            .into_iter()
+            .map(|r| sum_up(&planner.plan(r).expect("plan")))
+            .collect();
+        assert_eq!(got, vec![SAME, dup(3, 2), dup(4, 2)]);
+        let p = planner.plan(same(5, &ann("Kim"))).expect("plan");
+        assert_eq!(p.row.email, "ann@x.io");
+        assert_eq!(p.row.website_id, Some(1));
+        assert!(planner.into_keys().contains(&ann("Lee").key()));
+
+        // A valid row first: the hashed one after it is the duplicate.
+        let mut planner = Planner::new(&state, NONE);
+        planner.plan(valid(2, ann("Lee"))).expect("plan");
+        assert_eq!(
+            sum_up(&planner.plan(same(3, &ann("Lee"))).expect("plan")),
+            dup(3, 2)
+        );
+
+        // Under --on-duplicate last, only the last row of a key is used.
+        let file = || vec![same(2, &ann("Lee")), valid(3, ann("Lee"))];
+        let duplicates = Duplicates::scan(
+            [valid(2, ann("Lee")), valid(3, ann("Lee"))]
+                .into_iter()
+                .map(Ok),
+        )
+        .expect("scan");
+        let options = Options {
+            on_duplicate: OnDuplicate::Last,
+            ..NONE
+        };
+        let mut planner = Planner::new(&state, options).with_duplicates(duplicates);
+        let got: Vec<Want> = file()
+            .into_iter()
+            .map(|r| sum_up(&planner.plan(r).expect("plan")))
+            .collect();
+        assert_eq!(got, vec![dup(2, 3), SAME]);
+    }
+
+    #[test]
+    fn the_index_remembers_unchanged_rows_and_forgets_sent_ones() {
+        let mut m = Memory::default();
+        for name in ["lee@x.io", "park@x.io", "doubt@x.io", "pulled@x.io"] {
+            synced(
+                &mut m,
+                &Customer {
+                    email: name.into(),
+                    ..ann("Lee")
+                },
+            );
+        }
+        let c = |email: &str, lastname| Customer {
+            email: email.into(),
+            ..ann(lastname)
+        };
+        m.doubt(c("doubt@x.io", "Lee").key(), Doubt::Update);
+        pulled(&mut m, &c("pulled@x.io", "Lee"));
+        let mut planner = Planner::new(&m, NONE);
+        let rows = [
+            (valid(2, c("lee@x.io", "Lee")), 12),
+            (valid(3, c("park@x.io", "Park")), 13),
+            (valid(4, c("doubt@x.io", "Lee")), 14),
+            (valid(5, c("pulled@x.io", "Lee")), 15),
+            (valid(6, c("new@x.io", "Lee")), 16),
+            (valid(7, c("lee@x.io", "Lee")), 17),
+            (invalid(8, "bad@x.io", Some(1)), 0),
+            (same(9, &c("same@x.io", "Lee")), 0),
+        ];
+        for (record, row_hash) in rows {
+            planner.plan_hashed(record, row_hash).expect("plan");
+        }
+        let digest = |e: &str| Key::new(1, e).digest();
+        assert_eq!(
+            planner.take_row_hashes(),
+            vec![
+                (digest("lee@x.io"), 12),
+                (digest("park@x.io"), 0),
+                (digest("doubt@x.io"), 0),
+                (digest("pulled@x.io"), 15),
+            ]
+        );
+        // A forced run sends every row: none is remembered.
+        let mut planner = Planner::new(&m, FORCE);
+        planner
+            .plan_hashed(valid(2, c("lee@x.io", "Lee")), 12)
+            .expect("plan");
+        assert_eq!(planner.take_row_hashes(), vec![(digest("lee@x.io"), 0)]);
     }
 
     /// Reads nothing but the index: the store behind it is not there.

@@ -28,6 +28,7 @@
 //! | `kinds.rs` | what a cell of each kind must hold (an email, a date, a name, ...) |
 //! | `mapping/` | legacy layouts: renames, constants, value maps, date formats, split, join |
 //! | `digest.rs` | the SHA-256 of the file's bytes, taken as they are read |
+//! | `quick.rs` | the row hash and a row's key read from its cells, for unchanged rows |
 
 mod digest;
 mod draft;
@@ -35,6 +36,7 @@ mod fields;
 mod header;
 mod kinds;
 mod mapping;
+mod quick;
 mod reader;
 mod sheet;
 mod text;
@@ -43,5 +45,6 @@ mod validate;
 pub use fields::Field;
 pub use kinds::check_email;
 pub use mapping::{Mapping, MappingError};
-pub use reader::{Format, InputError, InvalidRow, Reader, Record};
+pub use quick::VERSION as ROW_HASH_VERSION;
+pub use reader::{Format, InputError, InvalidRow, Reader, Record, Same};
 pub use validate::Row;

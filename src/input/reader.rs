@@ -18,10 +18,11 @@ use super::header::{self, HeaderProblem};
 use super::kinds::check_email;
 use super::kinds::shown;
 use super::mapping::Mapping;
+use super::quick::{self, QuickReader};
 use super::sheet::{self, SheetError, SheetFile};
 use super::text::{Shape, TextError, TextFile};
 use super::validate::{Cells, Row, Validator};
-use crate::customer::{Key, KeyKind};
+use crate::customer::{Key, KeyKind, Text};
 
 /// A failure that stops the whole run before any row is processed.
 #[derive(Debug, thiserror::Error)]
@@ -86,7 +87,30 @@ pub enum InputError {
 pub enum Record {
     Valid(Box<Row>),
     Invalid(InvalidRow),
+    /// A row the state store knows as it is (by its row hash, see `quick.rs`): not
+    /// validated, its customer not built. Only [`Reader::next_with`] reads one.
+    Same(Same),
 }
+
+/// A row found unchanged by its row hash: what the report and the planner need of it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Same {
+    pub line: u64,
+    /// As a valid row's customer holds it.
+    pub email: String,
+    pub website_id: u32,
+    /// The [`Key::digest`] of its key.
+    pub digest: u64,
+    pub customer_id: u64,
+    /// Where the key is in the index that knew the row (for the planner's set of keys).
+    pub at: usize,
+    /// The key's custom attribute, under `--key custom:<code>` (for a duplicate's message).
+    pub key_attribute: Option<Text>,
+}
+
+/// What the store knows of a row: by its key's digest and the row's hash, the customer id
+/// and the key's place in the index when the row is known unchanged.
+pub type Known<'a> = &'a dyn Fn(u64, u64) -> Option<(u64, usize)>;
 
 /// A row rejected locally, with the reason for the report.
 #[derive(Debug, Clone)]
@@ -165,8 +189,11 @@ pub struct Reader {
     validator: Validator,
     /// The `email` column, to name an invalid row in the report as it is written.
     email_at: Option<usize>,
-    pending: VecDeque<Record>,
+    /// Each record with its row hash (0: none).
+    pending: VecDeque<(Record, u64)>,
     opened: Opened,
+    /// Row hashes and keys from the cells: a text file only (a sheet's cells are typed).
+    quick: Option<QuickReader>,
 }
 
 impl Reader {
@@ -195,6 +222,13 @@ impl Reader {
         })?;
         let layout =
             header::resolve(&header, &opened.mapping).map_err(|p| header_error(path, p))?;
+        let quick = match body {
+            Body::Text(_) => {
+                let seed = quick::fingerprint(&header, default_website, &opened.mapping, format);
+                QuickReader::new(&layout.sources, seed, default_website, &opened.mapping)
+            }
+            Body::Sheet(_) => None,
+        };
         let validator = Validator::new(layout.sources, default_website, opened.mapping.clone());
         Ok(Reader {
             body,
@@ -204,6 +238,7 @@ impl Reader {
             email_at: layout.email_at,
             pending: VecDeque::new(),
             opened,
+            quick,
         })
     }
 
@@ -239,8 +274,27 @@ impl Reader {
         }
     }
 
+    /// The next record with its row hash (0 for all but a valid row of a text file); a row
+    /// that `known` knows as it is comes as [`Record::Same`], without being validated.
+    pub fn next_with(
+        &mut self,
+        known: Option<Known<'_>>,
+    ) -> Option<Result<(Record, u64), InputError>> {
+        loop {
+            if let Some(r) = self.pending.pop_front() {
+                return Some(Ok(r));
+            }
+            match self.read_next(known) {
+                Ok(true) => {}
+                Ok(false) => return None,
+                Err(e) => return Some(Err(e)),
+            }
+        }
+    }
+
     /// Reads the next record into `pending`; `false` at the end of the file.
-    fn read_next(&mut self) -> Result<bool, InputError> {
+    fn read_next(&mut self, known: Option<Known<'_>>) -> Result<bool, InputError> {
+        let mut row_hash = 0;
         let (line, outcome) = match &mut self.body {
             Body::Sheet(sheet) => match sheet.next_row() {
                 None => return Ok(false),
@@ -262,10 +316,32 @@ impl Reader {
                     self.malformed(line, embedded, got);
                     return Ok(true);
                 }
-                Some(Shape::Fits { line }) => match self.validator.oversized(text.record()) {
-                    Some(why) => (line, Err(why)),
-                    None => (line, Ok(self.validator.check(line, text.record()))),
-                },
+                Some(Shape::Fits { line }) => {
+                    if let Some(q) = &mut self.quick {
+                        row_hash = q.row_hash(text.record());
+                        let same = known.and_then(|known| {
+                            let quick = q.quick(text.record())?;
+                            let (customer_id, at) = known(quick.digest, row_hash)?;
+                            Some(Same {
+                                line,
+                                email: quick.email,
+                                website_id: quick.website_id,
+                                digest: quick.digest,
+                                customer_id,
+                                at,
+                                key_attribute: self.validator.key().attribute().map(Text::from),
+                            })
+                        });
+                        if let Some(same) = same {
+                            self.pending.push_back((Record::Same(same), 0));
+                            return Ok(true);
+                        }
+                    }
+                    match self.validator.oversized(text.record()) {
+                        Some(why) => (line, Err(why)),
+                        None => (line, Ok(self.validator.check(line, text.record()))),
+                    }
+                }
             },
         };
         let record = match outcome {
@@ -276,7 +352,11 @@ impl Reader {
                 message: format!("line {line}: {why}"),
                 key: None,
             }),
-            Ok(Ok(row)) => Record::Valid(Box::new(row)),
+            Ok(Ok(row)) => {
+                self.pending
+                    .push_back((Record::Valid(Box::new(row)), row_hash));
+                return Ok(true);
+            }
             Ok(Err(rejected)) => {
                 let reasons: Vec<String> =
                     rejected.problems.iter().map(ToString::to_string).collect();
@@ -295,7 +375,7 @@ impl Reader {
                 })
             }
         };
-        self.pending.push_back(record);
+        self.pending.push_back((record, 0));
         Ok(true)
     }
 
@@ -312,15 +392,16 @@ impl Reader {
         } else {
             format!("line {line}: malformed CSV: {got} fields, the header has {expected}")
         };
-        self.pending.push_back(Record::Invalid(InvalidRow {
+        let first = Record::Invalid(InvalidRow {
             line,
             email: self.email(),
             website_id: None,
             message,
             key: None,
-        }));
+        });
+        self.pending.push_back((first, 0));
         for l in line + 1..=line + embedded {
-            self.pending.push_back(Record::Invalid(InvalidRow {
+            let swallowed = Record::Invalid(InvalidRow {
                 line: l,
                 email: String::new(),
                 website_id: None,
@@ -328,7 +409,8 @@ impl Reader {
                     "line {l}: malformed CSV: inside the unclosed quoted field that starts on line {line}"
                 ),
                 key: None,
-            }));
+            });
+            self.pending.push_back((swallowed, 0));
         }
     }
 
@@ -350,16 +432,7 @@ impl Iterator for Reader {
     type Item = Result<Record, InputError>;
 
     fn next(&mut self) -> Option<Self::Item> {
-        loop {
-            if let Some(r) = self.pending.pop_front() {
-                return Some(Ok(r));
-            }
-            match self.read_next() {
-                Ok(true) => {}
-                Ok(false) => return None,
-                Err(e) => return Some(Err(e)),
-            }
-        }
+        self.next_with(None).map(|r| r.map(|(record, _)| record))
     }
 }
 
@@ -441,6 +514,7 @@ mod tests {
             .iter()
             .map(|r| match r {
                 Record::Valid(row) => (row.line, true),
+                Record::Same(same) => (same.line, true),
                 Record::Invalid(i) => (i.line, false),
             })
             .collect()
@@ -449,7 +523,7 @@ mod tests {
     fn message(r: &Record) -> &str {
         match r {
             Record::Invalid(i) => &i.message,
-            Record::Valid(_) => panic!("expected an invalid row"),
+            _ => panic!("expected an invalid row"),
         }
     }
 
@@ -543,6 +617,7 @@ mod tests {
                     format!("{} {}", row.customer.firstname, row.customer.lastname)
                 }
                 Record::Invalid(i) => i.message.clone(),
+                Record::Same(same) => same.email.clone(),
             })
             .collect()
     }
@@ -642,6 +717,47 @@ mod tests {
             message(&recs[1]).contains("the row fills 303 columns, more than the 256"),
             "{}",
             message(&recs[1])
+        );
+    }
+
+    #[test]
+    fn a_row_the_store_knows_as_it_is_is_not_validated() {
+        let mut f = tempfile::NamedTempFile::new().expect("temp file");
+        f.write_all(b"email,firstname,lastname,website_id\nAnn@X.io ,Ann,Lee,2\nbad,Bo,Ek,1\nc@x.io,Cy,Do,\n")
+            .expect("write");
+        let all = |known: Option<Known<'_>>| {
+            let mut r = Reader::open(f.path(), 1, Mapping::default()).expect("open");
+            std::iter::from_fn(|| r.next_with(known))
+                .collect::<Result<Vec<_>, _>>()
+                .expect("read")
+        };
+        let plain = all(None);
+        let hashes: Vec<u64> = plain.iter().map(|(_, h)| *h).collect();
+        assert!(hashes[0] != 0 && hashes[2] != 0 && hashes[0] != hashes[2]);
+        assert_eq!(hashes[1], 0, "an invalid row has none");
+        let ann = Key::new(2, "ann@x.io").digest();
+        let known = |digest: u64, row: u64| (digest == ann && row == hashes[0]).then_some((99, 5));
+        let fast = all(Some(&known));
+        let Record::Same(same) = &fast[0].0 else {
+            panic!("{:?}", fast[0])
+        };
+        let want = Same {
+            line: 2,
+            email: "Ann@X.io".into(),
+            website_id: 2,
+            digest: ann,
+            customer_id: 99,
+            at: 5,
+            key_attribute: None,
+        };
+        assert_eq!(*same, want);
+        let rest: Vec<_> = fast[1..]
+            .iter()
+            .map(|(r, h)| (lines(std::slice::from_ref(r)), *h))
+            .collect();
+        assert_eq!(
+            rest,
+            vec![(vec![(3, false)], 0), (vec![(4, true)], hashes[2])]
         );
     }
 

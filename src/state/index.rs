@@ -1,9 +1,16 @@
 //! A compact snapshot of the store for the planner's hot path: key digest -> (payload hash,
-//! customer id), 24 bytes a key in one sorted array, read whole at the start of a sync so that
+//! customer id, row hash), 32 bytes a key in one sorted array, read whole at the start of a sync so that
 //! an unchanged row costs a binary search instead of a sled read (which on a store of a
 //! million keys costs more than everything else a row needs, and loads most of sled into
 //! memory). The payload hash is kept to 64 bits here: a collision would need two different
 //! payloads of one key to agree on 64 bits.
+//!
+//! The row hash is that of the input row (its raw cells under the run's fingerprint, see
+//! `input/quick.rs`) last found unchanged against what the store holds for the key; 0 when
+//! none is known. A row with that hash is unchanged without being validated or built. So it
+//! is only ever set for the payload the store holds: a confirmed write records 0, a rebuild
+//! from the store (after a crash, `pull`, `state import`) knows none, and a key the run sends
+//! is reset to 0 whether the send succeeds or not.
 //!
 //! The file `index.bin` is trusted only while sled's meta key `index_gen` holds the
 //! generation written in its header. Anything that writes the store removes that key first
@@ -22,15 +29,15 @@ use xxhash_rust::xxh3::Xxh3;
 use super::{Entry, StateError, Store, private};
 use crate::customer::Key;
 
-/// Version 3 added the checksum.
-const MAGIC: &[u8; 8] = b"CSIDX3\0\0";
+/// Version 3 added the checksum, version 4 the row hash.
+const MAGIC: &[u8; 8] = b"CSIDX4\0\0";
 const FILE: &str = "index.bin";
 /// Magic, generation, record count, checksum of the records (xxh3-64).
 const HEADER: usize = 32;
-/// Key digest, payload hash (64 bits), customer id.
-const RECORD: usize = 24;
+/// Key digest, payload hash (64 bits), customer id, row hash.
+const RECORD: usize = 32;
 /// Records are read and written this many bytes at a time (a whole number of records).
-const CHUNK: usize = RECORD * 2730;
+const CHUNK: usize = RECORD * 2048;
 /// The sled meta key holding the generation of the index file that matches the store.
 pub(super) const GENERATION_KEY: &str = "index_gen";
 
@@ -40,15 +47,24 @@ pub struct Known {
     /// The low 64 bits of the payload hash; see [`Known::matches`].
     hash64: u64,
     pub customer_id: u64,
+    /// The hash of the row last found unchanged against this payload; 0: none known.
+    row: u64,
 }
 
 impl Known {
-    /// What to remember of a confirmed write.
+    /// What to remember of a confirmed write: no row hash yet.
     pub fn new(payload_hash: u128, customer_id: u64) -> Self {
         Known {
             hash64: payload_hash as u64,
             customer_id,
+            row: 0,
         }
+    }
+
+    /// Whether a row with hash `row_hash` is the one last found unchanged for this key
+    /// (never for 0, the hash of no row).
+    pub fn same_row(&self, row_hash: u64) -> bool {
+        row_hash != 0 && self.row == row_hash
     }
 
     /// Whether the last payload sent had this hash.
@@ -78,13 +94,16 @@ impl Default for Index {
 impl Index {
     /// An index of `records` (ascending by digest).
     ///
-    /// Digests are spread evenly over `u64`, so their top bits find a small bucket directly:
-    /// about eight digests a bucket, two cache lines to search after a look-up in a table that
-    /// stays in cache. (A binary search over the whole array, or an interpolation that must
+    /// Digests are spread evenly over `u64`, so their top bits find a bucket directly, and
+    /// where the digest falls in the bucket's range is a close guess at its place in it:
+    /// about 16-32 digests a bucket keep the table of buckets small enough to stay in cache,
+    /// and the guess is a few records off, mostly in the cache line it reads first. (A
+    /// bucket of one or two digests made the table miss the cache too; a bucket searched
+    /// from its start read four lines; both cost more than the rest of an unchanged row.) (A binary search over the whole array, or an interpolation that must
     /// widen by the array's random deviation of ~sqrt(n) places, missed the cache at every
     /// step and cost more than the rest of planning a row.)
     fn new(records: Vec<(u64, Known)>) -> Self {
-        let bits = (records.len() / 8).max(1).ilog2();
+        let bits = (records.len() / 16).max(1).ilog2();
         let mut buckets = Vec::with_capacity((1 << bits) + 1);
         let mut i = 0;
         for b in 0..1usize << bits {
@@ -114,16 +133,60 @@ impl Index {
 
     /// What the index knows of a key digest.
     pub fn get(&self, digest: u64) -> Option<Known> {
+        self.position(digest).map(|i| self.records[i].1)
+    }
+
+    /// The same, with where the key is in the index: `0..len()`, for a set of its keys.
+    pub fn find(&self, digest: u64) -> Option<(usize, Known)> {
+        self.position(digest).map(|i| (i, self.records[i].1))
+    }
+
+    /// The key digest at `position` (see [`Index::find`]).
+    pub(crate) fn digest_at(&self, position: usize) -> Option<u64> {
+        self.records.get(position).map(|(d, _)| *d)
+    }
+
+    /// Where `digest` is in the records.
+    pub(crate) fn position(&self, digest: u64) -> Option<usize> {
         let b = bucket(digest, self.bits);
         let (lo, hi) = (self.buckets[b], self.buckets[b + 1]);
-        let i = self.records[lo..hi]
-            .binary_search_by_key(&digest, |(d, _)| *d)
-            .ok()?;
-        Some(self.records[lo + i].1)
+        if lo == hi {
+            return None;
+        }
+        // The bits below the bucket's, as a fraction of the bucket: the guess is in lo..hi.
+        let within = u128::from(digest.checked_shl(self.bits).unwrap_or(0));
+        let mut i = lo + ((within * (hi - lo) as u128) >> 64) as usize;
+        let records = &self.records;
+        // From the guess to the first record not below `digest`.
+        if records[i].0 < digest {
+            i += 1;
+            while i < hi && records[i].0 < digest {
+                i += 1;
+            }
+        } else {
+            while i > lo && records[i - 1].0 >= digest {
+                i -= 1;
+            }
+        }
+        (i < hi && records[i].0 == digest).then_some(i)
+    }
+
+    /// Sets the row hashes of keys the index holds (others are ignored): the hash of the row
+    /// a run found unchanged, or 0 for a key it sent (or tried to).
+    pub fn set_rows(&mut self, rows: &[(u64, u64)]) {
+        for &(digest, row) in rows {
+            if let Some(i) = self.position(digest) {
+                self.records[i].1.row = row;
+            }
+        }
     }
 
     /// Records confirmed writes (later ones win) and forgets deleted keys.
     pub fn update(&mut self, mut written: Vec<(u64, Known)>, deleted: &[u64]) {
+        // A re-run that wrote nothing keeps its index as it is (and the row hashes it set).
+        if written.is_empty() && deleted.is_empty() {
+            return;
+        }
         // A stable sort keeps the writes of one key in order; the last one is the truth.
         written.sort_by_key(|(d, _)| *d);
         written.reverse();
@@ -288,6 +351,7 @@ fn read(path: &Path, generation: u64) -> Result<Index, Unusable> {
     }
     let count = usize::try_from(count).map_err(|_| Unusable::Damaged("is too large".into()))?;
     let mut records = Vec::with_capacity(count);
+    huge_pages(&records);
     let mut hasher = Xxh3::new();
     let mut chunk = vec![0u8; CHUNK];
     let mut left = count;
@@ -300,6 +364,7 @@ fn read(path: &Path, generation: u64) -> Result<Index, Unusable> {
             let known = Known {
                 hash64: field(record, 8),
                 customer_id: field(record, 16),
+                row: field(record, 24),
             };
             records.push((field(record, 0), known));
         }
@@ -313,6 +378,24 @@ fn read(path: &Path, generation: u64) -> Result<Index, Unusable> {
         return damaged("is not in order");
     }
     Ok(Index::new(records))
+}
+
+/// Asks the kernel to back `v`'s buffer (allocated, not yet written) with huge pages where
+/// it can: a look-up in the index (or the planner's set of its keys) lands on a random page,
+/// and with 4 kB pages each also missed the TLB. Only advice: nothing changes when the
+/// kernel does not take it.
+pub(crate) fn huge_pages<T>(v: &Vec<T>) {
+    const HUGE: usize = 2 << 20;
+    let start = v.as_ptr() as usize;
+    let end = start + v.capacity() * std::mem::size_of::<T>();
+    let (from, to) = (start.next_multiple_of(HUGE), end / HUGE * HUGE);
+    if from < to {
+        // SAFETY: the range lies within the vector's own allocation, which stays allocated
+        // while madvise runs; MADV_HUGEPAGE changes no contents, only how pages are backed.
+        unsafe {
+            libc::madvise(from as *mut libc::c_void, to - from, libc::MADV_HUGEPAGE);
+        }
+    }
 }
 
 /// Writes the index file's bytes: the header, then the records; the header's checksum is of
@@ -337,6 +420,7 @@ fn records(index: &Index, mut out: impl FnMut(&[u8]) -> io::Result<()>) -> io::R
         chunk.extend_from_slice(&digest.to_le_bytes());
         chunk.extend_from_slice(&k.hash64.to_le_bytes());
         chunk.extend_from_slice(&k.customer_id.to_le_bytes());
+        chunk.extend_from_slice(&k.row.to_le_bytes());
         if chunk.len() + RECORD > CHUNK {
             out(&chunk)?;
             chunk.clear();
@@ -374,10 +458,17 @@ mod tests {
 
     #[test]
     fn get_finds_every_key_and_no_other() {
+        // Spread evenly, as digests are, and bunched in one bucket, which they never are.
+        let spread = (0..5000u64).map(|i| i.wrapping_mul(0x9E37_79B9_7F4A_7C15));
+        let bunched = (0..5000u64).map(|i| i * 3 + (i % 7) * (u64::MAX / 8));
+        for digests in [spread.collect::<Vec<u64>>(), bunched.collect()] {
+            finds_every_key_and_no_other(digests);
+        }
+        assert_eq!(Index::default().get(7), None);
+    }
+
+    fn finds_every_key_and_no_other(digests: Vec<u64>) {
         let mut index = Index::default();
-        let digests: Vec<u64> = (0..5000u64)
-            .map(|i| i.wrapping_mul(0x9E37_79B9_7F4A_7C15))
-            .collect();
         index.update(
             digests
                 .iter()
@@ -388,14 +479,69 @@ mod tests {
         for &d in &digests {
             assert_eq!(index.get(d).map(|k| k.customer_id), Some(d));
         }
-        for probe in [0, 1, u64::MAX, u64::MAX / 2, 12345] {
+        let near = digests
+            .iter()
+            .flat_map(|d| [d.wrapping_add(1), d.wrapping_sub(1)]);
+        for probe in [0, 1, u64::MAX, u64::MAX / 2, 12345]
+            .into_iter()
+            .chain(near)
+        {
             assert_eq!(
                 index.get(probe).is_some(),
                 digests.contains(&probe),
                 "{probe}"
             );
         }
-        assert_eq!(Index::default().get(7), None);
+    }
+
+    #[test]
+    fn row_hashes_are_set_kept_by_the_file_and_dropped_by_a_write() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let store = Store::open(&dir.path().join("s")).expect("open");
+        let (a, b) = (Key::new(1, "a@x.io"), Key::new(1, "b@x.io"));
+        store.put(&a, entry(7), None).expect("put");
+        store.put(&b, entry(8), None).expect("put");
+        let mut index = store.build_index().expect("build");
+        let known = index.get(a.digest()).expect("a");
+        assert!(!known.same_row(0), "0 is no row");
+        assert!(!known.same_row(42), "a rebuilt index knows no row");
+        index.set_rows(&[(a.digest(), 42), (b.digest(), 43), (12345, 44)]);
+        index.set_rows(&[(b.digest(), 0)]);
+        store.save_index(&index).expect("save");
+        let loaded = store.load_index().expect("load").expect("current");
+        let (ka, kb) = (loaded.get(a.digest()), loaded.get(b.digest()));
+        assert!(ka.is_some_and(|k| k.same_row(42) && k.customer_id == 7));
+        assert!(kb.is_some_and(|k| !k.same_row(43) && !k.same_row(0)));
+        assert_eq!(loaded.get(12345), None, "setting a row adds no key");
+        // A confirmed write knows the payload, not the row.
+        let mut index = loaded;
+        index.update(vec![(a.digest(), Known::new(9, 7))], &[]);
+        assert!(index.get(a.digest()).is_some_and(|k| !k.same_row(42)));
+    }
+
+    #[test]
+    fn an_index_of_the_previous_version_is_stale_not_damaged() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let store = Store::open(&dir.path().join("s")).expect("open");
+        store
+            .put(&Key::new(1, "a@x.io"), entry(7), None)
+            .expect("put");
+        store.rebuild_index().expect("rebuild");
+        let path = dir.path().join("s").join(FILE);
+        let mut bytes = std::fs::read(&path).expect("read");
+        // Version 3: 24-byte records, no row hash; its generation still the current one.
+        bytes[..8].copy_from_slice(b"CSIDX3\0\0");
+        bytes.truncate(HEADER + 24);
+        std::fs::write(&path, &bytes).expect("write");
+        assert_eq!(
+            read(&path, field_at(&bytes, 8)).err(),
+            Some(Unusable::Missing)
+        );
+        assert!(store.load_index().expect("load").is_none(), "rebuilt");
+    }
+
+    fn field_at(b: &[u8], i: usize) -> u64 {
+        u64::from_le_bytes(b[i..i + 8].try_into().expect("8 bytes"))
     }
 
     fn entry(id: u64) -> Entry {
@@ -468,7 +614,7 @@ mod tests {
             ("a huge count", set(good.clone(), 16, u64::MAX)),
             (
                 "a count that overflows",
-                set(good.clone(), 16, u64::MAX / 24 + 1),
+                set(good.clone(), 16, u64::MAX / 32 + 1),
             ),
             (
                 "one record more than there are",
@@ -476,7 +622,7 @@ mod tests {
             ),
             (
                 "an id overwritten",
-                set(good.clone(), good.len() - 8, 12345),
+                set(good.clone(), good.len() - 16, 12345),
             ),
             ("another generation", set(good.clone(), 8, 7)),
             (

@@ -5,6 +5,8 @@
 //! The planner is generic over it: each row costs the same direct calls as before the trait,
 //! no dynamic dispatch.
 
+use std::sync::Arc;
+
 use super::{Doubt, Doubts, Entry, Index, Known, StateError, Store};
 use crate::customer::{Fields, Key};
 
@@ -26,13 +28,18 @@ pub trait Lookup {
     fn fields(&self, key: &Key) -> Result<Option<Fields>, StateError>;
     /// Whether the key failed in an earlier run and has not succeeded since.
     fn is_failed(&self, key: &Key) -> Result<bool, StateError>;
+    /// The index [`Lookup::known`] reads, when there is one: the planner keeps the file's
+    /// keys by their place in it.
+    fn index(&self) -> Option<Arc<Index>> {
+        None
+    }
 }
 
 /// The store with the index of its keys and the keys in doubt as they were when the run began.
 #[derive(Clone, Copy)]
 pub struct Indexed<'a> {
     pub store: &'a Store,
-    pub index: &'a Index,
+    pub index: &'a Arc<Index>,
     pub doubts: &'a Doubts,
 }
 
@@ -59,6 +66,10 @@ impl Lookup for Indexed<'_> {
 
     fn is_failed(&self, key: &Key) -> Result<bool, StateError> {
         self.store.is_failed(key)
+    }
+
+    fn index(&self) -> Option<Arc<Index>> {
+        Some(Arc::clone(self.index))
     }
 }
 
@@ -170,7 +181,7 @@ mod tests {
         store
             .doubt(std::slice::from_ref(&b), Doubt::Delete)
             .expect("doubt");
-        let index = store.build_index().expect("index");
+        let index = Arc::new(store.build_index().expect("index"));
         let doubts = store.doubts().expect("doubts");
         let sled = Indexed {
             store: &store,

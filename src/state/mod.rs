@@ -36,6 +36,7 @@ mod values;
 mod writer;
 pub use bulks::{BulkRecord, BulkRow};
 pub use doubt::{Doubt, Doubts};
+pub(crate) use index::huge_pages;
 pub use index::{Index, Known};
 pub use lookup::{Indexed, Lookup};
 pub use target::{Admission, Binding};

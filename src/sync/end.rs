@@ -26,6 +26,8 @@ use crate::state::{Index, Store};
 pub struct Work {
     /// The index the rows were planned against.
     pub index: Arc<Index>,
+    /// The row hashes the planner found for the index (see [`Index::set_rows`]).
+    pub rows: Vec<(u64, u64)>,
     pub sent: Sent,
     pub absent: Absence,
     /// Requests sent, retries and look-ups included (0 in a dry run).
@@ -49,6 +51,7 @@ pub async fn finish(
 ) -> Result<Finished, SyncError> {
     let Work {
         index,
+        rows,
         sent,
         absent,
         requests,
@@ -61,6 +64,8 @@ pub async fn finish(
             // The reading and the sending are over: this is the last holder of the index.
             let mut index = Arc::unwrap_or_clone(index);
             index.update(sent.confirmed, &absent.deleted);
+            // After the writes, which know no row hash: a row found unchanged was not sent.
+            index.set_rows(&rows);
             store.set_last_run(chrono::Utc::now().timestamp())?;
             // Last: the index is trusted from the moment its generation is stored.
             store.save_index(&index)?;

@@ -284,6 +284,7 @@ async fn pipeline(
         executor.as_ref().map_or(0, Executor::retries) + gate.retries() + bulk_retrier.retries();
     Ok(end::Work {
         index: read.index,
+        rows: read.rows,
         sent,
         absent,
         requests,

@@ -6,6 +6,11 @@
 //! that no update can leave unmarked (see `state/doubt.rs`). Once the whole file is planned,
 //! the count of the store's keys it does not name follows the rows, for the `--max-absent`
 //! gate.
+//!
+//! With an index file that matches the store, the reading thread asks it first whether a
+//! row is known as it is (by its row hash, see `input/quick.rs`): such a row is neither
+//! validated nor built, and is planned unchanged. Not under `--force` or `--only-failed`,
+//! nor for a key in doubt.
 
 use std::sync::atomic::Ordering;
 use std::sync::{Arc, OnceLock};
@@ -74,6 +79,8 @@ pub struct Read {
     /// How many of the index's keys the file does not name; `None` unless it was read to the
     /// end.
     pub absent: Option<u64>,
+    /// The row hashes the index should remember, by key digest (see [`Index::set_rows`]).
+    pub rows: Vec<(u64, u64)>,
 }
 
 /// How the rows are planned.
@@ -154,28 +161,39 @@ fn read(
             Duplicates::scan(reader.reopen()?.take_while(|_| !reading.is_cancelled()))?
         }
     };
-    let (records_tx, records_rx) = std::sync::mpsc::sync_channel::<Vec<Record>>(8);
+    let doubts = store.doubts()?;
+    let loaded = index.map(Arc::new);
+    // A row hash is only ever recorded in an index file (a rebuilt index has none).
+    let fast = loaded
+        .clone()
+        .filter(|_| !options.plan.force && !options.plan.only_failed);
+    // The planner plans against this same index: the place of a key is the same in both.
+    let known = |digest: u64, row: u64| {
+        let (at, k) = fast.as_ref()?.find(digest)?;
+        (k.same_row(row) && doubts.get(digest).is_none()).then_some((k.customer_id, at))
+    };
+    let (records_tx, records_rx) = std::sync::mpsc::sync_channel::<Vec<(Record, u64)>>(8);
     std::thread::scope(|scope| {
-        let planning = scope.spawn(move || -> Result<(FileKeys, Arc<Index>), SyncError> {
+        let doubts = &doubts;
+        let planning = scope.spawn(move || -> Result<PlanningDone, SyncError> {
             // Without a current index file, one from a scan of the store (nothing writes it
             // before a row is planned) costs less than a sled read per row; parsing goes on
             // meanwhile.
-            let index = Arc::new(match index {
+            let index = match loaded {
                 Some(index) => index,
-                None => store.build_index()?,
-            });
+                None => Arc::new(store.build_index()?),
+            };
             let _ = shared.set(Arc::clone(&index));
-            let doubts = store.doubts()?;
             let known = Indexed {
                 store,
                 index: &index,
-                doubts: &doubts,
+                doubts,
             };
             let mut planner = Planner::new(&known, options.plan).with_duplicates(duplicates);
             for records in records_rx {
                 let planned = records
                     .into_iter()
-                    .map(|r| planner.plan(r))
+                    .map(|(r, row_hash)| planner.plan_hashed(r, row_hash))
                     .collect::<Result<Vec<_>, _>>()?;
                 if options.mark_doubts {
                     doubt_updates(store, &planned)?;
@@ -184,13 +202,16 @@ fn read(
                     break;
                 }
             }
-            Ok((planner.into_keys(), index))
+            let rows = planner.take_row_hashes();
+            Ok((planner.into_keys(), index, rows))
         });
         let mut batch = Vec::with_capacity(BATCH);
         let mut read_error = None;
         let mut at_end = false;
+        let check: &dyn Fn(u64, u64) -> Option<(u64, usize)> = &known;
+        let check = fast.is_some().then_some(check);
         while !reading.is_cancelled() {
-            match reader.next() {
+            match reader.next_with(check) {
                 None => {
                     at_end = true;
                     break;
@@ -222,7 +243,7 @@ fn read(
             let _ = records_tx.send(batch);
         }
         drop(records_tx);
-        let (keys, index) = planning.join().map_err(|_| SyncError::ReaderPanicked)??;
+        let (keys, index, rows) = planning.join().map_err(|_| SyncError::ReaderPanicked)??;
         if let Some(e) = read_error {
             return Err(e.into());
         }
@@ -239,9 +260,13 @@ fn read(
             index,
             sha256,
             absent,
+            rows,
         })
     })
 }
+
+/// What the planning thread leaves: the file's keys, the index, the row hashes to record.
+type PlanningDone = (FileKeys, Arc<Index>, Vec<(u64, u64)>);
 
 /// Marks the updates among `planned` in doubt, durably, before any of them can be sent.
 fn doubt_updates(store: &Store, planned: &[Planned]) -> Result<(), StateError> {

@@ -6,6 +6,7 @@ mod caps;
 mod cron;
 mod data;
 mod doubt;
+mod fast;
 mod faults;
 mod formats;
 mod guards;

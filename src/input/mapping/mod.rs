@@ -290,6 +290,22 @@ impl Mapping {
         &self.constants
     }
 
+    /// Everything the mapping says, in an order that does not depend on its maps' (for the
+    /// row hash's fingerprint: two mappings that read a row differently must differ here).
+    pub fn canonical(&self) -> String {
+        let mut parts: Vec<String> = self.columns.iter().map(|c| format!("{c:?}")).collect();
+        parts.extend(self.splits.iter().map(|s| format!("{s:?}")));
+        parts.extend(self.values.iter().map(|(field, map)| {
+            let mut table: Vec<_> = map.table.iter().collect();
+            table.sort();
+            format!("{field:?}{table:?}{:?}", map.otherwise)
+        }));
+        parts.sort();
+        let rest = (&self.constants, &self.dob_formats, &self.joins);
+        parts.push(format!("{rest:?}{:?}{:?}", self.empty_value, self.key));
+        parts.join("\n")
+    }
+
     /// Whether a constant fills `field` (so that the header need not have it).
     pub fn has_constant(&self, field: &Field) -> bool {
         self.constants.iter().any(|(f, _)| f == field)
