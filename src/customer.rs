@@ -36,7 +36,7 @@ pub const GENDER_CLEARED: u8 = 0;
 /// address that exists (what Magento's own import writes for the token); left out of a
 /// create, which has nothing to clear (as Magento's import skips empty values of a new
 /// customer).
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct Customer {
     /// The email as written in the file (trimmed); the key uses its lower-cased form.
     pub email: String,

@@ -33,23 +33,9 @@ impl Draft {
     pub(super) fn new(website_id: u32, custom_attributes: Vec<(Text, Text)>) -> Self {
         Draft {
             customer: Customer {
-                email: String::new(),
-                firstname: Text::default(),
-                lastname: Text::default(),
-                middlename: None,
-                prefix: None,
-                suffix: None,
-                dob: None,
-                gender: None,
-                taxvat: None,
-                group_id: None,
                 website_id,
-                store_id: None,
-                is_subscribed: None,
                 custom_attributes,
-                address: None,
-                further_addresses: Vec::new(),
-                key_attribute: None,
+                ..Customer::default()
             },
             address: Address::empty(),
             password: None,

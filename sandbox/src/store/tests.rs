@@ -1,5 +1,6 @@
 //! Tests of the store through its own calls: Magento's rules on create, update and delete,
 //! the journal across reopening, and searches over the stored customers.
+#![cfg(test)]
 
 use std::fs::{self, OpenOptions};
 use std::io::Write;
