@@ -80,11 +80,25 @@ impl<W: Write> CsvRows<W> {
         Ok(CsvRows { w })
     }
 
-    /// Writes one line.
+    /// Writes one line: the same cells as [`ReportLine`] through serde, field by field,
+    /// because every row of every run goes through here (the run history) and serde's
+    /// per-field dispatch was a tenth of a re-run's time.
     pub fn write(&mut self, o: &Outcome) -> io::Result<()> {
-        self.w
-            .serialize(ReportLine::of(o, escape_cell))
-            .map_err(io::Error::from)
+        let row = o.row();
+        let mut number = itoa::Buffer::new();
+        let mut put_number = |w: &mut csv::Writer<W>, n: Option<u64>| match n {
+            Some(n) => w.write_field(number.format(n)),
+            None => w.write_field([]),
+        };
+        put_number(&mut self.w, Some(row.line))?;
+        self.w.write_field(escape_cell(&row.email).as_bytes())?;
+        put_number(&mut self.w, row.website_id.map(u64::from))?;
+        self.w.write_field(o.action().as_str())?;
+        self.w.write_field(o.status().as_str())?;
+        put_number(&mut self.w, o.customer_id())?;
+        put_number(&mut self.w, o.http_status().map(u64::from))?;
+        self.w.write_field(escape_cell(o.message()).as_bytes())?;
+        self.w.write_record(None::<&[u8]>).map_err(io::Error::from)
     }
 
     /// Flushes what is buffered to the file.
