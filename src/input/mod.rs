@@ -46,5 +46,5 @@ pub use fields::Field;
 pub use kinds::check_email;
 pub use mapping::{Mapping, MappingError};
 pub use quick::VERSION as ROW_HASH_VERSION;
-pub use reader::{Format, InputError, InvalidRow, Reader, Record, Same};
+pub use reader::{Format, InputError, InvalidRow, Known, Reader, Record, Same};
 pub use validate::Row;

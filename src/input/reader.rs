@@ -21,7 +21,7 @@ use super::mapping::Mapping;
 use super::quick::{self, QuickReader};
 use super::sheet::{self, SheetError, SheetFile};
 use super::text::{Shape, TextError, TextFile};
-use super::validate::{Cells, Row, Validator};
+use super::validate::{Cells, Rejected, Row, Validator};
 use crate::customer::{Key, KeyKind, Text};
 
 /// A failure that stops the whole run before any row is processed.
@@ -110,7 +110,7 @@ pub struct Same {
 
 /// What the store knows of a row: by its key's digest and the row's hash, the customer id
 /// and the key's place in the index when the row is known unchanged.
-pub type Known<'a> = &'a dyn Fn(u64, u64) -> Option<(u64, usize)>;
+pub type Known<'a> = &'a dyn Fn(&[(u64, u64)], &mut Vec<Option<(u64, usize)>>);
 
 /// A row rejected locally, with the reason for the report.
 #[derive(Debug, Clone)]
@@ -194,6 +194,21 @@ pub struct Reader {
     opened: Opened,
     /// Row hashes and keys from the cells: a text file only (a sheet's cells are typed).
     quick: Option<QuickReader>,
+    /// The rows read ahead, and records to read them into (see [`Reader::read_window`]).
+    window: Vec<Ahead>,
+    spare: Vec<csv::ByteRecord>,
+}
+
+/// Rows of a text file read ahead of their look-up in the index: enough that the look-ups of
+/// one window wait for memory together, few enough that nothing else notices.
+const WINDOW: usize = 16;
+
+/// A row read ahead, with its own copy of its cells.
+struct Ahead {
+    line: u64,
+    row_hash: u64,
+    quick: Option<quick::Quick>,
+    record: csv::ByteRecord,
 }
 
 impl Reader {
@@ -239,6 +254,8 @@ impl Reader {
             pending: VecDeque::new(),
             opened,
             quick,
+            window: Vec::with_capacity(WINDOW),
+            spare: Vec::with_capacity(WINDOW),
         })
     }
 
@@ -294,6 +311,9 @@ impl Reader {
 
     /// Reads the next record into `pending`; `false` at the end of the file.
     fn read_next(&mut self, known: Option<Known<'_>>) -> Result<bool, InputError> {
+        if let (Some(known), Some(_), Body::Text(_)) = (known, &self.quick, &self.body) {
+            return self.read_window(known);
+        }
         let mut row_hash = 0;
         let (line, outcome) = match &mut self.body {
             Body::Sheet(sheet) => match sheet.next_row() {
@@ -319,23 +339,6 @@ impl Reader {
                 Some(Shape::Fits { line }) => {
                     if let Some(q) = &mut self.quick {
                         row_hash = q.row_hash(text.record());
-                        let same = known.and_then(|known| {
-                            let quick = q.quick(text.record())?;
-                            let (customer_id, at) = known(quick.digest, row_hash)?;
-                            Some(Same {
-                                line,
-                                email: quick.email,
-                                website_id: quick.website_id,
-                                digest: quick.digest,
-                                customer_id,
-                                at,
-                                key_attribute: self.validator.key().attribute().map(Text::from),
-                            })
-                        });
-                        if let Some(same) = same {
-                            self.pending.push_back((Record::Same(same), 0));
-                            return Ok(true);
-                        }
                     }
                     match self.validator.oversized(text.record()) {
                         Some(why) => (line, Err(why)),
@@ -344,23 +347,116 @@ impl Reader {
                 }
             },
         };
-        let record = match outcome {
+        let record = self.record_of(line, outcome, None);
+        self.push(record, row_hash);
+        Ok(true)
+    }
+
+    /// Reads up to [`WINDOW`] rows of a text file, asks `known` about all of them at once,
+    /// and validates those it does not know: a row a look-up at a time waited for memory at
+    /// every row, a third of a re-run's reading.
+    fn read_window(&mut self, known: Known<'_>) -> Result<bool, InputError> {
+        let (Body::Text(text), Some(q)) = (&mut self.body, &mut self.quick) else {
+            return Ok(false);
+        };
+        let mut rows = std::mem::take(&mut self.window);
+        let mut tail = None;
+        while rows.len() < WINDOW {
+            let shape = text.next(self.width).map_err(|source| InputError::Io {
+                path: self.opened.path.clone(),
+                source,
+            })?;
+            let Some(Shape::Fits { line }) = shape else {
+                // The end, or a malformed record, which stays in `text` until the window's
+                // rows before it are pushed.
+                tail = shape;
+                break;
+            };
+            let row_hash = q.row_hash(text.record());
+            let quick = q.quick(text.record());
+            let mut record = self.spare.pop().unwrap_or_default();
+            text.swap_record(&mut record);
+            rows.push(Ahead {
+                line,
+                row_hash,
+                quick,
+                record,
+            });
+        }
+        let asks: Vec<(u64, u64)> = rows
+            .iter()
+            .map(|r| r.quick.as_ref().map_or((0, 0), |q| (q.digest, r.row_hash)))
+            .collect();
+        let mut answers = Vec::with_capacity(asks.len());
+        known(&asks, &mut answers);
+        let found = !rows.is_empty();
+        for (row, answer) in rows
+            .drain(..)
+            .zip(answers.into_iter().chain(std::iter::repeat(None)))
+        {
+            match (row.quick, answer) {
+                (Some(quick), Some((customer_id, at))) => {
+                    let same = Same {
+                        line: row.line,
+                        email: quick.email,
+                        website_id: quick.website_id,
+                        digest: quick.digest,
+                        customer_id,
+                        at,
+                        key_attribute: self.validator.key().attribute().map(Text::from),
+                    };
+                    self.push(Record::Same(same), 0);
+                }
+                _ => {
+                    let outcome = match self.validator.oversized(&row.record) {
+                        Some(why) => Err(why),
+                        None => Ok(self.validator.check(row.line, &row.record)),
+                    };
+                    let record = self.record_of(row.line, outcome, Some(&row.record));
+                    self.push(record, row.row_hash);
+                }
+            }
+            self.spare.push(row.record);
+        }
+        self.window = rows;
+        match tail {
+            Some(Shape::Malformed {
+                line,
+                embedded,
+                got,
+            }) => {
+                self.malformed(line, embedded, got);
+                Ok(true)
+            }
+            _ => Ok(found),
+        }
+    }
+
+    /// The record of a checked row; `cells` are its own when they are no longer the body's
+    /// current ones (read ahead in a window).
+    fn record_of(
+        &self,
+        line: u64,
+        outcome: Result<Result<Row, Rejected>, String>,
+        cells: Option<&dyn Cells>,
+    ) -> Record {
+        let email = || match cells {
+            Some(cells) => self.email_in(cells),
+            None => self.email(),
+        };
+        match outcome {
             Err(why) => Record::Invalid(InvalidRow {
                 line,
-                email: self.email(),
+                email: email(),
                 website_id: None,
                 message: format!("line {line}: {why}"),
                 key: None,
             }),
-            Ok(Ok(row)) => {
-                self.pending
-                    .push_back((Record::Valid(Box::new(row)), row_hash));
-                return Ok(true);
-            }
+            Ok(Ok(row)) => Record::Valid(Box::new(row)),
             Ok(Err(rejected)) => {
                 let reasons: Vec<String> =
                     rejected.problems.iter().map(ToString::to_string).collect();
-                let email = self.email();
+                let email = email();
                 let w = rejected.website_id;
                 let key = match (self.validator.key(), rejected.key_value) {
                     (KeyKind::Email, _) => check_email(&email).is_ok().then(|| Key::new(w, &email)),
@@ -374,9 +470,17 @@ impl Reader {
                     key,
                 })
             }
+        }
+    }
+
+    /// Queues a record; only a valid row keeps its row hash.
+    fn push(&mut self, record: Record, row_hash: u64) {
+        let row_hash = if matches!(record, Record::Valid(_)) {
+            row_hash
+        } else {
+            0
         };
-        self.pending.push_back((record, 0));
-        Ok(true)
+        self.pending.push_back((record, row_hash));
     }
 
     /// A record with the wrong number of fields: one invalid row for its first line, and one
@@ -417,13 +521,18 @@ impl Reader {
     /// The email cell of the record just read, as an invalid row's report line shows it:
     /// trimmed and clipped (see [`shown`]); empty when it is not there or not UTF-8.
     fn email(&self) -> String {
+        match &self.body {
+            Body::Text(t) => self.email_in(t.record()),
+            Body::Sheet(s) => self.email_in(s.row()),
+        }
+    }
+
+    /// The same, of `cells`.
+    fn email_in(&self, cells: &(impl Cells + ?Sized)) -> String {
         let Some(at) = self.email_at else {
             return String::new();
         };
-        let cell = match &self.body {
-            Body::Text(t) => t.record().cell(at),
-            Body::Sheet(s) => s.row().cell(at),
-        };
+        let cell = cells.cell(at);
         shown(std::str::from_utf8(cell.bytes).unwrap_or_default().trim()).into_owned()
     }
 }
@@ -736,7 +845,10 @@ mod tests {
         assert!(hashes[0] != 0 && hashes[2] != 0 && hashes[0] != hashes[2]);
         assert_eq!(hashes[1], 0, "an invalid row has none");
         let ann = Key::new(2, "ann@x.io").digest();
-        let known = |digest: u64, row: u64| (digest == ann && row == hashes[0]).then_some((99, 5));
+        let known = |asks: &[(u64, u64)], out: &mut Vec<Option<(u64, usize)>>| {
+            let answer = |&(digest, row): &(u64, u64)| digest == ann && row == hashes[0];
+            out.extend(asks.iter().map(|a| answer(a).then_some((99, 5))));
+        };
         let fast = all(Some(&known));
         let Record::Same(same) = &fast[0].0 else {
             panic!("{:?}", fast[0])
@@ -758,6 +870,71 @@ mod tests {
         assert_eq!(
             rest,
             vec![(vec![(3, false)], 0), (vec![(4, true)], hashes[2])]
+        );
+    }
+
+    #[test]
+    fn rows_read_ahead_in_windows_keep_their_order_lines_and_reasons() {
+        // More rows than a window, with a broken quote, an invalid row and unknown rows
+        // among the known ones.
+        let mut content = String::from("email,firstname,lastname\n");
+        for i in 0..40 {
+            match i {
+                17 => content.push_str("bad-email,Bo,Ek\n"),
+                23 => content.push_str("short@x.io,Cy\n"),
+                30 => content.push_str("open@x.io,\"Di,Do\n\"Ek\",Fa\n"),
+                _ => content.push_str(&format!("c{i}@x.io,Ann,Lee\n")),
+            }
+        }
+        let mut f = tempfile::NamedTempFile::new().expect("temp file");
+        f.write_all(content.as_bytes()).expect("write");
+        let all = |known: Option<Known<'_>>| {
+            let mut r = Reader::open(f.path(), 1, Mapping::default()).expect("open");
+            std::iter::from_fn(|| r.next_with(known))
+                .collect::<Result<Vec<_>, _>>()
+                .expect("read")
+        };
+        let plain = all(None);
+        let every_third: Vec<(u64, u64)> = plain
+            .iter()
+            .filter_map(|(r, h)| match r {
+                Record::Valid(row) if row.line % 3 == 0 => Some((row.customer.key().digest(), *h)),
+                _ => None,
+            })
+            .collect();
+        let known = |asks: &[(u64, u64)], out: &mut Vec<Option<(u64, usize)>>| {
+            out.extend(
+                asks.iter()
+                    .map(|a| every_third.contains(a).then_some((7, 0))),
+            );
+        };
+        let windowed = all(Some(&known));
+        let shape = |records: &[(Record, u64)]| -> Vec<(u64, bool, u64, String)> {
+            records
+                .iter()
+                .map(|(r, h)| match r {
+                    Record::Valid(row) => (row.line, true, *h, row.customer.email.to_string()),
+                    Record::Same(same) => (same.line, true, 0, same.email.clone()),
+                    Record::Invalid(i) => (i.line, false, *h, i.message.clone()),
+                })
+                .collect()
+        };
+        let (plain, windowed) = (shape(&plain), shape(&windowed));
+        assert_eq!(plain.len(), windowed.len());
+        for (p, w) in plain.iter().zip(&windowed) {
+            let same = p.1 && p.0 % 3 == 0;
+            let want = if same {
+                (p.0, true, 0, p.3.clone())
+            } else {
+                p.clone()
+            };
+            assert_eq!(*w, want);
+        }
+        let same_rows = windowed.iter().filter(|w| w.1 && w.2 == 0).count();
+        assert_eq!(same_rows, every_third.len());
+        assert!(
+            windowed.iter().any(|w| w.3.contains("malformed CSV")),
+            "{windowed:?}"
         );
     }
 

@@ -84,7 +84,7 @@ impl SheetFile {
         let range = workbook.worksheet_range(&name).map_err(unreadable)?;
         let mut file = SheetFile {
             range,
-            sha256: digest.hex(),
+            sha256: digest.hex().map_err(|e| unreadable(e.into()))?,
             next: 0,
             row: SheetRow::default(),
         };

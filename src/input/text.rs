@@ -172,11 +172,17 @@ impl TextFile {
         &self.record
     }
 
+    /// Trades the record just read for `other`, whose buffers the next read reuses: to keep
+    /// a record while reading on, without a copy.
+    pub fn swap_record(&mut self, other: &mut csv::ByteRecord) {
+        std::mem::swap(&mut self.record, other);
+    }
+
     /// The SHA-256 of the file's bytes, in hex; what the records left unread is read (and
     /// decoded) first.
     pub fn sha256(&mut self) -> io::Result<String> {
         io::copy(&mut self.csv.get_mut().inner, &mut io::sink())?;
-        Ok(self.digest.hex())
+        self.digest.hex()
     }
 
     /// Bytes of decoded text consumed so far, for progress.

@@ -17,8 +17,9 @@
 use std::fs::{File, TryLockError};
 use std::io::{self, Read, Seek, Write};
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 use std::sync::Mutex;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 use crate::customer::{Fields, Key};
@@ -244,6 +245,9 @@ pub struct Store {
     bulks: sled::Tree,
     /// This process already told sled the index file is stale.
     index_invalidated: AtomicBool,
+    /// The generation of the index file this process loaded, while no mapping was written
+    /// since (0: none); see [`Store::keep_index`].
+    kept_generation: Arc<AtomicU64>,
     /// The fewest mappings the store may hold, from `db.mark` (see `mark.rs`).
     floor: Mutex<Option<u64>>,
     /// The target the state writer binds the store to with its first mapping.
@@ -310,6 +314,7 @@ impl Store {
             doubt,
             bulks,
             index_invalidated: AtomicBool::new(false),
+            kept_generation: Arc::default(),
             floor: Mutex::new(floor),
             pending_binding: Mutex::new(None),
             _lock: lock,
@@ -368,6 +373,7 @@ impl Store {
     /// Records a mapping directly (import, pull); the sync uses [`Writer`].
     pub fn put(&self, key: &Key, entry: Entry, fields: Option<&Fields>) -> Result<(), StateError> {
         self.invalidate_index()?;
+        self.kept_generation.store(0, Ordering::Relaxed);
         let k = key.to_bytes();
         if let Some(f) = fields {
             self.fields
@@ -383,6 +389,7 @@ impl Store {
     /// Drops a mapping (and any failed or doubt mark of its key); returns whether there was one.
     pub fn forget(&self, key: &Key) -> Result<bool, StateError> {
         self.invalidate_index()?;
+        self.kept_generation.store(0, Ordering::Relaxed);
         let k = key.to_bytes();
         if self.customers.contains_key(&k).map_err(|e| self.err(e))? {
             self.lower_floor()?;

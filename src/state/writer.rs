@@ -8,7 +8,8 @@
 use std::collections::HashSet;
 use std::io;
 use std::path::PathBuf;
-use std::sync::mpsc;
+use std::sync::atomic::Ordering;
+use std::sync::{Arc, mpsc};
 use std::thread;
 use std::time::Duration;
 
@@ -54,6 +55,7 @@ impl Store {
             doubt: self.doubt.clone(),
         };
         let (db, mut bind) = (self.db.clone(), self.pending_binding());
+        let kept_generation = Arc::clone(&self.kept_generation);
         let path = self.dir.join("db");
         let handle = thread::Builder::new()
             .name("state-writer".into())
@@ -65,7 +67,11 @@ impl Store {
                 while let Ok(first) = rx.recv() {
                     let ops = gather(&rx, first);
                     // The first mapping binds an unbound store to the run's target.
-                    if bind.is_some() && ops.iter().any(|op| matches!(op, Op::Put(..))) {
+                    let puts = ops.iter().any(|op| matches!(op, Op::Put(..)));
+                    if puts {
+                        kept_generation.store(0, Ordering::Relaxed);
+                    }
+                    if bind.is_some() && puts {
                         bind_if_unbound(&db, bind.take()).map_err(err)?;
                     }
                     trees.apply(ops).map_err(err)?;

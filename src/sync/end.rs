@@ -61,14 +61,18 @@ pub async fn finish(
     } = work;
     let stamped = (|| {
         if !cfg.dry_run {
-            // The reading and the sending are over: this is the last holder of the index.
-            let mut index = Arc::unwrap_or_clone(index);
-            index.update(sent.confirmed, &absent.deleted);
-            // After the writes, which know no row hash: a row found unchanged was not sent.
-            index.set_rows(&rows);
             store.set_last_run(chrono::Utc::now().timestamp())?;
-            // Last: the index is trusted from the moment its generation is stored.
-            store.save_index(&index)?;
+            let unchanged =
+                sent.confirmed.is_empty() && absent.deleted.is_empty() && rows.is_empty();
+            if !(unchanged && store.keep_index()?) {
+                // The reading and the sending are over: this is the last holder of the index.
+                let mut index = Arc::unwrap_or_clone(index);
+                index.update(sent.confirmed, &absent.deleted);
+                // After the writes, which know no row hash: a row found unchanged was not sent.
+                index.set_rows(&rows);
+                // Last: the index is trusted from the moment its generation is stored.
+                store.save_index(&index)?;
+            }
         }
         store.flush()
     })();

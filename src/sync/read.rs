@@ -21,7 +21,7 @@ use tokio_util::sync::CancellationToken;
 
 use super::ending::SyncError;
 use crate::absent;
-use crate::input::{Reader, Record};
+use crate::input::{Known, Reader, Record};
 use crate::plan::{self, Duplicates, FileKeys, OnDuplicate, Planned, Planner};
 use crate::progress::Counters;
 use crate::state::{Doubt, Index, Indexed, StateError, Store};
@@ -168,9 +168,14 @@ fn read(
         .clone()
         .filter(|_| !options.plan.force && !options.plan.only_failed);
     // The planner plans against this same index: the place of a key is the same in both.
-    let known = |digest: u64, row: u64| {
-        let (at, k) = fast.as_ref()?.find(digest)?;
-        (k.same_row(row) && doubts.get(digest).is_none()).then_some((k.customer_id, at))
+    let known = |asks: &[(u64, u64)], out: &mut Vec<Option<(u64, usize)>>| {
+        let Some(index) = fast.as_ref() else { return };
+        let mut found = Vec::with_capacity(asks.len());
+        index.find_all(asks.iter().map(|&(digest, _)| digest), &mut found);
+        out.extend(asks.iter().zip(found).map(|(&(digest, row), found)| {
+            let (at, k) = found?;
+            (k.same_row(row) && doubts.get(digest).is_none()).then_some((k.customer_id, at))
+        }));
     };
     let (records_tx, records_rx) = std::sync::mpsc::sync_channel::<Vec<(Record, u64)>>(8);
     std::thread::scope(|scope| {
@@ -208,7 +213,7 @@ fn read(
         let mut batch = Vec::with_capacity(BATCH);
         let mut read_error = None;
         let mut at_end = false;
-        let check: &dyn Fn(u64, u64) -> Option<(u64, usize)> = &known;
+        let check: Known<'_> = &known;
         let check = fast.is_some().then_some(check);
         while !reading.is_cancelled() {
             match reader.next_with(check) {
