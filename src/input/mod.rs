@@ -33,6 +33,7 @@
 mod digest;
 mod draft;
 mod fields;
+mod format;
 mod header;
 mod kinds;
 mod mapping;
@@ -43,8 +44,9 @@ mod text;
 mod validate;
 
 pub use fields::Field;
+pub use format::Format;
 pub use kinds::check_email;
 pub use mapping::{Mapping, MappingError};
 pub use quick::VERSION as ROW_HASH_VERSION;
-pub use reader::{Format, InputError, InvalidRow, Known, Reader, Record, Same};
+pub use reader::{InputError, InvalidRow, Known, Reader, Record, Same};
 pub use validate::Row;

@@ -21,9 +21,9 @@ use std::borrow::Cow;
 use xxhash_rust::xxh3::{Xxh3, xxh3_64_with_seed};
 
 use super::fields::Field;
+use super::format::Format;
 use super::header::Source;
 use super::mapping::Mapping;
-use super::reader::Format;
 use crate::customer::{Key, KeyKind};
 
 /// Bump whenever validation or building a customer from its cells changes in a way that

@@ -12,8 +12,7 @@ use std::collections::VecDeque;
 use std::io;
 use std::path::{Path, PathBuf};
 
-use encoding_rs::Encoding;
-
+use super::format::Format;
 use super::header::{self, HeaderProblem};
 use super::kinds::check_email;
 use super::kinds::shown;
@@ -124,44 +123,6 @@ pub struct InvalidRow {
     /// valid email or, under `--key custom:<code>`, that value), so that the customer is not
     /// counted absent.
     pub key: Option<Key>,
-}
-
-/// How a file is read, beyond its columns (the command line's `--delimiter`, `--encoding`,
-/// `--sheet`).
-#[derive(Debug, Clone, Default)]
-pub struct Format {
-    /// `None`: detected from the header line.
-    pub delimiter: Option<u8>,
-    /// `None`: UTF-8, or UTF-16 with a BOM; a file in a legacy encoding is refused.
-    pub encoding: Option<&'static Encoding>,
-    /// `None`: a workbook's first sheet.
-    pub sheet: Option<String>,
-}
-
-impl Format {
-    /// A `--delimiter` value: one ASCII character, or `tab` / `\t`.
-    pub fn delimiter_from(text: &str) -> Result<u8, String> {
-        match text {
-            "tab" | "\\t" | "\t" => Ok(b'\t'),
-            t if t.len() == 1 && t.is_ascii() && !t.contains(['"', '\n', '\r']) => {
-                Ok(t.as_bytes()[0])
-            }
-            t => Err(format!(
-                "{t:?} is not one character: give e.g. ';' or '|' or tab (a quote and a line end cannot be one)"
-            )),
-        }
-    }
-
-    /// An `--encoding` value: any label the WHATWG Encoding Standard knows (`windows-1252`,
-    /// `iso-8859-15`, `utf-16le`, ...).
-    pub fn encoding_from(label: &str) -> Result<&'static Encoding, String> {
-        Encoding::for_label(label.trim().as_bytes()).ok_or_else(|| {
-            format!(
-                "{label:?} is not an encoding custsync knows: use a label such as windows-1252, \
-                 iso-8859-1, iso-8859-15, utf-8 or utf-16le"
-            )
-        })
-    }
 }
 
 /// Where the rows come from.
