@@ -26,10 +26,11 @@ use crate::plan::{self, Duplicates, FileKeys, OnDuplicate, Planned, Planner};
 use crate::progress::Counters;
 use crate::state::{Doubt, Index, Indexed, StateError, Store};
 
-/// Rows per message from the reader thread: amortises channel costs on large files.
-const BATCH: usize = 256;
+/// Rows per message from the reader thread: amortises channel costs on large files (each
+/// message may wake a thread: at 256 rows a 1M-row re-run switched threads 10,000 times).
+const BATCH: usize = 1024;
 /// Batches the reader may run ahead of the planner, and the planner of the sender.
-const QUEUE: usize = 16;
+const QUEUE: usize = 8;
 
 /// The planned rows as they come, for the sender.
 pub struct Rows {
