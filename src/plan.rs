@@ -182,8 +182,27 @@ pub struct Planner<'a, S> {
     unkeyed: u64,
     /// Under `--on-duplicate last|error`: the keys several rows name.
     duplicates: Duplicates,
-    /// Key digest -> the row hash the index should remember (0: forget it).
-    rows: Vec<(u64, u64)>,
+    /// The row hashes the index should learn.
+    rows: RowHashes,
+}
+
+/// What a run learns of its rows' hashes, for the index (see `state/index.rs`).
+#[derive(Debug, Default, PartialEq, Eq)]
+pub struct RowHashes {
+    /// Key digest -> the row hash to remember (0: forget it): rows found unchanged by their
+    /// values, and keys the run updates (until their write is confirmed).
+    pub found: Vec<(u64, u64)>,
+    /// Key digest, row hash and payload hash of each row sent. Its row hash is remembered
+    /// only if the store then holds that payload hash (the write was confirmed): a first
+    /// re-run after a migration then takes the fast path, not a failed write's row.
+    pub sent: Vec<(u64, u64, u128)>,
+}
+
+impl RowHashes {
+    /// Nothing to learn.
+    pub fn is_empty(&self) -> bool {
+        self.found.is_empty() && self.sent.is_empty()
+    }
 }
 
 /// The keys of the store's index a file names, by their place in the index: a bit each
@@ -290,7 +309,7 @@ impl<'a, S: Lookup> Planner<'a, S> {
             mentioned: HashSet::default(),
             unkeyed: 0,
             duplicates: Duplicates::default(),
-            rows: Vec::new(),
+            rows: RowHashes::default(),
         }
     }
 
@@ -354,11 +373,19 @@ impl<'a, S: Lookup> Planner<'a, S> {
             });
         }
         let planned = decide(row, key, self.state, self.options)?;
-        match planned.step {
+        match &planned.step {
             Step::Unchanged { note: None, .. } if row_hash != 0 => {
-                self.rows.push((digest, row_hash));
+                self.rows.found.push((digest, row_hash));
             }
-            Step::Update { .. } => self.rows.push((digest, 0)),
+            Step::Update { hash, .. } => {
+                self.rows.found.push((digest, 0));
+                if row_hash != 0 {
+                    self.rows.sent.push((digest, row_hash, *hash));
+                }
+            }
+            Step::Create { hash, .. } if row_hash != 0 => {
+                self.rows.sent.push((digest, row_hash, *hash));
+            }
             _ => {}
         }
         Ok(planned)
@@ -453,7 +480,7 @@ impl<'a, S: Lookup> Planner<'a, S> {
     /// taken.
     ///
     /// [`Index::set_rows`]: crate::state::Index::set_rows
-    pub fn take_row_hashes(&mut self) -> Vec<(u64, u64)> {
+    pub fn take_row_hashes(&mut self) -> RowHashes {
         std::mem::take(&mut self.rows)
     }
 }
@@ -1428,8 +1455,10 @@ mod tests {
             planner.plan_hashed(record, row_hash).expect("plan");
         }
         let digest = |e: &str| Key::new(1, e).digest();
+        let hash = |e: &str, lastname| c(e, lastname).payload_hash();
+        let learnt = planner.take_row_hashes();
         assert_eq!(
-            planner.take_row_hashes(),
+            learnt.found,
             vec![
                 (digest("lee@x.io"), 12),
                 (digest("park@x.io"), 0),
@@ -1437,12 +1466,26 @@ mod tests {
                 (digest("pulled@x.io"), 15),
             ]
         );
-        // A forced run sends every row: none is remembered.
+        assert_eq!(
+            learnt.sent,
+            vec![
+                (digest("park@x.io"), 13, hash("park@x.io", "Park")),
+                (digest("doubt@x.io"), 14, hash("doubt@x.io", "Lee")),
+                (digest("new@x.io"), 16, hash("new@x.io", "Lee")),
+            ],
+            "sent rows, remembered once their write is confirmed"
+        );
+        // A forced run sends every row: none is remembered unless confirmed.
         let mut planner = Planner::new(&m, FORCE);
         planner
             .plan_hashed(valid(2, c("lee@x.io", "Lee")), 12)
             .expect("plan");
-        assert_eq!(planner.take_row_hashes(), vec![(digest("lee@x.io"), 0)]);
+        let learnt = planner.take_row_hashes();
+        assert_eq!(learnt.found, vec![(digest("lee@x.io"), 0)]);
+        assert_eq!(
+            learnt.sent,
+            vec![(digest("lee@x.io"), 12, hash("lee@x.io", "Lee"))]
+        );
     }
 
     /// Reads nothing but the index: the store behind it is not there.

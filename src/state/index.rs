@@ -8,9 +8,10 @@
 //! The row hash is that of the input row (its raw cells under the run's fingerprint, see
 //! `input/quick.rs`) last found unchanged against what the store holds for the key; 0 when
 //! none is known. A row with that hash is unchanged without being validated or built. So it
-//! is only ever set for the payload the store holds: a confirmed write records 0, a rebuild
-//! from the store (after a crash, `pull`, `state import`) knows none, and a key the run sends
-//! is reset to 0 whether the send succeeds or not.
+//! is only ever set for the payload the store holds: a key the run sends is reset to 0, then
+//! given the sent row's hash if the store holds that row's payload hash at the end (the write
+//! was confirmed); a rebuild from the store (after a crash, `pull`, `state import`) knows
+//! none.
 //!
 //! The file `index.bin` is trusted only while sled's meta key `index_gen` holds the
 //! generation written in its header. Anything that writes the store removes that key first

@@ -18,6 +18,7 @@ use crate::console;
 use crate::exit::Exit;
 use crate::notify;
 use crate::outputs::Output;
+use crate::plan::RowHashes;
 use crate::report::{self, Absentee};
 use crate::runs::Recorder;
 use crate::state::{Index, Store};
@@ -26,8 +27,8 @@ use crate::state::{Index, Store};
 pub struct Work {
     /// The index the rows were planned against.
     pub index: Arc<Index>,
-    /// The row hashes the planner found for the index (see [`Index::set_rows`]).
-    pub rows: Vec<(u64, u64)>,
+    /// The row hashes the planner found for the index.
+    pub rows: RowHashes,
     pub sent: Sent,
     pub absent: Absence,
     /// Requests sent, retries and look-ups included (0 in a dry run).
@@ -69,7 +70,17 @@ pub async fn finish(
                 let mut index = Arc::unwrap_or_clone(index);
                 index.update(sent.confirmed, &absent.deleted);
                 // After the writes, which know no row hash: a row found unchanged was not sent.
-                index.set_rows(&rows);
+                index.set_rows(&rows.found);
+                // A row sent whose payload the store now holds: its write was confirmed.
+                let confirmed: Vec<(u64, u64)> = rows
+                    .sent
+                    .iter()
+                    .filter(|(digest, _, hash)| {
+                        index.get(*digest).is_some_and(|k| k.matches(*hash))
+                    })
+                    .map(|&(digest, row, _)| (digest, row))
+                    .collect();
+                index.set_rows(&confirmed);
                 // Last: the index is trusted from the moment its generation is stored.
                 store.save_index(&index)?;
             }

@@ -22,7 +22,7 @@ use tokio_util::sync::CancellationToken;
 use super::ending::SyncError;
 use crate::absent;
 use crate::input::{Known, Reader, Record};
-use crate::plan::{self, Duplicates, FileKeys, OnDuplicate, Planned, Planner};
+use crate::plan::{self, Duplicates, FileKeys, OnDuplicate, Planned, Planner, RowHashes};
 use crate::progress::Counters;
 use crate::state::{Doubt, Index, Indexed, StateError, Store};
 
@@ -80,8 +80,8 @@ pub struct Read {
     /// How many of the index's keys the file does not name; `None` unless it was read to the
     /// end.
     pub absent: Option<u64>,
-    /// The row hashes the index should remember, by key digest (see [`Index::set_rows`]).
-    pub rows: Vec<(u64, u64)>,
+    /// The row hashes the index should learn.
+    pub rows: RowHashes,
 }
 
 /// How the rows are planned.
@@ -272,7 +272,7 @@ fn read(
 }
 
 /// What the planning thread leaves: the file's keys, the index, the row hashes to record.
-type PlanningDone = (FileKeys, Arc<Index>, Vec<(u64, u64)>);
+type PlanningDone = (FileKeys, Arc<Index>, RowHashes);
 
 /// Marks the updates among `planned` in doubt, durably, before any of them can be sent.
 fn doubt_updates(store: &Store, planned: &[Planned]) -> Result<(), StateError> {
