@@ -21,7 +21,7 @@ use crate::outputs::Output;
 use crate::plan::RowHashes;
 use crate::report::{self, Absentee};
 use crate::runs::Recorder;
-use crate::state::{Index, Store};
+use crate::state::{Index, Known, StateError, Store};
 
 /// What a run did, as its end needs it.
 pub struct Work {
@@ -41,10 +41,51 @@ pub struct Work {
     pub summary: Option<Output>,
 }
 
+/// What the run changed in the store, for its index.
+struct Written {
+    index: Arc<Index>,
+    rows: RowHashes,
+    confirmed: Vec<(u64, Known)>,
+    deleted: Vec<u64>,
+}
+
+/// Stamps the store with the run and brings its index up to date (a dry run changes nothing
+/// but flushes).
+fn stamp(store: &Store, dry_run: bool, written: Written) -> Result<(), StateError> {
+    let Written {
+        index,
+        rows,
+        confirmed,
+        deleted,
+    } = written;
+    if !dry_run {
+        store.set_last_run(chrono::Utc::now().timestamp())?;
+        let unchanged = confirmed.is_empty() && deleted.is_empty() && rows.is_empty();
+        if !(unchanged && store.keep_index()?) {
+            // The reading and the sending are over: this is the last holder of the index.
+            let mut index = Arc::unwrap_or_clone(index);
+            index.update(confirmed, &deleted);
+            // After the writes, which know no row hash: a row found unchanged was not sent.
+            index.set_rows(&rows.found);
+            // A row sent whose payload the store now holds: its write was confirmed.
+            let confirmed: Vec<(u64, u64)> = rows
+                .sent
+                .iter()
+                .filter(|(digest, _, hash)| index.get(*digest).is_some_and(|k| k.matches(*hash)))
+                .map(|&(digest, row, _)| (digest, row))
+                .collect();
+            index.set_rows(&confirmed);
+            // Last: the index is trusted from the moment its generation is stored.
+            store.save_index(&index)?;
+        }
+    }
+    store.flush()
+}
+
 /// Writes what the run did and says how it ended; see the module doc.
 pub async fn finish(
     cfg: &SyncConfig,
-    store: &Store,
+    store: &Arc<Store>,
     work: Work,
     history: Recorder,
     started: Instant,
@@ -53,42 +94,26 @@ pub async fn finish(
     let Work {
         index,
         rows,
-        sent,
-        absent,
+        mut sent,
+        mut absent,
         requests,
         retries,
         sha256,
         summary: summary_file,
     } = work;
-    let stamped = (|| {
-        if !cfg.dry_run {
-            store.set_last_run(chrono::Utc::now().timestamp())?;
-            let unchanged =
-                sent.confirmed.is_empty() && absent.deleted.is_empty() && rows.is_empty();
-            if !(unchanged && store.keep_index()?) {
-                // The reading and the sending are over: this is the last holder of the index.
-                let mut index = Arc::unwrap_or_clone(index);
-                index.update(sent.confirmed, &absent.deleted);
-                // After the writes, which know no row hash: a row found unchanged was not sent.
-                index.set_rows(&rows.found);
-                // A row sent whose payload the store now holds: its write was confirmed.
-                let confirmed: Vec<(u64, u64)> = rows
-                    .sent
-                    .iter()
-                    .filter(|(digest, _, hash)| {
-                        index.get(*digest).is_some_and(|k| k.matches(*hash))
-                    })
-                    .map(|&(digest, row, _)| (digest, row))
-                    .collect();
-                index.set_rows(&confirmed);
-                // Last: the index is trusted from the moment its generation is stored.
-                store.save_index(&index)?;
-            }
-        }
-        store.flush()
-    })();
-    if let Err(e) = stamped {
-        return Err(abandon(history, e.into()));
+    let written = Written {
+        index,
+        rows,
+        confirmed: std::mem::take(&mut sent.confirmed),
+        deleted: std::mem::take(&mut absent.deleted),
+    };
+    // sled calls block: off the async workers, though nothing else runs by now.
+    let (store, dry_run) = (Arc::clone(store), cfg.dry_run);
+    let stamped = tokio::task::spawn_blocking(move || stamp(&store, dry_run, written)).await;
+    match stamped {
+        Ok(Ok(())) => {}
+        Ok(Err(e)) => return Err(abandon(history, e.into())),
+        Err(_) => return Err(abandon(history, SyncError::ReaderPanicked)),
     }
 
     let error: Option<SyncError> = match (sent.fatal, absent.refused) {
