@@ -585,20 +585,8 @@ mod tests {
             email: "ann@x.io".into(),
             firstname: "Ann".into(),
             lastname: lastname.into(),
-            middlename: None,
-            prefix: None,
-            suffix: None,
-            dob: None,
-            gender: None,
-            taxvat: None,
-            group_id: None,
             website_id: 1,
-            store_id: None,
-            is_subscribed: None,
-            custom_attributes: vec![],
-            address: None,
-            further_addresses: Vec::new(),
-            key_attribute: None,
+            ..Customer::default()
         }
     }
 
@@ -659,6 +647,23 @@ mod tests {
     /// The store has `c`'s values from the shop, but no hash (a `pull`).
     fn pulled(m: &mut Memory, c: &Customer) {
         m.put(c.key(), entry(0), Some(c.fields()));
+    }
+
+    /// The store has Ann Lee synced: most cases start from her.
+    fn lee_synced(m: &mut Memory) {
+        synced(m, &ann("Lee"));
+    }
+
+    /// Ann Lee synced, and her last sync failed.
+    fn lee_failed(m: &mut Memory) {
+        lee_synced(m);
+        m.fail(ann("Lee").key());
+    }
+
+    /// Ann Lee synced, and her last update in doubt.
+    fn lee_in_doubt(m: &mut Memory) {
+        lee_synced(m);
+        m.doubt(ann("Lee").key(), Doubt::Update);
     }
 
     /// A step, summed up for comparison.
@@ -770,14 +775,14 @@ mod tests {
             ),
             (
                 "a known key with the same hash is unchanged",
-                |m| synced(m, &ann("Lee")),
+                lee_synced,
                 NONE,
                 vec![valid(2, ann("Lee"))],
                 vec![SAME],
             ),
             (
                 "a changed hash is an update naming the changes",
-                |m| synced(m, &ann("Lee")),
+                lee_synced,
                 NONE,
                 vec![valid(2, ann("Park"))],
                 vec![update(&["lastname: Lee -> Park"], false)],
@@ -846,7 +851,7 @@ mod tests {
             ),
             (
                 "--force sends an unchanged row",
-                |m| synced(m, &ann("Lee")),
+                lee_synced,
                 FORCE,
                 vec![valid(2, ann("Lee"))],
                 vec![update(&[], false)],
@@ -874,7 +879,7 @@ mod tests {
             ),
             (
                 "--only-failed passes over a key that did not fail",
-                |m| synced(m, &ann("Lee")),
+                lee_synced,
                 ONLY_FAILED,
                 vec![valid(2, ann("Park"))],
                 vec![Want::Unchanged {
@@ -905,30 +910,21 @@ mod tests {
             ),
             (
                 "--only-failed updates a known key that failed",
-                |m| {
-                    synced(m, &ann("Lee"));
-                    m.fail(ann("Lee").key());
-                },
+                lee_failed,
                 ONLY_FAILED,
                 vec![valid(2, ann("Park"))],
                 vec![update(&["lastname: Lee -> Park"], false)],
             ),
             (
                 "--only-failed leaves a failed key whose row is what was last saved",
-                |m| {
-                    synced(m, &ann("Lee"));
-                    m.fail(ann("Lee").key());
-                },
+                lee_failed,
                 ONLY_FAILED,
                 vec![valid(2, ann("Lee"))],
                 vec![SAME],
             ),
             (
                 "a key whose last update is in doubt is sent again, though unchanged",
-                |m| {
-                    synced(m, &ann("Lee"));
-                    m.doubt(ann("Lee").key(), Doubt::Update);
-                },
+                lee_in_doubt,
                 NONE,
                 vec![valid(2, ann("Lee"))],
                 vec![resend(Doubt::Update, &[], false)],
@@ -945,10 +941,7 @@ mod tests {
             ),
             (
                 "a key in doubt with changes names them",
-                |m| {
-                    synced(m, &ann("Lee"));
-                    m.doubt(ann("Lee").key(), Doubt::Update);
-                },
+                lee_in_doubt,
                 NONE,
                 vec![valid(2, ann("Park"))],
                 vec![resend(Doubt::Update, &["lastname: Lee -> Park"], false)],
@@ -975,20 +968,14 @@ mod tests {
             ),
             (
                 "--only-failed sends a key in doubt that did not fail",
-                |m| {
-                    synced(m, &ann("Lee"));
-                    m.doubt(ann("Lee").key(), Doubt::Update);
-                },
+                lee_in_doubt,
                 ONLY_FAILED,
                 vec![valid(2, ann("Lee"))],
                 vec![resend(Doubt::Update, &[], false)],
             ),
             (
                 "--force says the key is in doubt",
-                |m| {
-                    synced(m, &ann("Lee"));
-                    m.doubt(ann("Lee").key(), Doubt::Update);
-                },
+                lee_in_doubt,
                 FORCE,
                 vec![valid(2, ann("Lee"))],
                 vec![resend(Doubt::Update, &[], false)],
@@ -1004,7 +991,7 @@ mod tests {
             ),
             (
                 "an invalid row keeps its message",
-                |m| synced(m, &ann("Lee")),
+                lee_synced,
                 FORCE,
                 vec![invalid(4, "ann@x.io", Some(1))],
                 vec![Want::Invalid("line 4: bad".into())],
@@ -1032,7 +1019,7 @@ mod tests {
             ),
             (
                 "a duplicate of an unchanged row is still a duplicate",
-                |m| synced(m, &ann("Lee")),
+                lee_synced,
                 NONE,
                 vec![valid(2, ann("Lee")), valid(3, ann("Lee"))],
                 vec![
