@@ -20,31 +20,6 @@ fn row_hashes(state: &Path) -> Vec<u64> {
         .collect()
 }
 
-/// Runs a sync with a report; its rows and summary.
-async fn run(
-    env: &TestEnv,
-    csv: &Path,
-    args: &[&str],
-    code: i32,
-) -> (
-    Vec<std::collections::HashMap<String, String>>,
-    serde_json::Value,
-) {
-    let report = env.path("r.csv");
-    let summary_path = env.path("s.json");
-    let mut all = vec![
-        "--rate",
-        "0",
-        "--report",
-        report.to_str().unwrap(),
-        "--summary-json",
-        summary_path.to_str().unwrap(),
-    ];
-    all.extend(args);
-    env.sync(csv, &all).await.expect_code(code);
-    (read_report(&report), summary(&summary_path))
-}
-
 fn actions(rows: &[std::collections::HashMap<String, String>]) -> Vec<(String, String)> {
     let mut got: Vec<(String, String)> = rows
         .iter()
@@ -61,7 +36,7 @@ async fn synced_and_recorded(env: &TestEnv, csv: &Path, n: usize) {
         row_hashes(&env.state()).iter().all(|&h| h == 0),
         "sent rows record none"
     );
-    let (rows, _) = run(env, csv, &[], 0).await;
+    let (rows, _) = env.sync_with_outputs(csv, &[], 0).await;
     assert!(rows.iter().all(|r| r["action"] == "unchanged"));
     let hashes = row_hashes(&env.state());
     assert_eq!(hashes.len(), n);
@@ -76,7 +51,7 @@ async fn a_changed_cell_updates_exactly_its_row_and_the_rest_stay_fast() {
     let env = TestEnv::new(Faults::default()).await;
     let csv = env.write("in.csv", &customers_csv(20, ""));
     synced_and_recorded(&env, &csv, 20).await;
-    let (rows, s) = run(&env, &csv, &[], 0).await;
+    let (rows, s) = env.sync_with_outputs(&csv, &[], 0).await;
     assert!(
         rows.iter()
             .all(|r| r["action"] == "unchanged" && r["status"] == "ok")
@@ -93,7 +68,7 @@ async fn a_changed_cell_updates_exactly_its_row_and_the_rest_stay_fast() {
     let changed = customers_csv(20, "").replace("Fïrst7,", "Seven,");
     env.write("in.csv", &changed);
     let before = env.count("PUT");
-    let (rows, _) = run(&env, &csv, &[], 0).await;
+    let (rows, _) = env.sync_with_outputs(&csv, &[], 0).await;
     let updated: Vec<_> = rows.iter().filter(|r| r["action"] == "update").collect();
     assert_eq!(updated.len(), 1, "{rows:?}");
     assert_eq!(updated[0]["email"], "user7@example.com");
@@ -104,7 +79,7 @@ async fn a_changed_cell_updates_exactly_its_row_and_the_rest_stay_fast() {
         "Seven"
     );
     // The next run knows the sent row only by its values, then by its hash again.
-    let (rows, _) = run(&env, &csv, &[], 0).await;
+    let (rows, _) = env.sync_with_outputs(&csv, &[], 0).await;
     assert!(rows.iter().all(|r| r["action"] == "unchanged"));
     assert!(row_hashes(&env.state()).iter().all(|&h| h != 0));
 }
@@ -118,7 +93,9 @@ async fn another_empty_value_or_mapping_is_planned_by_the_values() {
          ann@example.com,Ann,Lee,NULL,Annie\nbo@example.com,Bo,Ek,Jon,Bobo\n",
     );
     synced_and_recorded(&env, &csv, 2).await;
-    let (rows, _) = run(&env, &csv, &["--empty-value", "NULL"], 0).await;
+    let (rows, _) = env
+        .sync_with_outputs(&csv, &["--empty-value", "NULL"], 0)
+        .await;
     assert_eq!(
         actions(&rows),
         [
@@ -134,14 +111,11 @@ async fn another_empty_value_or_mapping_is_planned_by_the_values() {
     );
 
     // Recorded under the token; a mapping that reads the ignored column is another reading.
-    run(&env, &csv, &["--empty-value", "NULL"], 0).await;
-    let (rows, _) = run(
-        &env,
-        &csv,
-        &["--empty-value", "NULL", "--map", "nick=prefix"],
-        0,
-    )
-    .await;
+    env.sync_with_outputs(&csv, &["--empty-value", "NULL"], 0)
+        .await;
+    let (rows, _) = env
+        .sync_with_outputs(&csv, &["--empty-value", "NULL", "--map", "nick=prefix"], 0)
+        .await;
     assert_eq!(
         actions(&rows),
         [("2".into(), "update".into()), ("3".into(), "update".into())]
@@ -173,25 +147,26 @@ async fn a_key_in_doubt_or_failed_is_not_taken_as_unchanged() {
         ..Faults::default()
     })
     .await;
-    run(&env, &mistake, &["--retries", "0"], 3).await;
+    env.sync_with_outputs(&mistake, &["--retries", "0"], 3)
+        .await;
     env.restart(Faults::default()).await;
-    let (rows, _) = run(&env, &original, &[], 0).await;
+    let (rows, _) = env.sync_with_outputs(&original, &[], 0).await;
     assert_eq!(rows[0]["action"], "update", "{rows:?}");
     assert!(
         rows[0]["message"].contains("answer to the last update was lost"),
         "{rows:?}"
     );
-    run(&env, &original, &[], 0).await;
+    env.sync_with_outputs(&original, &[], 0).await;
 
     // A refused row is refused again, run after run: it is never recorded.
-    let (first, _) = run(&env, &refused, &[], 3).await;
+    let (first, _) = env.sync_with_outputs(&refused, &[], 3).await;
     assert_ne!(first[0]["status"], "ok", "{first:?}");
     for _ in 0..2 {
-        let (rows, _) = run(&env, &refused, &[], 3).await;
+        let (rows, _) = env.sync_with_outputs(&refused, &[], 3).await;
         assert_eq!(rows[0]["action"], first[0]["action"], "{rows:?}");
         assert_eq!(rows[0]["status"], first[0]["status"], "{rows:?}");
     }
-    let (rows, _) = run(&env, &original, &[], 0).await;
+    let (rows, _) = env.sync_with_outputs(&original, &[], 0).await;
     assert_eq!(rows[0]["action"], "unchanged", "{rows:?}");
 }
 
@@ -209,7 +184,9 @@ async fn duplicates_and_absent_customers_count_as_by_the_values() {
     let mut file = lines.join("\n");
     file.push_str(&format!("\n{user2}\n{shouted}\n"));
     env.write("in.csv", &file);
-    let (rows, s) = run(&env, &csv, &["--max-absent", "100%"], 3).await;
+    let (rows, s) = env
+        .sync_with_outputs(&csv, &["--max-absent", "100%"], 3)
+        .await;
     let want: Vec<(String, String)> = (2..=10)
         .map(|l| (l.to_string(), "unchanged".to_owned()))
         .chain([(11, "invalid"), (12, "invalid")].map(|(l, a)| (l.to_string(), a.to_owned())))
