@@ -361,14 +361,14 @@ fn decode(body: &[u8]) -> Result<Value, ApiError> {
 /// How a write request is read, by the customer routes and the bulk routes alike: `admit`ted
 /// with `resource`, then its body decoded. The store view and the body, whose error the route
 /// answers in its own order (after the store's, which decoding first would hide), or the
-/// refusal's response.
+/// refusal.
 pub(crate) fn read_write(
     state: &AppState,
     headers: &HeaderMap,
     resource: &str,
     body: &[u8],
-) -> Result<(Option<i64>, Result<Value, ApiError>), Response> {
-    let scope = admit(state, headers, resource).map_err(refusal_response)?;
+) -> Result<(Option<i64>, Result<Value, ApiError>), Refusal> {
+    let scope = admit(state, headers, resource)?;
     Ok((scope, decode(body)))
 }
 
@@ -380,7 +380,7 @@ async fn create(
 ) -> Response {
     let (scope, body) = match read_write(&state, &headers, ACL_MANAGE, &body) {
         Ok(read) => read,
-        Err(refusal) => return refusal,
+        Err(refusal) => return refusal_response(refusal),
     };
     let result = match customers(&state).await {
         Ok(mut store) => body.and_then(|b| store.create(&state.shop, &b, scope, Utc::now())),
@@ -398,7 +398,7 @@ async fn update(
 ) -> Response {
     let body = match read_write(&state, &headers, ACL_MANAGE, &body) {
         Ok((_, body)) => body,
-        Err(refusal) => return refusal,
+        Err(refusal) => return refusal_response(refusal),
     };
     let id = id.map(|Path(id)| id).unwrap_or_default();
     let result = match customers(&state).await {

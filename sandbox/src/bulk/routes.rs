@@ -81,7 +81,7 @@ async fn submit(
 ) -> Response {
     let (scope, body) = match read_write(state, headers, ACL_MANAGE, body) {
         Ok(read) => read,
-        Err(refusal) => return refusal,
+        Err(refusal) => return refusal_response(refusal),
     };
     let items = match body.and_then(bind_items) {
         Ok(items) => items,
