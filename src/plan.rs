@@ -708,6 +708,17 @@ mod tests {
         }
     }
 
+    /// Plans `records` in order, each step summed up.
+    fn plan_all<S: Lookup>(
+        planner: &mut Planner<'_, S>,
+        records: impl IntoIterator<Item = Record>,
+    ) -> Vec<Want> {
+        records
+            .into_iter()
+            .map(|r| sum_up(&planner.plan(r).expect("the fake does not fail")))
+            .collect()
+    }
+
     fn sum_up(p: &Planned) -> Want {
         match &p.step {
             Step::Invalid(m) => Want::Invalid(m.clone()),
@@ -1057,10 +1068,7 @@ mod tests {
             let mut state = Memory::default();
             setup(&mut state);
             let mut planner = Planner::new(&state, options);
-            let got: Vec<Want> = records
-                .into_iter()
-                .map(|r| sum_up(&planner.plan(r).expect("the fake does not fail")))
-                .collect();
+            let got = plan_all(&mut planner, records);
             assert_eq!(got, want, "{name}");
         }
     }
@@ -1137,10 +1145,7 @@ mod tests {
                 ..NONE
             };
             let mut planner = Planner::new(&state, options).with_duplicates(duplicates);
-            let got: Vec<Want> = file()
-                .into_iter()
-                .map(|r| sum_up(&planner.plan(r).expect("plan")))
-                .collect();
+            let got = plan_all(&mut planner, file());
             assert_eq!(got, want, "{mode:?}");
             let keys = planner.into_keys();
             assert!(keys.contains(&Key::new(1, "ann@x.io")), "{mode:?}");
@@ -1172,10 +1177,7 @@ mod tests {
             // The id differs in case only: another key (Magento keeps the case too).
             valid(5, legacy("l-1", "l1@x.io")),
         ];
-        let got: Vec<Want> = file
-            .into_iter()
-            .map(|r| sum_up(&planner.plan(r).expect("plan")))
-            .collect();
+        let got = plan_all(&mut planner, file);
         let want = [
             update(&["email: ann@x.io -> ann.new@x.io"], false),
             Want::Create,
@@ -1297,10 +1299,7 @@ mod tests {
             valid(7, c("new@x.io")),
             invalid(8, "c@x.io", Some(1)),
         ];
-        let got: Vec<Want> = file
-            .into_iter()
-            .map(|r| sum_up(&planner.plan(r).expect("plan")))
-            .collect();
+        let got = plan_all(&mut planner, file);
         let dup = duplicate_of;
         let bad = Want::Invalid("line 8: bad".into());
         assert_eq!(
@@ -1344,10 +1343,7 @@ mod tests {
             same(3, &ann("Lee")),
             valid(4, ann("Park")),
         ];
-        let got: Vec<Want> = file
-            .into_iter()
-            .map(|r| sum_up(&planner.plan(r).expect("plan")))
-            .collect();
+        let got = plan_all(&mut planner, file);
         assert_eq!(got, vec![SAME, dup(3, 2), dup(4, 2)]);
         let p = planner.plan(same(5, &ann("Kim"))).expect("plan");
         assert_eq!(p.row.email, "ann@x.io");
@@ -1375,10 +1371,7 @@ mod tests {
             ..NONE
         };
         let mut planner = Planner::new(&state, options).with_duplicates(duplicates);
-        let got: Vec<Want> = file()
-            .into_iter()
-            .map(|r| sum_up(&planner.plan(r).expect("plan")))
-            .collect();
+        let got = plan_all(&mut planner, file());
         assert_eq!(got, vec![dup(2, 3), SAME]);
     }
 
@@ -1462,19 +1455,14 @@ mod tests {
         synced(&mut m, &ann("Lee"));
         let state = IndexOnly(m);
         let mut planner = Planner::new(&state, NONE);
-        let got: Vec<Want> = [
-            valid(2, ann("Lee")),
-            valid(
-                3,
-                Customer {
-                    website_id: 2,
-                    ..ann("Lee")
-                },
-            ),
-        ]
-        .into_iter()
-        .map(|r| sum_up(&planner.plan(r).expect("plan")))
-        .collect();
+        let other_website = Customer {
+            website_id: 2,
+            ..ann("Lee")
+        };
+        let got = plan_all(
+            &mut planner,
+            [valid(2, ann("Lee")), valid(3, other_website)],
+        );
         assert_eq!(got, vec![SAME, Want::Create]);
     }
 }
