@@ -10,10 +10,11 @@
 //! of it, and at least 40 times under the per-request floor.
 
 use std::path::Path;
-use std::process::{Command, Stdio};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use custsync_sandbox::{self as sandbox, SandboxConfig};
+
+mod common;
 
 #[global_allocator]
 static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
@@ -115,24 +116,9 @@ async fn sync(csv: &Path, dir: &Path) -> Run {
         .expect("sandbox");
     let state = dir.join("state");
     std::fs::create_dir(&state).expect("state");
-    // custsync refuses a state directory other users may enter.
-    std::fs::set_permissions(&state, std::os::unix::fs::PermissionsExt::from_mode(0o700))
-        .expect("chmod state");
-    let mut cmd = Command::new(env!("CARGO_BIN_EXE_custsync"));
-    cmd.env("CUSTSYNC_CLIENT_SECRET", "sandbox")
-        .args(["sync", csv.to_str().unwrap(), "--quiet"])
-        .args(["--state", state.to_str().unwrap()])
-        .args(["--endpoint", &sb.endpoint(), "--ims-url", &sb.ims_url()])
-        .args(["--client-id", "sandbox"])
-        .args(["--rate", &RATE.to_string(), "--bulk", &BULK.to_string()])
-        .stdout(Stdio::null());
-    // The whole command, start-up and token included: what `time custsync sync` shows.
-    let started = Instant::now();
-    let status = tokio::task::spawn_blocking(move || cmd.status().expect("run"))
-        .await
-        .expect("join");
-    let elapsed = started.elapsed();
-    assert!(status.success(), "custsync failed: {status}");
+    common::make_private(&state);
+    let (rate, bulk) = (RATE.to_string(), BULK.to_string());
+    let elapsed = common::timed_sync(&sb, csv, &state, &["--rate", &rate, "--bulk", &bulk]).await;
     let requests = sb.stats().requests;
     let customer_routes = requests.iter().filter(|r| r.path.starts_with("/sandbox/"));
     let (mut submissions, mut polls, mut other) = (0, 0, 0);

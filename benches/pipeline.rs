@@ -17,6 +17,8 @@ use custsync::input::{Mapping, Reader, Record};
 use custsync::state::{Entry, Op, Store};
 use custsync_sandbox::{self as sandbox, Faults, SandboxConfig};
 
+mod common;
+
 // The binary's allocator, for the sandbox that runs in this process: under glibc's malloc it
 // answered 5% slower at --concurrency 64.
 #[global_allocator]
@@ -534,43 +536,10 @@ async fn send(
 ) -> (Duration, u64) {
     let sb = start_sandbox(latency).await;
     let state = tempfile::tempdir_in(dir).expect("state");
-    // custsync refuses a state directory other users may enter.
-    std::fs::set_permissions(
-        state.path(),
-        std::os::unix::fs::PermissionsExt::from_mode(0o700),
-    )
-    .expect("chmod state");
-    let mut cmd = Command::new(env!("CARGO_BIN_EXE_custsync"));
-    cmd.env("CUSTSYNC_CLIENT_SECRET", "sandbox")
-        .args([
-            "sync",
-            csv.to_str().unwrap(),
-            "--quiet",
-            "--state",
-            state.path().to_str().unwrap(),
-        ])
-        .args([
-            "--endpoint",
-            &sb.endpoint(),
-            "--ims-url",
-            &sb.ims_url(),
-            "--client-id",
-            "sandbox",
-        ])
-        .args([
-            "--concurrency",
-            &concurrency.to_string(),
-            "--rate",
-            &rate.unwrap_or(0).to_string(),
-        ])
-        .stdout(Stdio::null());
-    // The whole command, start-up and token included: what `time custsync sync` shows.
-    let started = Instant::now();
-    let status = tokio::task::spawn_blocking(move || cmd.status().expect("run"))
-        .await
-        .expect("join");
-    let elapsed = started.elapsed();
-    assert!(status.success(), "custsync failed: {status}");
+    common::make_private(state.path());
+    let (concurrency, rate) = (concurrency.to_string(), rate.unwrap_or(0).to_string());
+    let extra = ["--concurrency", &concurrency, "--rate", &rate];
+    let elapsed = common::timed_sync(&sb, csv, state.path(), &extra).await;
     let connections = sb.stats().connections;
     sb.shutdown().await;
     (elapsed, connections)

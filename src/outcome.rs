@@ -407,20 +407,8 @@ mod tests {
             email: "a@x.io".into(),
             firstname: "A".into(),
             lastname: "Å".into(),
-            middlename: None,
-            prefix: None,
-            suffix: None,
-            dob: None,
-            gender: None,
-            taxvat: None,
-            group_id: None,
             website_id: 1,
-            store_id: None,
-            is_subscribed: None,
-            custom_attributes: vec![],
-            address: None,
-            further_addresses: vec![],
-            key_attribute: None,
+            ..Customer::default()
         })
     }
 

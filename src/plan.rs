@@ -612,20 +612,8 @@ mod tests {
             email: "ann@x.io".into(),
             firstname: "Ann".into(),
             lastname: lastname.into(),
-            middlename: None,
-            prefix: None,
-            suffix: None,
-            dob: None,
-            gender: None,
-            taxvat: None,
-            group_id: None,
             website_id: 1,
-            store_id: None,
-            is_subscribed: None,
-            custom_attributes: vec![],
-            address: None,
-            further_addresses: Vec::new(),
-            key_attribute: None,
+            ..Customer::default()
         }
     }
 
@@ -688,6 +676,23 @@ mod tests {
         m.put(c.key(), entry(0), Some(c.fields()));
     }
 
+    /// The store has Ann Lee synced: most cases start from her.
+    fn lee_synced(m: &mut Memory) {
+        synced(m, &ann("Lee"));
+    }
+
+    /// Ann Lee synced, and her last sync failed.
+    fn lee_failed(m: &mut Memory) {
+        lee_synced(m);
+        m.fail(ann("Lee").key());
+    }
+
+    /// Ann Lee synced, and her last update in doubt.
+    fn lee_in_doubt(m: &mut Memory) {
+        lee_synced(m);
+        m.doubt(ann("Lee").key(), Doubt::Update);
+    }
+
     /// A step, summed up for comparison.
     #[derive(Debug, Clone, PartialEq)]
     enum Want {
@@ -728,6 +733,17 @@ mod tests {
             send_address,
             doubt: Some(doubt),
         }
+    }
+
+    /// Plans `records` in order, each step summed up.
+    fn plan_all<S: Lookup>(
+        planner: &mut Planner<'_, S>,
+        records: impl IntoIterator<Item = Record>,
+    ) -> Vec<Want> {
+        records
+            .into_iter()
+            .map(|r| sum_up(&planner.plan(r).expect("the fake does not fail")))
+            .collect()
     }
 
     fn sum_up(p: &Planned) -> Want {
@@ -797,14 +813,14 @@ mod tests {
             ),
             (
                 "a known key with the same hash is unchanged",
-                |m| synced(m, &ann("Lee")),
+                lee_synced,
                 NONE,
                 vec![valid(2, ann("Lee"))],
                 vec![SAME],
             ),
             (
                 "a changed hash is an update naming the changes",
-                |m| synced(m, &ann("Lee")),
+                lee_synced,
                 NONE,
                 vec![valid(2, ann("Park"))],
                 vec![update(&["lastname: Lee -> Park"], false)],
@@ -873,7 +889,7 @@ mod tests {
             ),
             (
                 "--force sends an unchanged row",
-                |m| synced(m, &ann("Lee")),
+                lee_synced,
                 FORCE,
                 vec![valid(2, ann("Lee"))],
                 vec![update(&[], false)],
@@ -901,7 +917,7 @@ mod tests {
             ),
             (
                 "--only-failed passes over a key that did not fail",
-                |m| synced(m, &ann("Lee")),
+                lee_synced,
                 ONLY_FAILED,
                 vec![valid(2, ann("Park"))],
                 vec![Want::Unchanged {
@@ -932,30 +948,21 @@ mod tests {
             ),
             (
                 "--only-failed updates a known key that failed",
-                |m| {
-                    synced(m, &ann("Lee"));
-                    m.fail(ann("Lee").key());
-                },
+                lee_failed,
                 ONLY_FAILED,
                 vec![valid(2, ann("Park"))],
                 vec![update(&["lastname: Lee -> Park"], false)],
             ),
             (
                 "--only-failed leaves a failed key whose row is what was last saved",
-                |m| {
-                    synced(m, &ann("Lee"));
-                    m.fail(ann("Lee").key());
-                },
+                lee_failed,
                 ONLY_FAILED,
                 vec![valid(2, ann("Lee"))],
                 vec![SAME],
             ),
             (
                 "a key whose last update is in doubt is sent again, though unchanged",
-                |m| {
-                    synced(m, &ann("Lee"));
-                    m.doubt(ann("Lee").key(), Doubt::Update);
-                },
+                lee_in_doubt,
                 NONE,
                 vec![valid(2, ann("Lee"))],
                 vec![resend(Doubt::Update, &[], false)],
@@ -972,10 +979,7 @@ mod tests {
             ),
             (
                 "a key in doubt with changes names them",
-                |m| {
-                    synced(m, &ann("Lee"));
-                    m.doubt(ann("Lee").key(), Doubt::Update);
-                },
+                lee_in_doubt,
                 NONE,
                 vec![valid(2, ann("Park"))],
                 vec![resend(Doubt::Update, &["lastname: Lee -> Park"], false)],
@@ -1002,20 +1006,14 @@ mod tests {
             ),
             (
                 "--only-failed sends a key in doubt that did not fail",
-                |m| {
-                    synced(m, &ann("Lee"));
-                    m.doubt(ann("Lee").key(), Doubt::Update);
-                },
+                lee_in_doubt,
                 ONLY_FAILED,
                 vec![valid(2, ann("Lee"))],
                 vec![resend(Doubt::Update, &[], false)],
             ),
             (
                 "--force says the key is in doubt",
-                |m| {
-                    synced(m, &ann("Lee"));
-                    m.doubt(ann("Lee").key(), Doubt::Update);
-                },
+                lee_in_doubt,
                 FORCE,
                 vec![valid(2, ann("Lee"))],
                 vec![resend(Doubt::Update, &[], false)],
@@ -1031,7 +1029,7 @@ mod tests {
             ),
             (
                 "an invalid row keeps its message",
-                |m| synced(m, &ann("Lee")),
+                lee_synced,
                 FORCE,
                 vec![invalid(4, "ann@x.io", Some(1))],
                 vec![Want::Invalid("line 4: bad".into())],
@@ -1059,7 +1057,7 @@ mod tests {
             ),
             (
                 "a duplicate of an unchanged row is still a duplicate",
-                |m| synced(m, &ann("Lee")),
+                lee_synced,
                 NONE,
                 vec![valid(2, ann("Lee")), valid(3, ann("Lee"))],
                 vec![
@@ -1097,10 +1095,7 @@ mod tests {
             let mut state = Memory::default();
             setup(&mut state);
             let mut planner = Planner::new(&state, options);
-            let got: Vec<Want> = records
-                .into_iter()
-                .map(|r| sum_up(&planner.plan(r).expect("the fake does not fail")))
-                .collect();
+            let got = plan_all(&mut planner, records);
             assert_eq!(got, want, "{name}");
         }
     }
@@ -1177,10 +1172,7 @@ mod tests {
                 ..NONE
             };
             let mut planner = Planner::new(&state, options).with_duplicates(duplicates);
-            let got: Vec<Want> = file()
-                .into_iter()
-                .map(|r| sum_up(&planner.plan(r).expect("plan")))
-                .collect();
+            let got = plan_all(&mut planner, file());
             assert_eq!(got, want, "{mode:?}");
             let keys = planner.into_keys();
             assert!(keys.contains(&Key::new(1, "ann@x.io")), "{mode:?}");
@@ -1212,10 +1204,7 @@ mod tests {
             // The id differs in case only: another key (Magento keeps the case too).
             valid(5, legacy("l-1", "l1@x.io")),
         ];
-        let got: Vec<Want> = file
-            .into_iter()
-            .map(|r| sum_up(&planner.plan(r).expect("plan")))
-            .collect();
+        let got = plan_all(&mut planner, file);
         let want = [
             update(&["email: ann@x.io -> ann.new@x.io"], false),
             Want::Create,
@@ -1337,10 +1326,7 @@ mod tests {
             valid(7, c("new@x.io")),
             invalid(8, "c@x.io", Some(1)),
         ];
-        let got: Vec<Want> = file
-            .into_iter()
-            .map(|r| sum_up(&planner.plan(r).expect("plan")))
-            .collect();
+        let got = plan_all(&mut planner, file);
         let dup = duplicate_of;
         let bad = Want::Invalid("line 8: bad".into());
         assert_eq!(
@@ -1384,10 +1370,7 @@ mod tests {
             same(3, &ann("Lee")),
             valid(4, ann("Park")),
         ];
-        let got: Vec<Want> = file
-            .into_iter()
-            .map(|r| sum_up(&planner.plan(r).expect("plan")))
-            .collect();
+        let got = plan_all(&mut planner, file);
         assert_eq!(got, vec![SAME, dup(3, 2), dup(4, 2)]);
         let p = planner.plan(same(5, &ann("Kim"))).expect("plan");
         assert_eq!(p.row.email, "ann@x.io");
@@ -1415,10 +1398,7 @@ mod tests {
             ..NONE
         };
         let mut planner = Planner::new(&state, options).with_duplicates(duplicates);
-        let got: Vec<Want> = file()
-            .into_iter()
-            .map(|r| sum_up(&planner.plan(r).expect("plan")))
-            .collect();
+        let got = plan_all(&mut planner, file());
         assert_eq!(got, vec![dup(2, 3), SAME]);
     }
 
@@ -1518,19 +1498,14 @@ mod tests {
         synced(&mut m, &ann("Lee"));
         let state = IndexOnly(m);
         let mut planner = Planner::new(&state, NONE);
-        let got: Vec<Want> = [
-            valid(2, ann("Lee")),
-            valid(
-                3,
-                Customer {
-                    website_id: 2,
-                    ..ann("Lee")
-                },
-            ),
-        ]
-        .into_iter()
-        .map(|r| sum_up(&planner.plan(r).expect("plan")))
-        .collect();
+        let other_website = Customer {
+            website_id: 2,
+            ..ann("Lee")
+        };
+        let got = plan_all(
+            &mut planner,
+            [valid(2, ann("Lee")), valid(3, other_website)],
+        );
         assert_eq!(got, vec![SAME, Want::Create]);
     }
 }

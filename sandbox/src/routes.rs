@@ -354,8 +354,22 @@ fn authorized(state: &AppState, headers: &HeaderMap) -> bool {
     })
 }
 
-pub(crate) fn decode(body: &[u8]) -> Result<Value, ApiError> {
+fn decode(body: &[u8]) -> Result<Value, ApiError> {
     serde_json::from_slice(body).map_err(|_| ApiError::decoding())
+}
+
+/// How a write request is read, by the customer routes and the bulk routes alike: `admit`ted
+/// with `resource`, then its body decoded. The store view and the body, whose error the route
+/// answers in its own order (after the store's, which decoding first would hide), or the
+/// refusal.
+pub(crate) fn read_write(
+    state: &AppState,
+    headers: &HeaderMap,
+    resource: &str,
+    body: &[u8],
+) -> Result<(Option<i64>, Result<Value, ApiError>), Refusal> {
+    let scope = admit(state, headers, resource)?;
+    Ok((scope, decode(body)))
 }
 
 async fn create(
@@ -364,14 +378,12 @@ async fn create(
     headers: HeaderMap,
     body: Bytes,
 ) -> Response {
-    let scope = match admit(&state, &headers, ACL_MANAGE) {
-        Ok(scope) => scope,
+    let (scope, body) = match read_write(&state, &headers, ACL_MANAGE, &body) {
+        Ok(read) => read,
         Err(refusal) => return refusal_response(refusal),
     };
     let result = match customers(&state).await {
-        Ok(mut store) => {
-            decode(&body).and_then(|b| store.create(&state.shop, &b, scope, Utc::now()))
-        }
+        Ok(mut store) => body.and_then(|b| store.create(&state.shop, &b, scope, Utc::now())),
         Err(e) => Err(e),
     };
     answer_write(&state, &kill, result).await
@@ -384,12 +396,13 @@ async fn update(
     id: Result<Path<String>, PathRejection>,
     body: Bytes,
 ) -> Response {
-    if let Err(refusal) = admit(&state, &headers, ACL_MANAGE) {
-        return refusal_response(refusal);
-    }
+    let body = match read_write(&state, &headers, ACL_MANAGE, &body) {
+        Ok((_, body)) => body,
+        Err(refusal) => return refusal_response(refusal),
+    };
     let id = id.map(|Path(id)| id).unwrap_or_default();
     let result = match customers(&state).await {
-        Ok(mut store) => decode(&body).and_then(|b| store.update(&state.shop, &id, &b, Utc::now())),
+        Ok(mut store) => body.and_then(|b| store.update(&state.shop, &id, &b, Utc::now())),
         Err(e) => Err(e),
     };
     answer_write(&state, &kill, result).await

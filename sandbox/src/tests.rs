@@ -70,6 +70,11 @@ pub(crate) async fn json_of(response: reqwest::Response) -> (u16, Value) {
     (status, response.json().await.expect("JSON body"))
 }
 
+/// Sends `request`; the status and the JSON body of the answer.
+async fn answer_of(request: reqwest::RequestBuilder) -> (u16, Value) {
+    json_of(request.send().await.expect("answer")).await
+}
+
 fn new_customer(email: &str) -> Value {
     json!({"customer": {"email": email, "firstname": "Ann", "lastname": "Lee"}})
 }
@@ -162,30 +167,16 @@ async fn token_flow_and_bearer_checks() {
     assert_eq!(c.post(query).send().await.expect("answer").status(), 200);
 
     let url = format!("{}/V1/customers/1", sb.endpoint());
-    let (status, body) = json_of(c.get(&url).send().await.expect("answer")).await;
+    let (status, body) = answer_of(c.get(&url)).await;
     assert_eq!(status, 401);
     assert_eq!(
         body,
         json!({"message": "The consumer isn't authorized to access %resources.",
         "parameters": {"resources": "Magento_Customer::customer"}})
     );
-    let (status, _) = json_of(
-        c.get(&url)
-            .bearer_auth("eyJforged")
-            .send()
-            .await
-            .expect("answer"),
-    )
-    .await;
+    let (status, _) = answer_of(c.get(&url).bearer_auth("eyJforged")).await;
     assert_eq!(status, 401);
-    let (status, body) = json_of(
-        c.get(&url)
-            .bearer_auth(issued)
-            .send()
-            .await
-            .expect("answer"),
-    )
-    .await;
+    let (status, body) = answer_of(c.get(&url).bearer_auth(issued)).await;
     assert_eq!(status, 404);
     assert_eq!(
         body["parameters"],
@@ -201,13 +192,7 @@ async fn token_flow_and_bearer_checks() {
     .await;
     let expired = token(&c, &short).await;
     let url = format!("{}/V1/customers/1", short.endpoint());
-    let response = c
-        .delete(url)
-        .bearer_auth(expired)
-        .send()
-        .await
-        .expect("answer");
-    let (status, body) = json_of(response).await;
+    let (status, body) = answer_of(c.delete(url).bearer_auth(expired)).await;
     assert_eq!(
         (status, &body["parameters"]["resources"]),
         (401, &json!("Magento_Customer::delete"))
@@ -229,25 +214,19 @@ async fn magento_error_shapes_and_success_answers() {
         format!("{}/V1/orders", sb.endpoint()),
     ] {
         assert_eq!(
-            json_of(c.get(url).bearer_auth(&t).send().await.expect("answer")).await,
+            answer_of(c.get(url).bearer_auth(&t)).await,
             (404, route_miss.clone())
         );
     }
-    let patch = c
-        .patch(format!("{customers}/1"))
-        .bearer_auth(&t)
-        .send()
-        .await
-        .expect("answer");
-    assert_eq!(json_of(patch).await, (404, route_miss.clone()));
-    let bad_store = c
-        .get(format!("{customers}/1"))
-        .bearer_auth(&t)
-        .header("Store", "nowhere")
-        .send()
-        .await
-        .expect("answer");
-    assert_eq!(json_of(bad_store).await, (404, route_miss));
+    let patch = answer_of(c.patch(format!("{customers}/1")).bearer_auth(&t)).await;
+    assert_eq!(patch, (404, route_miss.clone()));
+    let bad_store = answer_of(
+        c.get(format!("{customers}/1"))
+            .bearer_auth(&t)
+            .header("Store", "nowhere"),
+    )
+    .await;
+    assert_eq!(bad_store, (404, route_miss));
 
     // Decoding comes after the ACL check.
     let garbage = || {
@@ -255,24 +234,18 @@ async fn magento_error_shapes_and_success_answers() {
             .header("content-type", "application/json")
             .body("{not json")
     };
+    assert_eq!(answer_of(garbage()).await.0, 401);
     assert_eq!(
-        json_of(garbage().send().await.expect("answer")).await.0,
-        401
-    );
-    assert_eq!(
-        json_of(garbage().bearer_auth(&t).send().await.expect("answer")).await,
+        answer_of(garbage().bearer_auth(&t)).await,
         (400, json!({"message": "Decoding error."}))
     );
 
-    let (status, created) = json_of(
+    let (status, created) = answer_of(
         c.post(&customers)
             .bearer_auth(&t)
             .header("Store", "second")
             .header("x-api-key", "whatever")
-            .json(&new_customer("ann@x.com"))
-            .send()
-            .await
-            .expect("answer"),
+            .json(&new_customer("ann@x.com")),
     )
     .await;
     assert_eq!(status, 200);
@@ -282,13 +255,10 @@ async fn magento_error_shapes_and_success_answers() {
     );
     let id_url = format!("{customers}/1");
 
-    let (status, body) = json_of(
+    let (status, body) = answer_of(
         c.put(&id_url)
             .bearer_auth(&t)
-            .json(&json!({"customer": {"lastname": "Doe"}}))
-            .send()
-            .await
-            .expect("answer"),
+            .json(&json!({"customer": {"lastname": "Doe"}})),
     )
     .await;
     assert_eq!(
@@ -300,14 +270,11 @@ async fn magento_error_shapes_and_success_answers() {
         (200, Some("Doe"), Some("Ann"))
     );
 
-    let (status, body) = json_of(
+    let (status, body) = answer_of(
         c.post(&customers)
             .bearer_auth(&t)
             .json(&json!({"customer": {"email": "b@x.com",
-        "firstname": "B", "lastname": "C", "addresses": [{"country_id": "US"}]}}))
-            .send()
-            .await
-            .expect("answer"),
+        "firstname": "B", "lastname": "C", "addresses": [{"country_id": "US"}]}})),
     )
     .await;
     assert_eq!(status, 400);
@@ -319,30 +286,23 @@ async fn magento_error_shapes_and_success_answers() {
     assert!(body.get("parameters").is_none());
 
     let search = format!("{}/V1/customers/search", sb.endpoint());
-    let (status, body) =
-        json_of(c.get(&search).bearer_auth(&t).send().await.expect("answer")).await;
+    let (status, body) = answer_of(c.get(&search).bearer_auth(&t)).await;
     assert_eq!(
         (status, body["parameters"].clone()),
         (400, json!({"fieldName": "searchCriteria"}))
     );
-    let found = c
-        .get(&search)
-        .bearer_auth(&t)
-        .query(&[
-            (
-                "searchCriteria[filterGroups][0][filters][0][field]",
-                "email",
-            ),
-            (
-                "searchCriteria[filterGroups][0][filters][0][value]",
-                "ANN@x.com",
-            ),
-            ("searchCriteria[pageSize]", "50"),
-        ])
-        .send()
-        .await
-        .expect("answer");
-    let (status, body) = json_of(found).await;
+    let (status, body) = answer_of(c.get(&search).bearer_auth(&t).query(&[
+        (
+            "searchCriteria[filterGroups][0][filters][0][field]",
+            "email",
+        ),
+        (
+            "searchCriteria[filterGroups][0][filters][0][value]",
+            "ANN@x.com",
+        ),
+        ("searchCriteria[pageSize]", "50"),
+    ]))
+    .await;
     assert_eq!(
         (
             status,
@@ -353,28 +313,10 @@ async fn magento_error_shapes_and_success_answers() {
     );
 
     assert_eq!(
-        json_of(
-            c.delete(&id_url)
-                .bearer_auth(&t)
-                .send()
-                .await
-                .expect("answer")
-        )
-        .await,
+        answer_of(c.delete(&id_url).bearer_auth(&t)).await,
         (200, json!(true))
     );
-    assert_eq!(
-        json_of(
-            c.delete(&id_url)
-                .bearer_auth(&t)
-                .send()
-                .await
-                .expect("answer")
-        )
-        .await
-        .0,
-        404
-    );
+    assert_eq!(answer_of(c.delete(&id_url).bearer_auth(&t)).await.0, 404);
     assert!(sb.customers().await.expect("customers").is_empty());
     sb.shutdown().await;
 }
@@ -425,13 +367,10 @@ async fn write_then_500_and_throttling_faults() {
     .await;
     let c = client();
     let t = token(&c, &sb).await;
-    let (status, body) = json_of(
+    let (status, body) = answer_of(
         c.post(format!("{}/V1/customers", sb.endpoint()))
             .bearer_auth(&t)
-            .json(&new_customer("a@x.com"))
-            .send()
-            .await
-            .expect("answer"),
+            .json(&new_customer("a@x.com")),
     )
     .await;
     assert_eq!(status, 500);

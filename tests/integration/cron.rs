@@ -35,11 +35,7 @@ async fn quiet_prints_nothing_on_success_and_the_final_line_otherwise() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn redirected_output_has_no_escape_codes_and_timestamped_progress() {
-    let env = TestEnv::new(Faults {
-        latency: Duration::from_millis(40),
-        ..Faults::default()
-    })
-    .await;
+    let env = TestEnv::with_latency(Duration::from_millis(40)).await;
     let csv = env.write("in.csv", &customers_csv(60, ""));
     let run = env
         .sync(
@@ -82,11 +78,7 @@ async fn redirected_output_has_no_escape_codes_and_timestamped_progress() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn json_logs_are_one_object_a_line() {
-    let env = TestEnv::new(Faults {
-        latency: Duration::from_millis(40),
-        ..Faults::default()
-    })
-    .await;
+    let env = TestEnv::with_latency(Duration::from_millis(40)).await;
     // A column the shop does not define: the note that names it is a JSON line too.
     let text = customers_csv(60, "")
         .replacen('\n', ",custom:no_such_attribute\n", 1)

@@ -8,6 +8,20 @@ use crate::support::*;
 
 const HEADER: &str = "email,firstname,lastname,address_street,address_city,address_postcode,address_country_id,address_telephone";
 
+/// Adds `address` to `customer` (as the shop has it) the way another system would: a PUT
+/// of its addresses with the new one last.
+async fn add_in_shop(env: &TestEnv, customer: &Value, address: Value) {
+    let id = customer["id"].as_u64().expect("id");
+    let mut addresses = customer["addresses"].as_array().expect("addresses").clone();
+    addresses.push(address);
+    let body = json!({"customer": {"addresses": addresses}});
+    let path = format!("V1/customers/{id}");
+    Shop::connect(env)
+        .await
+        .send(Method::PUT, &path, Some(body))
+        .await;
+}
+
 fn with_addresses(lastname: &str, city: &str) -> String {
     let mut s = format!("{HEADER}\n");
     for i in 0..5 {
@@ -65,20 +79,10 @@ async fn the_customers_other_addresses_are_kept() {
     let csv = env.write("in.csv", &with_addresses("Lee", "Lund"));
     env.sync(&csv, &["--rate", "0"]).await.expect_code(0);
     // Someone adds a second (non-default) address in the shop.
-    let shop = Shop::connect(&env).await;
     let c = &env.customers_by_key().await[&(1, "a0@example.com".to_owned())];
-    let id = c["id"].as_u64().expect("id");
-    let mut addresses = c["addresses"].as_array().expect("addresses").clone();
-    addresses.push(
-        json!({"firstname": "Ann", "lastname": "Lee", "street": ["Work 1"], "city": "Malmö",
-        "postcode": "21100", "country_id": "SE", "telephone": "1"}),
-    );
-    shop.send(
-        Method::PUT,
-        &format!("V1/customers/{id}"),
-        Some(json!({"customer": {"addresses": addresses}})),
-    )
-    .await;
+    let work = json!({"firstname": "Ann", "lastname": "Lee", "street": ["Work 1"],
+        "city": "Malmö", "postcode": "21100", "country_id": "SE", "telephone": "1"});
+    add_in_shop(&env, c, work).await;
 
     let csv = env.write("in.csv", &with_addresses("Lee", "Uppsala"));
     env.sync(&csv, &["--rate", "0"]).await.expect_code(0);
@@ -527,19 +531,9 @@ async fn two_addresses_keep_their_ids_and_the_shops_own_survives() {
     );
 
     // Someone adds a third address to b0 in the shop.
-    let shop = Shop::connect(&env).await;
-    let id = before["id"].as_u64().expect("id");
-    let mut list = before["addresses"].as_array().expect("addresses").clone();
-    list.push(
-        json!({"firstname": "Bo", "lastname": "Ek", "street": ["Work 1"], "city": "Ystad",
-        "postcode": "27100", "country_id": "SE", "telephone": "1"}),
-    );
-    shop.send(
-        Method::PUT,
-        &format!("V1/customers/{id}"),
-        Some(json!({"customer": {"addresses": list}})),
-    )
-    .await;
+    let work = json!({"firstname": "Bo", "lastname": "Ek", "street": ["Work 1"],
+        "city": "Ystad", "postcode": "27100", "country_id": "SE", "telephone": "1"});
+    add_in_shop(&env, &before, work).await;
 
     // The second address moves: one PUT a customer, both ids kept, the shop's third kept.
     let puts = env.count("PUT");

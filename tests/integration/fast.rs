@@ -20,31 +20,6 @@ fn row_hashes(state: &Path) -> Vec<u64> {
         .collect()
 }
 
-/// Runs a sync with a report; its rows and summary.
-async fn run(
-    env: &TestEnv,
-    csv: &Path,
-    args: &[&str],
-    code: i32,
-) -> (
-    Vec<std::collections::HashMap<String, String>>,
-    serde_json::Value,
-) {
-    let report = env.path("r.csv");
-    let summary_path = env.path("s.json");
-    let mut all = vec![
-        "--rate",
-        "0",
-        "--report",
-        report.to_str().unwrap(),
-        "--summary-json",
-        summary_path.to_str().unwrap(),
-    ];
-    all.extend(args);
-    env.sync(csv, &all).await.expect_code(code);
-    (read_report(&report), summary(&summary_path))
-}
-
 fn actions(rows: &[std::collections::HashMap<String, String>]) -> Vec<(String, String)> {
     let mut got: Vec<(String, String)> = rows
         .iter()
@@ -63,7 +38,7 @@ async fn synced_and_recorded(env: &TestEnv, csv: &Path, n: usize) {
         hashes.iter().all(|&h| h != 0),
         "a row whose create was confirmed is recorded: the first re-run takes the fast path"
     );
-    let (rows, _) = run(env, csv, &[], 0).await;
+    let (rows, _) = env.sync_with_outputs(csv, &[], 0).await;
     assert!(rows.iter().all(|r| r["action"] == "unchanged"));
     let hashes = row_hashes(&env.state());
     assert_eq!(hashes.len(), n);
@@ -78,7 +53,7 @@ async fn a_changed_cell_updates_exactly_its_row_and_the_rest_stay_fast() {
     let env = TestEnv::new(Faults::default()).await;
     let csv = env.write("in.csv", &customers_csv(20, ""));
     synced_and_recorded(&env, &csv, 20).await;
-    let (rows, s) = run(&env, &csv, &[], 0).await;
+    let (rows, s) = env.sync_with_outputs(&csv, &[], 0).await;
     assert!(
         rows.iter()
             .all(|r| r["action"] == "unchanged" && r["status"] == "ok")
@@ -95,7 +70,7 @@ async fn a_changed_cell_updates_exactly_its_row_and_the_rest_stay_fast() {
     let changed = customers_csv(20, "").replace("Fïrst7,", "Seven,");
     env.write("in.csv", &changed);
     let before = env.count("PUT");
-    let (rows, _) = run(&env, &csv, &[], 0).await;
+    let (rows, _) = env.sync_with_outputs(&csv, &[], 0).await;
     let updated: Vec<_> = rows.iter().filter(|r| r["action"] == "update").collect();
     assert_eq!(updated.len(), 1, "{rows:?}");
     assert_eq!(updated[0]["email"], "user7@example.com");
@@ -107,7 +82,7 @@ async fn a_changed_cell_updates_exactly_its_row_and_the_rest_stay_fast() {
     );
     // The confirmed update recorded the new row's hash: the next run knows it as it is.
     assert!(row_hashes(&env.state()).iter().all(|&h| h != 0));
-    let (rows, _) = run(&env, &csv, &[], 0).await;
+    let (rows, _) = env.sync_with_outputs(&csv, &[], 0).await;
     assert!(rows.iter().all(|r| r["action"] == "unchanged"));
 }
 
@@ -120,7 +95,9 @@ async fn another_empty_value_or_mapping_is_planned_by_the_values() {
          ann@example.com,Ann,Lee,NULL,Annie\nbo@example.com,Bo,Ek,Jon,Bobo\n",
     );
     synced_and_recorded(&env, &csv, 2).await;
-    let (rows, _) = run(&env, &csv, &["--empty-value", "NULL"], 0).await;
+    let (rows, _) = env
+        .sync_with_outputs(&csv, &["--empty-value", "NULL"], 0)
+        .await;
     assert_eq!(
         actions(&rows),
         [
@@ -136,14 +113,11 @@ async fn another_empty_value_or_mapping_is_planned_by_the_values() {
     );
 
     // Recorded under the token; a mapping that reads the ignored column is another reading.
-    run(&env, &csv, &["--empty-value", "NULL"], 0).await;
-    let (rows, _) = run(
-        &env,
-        &csv,
-        &["--empty-value", "NULL", "--map", "nick=prefix"],
-        0,
-    )
-    .await;
+    env.sync_with_outputs(&csv, &["--empty-value", "NULL"], 0)
+        .await;
+    let (rows, _) = env
+        .sync_with_outputs(&csv, &["--empty-value", "NULL", "--map", "nick=prefix"], 0)
+        .await;
     assert_eq!(
         actions(&rows),
         [("2".into(), "update".into()), ("3".into(), "update".into())]
@@ -175,25 +149,26 @@ async fn a_key_in_doubt_or_failed_is_not_taken_as_unchanged() {
         ..Faults::default()
     })
     .await;
-    run(&env, &mistake, &["--retries", "0"], 3).await;
+    env.sync_with_outputs(&mistake, &["--retries", "0"], 3)
+        .await;
     env.restart(Faults::default()).await;
-    let (rows, _) = run(&env, &original, &[], 0).await;
+    let (rows, _) = env.sync_with_outputs(&original, &[], 0).await;
     assert_eq!(rows[0]["action"], "update", "{rows:?}");
     assert!(
         rows[0]["message"].contains("answer to the last update was lost"),
         "{rows:?}"
     );
-    run(&env, &original, &[], 0).await;
+    env.sync_with_outputs(&original, &[], 0).await;
 
     // A refused row is refused again, run after run: it is never recorded.
-    let (first, _) = run(&env, &refused, &[], 3).await;
+    let (first, _) = env.sync_with_outputs(&refused, &[], 3).await;
     assert_ne!(first[0]["status"], "ok", "{first:?}");
     for _ in 0..2 {
-        let (rows, _) = run(&env, &refused, &[], 3).await;
+        let (rows, _) = env.sync_with_outputs(&refused, &[], 3).await;
         assert_eq!(rows[0]["action"], first[0]["action"], "{rows:?}");
         assert_eq!(rows[0]["status"], first[0]["status"], "{rows:?}");
     }
-    let (rows, _) = run(&env, &original, &[], 0).await;
+    let (rows, _) = env.sync_with_outputs(&original, &[], 0).await;
     assert_eq!(rows[0]["action"], "unchanged", "{rows:?}");
 }
 
@@ -211,7 +186,9 @@ async fn duplicates_and_absent_customers_count_as_by_the_values() {
     let mut file = lines.join("\n");
     file.push_str(&format!("\n{user2}\n{shouted}\n"));
     env.write("in.csv", &file);
-    let (rows, s) = run(&env, &csv, &["--max-absent", "100%"], 3).await;
+    let (rows, s) = env
+        .sync_with_outputs(&csv, &["--max-absent", "100%"], 3)
+        .await;
     let want: Vec<(String, String)> = (2..=10)
         .map(|l| (l.to_string(), "unchanged".to_owned()))
         .chain([(11, "invalid"), (12, "invalid")].map(|(l, a)| (l.to_string(), a.to_owned())))

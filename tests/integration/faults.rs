@@ -112,11 +112,7 @@ async fn bad_credentials_stop_the_run_at_once_without_customer_requests() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn killed_mid_run_a_rerun_converges_without_duplicates() {
-    let env = TestEnv::new(Faults {
-        latency: Duration::from_millis(40),
-        ..Faults::default()
-    })
-    .await;
+    let env = TestEnv::with_latency(Duration::from_millis(40)).await;
     let n = 200;
     let csv = env.write("in.csv", &customers_csv(n, ""));
     let mut child = env.spawn(&csv, &["--rate", "50", "--concurrency", "8"]);
@@ -143,11 +139,7 @@ async fn killed_mid_run_a_rerun_converges_without_duplicates() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn sigint_drains_writes_state_and_report_and_exits_130() {
-    let env = TestEnv::new(Faults {
-        latency: Duration::from_millis(50),
-        ..Faults::default()
-    })
-    .await;
+    let env = TestEnv::with_latency(Duration::from_millis(50)).await;
     let n = 300;
     let csv = env.write("in.csv", &customers_csv(n, ""));
     let report = env.path("r.csv");
@@ -206,11 +198,7 @@ async fn sigint_drains_writes_state_and_report_and_exits_130() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_second_run_on_the_same_state_is_refused() {
-    let env = TestEnv::new(Faults {
-        latency: Duration::from_millis(50),
-        ..Faults::default()
-    })
-    .await;
+    let env = TestEnv::with_latency(Duration::from_millis(50)).await;
     let csv = env.write("in.csv", &customers_csv(100, ""));
     let mut first = env.spawn(&csv, &["--rate", "10"]);
     tokio::time::sleep(Duration::from_millis(700)).await;

@@ -144,11 +144,7 @@ async fn a_closed_port_stops_the_run_with_exit_4_and_every_row_not_sent() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_shop_that_stops_answering_mid_run_stops_it_within_the_outage_time() {
-    let env = TestEnv::new(Faults {
-        latency: Duration::from_millis(30),
-        ..Faults::default()
-    })
-    .await;
+    let env = TestEnv::with_latency(Duration::from_millis(30)).await;
     let n = 300;
     let csv = env.write("in.csv", &customers_csv(n, ""));
     let report = env.path("r.csv");

@@ -11,22 +11,7 @@ async fn a_messy_file_reports_every_line_and_syncs_the_valid_rows() {
     // 8 a duplicate of 2 (case), 9 a future dob, 10 an absurd name, 11 ok, 12-13 a quote
     // left open.
     let csv = fixture("messy.csv");
-    let report = env.path("r.csv");
-    let summary_path = env.path("s.json");
-    env.sync(
-        &csv,
-        &[
-            "--rate",
-            "0",
-            "--report",
-            report.to_str().unwrap(),
-            "--summary-json",
-            summary_path.to_str().unwrap(),
-        ],
-    )
-    .await
-    .expect_code(3);
-    let rows = read_report(&report);
+    let (rows, s) = env.sync_with_outputs(&csv, &[], 3).await;
     let mut lines: Vec<u64> = rows
         .iter()
         .map(|r| r["line"].parse().expect("line"))
@@ -68,7 +53,6 @@ async fn a_messy_file_reports_every_line_and_syncs_the_valid_rows() {
         stored[&(1, "asa@example.se".to_owned())]["firstname"],
         "Åsa"
     );
-    let s = summary(&summary_path);
     assert_eq!(s["rows"].as_u64(), Some(11));
     assert_eq!(
         (s["created"].as_u64(), s["invalid"].as_u64()),

@@ -75,6 +75,16 @@ impl TestEnv {
         }
     }
 
+    /// A sandbox (in memory) that answers every request `latency` late, and has no other
+    /// fault: the tests that need a run to last a while.
+    pub async fn with_latency(latency: std::time::Duration) -> Self {
+        Self::new(Faults {
+            latency,
+            ..Faults::default()
+        })
+        .await
+    }
+
     /// A sandbox (in memory) with these faults whose bulk queue works `consumer_rate`
     /// operations a second.
     pub async fn with_consumer(faults: Faults, consumer_rate: u32) -> Self {
@@ -173,19 +183,35 @@ impl TestEnv {
                 .args(["--ims-url", &self.sandbox.ims_url()])
                 .args(["--client-id", "sandbox"]);
         }
-        let out = tokio::task::spawn_blocking(move || cmd.output().expect("run custsync"))
-            .await
-            .expect("join");
-        Run::from(out)
+        run_command(cmd).await
     }
 
     /// Runs the sync to completion off the async workers (the sandbox runs on them).
     pub async fn sync(&self, csv: &Path, args: &[&str]) -> Run {
-        let mut cmd = self.sync_cmd(csv, args);
-        let out = tokio::task::spawn_blocking(move || cmd.output().expect("run custsync"))
-            .await
-            .expect("join");
-        Run::from(out)
+        run_command(self.sync_cmd(csv, args)).await
+    }
+
+    /// Runs a sync at `--rate 0` with `args`, a report and a summary, expecting exit `code`;
+    /// the report's rows and the summary.
+    pub async fn sync_with_outputs(
+        &self,
+        csv: &Path,
+        args: &[&str],
+        code: i32,
+    ) -> (Vec<HashMap<String, String>>, Value) {
+        let report = self.path("r.csv");
+        let summary_path = self.path("s.json");
+        let mut all = vec![
+            "--rate",
+            "0",
+            "--report",
+            report.to_str().expect("UTF-8 path"),
+            "--summary-json",
+            summary_path.to_str().expect("UTF-8 path"),
+        ];
+        all.extend(args);
+        self.sync(csv, &all).await.expect_code(code);
+        (read_report(&report), summary(&summary_path))
     }
 
     pub fn spawn(&self, csv: &Path, args: &[&str]) -> Child {

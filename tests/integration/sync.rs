@@ -177,11 +177,7 @@ async fn dry_run_sends_and_records_nothing_and_the_next_run_does_the_work() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn rate_limit_holds_in_every_second_and_is_reached() {
-    let env = TestEnv::new(Faults {
-        latency: Duration::from_millis(20),
-        ..Faults::default()
-    })
-    .await;
+    let env = TestEnv::with_latency(Duration::from_millis(20)).await;
     let rate = 25;
     let csv = env.write("in.csv", &customers_csv(100, ""));
     env.sync(&csv, &["--rate", &rate.to_string(), "--concurrency", "8"])
@@ -319,11 +315,7 @@ async fn requests_carry_the_gateway_headers_and_ids() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn slow_answers_time_out_and_are_retried_then_reported() {
-    let env = TestEnv::new(Faults {
-        latency: Duration::from_millis(1500),
-        ..Faults::default()
-    })
-    .await;
+    let env = TestEnv::with_latency(Duration::from_millis(1500)).await;
     let csv = env.write("in.csv", &customers_csv(2, ""));
     let report = env.path("r.csv");
     let started = std::time::Instant::now();
@@ -420,11 +412,7 @@ async fn the_standalone_sandbox_announces_itself_and_serves_a_sync() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn sigterm_is_an_interrupt_too() {
-    let env = TestEnv::new(Faults {
-        latency: Duration::from_millis(50),
-        ..Faults::default()
-    })
-    .await;
+    let env = TestEnv::with_latency(Duration::from_millis(50)).await;
     let csv = env.write("in.csv", &customers_csv(200, ""));
     let child = env.spawn(&csv, &["--rate", "20"]);
     tokio::time::sleep(Duration::from_millis(1200)).await;

@@ -21,7 +21,7 @@ use serde_json::{Value, json};
 use super::Kind;
 use crate::error::ApiError;
 use crate::routes::{
-    ACL_MANAGE, AppState, KillSwitch, admit, answer, decode, deliver, refusal_response,
+    ACL_MANAGE, AppState, KillSwitch, admit, answer, deliver, read_write, refusal_response,
 };
 use crate::store;
 
@@ -79,11 +79,11 @@ async fn submit(
     body: &[u8],
     kind: Kind,
 ) -> Response {
-    let scope = match admit(state, headers, ACL_MANAGE) {
-        Ok(scope) => scope,
+    let (scope, body) = match read_write(state, headers, ACL_MANAGE, body) {
+        Ok(read) => read,
         Err(refusal) => return refusal_response(refusal),
     };
-    let items = match decode(body).and_then(bind_items) {
+    let items = match body.and_then(bind_items) {
         Ok(items) => items,
         Err(error) => return answer(Err(error)),
     };

@@ -36,7 +36,6 @@ pub(super) fn create(
     scope: Option<i64>,
     now: DateTime<Utc>,
 ) -> Result<Map<String, Value>, ApiError> {
-    let body = body.as_object().ok_or_else(ApiError::decoding)?;
     let input = customer_input(body)?;
     let password = body.get("password").map(cast_string).transpose()?.flatten();
     let email = input.get("email").and_then(Value::as_str);
@@ -100,7 +99,6 @@ pub(super) fn update(
         .get(id)
         .ok_or_else(|| no_such_customer(id))?
         .record();
-    let body = body.as_object().ok_or_else(ApiError::decoding)?;
     let input = customer_input(body)?;
     let target_id = int_of(&input, "id").unwrap_or(id);
     let target = customers
@@ -180,7 +178,6 @@ pub(super) fn update(
 /// resolveBulkItemParams`): the same key and type checks as the synchronous route, before
 /// anything is queued.
 pub(super) fn bind(body: &Value) -> Result<(), ApiError> {
-    let body = body.as_object().ok_or_else(ApiError::decoding)?;
     customer_input(body)?;
     for key in ["password", "passwordHash", "redirectUrl"] {
         if let Some(value) = body.get(key) {
@@ -207,8 +204,7 @@ pub(super) fn save(
     scope: Option<i64>,
     now: DateTime<Utc>,
 ) -> Result<Map<String, Value>, ApiError> {
-    let object = body.as_object().ok_or_else(ApiError::decoding)?;
-    let input = customer_input(object)?;
+    let input = customer_input(body)?;
     let Some(id) = int_of(&input, "id") else {
         return create(customers, shop, body, scope, now);
     };
@@ -356,10 +352,12 @@ pub(super) fn no_such_customer(id: i64) -> ApiError {
     ApiError::no_such_entity("customerId", json!(id))
 }
 
-/// Takes `customer` out of a request body, binds its keys to `CustomerInterface`'s setters
+/// Takes `customer` out of a request body (a body that is no JSON object cannot be decoded
+/// into the service's parameters), binds its keys to `CustomerInterface`'s setters
 /// (a key without one is a 400 naming it, see `validate::bind_keys`; so is one inside
 /// `extension_attributes`) and casts their values.
-fn customer_input(body: &Map<String, Value>) -> Result<Map<String, Value>, ApiError> {
+fn customer_input(body: &Value) -> Result<Map<String, Value>, ApiError> {
+    let body = body.as_object().ok_or_else(ApiError::decoding)?;
     let raw = match body.get("customer") {
         None | Some(Value::Null) => return Err(ApiError::required("customer")),
         Some(Value::Object(raw)) => raw,
