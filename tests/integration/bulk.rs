@@ -324,7 +324,7 @@ async fn a_run_killed_with_bulks_in_flight_leaves_no_duplicate() {
 
     let run = env.sync(&csv, &["--rate", "0", "--bulk", "100"]).await;
     run.expect_code(0);
-    assert!(run.stderr.contains("resolved"), "{}", run.stderr);
+    run.expect_stderr("resolved");
     store_equals_shop(&env, 1200).await;
     a_rerun_sends_nothing(&env, &csv).await;
 }

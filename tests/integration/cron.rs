@@ -162,12 +162,7 @@ async fn a_config_file_drives_a_run_and_refuses_secrets() {
     cmd.env("CUSTSYNC_ENDPOINT", "http://127.0.0.1:1/unreachable");
     let run = run_command(cmd).await;
     run.expect_code(1);
-    assert!(
-        run.stderr
-            .contains("this run goes to http://127.0.0.1:1/unreachable"),
-        "{}",
-        run.stderr
-    );
+    run.expect_stderr("this run goes to http://127.0.0.1:1/unreachable");
 
     // Another file, named on the command line: its relative paths are its own.
     std::fs::create_dir(env.path("etc")).expect("mkdir");
@@ -201,11 +196,7 @@ async fn a_config_file_drives_a_run_and_refuses_secrets() {
     );
     let run = run_command(custsync(&["sync", "in.csv"])).await;
     run.expect_code(1);
-    assert!(
-        run.stderr.contains("`client_secret`, a secret"),
-        "{}",
-        run.stderr
-    );
+    run.expect_stderr("`client_secret`, a secret");
     assert!(!run.stderr.contains("Never-Printed-Secret-1"));
     assert_eq!(env.customer_requests().len(), requests);
 
@@ -290,12 +281,7 @@ async fn notify_posts_the_summary_and_a_failure_is_only_a_warning() {
     drop(closed);
     let run = env.sync(&csv, &["--notify", &url]).await;
     run.expect_code(0);
-    assert!(
-        run.stderr
-            .contains("warning: the notification to http://127.0.0.1:"),
-        "{}",
-        run.stderr
-    );
+    run.expect_stderr("warning: the notification to http://127.0.0.1:");
     assert!(
         !run.stderr.contains("secret-path"),
         "the webhook's path is not shown: {}",
@@ -310,11 +296,7 @@ async fn notify_posts_the_summary_and_a_failure_is_only_a_warning() {
     let args = ["--quiet", "--max-absent", "100%", "--notify", &url];
     let run = env.sync(&bad, &args).await;
     run.expect_code(3);
-    assert!(
-        run.stderr.contains("warning: the notification to"),
-        "{}",
-        run.stderr
-    );
+    run.expect_stderr("warning: the notification to");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -163,12 +163,7 @@ async fn after_pull_a_sync_of_the_same_people_sends_only_real_changes() {
         .custsync(&["pull", "--page-size", "100", "--rate", "0"], true)
         .await;
     run.expect_code(0);
-    assert!(
-        run.stderr
-            .contains(&format!("pulled {n} customers in 3 pages")),
-        "{}",
-        run.stderr
-    );
+    run.expect_stderr(&format!("pulled {n} customers in 3 pages"));
     assert_eq!(env.count("GET") - gets, 3, "three pages of 100");
 
     // Same people; two with a changed lastname.
@@ -364,12 +359,7 @@ async fn absent_customers_are_listed_and_deleted_only_within_the_limit() {
         )
         .await;
     run.expect_code(3);
-    assert!(
-        run.stderr
-            .contains("absent from the file but in the state store: 5"),
-        "{}",
-        run.stderr
-    );
+    run.expect_stderr("absent from the file but in the state store: 5");
     assert_eq!(summary(&summary_path)["absent"].as_u64(), Some(5));
     let listed = std::fs::read_to_string(&absent).expect("absent report");
     assert_eq!(listed.lines().next(), Some("website_id,email,customer_id"));
@@ -394,13 +384,7 @@ async fn absent_customers_are_listed_and_deleted_only_within_the_limit() {
         )
         .await;
     refused.expect_code(1);
-    assert!(
-        refused
-            .stderr
-            .contains("5 customers are absent, more than --max-deletes 4"),
-        "{}",
-        refused.stderr
-    );
+    refused.expect_stderr("5 customers are absent, more than --max-deletes 4");
     assert_eq!(env.count("DELETE"), 0);
     assert_eq!(env.customers_by_key().await.len(), 30);
 
@@ -408,11 +392,7 @@ async fn absent_customers_are_listed_and_deleted_only_within_the_limit() {
     let delete = ["--rate", "0", "--delete-absent", "--max-deletes", "5"];
     let guarded = env.sync(&csv, &delete).await;
     guarded.expect_code(1);
-    assert!(
-        guarded.stderr.contains("--max-absent 10%"),
-        "{}",
-        guarded.stderr
-    );
+    guarded.expect_stderr("--max-absent 10%");
     assert_eq!(env.count("DELETE"), 0);
 
     let run = env

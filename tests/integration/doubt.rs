@@ -182,11 +182,7 @@ async fn a_delete_whose_answer_was_lost_is_not_taken_for_done_or_undone() {
         )
         .await;
     run.expect_code(1);
-    assert!(
-        run.stderr.contains("could not be deleted"),
-        "{}",
-        run.stderr
-    );
+    run.expect_stderr("could not be deleted");
     assert_eq!(env.customers_by_key().await.len(), 1, "the shop deleted Bo");
     assert_eq!(in_doubt(&env).await, "in doubt: 1");
 

@@ -93,11 +93,7 @@ async fn bad_credentials_stop_the_run_at_once_without_customer_requests() {
     );
     run.expect_code(1);
     assert!(started.elapsed() < Duration::from_secs(5));
-    assert!(
-        run.stderr.contains("authentication failed"),
-        "{}",
-        run.stderr
-    );
+    run.expect_stderr("authentication failed");
     assert!(
         run.stderr.contains(&env.sandbox.ims_url()),
         "names the endpoint that answered: {}",
@@ -299,7 +295,7 @@ async fn max_errors_stops_sending_and_says_so() {
         )
         .await;
     run.expect_code(4);
-    assert!(run.stderr.contains("--max-errors"), "{}", run.stderr);
+    run.expect_stderr("--max-errors");
     assert!(
         env.count("POST") <= 4,
         "stopped sending ({} POSTs)",

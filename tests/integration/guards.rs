@@ -132,7 +132,7 @@ async fn a_closed_port_stops_the_run_with_exit_4_and_every_row_not_sent() {
         "{:?}",
         started.elapsed()
     );
-    assert!(run.stderr.contains("--outage-after"), "{}", run.stderr);
+    run.expect_stderr("--outage-after");
     let rows = read_report(&report);
     assert_eq!((rows.len(), statuses(&rows, "not_sent")), (200, 200));
     let s = summary(&summary_path);

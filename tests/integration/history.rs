@@ -48,11 +48,7 @@ async fn three_runs_are_listed_and_a_runs_failures_read_back_without_a_request()
         )
         .await;
     run2.expect_code(3);
-    assert!(
-        run2.stderr.contains("custsync runs show 2 --failed"),
-        "{}",
-        run2.stderr
-    );
+    run2.expect_stderr("custsync runs show 2 --failed");
     let s = summary(&summary_path);
     assert_eq!(s["run_id"], 2);
     assert_eq!(s["exit_code"], 3);
@@ -121,7 +117,7 @@ async fn three_runs_are_listed_and_a_runs_failures_read_back_without_a_request()
     );
     let missing = env.custsync(&["runs", "show", "9"], false).await;
     missing.expect_code(1);
-    assert!(missing.stderr.contains("no run 9"), "{}", missing.stderr);
+    missing.expect_stderr("no run 9");
 
     // --keep-runs: a fourth run keeping two drops runs 1 and 2.
     env.sync(&csv, &["--dry-run", "--keep-runs", "2"]).await;

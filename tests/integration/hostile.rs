@@ -321,7 +321,7 @@ async fn huge_answers_are_not_read_whole() {
     }
     let run = output(h.sync("echo", "ims/huge", "state-ims")).await;
     run.expect_code(1);
-    assert!(run.stderr.contains("too large"), "{}", run.stderr);
+    run.expect_stderr("too large");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -332,12 +332,7 @@ async fn a_search_page_may_be_larger_than_one_answer() {
         .arg(h.path("state"));
     let run = output(cmd).await;
     run.expect_code(0);
-    assert!(
-        run.stderr
-            .contains(&format!("pulled {} customers", server::PAGE_ITEMS)),
-        "{}",
-        run.stderr
-    );
+    run.expect_stderr(&format!("pulled {} customers", server::PAGE_ITEMS));
     assert_eq!(
         h.export("state").await.lines().count(),
         server::PAGE_ITEMS + 1

@@ -66,7 +66,7 @@ async fn file_level_problems_are_fatal_with_a_clear_message() {
     let no_lastname = fixture("missing-lastname-column.csv");
     let run = env.sync(&no_lastname, &[]).await;
     run.expect_code(1);
-    assert!(run.stderr.contains("`lastname`"), "{}", run.stderr);
+    run.expect_stderr("`lastname`");
     let empty = env.write("b.csv", "");
     assert!(
         env.sync(&empty, &[])
@@ -86,7 +86,7 @@ async fn file_level_problems_are_fatal_with_a_clear_message() {
     let header_only = fixture("header-only.csv");
     let run = env.sync(&header_only, &[]).await;
     run.expect_code(0);
-    assert!(run.stderr.contains("0 rows"), "{}", run.stderr);
+    run.expect_stderr("0 rows");
     assert!(env.sandbox.stats().requests.is_empty());
     let usage = env.sync(&header_only, &["--rate", "fast"]).await;
     usage.expect_code(2);

@@ -133,11 +133,7 @@ async fn a_changed_email_is_one_put_of_the_same_customer() {
     imported.expect_code(0);
     let refused = sync_in(&env, &other, &only_ann, &["--dry-run"]).await;
     refused.expect_code(1);
-    assert!(
-        refused.stderr.contains("keyed by custom:loyalty_no"),
-        "{}",
-        refused.stderr
-    );
+    refused.expect_stderr("keyed by custom:loyalty_no");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -162,12 +158,7 @@ async fn a_row_without_its_key_is_invalid_and_a_file_without_the_column_stops() 
     let no_column = env.write("plain.csv", "email,firstname,lastname\nann@x.io,Ann,Lee\n");
     let run = env.sync(&no_column, &KEY).await;
     run.expect_code(1);
-    assert!(
-        run.stderr
-            .contains("the header has no `custom:loyalty_no` column"),
-        "{}",
-        run.stderr
-    );
+    run.expect_stderr("the header has no `custom:loyalty_no` column");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -178,12 +169,7 @@ async fn a_store_keeps_its_key_kind_and_the_shop_must_define_the_key() {
     let before = env.customer_requests().len();
     let run = env.sync(&csv, &KEY).await;
     run.expect_code(1);
-    assert!(
-        run.stderr
-            .contains("keyed by email, but this run is keyed by custom:loyalty_no"),
-        "{}",
-        run.stderr
-    );
+    run.expect_stderr("keyed by email, but this run is keyed by custom:loyalty_no");
     assert_eq!(env.customer_requests().len(), before, "nothing sent");
 
     // An attribute the shop does not define stops the run before anything is sent.
@@ -199,12 +185,7 @@ async fn a_store_keeps_its_key_kind_and_the_shop_must_define_the_key() {
     )
     .await;
     run.expect_code(1);
-    assert!(
-        run.stderr
-            .contains("the shop defines no custom customer attribute `legacy_id`"),
-        "{}",
-        run.stderr
-    );
+    run.expect_stderr("the shop defines no custom customer attribute `legacy_id`");
     assert_eq!(env.count("POST"), 1, "only the first run's");
 }
 

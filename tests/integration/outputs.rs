@@ -17,7 +17,7 @@ fn s(p: &Path) -> &str {
 #[track_caller]
 fn assert_refused_before_sending(env: &TestEnv, run: &crate::support::Run, says: &str) {
     run.expect_code(1);
-    assert!(run.stderr.contains(says), "{}", run.stderr);
+    run.expect_stderr(says);
     assert_eq!(env.sandbox.stats().requests.len(), 0, "nothing sent");
 }
 
@@ -37,7 +37,7 @@ async fn an_output_that_is_the_input_is_refused_and_the_input_kept() {
     ] {
         let run = env.sync(&csv, &[flag, s(path)]).await;
         assert_refused_before_sending(&env, &run, "is the input file");
-        assert!(run.stderr.contains(flag), "{}", run.stderr);
+        run.expect_stderr(flag);
         assert_eq!(fs::read_to_string(&csv).expect("input"), text, "{flag}");
     }
     assert!(!env.state().exists(), "the state was not even opened");
@@ -71,7 +71,7 @@ async fn a_link_is_never_followed_by_an_output() {
         .custsync(&["state", "export", "--output", s(&link)], false)
         .await;
     export.expect_code(1);
-    assert!(export.stderr.contains("symbolic link"), "{}", export.stderr);
+    export.expect_stderr("symbolic link");
     assert_eq!(fs::read_to_string(&target).expect("target"), "keep me");
     let mode = fs::metadata(&target).expect("stat").permissions().mode();
     assert_eq!(mode & 0o777, 0o644, "not chmodded through the link");
@@ -100,11 +100,7 @@ async fn an_unwritable_output_is_found_before_the_first_request() {
         .sync(&csv, &["--force", "--report", s(&env.state().join("db"))])
         .await;
     run.expect_code(1);
-    assert!(
-        run.stderr.contains("inside the state directory"),
-        "{}",
-        run.stderr
-    );
+    run.expect_stderr("inside the state directory");
     assert_eq!(env.sandbox.stats().requests.len(), before);
 }
 

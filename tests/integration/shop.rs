@@ -328,7 +328,7 @@ async fn check_reports_the_shop_or_what_is_wrong() {
     // A wrong secret.
     let run = check(&env, &env.sandbox.endpoint(), "wrong").await;
     run.expect_code(1);
-    assert!(run.stderr.contains("error: token:"), "{}", run.stderr);
+    run.expect_stderr("error: token:");
 
     // Mistaken bases: with /V1, and a path that is no REST base.
     let base = env.sandbox.endpoint();
@@ -388,7 +388,7 @@ async fn an_update_the_shop_would_refuse_is_not_left_in_doubt() {
     let before = env.customer_requests().len();
     let run = env.sync(&csv, &[]).await;
     run.expect_code(0);
-    assert!(run.stderr.contains("1 unchanged"), "{}", run.stderr);
+    run.expect_stderr("1 unchanged");
     assert_eq!(env.customer_requests().len(), before);
 }
 

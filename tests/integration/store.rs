@@ -18,7 +18,7 @@ async fn a_state_directory_others_can_reach_is_refused_before_any_request() {
     let run = env.sync(&csv, &["--rate", "0"]).await;
     run.expect_code(1);
     let fix = format!("chmod 700 {}", env.state().display());
-    assert!(run.stderr.contains(&fix), "{}", run.stderr);
+    run.expect_stderr(&fix);
     assert!(env.customer_requests().is_empty(), "no request");
     assert!(
         fs::read_dir(env.state()).expect("read").next().is_none(),

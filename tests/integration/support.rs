@@ -291,6 +291,13 @@ impl Run {
         );
         self
     }
+
+    /// Asserts that stderr says `needle`, showing stderr when it does not.
+    #[track_caller]
+    pub fn expect_stderr(&self, needle: &str) -> &Self {
+        assert!(self.stderr.contains(needle), "{}", self.stderr);
+        self
+    }
 }
 
 /// A file of the top-level `fixtures/` folder (its README says what each one shows).

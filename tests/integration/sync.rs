@@ -135,7 +135,7 @@ async fn dry_run_sends_and_records_nothing_and_the_next_run_does_the_work() {
         )
         .await;
     run.expect_code(0);
-    assert!(run.stderr.contains("would create 30"), "{}", run.stderr);
+    run.expect_stderr("would create 30");
     let requests = env.customer_requests();
     assert!(
         requests.iter().all(|r| r.method == "GET"),
@@ -398,7 +398,7 @@ async fn the_standalone_sandbox_announces_itself_and_serves_a_sync() {
         "{}",
         run.stderr
     );
-    assert!(run.stderr.contains("5 created"), "{}", run.stderr);
+    run.expect_stderr("5 created");
 
     let pid = libc::pid_t::try_from(server.id()).expect("pid");
     // SAFETY: signalling our own child.
@@ -425,7 +425,7 @@ async fn sigterm_is_an_interrupt_too() {
             .expect("join"),
     );
     run.expect_code(130);
-    assert!(run.stderr.contains("interrupted"), "{}", run.stderr);
+    run.expect_stderr("interrupted");
     env.sync(&csv, &["--rate", "0"]).await.expect_code(0);
     assert_eq!(env.customers_by_key().await.len(), 200);
     assert_eq!(env.count("POST"), 200, "nothing created twice");
