@@ -29,7 +29,7 @@ use std::sync::atomic::Ordering;
 
 use xxhash_rust::xxh3::Xxh3;
 
-use super::{Entry, StateError, Store, private};
+use super::{StateError, Store, entry, private};
 use crate::customer::Key;
 
 /// Version 3 added the checksum, version 4 the row hash.
@@ -309,8 +309,8 @@ impl Store {
         let mut entries = Vec::with_capacity(expected.min(1 << 24) as usize);
         for kv in self.customers.iter() {
             let (key, value) = kv.map_err(|e| self.err(e))?;
-            if let Some(e) = Entry::from_bytes(&value) {
-                let known = Known::new(e.payload_hash, e.customer_id);
+            if let Some((payload_hash, customer_id)) = entry::known_of(&value) {
+                let known = Known::new(payload_hash, customer_id);
                 entries.push((Key::digest_of_bytes(&key), known));
             }
         }
@@ -480,6 +480,7 @@ fn records(index: &Index, mut out: impl FnMut(&[u8]) -> io::Result<()>) -> io::R
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::state::Entry;
 
     #[test]
     fn update_merges_in_order_with_the_last_write_winning() {

@@ -1,5 +1,6 @@
-//! The byte form of the last-sent values (the `fields` tree): compact, because they are most
-//! of what the store holds for a customer.
+//! The byte form of the last-sent values: compact, because they are most of what the store
+//! holds for a customer. Schema 3 keeps them after the key's entry (`entry.rs`); schemas 1 and
+//! 2 kept them apart, in the `fields` tree, which is still read.
 //!
 //! Schema 1 kept them as JSON (`{"city":"Lund",...}`: every field name spelt out, quoted and
 //! escaped, about 600 bytes a customer with sled's own overhead). Schema 2 writes a tag byte,
@@ -77,31 +78,41 @@ pub(super) fn decode(b: &[u8]) -> Option<Fields> {
 }
 
 fn put_bytes(b: &mut Vec<u8>, bytes: &[u8]) {
-    let mut n = bytes.len();
+    put_varint(b, bytes.len() as u64);
+    b.extend_from_slice(bytes);
+}
+
+/// Appends `n` as a LEB128 varint: seven bits a byte, low first, the top bit set on all but
+/// the last.
+pub(super) fn put_varint(b: &mut Vec<u8>, mut n: u64) {
     while n >= 0x80 {
         b.push((n as u8 & 0x7f) | 0x80);
         n >>= 7;
     }
     b.push(n as u8);
-    b.extend_from_slice(bytes);
 }
 
-/// A length-prefixed UTF-8 string off the front of `rest`.
-fn text(rest: &mut &[u8]) -> Option<String> {
-    let mut len = 0usize;
+/// A LEB128 varint off the front of `rest`; `None` when it is cut short or too long.
+pub(super) fn varint(rest: &mut &[u8]) -> Option<u64> {
+    let mut n = 0u64;
     let mut shift = 0;
     loop {
         let (&byte, after) = rest.split_first()?;
         *rest = after;
-        len |= usize::from(byte & 0x7f).checked_shl(shift)?;
+        n |= u64::from(byte & 0x7f).checked_shl(shift)?;
         if byte < 0x80 {
-            break;
+            return Some(n);
         }
         shift += 7;
-        if shift > 35 {
+        if shift > 63 {
             return None;
         }
     }
+}
+
+/// A length-prefixed UTF-8 string off the front of `rest`.
+fn text(rest: &mut &[u8]) -> Option<String> {
+    let len = usize::try_from(varint(rest)?).ok()?;
     let (bytes, after) = rest.split_at_checked(len)?;
     *rest = after;
     String::from_utf8(bytes.to_vec()).ok()

@@ -1,9 +1,10 @@
 //! The state writer: a thread of its own that applies the sync's changes to sled in small
 //! batches, so that sled's blocking writes stay off the async workers.
 //!
-//! Within a batch, the mappings are written before the marks they settle are cleared (field
-//! values, then mappings, then failed marks, then doubt marks): sled recovers a prefix of its
-//! writes after a crash, so a mark is never lost while the mapping it guards is.
+//! Within a batch, the mappings are written before the marks they settle are cleared (mappings
+//! with their values, then the values of schema 2 they replace, then failed marks, then doubt
+//! marks): sled recovers a prefix of its writes after a crash, so a mark is never lost while
+//! the mapping it guards is.
 
 use std::collections::HashSet;
 use std::io;
@@ -14,7 +15,7 @@ use std::thread;
 use std::time::Duration;
 
 use super::target::bind_if_unbound;
-use super::{Entry, StateError, Store, encode_fields};
+use super::{Entry, StateError, Store, stored_value};
 use crate::customer::{Fields, Key};
 
 /// Small batches: very large sled batches were seen to grow a process past 3 GB.
@@ -50,7 +51,8 @@ impl Store {
         let (tx, rx) = mpsc::channel::<Op>();
         let trees = Trees {
             customers: self.customers.clone(),
-            fields: self.fields.clone(),
+            // A store created by schema 3 has none: no removal per confirmation then.
+            fields: (!self.fields.is_empty()).then(|| self.fields.clone()),
             failed: self.failed.clone(),
             doubt: self.doubt.clone(),
         };
@@ -89,7 +91,8 @@ impl Store {
 /// The trees the writer changes.
 struct Trees {
     customers: sled::Tree,
-    fields: sled::Tree,
+    /// The values of schema 2, when the store still holds some.
+    fields: Option<sled::Tree>,
     failed: sled::Tree,
     doubt: sled::Tree,
 }
@@ -97,7 +100,7 @@ struct Trees {
 impl Trees {
     fn apply(&self, ops: Vec<Op>) -> Result<(), sled::Error> {
         let mut puts = sled::Batch::default();
-        let mut values = sled::Batch::default();
+        let mut old_values = sled::Batch::default();
         let mut fails = sled::Batch::default();
         let mut settled = sled::Batch::default();
         // Keys whose failed mark changes in this batch.
@@ -117,10 +120,13 @@ impl Trees {
                         settled.remove(k.clone());
                         any_settled = true;
                     }
-                    if let Some(f) = f {
-                        values.insert(k.clone(), encode_fields(&f));
+                    if f.is_some() && self.fields.is_some() {
+                        old_values.remove(k.clone());
                     }
-                    puts.insert(k, &entry.to_bytes()[..]);
+                    puts.insert(
+                        k.clone(),
+                        stored_value(&self.customers, &k, &entry, f.as_ref())?,
+                    );
                 }
                 Op::Failed(key) => {
                     let k = key.to_bytes();
@@ -133,9 +139,11 @@ impl Trees {
                 }
             }
         }
-        // Values before the mapping: a mapping is never without its values.
-        self.fields.apply_batch(values)?;
         self.customers.apply_batch(puts)?;
+        // After the mappings that hold the new values: the old ones are never read again.
+        if let Some(fields) = &self.fields {
+            fields.apply_batch(old_values)?;
+        }
         if !marked.is_empty() {
             self.failed.apply_batch(fails)?;
         }
