@@ -225,6 +225,7 @@ fn state_command(cmd: StateCommand, env: &Env) -> anyhow::Result<Exit> {
         StateCommand::Import { state, file } => {
             let store = Store::open(&state.dir)?;
             let n = state::import(&store, &file)?;
+            store.close(n >= state::REPLAY_AFTER)?;
             println!("imported {n} mappings into {}", state.dir.display());
         }
         StateCommand::Rebind { state, connection } => {

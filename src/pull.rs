@@ -38,6 +38,8 @@ pub enum PullError {
     State(#[from] StateError),
     #[error(transparent)]
     Connect(#[from] ConnectError),
+    #[error("internal error: closing the state store stopped unexpectedly")]
+    Panicked,
 }
 
 /// What a pull did.
@@ -71,6 +73,13 @@ pub async fn run(cfg: &PullConfig, cancel: &CancellationToken) -> Result<Pulled,
     if let Some(sb) = sandbox {
         sb.shutdown().await;
     }
+    // The first sync after a pull should not replay what the pull wrote (see `Store::close`).
+    let replay = pulled
+        .as_ref()
+        .is_ok_and(|p| p.customers >= crate::state::REPLAY_AFTER);
+    tokio::task::spawn_blocking(move || store.close(replay))
+        .await
+        .map_err(|_| PullError::Panicked)??;
     pulled
 }
 

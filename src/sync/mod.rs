@@ -84,7 +84,17 @@ pub async fn run(cfg: SyncConfig, cancel: CancellationToken) -> Result<Finished,
     match pipeline(&cfg, &cancel, reader, &store, target, claimed, rows).await {
         Ok(work) => {
             let interrupted = cancel.is_cancelled();
-            end::finish(&cfg, &store, work, history, started, interrupted).await
+            let finished = end::finish(&cfg, &store, work, history, started, interrupted).await;
+            if let (Ok(f), Ok(store)) = (&finished, Arc::try_unwrap(store)) {
+                let replay = f.summary.created + f.summary.updated >= crate::state::REPLAY_AFTER;
+                let closed = tokio::task::spawn_blocking(move || store.close(replay)).await;
+                // Everything is on disk already: a store that did not close cleanly costs
+                // the next run its replay, nothing else.
+                if let Ok(Err(e)) = closed {
+                    tracing::warn!("closing the state store: {e}");
+                }
+            }
+            finished
         }
         Err(e) => Err(end::abandon(history, e)),
     }
