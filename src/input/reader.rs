@@ -579,6 +579,14 @@ mod tests {
         Reader::open(f.path(), 1, Mapping::default())?.collect()
     }
 
+    /// Every record of the file at `path` with its row hash, read with `known`.
+    fn read_with(path: &Path, known: Option<Known<'_>>) -> Vec<(Record, u64)> {
+        let mut r = Reader::open(path, 1, Mapping::default()).expect("open");
+        std::iter::from_fn(|| r.next_with(known))
+            .collect::<Result<Vec<_>, _>>()
+            .expect("read")
+    }
+
     fn lines(records: &[Record]) -> Vec<(u64, bool)> {
         records
             .iter()
@@ -795,12 +803,7 @@ mod tests {
         let mut f = tempfile::NamedTempFile::new().expect("temp file");
         f.write_all(b"email,firstname,lastname,website_id\nAnn@X.io ,Ann,Lee,2\nbad,Bo,Ek,1\nc@x.io,Cy,Do,\n")
             .expect("write");
-        let all = |known: Option<Known<'_>>| {
-            let mut r = Reader::open(f.path(), 1, Mapping::default()).expect("open");
-            std::iter::from_fn(|| r.next_with(known))
-                .collect::<Result<Vec<_>, _>>()
-                .expect("read")
-        };
+        let all = |known| read_with(f.path(), known);
         let plain = all(None);
         let hashes: Vec<u64> = plain.iter().map(|(_, h)| *h).collect();
         assert!(hashes[0] != 0 && hashes[2] != 0 && hashes[0] != hashes[2]);
@@ -849,12 +852,7 @@ mod tests {
         }
         let mut f = tempfile::NamedTempFile::new().expect("temp file");
         f.write_all(content.as_bytes()).expect("write");
-        let all = |known: Option<Known<'_>>| {
-            let mut r = Reader::open(f.path(), 1, Mapping::default()).expect("open");
-            std::iter::from_fn(|| r.next_with(known))
-                .collect::<Result<Vec<_>, _>>()
-                .expect("read")
-        };
+        let all = |known| read_with(f.path(), known);
         let plain = all(None);
         let every_third: Vec<(u64, u64)> = plain
             .iter()

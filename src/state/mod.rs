@@ -289,11 +289,12 @@ impl Store {
         })
     }
 
-    /// Closes the store; with `replay` (after [`REPLAY_AFTER`] writes or more), opens sled's files once more before the lock is let
-    /// go. sled 0.34 writes its snapshot only as it opens, after replaying (and decompressing)
-    /// its log since the last one: after a run that wrote much, the next run would spend that
-    /// before its first row (2 s for 300,000 creates, where the re-run itself takes 0.4 s).
-    /// Replayed here, it is spent at the end of the run that wrote.
+    /// Closes the store; with `replay` (after [`REPLAY_AFTER`] writes or more), opens sled's
+    /// files once more before the lock is let go. sled 0.34 writes its snapshot only as it
+    /// opens, after replaying (and decompressing) its log since the last one: after a run that
+    /// wrote much, the next run would spend that before its first row (2 s for 300,000
+    /// creates, where the re-run itself takes 0.4 s). Replayed here, it is spent at the end
+    /// of the run that wrote.
     pub fn close(self, replay: bool) -> Result<(), StateError> {
         let Store {
             dir,
