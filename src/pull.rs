@@ -77,10 +77,11 @@ pub async fn run(cfg: &PullConfig, cancel: &CancellationToken) -> Result<Pulled,
     let replay = pulled
         .as_ref()
         .is_ok_and(|p| p.customers >= crate::state::REPLAY_AFTER);
-    tokio::task::spawn_blocking(move || store.close(replay))
-        .await
-        .map_err(|_| PullError::Panicked)??;
-    pulled
+    let closed = tokio::task::spawn_blocking(move || store.close(replay)).await;
+    // A pull that failed says why, not what closing its store then said.
+    let pulled = pulled?;
+    closed.map_err(|_| PullError::Panicked)??;
+    Ok(pulled)
 }
 
 /// How a pull pages and records.
