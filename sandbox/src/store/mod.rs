@@ -269,6 +269,10 @@ impl CustomerStore {
 }
 
 #[cfg(test)]
+mod journal_tests;
+#[cfg(test)]
+mod search_tests;
+#[cfg(test)]
 mod shop_tests;
 #[cfg(test)]
 mod tests;

@@ -1,37 +1,33 @@
-//! Tests of the store through its own calls: Magento's rules on create, update and delete,
-//! the journal across reopening, and searches over the stored customers.
+//! Tests of the store through its own calls: Magento's rules on create, update and delete;
+//! the helpers the store's other tests (`journal_tests.rs`, `search_tests.rs`) share.
 #![cfg(test)]
-
-use std::fs::{self, OpenOptions};
-use std::io::Write;
 
 use chrono::TimeZone;
 
-use super::journal::JOURNAL;
 use super::*;
 
 /// The default shop, which every test here runs against.
-fn shop() -> &'static Shop {
+pub(super) fn shop() -> &'static Shop {
     static SHOP: std::sync::OnceLock<Shop> = std::sync::OnceLock::new();
     SHOP.get_or_init(Shop::default)
 }
 
-fn at(day: u32) -> DateTime<Utc> {
+pub(super) fn at(day: u32) -> DateTime<Utc> {
     Utc.with_ymd_and_hms(2025, 3, day, 10, 0, 0)
         .single()
         .expect("valid test date")
 }
 
-fn customer(email: &str) -> Value {
+pub(super) fn customer(email: &str) -> Value {
     json!({"customer": {"email": email, "firstname": "Ann", "lastname": "Lee"}})
 }
 
-fn address(city: &str) -> Value {
+pub(super) fn address(city: &str) -> Value {
     json!({"firstname": "Ann", "lastname": "Lee", "street": ["1 Main"], "city": city,
            "telephone": "555", "postcode": "11122", "country_id": "SE"})
 }
 
-fn err(result: Result<Value, ApiError>) -> ApiError {
+pub(super) fn err(result: Result<Value, ApiError>) -> ApiError {
     result.expect_err("the call should fail")
 }
 
@@ -362,324 +358,4 @@ fn put_with_other_body_id_saves_under_body_id() {
             Some(json!({"fieldName": "customerId", "fieldValue": 77}))
         )
     );
-}
-
-#[test]
-fn a_data_directory_serves_one_sandbox_at_a_time() {
-    let dir = tempfile::tempdir().expect("tempdir");
-    let data = || Some(dir.path().to_owned());
-    let first = LazyStore::new(data()).expect("open");
-    let second = LazyStore::new(data());
-    assert!(matches!(second, Err(SandboxError::Locked { .. })));
-    drop(first);
-    assert!(LazyStore::new(data()).is_ok(), "free again once closed");
-}
-
-#[test]
-fn journal_replays_after_reopen_and_skips_torn_line() {
-    let dir = tempfile::tempdir().expect("tempdir");
-    let data = dir.path().join("data");
-    let _lock = LazyStore::new(Some(data.clone())).expect("data directory");
-    let before = {
-        let mut store = CustomerStore::open(Some(&data)).expect("opened");
-        let mut body = customer("a@x.com");
-        body["customer"]["addresses"] = json!([address("Lund")]);
-        store.create(shop(), &body, None, at(1)).expect("a");
-        store
-            .create(shop(), &customer("b@x.com"), None, at(1))
-            .expect("b");
-        store
-            .create(shop(), &customer("c@x.com"), None, at(1))
-            .expect("c");
-        store
-            .update(
-                shop(),
-                "2",
-                &json!({"customer": {"lastname": "Changed"}}),
-                at(2),
-            )
-            .expect("b updated");
-        store.delete("3").expect("c deleted");
-        store.all()
-    };
-    #[cfg(unix)]
-    {
-        use std::os::unix::fs::PermissionsExt;
-        let mode = fs::metadata(&data).expect("dir").permissions().mode();
-        assert_eq!(mode & 0o777, 0o700);
-    }
-    let journal = data.join(JOURNAL);
-    let mut file = OpenOptions::new()
-        .append(true)
-        .open(&journal)
-        .expect("journal");
-    file.write_all(br#"{"op":"put","customer":{"id":9,"ema"#)
-        .expect("torn write");
-    drop(file);
-
-    let mut store = CustomerStore::open(Some(&data)).expect("reopened");
-    assert_eq!(store.all(), before);
-    assert_eq!(store.get("2").expect("b")["lastname"], "Changed");
-    // Ids are never reused, not even the deleted customer's 3; address ids continue too.
-    let mut body = customer("d@x.com");
-    body["customer"]["addresses"] = json!([address("Lund")]);
-    let d = store.create(shop(), &body, None, at(3)).expect("d");
-    assert_eq!(d["id"], 4);
-    assert_eq!(d["addresses"][0]["id"], 2);
-    let err = store
-        .create(shop(), &customer("A@X.COM"), None, at(3))
-        .expect_err("index rebuilt");
-    assert_eq!(err.status, 400);
-    drop(store);
-
-    // Compaction left the id counters and one line per live customer (a, b), then d was
-    // appended.
-    let text = fs::read_to_string(&journal).expect("journal text");
-    assert_eq!(text.lines().count(), 1 + 2 + 1);
-
-    // Damage that is not at the end is refused, not silently dropped.
-    let mut lines: Vec<&str> = text.lines().collect();
-    lines.insert(1, "garbage");
-    fs::write(&journal, lines.join("\n")).expect("rewrite");
-    match CustomerStore::open(Some(&data)) {
-        Err(SandboxError::JournalCorrupt { line, .. }) => assert_eq!(line, 2),
-        other => panic!("expected JournalCorrupt, got {other:?}"),
-    }
-}
-
-#[test]
-fn a_journal_is_rewritten_only_when_it_must_be() {
-    let dir = tempfile::tempdir().expect("tempdir");
-    let data = dir.path().join("data");
-    let _lock = LazyStore::new(Some(data.clone())).expect("data directory");
-    let journal = data.join(JOURNAL);
-    {
-        let mut store = CustomerStore::open(Some(&data)).expect("opened");
-        store
-            .create(shop(), &customer("a@x.com"), None, at(1))
-            .expect("a");
-        store
-            .create(shop(), &customer("b@x.com"), None, at(1))
-            .expect("b");
-    }
-    let modified = || {
-        fs::metadata(&journal)
-            .expect("journal")
-            .modified()
-            .expect("mtime")
-    };
-    let before = modified();
-    std::thread::sleep(std::time::Duration::from_millis(20));
-    drop(CustomerStore::open(Some(&data)).expect("reopened"));
-    assert_eq!(modified(), before, "nothing to compact: left as it is");
-
-    // The last record whole but its newline lost: appending after it would join two
-    // records on one line, so the journal is rewritten first.
-    let text = fs::read_to_string(&journal).expect("journal text");
-    fs::write(&journal, text.trim_end()).expect("drop the final newline");
-    {
-        let mut store = CustomerStore::open(Some(&data)).expect("reopened");
-        store
-            .create(shop(), &customer("c@x.com"), None, at(2))
-            .expect("c");
-    }
-    let store = CustomerStore::open(Some(&data)).expect("reopened");
-    let emails: Vec<Value> = store.all().iter().map(|c| c["email"].clone()).collect();
-    assert_eq!(
-        emails,
-        vec![json!("a@x.com"), json!("b@x.com"), json!("c@x.com")]
-    );
-}
-
-#[test]
-fn search_filters_paging_and_clamp() {
-    let mut store = CustomerStore::open(None).expect("memory store");
-    for (i, (email, website)) in [
-        ("a@x.com", 1),
-        ("b@y.com", 1),
-        ("c@x.com", 2),
-        ("D@x.com", 1),
-        ("e@z.com", 3),
-    ]
-    .into_iter()
-    .enumerate()
-    {
-        let mut body = customer(email);
-        body["customer"]["website_id"] = json!(website);
-        body["customer"]["lastname"] = json!(format!("L{}", 5 - i));
-        store.create(shop(), &body, None, at(1)).expect("created");
-    }
-    let run = |pairs: &[(&str, &str)]| {
-        let criteria = SearchCriteria::from_query(pairs.iter().copied()).expect("criteria");
-        store.search(shop(), &criteria).expect("known fields")
-    };
-    let ids = |v: &Value| -> Vec<i64> {
-        v["items"]
-            .as_array()
-            .into_iter()
-            .flatten()
-            .filter_map(|c| c["id"].as_i64())
-            .collect()
-    };
-
-    // like, case-insensitive, ANDed with a numeric website filter.
-    let r = run(&[
-        (
-            "searchCriteria[filterGroups][0][filters][0][field]",
-            "email",
-        ),
-        (
-            "searchCriteria[filterGroups][0][filters][0][value]",
-            "%@X.com",
-        ),
-        (
-            "searchCriteria[filterGroups][0][filters][0][conditionType]",
-            "like",
-        ),
-        (
-            "searchCriteria[filter_groups][1][filters][0][field]",
-            "website_id",
-        ),
-        ("searchCriteria[filter_groups][1][filters][0][value]", "1"),
-    ]);
-    assert_eq!((ids(&r), r["total_count"].clone()), (vec![1, 4], json!(2)));
-
-    // Filters of one group are ORed; eq on email ignores case.
-    let r = run(&[
-        (
-            "searchCriteria[filterGroups][0][filters][0][field]",
-            "email",
-        ),
-        (
-            "searchCriteria[filterGroups][0][filters][0][value]",
-            "d@X.COM",
-        ),
-        (
-            "searchCriteria[filterGroups][0][filters][1][field]",
-            "website_id",
-        ),
-        ("searchCriteria[filterGroups][0][filters][1][value]", "3"),
-    ]);
-    assert_eq!(ids(&r), vec![4, 5]);
-
-    // in / gt, sorting DESC by lastname, paging with clamp past the end.
-    let r = run(&[
-        (
-            "searchCriteria[filterGroups][0][filters][0][field]",
-            "entity_id",
-        ),
-        ("searchCriteria[filterGroups][0][filters][0][value]", "1"),
-        (
-            "searchCriteria[filterGroups][0][filters][0][condition_type]",
-            "gt",
-        ),
-        ("searchCriteria[sortOrders][0][field]", "lastname"),
-        ("searchCriteria[sortOrders][0][direction]", "ASC"),
-        ("searchCriteria[pageSize]", "3"),
-        ("searchCriteria[currentPage]", "9"),
-    ]);
-    assert_eq!(r["total_count"], 4);
-    assert_eq!(ids(&r), vec![2], "page 9 of 2 is the last page");
-    assert_eq!(r["search_criteria"]["page_size"], 3);
-    assert_eq!(r["search_criteria"]["current_page"], 9);
-    assert_eq!(r["search_criteria"]["sort_orders"][0]["direction"], "ASC");
-    assert_eq!(
-        r["search_criteria"]["filter_groups"][0]["filters"][0]["condition_type"],
-        "gt"
-    );
-
-    let r = run(&[
-        (
-            "searchCriteria[filterGroups][0][filters][0][field]",
-            "email",
-        ),
-        (
-            "searchCriteria[filterGroups][0][filters][0][value]",
-            "a@x.com,e@z.com",
-        ),
-        (
-            "searchCriteria[filterGroups][0][filters][0][conditionType]",
-            "nin",
-        ),
-        ("searchCriteria[sortOrders][0][field]", "id"),
-        ("searchCriteria[sortOrders][0][direction]", "DESC"),
-    ]);
-    assert_eq!(ids(&r), vec![4, 3, 2]);
-    assert!(r["search_criteria"].get("page_size").is_none());
-
-    let r = run(&[("searchCriteria[currentPage]", "1")]);
-    assert_eq!(ids(&r), vec![1, 2, 3, 4, 5], "no pageSize: no paging");
-
-    // Paging by id alone (what pull does) reads no customer but the page's.
-    let by_id = |direction| {
-        let r = run(&[
-            ("searchCriteria[sortOrders][0][field]", "entity_id"),
-            ("searchCriteria[sortOrders][0][direction]", direction),
-            ("searchCriteria[pageSize]", "2"),
-            ("searchCriteria[currentPage]", "2"),
-        ]);
-        (ids(&r), r["total_count"].clone())
-    };
-    assert_eq!(by_id("ASC"), (vec![3, 4], json!(5)));
-    assert_eq!(by_id("DESC"), (vec![3, 2], json!(5)));
-}
-
-#[test]
-fn email_searches_find_every_website_through_the_index() {
-    let mut store = CustomerStore::open(None).expect("memory store");
-    for (email, website) in [("a@x.com", 2), ("b@x.com", 1), ("A@X.com", 1)] {
-        let mut body = customer(email);
-        body["customer"]["website_id"] = json!(website);
-        store.create(shop(), &body, None, at(1)).expect("created");
-    }
-    let run = |pairs: &[(&str, &str)]| {
-        let criteria = SearchCriteria::from_query(pairs.iter().copied()).expect("criteria");
-        let r = store.search(shop(), &criteria).expect("known fields");
-        let ids: Vec<i64> = r["items"]
-            .as_array()
-            .into_iter()
-            .flatten()
-            .filter_map(|c| c["id"].as_i64())
-            .collect();
-        (ids, r["total_count"].clone())
-    };
-    let email = [
-        (
-            "searchCriteria[filterGroups][0][filters][0][field]",
-            "email",
-        ),
-        (
-            "searchCriteria[filterGroups][0][filters][0][value]",
-            "a@X.COM",
-        ),
-    ];
-    assert_eq!(
-        run(&email),
-        (vec![1, 3], json!(2)),
-        "both websites, id order"
-    );
-    let mut on_website = email.to_vec();
-    on_website.extend([
-        (
-            "searchCriteria[filterGroups][1][filters][0][field]",
-            "website_id",
-        ),
-        ("searchCriteria[filterGroups][1][filters][0][value]", "1"),
-    ]);
-    assert_eq!(
-        run(&on_website),
-        (vec![3], json!(1)),
-        "other groups still apply"
-    );
-    let missing = [
-        (
-            "searchCriteria[filterGroups][0][filters][0][field]",
-            "email",
-        ),
-        (
-            "searchCriteria[filterGroups][0][filters][0][value]",
-            "zz@x.com",
-        ),
-    ];
-    assert_eq!(run(&missing), (vec![], json!(0)));
 }
