@@ -206,6 +206,18 @@ impl Index {
         }
     }
 
+    /// Sets the row hashes of rows a run sent, `(key digest, row hash, payload hash)`, whose
+    /// payload the index now holds: their write was confirmed. Others stay as they are.
+    pub fn set_sent_rows(&mut self, sent: &[(u64, u64, u128)]) {
+        for &(digest, row, hash) in sent {
+            if let Some(i) = self.position(digest)
+                && self.records[i].1.matches(hash)
+            {
+                self.records[i].1.row = row;
+            }
+        }
+    }
+
     /// Records confirmed writes (later ones win) and forgets deleted keys.
     pub fn update(&mut self, mut written: Vec<(u64, Known)>, deleted: &[u64]) {
         // A re-run that wrote nothing keeps its index as it is (and the row hashes it set).
@@ -481,6 +493,20 @@ fn records(index: &Index, mut out: impl FnMut(&[u8]) -> io::Result<()>) -> io::R
 mod tests {
     use super::*;
     use crate::state::Entry;
+
+    #[test]
+    fn a_sent_row_keeps_its_hash_only_where_the_index_holds_its_payload() {
+        let mut index = Index::default();
+        index.update(
+            vec![(1, Known::new(10, 100)), (2, Known::new(20, 200))],
+            &[],
+        );
+        // Key 1's write was confirmed (its payload is held), key 2's was not, key 3 is unknown.
+        index.set_sent_rows(&[(1, 11, 10), (2, 22, 21), (3, 33, 30)]);
+        assert!(index.get(1).expect("key 1").same_row(11));
+        assert!(!index.get(2).expect("key 2").same_row(22));
+        assert_eq!(index.get(3), None);
+    }
 
     #[test]
     fn update_merges_in_order_with_the_last_write_winning() {

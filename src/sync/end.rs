@@ -67,14 +67,7 @@ fn stamp(store: &Store, dry_run: bool, written: Written) -> Result<(), StateErro
             index.update(confirmed, &deleted);
             // After the writes, which know no row hash: a row found unchanged was not sent.
             index.set_rows(&rows.found);
-            // A row sent whose payload the store now holds: its write was confirmed.
-            let confirmed: Vec<(u64, u64)> = rows
-                .sent
-                .iter()
-                .filter(|(digest, _, hash)| index.get(*digest).is_some_and(|k| k.matches(*hash)))
-                .map(|&(digest, row, _)| (digest, row))
-                .collect();
-            index.set_rows(&confirmed);
+            index.set_sent_rows(&rows.sent);
             // Last: the index is trusted from the moment its generation is stored.
             store.save_index(&index)?;
         }
