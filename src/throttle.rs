@@ -11,7 +11,9 @@ use std::sync::Mutex;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
-use governor::{DefaultDirectRateLimiter, Quota, RateLimiter};
+use governor::clock::MonotonicClock;
+use governor::state::{InMemoryState, NotKeyed};
+use governor::{Quota, RateLimiter};
 use tokio::time::Instant;
 
 /// A twentieth of the rate (1 to 10): enough slack that a request woken a little late does not
@@ -20,9 +22,13 @@ fn burst(rate: NonZeroU32) -> NonZeroU32 {
     NonZeroU32::new((rate.get() / 20).clamp(1, 10)).unwrap_or(NonZeroU32::MIN)
 }
 
+/// governor's limiter on the standard monotonic clock: its default clock (quanta) calibrates
+/// the TSC when first used, which cost every run over 0.1 s before its first row.
+type Limiter = RateLimiter<NotKeyed, InMemoryState, MonotonicClock>;
+
 /// Shared rate limiter; see the module doc.
 pub struct Throttle {
-    limiter: Option<DefaultDirectRateLimiter>,
+    limiter: Option<Limiter>,
     max_rate: Option<f64>,
     pace: Mutex<Pace>,
     requests: AtomicU64,
@@ -39,7 +45,10 @@ impl Throttle {
     pub fn new(rate: Option<NonZeroU32>) -> Self {
         let now = Instant::now();
         Throttle {
-            limiter: rate.map(|r| RateLimiter::direct(Quota::per_second(r).allow_burst(burst(r)))),
+            limiter: rate.map(|r| {
+                let quota = Quota::per_second(r).allow_burst(burst(r));
+                RateLimiter::direct_with_clock(quota, MonotonicClock)
+            }),
             max_rate: rate.map(|r| f64::from(r.get())),
             pace: Mutex::new(Pace {
                 current: rate.map_or(f64::INFINITY, |r| f64::from(r.get())),

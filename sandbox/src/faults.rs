@@ -10,7 +10,9 @@ use std::num::NonZeroU32;
 use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
-use governor::{DefaultDirectRateLimiter, Quota, RateLimiter};
+use governor::clock::MonotonicClock;
+use governor::state::{InMemoryState, NotKeyed};
+use governor::{Quota, RateLimiter};
 use tokio::sync::oneshot;
 
 use super::error::ApiError;
@@ -76,7 +78,7 @@ pub(crate) enum AfterWrite {
 #[derive(Debug)]
 pub(crate) struct FaultGate {
     faults: Faults,
-    limiter: Option<DefaultDirectRateLimiter>,
+    limiter: Option<RateLimiter<NotKeyed, InMemoryState, MonotonicClock>>,
     /// Present when there is latency to add.
     delays: Option<Delays>,
 }
@@ -86,7 +88,7 @@ impl FaultGate {
         let limiter = faults
             .rate_limit
             .and_then(NonZeroU32::new)
-            .map(|n| RateLimiter::direct(Quota::per_second(n)));
+            .map(|n| RateLimiter::direct_with_clock(Quota::per_second(n), MonotonicClock));
         let delays = (!faults.latency.is_zero()).then(Delays::start);
         Self {
             faults,
