@@ -26,6 +26,7 @@
 use std::io::{self, BufReader, Read, Write};
 use std::path::Path;
 use std::sync::atomic::Ordering;
+use std::thread::JoinHandle;
 
 use xxhash_rust::xxh3::Xxh3;
 
@@ -266,14 +267,33 @@ impl Store {
     /// The index, when its file matches the store; `None` when it must be rebuilt: missing,
     /// stale, or damaged (then with a warning). Never an error: the store can always rebuild it.
     pub fn load_index(&self) -> Result<Option<Index>, StateError> {
+        let prefetched = (self.index_read.lock())
+            .unwrap_or_else(|e| e.into_inner())
+            .take();
         let Some(generation) = self.index_gen()? else {
             return Ok(None);
         };
         let path = self.dir.join(FILE);
-        match read(&path, generation) {
-            Ok(index) => {
+        let read = match prefetched {
+            Some(reading) => reading.join().unwrap_or_else(|_| {
+                Err(Unusable::Damaged(
+                    "could not be read (the reader panicked)".into(),
+                ))
+            }),
+            None => read(&path),
+        };
+        match read {
+            Ok((written_for, index)) if written_for == generation => {
                 self.kept_generation.store(generation, Ordering::Relaxed);
                 Ok(Some(index))
+            }
+            Ok(_) => {
+                tracing::warn!(
+                    "{} was written for another state of the store; rebuilding the index from \
+                     the state store",
+                    path.display()
+                );
+                Ok(None)
             }
             Err(Unusable::Missing) => Ok(None),
             Err(Unusable::Damaged(why)) => {
@@ -333,6 +353,10 @@ impl Store {
     /// Writes `index` as the one matching the store as it is now (call after every write is
     /// applied), and marks how many mappings the store holds.
     pub fn save_index(&self, index: &Index) -> Result<(), StateError> {
+        // A file read ahead is of the generation this replaces.
+        (self.index_read.lock())
+            .unwrap_or_else(|e| e.into_inner())
+            .take();
         let generation = fastrand::u64(1..);
         let path = self.dir.join(FILE);
         private::replace(&path, |w| write(w, generation, index)).map_err(|source| {
@@ -359,7 +383,7 @@ impl Store {
 
 /// Why an index file cannot be used.
 #[derive(Debug, PartialEq, Eq)]
-enum Unusable {
+pub(super) enum Unusable {
     /// There is none: nothing to say.
     Missing,
     /// It is there but wrong; the reason, for a warning.
@@ -376,10 +400,24 @@ impl From<io::Error> for Unusable {
     }
 }
 
-/// Reads the index file at `path`, written for `generation`. Every field is checked before it
-/// is used: the length against the count (before anything is allocated), the checksum against
-/// the records, their order.
-fn read(path: &Path, generation: u64) -> Result<Index, Unusable> {
+/// The index file, read on a thread of its own while sled opens (which takes about as long at
+/// a million keys); [`Store::load_index`] then checks its generation.
+pub(super) type IndexRead = JoinHandle<Result<(u64, Index), Unusable>>;
+
+/// Starts reading the index file of the store in `dir`; `None` when no thread can be started
+/// (the file is then read when it is needed).
+pub(super) fn read_ahead(dir: &Path) -> Option<IndexRead> {
+    let path = dir.join(FILE);
+    std::thread::Builder::new()
+        .name("index-read".into())
+        .spawn(move || read(&path))
+        .ok()
+}
+
+/// Reads the index file at `path`: the generation it was written for, and the index. Every
+/// field is checked before it is used: the length against the count (before anything is
+/// allocated), the checksum against the records, their order.
+fn read(path: &Path) -> Result<(u64, Index), Unusable> {
     let damaged = |why: &str| Err(Unusable::Damaged(why.to_owned()));
     let file = private::open_read(path)?;
     let len = file.metadata()?.len();
@@ -393,9 +431,6 @@ fn read(path: &Path, generation: u64) -> Result<Index, Unusable> {
             return Err(Unusable::Missing);
         }
         return damaged("is not an index file of custsync");
-    }
-    if field(&header, 8) != generation {
-        return damaged("was written for another state of the store");
     }
     let count = field(&header, 16);
     let expected_len = count
@@ -434,7 +469,7 @@ fn read(path: &Path, generation: u64) -> Result<Index, Unusable> {
     if !records.is_sorted_by_key(|(d, _)| *d) {
         return damaged("is not in order");
     }
-    Ok(Index::new(records))
+    Ok((field(&header, 8), Index::new(records)))
 }
 
 /// Asks the kernel to back `v`'s buffer (allocated, not yet written) with huge pages where
@@ -605,10 +640,7 @@ mod tests {
         bytes[..8].copy_from_slice(b"CSIDX3\0\0");
         bytes.truncate(HEADER + 24);
         std::fs::write(&path, &bytes).expect("write");
-        assert_eq!(
-            read(&path, field_at(&bytes, 8)).err(),
-            Some(Unusable::Missing)
-        );
+        assert_eq!(read(&path).err(), Some(Unusable::Missing));
         assert!(store.load_index().expect("load").is_none(), "rebuilt");
     }
 
@@ -688,6 +720,31 @@ mod tests {
         writer.finish().expect("finish");
         assert!(!store.keep_index().expect("keep"));
         assert!(store.load_index().expect("load").is_none());
+    }
+
+    #[test]
+    fn an_index_read_ahead_is_the_one_loaded_unless_a_newer_one_was_saved() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let path = dir.path().join("s");
+        let a = Key::new(1, "a@x.io");
+        {
+            let store = Store::open(&path).expect("open");
+            store.put(&a, entry(7), None).expect("put");
+            store.rebuild_index().expect("rebuild");
+        }
+        let store = Store::open_reading_index(&path).expect("open");
+        let index = store.load_index().expect("load").expect("read ahead");
+        assert_eq!(index.get(a.digest()).map(|k| k.customer_id), Some(7));
+
+        let store = {
+            drop(store);
+            Store::open_reading_index(&path).expect("open")
+        };
+        let b = Key::new(1, "b@x.io");
+        store.put(&b, entry(8), None).expect("put");
+        store.rebuild_index().expect("rebuild");
+        let index = store.load_index().expect("load").expect("the new file");
+        assert_eq!(index.len(), 2, "not the file read before the rebuild");
     }
 
     #[test]

@@ -72,7 +72,7 @@ pub async fn run(cfg: SyncConfig, cancel: CancellationToken) -> Result<Finished,
             ("--review", cfg.review.as_deref()),
         ],
     )?;
-    let store = Arc::new(Store::open(&cfg.connect.state_dir)?);
+    let store = Arc::new(Store::open_reading_index(&cfg.connect.state_dir)?);
     let target = connect::admit(&store, &cfg.connect, cfg.dry_run, cfg.quiet)?;
     store.admit_key(cfg.mapping.key(), cfg.dry_run)?;
     let (history, rows) = Recorder::start(
