@@ -45,7 +45,6 @@ pub struct Writer {
 impl Store {
     /// Starts the writer thread that applies [`Op`]s in small batches.
     pub fn writer(&self) -> Result<Writer, StateError> {
-        self.invalidate_index()?;
         // Unbounded is safe here: ops arrive at the API's confirmation rate, far below what
         // sled applies, so the queue stays short.
         let (tx, rx) = mpsc::channel::<Op>();
@@ -58,6 +57,7 @@ impl Store {
         };
         let (db, mut bind) = (self.db.clone(), self.pending_binding());
         let kept_generation = Arc::clone(&self.kept_generation);
+        let invalidated = Arc::clone(&self.index_invalidated);
         let path = self.dir.join("db");
         let handle = thread::Builder::new()
             .name("state-writer".into())
@@ -67,6 +67,9 @@ impl Store {
                     source,
                 };
                 while let Ok(first) = rx.recv() {
+                    // Before the first write, not when the writer starts: a run that writes
+                    // nothing leaves sled untouched (see `Store::keep_index`).
+                    super::invalidate_index(&db, &invalidated).map_err(err)?;
                     let ops = gather(&rx, first);
                     // The first mapping binds an unbound store to the run's target.
                     let puts = ops.iter().any(|op| matches!(op, Op::Put(..)));
