@@ -22,7 +22,7 @@
 mod read;
 
 use std::fs::{self, File, OpenOptions};
-use std::io::{self, BufWriter, Write};
+use std::io::{self, Write};
 use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt};
 use std::path::{Path, PathBuf};
 
@@ -122,7 +122,7 @@ pub struct Recorder {
 
 /// The run's rows, written as they come.
 pub struct RowLog {
-    rows: CsvRows<BufWriter<File>>,
+    rows: CsvRows<File>,
     path: PathBuf,
 }
 
@@ -146,8 +146,7 @@ impl Recorder {
         run.run_id = known.last().map_or(1, |last| last + 1);
         let path = rows_path(&dir, run.run_id);
         let file = create_new(&path)?;
-        let rows =
-            CsvRows::new(BufWriter::with_capacity(256 * 1024, file)).map_err(io_error(&path))?;
+        let rows = CsvRows::new(file).map_err(io_error(&path))?;
         let started = Summary {
             dry_run,
             run,
