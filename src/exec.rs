@@ -24,7 +24,7 @@ mod bulk;
 mod doubt;
 mod legacy;
 
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 
 use secrecy::SecretString;
 use serde_json::Value;
@@ -36,7 +36,7 @@ use crate::outage::Watch;
 use crate::outcome::{Action, Outcome, RowRef, Saved, Skip};
 use crate::plan::{Planned, Step};
 use crate::retry::{Retrier, RetryPolicy, Waiting};
-use crate::state::{Doubt, Entry, StateError, Store};
+use crate::state::{Doubt, Entry, Index, StateError, Store};
 use addresses::{Ours, id_of, merged, ours_in};
 use answers::Ids;
 use doubt::Tries;
@@ -159,6 +159,13 @@ impl Executor {
             retrier: Retrier::new(policy, cancel),
             ids: Ids::new(store),
         }
+    }
+
+    /// The same, reading the ids the store already has from the run's index once it is
+    /// there (see [`crate::sync`]) instead of from a scan of the store.
+    pub fn knowing(mut self, index: Arc<OnceLock<Arc<Index>>>) -> Self {
+        self.ids.index = Some(index);
+        self
     }
 
     /// The same, its retrier showing every try to `watch` (see [`crate::outage`]).

@@ -252,6 +252,11 @@ impl Index {
         *self = Index::new(records);
     }
 
+    /// Every customer id, in the order of the keys.
+    pub fn customer_ids(&self) -> impl Iterator<Item = u64> + '_ {
+        self.records.iter().map(|(_, k)| k.customer_id)
+    }
+
     /// Every key digest.
     pub fn digests(&self) -> impl Iterator<Item = u64> + '_ {
         self.records.iter().map(|(d, _)| *d)

@@ -28,7 +28,7 @@ mod guard;
 mod read;
 mod send;
 
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 use std::time::{Duration, Instant};
 
 use tokio_util::sync::CancellationToken;
@@ -184,6 +184,9 @@ async fn pipeline(
     }
     // The sending stops on an interrupt, or when the watch finds the shop gone; the watch sees
     // every request the run makes, the shop's model read among them.
+    // The index the rows are planned against, once loaded: the executor reads the store's
+    // ids from it.
+    let index = Arc::new(OnceLock::new());
     let sending = cancel.child_token();
     let watch = (client.as_ref())
         .map(|c| Watch::start(cfg.outage_after, c.endpoint().to_owned(), sending.clone()));
@@ -192,6 +195,7 @@ async fn pipeline(
         .map(|(c, w)| {
             Executor::new(Arc::clone(c), cfg.retry, sending.clone(), Arc::clone(store))
                 .watching(Arc::clone(w))
+                .knowing(Arc::clone(&index))
         });
     let retrier = Retrier::new(cfg.retry, sending.clone());
     let bulk_retrier = match &watch {
@@ -225,6 +229,7 @@ async fn pipeline(
     let (planned, planning) = read::start(
         reader,
         Arc::clone(store),
+        index,
         options,
         cancel,
         Arc::clone(&counters),

@@ -92,11 +92,13 @@ pub struct PlanningOptions {
     pub mark_doubts: bool,
 }
 
-/// Starts reading `reader` and planning its rows against `store`. Call it before anything
-/// writes the store: a write makes the index file stale.
+/// Starts reading `reader` and planning its rows against `store`, and sets `shared` to the
+/// index they are planned against. Call it before anything writes the store: a write makes
+/// the index file stale.
 pub fn start(
     reader: Reader,
     store: Arc<Store>,
+    shared: Arc<OnceLock<Arc<Index>>>,
     options: PlanningOptions,
     cancel: &CancellationToken,
     counters: Arc<Counters>,
@@ -105,7 +107,6 @@ pub fn start(
     let reading = cancel.child_token();
     let (tx, rx) = mpsc::channel(QUEUE);
     let (absent_tx, absent_rx) = oneshot::channel();
-    let shared = Arc::new(OnceLock::new());
     let task = {
         let reading = reading.clone();
         let shared = Arc::clone(&shared);
