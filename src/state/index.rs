@@ -652,10 +652,6 @@ mod tests {
         assert!(store.load_index().expect("load").is_none(), "rebuilt");
     }
 
-    fn field_at(b: &[u8], i: usize) -> u64 {
-        u64::from_le_bytes(b[i..i + 8].try_into().expect("8 bytes"))
-    }
-
     fn entry(id: u64) -> Entry {
         Entry {
             customer_id: id,
