@@ -151,14 +151,14 @@ fn planning(dir: &Path, rows: usize, table: &mut Vec<String>) {
         &format!("{mb:.0} MB"),
     ));
     // The floors: what merely reading the same file costs.
-    let floor = csv_floor(&csv);
+    let floor = median(5, || (csv_floor(&csv), 0)).0;
     table.push(row(
         "floor: parse + hash with the csv crate (every cell through xxh3)",
         rows,
         floor,
-        "the floor of the planning rows",
+        "median of five; the floor of the planning rows",
     ));
-    let python = python_floor(&csv);
+    let python = python_median(&csv);
     match python {
         Some(t) => table.push(row(
             "Python's csv.reader splitting the same file",
@@ -191,9 +191,16 @@ fn planning(dir: &Path, rows: usize, table: &mut Vec<String>) {
     // In this order: the first run after filling the store has no index file yet (as after a
     // crash), builds one from a scan and writes it.
     let fresh = dir.join("fresh-state");
-    let runs: [(&str, &Path, bool); 4] = [
+    let runs: [(&str, &Path, bool); 5] = [
         (
             "first re-run after the store was filled (no index file: scans the store)",
+            &state,
+            false,
+        ),
+        // Once after a fill, sled cleans up its log, and each run after one that wrote
+        // writes a new snapshot as it opens: the rows after it are the steady state.
+        (
+            "second re-run after the fill (sled's clean-up and snapshot)",
             &state,
             false,
         ),
@@ -207,7 +214,14 @@ fn planning(dir: &Path, rows: usize, table: &mut Vec<String>) {
     ];
     let mut rerun = None;
     for (name, state, dry_run) in runs {
-        let (elapsed, rss) = sync(&csv, state, dry_run, dir);
+        // The steady rows are repeatable: each of three beside a floor of its own.
+        let (elapsed, times_floor, rss) = if name.starts_with("first") || name.starts_with("second")
+        {
+            let (elapsed, rss) = sync(&csv, state, dry_run, dir);
+            (elapsed, elapsed.as_secs_f64() / floor.as_secs_f64(), rss)
+        } else {
+            paired(3, || csv_floor(&csv), || sync(&csv, state, dry_run, dir))
+        };
         if name.starts_with("re-run") {
             rerun = Some(elapsed);
         }
@@ -215,7 +229,7 @@ fn planning(dir: &Path, rows: usize, table: &mut Vec<String>) {
             name,
             rows,
             elapsed,
-            &format!("{}; peak RSS {rss} MB", ratio(elapsed, floor)),
+            &format!("{times_floor:.2}x the floor (see `paired`); peak RSS {rss} MB"),
         ));
     }
     let rerun = rerun.expect("the re-run ran");
@@ -284,9 +298,15 @@ fn planning(dir: &Path, rows: usize, table: &mut Vec<String>) {
         &["state", "rebind", "--state", small_state.to_str().unwrap()],
         dir,
     );
+    // The first builds the index, the second pays sled's clean-up after the fill (as above).
     sync(&small, &small_state, false, dir);
-    let (elapsed, rss) = sync(&small, &small_state, false, dir);
-    let python = python_floor(&small);
+    sync(&small, &small_state, false, dir);
+    let python = python_median(&small);
+    let (elapsed, times_python, rss) = paired(
+        3,
+        || python_floor(&small).unwrap_or(Duration::ZERO),
+        || sync(&small, &small_state, false, dir),
+    );
     let versus_python = |elapsed: Duration, rss: u64| match python {
         Some(py) => format!(
             "{:.2}x Python's csv.reader ({:.2} s); peak RSS {rss} MB",
@@ -299,7 +319,14 @@ fn planning(dir: &Path, rows: usize, table: &mut Vec<String>) {
         "re-run of an unchanged realistic file vs Python's csv.reader",
         small_rows,
         elapsed,
-        &versus_python(elapsed, rss),
+        &match python {
+            Some(py) => format!(
+                "{times_python:.2}x Python's csv.reader (run beside each; {:.2} s); peak RSS \
+                 {rss} MB",
+                py.as_secs_f64()
+            ),
+            None => format!("python3 not found; peak RSS {rss} MB"),
+        },
     ));
 
     // As a migration goes: a sync that creates every customer (in the embedded sandbox), then
@@ -361,6 +388,47 @@ fn csv_floor(csv: &Path) -> Duration {
     }
     std::hint::black_box(sum);
     started.elapsed()
+}
+
+/// The median time of `n` runs of `measure`, with the largest peak RSS: one sample on this
+/// shared machine could be a third off (the floor, a quarter of a second, most of all).
+fn median(n: usize, mut measure: impl FnMut() -> (Duration, u64)) -> (Duration, u64) {
+    let mut runs: Vec<_> = (0..n).map(|_| measure()).collect();
+    let rss = runs.iter().map(|(_, rss)| *rss).max().unwrap_or(0);
+    runs.sort();
+    (runs[n / 2].0, rss)
+}
+
+/// `n` runs of `measure`, each right after a run of `floor`: the median time, the median of
+/// the ratios, the largest peak RSS. This machine's speed drifts between minutes (floors of
+/// 0.24 to 0.64 s within an hour), so a ratio is fair only between neighbours.
+fn paired(
+    n: usize,
+    floor: impl Fn() -> Duration,
+    mut measure: impl FnMut() -> (Duration, u64),
+) -> (Duration, f64, u64) {
+    let mut times = Vec::new();
+    let mut ratios = Vec::new();
+    let mut rss = 0;
+    for _ in 0..n {
+        let f = floor();
+        let (t, r) = measure();
+        times.push(t);
+        ratios.push(t.as_secs_f64() / f.as_secs_f64());
+        rss = rss.max(r);
+    }
+    times.sort();
+    ratios.sort_by(f64::total_cmp);
+    (times[n / 2], ratios[n / 2], rss)
+}
+
+/// [`python_floor`], the median of three.
+fn python_median(csv: &Path) -> Option<Duration> {
+    let mut runs = (0..3)
+        .map(|_| python_floor(csv))
+        .collect::<Option<Vec<_>>>()?;
+    runs.sort();
+    Some(runs[1])
 }
 
 /// Python's `csv.reader` over the same file; `None` without python3.
