@@ -17,9 +17,10 @@
 //! generation written in its header. Anything that writes the store removes that key first
 //! (sled's log keeps writes in order, so no later write can survive a crash without it); a
 //! sync, `pull` or `state import` that ends cleanly writes a new file, then the new
-//! generation; one that wrote no mapping and learnt no row hash stores the generation of the
-//! file it loaded again rather than writing the same file anew. A stale or missing file (after a crash) is not used: the next sync rebuilds the
-//! index from a scan of the store, which costs less than a sled read per row. Nor is a damaged
+//! generation; one that wrote no mapping and learnt no row hash keeps the file it loaded (and
+//! stores its generation again only if a write removed it) rather than writing it anew. A
+//! stale or missing file (after a crash) is not used: the next sync rebuilds the index from a
+//! scan of the store, which costs less than a sled read per row. Nor is a damaged
 //! one (cut short, a count that does not fit its length, records that do not match the
 //! checksum in its header): it is rebuilt the same way, with a warning, and never trusted.
 
@@ -287,18 +288,19 @@ impl Store {
             }),
             None => read(&path),
         };
+        let read = read.and_then(|(written_for, index)| {
+            if written_for == generation {
+                Ok(index)
+            } else {
+                Err(Unusable::Damaged(
+                    "was written for another state of the store".into(),
+                ))
+            }
+        });
         match read {
-            Ok((written_for, index)) if written_for == generation => {
+            Ok(index) => {
                 self.kept_generation.store(generation, Ordering::Relaxed);
                 Ok(Some(index))
-            }
-            Ok(_) => {
-                tracing::warn!(
-                    "{} was written for another state of the store; rebuilding the index from \
-                     the state store",
-                    path.display()
-                );
-                Ok(None)
             }
             Err(Unusable::Missing) => Ok(None),
             Err(Unusable::Damaged(why)) => {

@@ -182,11 +182,11 @@ async fn pipeline(
             ignored.join(", ")
         ));
     }
-    // The sending stops on an interrupt, or when the watch finds the shop gone; the watch sees
-    // every request the run makes, the shop's model read among them.
     // The index the rows are planned against, once loaded: the executor reads the store's
     // ids from it.
     let index = Arc::new(OnceLock::new());
+    // The sending stops on an interrupt, or when the watch finds the shop gone; the watch sees
+    // every request the run makes, the shop's model read among them.
     let sending = cancel.child_token();
     let watch = (client.as_ref())
         .map(|c| Watch::start(cfg.outage_after, c.endpoint().to_owned(), sending.clone()));
