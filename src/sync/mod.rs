@@ -233,7 +233,7 @@ async fn pipeline(
         options,
         cancel,
         Arc::clone(&counters),
-    )?;
+    );
     let waiting = executor.as_ref().map(Executor::waiting);
     let requested = Arc::clone(&throttle);
     let progress = Progress::start(

@@ -93,8 +93,8 @@ pub struct PlanningOptions {
 }
 
 /// Starts reading `reader` and planning its rows against `store`, and sets `shared` to the
-/// index they are planned against. Call it before anything writes the store: a write makes
-/// the index file stale.
+/// index they are planned against. Nothing may write the store until the first row is
+/// planned: a write makes the index file stale, and the planning would scan the store instead.
 pub fn start(
     reader: Reader,
     store: Arc<Store>,
@@ -102,15 +102,17 @@ pub fn start(
     options: PlanningOptions,
     cancel: &CancellationToken,
     counters: Arc<Counters>,
-) -> Result<(Rows, Planning), SyncError> {
-    let index = store.load_index()?;
+) -> (Rows, Planning) {
     let reading = cancel.child_token();
     let (tx, rx) = mpsc::channel(QUEUE);
     let (absent_tx, absent_rx) = oneshot::channel();
     let task = {
         let reading = reading.clone();
         let shared = Arc::clone(&shared);
+        // Loading the index waits for its file (read since the store opened): not on an
+        // async worker.
         tokio::task::spawn_blocking(move || {
+            let index = store.load_index()?;
             let ends = Ends {
                 tx: &tx,
                 index: &shared,
@@ -125,7 +127,7 @@ pub fn start(
         index: shared,
         absent: Some(absent_rx),
     };
-    Ok((rows, Planning { task }))
+    (rows, Planning { task })
 }
 
 /// Where the threads' results go, besides the returned [`Read`].
