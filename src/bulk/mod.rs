@@ -50,8 +50,16 @@ pub trait Shop: Sync {
     ) -> BoxFuture<'a, Result<Value, ApiError>>;
     /// The detailed status of the bulk `uuid`.
     fn status<'a>(&'a self, uuid: &'a str) -> BoxFuture<'a, Result<Value, ApiError>>;
-    /// The customers with these ids, as the shop has them, in one request.
+    /// The customers with these ids (a search page at most), as the shop has them, in one
+    /// request.
     fn current<'a>(&'a self, ids: &'a [u64]) -> BoxFuture<'a, Result<Vec<Value>, ApiError>>;
+    /// The customers of this website with these e-mails (none holding a comma), in one
+    /// request.
+    fn by_emails<'a>(
+        &'a self,
+        emails: &'a [&'a str],
+        website_id: u32,
+    ) -> BoxFuture<'a, Result<Vec<Value>, ApiError>>;
     /// The customer with this e-mail in this website, if any.
     fn find<'a>(
         &'a self,
@@ -74,6 +82,13 @@ impl Shop for Client {
     }
     fn current<'a>(&'a self, ids: &'a [u64]) -> BoxFuture<'a, Result<Vec<Value>, ApiError>> {
         Box::pin(self.by_ids(ids))
+    }
+    fn by_emails<'a>(
+        &'a self,
+        emails: &'a [&'a str],
+        website_id: u32,
+    ) -> BoxFuture<'a, Result<Vec<Value>, ApiError>> {
+        Box::pin(Client::by_emails(self, emails, website_id))
     }
     fn find<'a>(
         &'a self,

@@ -5,12 +5,13 @@
 //! A bulk whose uuid is known is polled (with a backoff, for at most a while): each completed
 //! operation's customer is checked against its row's key and recorded with the hash of the
 //! payload sent. A bulk whose answer never came cannot be polled; its creates are looked up
-//! by e-mail, and a customer found is recorded as `pull` records one (hash unknown: the plan
-//! compares values). Nothing else needs doing: a row not recorded is planned again, its create
+//! by e-mail (a hundred a search), and a customer found is recorded as `pull` records one
+//! (hash unknown: the plan compares values). Nothing else needs doing: a row not recorded is planned again, its create
 //! adopted when it meets "already exists", and an update stays in doubt (marked when it was
 //! planned), so it is sent again whole. A bulk still open when the wait ends keeps its record
 //! for the run after.
 
+use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -144,23 +145,53 @@ async fn polled(
     }
 }
 
-/// The creates of a bulk whose answer was lost, looked up by e-mail.
+/// E-mails looked up in one search: a hundred keep its address near 4 KB (web servers refuse
+/// longer request lines than 8 KB by default), and a bulk of 5,000 rows costs 50 searches.
+const EMAILS_PER_SEARCH: usize = 100;
+
+/// The creates of a bulk whose answer was lost (or that never left: its record is written
+/// before it waits for the rate limit), looked up by e-mail, a hundred a search for each
+/// website; an e-mail holding a comma, which would split the search's list, alone.
 async fn looked_up(
     shop: &dyn Shop,
     retrier: &Retrier,
     bulk: &BulkRecord,
 ) -> Result<(Vec<Mapping>, bool), ApiError> {
     let mut mappings = Vec::new();
-    if bulk.create {
-        for row in &bulk.rows {
-            let found = retrier
-                .run(|| shop.find(&row.email, row.website_id))
-                .await?;
-            if let Some(saved) = found
-                && let Some(entry) = entry_of(row, &saved, 0)
-            {
-                mappings.push((row.clone(), entry, saved));
+    if !bulk.create {
+        return Ok((mappings, true));
+    }
+    let (listed, alone): (Vec<&BulkRow>, Vec<&BulkRow>) =
+        bulk.rows.iter().partition(|row| !row.email.contains(','));
+    let mut by_website: BTreeMap<u32, Vec<&BulkRow>> = BTreeMap::new();
+    for row in listed {
+        by_website.entry(row.website_id).or_default().push(row);
+    }
+    for (website_id, rows) in by_website {
+        for rows in rows.chunks(EMAILS_PER_SEARCH) {
+            let emails: Vec<&str> = rows.iter().map(|row| row.email.as_str()).collect();
+            let found = retrier.run(|| shop.by_emails(&emails, website_id)).await?;
+            for row in rows {
+                let saved = (found.iter()).find(|c| {
+                    (c.get("email").and_then(Value::as_str))
+                        .is_some_and(|e| e.eq_ignore_ascii_case(&row.email))
+                });
+                if let Some(saved) = saved
+                    && let Some(entry) = entry_of(row, saved, 0)
+                {
+                    mappings.push(((*row).clone(), entry, saved.clone()));
+                }
             }
+        }
+    }
+    for row in alone {
+        let found = retrier
+            .run(|| shop.find(&row.email, row.website_id))
+            .await?;
+        if let Some(saved) = found
+            && let Some(entry) = entry_of(row, &saved, 0)
+        {
+            mappings.push((row.clone(), entry, saved));
         }
     }
     Ok((mappings, true))
@@ -201,5 +232,134 @@ fn entry_of(row: &BulkRow, saved: &Value, hash: u128) -> Option<Entry> {
             );
             None
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Mutex;
+
+    use futures::future::BoxFuture;
+    use serde_json::json;
+    use tokio_util::sync::CancellationToken;
+
+    use super::*;
+    use crate::api::BulkKind;
+    use crate::retry::RetryPolicy;
+
+    /// A shop that has the customers `have` (e-mail, website, id), and counts its searches.
+    #[derive(Default)]
+    struct Searched {
+        have: Vec<(String, u32, u64)>,
+        lists: Mutex<Vec<(usize, u32)>>,
+        alone: Mutex<Vec<String>>,
+    }
+
+    impl Searched {
+        fn customer(&self, email: &str, website_id: u32) -> Option<Value> {
+            (self.have.iter())
+                .find(|(e, w, _)| e.eq_ignore_ascii_case(email) && *w == website_id)
+                .map(|(e, w, id)| json!({"id": id, "email": e, "website_id": w}))
+        }
+    }
+
+    impl Shop for Searched {
+        fn submit<'a>(
+            &'a self,
+            _: BulkKind,
+            _: &'a [Value],
+            _: &'a [&'a str],
+        ) -> BoxFuture<'a, Result<Value, ApiError>> {
+            unreachable!("nothing is submitted")
+        }
+        fn status<'a>(&'a self, _: &'a str) -> BoxFuture<'a, Result<Value, ApiError>> {
+            unreachable!("no bulk is polled")
+        }
+        fn current<'a>(&'a self, _: &'a [u64]) -> BoxFuture<'a, Result<Vec<Value>, ApiError>> {
+            unreachable!("no update is read")
+        }
+        fn by_emails<'a>(
+            &'a self,
+            emails: &'a [&'a str],
+            website_id: u32,
+        ) -> BoxFuture<'a, Result<Vec<Value>, ApiError>> {
+            self.lists
+                .lock()
+                .expect("lock")
+                .push((emails.len(), website_id));
+            let found = (emails.iter())
+                .filter_map(|e| self.customer(e, website_id))
+                .collect();
+            Box::pin(async move { Ok(found) })
+        }
+        fn find<'a>(
+            &'a self,
+            email: &'a str,
+            website_id: u32,
+        ) -> BoxFuture<'a, Result<Option<Value>, ApiError>> {
+            self.alone.lock().expect("lock").push(email.to_owned());
+            let found = self.customer(email, website_id);
+            Box::pin(async move { Ok(found) })
+        }
+    }
+
+    fn row(email: &str, website_id: u32) -> BulkRow {
+        BulkRow {
+            website_id,
+            email: email.to_owned(),
+            custom_key: None,
+            line: 2,
+            hash: 7,
+            customer_id: None,
+            address: false,
+        }
+    }
+
+    #[tokio::test]
+    async fn a_lost_bulk_is_looked_up_a_hundred_emails_a_search() {
+        let mut rows: Vec<BulkRow> = (0..250).map(|i| row(&format!("a{i}@x.io"), 1)).collect();
+        rows.extend((0..30).map(|i| row(&format!("b{i}@x.io"), 2)));
+        rows.push(row("last,first@x.io", 1));
+        // The shop has every other customer of website 1 (one with its e-mail in capitals),
+        // all of website 2, and the one whose e-mail holds a comma.
+        let mut have: Vec<(String, u32, u64)> = (0..250)
+            .step_by(2)
+            .map(|i| (format!("a{i}@x.io"), 1, 1000 + i))
+            .collect();
+        have[0].0 = "A0@X.IO".to_owned();
+        have.extend((0..30).map(|i| (format!("b{i}@x.io"), 2, 2000 + i)));
+        have.push(("last,first@x.io".to_owned(), 1, 3000));
+        let shop = Searched {
+            have,
+            ..Searched::default()
+        };
+        let bulk = BulkRecord {
+            create: true,
+            uuid: None,
+            rows,
+        };
+        let retrier = Retrier::new(RetryPolicy::default(), CancellationToken::new());
+
+        let (mappings, complete) = looked_up(&shop, &retrier, &bulk).await.expect("looked up");
+
+        assert!(complete);
+        let lists = shop.lists.lock().expect("lock").clone();
+        assert_eq!(lists, [(100, 1), (100, 1), (50, 1), (30, 2)]);
+        assert_eq!(*shop.alone.lock().expect("lock"), ["last,first@x.io"]);
+        let mut ids: Vec<(String, u64)> = (mappings.iter())
+            .map(|(row, entry, _)| (row.email.clone(), entry.customer_id))
+            .collect();
+        ids.sort();
+        assert_eq!(ids.len(), 125 + 30 + 1, "each customer the shop has, once");
+        assert!(
+            ids.contains(&("a0@x.io".to_owned(), 1000)),
+            "found in capitals"
+        );
+        assert!(ids.contains(&("a248@x.io".to_owned(), 1248)));
+        assert!(ids.contains(&("b29@x.io".to_owned(), 2029)));
+        assert!(ids.contains(&("last,first@x.io".to_owned(), 3000)));
+        assert!(!ids.iter().any(|(e, _)| e == "a1@x.io"), "not in the shop");
+        // Found by e-mail, the payload hash is not known: the next plan compares values.
+        assert!(mappings.iter().all(|(_, entry, _)| entry.payload_hash == 0));
     }
 }

@@ -632,6 +632,14 @@ mod tests {
             Box::pin(async { Ok(Vec::new()) })
         }
 
+        fn by_emails<'a>(
+            &'a self,
+            _: &'a [&'a str],
+            _: u32,
+        ) -> BoxFuture<'a, Result<Vec<Value>, ApiError>> {
+            Box::pin(async { Ok(Vec::new()) })
+        }
+
         fn find<'a>(
             &'a self,
             _: &'a str,

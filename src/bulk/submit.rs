@@ -15,6 +15,7 @@ use tokio_util::sync::CancellationToken;
 use super::answer::{self, Accepted};
 use super::{Rows, Shop};
 use crate::api::{ApiError, BulkKind, create_item};
+use crate::defaults::MAX_PAGE_SIZE;
 use crate::exec::{create_body, full_record};
 use crate::plan::{Planned, Step};
 use crate::retry::Retrier;
@@ -223,8 +224,8 @@ pub(super) async fn submit(
     Ok((accepted, alone))
 }
 
-/// The items of an update bulk: each customer as the shop has it (all of them read in one
-/// search) with the file's values put in. Rows whose customer the shop no longer has go
+/// The items of an update bulk: each customer as the shop has it (read a search page at a
+/// time) with the file's values put in. Rows whose customer the shop no longer has go
 /// alone (their own request finds it gone and creates it again).
 async fn updates(
     cx: &Cx<'_>,
@@ -235,10 +236,14 @@ async fn updates(
         _ => 0,
     };
     let ids: Vec<u64> = rows.iter().map(id_of).collect();
-    let current = match cx.retrier.run(|| cx.shop.current(&ids)).await {
-        Ok(current) => current,
-        Err(e) => return Err((rows, e)),
-    };
+    // A search answers a page at most: a bulk of more reads its customers a page at a time.
+    let mut current = Vec::with_capacity(ids.len());
+    for page in ids.chunks(MAX_PAGE_SIZE as usize) {
+        match cx.retrier.run(|| cx.shop.current(page)).await {
+            Ok(found) => current.extend(found),
+            Err(e) => return Err((rows, e)),
+        }
+    }
     let by_id: HashMap<u64, &Value> = (current.iter())
         .filter_map(|c| Some((c.get("id")?.as_u64()?, c)))
         .collect();
