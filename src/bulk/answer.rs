@@ -100,7 +100,8 @@ pub enum Verdict {
     Unreadable(String),
     /// Failed but retriable: send the row again in a later bulk.
     Retry(String),
-    /// A create of an e-mail the website already has: adopt that customer.
+    /// A create of an e-mail the website already has, or one done without a readable
+    /// result: adopt that customer.
     Adopt,
     /// Failed for good (or rejected): the row fails with the shop's message.
     Failed(String),
@@ -123,6 +124,8 @@ pub fn verdict(op: &Operation, create: bool) -> Verdict {
     match op.status {
         1 => match op.result.as_deref().map(serde_json::from_str::<Value>) {
             Some(Ok(saved @ Value::Object(_))) => Verdict::Saved(saved),
+            // The create is done, so its customer is there to be found by its key.
+            _ if create => Verdict::Adopt,
             Some(Ok(_)) | Some(Err(_)) => {
                 Verdict::Unreadable("the operation's result is not a customer".into())
             }
@@ -182,9 +185,10 @@ mod tests {
                 true,
                 Verdict::Saved(json!({"id": 5, "email": "a@x.io"})),
             ),
+            (op(1, "", Some("[1]")), true, Verdict::Adopt),
             (
                 op(1, "", Some("[1]")),
-                true,
+                false,
                 Verdict::Unreadable("the operation's result is not a customer".into()),
             ),
             (
@@ -192,9 +196,10 @@ mod tests {
                 false,
                 Verdict::Unreadable("the operation's result is not a customer".into()),
             ),
+            (op(1, "", None), true, Verdict::Adopt),
             (
                 op(1, "", None),
-                true,
+                false,
                 Verdict::Unreadable("the operation completed without a result".into()),
             ),
             (
