@@ -738,6 +738,25 @@ mod tests {
     }
 
     #[test]
+    fn a_bom_wins_over_the_encoding_given() {
+        // A cron job's `--encoding windows-1252` meets an export saved as "CSV UTF-8" (with a
+        // BOM), then one saved as UTF-16.
+        let format = Format {
+            encoding: Some(encoding_rs::WINDOWS_1252),
+            ..Format::default()
+        };
+        let text = "email,firstname,lastname\r\njesus@x.de,Jesús,Strauß\r\n";
+        let mut utf8 = b"\xef\xbb\xbf".to_vec();
+        utf8.extend(text.as_bytes());
+        let mut utf16 = b"\xff\xfe".to_vec();
+        utf16.extend(text.encode_utf16().flat_map(u16::to_le_bytes));
+        for file in [utf8, utf16] {
+            let recs = read_as(&file, "k.csv", &format).expect("read");
+            assert_eq!(names(&recs), ["Jesús Strauß"]);
+        }
+    }
+
+    #[test]
     fn a_given_delimiter_wins() {
         let file = b"email|firstname|lastname|w;x;y;z\na@x.io|Ann|Lee|1;2;3;4\n";
         let detected = read_as(file, "p.csv", &Format::default()).expect_err("; wins a tie");

@@ -78,6 +78,8 @@ impl TextFile {
         File::open(path)?
             .take(PROBE_BYTES)
             .read_to_end(&mut start)?;
+        // A BOM wins over `--encoding`: a cron job's flag outlives the export's format.
+        let encoding = encoding.filter(|_| !has_bom(&start));
         if encoding.is_none()
             && let Some(line) = legacy_line(&start)
         {
@@ -200,10 +202,7 @@ impl Cells for csv::ByteRecord {
 /// The line holding the first non-ASCII bytes of `start`, when they are not UTF-8 (a file
 /// in a legacy encoding). A UTF-8 BOM says the file is UTF-8; a UTF-16 one is decoded.
 fn legacy_line(start: &[u8]) -> Option<u64> {
-    if [&b"\xef\xbb\xbf"[..], b"\xff\xfe", b"\xfe\xff"]
-        .iter()
-        .any(|bom| start.starts_with(bom))
-    {
+    if has_bom(start) {
         return None;
     }
     let at = start.iter().position(|b| !b.is_ascii())?;
@@ -212,6 +211,13 @@ fn legacy_line(start: &[u8]) -> Option<u64> {
     let bad = std::str::from_utf8(sequence)
         .is_err_and(|e| e.valid_up_to() == 0 && e.error_len().is_some());
     bad.then(|| memchr::memchr_iter(b'\n', &start[..at]).count() as u64 + 1)
+}
+
+/// Whether the file starts with a UTF-8 or UTF-16 byte order mark.
+fn has_bom(start: &[u8]) -> bool {
+    [&b"\xef\xbb\xbf"[..], b"\xff\xfe", b"\xfe\xff"]
+        .iter()
+        .any(|bom| start.starts_with(bom))
 }
 
 /// The delimiter the header line (the first line of `start`) holds most of, outside quotes;
