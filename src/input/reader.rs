@@ -444,18 +444,23 @@ impl Reader {
         self.pending.push_back((record, row_hash));
     }
 
-    /// A record with the wrong number of fields: one invalid row for its first line, and one
-    /// for each line an unclosed quote swallowed.
+    /// A record with the wrong number of fields, or whose quoted field took in rows: one
+    /// invalid row for its first line, and one for each line the record runs across.
     fn malformed(&mut self, line: u64, embedded: u64, got: usize) {
         let expected = self.width;
-        let message = if embedded > 0 {
+        let end = line + embedded;
+        let message = if embedded == 0 {
+            format!("line {line}: malformed CSV: {got} fields, the header has {expected}")
+        } else if got == expected {
             format!(
-                "line {line}: malformed CSV: a quoted field is not closed where the line ends \
-                 (the record runs to line {}, {got} fields, header has {expected})",
-                line + embedded
+                "line {line}: malformed CSV: a quoted field runs on to line {end} and takes in \
+                 lines that read as rows of their own (is a quote not closed?)"
             )
         } else {
-            format!("line {line}: malformed CSV: {got} fields, the header has {expected}")
+            format!(
+                "line {line}: malformed CSV: {got} fields, the header has {expected}; a quoted \
+                 field runs on to line {end} (is a quote not closed?)"
+            )
         };
         let first = Record::Invalid(InvalidRow {
             line,
@@ -471,7 +476,8 @@ impl Reader {
                 email: String::new(),
                 website_id: None,
                 message: format!(
-                    "line {l}: malformed CSV: inside the unclosed quoted field that starts on line {line}"
+                    "line {l}: malformed CSV: inside the quoted field that starts on line {line} \
+                     (is a quote not closed?)"
                 ),
                 key: None,
             });
@@ -645,6 +651,49 @@ mod tests {
             "{}",
             message(&recs[1])
         );
+    }
+
+    #[test]
+    fn a_quote_left_open_in_the_last_column_takes_no_row_along() {
+        // The open quote leaves the header's number of fields: the rows it takes in would
+        // vanish into one cell (created as an address, or a password) without the check.
+        let header = "email,firstname,lastname,address_city,address_postcode,\
+                      address_country_id,address_telephone,address_street\n";
+        let a = "a@example.com,Ann,A,Lund,22100,SE,123,Main 1\n";
+        let open = "b@example.com,Bo,B,Lund,22100,SE,123,\"Main 2\n";
+        let c = "c@example.com,Cy,C,Lund,22100,SE,123,Main 3\n";
+        let d = "d@example.com,Di,D,Lund,22100,SE,123,Main 4\n";
+        let closed_later = "c@example.com,Cy,C,Lund,22100,SE,123,\"Main 3\"\n";
+        let cases = [
+            // To the end of the file.
+            (
+                format!("{header}{a}{open}{c}{d}"),
+                vec![(2, true), (3, false), (4, false), (5, false)],
+            ),
+            // Closed by the next line's quote, which leaves the field count as it is.
+            (
+                format!("{header}{a}{open}{closed_later}{d}"),
+                vec![(2, true), (3, false), (4, false), (5, true)],
+            ),
+            (
+                "email,firstname,lastname,password\nq1@x.io,Ann,A,\"S3cret!1\nq2@x.io,Bo,B,S3cret!2\n"
+                    .to_owned(),
+                vec![(2, false), (3, false)],
+            ),
+        ];
+        for (file, want) in cases {
+            let recs = read(file.as_bytes()).expect("read");
+            assert_eq!(lines(&recs), want, "{file}");
+            let first = recs.iter().position(|r| matches!(r, Record::Invalid(_)));
+            let message = message(&recs[first.expect("an invalid row")]);
+            assert!(message.contains("is a quote not closed?"), "{message}");
+        }
+        // A multi-line address holds no row: it stays one valid row on its first line.
+        let file = format!(
+            "{header}{a}b@example.com,Bo,B,Lund,22100,SE,123,\"Main 2, 3 tr\nc/o Cy, Lund\"\n{d}"
+        );
+        let recs = read(file.as_bytes()).expect("read");
+        assert_eq!(lines(&recs), vec![(2, true), (3, true), (5, true)]);
     }
 
     #[test]

@@ -61,6 +61,7 @@ type Decoded = LineIndex<BufReader<DecodeReaderBytes<Digesting<File>, Vec<u8>>>>
 /// A text file opened for streaming, its header read.
 pub struct TextFile {
     csv: csv::Reader<Decoded>,
+    delimiter: u8,
     newlines: Newlines,
     record: csv::ByteRecord,
     /// Of the file's bytes as they are read.
@@ -126,6 +127,7 @@ impl TextFile {
         };
         let text = TextFile {
             csv,
+            delimiter,
             newlines,
             record: csv::ByteRecord::new(),
             digest,
@@ -145,8 +147,9 @@ impl TextFile {
         let got = self.record.len();
         // The cells' bytes are one slice: a record without a newline costs one search.
         let embedded = memchr::memchr_iter(b'\n', self.record.as_slice()).count() as u64;
+        let swallowed = embedded > 0 && self.swallows(expected);
         // A quote left open runs to the end of the file, taking the last newline into its field.
-        let open_at_eof = got != expected
+        let open_at_eof = (got != expected || swallowed)
             && embedded > 0
             && self
                 .record
@@ -158,7 +161,7 @@ impl TextFile {
         // skipped blank lines or the `\n` of a CRLF, but its end is exact.
         let end = self.csv.position().byte();
         let line = self.newlines.line_at(end.saturating_sub(1)) - embedded;
-        Ok(Some(if got == expected {
+        Ok(Some(if got == expected && !swallowed {
             Shape::Fits { line }
         } else {
             Shape::Malformed {
@@ -167,6 +170,21 @@ impl TextFile {
                 got,
             }
         }))
+    }
+
+    /// Whether a quoted field of the record just read takes in lines that read as rows of
+    /// their own (an `@` and at least the header's delimiters): a quote left open, which
+    /// can end on a record with the header's number of fields, its rows in one cell. A
+    /// multi-line address or note holds neither.
+    fn swallows(&self, expected: usize) -> bool {
+        let delimiters = expected.saturating_sub(1);
+        (self.record.iter())
+            .filter(|cell| cell.contains(&b'\n'))
+            .flat_map(|cell| cell.split(|b| *b == b'\n').skip(1))
+            .any(|line| {
+                line.contains(&b'@')
+                    && memchr::memchr_iter(self.delimiter, line).count() >= delimiters
+            })
     }
 
     /// The cells of the record just read.

@@ -27,7 +27,7 @@ async fn a_messy_file_reports_every_line_and_syncs_the_valid_rows() {
         ("9", "dob"),
         ("10", "firstname"),
         ("12", "not closed"),
-        ("13", "unclosed"),
+        ("13", "inside the quoted field that starts on line 12"),
     ] {
         let r = by_line(line);
         assert_eq!(r["action"], "invalid", "line {line}");
