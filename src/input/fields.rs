@@ -58,6 +58,8 @@ pub enum Kind {
     Email,
     /// A name-like text: at most 255 characters, no control characters.
     Name,
+    /// A first, middle or last name: a [`Kind::Name`] of the characters Magento takes in one.
+    PersonName,
     /// `YYYY-MM-DD`, a calendar date, not in the future.
     Date,
     /// One of these words (case-insensitive), standing for the code Magento takes.
@@ -131,9 +133,9 @@ const OPTIONAL: bool = false;
 #[rustfmt::skip]
 pub static FIELDS: [FieldSpec; 21] = [
     spec(Field::Email,        "email",              Customer, REQUIRED, Kind::Email),
-    spec(Field::Firstname,    "firstname",          Customer, REQUIRED, Kind::Name),
-    spec(Field::Lastname,     "lastname",           Customer, REQUIRED, Kind::Name),
-    spec(Field::Middlename,   "middlename",         Customer, OPTIONAL, Kind::Name),
+    spec(Field::Firstname,    "firstname",          Customer, REQUIRED, Kind::PersonName),
+    spec(Field::Lastname,     "lastname",           Customer, REQUIRED, Kind::PersonName),
+    spec(Field::Middlename,   "middlename",         Customer, OPTIONAL, Kind::PersonName),
     spec(Field::Prefix,       "prefix",             Customer, OPTIONAL, Kind::Name),
     spec(Field::Suffix,       "suffix",             Customer, OPTIONAL, Kind::Name),
     spec(Field::Taxvat,       "taxvat",             Customer, OPTIONAL, Kind::Name),
@@ -220,8 +222,10 @@ impl FieldSpec {
     /// a value.
     pub fn clearable(&self) -> bool {
         !self.required
-            && (matches!(self.kind, Kind::Name | Kind::Text | Kind::Date)
-                || self.field == Field::Gender)
+            && (matches!(
+                self.kind,
+                Kind::Name | Kind::PersonName | Kind::Text | Kind::Date
+            ) || self.field == Field::Gender)
     }
 }
 

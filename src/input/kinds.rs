@@ -32,12 +32,20 @@ pub fn check(kind: Kind, v: &str) -> Result<Value, String> {
         Kind::Email => check_email(v)
             .map(|()| Value::Text(Text::from(v)))
             .map_err(|why| format!("`{}` {why}", shown(v))),
-        Kind::Name if v.chars().count() > MAX_NAME_CHARS => {
+        Kind::Name | Kind::PersonName if v.chars().count() > MAX_NAME_CHARS => {
             Err(format!("longer than {MAX_NAME_CHARS} characters"))
         }
-        Kind::Name if v.chars().any(char::is_control) => {
+        Kind::Name | Kind::PersonName if v.chars().any(char::is_control) => {
             Err("contains a control character".to_owned())
         }
+        Kind::PersonName => match v.chars().find(|&c| !name_char(c)) {
+            Some(c) => Err(format!(
+                "`{}` holds `{c}`, which Magento does not take in a name (letters, digits, \
+                 spaces and , - _ . ' ’ ` & only)",
+                shown(v)
+            )),
+            None => Ok(Value::Text(Text::from(v))),
+        },
         Kind::Name | Kind::Text => Ok(Value::Text(Text::from(v))),
         Kind::Date => check_dob(v)
             .map(|()| Value::Text(Text::from(v)))
@@ -74,6 +82,35 @@ pub fn check(kind: Kind, v: &str) -> Result<Value, String> {
             }
         }
     }
+}
+
+/// Whether Magento takes `c` in a first, middle or last name: its `Validator\Name` pattern
+/// (`Magento/Customer/Model/Validator/Name.php`, `PATTERN_NAME`) allows letters, combining
+/// marks, digits, whitespace and `, - _ . ' ’ ` &`. The embedded sandbox applies the same
+/// rule on its side; a row it would refuse is invalid here, so a dry run plans what the
+/// real run can do.
+fn name_char(c: char) -> bool {
+    c.is_alphabetic()
+        || is_combining_mark(c)
+        || c.is_ascii_digit()
+        || c.is_whitespace()
+        || matches!(c, ',' | '-' | '_' | '.' | '\'' | '’' | '`' | '&')
+}
+
+/// The combining-mark blocks (`\p{M}`) that occur in names (decomposed accents, Hebrew and
+/// Arabic points, ...); `char::is_alphabetic` already covers the spacing marks of Indic
+/// scripts.
+fn is_combining_mark(c: char) -> bool {
+    matches!(c,
+        '\u{0300}'..='\u{036F}'
+        | '\u{0483}'..='\u{0489}'
+        | '\u{0591}'..='\u{05BD}'
+        | '\u{064B}'..='\u{065F}'
+        | '\u{1AB0}'..='\u{1AFF}'
+        | '\u{1DC0}'..='\u{1DFF}'
+        | '\u{20D0}'..='\u{20FF}'
+        | '\u{3099}'..='\u{309A}'
+        | '\u{FE20}'..='\u{FE2F}')
 }
 
 /// A rejected cell as a message or the report echoes it: its first [`SHOWN_CHARS`]

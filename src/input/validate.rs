@@ -649,6 +649,12 @@ mod tests {
             (&[("email", b"a@b")], &[("email", "`a@b` has no dot in the domain")]),
             (&[("firstname", &[b'x'; 256])], &[("firstname", "longer than 255 characters")]),
             (&[("lastname", b"Le\x07e")], &[("lastname", "contains a control character")]),
+            // Names: the characters Magento's Validator\Name takes, and no others.
+            (&[("firstname", "Zoë-Anne O'Brien Jr. & Co, 2nd".as_bytes()), ("lastname", "Jo\u{308}rg d’Arc".as_bytes())], &[]),
+            (&[("lastname", b"Smith (Jr)")], &[("lastname", "`Smith (Jr)` holds `(`, which Magento does not take in a name (letters, digits, spaces and , - _ . ' \u{2019} ` & only)")]),
+            (&[("middlename", "Di 😀".as_bytes())], &[("middlename", "`Di 😀` holds `😀`, which Magento does not take in a name (letters, digits, spaces and , - _ . ' \u{2019} ` & only)")]),
+            (&[("firstname", b"#N/A")], &[("firstname", "`#N/A` holds `#`, which Magento does not take in a name (letters, digits, spaces and , - _ . ' \u{2019} ` & only)")]),
+            (&[("prefix", b"Dr. (h.c.)")], &[]),
             (&[("dob", b"1990-02-30")], &[("dob", "`1990-02-30` is not a calendar date")]),
             (&[("dob", b"17/05/1990")], &[("dob", "`17/05/1990` is not a date in the form YYYY-MM-DD")]),
             (&[("dob", b"2999-01-01")], &[("dob", "`2999-01-01` is in the future")]),

@@ -133,3 +133,27 @@ async fn the_invalid_rows_fixture_names_each_row_column_and_reason() {
         .count();
     assert_eq!(created, 44);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn names_the_shop_refuses_are_invalid_in_the_dry_run_already() {
+    let env = TestEnv::new(Faults::default()).await;
+    let csv = env.write(
+        "names.csv",
+        "email,firstname,lastname,middlename\n\
+         n1@example.com,Ann,Smith (Jr),\n\
+         n2@example.com,Bo,Smith/Jones,\n\
+         n3@example.com,Cy,#N/A,\n\
+         n4@example.com,Di,D,😀\n\
+         n5@example.com,Zoë,O'Brien-Smith,J.\n",
+    );
+    // What the dry run plans is what the real run does: one create, four invalid rows.
+    for args in [&["--dry-run"][..], &[]] {
+        let (rows, _) = env.sync_with_outputs(&csv, args, 3).await;
+        let invalid: Vec<&str> = (rows.iter())
+            .filter(|r| r["status"] == "invalid")
+            .map(|r| r["line"].as_str())
+            .collect();
+        assert_eq!(invalid, ["2", "3", "4", "5"], "{args:?}");
+    }
+    assert_eq!(env.count("POST"), 1, "only the valid name was sent");
+}
