@@ -629,6 +629,21 @@ mod tests {
     }
 
     #[test]
+    fn a_lone_cr_ends_a_line_as_it_ends_a_record() {
+        // Old Mac line ends, with a quoted line break of their own.
+        let recs = read(
+            b"email,firstname,lastname,custom:note\ra@x.io,Ann,A,\"two\rlines\"\rbad,Bo,B,\rc@x.io,Cy,C,\r",
+        )
+        .expect("read");
+        assert_eq!(lines(&recs), vec![(2, true), (4, false), (5, true)]);
+        assert!(
+            message(&recs[1]).starts_with("line 4: email"),
+            "{}",
+            message(&recs[1])
+        );
+    }
+
+    #[test]
     fn quoted_newline_keeps_line_numbers_physical() {
         let recs = read(b"email,firstname,lastname,address_street,address_city,address_postcode,address_country_id,address_telephone\na@x.io,Ann,Lee,\"1 Main\nApt 2\",Lund,22100,se,123\nb@x.io,Bo,Ek,,,,,\n").expect("read");
         assert_eq!(lines(&recs), vec![(2, true), (4, true)]);

@@ -6,8 +6,9 @@
 //! `--encoding` names any other encoding `encoding_rs` knows. A file that starts out in a
 //! legacy encoding without `--encoding` is refused before anything is read: its first
 //! non-ASCII bytes are not UTF-8. The delimiter is the one of `,` `;` tab `|` that the header
-//! line holds most of, unless `--delimiter` names it. Line numbers come from the newlines of
-//! the decoded text (the csv crate's own count is one short after CRLF line ends).
+//! line holds most of, unless `--delimiter` names it. Line numbers come from the line breaks
+//! of the decoded text, LF, CRLF or a lone CR as the csv crate takes them (its own count is one
+//! short after CRLF line ends).
 
 use std::collections::VecDeque;
 use std::fs::File;
@@ -108,6 +109,7 @@ impl TextFile {
             .from_reader(LineIndex {
                 inner: buffered,
                 offset: 0,
+                cr: None,
                 newlines: newlines.clone(),
             });
         let mut header = csv::ByteRecord::new();
@@ -146,7 +148,7 @@ impl TextFile {
         }
         let got = self.record.len();
         // The cells' bytes are one slice: a record without a newline costs one search.
-        let embedded = memchr::memchr_iter(b'\n', self.record.as_slice()).count() as u64;
+        let embedded = line_breaks(self.record.as_slice());
         let swallowed = embedded > 0 && self.swallows(expected);
         // A quote left open runs to the end of the file, taking the last newline into its field.
         let open_at_eof = (got != expected || swallowed)
@@ -155,7 +157,7 @@ impl TextFile {
                 .record
                 .iter()
                 .next_back()
-                .is_some_and(|f| f.ends_with(b"\n"));
+                .is_some_and(|f| f.ends_with(b"\n") || f.ends_with(b"\r"));
         let embedded = embedded - u64::from(open_at_eof);
         // Count back from the record's end: where a record starts, the csv crate may count
         // skipped blank lines or the `\n` of a CRLF, but its end is exact.
@@ -179,8 +181,8 @@ impl TextFile {
     fn swallows(&self, expected: usize) -> bool {
         let delimiters = expected.saturating_sub(1);
         (self.record.iter())
-            .filter(|cell| cell.contains(&b'\n'))
-            .flat_map(|cell| cell.split(|b| *b == b'\n').skip(1))
+            .filter(|cell| line_breaks(cell) > 0)
+            .flat_map(|cell| cell.split(|b| matches!(b, b'\n' | b'\r')).skip(1))
             .any(|line| {
                 line.contains(&b'@')
                     && memchr::memchr_iter(self.delimiter, line).count() >= delimiters
@@ -287,20 +289,44 @@ impl Newlines {
     }
 }
 
-/// A reader that notes where the newlines are as the bytes go by.
+/// How many lines `bytes` break: each LF, and each CR not followed by one (the csv crate
+/// ends a record at a lone CR too, as old Mac files end their lines).
+fn line_breaks(bytes: &[u8]) -> u64 {
+    let lone_cr = |i: usize| bytes.get(i + 1) != Some(&b'\n');
+    (memchr::memchr2_iter(b'\n', b'\r', bytes))
+        .filter(|&i| bytes[i] == b'\n' || lone_cr(i))
+        .count() as u64
+}
+
+/// A reader that notes where the line breaks are as the bytes go by: each LF, and each CR
+/// not followed by one.
 struct LineIndex<R> {
     inner: R,
     offset: u64,
+    /// A CR that ended the last read: a line break unless the next read starts with LF.
+    cr: Option<u64>,
     newlines: Newlines,
 }
 
 impl<R: Read> Read for LineIndex<R> {
     fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
         let n = self.inner.read(buf)?;
+        let read = &buf[..n];
         let mut s = self.newlines.0.lock().unwrap_or_else(|p| p.into_inner());
+        if let Some(cr) = self.cr.take()
+            && read.first() != Some(&b'\n')
+        {
+            s.pending.push_back(cr);
+        }
         let base = self.offset;
-        s.pending
-            .extend(memchr::memchr_iter(b'\n', &buf[..n]).map(|i| base + i as u64));
+        for i in memchr::memchr2_iter(b'\n', b'\r', read) {
+            match read.get(i + 1) {
+                _ if read[i] == b'\n' => s.pending.push_back(base + i as u64),
+                None => self.cr = Some(base + i as u64),
+                Some(&next) if next != b'\n' => s.pending.push_back(base + i as u64),
+                Some(_) => {}
+            }
+        }
         self.offset += n as u64;
         Ok(n)
     }
@@ -309,6 +335,44 @@ impl<R: Read> Read for LineIndex<R> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// Gives its bytes a few at a time, so that a CR can end a read.
+    struct Trickle<'a>(&'a [u8], usize);
+
+    impl Read for Trickle<'_> {
+        fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+            let n = self.1.min(self.0.len()).min(buf.len());
+            buf[..n].copy_from_slice(&self.0[..n]);
+            self.0 = &self.0[n..];
+            Ok(n)
+        }
+    }
+
+    #[test]
+    fn line_breaks_are_lf_crlf_and_a_lone_cr_however_the_bytes_arrive() {
+        let text = b"a\r\nb\rc\nd\r\r\ne\r";
+        let want = vec![2, 4, 6, 8, 10, 12];
+        assert_eq!(line_breaks(text), want.len() as u64);
+        for chunk in 1..=4 {
+            let newlines = Newlines::default();
+            let mut index = LineIndex {
+                inner: Trickle(text, chunk),
+                offset: 0,
+                cr: None,
+                newlines: newlines.clone(),
+            };
+            io::copy(&mut index, &mut io::sink()).expect("read");
+            let got: Vec<u64> = newlines
+                .0
+                .lock()
+                .expect("lock")
+                .pending
+                .iter()
+                .copied()
+                .collect();
+            assert_eq!(got, want, "{chunk} bytes a read");
+        }
+    }
 
     #[test]
     fn the_delimiter_is_the_one_the_header_holds_most_of() {
