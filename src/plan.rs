@@ -152,15 +152,22 @@ impl Duplicates {
         let mut first: HashMap<u64, u64> = HashMap::default();
         let mut lines = HashMap::default();
         for record in records {
-            if let Record::Valid(row) = record? {
-                let digest = row.customer.key().digest();
-                match first.entry(digest) {
-                    hash_map::Entry::Vacant(v) => {
-                        v.insert(row.line);
-                    }
-                    hash_map::Entry::Occupied(f) => {
-                        lines.insert(digest, (*f.get(), row.line));
-                    }
+            let (digest, line) = match record? {
+                Record::Valid(row) => (row.customer.key().digest(), row.line),
+                // A broken copy still names its customer: under `error` none of the copies
+                // goes, under `last` an earlier one does not stand in for a broken last.
+                Record::Invalid(i) => match i.key {
+                    Some(key) => (key.digest(), i.line),
+                    None => continue,
+                },
+                Record::Same(_) => continue,
+            };
+            match first.entry(digest) {
+                hash_map::Entry::Vacant(v) => {
+                    v.insert(line);
+                }
+                hash_map::Entry::Occupied(f) => {
+                    lines.insert(digest, (*f.get(), line));
                 }
             }
         }
@@ -1176,6 +1183,33 @@ mod tests {
             assert_eq!(got, want, "{mode:?}");
             let keys = planner.into_keys();
             assert!(keys.contains(&Key::new(1, "ann@x.io")), "{mode:?}");
+        }
+    }
+
+    #[test]
+    fn a_broken_copy_counts_as_a_copy_under_last_and_error() {
+        // Line 2 is Ann, line 3 a copy with a bad value (its key can still be read).
+        let file = || vec![valid(2, ann("Lee")), invalid(3, "ann@x.io", Some(1))];
+        let none = "; --on-duplicate error sends none of them";
+        let dup = |note: &str| {
+            Want::Invalid(format!(
+                "line 2: email: duplicate of line 3 (same website_id 1 and email{note})"
+            ))
+        };
+        let bad = Want::Invalid("line 3: bad".into());
+        for (mode, want) in [
+            (OnDuplicate::First, vec![Want::Create, bad.clone()]),
+            (OnDuplicate::Last, vec![dup(""), bad.clone()]),
+            (OnDuplicate::Error, vec![dup(none), bad.clone()]),
+        ] {
+            let state = Memory::default();
+            let duplicates = Duplicates::scan(file().into_iter().map(Ok)).expect("scan");
+            let options = Options {
+                on_duplicate: mode,
+                ..NONE
+            };
+            let mut planner = Planner::new(&state, options).with_duplicates(duplicates);
+            assert_eq!(plan_all(&mut planner, file()), want, "{mode:?}");
         }
     }
 
