@@ -151,7 +151,7 @@ pub fn run(cli: Cli) -> anyhow::Result<Exit> {
                 let exit = Exit::of_run(ending, false);
                 console::final_line(
                     &format!(
-                        "pulled {} customers in {} pages ({} without id or email skipped{}); state: {}",
+                        "pulled {} customers in {} pages ({} without id or email skipped{}){}; state: {}",
                         pulled.customers,
                         pulled.pages,
                         pulled.skipped,
@@ -161,6 +161,13 @@ pub fn run(cli: Cli) -> anyhow::Result<Exit> {
                                 pulled.unkeyed, cfg.key
                             ),
                             None => String::new(),
+                        },
+                        match pulled.dropped {
+                            0 => String::new(),
+                            n => format!(
+                                "; dropped {n} mappings the shop no longer has (customer deleted, \
+                                 or its e-mail or key changed)"
+                            ),
                         },
                         cfg.connect.state_dir.display()
                     ),

@@ -9,6 +9,7 @@
 //! custom:<code>` the mapping is `(website_id, that attribute's value) -> id`, and a customer
 //! without a value is skipped (counted apart: a sync would create it, see [`Pulled::unkeyed`]).
 
+use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Instant;
 
@@ -52,6 +53,9 @@ pub struct Pulled {
     pub unkeyed: u64,
     /// Stopped by SIGINT/SIGTERM; what was pulled is recorded.
     pub interrupted: bool,
+    /// Mappings of the store that the shop no longer backs, dropped: the customer is gone, or
+    /// its id now goes with another key (its e-mail changed in the shop).
+    pub dropped: u64,
 }
 
 /// Runs `custsync pull`: opens the store (refused when it is bound to another target),
@@ -105,6 +109,9 @@ async fn pull(
 ) -> Result<Pulled, PullError> {
     let page_size = page_size.clamp(1, MAX_PAGE_SIZE);
     let started = Instant::now();
+    // Over a store that had mappings, each id the shop has with the key it now goes with
+    // (`None`: no key under `--key custom:<code>`), to drop the mappings it no longer backs.
+    let mut owners: Option<HashMap<u64, Option<u64>>> = (!store.is_empty()).then(HashMap::new);
     let writer = store.writer()?;
     let mut done = Pulled::default();
     let mut bar: Option<ProgressBar> = None;
@@ -118,13 +125,24 @@ async fn pull(
         let (items, total) = retrier.run(|| client.page(page, page_size)).await?;
         done.pages = page;
         for c in &items {
-            match pulled(c, key) {
+            let owner = match pulled(c, key) {
                 Ok((key, entry, fields)) => {
+                    let owner = (entry.customer_id, Some(key.digest()));
                     writer.send(Op::Put(key, entry, Some(fields)));
                     done.customers += 1;
+                    Some(owner)
                 }
-                Err(Unmapped::NoKey) => done.unkeyed += 1,
-                Err(Unmapped::Broken) => done.skipped += 1,
+                Err(Unmapped::NoKey) => {
+                    done.unkeyed += 1;
+                    c.get("id").and_then(Value::as_u64).map(|id| (id, None))
+                }
+                Err(Unmapped::Broken) => {
+                    done.skipped += 1;
+                    None
+                }
+            };
+            if let (Some(owners), Some((id, digest))) = (owners.as_mut(), owner) {
+                owners.insert(id, digest);
             }
         }
         if !quiet {
@@ -158,10 +176,37 @@ async fn pull(
         b.finish_and_clear();
     }
     writer.finish()?;
+    // Only a pull that saw every customer knows which are gone.
+    if let Some(owners) = owners.filter(|_| !done.interrupted) {
+        done.dropped = drop_unbacked(store, &owners)?;
+    }
     // The next sync plans against an index instead of a sled read per row.
     store.rebuild_index()?;
     tracing::debug!(elapsed = ?started.elapsed(), "pull finished");
     Ok(done)
+}
+
+/// Drops the mappings of `store` whose id the shop does not have, or has under another key
+/// (`owners`: id -> the digest of its key now): without it, a customer whose e-mail changed
+/// in the shop kept its old key beside the new one, and the old one, still named by the
+/// file, was planned unchanged while the new one counted as absent, to be deleted.
+fn drop_unbacked(store: &Store, owners: &HashMap<u64, Option<u64>>) -> Result<u64, StateError> {
+    let mut unbacked = Vec::new();
+    for mapping in store.entries() {
+        let (key, entry) = mapping?;
+        let backed = match owners.get(&entry.customer_id) {
+            None => false,
+            Some(None) => true,
+            Some(Some(digest)) => *digest == key.digest(),
+        };
+        if !backed {
+            unbacked.push(key);
+        }
+    }
+    for key in &unbacked {
+        store.forget(key)?;
+    }
+    Ok(unbacked.len() as u64)
 }
 
 impl Pulled {

@@ -197,6 +197,65 @@ async fn after_pull_a_sync_of_the_same_people_sends_only_real_changes() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn pull_drops_the_mappings_the_shop_no_longer_backs() {
+    let env = TestEnv::new(Faults::default()).await;
+    let csv = env.write("in.csv", &customers_csv(3, ""));
+    env.sync(&csv, &["--rate", "0"]).await.expect_code(0);
+    let ids = env.customers_by_key().await;
+    let id = |i: usize| {
+        ids[&(1, format!("user{i}@example.com"))]["id"]
+            .as_u64()
+            .expect("id")
+    };
+    // In the shop, user0's e-mail changes and user2 is deleted.
+    let shop = Shop::connect(&env).await;
+    let mut renamed = shop
+        .send(Method::GET, &format!("V1/customers/{}", id(0)), None)
+        .await;
+    renamed["email"] = json!("user0.new@example.com");
+    let path = format!("V1/customers/{}", id(0));
+    let body = json!({ "customer": renamed });
+    shop.send(Method::PUT, &path, Some(body)).await;
+    let path = format!("V1/customers/{}", id(2));
+    shop.send(Method::DELETE, &path, None).await;
+
+    let run = env.custsync(&["pull", "--rate", "0"], true).await;
+    run.expect_code(0);
+    run.expect_stderr("dropped 2 mappings");
+    let export = env.custsync(&["state", "export"], false).await;
+    let mut mappings: Vec<&str> = export.stdout.lines().skip(1).collect();
+    mappings.sort();
+    let mapped: Vec<String> = mappings
+        .iter()
+        .map(|l| l.split(',').take(3).collect::<Vec<_>>().join(","))
+        .collect();
+    assert_eq!(
+        mapped,
+        [
+            format!("1,user0.new@example.com,{}", id(0)),
+            format!("1,user1@example.com,{}", id(1)),
+        ],
+        "one key an id, and only ids the shop has"
+    );
+    // The file's user0 and user2 are not in the shop any more: created, not called unchanged.
+    let report = env.path("r.csv");
+    let args = [
+        "--rate",
+        "0",
+        "--max-absent",
+        "100%",
+        "--report",
+        report.to_str().unwrap(),
+    ];
+    env.sync(&csv, &args).await.expect_code(0);
+    let created: Vec<String> = (read_report(&report).iter())
+        .filter(|r| r["action"] == "create")
+        .map(|r| r["email"].clone())
+        .collect();
+    assert_eq!(created, ["user0@example.com", "user2@example.com"]);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn state_tools_export_import_and_forget() {
     let env = TestEnv::new(Faults::default()).await;
     let csv = env.write("in.csv", &customers_csv(12, ""));
