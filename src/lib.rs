@@ -228,6 +228,13 @@ fn state_command(cmd: StateCommand, env: &Env) -> anyhow::Result<Exit> {
             if let Some(path) = output {
                 eprintln!("exported {n} mappings to {}", path.display());
             }
+            let doubts = store.doubt_len();
+            if doubts > 0 {
+                eprintln!(
+                    "note: {doubts} mappings in doubt (a write whose answer was lost) are exported \
+                     without their payload hash: a store they are imported into sends them again"
+                );
+            }
         }
         StateCommand::Import { state, file } => {
             let store = Store::open(&state.dir)?;

@@ -55,10 +55,18 @@ pub fn export(store: &Store, out: impl Write) -> Result<u64, TransferError> {
     let mut w = csv::Writer::from_writer(out);
     let write_err = |e: csv::Error| TransferError::Write(e.into());
     let kind = store.key_kind()?;
+    // A key whose last write is in doubt goes without its hash (as unknown, 0): the store it
+    // is imported into sends it again whole, as this one would, instead of a lost update
+    // passing for unchanged there.
+    let doubts = store.doubts()?;
     w.write_record(columns(&kind)).map_err(write_err)?;
     let mut n = 0;
     for entry in store.entries() {
         let (key, e) = entry?;
+        let hash = match doubts.get(key.digest()) {
+            Some(_) => 0,
+            None => e.payload_hash,
+        };
         let synced = DateTime::<Utc>::from_timestamp(e.synced_at, 0)
             .map(|t| t.to_rfc3339_opts(SecondsFormat::Secs, true))
             .unwrap_or_default();
@@ -66,7 +74,7 @@ pub fn export(store: &Store, out: impl Write) -> Result<u64, TransferError> {
             key.website_id.to_string().as_str(),
             &escape_cell(&key.value),
             &e.customer_id.to_string(),
-            &format!("{:032x}", e.payload_hash),
+            &format!("{hash:032x}"),
             &synced,
         ])
         .map_err(write_err)?;
@@ -208,6 +216,33 @@ mod tests {
             assert_eq!(known.customer_id, entry.customer_id);
             assert!(known.matches(entry.payload_hash));
         }
+    }
+
+    #[test]
+    fn a_key_in_doubt_is_exported_without_its_hash() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let a = Store::open(&dir.path().join("a")).expect("open");
+        let (sure, doubted) = (Key::new(1, "a@x.io"), Key::new(1, "b@x.io"));
+        for (i, key) in [&sure, &doubted].into_iter().enumerate() {
+            let e = Entry {
+                customer_id: i as u64 + 1,
+                payload_hash: 0xabc,
+                synced_at: 0,
+                address_id: None,
+                further_address_ids: Vec::new(),
+            };
+            a.put(key, e, None).expect("put");
+        }
+        a.doubt(std::slice::from_ref(&doubted), crate::state::Doubt::Update)
+            .expect("doubt");
+        let mut out = Vec::new();
+        export(&a, &mut out).expect("export");
+        let text = String::from_utf8(out).expect("utf8");
+        assert!(
+            text.contains(&format!("1,a@x.io,1,{:032x},", 0xabc)),
+            "{text}"
+        );
+        assert!(text.contains(&format!("1,b@x.io,2,{:032x},", 0)), "{text}");
     }
 
     #[test]
