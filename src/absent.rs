@@ -159,10 +159,12 @@ pub enum Refused {
          customers cannot be told from absent ones; fix them first"
     )]
     Unkeyed { rows: u64 },
-    /// More absent customers than `--max-deletes`: nothing was deleted.
+    /// More absent customers than `--max-deletes`: nothing was sent (the guard stops such a
+    /// run before its first request), nothing deleted.
     #[error(
         "refusing --delete-absent: {absent} customers are absent, more than --max-deletes {max}; \
-         nothing was deleted (see --absent-report)"
+         nothing was sent or deleted (see --absent-report; if they are really gone, run again \
+         with a larger --max-deletes)"
     )]
     TooMany { absent: u64, max: u64 },
     /// Some deletes failed (each is printed as it fails).

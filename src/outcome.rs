@@ -94,6 +94,8 @@ pub enum Skip {
     Outage,
     /// More customers are absent from the file than `--max-absent` allows.
     TooManyAbsent,
+    /// `--delete-absent` would delete more customers than `--max-deletes`.
+    TooManyDeletes,
 }
 
 impl Skip {
@@ -106,6 +108,9 @@ impl Skip {
             Skip::Outage => "not sent: the shop stopped answering (--outage-after)",
             Skip::TooManyAbsent => {
                 "not sent: more customers are absent from the file than --max-absent allows"
+            }
+            Skip::TooManyDeletes => {
+                "not sent: more customers are absent from the file than --max-deletes allows to delete"
             }
         }
     }

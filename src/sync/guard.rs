@@ -10,16 +10,20 @@
 //! set costs one more pass over the file. An input that cannot be read twice (a pipe) keeps
 //! holding.
 //!
-//! The guard is not needed at all when the store is empty or the limit allows every key to be
+//! `--delete-absent --max-deletes N` is decided at the same point: a run that would delete
+//! more than N stops before its first request too, so that no run is half done.
+//!
+//! The guard is not needed at all when the store is empty or the limits allow every key to be
 //! absent: then rows go out as they are planned.
 
 use std::sync::Arc;
 
 use tokio_util::sync::CancellationToken;
 
-use crate::absent::{self, MaxAbsent, TooManyAbsent};
+use crate::absent::{self, MaxAbsent};
 use crate::config::SyncConfig;
 use crate::customer::{Fields, Key};
+use crate::outcome::Skip;
 use crate::plan::Planner;
 use crate::state::{Doubt, Entry, Index, Known, Lookup, StateError};
 
@@ -39,7 +43,9 @@ impl Guard {
     /// The guard of a run; `None` when the run sends nothing (a dry run) or the limit cannot be
     /// exceeded.
     pub fn new(cfg: &Arc<SyncConfig>) -> Option<Self> {
-        if cfg.dry_run || cfg.absent.max_absent == MaxAbsent::Percent(100.0) {
+        let unlimited =
+            cfg.absent.max_absent == MaxAbsent::Percent(100.0) && cfg.absent.max_deletes.is_none();
+        if cfg.dry_run || unlimited {
             return None;
         }
         let rereadable = std::fs::metadata(&cfg.input).is_ok_and(|m| m.is_file());
@@ -51,7 +57,8 @@ impl Guard {
 
     /// Whether the guard can stop a run against a store with `keys` keys.
     pub fn needed(&self, keys: u64) -> bool {
-        keys > 0 && self.limit().allowed(keys) < keys
+        let deletes = self.cfg.absent.max_deletes.is_some_and(|max| max < keys);
+        keys > 0 && (self.limit().allowed(keys) < keys || deletes)
     }
 
     /// Whether `held` rows are enough to take a census instead of holding more.
@@ -59,9 +66,17 @@ impl Guard {
         self.rereadable && held >= HOLD_LIMIT
     }
 
-    /// The verdict on `absent` of the index's keys.
-    pub fn decide(&self, absent: u64, index: &Index) -> Result<(), TooManyAbsent> {
+    /// The verdict on `absent` of the index's keys: why the run must stop, if it must.
+    pub fn decide(&self, absent: u64, index: &Index) -> Result<(), (Skip, String)> {
         absent::guard(self.limit(), absent, index.len() as u64, false)
+            .map_err(|e| (Skip::TooManyAbsent, e.to_string()))?;
+        match self.cfg.absent.max_deletes {
+            Some(max) if absent > max => Err((
+                Skip::TooManyDeletes,
+                absent::Refused::TooMany { absent, max }.to_string(),
+            )),
+            _ => Ok(()),
+        }
     }
 
     /// Reads the whole file again for its keys alone: how many of the index's it does not name

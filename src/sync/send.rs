@@ -343,13 +343,13 @@ async fn hold(
     }
 }
 
-/// Stops the sending before it began when `absent` keys are too many.
+/// Stops the sending before it began when `absent` keys are too many (to leave or to delete).
 fn shut_if(sink: &Sink<'_>, guard: &Guard, rows: &Rows, absent: u64) {
     let Some(index) = rows.index() else { return };
-    if let Err(e) = guard.decide(absent, &index)
-        && sink.stop.set(Skip::TooManyAbsent).is_ok()
+    if let Err((skip, why)) = guard.decide(absent, &index)
+        && sink.stop.set(skip).is_ok()
     {
-        console::alert(&format!("stopping before the first request: {e}"));
+        console::alert(&format!("stopping before the first request: {why}"));
     }
 }
 

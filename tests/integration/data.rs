@@ -256,6 +256,50 @@ async fn pull_drops_the_mappings_the_shop_no_longer_backs() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn too_many_deletes_stop_the_run_before_its_first_request() {
+    let env = TestEnv::new(Faults::default()).await;
+    env.sync(
+        &env.write("all.csv", &customers_csv(10, "")),
+        &["--rate", "0"],
+    )
+    .await
+    .expect_code(0);
+    // Three customers gone from the file, two renamed.
+    let text: String = customers_csv(10, "")
+        .lines()
+        .take(8)
+        .map(|l| {
+            format!(
+                "{}
+",
+                l.replace("Last1,", "New1,").replace("Last2,", "New2,")
+            )
+        })
+        .collect();
+    let csv = env.write("less.csv", &text);
+    let report = env.path("r.csv");
+    let mut args = vec!["--rate", "0", "--max-absent", "100%", "--delete-absent"];
+    args.extend(["--report", report.to_str().unwrap()]);
+    let writes = |env: &TestEnv| env.count("PUT") + env.count("DELETE");
+    let before = writes(&env);
+    let refused = env
+        .sync(&csv, &[&args[..], &["--max-deletes", "2"]].concat())
+        .await;
+    refused.expect_code(1);
+    refused.expect_stderr("3 customers are absent, more than --max-deletes 2");
+    assert_eq!(writes(&env), before, "nothing sent, nothing deleted");
+    let not_sent = (read_report(&report).into_iter())
+        .filter(|r| r["status"] == "not_sent")
+        .count();
+    assert_eq!(not_sent, 2, "the updates are reported not sent");
+
+    env.sync(&csv, &[&args[..], &["--max-deletes", "3"]].concat())
+        .await
+        .expect_code(0);
+    assert_eq!((env.count("PUT"), env.count("DELETE")), (2, 3));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn state_tools_export_import_and_forget() {
     let env = TestEnv::new(Faults::default()).await;
     let csv = env.write("in.csv", &customers_csv(12, ""));
