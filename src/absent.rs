@@ -375,7 +375,8 @@ mod tests {
         assert_eq!(
             Refused::TooMany { absent: 5, max: 4 }.to_string(),
             "refusing --delete-absent: 5 customers are absent, more than --max-deletes 4; \
-             nothing was deleted (see --absent-report)"
+             nothing was sent or deleted (see --absent-report; if they are really gone, run \
+             again with a larger --max-deletes)"
         );
     }
 
