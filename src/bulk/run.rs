@@ -113,7 +113,7 @@ pub fn start<'a>(
         cancel,
     };
     let run = async move {
-        let mut state = Loop::new(&outstanding, &halted, out);
+        let mut state = Loop::new(&outstanding, &halted, out, settings.size);
         state.run(&cx, input).await
     };
     (feed, ends, run)
@@ -156,6 +156,8 @@ struct Loop<'o> {
     out: mpsc::UnboundedSender<Ended>,
     /// Rows waiting for a bulk: creates, updates.
     pending: [Vec<Row>; 2],
+    /// Rows a bulk takes: `--bulk`, halved each time the shop finds a bulk too large.
+    size: usize,
     bulks: HashMap<u64, Bulk>,
     schedule: Schedule,
     next_seq: u64,
@@ -180,6 +182,7 @@ impl<'o> Loop<'o> {
         outstanding: &'o AtomicUsize,
         halted: &'o AtomicBool,
         out: mpsc::UnboundedSender<Ended>,
+        size: usize,
     ) -> Self {
         let now = Instant::now();
         Loop {
@@ -187,6 +190,7 @@ impl<'o> Loop<'o> {
             halted,
             out,
             pending: [Vec::new(), Vec::new()],
+            size,
             bulks: HashMap::new(),
             schedule: Schedule::default(),
             next_seq: 0,
@@ -249,7 +253,7 @@ impl<'o> Loop<'o> {
         if self.halted.load(Ordering::Relaxed) {
             self.end_pending(cx, tasks);
         }
-        let size = cx.settings.size;
+        let size = self.size;
         for kind in [BulkKind::Create, BulkKind::Update] {
             let pending = &mut self.pending[slot(kind)];
             while self.submitting < cx.settings.concurrency
@@ -370,6 +374,18 @@ impl<'o> Loop<'o> {
         tasks: &mut FuturesUnordered<Task<'c>>,
     ) {
         match submission {
+            Submission::TooLarge(rows) => {
+                // Nothing was queued: the rows go again first, in bulks half the size.
+                self.size = (rows.len() / 2).max(1);
+                tracing::info!(
+                    "a bulk of {} rows was too large for the shop; bulks of {} now",
+                    rows.len(),
+                    self.size
+                );
+                let pending = &mut self.pending[slot(kind)];
+                let later = std::mem::replace(pending, rows);
+                pending.extend(later);
+            }
             Submission::Alone(rows) => {
                 for row in rows {
                     tasks.push(end(cx.rows.send(row.planned)));
@@ -587,6 +603,8 @@ mod tests {
         bulks: Mutex<Vec<Vec<String>>>,
         seen: Mutex<HashSet<String>>,
         polls: Mutex<usize>,
+        /// A bulk of more items is answered 413, as a web server with a body limit does.
+        max_items: Option<usize>,
     }
 
     impl Shop for FakeShop {
@@ -596,6 +614,14 @@ mod tests {
             items: &'a [Value],
             _: &'a [&'a str],
         ) -> BoxFuture<'a, Result<Value, ApiError>> {
+            if self.max_items.is_some_and(|max| items.len() > max) {
+                let error = ApiError::Status {
+                    status: 413,
+                    message: "Payload Too Large".into(),
+                    retry_after: None,
+                };
+                return Box::pin(async move { Err(error) });
+            }
             let emails = items
                 .iter()
                 .map(|i| i["customer"]["email"].as_str().unwrap_or("").to_owned())
@@ -749,5 +775,48 @@ mod tests {
             tokio::time::sleep(Duration::from_millis(10)).await;
         }
         assert_eq!(store.bulks_len(), 0);
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_bulk_too_large_for_the_shop_goes_again_in_halves() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let store = Arc::new(Store::open(&dir.path().join("s")).expect("store"));
+        let shop = FakeShop {
+            max_items: Some(3),
+            ..FakeShop::default()
+        };
+        let retrier = Retrier::new(RetryPolicy::default(), CancellationToken::new());
+        let settings = Settings {
+            size: 8,
+            concurrency: 1,
+            retries: 1,
+            stall_limit: Duration::from_secs(60),
+        };
+        let (mut feed, mut ends, run) = start(
+            settings,
+            &shop,
+            &Marks,
+            Arc::clone(&store),
+            &retrier,
+            CancellationToken::new(),
+        );
+        for i in 0..10 {
+            feed.push(create(i + 2, &format!("p{i}@x.io")));
+        }
+        feed.close();
+        run.await.expect("the loop ends");
+        let mut saved = 0;
+        while let Some(ended) = ends.recv().await {
+            assert!(
+                ended.outcome.message().starts_with("saved"),
+                "{}",
+                ended.outcome.message()
+            );
+            saved += 1;
+        }
+        assert_eq!(saved, 10, "every row in a bulk, none alone");
+        let bulks = shop.bulks.lock().expect("lock").clone();
+        assert!(bulks.iter().all(|b| b.len() <= 3), "{bulks:?}");
+        assert_eq!(bulks.concat().len(), 10, "each row queued once: {bulks:?}");
     }
 }

@@ -70,6 +70,9 @@ pub(super) enum Submission {
     /// Nothing could have been queued (or nothing was left to submit): the rows go as
     /// requests of their own.
     Alone(Vec<Row>),
+    /// The shop found the request too large (413) and queued nothing: the rows go again, in
+    /// smaller bulks.
+    TooLarge(Vec<Row>),
     Failed {
         rows: Vec<Row>,
         error: ApiError,
@@ -195,6 +198,10 @@ pub(super) async fn submit(
                 unwritten: false,
             };
             return Ok((failed, alone));
+        }
+        Err(ApiError::Status { status: 413, .. }) if rows.len() > 1 => {
+            blocking(&cx.store, move |s| s.bulk_resolved(id)).await?;
+            return Ok((Submission::TooLarge(rows), alone));
         }
         // Refused as a whole (an item that does not bind fails them all): nothing was
         // queued, so each row goes alone, to be answered on its own.
