@@ -273,7 +273,9 @@ mod tests {
             unreachable!("nothing is submitted")
         }
         fn status<'a>(&'a self, _: &'a str) -> BoxFuture<'a, Result<Value, ApiError>> {
-            unreachable!("no bulk is polled")
+            // One operation, still open.
+            let status = json!({"operations_list": [{"id": 0, "status": 4}]});
+            Box::pin(async move { Ok(status) })
         }
         fn current<'a>(&'a self, _: &'a [u64]) -> BoxFuture<'a, Result<Vec<Value>, ApiError>> {
             unreachable!("no update is read")
@@ -313,6 +315,31 @@ mod tests {
             customer_id: None,
             address: false,
         }
+    }
+
+    #[tokio::test]
+    async fn a_bulk_still_open_is_left_with_its_record() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let store = Arc::new(Store::open(&dir.path().join("s")).expect("store"));
+        let bulk = BulkRecord {
+            create: true,
+            uuid: Some("u-1".into()),
+            rows: vec![row("a@x.io", 1)],
+        };
+        store.record_bulk(&bulk).expect("record");
+        let retrier = Retrier::new(RetryPolicy::default(), CancellationToken::new());
+        let done = resolve(&Searched::default(), &store, &retrier, Duration::ZERO)
+            .await
+            .expect("resolve");
+        assert_eq!(
+            done,
+            Resolved {
+                bulks: 0,
+                recorded: 0,
+                left: 1
+            }
+        );
+        assert_eq!(store.bulks_len(), 1, "kept for the run after");
     }
 
     #[tokio::test]

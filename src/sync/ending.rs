@@ -78,6 +78,14 @@ pub enum SyncError {
     /// The endpoint's base path is not the REST API's.
     #[error(transparent)]
     WrongBase(#[from] WrongBase),
+    /// Bulks an earlier run submitted are still open in the shop's queue: planning their rows
+    /// again could create a customer twice, or let the queue's older update win.
+    #[error(
+        "{left} bulks an earlier run submitted are still open in the shop's queue, or their \
+         status cannot be read (waited {waited_s} s): nothing was sent; run again once the \
+         queue has worked them"
+    )]
+    BulksOpen { left: usize, waited_s: u64 },
     #[error("internal error: the reader thread stopped unexpectedly")]
     ReaderPanicked,
 }

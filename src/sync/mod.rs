@@ -116,15 +116,17 @@ async fn resolve_bulks(
     }
     let done = bulk::resolve(client, store, retrier, BULK_RECOVERY_PATIENCE).await?;
     console::note(&format!(
-        "note: resolved {} bulks an earlier run left behind ({} customers recorded){}",
-        done.bulks,
-        done.recorded,
-        if done.left > 0 {
-            format!("; {} are left for a later run", done.left)
-        } else {
-            String::new()
-        }
+        "note: resolved {} bulks an earlier run left behind ({} customers recorded)",
+        done.bulks, done.recorded,
     ));
+    // Their rows must not be planned over: a create planned again while the queue still holds
+    // it is a second customer when the key is not the e-mail.
+    if done.left > 0 {
+        return Err(SyncError::BulksOpen {
+            left: done.left,
+            waited_s: BULK_RECOVERY_PATIENCE.as_secs(),
+        });
+    }
     Ok(())
 }
 
@@ -202,9 +204,16 @@ async fn pipeline(
         Some(w) => Retrier::new(cfg.retry, sending.clone()).watching(Arc::clone(w)),
         None => Retrier::new(cfg.retry, sending.clone()),
     };
-    // Bulks an earlier run left unresolved are settled before anything is planned.
+    // Bulks an earlier run left unresolved are settled before anything is planned; a dry run
+    // cannot record what they did, so its counts may differ from the real run's.
     if let (Some(c), Some(_)) = (&client, &executor) {
         resolve_bulks(c, store, &bulk_retrier).await?;
+    } else if store.bulks_len() > 0 {
+        console::note(&format!(
+            "note: {} bulks an earlier run submitted are not resolved yet: the real run \
+             resolves them first, so its counts can differ from this dry run's",
+            store.bulks_len()
+        ));
     }
     let mut gate = Gate::new(shop::Setup {
         client: client.clone(),
