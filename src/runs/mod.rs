@@ -146,7 +146,9 @@ impl Recorder {
         run.run_id = known.last().map_or(1, |last| last + 1);
         let path = rows_path(&dir, run.run_id);
         let file = create_new(&path)?;
-        let rows = CsvRows::new(file).map_err(io_error(&path))?;
+        let mut rows = CsvRows::new(file).map_err(io_error(&path))?;
+        // The header at once: a run killed before its first rows still has a readable file.
+        rows.flush().map_err(io_error(&path))?;
         let started = Summary {
             dry_run,
             run,
@@ -362,6 +364,16 @@ mod tests {
         fs::write(&path, text).expect("write");
         let shown = show_text(state.path(), id, Filter::default());
         assert_eq!(shown.lines().count(), 3, "{shown}");
+
+        // Killed before anything was written: the header is there from the start, and a file
+        // left empty (by an older version) reads as no rows.
+        let (recorder, rows) = Recorder::start(state.path(), 30, false, info()).expect("start");
+        let id = recorder.run().run_id;
+        let path = rows_path(&state.path().join(DIR), id);
+        assert!(fs::metadata(&path).expect("rows file").len() > 0, "header written");
+        drop(rows);
+        fs::write(&path, b"").expect("empty");
+        assert_eq!(show_text(state.path(), id, Filter::default()).lines().count(), 1);
     }
 
     #[test]
