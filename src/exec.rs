@@ -359,7 +359,14 @@ impl Executor {
                 customer_id,
                 unwritten,
             }) => Ended {
-                outcome: Outcome::failed(row, action, customer.key(), customer_id, &error),
+                outcome: match (&error, unwritten) {
+                    // Stopped before it left (a bulk never submitted): nothing to resend with
+                    // --only-failed, as for a row the per-request path never sent.
+                    (ApiError::Interrupted { .. }, true) => {
+                        Outcome::failed(row, action, customer.key(), customer_id, &error).unmarked()
+                    }
+                    _ => Outcome::failed(row, action, customer.key(), customer_id, &error),
+                },
                 fatal: error.is_fatal().then_some(error),
                 settled: (in_doubt && unwritten).then(|| customer.key()),
             },

@@ -287,6 +287,14 @@ impl Outcome {
         }
     }
 
+    /// The same, without marking its key failed: nothing of it reached the shop.
+    pub fn unmarked(self) -> Self {
+        Outcome {
+            state: None,
+            ..self
+        }
+    }
+
     /// A row to send that was not sent, because the run is stopping.
     pub fn skipped(row: RowRef, action: Action, why: Skip) -> Self {
         Outcome {
@@ -530,6 +538,15 @@ mod tests {
                 None,
                 "the answer did not come before the run stopped",
                 true,
+            ),
+            (
+                Outcome::failed(row(), Action::Create, key.clone(), None, &interrupted).unmarked(),
+                Action::Create,
+                Status::NotSent,
+                None,
+                None,
+                "the answer did not come before the run stopped",
+                false,
             ),
             (
                 Outcome::skipped(row(), Action::Create, Skip::TooManyErrors),

@@ -370,10 +370,18 @@ mod tests {
         let (recorder, rows) = Recorder::start(state.path(), 30, false, info()).expect("start");
         let id = recorder.run().run_id;
         let path = rows_path(&state.path().join(DIR), id);
-        assert!(fs::metadata(&path).expect("rows file").len() > 0, "header written");
+        assert!(
+            fs::metadata(&path).expect("rows file").len() > 0,
+            "header written"
+        );
         drop(rows);
         fs::write(&path, b"").expect("empty");
-        assert_eq!(show_text(state.path(), id, Filter::default()).lines().count(), 1);
+        assert_eq!(
+            show_text(state.path(), id, Filter::default())
+                .lines()
+                .count(),
+            1
+        );
     }
 
     #[test]

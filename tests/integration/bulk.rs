@@ -419,3 +419,48 @@ async fn bulk_is_read_from_the_config_file() {
     env.sync(&csv, &["--rate", "0"]).await.expect_code(0);
     assert_eq!(bulk_submissions(&env), 3);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn rows_a_stopped_bulk_run_never_submitted_are_not_marked_failed() {
+    let env = TestEnv::new(Faults::default()).await;
+    let mut text = String::from("email,firstname,lastname,password\n");
+    for i in 0..100 {
+        let password = if i % 10 == 0 {
+            "weak"
+        } else {
+            "Str0ng!Passw0rd"
+        };
+        text.push_str(&format!("pw{i}@example.com,Ann,Lee,{password}\n"));
+    }
+    let csv = env.write("in.csv", &text);
+    let report = env.path("r.csv");
+    let args = [
+        "--rate",
+        "0",
+        "--bulk",
+        "10",
+        "--concurrency",
+        "1",
+        "--max-errors",
+        "3",
+    ];
+    let run = env
+        .sync(
+            &csv,
+            &[&args[..], &["--report", report.to_str().unwrap()]].concat(),
+        )
+        .await;
+    run.expect_code(4);
+    let rows = read_report(&report);
+    let failed = rows.iter().filter(|r| r["status"] == "failed").count();
+    assert!(
+        rows.iter().any(|r| r["status"] == "not_sent"),
+        "stopped early"
+    );
+    let stats = env.custsync(&["state", "stats"], false).await;
+    assert!(
+        stats.stdout.contains(&format!("failed:     {failed}\n")),
+        "only the failed rows are failed keys ({failed}): {}",
+        stats.stdout
+    );
+}
