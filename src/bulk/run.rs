@@ -575,6 +575,14 @@ fn twin(e: &ApiError) -> ApiError {
             url: url.clone(),
             detail: detail.clone(),
         },
+        ApiError::GaveUp { retries, last } => ApiError::GaveUp {
+            retries: *retries,
+            last: Box::new(twin(last)),
+        },
+        ApiError::Unexpected { url, detail } => ApiError::Unexpected {
+            url: url.clone(),
+            detail: detail.clone(),
+        },
         other => ApiError::Unexpected {
             url: "the bulk".into(),
             detail: other.to_string(),
@@ -818,5 +826,26 @@ mod tests {
         let bulks = shop.bulks.lock().expect("lock").clone();
         assert!(bulks.iter().all(|b| b.len() <= 3), "{bulks:?}");
         assert_eq!(bulks.concat().len(), 10, "each row queued once: {bulks:?}");
+    }
+
+    #[test]
+    fn a_twin_says_what_its_original_says() {
+        let gave_up = ApiError::GaveUp {
+            retries: 3,
+            last: Box::new(ApiError::Status {
+                status: 500,
+                message: "Internal Server Error".into(),
+                retry_after: None,
+            }),
+        };
+        let odd = ApiError::Unexpected {
+            url: "the bulk".into(),
+            detail: "no bulk_uuid".into(),
+        };
+        for e in [gave_up, odd] {
+            let copy = twin(&twin(&e));
+            assert_eq!(copy.to_string(), e.to_string());
+            assert_eq!(copy.status(), e.status());
+        }
     }
 }
