@@ -7,13 +7,14 @@
 //! People open exports in spreadsheets, so an e-mail that would read as a formula is written
 //! escaped ([`escape_cell`]); import takes exactly that escape off again.
 
+use std::collections::{HashMap, HashSet};
 use std::io::{self, Write};
 use std::path::{Path, PathBuf};
 
 use chrono::{DateTime, SecondsFormat, Utc};
 
 use super::{Entry, StateError, Store};
-use crate::customer::KeyKind;
+use crate::customer::{Key, KeyKind};
 use crate::outputs::{escape_cell, unescape_cell};
 
 /// The export's columns, with the e-mail key (see [`columns`]).
@@ -115,48 +116,100 @@ pub fn import(store: &Store, path: &Path) -> Result<u64, TransferError> {
     }
     // No mixing: the store's mappings must be keyed as the file's (see `keyed.rs`).
     store.admit_key(&kind, false)?;
+    // A first pass checks every line before anything is written: no id may end up recorded
+    // for two keys, within the file or beside the store's other keys.
+    let mut owner: HashMap<u64, (u64, u64)> = HashMap::new();
+    for record in r.records() {
+        let (line, key, entry) = mapping(&record.map_err(read_err)?, &kind, path)?;
+        let digest = key.digest();
+        if let Some(&(other, first)) = owner.get(&entry.customer_id)
+            && other != digest
+        {
+            return Err(TransferError::Invalid {
+                path: path.to_owned(),
+                line,
+                why: format!(
+                    "customer_id {} is also line {first}'s: one customer cannot be two keys",
+                    entry.customer_id
+                ),
+            });
+        }
+        owner.insert(entry.customer_id, (digest, line));
+    }
+    let files_keys: HashSet<u64> = owner.values().map(|(digest, _)| *digest).collect();
+    for mapping in store.entries() {
+        let (key, entry) = mapping?;
+        let digest = key.digest();
+        if files_keys.contains(&digest) {
+            continue;
+        }
+        if let Some(&(_, line)) = owner.get(&entry.customer_id) {
+            return Err(TransferError::Invalid {
+                path: path.to_owned(),
+                line,
+                why: format!(
+                    "customer_id {} is the state store's for {} {} already: one customer \
+                     cannot be two keys",
+                    entry.customer_id,
+                    kind.column(),
+                    key.value
+                ),
+            });
+        }
+    }
+    drop(owner);
+    let mut r = csv::Reader::from_path(path).map_err(read_err)?;
     let mut n = 0;
     for record in r.records() {
-        let record = record.map_err(read_err)?;
-        let line = record.position().map_or(0, |p| p.line());
-        let invalid = |why: String| TransferError::Invalid {
-            path: path.to_owned(),
-            line,
-            why,
-        };
-        let field = |i: usize| record.get(i).unwrap_or_default().trim();
-        let website_id = field(0)
-            .parse()
-            .map_err(|_| invalid(format!("website_id `{}` is not a number", field(0))))?;
-        let customer_id = field(2)
-            .parse()
-            .map_err(|_| invalid(format!("customer_id `{}` is not a number", field(2))))?;
-        let payload_hash = u128::from_str_radix(field(3), 16)
-            .map_err(|_| invalid(format!("payload_hash `{}` is not 32 hex digits", field(3))))?;
-        let synced_at = match field(4) {
-            "" => 0,
-            t => DateTime::parse_from_rfc3339(t)
-                .map(|d| d.timestamp())
-                .or_else(|_| t.parse())
-                .map_err(|_| invalid(format!("synced_at `{t}` is not an RFC 3339 time")))?,
-        };
-        let value = unescape_cell(field(1));
-        if value.is_empty() {
-            return Err(invalid(format!("{} is empty", kind.column())));
-        }
-        let entry = Entry {
-            customer_id,
-            payload_hash,
-            synced_at,
-            address_id: None,
-            further_address_ids: Vec::new(),
-        };
-        store.put(&kind.key(website_id, value), entry, None)?;
+        let (_, key, entry) = mapping(&record.map_err(read_err)?, &kind, path)?;
+        store.put(&key, entry, None)?;
         n += 1;
     }
     // The next sync plans against an index instead of a sled read per row.
     store.rebuild_index()?;
     Ok(n)
+}
+
+/// The line and the mapping of one record of an export.
+fn mapping(
+    record: &csv::StringRecord,
+    kind: &KeyKind,
+    path: &Path,
+) -> Result<(u64, Key, Entry), TransferError> {
+    let line = record.position().map_or(0, |p| p.line());
+    let invalid = |why: String| TransferError::Invalid {
+        path: path.to_owned(),
+        line,
+        why,
+    };
+    let field = |i: usize| record.get(i).unwrap_or_default().trim();
+    let website_id = field(0)
+        .parse()
+        .map_err(|_| invalid(format!("website_id `{}` is not a number", field(0))))?;
+    let customer_id = field(2)
+        .parse()
+        .map_err(|_| invalid(format!("customer_id `{}` is not a number", field(2))))?;
+    let payload_hash = u128::from_str_radix(field(3), 16)
+        .map_err(|_| invalid(format!("payload_hash `{}` is not 32 hex digits", field(3))))?;
+    let synced_at = match field(4) {
+        "" => 0,
+        t => DateTime::parse_from_rfc3339(t)
+            .map(|d| d.timestamp())
+            .or_else(|_| t.parse())
+            .map_err(|_| invalid(format!("synced_at `{t}` is not an RFC 3339 time")))?,
+    };
+    let value = unescape_cell(field(1));
+    if value.is_empty() {
+        return Err(invalid(format!("{} is empty", kind.column())));
+    }
+    let entry = Entry {
+        customer_id,
+        payload_hash,
+        synced_at,
+        address_id: None,
+        further_address_ids: Vec::new(),
+    };
+    Ok((line, kind.key(website_id, value), entry))
 }
 
 #[cfg(test)]
@@ -243,6 +296,42 @@ mod tests {
             "{text}"
         );
         assert!(text.contains(&format!("1,b@x.io,2,{:032x},", 0)), "{text}");
+    }
+
+    #[test]
+    fn an_import_records_no_id_for_two_keys() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let s = Store::open(&dir.path().join("s")).expect("open");
+        let taken = Entry {
+            customer_id: 9,
+            payload_hash: 0,
+            synced_at: 0,
+            address_id: None,
+            further_address_ids: Vec::new(),
+        };
+        s.put(&Key::new(1, "old@x.io"), taken, None).expect("put");
+        let header = "website_id,email,customer_id,payload_hash,synced_at\n";
+        let hash = format!("{:032x}", 1);
+        let cases = [
+            (
+                format!("1,a@x.io,5,{hash},\n1,b@x.io,5,{hash},\n"),
+                "line 3",
+                "line 2's",
+            ),
+            (format!("1,a@x.io,9,{hash},\n"), "line 2", "old@x.io"),
+        ];
+        for (rows, line, names) in cases {
+            let file = dir.path().join("dup.csv");
+            std::fs::write(&file, format!("{header}{rows}")).expect("write");
+            let err = import(&s, &file).expect_err("refused").to_string();
+            assert!(err.contains(line) && err.contains(names), "{err}");
+            assert_eq!(s.len(), 1, "nothing written");
+        }
+        // The store's key itself may move to another id, and another key take its old one.
+        let file = dir.path().join("moved.csv");
+        let rows = format!("1,old@x.io,10,{hash},\n1,new@x.io,9,{hash},\n");
+        std::fs::write(&file, format!("{header}{rows}")).expect("write");
+        assert_eq!(import(&s, &file).expect("import"), 2);
     }
 
     #[test]
