@@ -545,7 +545,13 @@ async fn a_put_answered_with_another_id_is_refused() {
         .expect("b");
     assert_eq!(b["status"], "ok", "a create answered rightly is recorded");
     let after = h.export("state").await;
+    // Its id and time as they were; its hash exported as unknown, for the update is in doubt
+    // (answered 2xx about another customer: what the shop did to 40 is not known).
     let kept = before.lines().nth(1).expect("a's mapping");
-    assert!(after.contains(kept), "a's mapping is as it was:\n{after}");
+    let doubted = kept.replace("00000000000000000000000000000001", &"0".repeat(32));
+    assert!(
+        after.contains(&doubted),
+        "a's mapping is as it was:\n{after}"
+    );
     assert_eq!(after.lines().count(), 3);
 }
