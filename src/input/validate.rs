@@ -20,7 +20,7 @@ use secrecy::SecretString;
 use super::draft::{Draft, place_address};
 use super::fields::{FIELDS, Field, FieldSpec, Part};
 use super::header::Source;
-use super::kinds::{Value, check, key_value};
+use super::kinds::{Value, check, key_value, shown};
 use super::mapping::{Mapping, Piece, Split, fill};
 use crate::customer::{Address, Customer, GENDER_CLEARED, KeyKind, Text};
 
@@ -477,7 +477,12 @@ fn verdict(
 ) -> Verdict {
     let reason = match value {
         Some(v) if Some(&*v) == token => match cleared(spec, &v) {
-            Ok(()) if spec.part == Part::Address && !address_given => return Verdict::Skip,
+            // Clearing a field of an address the row does not give would clear nothing, and
+            // the row would pass for done.
+            Ok(()) if spec.part == Part::Address && !address_given => format!(
+                "`{}` clears this field of the row's address, but the row gives no address",
+                shown(&v)
+            ),
             Ok(()) => {
                 return Verdict::Place(match spec.field {
                     Field::Gender => Value::Code(GENDER_CLEARED),
@@ -868,24 +873,14 @@ mod tests {
             "middlename",
             "dob",
             "custom:note",
-            "address_company",
             "gender",
         ];
-        let v = validator(&header, mapping);
+        let v = validator(&header, mapping.clone());
         let token: &[u8] = b"__EMPTY__VALUE__";
         let row = v
             .check(
                 2,
-                &[
-                    &b"a@x.io"[..],
-                    b"Ann",
-                    b"Lee",
-                    token,
-                    token,
-                    token,
-                    token,
-                    token,
-                ][..],
+                &[&b"a@x.io"[..], b"Ann", b"Lee", token, token, token, token][..],
             )
             .expect("valid");
         let c = row.customer;
@@ -893,7 +888,19 @@ mod tests {
         assert_eq!(c.dob.as_deref(), Some(""));
         assert_eq!(c.gender, Some(GENDER_CLEARED));
         assert_eq!(c.custom_attributes, [(Text::from("note"), Text::default())]);
-        assert_eq!(c.address, None, "a cleared company alone gives no address");
+        // A company cleared of no address is a problem, not a row done.
+        let v = validator(
+            &["email", "firstname", "lastname", "address_company"],
+            mapping,
+        );
+        let rejected = v
+            .check(2, &[&b"a@x.io"[..], b"Ann", b"Lee", token][..])
+            .expect_err("nothing to clear");
+        assert_eq!(
+            rejected.problems[0].to_string(),
+            "address_company: `__EMPTY__VALUE__` clears this field of the row's address, but \
+             the row gives no address"
+        );
 
         let reasons = |header: &[&str], cells: &[&[u8]]| -> Vec<String> {
             let mut mapping = Mapping::default();
