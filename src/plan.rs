@@ -1107,6 +1107,19 @@ mod tests {
         }
     }
 
+    /// Plans `file` under `mode`, after the first pass that finds its duplicated keys.
+    fn plan_file(mode: OnDuplicate, file: impl Fn() -> Vec<Record>) -> (Vec<Want>, FileKeys) {
+        let state = Memory::default();
+        let duplicates = Duplicates::scan(file().into_iter().map(Ok)).expect("scan");
+        let options = Options {
+            on_duplicate: mode,
+            ..NONE
+        };
+        let mut planner = Planner::new(&state, options).with_duplicates(duplicates);
+        let got = plan_all(&mut planner, file());
+        (got, planner.into_keys())
+    }
+
     #[test]
     fn on_duplicate_sends_the_first_the_last_or_none() {
         let park = |line| {
@@ -1172,16 +1185,8 @@ mod tests {
                 ],
             ),
         ] {
-            let state = Memory::default();
-            let duplicates = Duplicates::scan(file().into_iter().map(Ok)).expect("scan");
-            let options = Options {
-                on_duplicate: mode,
-                ..NONE
-            };
-            let mut planner = Planner::new(&state, options).with_duplicates(duplicates);
-            let got = plan_all(&mut planner, file());
+            let (got, keys) = plan_file(mode, file);
             assert_eq!(got, want, "{mode:?}");
-            let keys = planner.into_keys();
             assert!(keys.contains(&Key::new(1, "ann@x.io")), "{mode:?}");
         }
     }
@@ -1202,14 +1207,7 @@ mod tests {
             (OnDuplicate::Last, vec![dup(""), bad.clone()]),
             (OnDuplicate::Error, vec![dup(none), bad.clone()]),
         ] {
-            let state = Memory::default();
-            let duplicates = Duplicates::scan(file().into_iter().map(Ok)).expect("scan");
-            let options = Options {
-                on_duplicate: mode,
-                ..NONE
-            };
-            let mut planner = Planner::new(&state, options).with_duplicates(duplicates);
-            assert_eq!(plan_all(&mut planner, file()), want, "{mode:?}");
+            assert_eq!(plan_file(mode, file).0, want, "{mode:?}");
         }
     }
 

@@ -724,27 +724,25 @@ mod tests {
         }
     }
 
-    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-    async fn each_operation_decides_its_row_and_a_retriable_one_goes_again() {
-        let dir = tempfile::tempdir().expect("tempdir");
-        let store = Arc::new(Store::open(&dir.path().join("s")).expect("store"));
-        let shop = FakeShop::default();
+    /// Runs the loop over creates of `emails` (lines 2, 3, ...) against `shop` in bulks of
+    /// `size`, `concurrency` at a time: each row's e-mail and message, in the order they
+    /// ended.
+    async fn creates(
+        shop: &FakeShop,
+        store: &Arc<Store>,
+        (size, concurrency): (usize, usize),
+        emails: &[String],
+    ) -> Vec<(String, String)> {
         let retrier = Retrier::new(RetryPolicy::default(), CancellationToken::new());
         let settings = Settings {
-            size: 2,
-            concurrency: 2,
+            size,
+            concurrency,
             retries: 1,
             stall_limit: Duration::from_secs(60),
         };
-        let (mut feed, mut ends, run) = start(
-            settings,
-            &shop,
-            &Marks,
-            Arc::clone(&store),
-            &retrier,
-            CancellationToken::new(),
-        );
-        let emails = ["a@x.io", "retry@x.io", "dup@x.io", "bad@x.io", "b@x.io"];
+        let cancel = CancellationToken::new();
+        let (mut feed, mut ends, run) =
+            start(settings, shop, &Marks, Arc::clone(store), &retrier, cancel);
         for (line, email) in emails.iter().enumerate() {
             feed.push(create(line as u64 + 2, email));
         }
@@ -752,11 +750,23 @@ mod tests {
         run.await.expect("the loop ends");
         let mut got = Vec::new();
         while let Some(ended) = ends.recv().await {
-            got.push((
-                ended.outcome.row().email.clone(),
-                ended.outcome.message().to_owned(),
-            ));
+            let (row, message) = (ended.outcome.row(), ended.outcome.message());
+            got.push((row.email.clone(), message.to_owned()));
         }
+        got
+    }
+
+    fn store(dir: &tempfile::TempDir) -> Arc<Store> {
+        Arc::new(Store::open(&dir.path().join("s")).expect("store"))
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn each_operation_decides_its_row_and_a_retriable_one_goes_again() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let store = store(&dir);
+        let shop = FakeShop::default();
+        let emails = ["a@x.io", "retry@x.io", "dup@x.io", "bad@x.io", "b@x.io"].map(String::from);
+        let mut got = creates(&shop, &store, (2, 2), &emails).await;
         got.sort();
         let want = [
             ("a@x.io", "saved 100"),
@@ -788,40 +798,14 @@ mod tests {
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn a_bulk_too_large_for_the_shop_goes_again_in_halves() {
         let dir = tempfile::tempdir().expect("tempdir");
-        let store = Arc::new(Store::open(&dir.path().join("s")).expect("store"));
         let shop = FakeShop {
             max_items: Some(3),
             ..FakeShop::default()
         };
-        let retrier = Retrier::new(RetryPolicy::default(), CancellationToken::new());
-        let settings = Settings {
-            size: 8,
-            concurrency: 1,
-            retries: 1,
-            stall_limit: Duration::from_secs(60),
-        };
-        let (mut feed, mut ends, run) = start(
-            settings,
-            &shop,
-            &Marks,
-            Arc::clone(&store),
-            &retrier,
-            CancellationToken::new(),
-        );
-        for i in 0..10 {
-            feed.push(create(i + 2, &format!("p{i}@x.io")));
-        }
-        feed.close();
-        run.await.expect("the loop ends");
-        let mut saved = 0;
-        while let Some(ended) = ends.recv().await {
-            assert!(
-                ended.outcome.message().starts_with("saved"),
-                "{}",
-                ended.outcome.message()
-            );
-            saved += 1;
-        }
+        let emails: Vec<String> = (0..10).map(|i| format!("p{i}@x.io")).collect();
+        let got = creates(&shop, &store(&dir), (8, 1), &emails).await;
+        assert!(got.iter().all(|(_, m)| m.starts_with("saved")), "{got:?}");
+        let saved = got.len();
         assert_eq!(saved, 10, "every row in a bulk, none alone");
         let bulks = shop.bulks.lock().expect("lock").clone();
         assert!(bulks.iter().all(|b| b.len() <= 3), "{bulks:?}");
