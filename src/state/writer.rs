@@ -29,6 +29,10 @@ pub enum Op {
     /// The API confirmed this key's customer; the fields, when given, replace the last-sent
     /// values kept for change messages. Settles a doubt about the key.
     Put(Key, Entry, Option<Fields>),
+    /// The API confirmed an update of this key's customer: the fields sent replace the ones
+    /// kept, and the others stay, for the shop kept them too (a row without address columns
+    /// leaves the address as it was).
+    Update(Key, Entry, Fields),
     /// The API refused or retries ran out: remember the key for `--only-failed`.
     Failed(Key),
     /// The key's write surely did not change the shop (refused outright, or never sent):
@@ -72,7 +76,9 @@ impl Store {
                     super::invalidate_index(&db, &invalidated).map_err(err)?;
                     let ops = gather(&rx, first);
                     // The first mapping binds an unbound store to the run's target.
-                    let puts = ops.iter().any(|op| matches!(op, Op::Put(..)));
+                    let puts = ops
+                        .iter()
+                        .any(|op| matches!(op, Op::Put(..) | Op::Update(..)));
                     if puts {
                         kept_generation.store(0, Ordering::Relaxed);
                     }
@@ -110,6 +116,14 @@ impl Trees {
         let mut marked = HashSet::new();
         let mut any_settled = false;
         for op in ops {
+            let op = match op {
+                Op::Update(key, entry, sent) => {
+                    let mut kept = self.last_sent(&key.to_bytes())?.unwrap_or_default();
+                    kept.extend(sent);
+                    Op::Put(key, entry, Some(kept))
+                }
+                op => op,
+            };
             match op {
                 Op::Put(key, entry, f) => {
                     let k = key.to_bytes();
@@ -140,6 +154,7 @@ impl Trees {
                     settled.remove(key.to_bytes());
                     any_settled = true;
                 }
+                Op::Update(..) => unreachable!("made a put above"),
             }
         }
         self.customers.apply_batch(puts)?;
@@ -154,6 +169,22 @@ impl Trees {
             self.doubt.apply_batch(settled)?;
         }
         Ok(())
+    }
+}
+
+impl Trees {
+    /// The values last sent for the key `k`, as [`Store::fields`] reads them.
+    fn last_sent(&self, k: &[u8]) -> Result<Option<Fields>, sled::Error> {
+        let v = self.customers.get(k)?;
+        if let Some((_, values)) = v.as_deref().and_then(Entry::from_value)
+            && !values.is_empty()
+        {
+            return Ok(super::values::decode(values));
+        }
+        let Some(fields) = &self.fields else {
+            return Ok(None);
+        };
+        Ok(fields.get(k)?.and_then(|v| super::values::decode(&v)))
     }
 }
 

@@ -33,7 +33,7 @@ use crate::console;
 use crate::customer::Key;
 use crate::exec::{self, Ended, Executor};
 use crate::outage::{Verdict, Watch};
-use crate::outcome::{Outcome, Skip, StateChange, Status};
+use crate::outcome::{Action, Outcome, Skip, StateChange, Status};
 use crate::plan::Planned;
 use crate::progress::Counters;
 use crate::report::{Report, Review, Tally};
@@ -496,12 +496,16 @@ impl Sink<'_> {
             r.add(&outcome);
         }
         self.history.write(&outcome)?;
+        let update = outcome.action() == Action::Update;
         if let (Some(w), Some(change)) = (&self.writer, outcome.into_state()) {
             w.send(match change {
                 StateChange::Confirmed(key, entry, fields) => {
                     let known = Known::new(entry.payload_hash, entry.customer_id);
                     self.confirmed.push((key.digest(), known));
-                    Op::Put(key, entry, fields)
+                    match fields {
+                        Some(sent) if update => Op::Update(key, entry, sent),
+                        fields => Op::Put(key, entry, fields),
+                    }
                 }
                 StateChange::Failed(key) => Op::Failed(key),
             });

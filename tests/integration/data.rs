@@ -33,6 +33,31 @@ fn with_addresses(lastname: &str, city: &str) -> String {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_file_without_address_columns_leaves_the_known_address_as_it_was() {
+    let env = TestEnv::new(Faults::default()).await;
+    env.sync(
+        &env.write("a.csv", &with_addresses("Lee", "Lund")),
+        &["--rate", "0"],
+    )
+    .await
+    .expect_code(0);
+    // A file without address columns changes the last names; the shop keeps the addresses.
+    let names: String = (0..5)
+        .map(|i| format!("a{i}@example.com,Ann,Berg\n"))
+        .collect();
+    let csv = env.write("b.csv", &format!("email,firstname,lastname\n{names}"));
+    env.sync(&csv, &["--rate", "0"]).await.expect_code(0);
+    // The move to Malmö is told from Lund, the address the shop has, not from nothing.
+    let csv = env.write("c.csv", &with_addresses("Berg", "Malmö"));
+    let (rows, _) = env.sync_with_outputs(&csv, &["--dry-run"], 0).await;
+    assert!(
+        rows.iter().all(|r| r["message"] == "city: Lund -> Malmö"),
+        "{:?}",
+        rows[0]
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn one_default_address_stays_one_through_any_number_of_syncs() {
     let env = TestEnv::new(Faults::default()).await;
     let csv = env.write("in.csv", &with_addresses("Lee", "Lund"));
