@@ -20,6 +20,7 @@ use crate::defaults::{
     DEFAULT_SANDBOX_LISTEN, DEFAULT_SCOPES, DEFAULT_STATE_DIR, DEFAULT_TIMEOUT_SECS,
     DEFAULT_WEBSITE_ID, MAX_BULK, MAX_CONCURRENCY, MAX_PAGE_SIZE,
 };
+use crate::input::Format;
 
 /// Keep an Adobe Commerce shop's customers in step with a CSV file.
 ///
@@ -348,14 +349,14 @@ pub struct InputArgs {
     /// , ; tab | that the header line holds most of.
     ///
     /// Example: --delimiter ';'
-    #[arg(long, value_name = "C")]
+    #[arg(long, value_name = "C", value_parser = Format::delimiter_arg)]
     pub delimiter: Option<String>,
     /// The encoding of a CSV file that is not UTF-8 (a UTF-16 file with a BOM needs none):
     /// windows-1252, iso-8859-1, iso-8859-15, or any other WHATWG label. A file that is not
     /// UTF-8 stops the run, before anything is sent, until it is given.
     ///
     /// Example: --encoding windows-1252
-    #[arg(long, value_name = "NAME")]
+    #[arg(long, value_name = "NAME", value_parser = Format::encoding_arg)]
     pub encoding: Option<String>,
     /// The sheet of a spreadsheet to read; without it, the first.
     ///

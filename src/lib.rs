@@ -28,7 +28,7 @@
 //!
 //! | module | owns | uses |
 //! | --- | --- | --- |
-//! | [`cli`] | command-line arguments (clap types only) | defaults, absent |
+//! | [`cli`] | command-line arguments (clap types only) | defaults, absent, input |
 //! | [`config`] | typed settings resolved from arguments, environment and the config file | cli, defaults, absent, api, input, plan, report, retry, redact, customer |
 //! | [`exit`] | the exit codes, and how a run's ending maps to one | |
 //! | [`sync`] | the pipeline: read, plan, gate, check against the shop, send, absent, end | config, connect, console, input, plan, shop, exec, bulk, outage, outcome, progress, report, notify, runs, absent, state, api, redact, retry, throttle, outputs, customer, exit |

@@ -29,6 +29,17 @@ impl Format {
         }
     }
 
+    /// A `--delimiter` value as the command line takes it: checked there, so that a bad one
+    /// is a usage error (exit 2) like any other bad flag.
+    pub fn delimiter_arg(text: &str) -> Result<String, String> {
+        Format::delimiter_from(text).map(|_| text.to_owned())
+    }
+
+    /// An `--encoding` value as the command line takes it (see [`Format::delimiter_arg`]).
+    pub fn encoding_arg(label: &str) -> Result<String, String> {
+        Format::encoding_from(label).map(|_| label.to_owned())
+    }
+
     /// An `--encoding` value: any label the WHATWG Encoding Standard knows (`windows-1252`,
     /// `iso-8859-15`, `utf-16le`, ...).
     pub fn encoding_from(label: &str) -> Result<&'static Encoding, String> {

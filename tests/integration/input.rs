@@ -88,8 +88,14 @@ async fn file_level_problems_are_fatal_with_a_clear_message() {
     run.expect_code(0);
     run.expect_stderr("0 rows");
     assert!(env.sandbox.stats().requests.is_empty());
-    let usage = env.sync(&header_only, &["--rate", "fast"]).await;
-    usage.expect_code(2);
+    for bad in [
+        &["--rate", "fast"],
+        &["--encoding", "bogus"],
+        &["--delimiter", "ab"],
+    ] {
+        let usage = env.sync(&header_only, bad).await;
+        usage.expect_code(2);
+    }
 }
 
 /// The README's second quick-start step: the sample with six rows broken on purpose.
