@@ -493,11 +493,13 @@ mod tests {
         assert_eq!(c.plan.on_duplicate, plan::OnDuplicate::First);
         assert_eq!(c.mapping.key(), &KeyKind::Email);
         assert_eq!((c.format.delimiter, c.format.encoding), (None, None));
+        // A bad value is a usage error of the command line itself.
         for (flag, value) in [("--delimiter", ";;"), ("--encoding", "klingon")] {
-            let err = sync(&[flag, value], &Env::default())
-                .expect_err(flag)
-                .to_string();
-            assert!(err.starts_with(flag) && err.contains(value), "{err}");
+            let err = Cli::try_parse_from(["custsync", "sync", "a.csv", flag, value])
+                .err()
+                .expect(flag);
+            assert_eq!(err.kind(), clap::error::ErrorKind::ValueValidation);
+            assert!(err.to_string().contains(value), "{err}");
         }
     }
 
