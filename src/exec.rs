@@ -395,6 +395,16 @@ impl Executor {
             Some(code) => self.find_by_key(customer, code).await?,
             None => self.find_by_email(customer).await?,
         };
+        self.adopt_remote(customer, hash, remote).await
+    }
+
+    /// Takes over `remote`, the customer found for the row's key (see [`Executor::adopt`]).
+    async fn adopt_remote(
+        &self,
+        customer: &Customer,
+        hash: u128,
+        remote: Value,
+    ) -> Result<Done, Failure> {
         // Under a custom key the customer found may have another e-mail (the row's changed):
         // the answer is checked for its own, and the update below sends the row's.
         let email = (remote.get("email").and_then(Value::as_str)).unwrap_or(&customer.email);
@@ -429,18 +439,7 @@ impl Executor {
             .retry(|| self.client.find(&customer.email, customer.website_id))
             .await
             .map_err(|error| Failure::new(error, None))?;
-        found.ok_or_else(|| {
-            let error = ApiError::Status {
-                status: 400,
-                message: format!(
-                    "{} (and no customer with this email was found in website {})",
-                    crate::api::ALREADY_EXISTS,
-                    customer.website_id
-                ),
-                retry_after: None,
-            };
-            Failure::new(error, None)
-        })
+        found.ok_or_else(|| not_found(customer))
     }
 
     /// PUTs the full desired record. When the address must go too, the customer's current
@@ -536,4 +535,18 @@ fn unexpected(call: &str, detail: String) -> ApiError {
         url: call.to_owned(),
         detail,
     }
+}
+
+/// The failure of an adoption that found no customer for the row's e-mail in its website.
+fn not_found(customer: &Customer) -> Failure {
+    let error = ApiError::Status {
+        status: 400,
+        message: format!(
+            "{} (and no customer with this email was found in website {})",
+            crate::api::ALREADY_EXISTS,
+            customer.website_id
+        ),
+        retry_after: None,
+    };
+    Failure::new(error, None)
 }

@@ -103,8 +103,8 @@ impl Shop for Client {
 pub trait Rows: Sync {
     /// The operation completed with `saved`.
     fn answered<'a>(&'a self, planned: Planned, saved: Value) -> BoxFuture<'a, Ended>;
-    /// A create failed as "already exists".
-    fn adopt(&self, planned: Planned) -> BoxFuture<'_, Ended>;
+    /// Creates of one bulk status that failed as "already exists", adopted together.
+    fn adopt_all(&self, planned: Vec<Planned>) -> BoxFuture<'_, Vec<Ended>>;
     /// The row failed with `error`; `unwritten`: nothing of it can have reached the shop.
     fn refused(&self, planned: Planned, error: ApiError, unwritten: bool) -> BoxFuture<'_, Ended>;
     /// The row goes as a request of its own.
@@ -115,8 +115,8 @@ impl Rows for Executor {
     fn answered<'a>(&'a self, planned: Planned, saved: Value) -> BoxFuture<'a, Ended> {
         Box::pin(async move { Executor::answered(self, planned, &saved).await })
     }
-    fn adopt(&self, planned: Planned) -> BoxFuture<'_, Ended> {
-        Box::pin(self.adopt_row(planned))
+    fn adopt_all(&self, planned: Vec<Planned>) -> BoxFuture<'_, Vec<Ended>> {
+        Box::pin(Executor::adopt_all(self, planned))
     }
     fn refused(&self, planned: Planned, error: ApiError, unwritten: bool) -> BoxFuture<'_, Ended> {
         Box::pin(Executor::refused(self, planned, error, unwritten))

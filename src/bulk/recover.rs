@@ -22,6 +22,7 @@ use super::Shop;
 use super::answer::{self, Verdict};
 use crate::api::ApiError;
 use crate::customer::{custom_attribute, default_address, remote_fields};
+use crate::defaults::EMAILS_PER_SEARCH;
 use crate::exec::checked_id;
 use crate::retry::Retrier;
 use crate::state::{BulkRecord, BulkRow, Entry, StateError, Store};
@@ -144,10 +145,6 @@ async fn polled(
         return Ok((mappings, !open));
     }
 }
-
-/// E-mails looked up in one search: a hundred keep its address near 4 KB (web servers refuse
-/// longer request lines than 8 KB by default), and a bulk of 5,000 rows costs 50 searches.
-const EMAILS_PER_SEARCH: usize = 100;
 
 /// The creates of a bulk whose answer was lost (or that never left: its record is written
 /// before it waits for the rate limit), looked up by e-mail, a hundred a search for each

@@ -137,6 +137,8 @@ enum Work {
     Submitted(BulkKind, Result<(Submission, Vec<Row>), StateError>),
     Polled(u64, Result<Value, ApiError>),
     Ended(Box<Ended>),
+    /// Rows that ended together (adopted after one search).
+    EndedAll(Vec<Ended>),
 }
 
 type Task<'c> = Pin<Box<dyn Future<Output = Work> + Send + 'c>>;
@@ -337,6 +339,13 @@ impl<'o> Loop<'o> {
         }
     }
 
+    /// Passes a row's end on.
+    fn ended(&mut self, ended: Ended) {
+        self.outstanding.fetch_sub(1, Ordering::Relaxed);
+        // The receiver goes only with the send loop, which waits for this loop.
+        let _ = self.out.send(ended);
+    }
+
     /// Takes a task's result.
     fn take<'c>(
         &mut self,
@@ -345,11 +354,8 @@ impl<'o> Loop<'o> {
         tasks: &mut FuturesUnordered<Task<'c>>,
     ) -> Result<(), StateError> {
         match work {
-            Work::Ended(ended) => {
-                self.outstanding.fetch_sub(1, Ordering::Relaxed);
-                // The receiver goes only with the send loop, which waits for this loop.
-                let _ = self.out.send(*ended);
-            }
+            Work::Ended(ended) => self.ended(*ended),
+            Work::EndedAll(all) => all.into_iter().for_each(|ended| self.ended(ended)),
             Work::Submitted(kind, result) => {
                 self.submitting -= 1;
                 let (submission, alone) = result?;
@@ -467,6 +473,7 @@ impl<'o> Loop<'o> {
         };
         let create = bulk.kind == BulkKind::Create;
         let before = bulk.open;
+        let mut adopted = Vec::new();
         for op in ops {
             let verdict = answer::verdict(&op, create);
             if verdict == Verdict::Open {
@@ -478,7 +485,7 @@ impl<'o> Loop<'o> {
             bulk.open -= 1;
             match verdict {
                 Verdict::Saved(saved) => tasks.push(end(cx.rows.answered(row.planned, saved))),
-                Verdict::Adopt => tasks.push(end(cx.rows.adopt(row.planned))),
+                Verdict::Adopt => adopted.push(row.planned),
                 Verdict::Retry(message) if row.tries < cx.settings.retries => {
                     tracing::debug!("line {}: {message}; sent again", row.planned.row.line);
                     row.tries += 1;
@@ -503,6 +510,10 @@ impl<'o> Loop<'o> {
                 }
                 Verdict::Open => {}
             }
+        }
+        if !adopted.is_empty() {
+            let all = cx.rows.adopt_all(adopted);
+            tasks.push(Box::pin(async move { Work::EndedAll(all.await) }));
         }
         let now = Instant::now();
         if bulk.open < before {
@@ -694,8 +705,9 @@ mod tests {
         fn answered<'a>(&'a self, planned: Planned, saved: Value) -> BoxFuture<'a, Ended> {
             marked(planned, format!("saved {}", saved["id"]))
         }
-        fn adopt(&self, planned: Planned) -> BoxFuture<'_, Ended> {
-            marked(planned, "adopted".into())
+        fn adopt_all(&self, planned: Vec<Planned>) -> BoxFuture<'_, Vec<Ended>> {
+            let all = planned.into_iter().map(|p| marked(p, "adopted".into()));
+            Box::pin(futures::future::join_all(all))
         }
         fn refused(&self, planned: Planned, error: ApiError, _: bool) -> BoxFuture<'_, Ended> {
             marked(planned, format!("refused: {error}"))

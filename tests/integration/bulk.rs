@@ -464,3 +464,36 @@ async fn rows_a_stopped_bulk_run_never_submitted_are_not_marked_failed() {
         stats.stdout
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_bulk_sent_again_after_a_lost_answer_is_adopted_a_hundred_emails_a_search() {
+    // Half the answers lost: a bulk goes again, and its creates meet "already exists".
+    let env = TestEnv::new(Faults {
+        p_bulk_answer_lost: 0.5,
+        ..Faults::default()
+    })
+    .await;
+    let csv = env.write("in.csv", &customers_csv(500, ""));
+    let report = env.path("r.csv");
+    let args = [
+        "--rate",
+        "0",
+        "--bulk",
+        "100",
+        "--report",
+        report.to_str().unwrap(),
+    ];
+    env.sync(&csv, &args).await;
+    let adopted = (read_report(&report).iter())
+        .filter(|r| r["message"].contains("adopted"))
+        .count();
+    // One search a hundred adopted rows (and a few for the shop's count and the rest).
+    assert!(
+        searches(&env) <= adopted / 100 + 6,
+        "{} searches for {adopted} adopted rows",
+        searches(&env)
+    );
+    let rerun = env.sync(&csv, &["--rate", "0", "--bulk", "100"]).await;
+    rerun.expect_code(0);
+    store_equals_shop(&env, 500).await;
+}
