@@ -495,9 +495,9 @@ mod tests {
         assert_eq!((c.format.delimiter, c.format.encoding), (None, None));
         // A bad value is a usage error of the command line itself.
         for (flag, value) in [("--delimiter", ";;"), ("--encoding", "klingon")] {
-            let err = Cli::try_parse_from(["custsync", "sync", "a.csv", flag, value])
-                .err()
-                .expect(flag);
+            let Err(err) = Cli::try_parse_from(["custsync", "sync", "a.csv", flag, value]) else {
+                panic!("{flag} {value} parsed")
+            };
             assert_eq!(err.kind(), clap::error::ErrorKind::ValueValidation);
             assert!(err.to_string().contains(value), "{err}");
         }
