@@ -345,7 +345,7 @@ async fn delimiters_are_detected_or_given() {
     );
     assert_eq!(shop[&(1, "pipe@example.com".to_owned())]["lastname"], "Lee");
     let bad = env.sync(&pipes, &["--delimiter", "||"]).await;
-    bad.expect_code(1);
+    bad.expect_code(2);
     bad.expect_stderr("--delimiter");
 }
 
