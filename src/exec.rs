@@ -244,9 +244,18 @@ impl Executor {
                 customer,
                 password,
                 hash,
+                recheck,
             } => {
-                let r = self.create(&customer, password.as_ref(), hash).await;
-                (customer, r, false)
+                let r = match customer.key_attribute.as_deref().filter(|_| recheck) {
+                    Some(code) => {
+                        self.create_unless_found(&customer, code, password.as_ref(), hash)
+                            .await
+                    }
+                    None => self.create(&customer, password.as_ref(), hash).await,
+                };
+                // Under a custom key the create was marked in doubt; a refusal clears it.
+                let in_doubt = customer.key_attribute.is_some();
+                (customer, r, in_doubt)
             }
             Step::Update {
                 customer,
@@ -380,11 +389,17 @@ impl Executor {
         hash: u128,
     ) -> Result<Done, Failure> {
         let body = create_body(customer);
-        let created = self.retry(|| self.client.create(&body, password)).await;
+        let tries = Tries::default();
+        let created = (self.retry(|| tries.watch(self.client.create(&body, password)))).await;
         match created {
             Ok(saved) => Done::new(customer, &saved, hash, String::new(), (CREATE, None, &[])),
             Err(e) if e.is_already_exists() => self.adopt(customer, hash).await,
-            Err(error) => Err(Failure::new(error, None)),
+            // A try that may have reached the shop keeps a create's doubt mark (custom keys).
+            Err(error) => Err(Failure {
+                error,
+                customer_id: None,
+                unwritten: tries.none_applied(),
+            }),
         }
     }
 

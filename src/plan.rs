@@ -73,6 +73,9 @@ pub enum Step {
         customer: Box<Customer>,
         password: Option<SecretString>,
         hash: u128,
+        /// An earlier create of the key is in doubt ([`Doubt::Create`]): look for the
+        /// customer by its key before creating one.
+        recheck: bool,
     },
     /// PUT the full desired record to the known id.
     Update {
@@ -108,6 +111,16 @@ impl Step {
     pub fn updated_key(&self) -> Option<Key> {
         match self {
             Step::Update { customer, .. } => Some(customer.key()),
+            _ => None,
+        }
+    }
+
+    /// The key of a create under `--key custom:<code>`, to mark in doubt before it leaves.
+    pub fn custom_created_key(&self) -> Option<Key> {
+        match self {
+            Step::Create { customer, .. } if customer.key_attribute.is_some() => {
+                Some(customer.key())
+            }
             _ => None,
         }
     }
@@ -561,6 +574,7 @@ pub fn decide<S: Lookup>(
                     customer: Box::new(customer),
                     password,
                     hash,
+                    recheck: doubt == Some(Doubt::Create),
                 },
             });
         }

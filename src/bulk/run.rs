@@ -732,6 +732,7 @@ mod tests {
                 hash: customer.payload_hash(),
                 customer: Box::new(customer),
                 password: None,
+                recheck: false,
             },
         }
     }

@@ -212,15 +212,10 @@ impl Executor {
             customer_id: known,
             unwritten,
         };
-        self.conclude(
-            row,
-            action,
-            customer,
-            known,
-            Err(failure),
-            action == Action::Update,
-        )
-        .await
+        // Updates, and creates under a custom key, were marked in doubt before they left.
+        let in_doubt = action == Action::Update || customer.key_attribute.is_some();
+        self.conclude(row, action, customer, known, Err(failure), in_doubt)
+            .await
     }
 }
 

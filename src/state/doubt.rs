@@ -1,4 +1,4 @@
-//! Writes in doubt: updates and deletes that may have reached the shop without their answer
+//! Writes in doubt: updates, deletes (and creates under a custom key) that may have reached the shop without their answer
 //! reaching custsync (a kill, an interrupt past the drain, a timeout, a 500 after the write).
 //!
 //! The store keeps the last payload the shop *confirmed*; after an update whose answer was
@@ -21,6 +21,10 @@ pub enum Doubt {
     Update,
     /// A DELETE of the customer.
     Delete,
+    /// A POST under `--key custom:<code>`: a create the shop may have made. Under the e-mail
+    /// key a second create meets "already exists"; under a custom key with a changed e-mail it
+    /// would make a second customer, so the next create looks for the key first.
+    Create,
 }
 
 impl Doubt {
@@ -28,6 +32,7 @@ impl Doubt {
         match self {
             Doubt::Update => 1,
             Doubt::Delete => 2,
+            Doubt::Create => 3,
         }
     }
 
@@ -35,6 +40,7 @@ impl Doubt {
     fn from_bytes(b: &[u8]) -> Self {
         match b {
             [2] => Doubt::Delete,
+            [3] => Doubt::Create,
             _ => Doubt::Update,
         }
     }
@@ -49,6 +55,10 @@ impl Doubt {
             Doubt::Delete => {
                 "the answer to the last delete was lost, so the customer may be gone: the whole \
                  record is sent again (and the customer created again if it is gone)"
+            }
+            Doubt::Create => {
+                "the answer to the last create was lost, so the shop may have made the customer: \
+                 it is looked for by its key first"
             }
         }
     }

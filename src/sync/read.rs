@@ -277,11 +277,18 @@ fn read(
 /// What the planning thread leaves: the file's keys, the index, the row hashes to record.
 type PlanningDone = (FileKeys, Arc<Index>, RowHashes);
 
-/// Marks the updates among `planned` in doubt, durably, before any of them can be sent.
+/// Marks the updates among `planned` (and the creates under a custom key) in doubt, durably,
+/// before any of them can be sent.
 fn doubt_updates(store: &Store, planned: &[Planned]) -> Result<(), StateError> {
     let keys: Vec<_> = planned
         .iter()
         .filter_map(|p| p.step.updated_key())
         .collect();
-    store.doubt(&keys, Doubt::Update)
+    store.doubt(&keys, Doubt::Update)?;
+    // And the creates under a custom key, which "already exists" cannot catch.
+    let keys: Vec<_> = planned
+        .iter()
+        .filter_map(|p| p.step.custom_created_key())
+        .collect();
+    store.doubt(&keys, Doubt::Create)
 }

@@ -368,3 +368,24 @@ async fn bulks_under_lost_answers_keep_one_customer_per_legacy_id() {
         "a re-run sends nothing"
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_lost_create_then_a_changed_email_makes_no_second_customer() {
+    // Every write is made and its answer lost, and nothing is tried twice: the first run's
+    // create is made without custsync knowing it.
+    let env = TestEnv::new(Faults {
+        p_write_then_drop: 1.0,
+        ..Faults::default()
+    })
+    .await;
+    let once = ["--rate", "0", "--retries", "0"];
+    let first = env.write("v1.csv", &legacy_csv(&[("ann@x.io", "L-1")]));
+    env.sync(&first, &[&KEY[..], &once].concat()).await;
+    assert_eq!(shop_customers(&env).await.len(), 1);
+    // Ann's e-mail changes before the next run: "already exists" cannot catch it.
+    let second = env.write("v2.csv", &legacy_csv(&[("ann.new@x.io", "L-1")]));
+    env.sync(&second, &[&KEY[..], &once].concat()).await;
+    let customers = shop_customers(&env).await;
+    assert_eq!(customers.len(), 1, "one customer of L-1: {customers:?}");
+    assert_eq!(customers[0], ("ann.new@x.io".to_owned(), "L-1".to_owned()));
+}
