@@ -220,6 +220,14 @@ impl Retrier {
         }
     }
 
+    /// Waits `wait`, or until the run is stopped: whether the whole wait passed.
+    pub async fn pause(&self, wait: Duration) -> bool {
+        tokio::select! {
+            () = tokio::time::sleep(wait) => true,
+            () = self.cancel.cancelled() => false,
+        }
+    }
+
     /// Retries made so far.
     pub fn retries(&self) -> u64 {
         self.retries.load(Ordering::Relaxed)

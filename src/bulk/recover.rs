@@ -126,8 +126,8 @@ async fn polled(
             detail,
         })?;
         let open = ops.iter().any(|op| op.status == 4);
-        if open && Instant::now() + wait < until {
-            tokio::time::sleep(wait).await;
+        // An interrupt ends the wait: the bulk stays recorded for the run after.
+        if open && Instant::now() + wait < until && retrier.pause(wait).await {
             wait = (wait * 2).min(MAX_WAIT);
             continue;
         }
@@ -337,6 +337,18 @@ mod tests {
             }
         );
         assert_eq!(store.bulks_len(), 1, "kept for the run after");
+
+        // An interrupt ends the wait at once.
+        let cancel = CancellationToken::new();
+        cancel.cancel();
+        let retrier = Retrier::new(RetryPolicy::default(), cancel);
+        let started = std::time::Instant::now();
+        let patience = Duration::from_secs(60);
+        let done = resolve(&Searched::default(), &store, &retrier, patience)
+            .await
+            .expect("resolve");
+        assert_eq!(done.left, 1);
+        assert!(started.elapsed() < Duration::from_secs(5), "did not wait");
     }
 
     #[tokio::test]

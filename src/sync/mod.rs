@@ -110,6 +110,7 @@ async fn resolve_bulks(
     client: &Client,
     store: &Arc<Store>,
     retrier: &Retrier,
+    cancel: &CancellationToken,
 ) -> Result<(), SyncError> {
     if store.bulks_len() == 0 {
         return Ok(());
@@ -120,8 +121,9 @@ async fn resolve_bulks(
         done.bulks, done.recorded,
     ));
     // Their rows must not be planned over: a create planned again while the queue still holds
-    // it is a second customer when the key is not the e-mail.
-    if done.left > 0 {
+    // it is a second customer when the key is not the e-mail. (Interrupted, the run reads
+    // nothing more and ends as interrupted.)
+    if done.left > 0 && !cancel.is_cancelled() {
         return Err(SyncError::BulksOpen {
             left: done.left,
             waited_s: BULK_RECOVERY_PATIENCE.as_secs(),
@@ -207,7 +209,7 @@ async fn pipeline(
     // Bulks an earlier run left unresolved are settled before anything is planned; a dry run
     // cannot record what they did, so its counts may differ from the real run's.
     if let (Some(c), Some(_)) = (&client, &executor) {
-        resolve_bulks(c, store, &bulk_retrier).await?;
+        resolve_bulks(c, store, &bulk_retrier, cancel).await?;
     } else if store.bulks_len() > 0 {
         console::note(&format!(
             "note: {} bulks an earlier run submitted are not resolved yet: the real run \
