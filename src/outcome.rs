@@ -96,6 +96,8 @@ pub enum Skip {
     TooManyAbsent,
     /// `--delete-absent` would delete more customers than `--max-deletes`.
     TooManyDeletes,
+    /// Bulks an earlier run submitted are still open in the shop's queue.
+    BulksOpen,
 }
 
 impl Skip {
@@ -111,6 +113,9 @@ impl Skip {
             }
             Skip::TooManyDeletes => {
                 "not sent: more customers are absent from the file than --max-deletes allows to delete"
+            }
+            Skip::BulksOpen => {
+                "not sent: bulks an earlier run submitted are still open in the shop's queue"
             }
         }
     }

@@ -42,6 +42,7 @@ use crate::console;
 use crate::exec::Executor;
 use crate::input::{InputError, Reader};
 use crate::outage::Watch;
+use crate::outcome::Skip;
 use crate::outputs::{self, Output};
 use crate::progress::{Counters, Progress};
 use crate::report::{Report, Review, RunInfo};
@@ -105,31 +106,22 @@ const BULK_STALL_LIMIT: Duration = Duration::from_secs(600);
 /// How long the resolution of an earlier run's bulks waits for operations still open.
 const BULK_RECOVERY_PATIENCE: Duration = Duration::from_secs(120);
 
-/// Resolves the bulks an earlier run left unresolved (see [`bulk::resolve`]).
+/// Resolves the bulks an earlier run left unresolved (see [`bulk::resolve`]); how many are
+/// still open.
 async fn resolve_bulks(
     client: &Client,
     store: &Arc<Store>,
     retrier: &Retrier,
-    cancel: &CancellationToken,
-) -> Result<(), SyncError> {
+) -> Result<usize, SyncError> {
     if store.bulks_len() == 0 {
-        return Ok(());
+        return Ok(0);
     }
     let done = bulk::resolve(client, store, retrier, BULK_RECOVERY_PATIENCE).await?;
     console::note(&format!(
         "note: resolved {} bulks an earlier run left behind ({} customers recorded)",
         done.bulks, done.recorded,
     ));
-    // Their rows must not be planned over: a create planned again while the queue still holds
-    // it is a second customer when the key is not the e-mail. (Interrupted, the run reads
-    // nothing more and ends as interrupted.)
-    if done.left > 0 && !cancel.is_cancelled() {
-        return Err(SyncError::BulksOpen {
-            left: done.left,
-            waited_s: BULK_RECOVERY_PATIENCE.as_secs(),
-        });
-    }
-    Ok(())
+    Ok(done.left)
 }
 
 /// Opens the input file, as the run and a census read it.
@@ -208,8 +200,13 @@ async fn pipeline(
     };
     // Bulks an earlier run left unresolved are settled before anything is planned; a dry run
     // cannot record what they did, so its counts may differ from the real run's.
+    // Rows of bulks still open must not be planned over: a create planned again while the
+    // queue holds it is a second customer when the key is not the e-mail. So nothing is sent:
+    // every row is read and reported not sent, and the run fails. (Interrupted, the run reads
+    // nothing more and ends as interrupted.)
+    let mut open_bulks = 0;
     if let (Some(c), Some(_)) = (&client, &executor) {
-        resolve_bulks(c, store, &bulk_retrier, cancel).await?;
+        open_bulks = resolve_bulks(c, store, &bulk_retrier).await?;
     } else if store.bulks_len() > 0 {
         console::note(&format!(
             "note: {} bulks an earlier run submitted are not resolved yet: the real run \
@@ -277,14 +274,22 @@ async fn pipeline(
                 store: Arc::clone(store),
                 sending: sending.clone(),
             }),
+        hold: (open_bulks > 0 && !cancel.is_cancelled()).then_some(Skip::BulksOpen),
     };
-    let sent = send::all(planned, writers, cfg, on).await?;
+    let mut sent = send::all(planned, writers, cfg, on).await?;
+    if open_bulks > 0 && !cancel.is_cancelled() {
+        sent.fatal.get_or_insert(SyncError::BulksOpen {
+            left: open_bulks,
+            waited_s: BULK_RECOVERY_PATIENCE.as_secs(),
+        });
+    }
     progress.finish();
     let read = planning.finish().await?;
 
     // Customers the file no longer has; then the target is done with.
     let read_to_end = !cancel.is_cancelled() && sent.fatal.is_none();
     let deletes = match (&executor, sent.stopped) {
+        (Some(_), _) if open_bulks > 0 => Deletes::Stopped,
         (Some(_), Some(Stop::Outage)) => Deletes::Stopped,
         (Some(exec), _) => Deletes::Send(exec),
         (None, _) => Deletes::DryRun,

@@ -78,6 +78,9 @@ pub struct Sending<'a> {
     pub cancel: &'a CancellationToken,
     /// `--bulk`: creates and updates go through the bulk loop instead of a request each.
     pub bulk: Option<Lane<'a>>,
+    /// Why nothing may be sent at all, known before the first row (every row is still read
+    /// and reported).
+    pub hold: Option<Skip>,
 }
 
 /// What the bulk loop needs besides the executor.
@@ -99,6 +102,9 @@ pub async fn all(
     on: Sending<'_>,
 ) -> Result<Sent, SyncError> {
     let stop: OnceLock<Skip> = OnceLock::new();
+    if let Some(skip) = on.hold {
+        let _ = stop.set(skip);
+    }
     let Writers {
         report,
         review,
