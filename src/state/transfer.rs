@@ -119,9 +119,25 @@ pub fn import(store: &Store, path: &Path) -> Result<u64, TransferError> {
     // A first pass checks every line before anything is written: no id may end up recorded
     // for two keys, within the file or beside the store's other keys.
     let mut owner: HashMap<u64, (u64, u64)> = HashMap::new();
+    let mut keys: HashMap<u64, (u64, u64)> = HashMap::new();
     for record in r.records() {
         let (line, key, entry) = mapping(&record.map_err(read_err)?, &kind, path)?;
         let digest = key.digest();
+        if let Some(&(id, first)) = keys.get(&digest)
+            && id != entry.customer_id
+        {
+            return Err(TransferError::Invalid {
+                path: path.to_owned(),
+                line,
+                why: format!(
+                    "{} {} is also line {first}'s, with customer_id {id}: one key cannot be two \
+                     customers",
+                    kind.column(),
+                    key.value
+                ),
+            });
+        }
+        keys.insert(digest, (entry.customer_id, line));
         if let Some(&(other, first)) = owner.get(&entry.customer_id)
             && other != digest
         {
@@ -157,7 +173,7 @@ pub fn import(store: &Store, path: &Path) -> Result<u64, TransferError> {
             });
         }
     }
-    drop(owner);
+    drop((owner, keys));
     let mut r = csv::Reader::from_path(path).map_err(read_err)?;
     let mut n = 0;
     for record in r.records() {
@@ -186,9 +202,12 @@ fn mapping(
     let website_id = field(0)
         .parse()
         .map_err(|_| invalid(format!("website_id `{}` is not a number", field(0))))?;
-    let customer_id = field(2)
-        .parse()
-        .map_err(|_| invalid(format!("customer_id `{}` is not a number", field(2))))?;
+    let customer_id = field(2).parse().ok().filter(|id| *id > 0).ok_or_else(|| {
+        invalid(format!(
+            "customer_id `{}` is not a positive number",
+            field(2)
+        ))
+    })?;
     let payload_hash = u128::from_str_radix(field(3), 16)
         .map_err(|_| invalid(format!("payload_hash `{}` is not 32 hex digits", field(3))))?;
     let synced_at = match field(4) {
@@ -319,6 +338,12 @@ mod tests {
                 "line 2's",
             ),
             (format!("1,a@x.io,9,{hash},\n"), "line 2", "old@x.io"),
+            (
+                format!("1,a@x.io,5,{hash},\n1,A@X.io,6,{hash},\n"),
+                "line 3",
+                "line 2's",
+            ),
+            (format!("1,a@x.io,0,{hash},\n"), "line 2", "positive"),
         ];
         for (rows, line, names) in cases {
             let file = dir.path().join("dup.csv");
