@@ -131,6 +131,54 @@ impl ApiError {
     pub fn is_already_exists(&self) -> bool {
         matches!(self, ApiError::Status { status: 400, message, .. } if message == ALREADY_EXISTS)
     }
+
+    /// The same failure again, for another row it ended too (an `ApiError` is not `Clone`:
+    /// a token failure keeps only its text).
+    pub fn twin(&self) -> ApiError {
+        match self {
+            ApiError::Transport { url, detail } => ApiError::Transport {
+                url: url.clone(),
+                detail: detail.clone(),
+            },
+            ApiError::Status {
+                status,
+                message,
+                retry_after,
+            } => ApiError::Status {
+                status: *status,
+                message: message.clone(),
+                retry_after: *retry_after,
+            },
+            ApiError::Auth(e) => ApiError::Unexpected {
+                url: "the token".into(),
+                detail: e.to_string(),
+            },
+            ApiError::Unauthorized { url, message } => ApiError::Unauthorized {
+                url: url.clone(),
+                message: message.clone(),
+            },
+            ApiError::GaveUp { retries, last } => ApiError::GaveUp {
+                retries: *retries,
+                last: Box::new(last.twin()),
+            },
+            ApiError::Interrupted { detail } => ApiError::Interrupted {
+                detail: detail.clone(),
+            },
+            ApiError::Unexpected { url, detail } => ApiError::Unexpected {
+                url: url.clone(),
+                detail: detail.clone(),
+            },
+            ApiError::Redirected {
+                status,
+                url,
+                location,
+            } => ApiError::Redirected {
+                status: *status,
+                url: url.clone(),
+                location: location.clone(),
+            },
+        }
+    }
 }
 
 /// The Commerce client; cheap to share behind an `Arc`.
@@ -460,6 +508,32 @@ fn describe(e: &reqwest::Error) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_twin_says_what_its_original_says() {
+        let gave_up = ApiError::GaveUp {
+            retries: 3,
+            last: Box::new(ApiError::Status {
+                status: 500,
+                message: "Internal Server Error".into(),
+                retry_after: None,
+            }),
+        };
+        let redirect = ApiError::Redirected {
+            status: 301,
+            url: "https://a".into(),
+            location: "https://b".into(),
+        };
+        let odd = ApiError::Unexpected {
+            url: "the bulk".into(),
+            detail: "no bulk_uuid".into(),
+        };
+        for e in [gave_up, redirect, odd] {
+            let copy = e.twin().twin();
+            assert_eq!(copy.to_string(), e.to_string());
+            assert_eq!(copy.status(), e.status());
+        }
+    }
 
     #[test]
     fn classification() {
