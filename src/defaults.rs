@@ -45,9 +45,6 @@ pub const DEFAULT_STATE_DIR: &str = ".custsync";
 pub const DEFAULT_PAGE_SIZE: u32 = 100;
 /// SaaS limits a search page to 300 customers.
 pub const MAX_PAGE_SIZE: u32 = 300;
-/// E-mails looked up in one search (`email in (…)`): a hundred keep its address near 4 KB (web
-/// servers refuse request lines over 8 KB by default).
-pub const EMAILS_PER_SEARCH: usize = 100;
 /// `--ims-url`: Adobe IMS's token endpoint.
 pub const DEFAULT_IMS_URL: &str = "https://ims-na1.adobelogin.com/ims/token/v3";
 /// `--scopes`: the IMS scopes of Adobe's Customer REST API tutorial.

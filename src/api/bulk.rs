@@ -7,6 +7,8 @@
 //! (`{base}/async/bulk/V1/customers`). A route parameter becomes `by<Param>`, so a bulk update
 //! goes to `…/customers/byCustomerId`. The status route is `{base}/V1/bulk/{uuid}/...` in both.
 
+use std::collections::BTreeMap;
+
 use reqwest::Method;
 use serde_json::{Value, json};
 
@@ -143,6 +145,47 @@ impl Client {
     }
 }
 
+/// E-mails asked for in one search ([`Client::by_emails`]): a hundred keep its address near
+/// 4 KB (web servers refuse request lines over 8 KB by default).
+const EMAILS_PER_SEARCH: usize = 100;
+
+/// `items` as [`Client::by_emails`] can look them up: per website, lists of at most a hundred
+/// e-mails; and apart, those whose e-mail holds a comma (it would split a list), to be looked
+/// up one by one. `of` gives an item's website and e-mail.
+pub fn email_lists<T>(
+    items: impl IntoIterator<Item = T>,
+    of: impl Fn(&T) -> (u32, &str),
+) -> (Vec<(u32, Vec<T>)>, Vec<T>) {
+    let mut by_website: BTreeMap<u32, Vec<T>> = BTreeMap::new();
+    let mut alone = Vec::new();
+    for item in items {
+        let (website_id, listed) = {
+            let (website_id, email) = of(&item);
+            (website_id, !email.contains(','))
+        };
+        match listed {
+            true => by_website.entry(website_id).or_default().push(item),
+            false => alone.push(item),
+        }
+    }
+    let mut lists = Vec::new();
+    for (website_id, mut items) in by_website {
+        while !items.is_empty() {
+            let rest = items.split_off(items.len().min(EMAILS_PER_SEARCH));
+            lists.push((website_id, std::mem::replace(&mut items, rest)));
+        }
+    }
+    (lists, alone)
+}
+
+/// The customer of `found` (a search's answer) with this e-mail, as Magento compares them.
+pub fn with_email<'a>(found: &'a [Value], email: &str) -> Option<&'a Value> {
+    let email = email.trim().to_lowercase();
+    found.iter().find(|c| {
+        (c.get("email").and_then(Value::as_str)).is_some_and(|e| e.trim().to_lowercase() == email)
+    })
+}
+
 /// The item of a create bulk: the customer, and its password when the row gives one.
 pub fn create_item(customer: Value, password: Option<&str>) -> Value {
     let mut item = json!({ "customer": customer });
@@ -155,6 +198,20 @@ pub fn create_item(customer: Value, password: Option<&str>) -> Value {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn emails_go_a_hundred_a_list_per_website_and_a_comma_alone() {
+        let mut items: Vec<(u32, String)> = (0..250).map(|i| (1, format!("a{i}@x.io"))).collect();
+        items.extend((0..3).map(|i| (2, format!("b{i}@x.io"))));
+        items.push((1, "last,first@x.io".into()));
+        let (lists, alone) = email_lists(items, |(w, e)| (*w, e.as_str()));
+        let shape: Vec<(u32, usize)> = lists.iter().map(|(w, l)| (*w, l.len())).collect();
+        assert_eq!(shape, [(1, 100), (1, 100), (1, 50), (2, 3)]);
+        assert_eq!(alone, [(1, "last,first@x.io".to_owned())]);
+        let found = [json!({"id": 1, "email": "A0@X.io "})];
+        assert_eq!(with_email(&found, "a0@x.io"), Some(&found[0]));
+        assert_eq!(with_email(&found, "a1@x.io"), None);
+    }
 
     #[test]
     fn routes_for_both_base_forms() {

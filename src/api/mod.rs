@@ -26,7 +26,7 @@ use answer::Body;
 pub use answer::{MAX_BODY, MAX_MESSAGE, MAX_PAGE_BODY, error_message};
 use auth::TokenSource;
 pub use auth::{AuthError, Credentials};
-pub use bulk::{BulkKind, bulk_path, create_item};
+pub use bulk::{BulkKind, bulk_path, create_item, email_lists, with_email};
 
 /// Magento's answer to a create whose email is already taken in that website.
 pub const ALREADY_EXISTS: &str =

@@ -11,7 +11,6 @@
 //! planned), so it is sent again whole. A bulk still open when the wait ends keeps its record
 //! for the run after.
 
-use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -20,9 +19,8 @@ use tokio::time::Instant;
 
 use super::Shop;
 use super::answer::{self, Verdict};
-use crate::api::ApiError;
+use crate::api::{ApiError, email_lists, with_email};
 use crate::customer::{custom_attribute, default_address, remote_fields};
-use crate::defaults::EMAILS_PER_SEARCH;
 use crate::exec::checked_id;
 use crate::retry::Retrier;
 use crate::state::{BulkRecord, BulkRow, Entry, StateError, Store};
@@ -158,26 +156,15 @@ async fn looked_up(
     if !bulk.create {
         return Ok((mappings, true));
     }
-    let (listed, alone): (Vec<&BulkRow>, Vec<&BulkRow>) =
-        bulk.rows.iter().partition(|row| !row.email.contains(','));
-    let mut by_website: BTreeMap<u32, Vec<&BulkRow>> = BTreeMap::new();
-    for row in listed {
-        by_website.entry(row.website_id).or_default().push(row);
-    }
-    for (website_id, rows) in by_website {
-        for rows in rows.chunks(EMAILS_PER_SEARCH) {
-            let emails: Vec<&str> = rows.iter().map(|row| row.email.as_str()).collect();
-            let found = retrier.run(|| shop.by_emails(&emails, website_id)).await?;
-            for row in rows {
-                let saved = (found.iter()).find(|c| {
-                    (c.get("email").and_then(Value::as_str))
-                        .is_some_and(|e| e.eq_ignore_ascii_case(&row.email))
-                });
-                if let Some(saved) = saved
-                    && let Some(entry) = entry_of(row, saved, 0)
-                {
-                    mappings.push(((*row).clone(), entry, saved.clone()));
-                }
+    let (lists, alone) = email_lists(&bulk.rows, |row| (row.website_id, row.email.as_str()));
+    for (website_id, rows) in lists {
+        let emails: Vec<&str> = rows.iter().map(|row| row.email.as_str()).collect();
+        let found = retrier.run(|| shop.by_emails(&emails, website_id)).await?;
+        for row in rows {
+            if let Some(saved) = with_email(&found, &row.email)
+                && let Some(entry) = entry_of(row, saved, 0)
+            {
+                mappings.push((row.clone(), entry, saved.clone()));
             }
         }
     }

@@ -65,7 +65,7 @@ pub fn checked_id(
 }
 
 /// E-mails as Commerce compares them: its `_ci` collation ignores case.
-pub(super) fn same_email(a: &str, b: &str) -> bool {
+fn same_email(a: &str, b: &str) -> bool {
     a.trim().to_lowercase() == b.trim().to_lowercase()
 }
 

@@ -6,28 +6,19 @@
 //! a partial body would clear every field it leaves out: [`full_record`] sends the customer as
 //! the shop has it, with the file's values put in.
 
-use std::collections::BTreeMap;
-
 use serde_json::{Map, Value};
 
 use super::addresses::{Ours, merged, ours_in};
-use super::answers::same_email;
 use super::{Done, Ended, Executor, Failure, not_found};
-use crate::api::ApiError;
+use crate::api::{ApiError, email_lists, with_email};
 use crate::customer::Customer;
-use crate::defaults::EMAILS_PER_SEARCH;
-use crate::outcome::{Action, RowRef};
+use crate::outcome::Action;
 use crate::plan::{Planned, Step};
 use crate::state::{Doubt, Entry};
 
 /// The calls whose answers are checked, as messages name them.
 const BULK_CREATE: &str = "the bulk create";
 const BULK_UPDATE: &str = "the bulk update";
-
-/// Whether the customer `c` the shop answered has `email` (as Magento compares e-mails).
-fn has_email(c: &Value, email: &str) -> bool {
-    (c.get("email").and_then(Value::as_str)).is_some_and(|e| same_email(e, email))
-}
 
 /// The `customer` of a create: the row's values, and its addresses without ids.
 pub fn create_body(customer: &Customer) -> Value {
@@ -148,15 +139,12 @@ impl Executor {
     /// was lost went again, that is every row of it: one search a row cost minutes at the
     /// default rate); then each is adopted as [`Executor::adopt_row`] adopts one.
     pub async fn adopt_all(&self, rows: Vec<Planned>) -> Vec<Ended> {
-        let mut by_website: BTreeMap<u32, Vec<(RowRef, Box<Customer>, u128)>> = BTreeMap::new();
+        let mut creates = Vec::new();
         let mut ended = Vec::with_capacity(rows.len());
         for planned in rows {
             match planned.step {
-                Step::Create { customer, hash, .. }
-                    if customer.key_attribute.is_none() && !customer.email.contains(',') =>
-                {
-                    let rows = by_website.entry(customer.website_id).or_default();
-                    rows.push((planned.row, customer, hash));
+                Step::Create { customer, hash, .. } if customer.key_attribute.is_none() => {
+                    creates.push((planned.row, customer, hash));
                 }
                 step => {
                     let planned = Planned {
@@ -167,29 +155,30 @@ impl Executor {
                 }
             }
         }
-        for (website_id, rows) in by_website {
-            for chunk in rows.chunks(EMAILS_PER_SEARCH) {
-                let emails: Vec<&str> = chunk.iter().map(|(_, c, _)| c.email.as_str()).collect();
-                let found = self
-                    .retry(|| self.client.by_emails(&emails, website_id))
-                    .await;
-                let adopted = chunk.iter().map(|(row, customer, hash)| async {
-                    let done = match &found {
-                        Ok(list) => match list.iter().find(|c| has_email(c, &customer.email)) {
-                            Some(remote) => {
-                                self.adopt_remote(customer, *hash, remote.clone()).await
-                            }
-                            None => Err(not_found(customer)),
-                        },
-                        // The search failed: each goes its own way, as a row alone would.
-                        Err(_) => self.adopt(customer, *hash).await,
-                    };
-                    let (row, customer) = (row.clone(), customer.clone());
-                    self.conclude(row, Action::Create, customer, None, done, false)
-                        .await
-                });
-                ended.extend(futures::future::join_all(adopted).await);
-            }
+        let (lists, alone) = email_lists(creates, |(_, c, _)| (c.website_id, c.email.as_str()));
+        for (website_id, rows) in lists {
+            let emails: Vec<&str> = rows.iter().map(|(_, c, _)| c.email.as_str()).collect();
+            let found = self
+                .retry(|| self.client.by_emails(&emails, website_id))
+                .await;
+            let found = &found;
+            let adopted = rows.into_iter().map(|(row, customer, hash)| async move {
+                let done = match found {
+                    Ok(found) => match with_email(found, &customer.email) {
+                        Some(remote) => self.adopt_remote(&customer, hash, remote.clone()).await,
+                        None => Err(not_found(&customer)),
+                    },
+                    // The search failed: each goes its own way, as a row alone would.
+                    Err(_) => self.adopt(&customer, hash).await,
+                };
+                (self.conclude(row, Action::Create, customer, None, done, false)).await
+            });
+            ended.extend(futures::future::join_all(adopted).await);
+        }
+        for (row, customer, hash) in alone {
+            let done = self.adopt(&customer, hash).await;
+            let conclusion = self.conclude(row, Action::Create, customer, None, done, false);
+            ended.push(conclusion.await);
         }
         ended
     }
