@@ -205,7 +205,7 @@ impl Executor {
         id: u64,
     ) -> Result<Result<(), ApiError>, StateError> {
         use tokio::task::block_in_place as blocking;
-        blocking(|| store.doubt(std::slice::from_ref(key), Doubt::Delete))?;
+        blocking(|| store.doubt(&[(key.clone(), Doubt::Delete)]))?;
         let tries = Tries::default();
         let result = match self.retry(|| tries.watch(self.client.delete(id))).await {
             Err(ApiError::Status { status: 404, .. }) => Ok(()),

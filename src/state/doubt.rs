@@ -1,5 +1,6 @@
-//! Writes in doubt: updates, deletes (and creates under a custom key) that may have reached the shop without their answer
-//! reaching custsync (a kill, an interrupt past the drain, a timeout, a 500 after the write).
+//! Writes in doubt: updates, deletes (and creates under a custom key) that may have reached
+//! the shop without their answer reaching custsync (a kill, an interrupt past the drain, a
+//! timeout, a 500 after the write).
 //!
 //! The store keeps the last payload the shop *confirmed*; after an update whose answer was
 //! lost, the shop may hold the newer one. Were nothing else kept, going back to the confirmed
@@ -79,13 +80,14 @@ impl Doubts {
 }
 
 impl Store {
-    /// Marks `keys` in doubt for `why` and flushes: call before their requests can leave.
-    pub fn doubt(&self, keys: &[Key], why: Doubt) -> Result<(), StateError> {
-        if keys.is_empty() {
+    /// Marks each key in doubt for its write, and flushes once: call before their requests
+    /// can leave.
+    pub fn doubt(&self, marks: &[(Key, Doubt)]) -> Result<(), StateError> {
+        if marks.is_empty() {
             return Ok(());
         }
         let mut batch = sled::Batch::default();
-        for key in keys {
+        for (key, why) in marks {
             batch.insert(key.to_bytes(), &[why.to_byte()]);
         }
         self.doubt.apply_batch(batch).map_err(|e| self.err(e))?;
@@ -130,12 +132,12 @@ mod tests {
         {
             let store = Store::open(&dir.path().join("s")).expect("open");
             assert_eq!(store.doubt_len(), 0);
-            store
-                .doubt(&[a.clone(), b.clone()], Doubt::Update)
-                .expect("doubt");
-            store
-                .doubt(std::slice::from_ref(&c), Doubt::Delete)
-                .expect("doubt");
+            let marks = [
+                (a.clone(), Doubt::Update),
+                (b.clone(), Doubt::Update),
+                (c.clone(), Doubt::Delete),
+            ];
+            store.doubt(&marks).expect("doubt");
             // No flush of our own: `doubt` flushed.
         }
         let store = Store::open(&dir.path().join("s")).expect("reopen");

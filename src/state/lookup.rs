@@ -178,9 +178,7 @@ mod tests {
         w.send(Op::Put(b.clone(), entry(2, 20), None));
         w.send(Op::Failed(c.clone()));
         w.finish().expect("finish");
-        store
-            .doubt(std::slice::from_ref(&b), Doubt::Delete)
-            .expect("doubt");
+        store.doubt(&[(b.clone(), Doubt::Delete)]).expect("doubt");
         let index = Arc::new(store.build_index().expect("index"));
         let doubts = store.doubts().expect("doubts");
         let sled = Indexed {

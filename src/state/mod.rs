@@ -355,15 +355,7 @@ impl Store {
     /// The field values last sent for `key` (or read from the shop by `pull`): after its
     /// entry, or for a key not confirmed since schema 3, in the `fields` tree.
     pub fn fields(&self, key: &Key) -> Result<Option<Fields>, StateError> {
-        let k = key.to_bytes();
-        let v = self.customers.get(&k).map_err(|e| self.err(e))?;
-        if let Some((_, values)) = v.as_deref().and_then(Entry::from_value)
-            && !values.is_empty()
-        {
-            return Ok(values::decode(values));
-        }
-        let v = self.fields.get(&k).map_err(|e| self.err(e))?;
-        Ok(v.and_then(|v| values::decode(&v)))
+        last_sent(&self.customers, Some(&self.fields), &key.to_bytes()).map_err(|e| self.err(e))
     }
 
     /// Whether `key` failed in an earlier run and has not succeeded since.
@@ -519,6 +511,25 @@ fn invalidate_index(db: &sled::Db, invalidated: &AtomicBool) -> Result<(), sled:
 /// The value to store for key `k` in `customers`: `entry`, then `fields` in the compact form,
 /// or without them the values the key's stored value holds now (none for a new key, or for one
 /// whose values are still in the `fields` tree of schema 2).
+/// The values last sent for the key `k`: after its entry, or for a key not confirmed since
+/// schema 3, in the `fields` tree (when the store still has one).
+fn last_sent(
+    customers: &sled::Tree,
+    fields: Option<&sled::Tree>,
+    k: &[u8],
+) -> Result<Option<Fields>, sled::Error> {
+    let v = customers.get(k)?;
+    if let Some((_, values)) = v.as_deref().and_then(Entry::from_value)
+        && !values.is_empty()
+    {
+        return Ok(values::decode(values));
+    }
+    let Some(fields) = fields else {
+        return Ok(None);
+    };
+    Ok(fields.get(k)?.and_then(|v| values::decode(&v)))
+}
+
 fn stored_value(
     customers: &sled::Tree,
     k: &[u8],

@@ -305,7 +305,7 @@ mod tests {
             };
             a.put(key, e, None).expect("put");
         }
-        a.doubt(std::slice::from_ref(&doubted), crate::state::Doubt::Update)
+        a.doubt(&[(doubted.clone(), crate::state::Doubt::Update)])
             .expect("doubt");
         let mut out = Vec::new();
         export(&a, &mut out).expect("export");

@@ -15,7 +15,7 @@ use std::thread;
 use std::time::Duration;
 
 use super::target::bind_if_unbound;
-use super::{Entry, StateError, Store, stored_value};
+use super::{Entry, StateError, Store, last_sent, stored_value};
 use crate::customer::{Fields, Key};
 
 /// Small batches: very large sled batches were seen to grow a process past 3 GB.
@@ -116,46 +116,44 @@ impl Trees {
         let mut marked = HashSet::new();
         let mut any_settled = false;
         for op in ops {
-            let op = match op {
+            let (key, entry, f) = match op {
+                Op::Put(key, entry, f) => (key, entry, f),
                 Op::Update(key, entry, sent) => {
-                    let mut kept = self.last_sent(&key.to_bytes())?.unwrap_or_default();
+                    let last = last_sent(&self.customers, self.fields.as_ref(), &key.to_bytes());
+                    let mut kept = last?.unwrap_or_default();
                     kept.extend(sent);
-                    Op::Put(key, entry, Some(kept))
-                }
-                op => op,
-            };
-            match op {
-                Op::Put(key, entry, f) => {
-                    let k = key.to_bytes();
-                    // Most keys never failed and are in no doubt: removing each anyway was a
-                    // log write per confirmation.
-                    if marked.contains(&k) || self.failed.contains_key(&k)? {
-                        fails.remove(k.clone());
-                        marked.insert(k.clone());
-                    }
-                    if self.doubt.contains_key(&k)? {
-                        settled.remove(k.clone());
-                        any_settled = true;
-                    }
-                    if f.is_some() && self.fields.is_some() {
-                        old_values.remove(k.clone());
-                    }
-                    puts.insert(
-                        k.clone(),
-                        stored_value(&self.customers, &k, &entry, f.as_ref())?,
-                    );
+                    (key, entry, Some(kept))
                 }
                 Op::Failed(key) => {
                     let k = key.to_bytes();
                     fails.insert(k.clone(), &[]);
                     marked.insert(k);
+                    continue;
                 }
                 Op::Settle(key) => {
                     settled.remove(key.to_bytes());
                     any_settled = true;
+                    continue;
                 }
-                Op::Update(..) => unreachable!("made a put above"),
+            };
+            let k = key.to_bytes();
+            // Most keys never failed and are in no doubt: removing each anyway was a log write
+            // per confirmation.
+            if marked.contains(&k) || self.failed.contains_key(&k)? {
+                fails.remove(k.clone());
+                marked.insert(k.clone());
             }
+            if self.doubt.contains_key(&k)? {
+                settled.remove(k.clone());
+                any_settled = true;
+            }
+            if f.is_some() && self.fields.is_some() {
+                old_values.remove(k.clone());
+            }
+            puts.insert(
+                k.clone(),
+                stored_value(&self.customers, &k, &entry, f.as_ref())?,
+            );
         }
         self.customers.apply_batch(puts)?;
         // After the mappings that hold the new values: the old ones are never read again.
@@ -169,22 +167,6 @@ impl Trees {
             self.doubt.apply_batch(settled)?;
         }
         Ok(())
-    }
-}
-
-impl Trees {
-    /// The values last sent for the key `k`, as [`Store::fields`] reads them.
-    fn last_sent(&self, k: &[u8]) -> Result<Option<Fields>, sled::Error> {
-        let v = self.customers.get(k)?;
-        if let Some((_, values)) = v.as_deref().and_then(Entry::from_value)
-            && !values.is_empty()
-        {
-            return Ok(super::values::decode(values));
-        }
-        let Some(fields) = &self.fields else {
-            return Ok(None);
-        };
-        Ok(fields.get(k)?.and_then(|v| super::values::decode(&v)))
     }
 }
 

@@ -21,6 +21,7 @@ use tokio_util::sync::CancellationToken;
 
 use super::ending::SyncError;
 use crate::absent;
+use crate::customer::Key;
 use crate::input::{Known, Reader, Record};
 use crate::plan::{self, Duplicates, FileKeys, OnDuplicate, Planned, Planner, RowHashes};
 use crate::progress::Counters;
@@ -280,15 +281,12 @@ type PlanningDone = (FileKeys, Arc<Index>, RowHashes);
 /// Marks the updates among `planned` (and the creates under a custom key) in doubt, durably,
 /// before any of them can be sent.
 fn doubt_updates(store: &Store, planned: &[Planned]) -> Result<(), StateError> {
-    let keys: Vec<_> = planned
-        .iter()
-        .filter_map(|p| p.step.updated_key())
+    let marks: Vec<(Key, Doubt)> = (planned.iter())
+        .filter_map(|p| {
+            let update = p.step.updated_key().map(|key| (key, Doubt::Update));
+            // A create under a custom key, which "already exists" cannot catch.
+            update.or_else(|| p.step.custom_created_key().map(|key| (key, Doubt::Create)))
+        })
         .collect();
-    store.doubt(&keys, Doubt::Update)?;
-    // And the creates under a custom key, which "already exists" cannot catch.
-    let keys: Vec<_> = planned
-        .iter()
-        .filter_map(|p| p.step.custom_created_key())
-        .collect();
-    store.doubt(&keys, Doubt::Create)
+    store.doubt(&marks)
 }
