@@ -15,6 +15,8 @@ use std::fmt;
 use std::path::{Path, PathBuf};
 use std::str::FromStr;
 
+use serde_json::Value;
+
 use crate::console;
 use crate::customer::Key;
 use crate::exec::Executor;
@@ -170,6 +172,14 @@ pub enum Refused {
     /// Some deletes failed (each is printed as it fails).
     #[error("{failed} absent customers could not be deleted")]
     NotDeleted { failed: u64 },
+    /// Under a custom key, absent customers whose e-mail a row of the file still has were
+    /// kept (each is printed), and the others deleted.
+    #[error(
+        "kept {kept} absent customers whose e-mail the file still has under another key; \
+         fix the key in the file or in the shop{failed}",
+        failed = if *.failed > 0 { format!("; {} more could not be deleted", .failed) } else { String::new() }
+    )]
+    Kept { kept: u64, failed: u64 },
 }
 
 /// What the absent step found and did.
@@ -232,9 +242,14 @@ pub async fn settle(
             ));
         }
         (None, Deletes::Send(exec)) => {
-            let (deleted, failed) = delete(store, exec, &found).await?;
+            let custom = store.key_kind()?.attribute().is_some();
+            let (deleted, left) = delete(store, exec, &found, custom.then_some(keys)).await?;
             absence.deleted = deleted;
-            absence.refused = (failed > 0).then_some(Refused::NotDeleted { failed });
+            absence.refused = match left {
+                Left { kept: 0, failed: 0 } => None,
+                Left { kept: 0, failed } => Some(Refused::NotDeleted { failed }),
+                Left { kept, failed } => Some(Refused::Kept { kept, failed }),
+            };
         }
     }
     Ok(absence)
@@ -314,35 +329,77 @@ fn write_error(path: &Path, source: std::io::Error) -> WriteError {
     }
 }
 
-/// Deletes the absent customers and forgets their mappings. Returns the digests deleted,
-/// ascending, and how many failed.
+/// The absent customers not deleted: kept (see [`keep`]), or failed.
+#[derive(Debug, Default, PartialEq)]
+struct Left {
+    kept: u64,
+    failed: u64,
+}
+
+/// Deletes the absent customers and forgets their mappings. Under a custom key (`named` is the
+/// file's keys then) each is read first and kept when the file still names its e-mail.
+/// Returns the digests deleted, ascending, and what was left.
 async fn delete(
     store: &Store,
     exec: &Executor,
     found: &Found,
-) -> Result<(Vec<u64>, u64), AbsentError> {
+    named: Option<&FileKeys>,
+) -> Result<(Vec<u64>, Left), AbsentError> {
     let mut deleted = Vec::new();
-    let mut failed = 0;
+    let mut left = Left::default();
     for (key, entry) in &found.listed {
+        let id = entry.customer_id;
+        if let Some(keys) = named {
+            match exec.current(id).await {
+                Ok(current) => {
+                    if let Some(why) = current.as_ref().and_then(|c| keep(keys, c)) {
+                        console::alert(&format!("kept customer {id} ({}): {why}", key.value));
+                        left.kept += 1;
+                        continue;
+                    }
+                }
+                Err(e) => {
+                    console::alert(&format!(
+                        "could not delete customer {id} ({}): reading it first: {e}",
+                        key.value
+                    ));
+                    left.failed += 1;
+                    continue;
+                }
+            }
+        }
         // Forgets the mapping once deleted.
-        match exec.delete(store, key, entry.customer_id).await? {
+        match exec.delete(store, key, id).await? {
             Ok(()) => deleted.push(key.digest()),
             Err(e) => {
-                console::alert(&format!(
-                    "could not delete customer {} ({}): {e}",
-                    entry.customer_id, key.value
-                ));
-                failed += 1;
+                console::alert(&format!("could not delete customer {id} ({}): {e}", key.value));
+                left.failed += 1;
             }
         }
     }
     store.flush()?;
     console::note(&format!(
-        "deleted {} absent customers ({failed} failed)",
-        deleted.len()
+        "deleted {} absent customers ({} kept, {} failed)",
+        deleted.len(),
+        left.kept,
+        left.failed
     ));
     deleted.sort_unstable();
-    Ok((deleted, failed))
+    Ok((deleted, left))
+}
+
+/// Why an absent customer, as the shop has it now (`current`), must not be deleted: a row of
+/// the file has its e-mail in its website. Under a custom key that is most likely the same
+/// person under a new key, whose row failed because the e-mail is taken; deleting the
+/// customer would lose its orders and addresses and let the next run create another.
+fn keep(keys: &FileKeys, current: &Value) -> Option<String> {
+    let email = current.get("email").and_then(Value::as_str)?;
+    let website = current.get("website_id")?;
+    let website_id = (website.as_u64()).or_else(|| website.as_str()?.parse().ok())?;
+    let website_id = u32::try_from(website_id).ok()?;
+    keys.names_email(website_id, email).then(|| {
+        format!("the file still has its e-mail {email} in website {website_id}, under another key")
+    })
 }
 
 #[cfg(test)]

@@ -221,6 +221,15 @@ impl Executor {
         Ok(result)
     }
 
+    /// The shop's customer `id` as it is now, `None` when the shop has none.
+    pub async fn current(&self, id: u64) -> Result<Option<Value>, ApiError> {
+        match self.retry(|| self.client.get(id)).await {
+            Ok(customer) => Ok(Some(customer)),
+            Err(ApiError::Status { status: 404, .. }) => Ok(None),
+            Err(e) => Err(e),
+        }
+    }
+
     async fn retry<T, F, Fut>(&self, call: F) -> Result<T, ApiError>
     where
         F: FnMut() -> Fut,

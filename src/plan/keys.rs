@@ -73,6 +73,11 @@ impl Duplicates {
     }
 }
 
+/// The digest of an e-mail in a website, compared as Magento does (see [`Key::new`]).
+pub(super) fn email_digest(website_id: u32, email: &str) -> u64 {
+    Key::new(website_id, email).digest()
+}
+
 /// The keys of the store's index a file names, by their place in the index: a bit each
 /// (a million keys in 128 kB, which stays in cache where a map of digests missed it at
 /// every row), and the line that named each first, read only for a duplicate.
@@ -124,6 +129,8 @@ pub struct FileKeys {
     pub(super) invalid: HashSet<u64>,
     /// Invalid rows without a usable email: their customers cannot be told from absent ones.
     pub unkeyed: u64,
+    /// Under a custom key: the e-mails of the rows (valid or not), by [`email_digest`].
+    pub(super) emails: HashSet<u64>,
 }
 
 impl FileKeys {
@@ -137,6 +144,13 @@ impl FileKeys {
         self.named.at(digest).is_some_and(|at| self.named.has(at))
             || self.valid.contains_key(&digest)
             || self.invalid.contains(&digest)
+    }
+
+    /// Whether, under a custom key, a row names the e-mail `email` in `website_id`. A customer
+    /// whose key the file no longer has, but whose e-mail it does, is likely the same person
+    /// under a new key: a row that failed because the e-mail is taken, not a customer gone.
+    pub fn names_email(&self, website_id: u32, email: &str) -> bool {
+        self.emails.contains(&email_digest(website_id, email))
     }
 
     /// How many of `index`'s keys the file does not name.

@@ -25,7 +25,7 @@ use crate::state::{Doubt, Entry, Lookup, StateError};
 mod keys;
 
 pub use keys::{Duplicates, FileKeys};
-use keys::{HashMap, HashSet, Named};
+use keys::{HashMap, HashSet, Named, email_digest};
 
 /// One record with its decision.
 #[derive(Debug)]
@@ -140,6 +140,8 @@ pub struct Planner<'a, S> {
     mentioned: HashSet<u64>,
     /// Invalid rows whose key cannot be known.
     unkeyed: u64,
+    /// The e-mails the file names, under a custom key (see [`FileKeys::names_email`]).
+    emails: HashSet<u64>,
     /// Under `--on-duplicate last|error`: the keys several rows name.
     duplicates: Duplicates,
     /// The row hashes the index should learn.
@@ -175,6 +177,7 @@ impl<'a, S: Lookup> Planner<'a, S> {
             seen: HashMap::default(),
             mentioned: HashSet::default(),
             unkeyed: 0,
+            emails: HashSet::default(),
             duplicates: Duplicates::default(),
             rows: RowHashes::default(),
         }
@@ -192,6 +195,7 @@ impl<'a, S: Lookup> Planner<'a, S> {
             valid: self.seen,
             invalid: self.mentioned,
             unkeyed: self.unkeyed,
+            emails: self.emails,
         }
     }
 
@@ -213,6 +217,9 @@ impl<'a, S: Lookup> Planner<'a, S> {
                     }
                     None => self.unkeyed += 1,
                 }
+                if let Some(website_id) = i.website_id {
+                    self.emails.insert(email_digest(website_id, &i.email));
+                }
                 return Ok(Planned {
                     row: RowRef {
                         line: i.line,
@@ -228,6 +235,10 @@ impl<'a, S: Lookup> Planner<'a, S> {
         let key = row.customer.key();
         let digest = key.digest();
         let attribute = row.customer.key_attribute.as_deref();
+        if attribute.is_some() {
+            self.emails
+                .insert(email_digest(key.website_id, &row.customer.email));
+        }
         let at = self.named.at(digest);
         if let Some(message) = self.duplicate(row.line, (digest, at), key.website_id, attribute) {
             return Ok(Planned {
@@ -273,6 +284,9 @@ impl<'a, S: Lookup> Planner<'a, S> {
         // Where the reader found the key: in this same index (see `sync/read.rs`).
         let at = self.named.index.as_ref().and(Some(at));
         let attribute = key_attribute.as_deref();
+        if attribute.is_some() {
+            self.emails.insert(email_digest(website_id, &email));
+        }
         let duplicate = self.duplicate(line, (digest, at), website_id, attribute);
         Planned {
             row: RowRef {

@@ -295,6 +295,41 @@ async fn an_email_taken_by_another_legacy_id_is_never_adopted() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn delete_absent_keeps_a_customer_whose_email_a_rekeyed_row_still_has() {
+    let env = TestEnv::new(Faults::default()).await;
+    let first = env.write(
+        "v1.csv",
+        &legacy_csv(&[("ann@x.io", "L-1"), ("bob@x.io", "L-2")]),
+    );
+    env.sync(&first, &KEY).await.expect_code(0);
+    // The legacy system renumbered Ann, and Bob left: Ann's new row fails (her e-mail is
+    // L-1's), and only Bob may be deleted.
+    let second = env.write("v2.csv", &legacy_csv(&[("Ann@x.io", "L-9")]));
+    let report = env.path("r.csv");
+    let args = [
+        &KEY[..],
+        &["--max-absent", "100%", "--delete-absent", "--max-deletes", "5"],
+        &["--report", report.to_str().unwrap()],
+    ]
+    .concat();
+    let run = env.sync(&second, &args).await;
+    run.expect_code(1);
+    run.expect_stderr("the file still has its e-mail ann@x.io in website 1, under another key");
+    run.expect_stderr("kept 1 absent customers whose e-mail the file still has");
+    assert_eq!(read_report(&report)[0]["status"], "failed");
+    assert_eq!(
+        shop_customers(&env).await,
+        [("ann@x.io".to_owned(), "L-1".to_owned())]
+    );
+    assert_eq!(env.count("DELETE"), 1, "Bob only");
+
+    // Kept, it stays absent: the next run keeps it again, and deletes nothing more.
+    env.sync(&second, &args).await.expect_code(1);
+    assert_eq!(env.count("DELETE"), 1);
+    assert_eq!(shop_customers(&env).await.len(), 1);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_readme_legacy_id_fixtures_load_and_a_changed_email_updates() {
     let shop = fs::read_to_string(fixture("legacy-shop.toml")).expect("shop fixture");
     let env = TestEnv::with_shop(&shop).await;
