@@ -419,14 +419,17 @@ impl Reader {
                     rejected.problems.iter().map(ToString::to_string).collect();
                 let email = email();
                 let w = rejected.website_id;
-                let key = match (self.validator.key(), rejected.key_value) {
-                    (KeyKind::Email, _) => check_email(&email).is_ok().then(|| Key::new(w, &email)),
-                    (KeyKind::Custom(_), value) => value.map(|v| Key::custom(w, &v)),
+                let key = match (self.validator.key(), w, rejected.key_value) {
+                    (_, None, _) => None,
+                    (KeyKind::Email, Some(w), _) => {
+                        check_email(&email).is_ok().then(|| Key::new(w, &email))
+                    }
+                    (KeyKind::Custom(_), Some(w), value) => value.map(|v| Key::custom(w, &v)),
                 };
                 Record::Invalid(InvalidRow {
                     line,
                     email,
-                    website_id: Some(w),
+                    website_id: w,
                     message: format!("line {line}: {}", reasons.join("; ")),
                     key,
                 })

@@ -59,9 +59,10 @@ impl fmt::Display for Problem {
 #[derive(Debug)]
 pub struct Rejected {
     /// The website the row names, found as for a valid row (its cell, the mapping's constant,
-    /// the default; the default when the cell is not a number), so that the report shows it
-    /// and the customer it names is not counted absent.
-    pub website_id: u32,
+    /// the default), so that the report shows it and the customer it names is not counted
+    /// absent. `None` when the cell is given but cannot be read: the row's customer could be
+    /// in any website, so it is neither counted as a copy nor kept from absence by guess.
+    pub website_id: Option<u32>,
     pub problems: Vec<Problem>,
     /// Under `--key custom:<code>`, the key's value when the row gives one, so that the
     /// customer it names is not counted absent either.
@@ -398,8 +399,9 @@ impl Validator {
             draft.further(number, address);
         }
         if !problems.is_empty() {
+            let unreadable = problems.iter().any(|p| p.field == Field::WebsiteId);
             return Err(Rejected {
-                website_id: draft.customer.website_id,
+                website_id: (!unreadable).then_some(draft.customer.website_id),
                 problems,
                 key_value,
             });
@@ -827,12 +829,12 @@ mod tests {
         let website =
             |cells: &[(&str, &[u8])]| check_row(cells).map(|_| ()).map_err(|r| r.website_id);
         let bad = ("dob", &b"never"[..]);
-        assert_eq!(website(&[bad]), Err(1), "the default");
-        assert_eq!(website(&[bad, ("website_id", b"3")]), Err(3), "its cell");
+        assert_eq!(website(&[bad]), Err(Some(1)), "the default");
+        assert_eq!(website(&[bad, ("website_id", b"3")]), Err(Some(3)), "its cell");
         assert_eq!(
             website(&[("website_id", b"three")]),
-            Err(1),
-            "not a number: the default"
+            Err(None),
+            "not a number: none"
         );
 
         let dir = tempfile::tempdir().expect("tempdir");
@@ -852,12 +854,12 @@ mod tests {
         };
         assert_eq!(
             website([b"bad", b"Ann", b"Lee", b""]),
-            Err(2),
+            Err(Some(2)),
             "the mapping's constant"
         );
         assert_eq!(
             website([b"bad", b"Ann", b"Lee", b"eu"]),
-            Err(4),
+            Err(Some(4)),
             "through the value map"
         );
     }

@@ -127,7 +127,8 @@ pub struct FileKeys {
     pub(super) named: Named,
     pub(super) valid: HashMap<u64, u64>,
     pub(super) invalid: HashSet<u64>,
-    /// Invalid rows without a usable email: their customers cannot be told from absent ones.
+    /// Invalid rows without a usable email or website: their customers cannot be told from
+    /// absent ones.
     pub unkeyed: u64,
     /// Under a custom key: the e-mails of the rows (valid or not), by [`email_digest`].
     pub(super) emails: HashSet<u64>,

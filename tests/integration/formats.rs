@@ -323,6 +323,57 @@ async fn on_duplicate_sends_the_first_the_last_or_none() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_row_whose_website_cannot_be_read_names_no_customer() {
+    let env = TestEnv::new(Faults::default()).await;
+    let seed = env.write(
+        "seed.csv",
+        "email,firstname,lastname,website_id
+bob@example.com,Bob,Lee,1
+",
+    );
+    env.sync(&seed, &[]).await.expect_code(0);
+    // Its customer could be in any website: not a copy of line 2's (which is sent), and not
+    // a reason to keep website 1's Bob from absence, so nothing may be deleted.
+    let csv = "email,firstname,lastname,website_id
+               dup@example.com,First,Lee,1
+               bob@example.com,Bob,Lee,two
+               dup@example.com,Second,Lee,two
+";
+    let file = env.write("w.csv", csv);
+    let report = env.path("r.csv");
+    let run = env
+        .sync(
+            &file,
+            &[
+                "--on-duplicate",
+                "error",
+                "--max-absent",
+                "100%",
+                "--delete-absent",
+                "--max-deletes",
+                "5",
+                "--report",
+                report.to_str().unwrap(),
+            ],
+        )
+        .await;
+    run.expect_code(1);
+    run.expect_stderr("2 invalid rows have no usable email or website");
+    let rows = read_report(&report);
+    let status = |line: &str| {
+        let row = rows.iter().find(|r| r["line"] == line).expect("reported");
+        (row["status"].clone(), row["website_id"].clone())
+    };
+    assert_eq!(status("2"), ("ok".to_owned(), "1".to_owned()));
+    assert_eq!(status("3"), ("invalid".to_owned(), String::new()));
+    assert_eq!(status("4"), ("invalid".to_owned(), String::new()));
+    let shop = env.customers_by_key().await;
+    assert_eq!(shop[&(1, "dup@example.com".to_owned())]["firstname"], "First");
+    assert!(shop.contains_key(&(1, "bob@example.com".to_owned())), "kept");
+    assert_eq!(env.count("DELETE"), 0);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn delimiters_are_detected_or_given() {
     let env = TestEnv::new(Faults::default()).await;
     let tabs = env.write(
