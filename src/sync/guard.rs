@@ -66,15 +66,14 @@ impl Guard {
         self.rereadable && held >= HOLD_LIMIT
     }
 
-    /// The verdict on `absent` of the index's keys: why the run must stop, if it must.
-    pub fn decide(&self, absent: u64, index: &Index) -> Result<(), (Skip, String)> {
-        absent::guard(self.limit(), absent, index.len() as u64, false)
-            .map_err(|e| (Skip::TooManyAbsent, e.to_string()))?;
+    /// The verdict on `absent` of the index's keys: which stop the run takes, if it must
+    /// stop (the reason comes back as the run's error, see `absent::settle`).
+    pub fn decide(&self, absent: u64, index: &Index) -> Result<(), Skip> {
+        if !self.limit().allows(absent, index.len() as u64) {
+            return Err(Skip::TooManyAbsent);
+        }
         match self.cfg.absent.max_deletes {
-            Some(max) if absent > max => Err((
-                Skip::TooManyDeletes,
-                absent::Refused::TooMany { absent, max }.to_string(),
-            )),
+            Some(max) if absent > max => Err(Skip::TooManyDeletes),
             _ => Ok(()),
         }
     }

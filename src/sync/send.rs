@@ -352,10 +352,14 @@ async fn hold(
 /// Stops the sending before it began when `absent` keys are too many (to leave or to delete).
 fn shut_if(sink: &Sink<'_>, guard: &Guard, rows: &Rows, absent: u64) {
     let Some(index) = rows.index() else { return };
-    if let Err((skip, why)) = guard.decide(absent, &index)
+    if let Err(skip) = guard.decide(absent, &index)
         && sink.stop.set(skip).is_ok()
     {
-        console::alert(&format!("stopping before the first request: {why}"));
+        // The reason ends the run as its error; said in full here too, it came twice.
+        console::note(
+            "stopping before the first request (the reason is on the last line); reading the \
+             rest of the file to report every row",
+        );
     }
 }
 
