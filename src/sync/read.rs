@@ -201,10 +201,11 @@ fn read(
             };
             let mut planner = Planner::new(&known, options.plan).with_duplicates(duplicates);
             for records in records_rx {
-                let planned = records
-                    .into_iter()
-                    .map(|(r, row_hash)| planner.plan_hashed(r, row_hash))
-                    .collect::<Result<Vec<_>, _>>()?;
+                // Sized up front: a collect into a `Result` grew it step by step, copying.
+                let mut planned = Vec::with_capacity(records.len());
+                for (record, row_hash) in records {
+                    planned.push(planner.plan_hashed(record, row_hash)?);
+                }
                 if options.mark_doubts {
                     doubt_updates(store, &planned)?;
                 }
@@ -220,7 +221,11 @@ fn read(
         let mut at_end = false;
         let check: Known<'_> = &known;
         let check = fast.is_some().then_some(check);
-        while !reading.is_cancelled() {
+        loop {
+            // The token takes a lock to ask: once in a while, not at every row.
+            if batch.len() % 64 == 0 && reading.is_cancelled() {
+                break;
+            }
             match reader.next_with(check) {
                 None => {
                     at_end = true;
