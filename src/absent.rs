@@ -372,7 +372,10 @@ async fn delete(
         match exec.delete(store, key, id).await? {
             Ok(()) => deleted.push(key.digest()),
             Err(e) => {
-                console::alert(&format!("could not delete customer {id} ({}): {e}", key.value));
+                console::alert(&format!(
+                    "could not delete customer {id} ({}): {e}",
+                    key.value
+                ));
                 left.failed += 1;
             }
         }

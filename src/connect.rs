@@ -86,8 +86,9 @@ pub fn admit(
             "it is now bound"
         };
         console::note(&format!(
-            "note: the state store {} holds {entries} mappings from a custsync that did not \
-             record its target; {what} to {target} (move it with `custsync state rebind`)",
+            "note: the state store {} holds {entries} mappings that name no shop (an import, or \
+             a custsync from before bindings); {what} to {target}, once a sample of them is \
+             found to be its customers (move it with `custsync state rebind`)",
             c.state_dir.display()
         ));
     }

@@ -204,8 +204,12 @@ fn state_command(cmd: StateCommand, env: &Env) -> anyhow::Result<Exit> {
         StateCommand::Stats { state } => {
             let store = Store::open(&state.dir)?;
             let last = store.last_run()?.map_or_else(|| "never".to_owned(), time);
+            let check = match store.unchecked()? {
+                true => "; the next run checks its mappings against it",
+                false => "",
+            };
             let bound = match store.bound_at()? {
-                Some((target, at)) => format!("{target} (since {})", time(at)),
+                Some((target, at)) => format!("{target} (since {}{check})", time(at)),
                 None => "nothing yet (the first mapping a sync or pull records binds it)".into(),
             };
             println!("state:      {}", state.dir.display());
@@ -255,6 +259,13 @@ fn state_command(cmd: StateCommand, env: &Env) -> anyhow::Result<Exit> {
                     state.dir.display()
                 ),
                 None => println!("{} is now bound to {target}", state.dir.display()),
+            }
+            if store.unchecked()? {
+                println!(
+                    "the next sync reads a sample of its {} mappings from the shop and writes \
+                     nothing if they are other customers there",
+                    store.len()
+                );
             }
             store.flush()?;
         }

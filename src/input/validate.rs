@@ -830,7 +830,11 @@ mod tests {
             |cells: &[(&str, &[u8])]| check_row(cells).map(|_| ()).map_err(|r| r.website_id);
         let bad = ("dob", &b"never"[..]);
         assert_eq!(website(&[bad]), Err(Some(1)), "the default");
-        assert_eq!(website(&[bad, ("website_id", b"3")]), Err(Some(3)), "its cell");
+        assert_eq!(
+            website(&[bad, ("website_id", b"3")]),
+            Err(Some(3)),
+            "its cell"
+        );
         assert_eq!(
             website(&[("website_id", b"three")]),
             Err(None),

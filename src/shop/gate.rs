@@ -14,8 +14,9 @@
 use std::collections::BTreeSet;
 use std::sync::Arc;
 
+use super::vouch::{NotThisShop, vouch};
 use super::{FetchError, Model, Rules, check, customer_count, fetch};
-use crate::api::Client;
+use crate::api::{ApiError, Client};
 use crate::console;
 use crate::customer::Text;
 use crate::plan::{Planned, Step};
@@ -45,6 +46,11 @@ pub enum ShopError {
          one it has"
     )]
     UnknownKey { code: String, defined: String },
+    /// The state store's mappings could not be checked against the shop.
+    #[error("checking the state store's mappings against the shop: {0}")]
+    Vouch(#[source] ApiError),
+    #[error(transparent)]
+    NotThisShop(#[from] NotThisShop),
 }
 
 /// Where the model stands.
@@ -71,6 +77,8 @@ pub struct Gate {
     /// The state store had no mapping when the run began.
     empty_store: bool,
     load: Load,
+    /// The store's mappings were found to be this shop's (see `vouch.rs`).
+    vouched: bool,
     /// Undefined `custom:` codes already named on stderr.
     named: BTreeSet<Text>,
 }
@@ -99,6 +107,7 @@ impl Gate {
             quiet: s.quiet,
             empty_store: s.empty_store,
             load: Load::NotYet,
+            vouched: false,
             named: BTreeSet::new(),
         }
     }
@@ -114,6 +123,10 @@ impl Gate {
             Load::Ready(_) | Load::Unchecked => return Ok(()),
             Load::Failed => return Err(ShopError::Unavailable),
             Load::NotYet => {}
+        }
+        if let Err(e) = self.vouched().await {
+            self.load = Load::Failed;
+            return Err(e);
         }
         match self.read().await {
             Ok(Some(model)) => {
@@ -152,6 +165,17 @@ impl Gate {
                 Err(e)
             }
         }
+    }
+
+    /// Makes sure, once, that a store bound on trust holds this shop's mappings, before a row
+    /// is written or a customer deleted through them (see `vouch.rs`). Without a client (a
+    /// dry run without credentials) nothing can be checked.
+    pub async fn vouched(&mut self) -> Result<(), ShopError> {
+        if let (false, Some(client)) = (self.vouched, self.client.as_deref()) {
+            vouch(client, &self.retrier, &self.store, self.dry_run).await?;
+            self.vouched = true;
+        }
+        Ok(())
     }
 
     /// The model, from the cache or the shop; `None` when neither can give it.

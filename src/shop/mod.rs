@@ -13,11 +13,13 @@
 //! | `fetch.rs` | the GETs that read the model |
 //! | `check.rs` | one row against the model: what to send, or which column the shop refuses; pure |
 //! | `gate.rs` | the sync's use of it: the model read once, lazily, cached; rows vetted |
+//! | `vouch.rs` | a store bound on trust: a sample of its mappings checked against the shop |
 
 mod check;
 mod fetch;
 mod gate;
 mod parse;
+mod vouch;
 
 use std::collections::{BTreeMap, BTreeSet};
 

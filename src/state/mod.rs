@@ -130,8 +130,8 @@ pub enum StateError {
     },
     /// Mappings from before bindings, from a real shop, and a run against the embedded sandbox.
     #[error(
-        "the state store {dir} holds {entries} mappings from a custsync that did not record its \
-         target, and the embedded sandbox has no data there, so they came from a real shop; \
+        "the state store {dir} holds {entries} mappings that name no shop (an import, or a \
+         custsync from before bindings), and the embedded sandbox has no data there, so they came from a real shop; \
          this run goes to the embedded sandbox (no --endpoint or CUSTSYNC_ENDPOINT) and sent \
          nothing. Give the shop's endpoint, or bind the store to the sandbox on purpose with \
          `custsync state rebind`"

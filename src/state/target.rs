@@ -13,7 +13,8 @@
 //! directory; otherwise they came from a real shop, and the run that would use them against
 //! the embedded sandbox is the cron job that lost its `CUSTSYNC_ENDPOINT`: refused. Against an
 //! endpoint the store is taken to be that shop's and bound at once (the run says so), since
-//! nothing else can be known.
+//! nothing else can be known. Such a binding, and one `state rebind` makes, is unchecked until
+//! a run finds a sample of the mappings to be that shop's customers (see `shop/vouch.rs`).
 //!
 //! # The shop model cache
 //!
@@ -69,6 +70,12 @@ struct Bound {
     target: Binding,
     /// Unix seconds.
     bound_at: i64,
+    /// Bound to mappings not made against this target (`state rebind`, or a store from
+    /// before bindings such as an import): a sample of them is checked against the shop
+    /// before the first write (see `shop/vouch.rs`). A binding by the store's own first
+    /// mapping, or one from before this field, needs no check.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    unchecked: bool,
 }
 
 /// The cached model as stored.
@@ -177,16 +184,38 @@ impl Store {
     }
 
     /// Binds the store to `target` (the shop model cached for another target is dropped);
-    /// returns the binding it had.
+    /// returns the binding it had. Its mappings were not made against `target`, so the
+    /// binding stays unchecked until a run has checked them (see [`Store::unchecked`]).
     pub fn bind(&self, target: &Binding) -> Result<Option<Binding>, StateError> {
         let old = self.binding()?;
-        self.db
-            .insert(BINDING_KEY, encode_binding(target))
-            .map_err(|e| self.err(e))?;
-        if old.as_ref() != Some(target) {
-            self.db.remove(MODEL_KEY).map_err(|e| self.err(e))?;
+        if old.as_ref() == Some(target) {
+            return Ok(old);
         }
+        self.db
+            .insert(BINDING_KEY, encode_binding(target, !self.is_empty()))
+            .map_err(|e| self.err(e))?;
+        self.db.remove(MODEL_KEY).map_err(|e| self.err(e))?;
         Ok(old)
+    }
+
+    /// Whether the store holds mappings that no run has yet checked against the shop it is
+    /// bound to (or, unbound, would be bound to).
+    pub fn unchecked(&self) -> Result<bool, StateError> {
+        Ok(!self.is_empty() && self.read_bound()?.is_none_or(|b| b.unchecked))
+    }
+
+    /// Records that a run checked the mappings against the shop the store is bound to.
+    pub fn checked(&self) -> Result<(), StateError> {
+        let Some(mut bound) = self.read_bound()? else {
+            return Ok(());
+        };
+        bound.unchecked = false;
+        let bytes = serde_json::to_vec(&bound).expect("a binding serialises to memory");
+        self.db
+            .insert(BINDING_KEY, bytes)
+            .map_err(|e| self.err(e))?;
+        self.db.flush().map_err(|e| self.err(e))?;
+        Ok(())
     }
 
     /// The binding the state writer records with the first mapping, if the store has none yet.
@@ -195,7 +224,7 @@ impl Store {
             .lock()
             .unwrap_or_else(PoisonError::into_inner)
             .as_ref()
-            .map(encode_binding)
+            .map(|target| encode_binding(target, false))
     }
 
     /// The shop model cached for `target` and when it was read (Unix seconds).
@@ -233,10 +262,11 @@ pub(super) fn bind_if_unbound(db: &sled::Db, binding: Option<Vec<u8>>) -> Result
     Ok(())
 }
 
-fn encode_binding(target: &Binding) -> Vec<u8> {
+fn encode_binding(target: &Binding, unchecked: bool) -> Vec<u8> {
     let bound = Bound {
         target: target.clone(),
         bound_at: chrono::Utc::now().timestamp(),
+        unchecked,
     };
     serde_json::to_vec(&bound).expect("a binding serialises to memory")
 }

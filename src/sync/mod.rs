@@ -288,12 +288,21 @@ async fn pipeline(
 
     // Customers the file no longer has; then the target is done with.
     let read_to_end = !cancel.is_cancelled() && sent.fatal.is_none();
-    let deletes = match (&executor, sent.stopped) {
+    let mut deletes = match (&executor, sent.stopped) {
         (Some(_), _) if open_bulks > 0 => Deletes::Stopped,
         (Some(_), Some(Stop::Outage)) => Deletes::Stopped,
         (Some(exec), _) => Deletes::Send(exec),
         (None, _) => Deletes::DryRun,
     };
+    // Deletes go by the store's ids too: not through mappings that are another shop's.
+    if matches!(deletes, Deletes::Send(_))
+        && read_to_end
+        && cfg.absent.max_deletes.is_some()
+        && let Err(e) = gate.vouched().await
+    {
+        sent.fatal.get_or_insert(e.into());
+        deletes = Deletes::Stopped;
+    }
     let absent = absent::settle(
         store,
         &read.index,

@@ -141,8 +141,8 @@ async fn a_store_from_before_bindings_is_bound_by_its_next_run_but_not_used_with
     // The imported mapping is not in the file: absent, on purpose.
     let run = env.sync(&csv, &["--max-absent", "100%"]).await;
     run.expect_code(0);
-    let note =
-        "holds 1 mappings from a custsync that did not record its target; it is now bound to";
+    let note = "holds 1 mappings that name no shop (an import, or a custsync from before \
+                bindings); it is now bound to";
     assert_says(&run.stderr, &format!("{note} {}", env.sandbox.endpoint()));
     let bound = bound_to(&env).await;
     assert!(bound.starts_with(&env.sandbox.endpoint()), "{bound}");
@@ -168,4 +168,91 @@ async fn a_fresh_store_is_bound_by_its_first_mapping_not_by_a_dry_run_or_a_refus
     env.sync(&csv, &[]).await.expect_code(0);
     let bound = bound_to(&env).await;
     assert!(bound.starts_with(&env.sandbox.endpoint()), "{bound}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn mappings_bound_on_trust_to_another_shop_overwrite_no_stranger() {
+    let shop_a = TestEnv::new(Faults::default()).await;
+    let shop_b = TestEnv::new(Faults::default()).await;
+    // In B, other people hold the ids that A gave its customers.
+    let strangers = shop_b.write(
+        "strangers.csv",
+        &customers_csv(3, "").replace("user", "zed"),
+    );
+    shop_b.sync(&strangers, &[]).await.expect_code(0);
+    let csv = shop_a.write("in.csv", &customers_csv(3, ""));
+    shop_a.sync(&csv, &[]).await.expect_code(0);
+    let changed = shop_a.write("changed.csv", &customers_csv(3, "-changed"));
+    let changed_arg = changed.to_str().unwrap();
+    let before = shop_b.customers_by_key().await;
+    let puts = shop_b.count("PUT");
+
+    // A's export imported into a fresh store, used against B.
+    let imported = shop_a.path("imported");
+    let file = shop_a.write("export.csv", &export(&shop_a).await);
+    let run = run_at(
+        None,
+        &imported,
+        &["state", "import", file.to_str().unwrap()],
+    )
+    .await;
+    run.expect_code(0);
+    // And A's own store rebound to B on purpose.
+    let b = shop_b.sandbox.endpoint();
+    let run = run_at(
+        None,
+        &shop_a.state(),
+        &["state", "rebind", "--endpoint", &b],
+    )
+    .await;
+    run.expect_code(0);
+    assert_says(
+        &run.stdout,
+        "the next sync reads a sample of its 3 mappings",
+    );
+    for state in [&imported, &shop_a.state()] {
+        let run = run_at(Some(&shop_b), state, &["sync", changed_arg]).await;
+        run.expect_code(1);
+        assert_says(
+            &run.stderr,
+            "the state store's mappings are not this shop's: customer ",
+        );
+        assert_says(
+            &run.stderr,
+            "@example.com in website 1 here, but the store maps user",
+        );
+        assert_says(&run.stderr, "to it; nothing was sent");
+        let args = [
+            "sync",
+            changed_arg,
+            "--max-absent",
+            "100%",
+            "--delete-absent",
+        ];
+        let run = run_at(
+            Some(&shop_b),
+            state,
+            &[&args[..], &["--max-deletes", "9"]].concat(),
+        )
+        .await;
+        run.expect_code(1);
+    }
+    assert_eq!(shop_b.count("PUT"), puts, "no stranger overwritten");
+    assert_eq!(shop_b.count("DELETE"), 0, "nor deleted");
+    assert_eq!(shop_b.customers_by_key().await, before);
+
+    // Rebound to its own shop, the store checks out once and then serves.
+    let a = shop_a.sandbox.endpoint();
+    run_at(
+        None,
+        &shop_a.state(),
+        &["state", "rebind", "--endpoint", &a],
+    )
+    .await
+    .expect_code(0);
+    let run = run_at(Some(&shop_a), &shop_a.state(), &["sync", changed_arg]).await;
+    run.expect_code(0);
+    assert_says(&run.stderr, "3 updated");
+    let bound = bound_to(&shop_a).await;
+    assert!(!bound.contains("checks its mappings"), "{bound}");
 }

@@ -368,8 +368,14 @@ bob@example.com,Bob,Lee,1
     assert_eq!(status("3"), ("invalid".to_owned(), String::new()));
     assert_eq!(status("4"), ("invalid".to_owned(), String::new()));
     let shop = env.customers_by_key().await;
-    assert_eq!(shop[&(1, "dup@example.com".to_owned())]["firstname"], "First");
-    assert!(shop.contains_key(&(1, "bob@example.com".to_owned())), "kept");
+    assert_eq!(
+        shop[&(1, "dup@example.com".to_owned())]["firstname"],
+        "First"
+    );
+    assert!(
+        shop.contains_key(&(1, "bob@example.com".to_owned())),
+        "kept"
+    );
     assert_eq!(env.count("DELETE"), 0);
 }
 

@@ -308,7 +308,13 @@ async fn delete_absent_keeps_a_customer_whose_email_a_rekeyed_row_still_has() {
     let report = env.path("r.csv");
     let args = [
         &KEY[..],
-        &["--max-absent", "100%", "--delete-absent", "--max-deletes", "5"],
+        &[
+            "--max-absent",
+            "100%",
+            "--delete-absent",
+            "--max-deletes",
+            "5",
+        ],
         &["--report", report.to_str().unwrap()],
     ]
     .concat();
