@@ -22,7 +22,8 @@ use crate::config::PullConfig;
 use crate::connect::{self, ConnectError};
 use crate::console;
 use crate::customer::{
-    Address, Customer, Fields, Key, KeyKind, Text, custom_attribute, default_address, remote_fields,
+    Address, Customer, Fields, Key, KeyKind, Text, custom_attribute, default_address,
+    remote_fields_with,
 };
 use crate::defaults::MAX_PAGE_SIZE;
 use crate::retry::Retrier;
@@ -241,16 +242,61 @@ pub fn pulled(c: &Value, kind: &KeyKind) -> Result<(Key, Entry, Fields), Unmappe
             _ => return Err(Unmapped::NoKey),
         },
     };
+    let address_id = default_address(c).and_then(|a| a.get("id")?.as_u64());
+    let further = further_addresses(c, address_id);
+    let further_address_ids: Vec<Option<u64>> =
+        further.iter().map(|a| a.get("id")?.as_u64()).collect();
     let entry = Entry {
         customer_id: id,
         // 0 (no payload of ours hashes to it) when the answer cannot be read as a row: the
         // next sync then compares values.
-        payload_hash: as_row(c).map_or(0, |row| row.payload_hash()),
+        payload_hash: as_row(c, &further).map_or(0, |row| row.payload_hash()),
         synced_at: chrono::Utc::now().timestamp(),
-        address_id: default_address(c).and_then(|a| a.get("id")?.as_u64()),
-        further_address_ids: Vec::new(),
+        address_id,
+        further_address_ids,
     };
-    Ok((key, entry, remote_fields(c)))
+    let fields = remote_fields_with(c, &entry.further_address_ids);
+    Ok((key, entry, fields))
+}
+
+/// The customer's addresses besides the default one (`default`), by ascending id: a file's
+/// `address2_*` is taken to be the first of them, `address3_*` the second, and so on, so that
+/// an edit of one updates it in place instead of adding another.
+fn further_addresses(c: &Value, default: Option<u64>) -> Vec<&Value> {
+    let list = c.get("addresses").and_then(Value::as_array);
+    let mut further: Vec<&Value> = (list.into_iter().flatten())
+        .filter(|a| {
+            let id = a.get("id").and_then(Value::as_u64);
+            id.is_some() && id != default
+        })
+        .collect();
+    further.sort_by_key(|a| a.get("id").and_then(Value::as_u64));
+    further
+}
+
+/// An address of the answer as a row's cells would give it; `None` when it lacks what a row
+/// needs.
+fn address_of(a: &Value) -> Option<Address> {
+    let text = |v: Option<&Value>| -> Option<Text> {
+        v.and_then(Value::as_str)
+            .filter(|s| !s.is_empty())
+            .map(Text::from)
+    };
+    Some(Address {
+        street: a
+            .get("street")?
+            .as_array()?
+            .iter()
+            .map(|l| l.as_str().map(Text::from))
+            .collect::<Option<_>>()?,
+        city: text(a.get("city"))?,
+        postcode: text(a.get("postcode"))?,
+        country_id: text(a.get("country_id"))?,
+        region: text(a.pointer("/region/region")),
+        telephone: text(a.get("telephone"))?,
+        company: text(a.get("company")),
+        shop_region: None,
+    })
 }
 
 /// The customer a row would have to give to send exactly what the shop holds: every value
@@ -258,7 +304,7 @@ pub fn pulled(c: &Value, kind: &KeyKind) -> Result<(Key, Entry, Fields), Unmappe
 /// of a row asking for the same values. A row that gives less, more or other values hashes
 /// differently and is compared by its values, as before; `None` when the answer lacks what a
 /// row needs.
-fn as_row(c: &Value) -> Option<Customer> {
+fn as_row(c: &Value, further: &[&Value]) -> Option<Customer> {
     let text = |v: Option<&Value>| -> Option<Text> {
         v.and_then(Value::as_str)
             .filter(|s| !s.is_empty())
@@ -286,22 +332,11 @@ fn as_row(c: &Value) -> Option<Customer> {
     custom_attributes.sort();
     let address = match default_address(c) {
         None => None,
-        Some(a) => Some(Address {
-            street: a
-                .get("street")?
-                .as_array()?
-                .iter()
-                .map(|l| l.as_str().map(Text::from))
-                .collect::<Option<_>>()?,
-            city: text(a.get("city"))?,
-            postcode: text(a.get("postcode"))?,
-            country_id: text(a.get("country_id"))?,
-            region: text(a.pointer("/region/region")),
-            telephone: text(a.get("telephone"))?,
-            company: text(a.get("company")),
-            shop_region: None,
-        }),
+        Some(a) => Some(address_of(a)?),
     };
+    let further_addresses = (further.iter())
+        .map(|a| address_of(a).map(Some))
+        .collect::<Option<Vec<_>>>()?;
     Some(Customer {
         email: c.get("email")?.as_str()?.to_owned(),
         firstname: text(c.get("firstname"))?,
@@ -322,7 +357,7 @@ fn as_row(c: &Value) -> Option<Customer> {
             .and_then(Value::as_bool),
         custom_attributes,
         address,
-        further_addresses: Vec::new(),
+        further_addresses,
         // Not in the payload, so not in its hash.
         key_attribute: None,
     })
@@ -354,10 +389,37 @@ mod tests {
     /// A customer as the search returns it once a row's values were saved.
     fn remote(c: &Customer, id: u64) -> Value {
         let mut v = c.to_json(Some(id));
-        if let Some(a) = c.address_json(Some(id * 10)) {
-            v["addresses"] = json!([a]);
+        let mut list: Vec<Value> = c.address_json(Some(id * 10)).into_iter().collect();
+        // The further addresses with higher ids than the default, in the shop's order.
+        for (n, _) in c.further() {
+            list.extend(c.further_address_json(n, Some(id * 10 + n as u64)));
+        }
+        if !list.is_empty() {
+            list.reverse();
+            v["addresses"] = json!(list);
         }
         v
+    }
+
+    #[test]
+    fn further_addresses_are_pulled_as_address2_on_by_id() {
+        let mut c = with_address(ann());
+        let mut second = c.address.clone().expect("address");
+        second.city = "Ystad".into();
+        let mut third = second.clone();
+        third.city = "Malmö".into();
+        c.further_addresses = vec![Some(second), Some(third)];
+        let (_, entry, fields) = pulled(&remote(&c, 7), &KeyKind::Email).expect("pulled");
+        assert_eq!(entry.address_id, Some(70));
+        assert_eq!(entry.further_address_ids, [Some(72), Some(73)]);
+        assert_eq!(fields["address2_city"], "Ystad");
+        assert_eq!(fields["address3_city"], "Malmö");
+        assert_eq!(
+            entry.payload_hash,
+            c.payload_hash(),
+            "the row asking for them"
+        );
+        assert_eq!(fields, c.fields());
     }
 
     fn with_address(mut c: Customer) -> Customer {
