@@ -18,10 +18,10 @@ use super::vouch::{NotThisShop, vouch};
 use super::{FetchError, Model, Rules, check, customer_count, fetch};
 use crate::api::{ApiError, Client};
 use crate::console;
-use crate::customer::Text;
+use crate::customer::{Change, Customer, Text};
 use crate::plan::{Planned, Step};
 use crate::retry::Retrier;
-use crate::state::{Binding, StateError, Store};
+use crate::state::{Binding, Entry, StateError, Store};
 
 /// How long a cached model is trusted.
 const CACHE_SECS: i64 = 3600;
@@ -76,6 +76,8 @@ pub struct Gate {
     quiet: bool,
     /// The state store had no mapping when the run began.
     empty_store: bool,
+    /// `--force`: an update goes even when it changes nothing.
+    force: bool,
     load: Load,
     /// The store's mappings were found to be this shop's (see `vouch.rs`).
     vouched: bool,
@@ -93,6 +95,7 @@ pub struct Setup {
     pub dry_run: bool,
     pub quiet: bool,
     pub empty_store: bool,
+    pub force: bool,
 }
 
 impl Gate {
@@ -106,6 +109,7 @@ impl Gate {
             dry_run: s.dry_run,
             quiet: s.quiet,
             empty_store: s.empty_store,
+            force: s.force,
             load: Load::NotYet,
             vouched: false,
             named: BTreeSet::new(),
@@ -271,10 +275,11 @@ impl Gate {
                         a.shop_region = region;
                     }
                 }
+                customer
+                    .custom_attributes
+                    .retain(|(code, _)| !vetted.undefined.contains(code));
+                let step = same_regions_dropped(model, step, self.force);
                 if !vetted.undefined.is_empty() {
-                    customer
-                        .custom_attributes
-                        .retain(|(code, _)| !vetted.undefined.contains(code));
                     self.name_undefined(vetted.undefined);
                 }
                 Planned { row, step }
@@ -305,4 +310,77 @@ impl Gate {
             ));
         }
     }
+}
+
+/// An update without the region changes that are none: the value last known (the shop's
+/// region name, as `pull` records it) and the row's (a code, an id, another case) naming the
+/// same region of the shop. An update left with no change at all is unchanged, its new hash
+/// recorded, unless it is sent anyway (`--force`, a write in doubt).
+fn same_regions_dropped(model: &Model, step: Step, force: bool) -> Step {
+    let Step::Update {
+        customer,
+        entry,
+        hash,
+        mut changes,
+        send_address,
+        doubt,
+    } = step
+    else {
+        return step;
+    };
+    let before = changes.len();
+    changes.retain(|c| !same_region(model, &customer, c));
+    if before > 0 && changes.is_empty() && doubt.is_none() && !force {
+        return Step::Unchanged {
+            customer_id: Some(entry.customer_id),
+            note: None,
+            refresh: Some((
+                customer.key(),
+                Entry {
+                    payload_hash: hash,
+                    ..entry
+                },
+            )),
+        };
+    }
+    Step::Update {
+        customer,
+        entry,
+        hash,
+        changes,
+        send_address,
+        doubt,
+    }
+}
+
+/// Whether `change` is of a region, from one the shop resolves to the same region as the
+/// row's (resolved already: `shop_region`).
+fn same_region(model: &Model, customer: &Customer, change: &Change) -> bool {
+    let number = match change.field.as_str() {
+        "region" => 1,
+        field => match field
+            .strip_prefix("address")
+            .and_then(|f| f.strip_suffix("_region"))
+            .and_then(|n| n.parse::<usize>().ok())
+        {
+            Some(n) if n >= 2 => n,
+            _ => return false,
+        },
+    };
+    let address = match number {
+        1 => customer.address.as_ref(),
+        n => customer
+            .further_addresses
+            .get(n - 2)
+            .and_then(Option::as_ref),
+    };
+    let (Some(address), Some(old)) = (address, change.old.as_deref()) else {
+        return false;
+    };
+    let Some(resolved) = &address.shop_region else {
+        return false;
+    };
+    (model.country(&address.country_id))
+        .and_then(|c| c.region(old))
+        .is_some_and(|r| r.id == resolved.id)
 }

@@ -226,6 +226,7 @@ async fn pipeline(
         dry_run: cfg.dry_run,
         quiet: cfg.quiet,
         empty_store,
+        force: cfg.plan.force,
     });
 
     // Read and plan on threads of their own, send here.

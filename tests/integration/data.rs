@@ -714,3 +714,66 @@ async fn a_shop_holding_both_addresses_is_adopted_without_a_put_and_keeps_their_
     let cities: Vec<(u64, &str)> = after.iter().map(|(id, c, _)| (*id, c.as_str())).collect();
     assert_eq!(cities, [(ids[0].0, "Lund"), (ids[1].0, "Lomma")], "{ids:?}");
 }
+
+/// Rows naming California three ways, each with a second address in `city2`.
+fn regions_and_second_addresses(city2: &str) -> String {
+    let mut s = String::from(
+        "email,firstname,lastname,address_street,address_city,address_postcode,\
+         address_country_id,address_region,address_telephone,address2_street,address2_city,\
+         address2_postcode,address2_country_id,address2_telephone\n",
+    );
+    for (i, region) in ["CA", "california", "California"].iter().enumerate() {
+        s.push_str(&format!(
+            "r{i}@example.com,Ro,Ek,{i} Main St,Los Angeles,90001,US,{region},555-{i},\
+             Hamngatan {i},{city2},2112{i},SE,+46 40 {i}\n"
+        ));
+    }
+    s
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn after_pull_regions_by_code_and_second_addresses_are_the_shops() {
+    let env = TestEnv::new(Faults::default()).await;
+    let seed = env.write("seed.csv", &regions_and_second_addresses("Malmö"));
+    let mut cmd = env.sync_cmd_with_state(&env.path("other-state"), &seed, &["--rate", "0"]);
+    let out = tokio::task::spawn_blocking(move || cmd.output().expect("run"))
+        .await
+        .expect("join");
+    assert!(out.status.success());
+    let before = env.customers_by_key().await;
+    env.custsync(&["pull", "--rate", "0"], true)
+        .await
+        .expect_code(0);
+
+    // The same file: nothing to send, however the region is spelt.
+    let report = env.path("r.csv");
+    let args = ["--rate", "0", "--report", report.to_str().unwrap()];
+    env.sync(&seed, &args).await.expect_code(0);
+    let rows = read_report(&report);
+    assert!(rows.iter().all(|r| r["action"] == "unchanged"), "{rows:?}");
+    assert_eq!(env.count("PUT"), 0);
+
+    // The second address moves: updated in place, not added beside the old one.
+    let moved = env.write("moved.csv", &regions_and_second_addresses("Ystad"));
+    env.sync(&moved, &args).await.expect_code(0);
+    let rows = read_report(&report);
+    assert!(
+        rows.iter()
+            .all(|r| r["action"] == "update" && r["message"] == "address2_city: Malmö -> Ystad"),
+        "{rows:?}"
+    );
+    let after = env.customers_by_key().await;
+    for (key, c) in &after {
+        let was: Vec<u64> = addresses(&before[key]).iter().map(|a| a.0).collect();
+        let now = addresses(c);
+        assert_eq!(now.iter().map(|a| a.0).collect::<Vec<_>>(), was, "{c}");
+        assert!(now.iter().any(|(_, city, d)| city == "Ystad" && !*d), "{c}");
+    }
+    let before = env.sandbox.stats().requests.len();
+    env.sync(&moved, &["--rate", "0"]).await.expect_code(0);
+    assert_eq!(
+        env.sandbox.stats().requests.len(),
+        before,
+        "a re-run sends nothing"
+    );
+}
