@@ -50,7 +50,7 @@ const ROWS: &[(&str, &str)] = &[
         "-",
         "de@example.com,Ann,Lee,1,,,1 Hauptstr,Berlin,10115,DE,,555,,",
     ),
-    ("email", "typo@gmail.con,Ann,Lee,1,,,,,,,,,,"),
+    ("email", "ann(x)@example.com,Ann,Lee,1,,,,,,,,,,"),
 ];
 
 fn rules_csv() -> String {

@@ -37,7 +37,8 @@ struct ShopFile {
     regions_optional: Vec<String>,
     #[serde(default)]
     postcode_optional: Vec<String>,
-    #[serde(default = "yes")]
+    /// Magento 2.2 on does not check (see `email.rs`).
+    #[serde(default)]
     email_tld_check: bool,
     websites: Vec<WebsiteIn>,
     store_groups: Vec<StoreGroupIn>,
@@ -134,9 +135,6 @@ struct OptionIn {
 
 fn default_group() -> i64 {
     1
-}
-fn yes() -> bool {
-    true
 }
 fn default_root_category() -> i64 {
     2

@@ -26,7 +26,7 @@
 //! allowed_countries = ["US", "SE", "DE"]   # general/country/allow, every website
 //! regions_optional = ["DE"]    # countries with a region list that do not require a region
 //! postcode_optional = ["IE"]   # general/country/optional_zip_countries
-//! email_tld_check = true       # optional, true: refuse top-level domains IANA does not know
+//! email_tld_check = false      # optional, false: true refuses top-level domains IANA does not know (Magento 2.1)
 //!
 //! [[websites]]
 //! id = 1
