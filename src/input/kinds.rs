@@ -113,9 +113,18 @@ fn is_combining_mark(c: char) -> bool {
 
 /// A rejected cell as a message or the report echoes it: its first [`SHOWN_CHARS`]
 /// characters, and `…` when there were more (a 10 MB cell is not copied into every output).
+/// It also stops before a line break or a delimiter: a cell whose quote was left open holds
+/// the cells after it, and one of them may be the row's password, which no output may hold.
 pub fn shown(cell: &str) -> Cow<'_, str> {
-    match cell.char_indices().nth(SHOWN_CHARS) {
-        Some((at, _)) => Cow::Owned(format!("{}…", &cell[..at])),
+    let mut chars = cell.char_indices();
+    let cut = chars
+        .by_ref()
+        .take(SHOWN_CHARS)
+        .find(|(_, c)| matches!(c, '\n' | '\r' | ',' | ';' | '\t' | '|'))
+        .map(|(at, _)| at)
+        .or_else(|| chars.next().map(|(at, _)| at));
+    match cut {
+        Some(at) => Cow::Owned(format!("{}…", &cell[..at])),
         None => Cow::Borrowed(cell),
     }
 }

@@ -748,6 +748,14 @@ mod tests {
         assert_eq!(shown("abc"), "abc");
         assert_eq!(shown(&"é".repeat(256)), "é".repeat(256));
         assert_eq!(shown(&"é".repeat(300)), format!("{}…", "é".repeat(256)));
+        // A run-on cell (a quote left open) holds the next cells, maybe a password.
+        for run_on in ["ann@x.io,Ann,Pw-1\nbob@x.io", "ann@x.io;Pw", "ann@x.io\tPw"] {
+            assert_eq!(shown(run_on), "ann@x.io…", "{run_on:?}");
+        }
+        assert_eq!(
+            shown(&format!("{},Pw", "a".repeat(256))),
+            format!("{}…", "a".repeat(256))
+        );
     }
 
     #[test]

@@ -321,12 +321,19 @@ async fn secrets_and_passwords_never_reach_outputs_or_state() {
     })
     .await;
     let password = "Pa55word!Unique-9137";
+    // A quote left open in an e-mail cell takes the passwords of the lines after it along.
+    let (run_on, swallowed) = ("Run-On-Pw-4242", "Swallowed-Pw-5353");
     let csv = env.write(
         "in.csv",
-        &format!("email,firstname,lastname,password\na@example.com,Ann,Lee,{password}\nb@example.com,Bo,Ek,short\n"),
+        &format!(
+            "email,firstname,lastname,password\na@example.com,Ann,Lee,{password}\n\
+             b@example.com,Bo,Ek,short\n\"c@example.com,Cy,Ek,{run_on}\n\
+             d@example.com,Di,Ek,{swallowed}\n"
+        ),
     );
     let report = env.path("r.jsonl");
     let summary_path = env.path("s.json");
+    let review = env.path("review.html");
     let run = env
         .sync(
             &csv,
@@ -338,16 +345,20 @@ async fn secrets_and_passwords_never_reach_outputs_or_state() {
                 report.to_str().unwrap(),
                 "--summary-json",
                 summary_path.to_str().unwrap(),
+                "--review",
+                review.to_str().unwrap(),
             ],
         )
         .await;
     run.expect_code(3);
+    let history = env.custsync(&["runs", "show", "1"], false).await;
+    history.expect_code(0);
     assert!(
         run.stderr.contains("request"),
         "-vv logs requests: {}",
         run.stderr
     );
-    let mut haystacks = vec![run.stdout.clone(), run.stderr.clone()];
+    let mut haystacks = vec![run.stdout.clone(), run.stderr.clone(), history.stdout];
     for entry in walk(env.dir.path()) {
         if entry.file_name().is_some_and(|n| n != "in.csv") {
             haystacks
@@ -356,7 +367,9 @@ async fn secrets_and_passwords_never_reach_outputs_or_state() {
     }
     for h in &haystacks {
         assert!(!h.contains(SECRET), "client secret leaked");
-        assert!(!h.contains(password), "password leaked");
+        for pw in [password, run_on, swallowed] {
+            assert!(!h.contains(pw), "password {pw} leaked");
+        }
         assert!(!h.contains("eyJ"), "a token leaked");
     }
     let rows: Vec<serde_json::Value> = std::fs::read_to_string(&report)
