@@ -132,7 +132,8 @@ pub fn run(cli: Cli) -> anyhow::Result<Exit> {
     runtime.block_on(async move {
         match cli.command {
             Command::Sync(args) => {
-                let cfg = SyncConfig::resolve(args, &env, cli.quiet)?;
+                let mut cfg = SyncConfig::resolve(args, &env, cli.quiet)?;
+                cfg.reads.extend(config_file(cli.config));
                 let cancel = CancellationToken::new();
                 spawn_signal_handler(cancel.clone());
                 let finished = sync::run(cfg, cancel).await?;
@@ -285,6 +286,12 @@ fn state_command(cmd: StateCommand, env: &Env) -> anyhow::Result<Exit> {
         }
     }
     Ok(Exit::Ok)
+}
+
+/// The config file a run read: `--config`, else `custsync.toml` in the working directory.
+fn config_file(given: Option<std::path::PathBuf>) -> Option<std::path::PathBuf> {
+    let default = std::path::PathBuf::from(defaults::DEFAULT_CONFIG_FILE);
+    given.or_else(|| default.is_file().then_some(default))
 }
 
 fn runs_command(args: RunsArgs) -> anyhow::Result<Exit> {

@@ -44,8 +44,8 @@ pub struct WriteError {
 #[non_exhaustive]
 pub enum OutputError {
     #[error(
-        "{flag} {path} is the input file {input}: an output never overwrites an input; \
-         give the output another name"
+        "{flag} {path} is the input file {input}, or a file the run reads: an output never \
+         overwrites an input; give the output another name"
     )]
     IsInput {
         flag: &'static str,

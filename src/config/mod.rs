@@ -115,6 +115,9 @@ impl Connect {
 #[derive(Debug)]
 pub struct SyncConfig {
     pub input: PathBuf,
+    /// The other files the run reads (`--mapping`, the config file), which no output may
+    /// overwrite either.
+    pub reads: Vec<PathBuf>,
     /// Renames, constants, value maps, ...; the `--empty-value` token and the `--key`.
     pub mapping: Mapping,
     /// `--delimiter`, `--encoding`, `--sheet`.
@@ -190,6 +193,7 @@ impl SyncConfig {
         mapping.set_empty_value(&args.input.empty_value);
         mapping.set_key(resolve_key(&args.input.key)?);
         Ok(SyncConfig {
+            reads: args.mapping.iter().cloned().collect(),
             mapping,
             format: resolve_format(&args.input)?,
             connect: Connect::resolve(&args.connection, env, args.state.dir, args.dry_run)?,

@@ -63,8 +63,12 @@ pub async fn run(cfg: SyncConfig, cancel: CancellationToken) -> Result<Finished,
     // Open the file; claim every output (checked and created) before the state is touched or
     // a request sent; open the state store and start the run's record in the history.
     let reader = open_input(&cfg)?;
+    let reads: Vec<&std::path::Path> = std::iter::once(&cfg.input)
+        .chain(&cfg.reads)
+        .map(|p| p.as_path())
+        .collect();
     let claimed = outputs::claim(
-        &[&cfg.input],
+        &reads,
         Some(&cfg.connect.state_dir),
         [
             ("--report", cfg.report.as_deref()),

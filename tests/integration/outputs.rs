@@ -41,6 +41,25 @@ async fn an_output_that_is_the_input_is_refused_and_the_input_kept() {
         assert_eq!(fs::read_to_string(&csv).expect("input"), text, "{flag}");
     }
     assert!(!env.state().exists(), "the state was not even opened");
+
+    // Nor the mapping or config file the run reads.
+    let mapping = env.write("map.toml", "[constants]\ngroup_id = 1\n");
+    let config = env.write("nightly.toml", "rate = 0\n");
+    for (args, kept) in [
+        (
+            ["--mapping", s(&mapping), "--report", s(&mapping)],
+            &mapping,
+        ),
+        (
+            ["--config", s(&config), "--summary-json", s(&config)],
+            &config,
+        ),
+    ] {
+        let before = fs::read_to_string(kept).expect("read");
+        let run = env.sync(&csv, &args).await;
+        assert_refused_before_sending(&env, &run, "or a file the run reads");
+        assert_eq!(fs::read_to_string(kept).expect("read"), before, "{args:?}");
+    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
