@@ -8,6 +8,7 @@ use std::borrow::Cow;
 use std::fs::File;
 use std::io::{self, BufWriter, Write};
 use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
 
 use serde::Serialize;
 
@@ -67,11 +68,41 @@ struct JsonLine<'a> {
     changes: &'a [Change],
 }
 
+/// How often buffered lines reach the file: a run killed (`kill -9`) loses at most the last
+/// second of its report and history, where a full buffer held thousands of rows.
+const FLUSH_EVERY: Duration = Duration::from_secs(1);
+
+/// When a buffered writer is next due to flush: the clock is read once in 16 lines.
+struct Pace {
+    lines: u32,
+    flushed: Instant,
+}
+
+impl Pace {
+    fn new() -> Self {
+        Pace {
+            lines: 0,
+            flushed: Instant::now(),
+        }
+    }
+
+    /// Whether a line just written makes a flush due (and, if so, counts it as done).
+    fn due(&mut self) -> bool {
+        self.lines += 1;
+        if self.lines % 16 != 0 || self.flushed.elapsed() < FLUSH_EVERY {
+            return false;
+        }
+        self.flushed = Instant::now();
+        true
+    }
+}
+
 /// Report lines as CSV, header first: the report file's format, and the run history's.
 pub struct CsvRows<W: Write> {
     w: BufWriter<W>,
     /// The line being written, kept for its allocation.
     line: Vec<u8>,
+    pace: Pace,
 }
 
 impl<W: Write> CsvRows<W> {
@@ -80,6 +111,7 @@ impl<W: Write> CsvRows<W> {
         let mut rows = CsvRows {
             w: BufWriter::with_capacity(256 * 1024, w),
             line: Vec::with_capacity(256),
+            pace: Pace::new(),
         };
         for (i, column) in COLUMNS.iter().enumerate() {
             rows.text(i, column);
@@ -102,7 +134,11 @@ impl<W: Write> CsvRows<W> {
         self.number(5, o.customer_id());
         self.number(6, o.http_status().map(u64::from));
         self.text(7, &escape_cell(o.message()));
-        self.end()
+        self.end()?;
+        if self.pace.due() {
+            self.w.flush()?;
+        }
+        Ok(())
     }
 
     /// Flushes what is buffered to the file.
@@ -175,7 +211,7 @@ impl Only {
 
 enum Sink {
     Csv(Box<CsvRows<File>>),
-    Jsonl(BufWriter<File>),
+    Jsonl(BufWriter<File>, Pace),
     Xlsx(Box<XlsxReport>),
 }
 
@@ -196,7 +232,7 @@ impl Report {
             .extension()
             .map(|e| e.to_string_lossy().to_ascii_lowercase());
         let sink = match extension.as_deref() {
-            Some("jsonl") => Sink::Jsonl(BufWriter::new(file)),
+            Some("jsonl") => Sink::Jsonl(BufWriter::new(file), Pace::new()),
             Some("xlsx") => Sink::Xlsx(Box::new(
                 XlsxReport::new(file).map_err(|source| write_error(path, source))?,
             )),
@@ -218,7 +254,7 @@ impl Report {
         }
         let result = match &mut self.sink {
             Sink::Csv(w) => w.write(o),
-            Sink::Jsonl(w) => {
+            Sink::Jsonl(w, pace) => {
                 let line = JsonLine {
                     line: ReportLine::of(o, |s| Cow::Borrowed(s)),
                     changes: o.changes(),
@@ -226,6 +262,7 @@ impl Report {
                 serde_json::to_writer(&mut *w, &line)
                     .map_err(io::Error::from)
                     .and_then(|()| w.write_all(b"\n"))
+                    .and_then(|()| if pace.due() { w.flush() } else { Ok(()) })
             }
             Sink::Xlsx(x) => x.write(o),
         };
@@ -236,7 +273,7 @@ impl Report {
     pub fn finish(self) -> Result<(), WriteError> {
         let result = match self.sink {
             Sink::Csv(mut w) => w.flush(),
-            Sink::Jsonl(mut w) => w.flush(),
+            Sink::Jsonl(mut w, _) => w.flush(),
             Sink::Xlsx(x) => x.finish(),
         };
         result.map_err(|source| write_error(&self.path, source))

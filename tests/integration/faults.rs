@@ -111,8 +111,17 @@ async fn killed_mid_run_a_rerun_converges_without_duplicates() {
     let env = TestEnv::with_latency(Duration::from_millis(40)).await;
     let n = 200;
     let csv = env.write("in.csv", &customers_csv(n, ""));
-    let mut child = env.spawn(&csv, &["--rate", "50", "--concurrency", "8"]);
-    tokio::time::sleep(Duration::from_millis(1500)).await;
+    let report = env.path("r.csv");
+    let args = [
+        "--rate",
+        "50",
+        "--concurrency",
+        "8",
+        "--report",
+        report.to_str().unwrap(),
+    ];
+    let mut child = env.spawn(&csv, &args);
+    tokio::time::sleep(Duration::from_millis(1800)).await;
     child.kill().expect("SIGKILL");
     let _ = child.wait();
     let partial = env.customers_by_key().await.len();
@@ -120,6 +129,20 @@ async fn killed_mid_run_a_rerun_converges_without_duplicates() {
         partial > 0 && partial < n,
         "killed mid-run ({partial} of {n} created)"
     );
+    // The report and the history reach the file once a second, not only when a buffer fills.
+    let reported = std::fs::read_to_string(&report)
+        .expect("report")
+        .lines()
+        .count()
+        .saturating_sub(1);
+    let history = env.custsync(&["runs", "show", "1"], false).await;
+    let shown = history.stdout.lines().count().saturating_sub(1);
+    for (what, rows) in [("report", reported), ("history", shown)] {
+        assert!(
+            rows >= 16 && rows <= partial,
+            "{what}: {rows} rows, {partial} created"
+        );
+    }
     env.sync(&csv, &["--rate", "0", "--concurrency", "8"])
         .await
         .expect_code(0);
