@@ -25,7 +25,7 @@ use std::time::Duration;
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 
-use crate::api::ApiError;
+use crate::api::{ApiError, AuthError};
 
 /// Magento's answer to a path that is no route of its REST API.
 pub const NO_ROUTE: &str = "Request does not match any route.";
@@ -74,13 +74,14 @@ struct State {
 }
 
 impl State {
-    /// Records how a try that started at `started` ended. A token that could not be had (IMS
-    /// is another server) or a try abandoned says nothing about the shop.
+    /// Records how a try that started at `started` ended. IMS out of reach counts as no
+    /// answer (nothing can be sent without a token); a token refused, or a try abandoned,
+    /// says nothing about the shop.
     fn ended<T>(&mut self, started: Instant, now: Instant, result: &Result<T, ApiError>) {
         let answered = match result {
             Ok(_) => Some(None),
+            Err(ApiError::Auth(AuthError::Unavailable { .. }) | ApiError::Transport { .. }) => None,
             Err(ApiError::Auth(_) | ApiError::Interrupted { .. }) => return,
-            Err(ApiError::Transport { .. }) => None,
             Err(e) => match e.status() {
                 Some(s) if s >= 500 => None,
                 status => Some(status.map(|s| (s, e))),

@@ -43,8 +43,9 @@ pub enum AuthError {
         status: u16,
         reason: String,
     },
-    /// IMS could not be reached or answered something unreadable.
-    #[error("authentication failed: IMS at {url} could not be used: {detail}")]
+    /// IMS could not be reached, failed (5xx) or answered something unreadable: transient,
+    /// like a shop that does not answer (nothing can be sent without a token).
+    #[error("no token: IMS at {url} could not be used: {detail}")]
     Unavailable { url: String, detail: String },
     /// IMS answered with a redirect, which is not followed.
     #[error(
@@ -224,6 +225,10 @@ impl TokenSource {
         let body = answer::read(response, MAX_BODY)
             .await
             .map_err(|e| unavailable(e.without_url().to_string()))?;
+        if status.is_server_error() {
+            let detail = format!("HTTP {}: {}", status.as_u16(), reason(&body));
+            return Err(unavailable(detail));
+        }
         if !status.is_success() {
             return Err(AuthError::Rejected {
                 url: shown,

@@ -92,10 +92,10 @@ pub enum ApiError {
 }
 
 impl ApiError {
-    /// Worth another try: no answer, 408, 429 or 5xx.
+    /// Worth another try: no answer (from the shop, or from IMS for a token), 408, 429 or 5xx.
     pub fn is_transient(&self) -> bool {
         match self {
-            ApiError::Transport { .. } => true,
+            ApiError::Transport { .. } | ApiError::Auth(AuthError::Unavailable { .. }) => true,
             ApiError::Status { status, .. } => {
                 matches!(status, 408 | 429) || (500..600).contains(status)
             }
@@ -105,7 +105,11 @@ impl ApiError {
 
     /// Ends the whole run: nothing else will get through either.
     pub fn is_fatal(&self) -> bool {
-        matches!(self, ApiError::Auth(_) | ApiError::Unauthorized { .. })
+        match self {
+            ApiError::Auth(AuthError::Unavailable { .. }) => false,
+            ApiError::Auth(_) | ApiError::Unauthorized { .. } => true,
+            _ => false,
+        }
     }
 
     /// The HTTP status, when there was an answer.

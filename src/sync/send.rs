@@ -448,8 +448,8 @@ impl Sink<'_> {
             Some(Verdict::Outage { after }) => {
                 if self.stop.set(Skip::Outage).is_ok() {
                     console::alert(&format!(
-                        "stopping: the shop has answered nothing for {} s (--outage-after); \
-                         the rows not confirmed are reported as not sent",
+                        "stopping: the shop (or IMS, for a token) has answered nothing for {} s \
+                         (--outage-after); the rows not confirmed are reported as not sent",
                         after.as_secs()
                     ));
                 }

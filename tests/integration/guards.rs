@@ -143,6 +143,40 @@ async fn a_closed_port_stops_the_run_with_exit_4_and_every_row_not_sent() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn ims_out_of_reach_is_an_outage_not_a_refusal() {
+    let env = TestEnv::new(Faults::default()).await;
+    let closed = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+    let ims = format!("http://{}/ims/token/v3", closed.local_addr().expect("addr"));
+    drop(closed);
+    let csv = env.write("in.csv", &customers_csv(20, ""));
+    let report = env.path("r.csv");
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_custsync"));
+    cmd.env_clear()
+        .env("CUSTSYNC_CLIENT_SECRET", SECRET)
+        .arg("sync")
+        .arg(&csv)
+        .arg("--state")
+        .arg(env.state())
+        .args(["--endpoint", &env.sandbox.endpoint(), "--ims-url", &ims])
+        .args(["--client-id", "sandbox", "--outage-after", "2"])
+        .args(["--report", report.to_str().unwrap()])
+        .stdin(Stdio::null());
+    let run = run_command(cmd).await;
+    run.expect_code(4);
+    run.expect_stderr("(or IMS, for a token) has answered nothing");
+    assert!(
+        !run.stderr.contains("authentication failed"),
+        "{}",
+        run.stderr
+    );
+    let rows = read_report(&report);
+    assert_eq!((rows.len(), statuses(&rows, "not_sent")), (20, 20));
+    let stats = env.custsync(&["state", "stats"], false).await;
+    assert!(stats.stdout.contains("failed:     0"), "{}", stats.stdout);
+    assert!(env.customer_requests().is_empty());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_shop_that_stops_answering_mid_run_stops_it_within_the_outage_time() {
     let env = TestEnv::with_latency(Duration::from_millis(30)).await;
     let n = 300;
