@@ -89,7 +89,7 @@ impl Pace {
     /// Whether a line just written makes a flush due (and, if so, counts it as done).
     fn due(&mut self) -> bool {
         self.lines += 1;
-        if self.lines % 16 != 0 || self.flushed.elapsed() < FLUSH_EVERY {
+        if !self.lines.is_multiple_of(16) || self.flushed.elapsed() < FLUSH_EVERY {
             return false;
         }
         self.flushed = Instant::now();
