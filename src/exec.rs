@@ -59,6 +59,10 @@ struct Done {
     note: String,
     /// The fields an update changed.
     changes: Vec<Change>,
+    /// What the row is counted as when not what it was planned as: a create that found the
+    /// customer already in the shop, and not through a try of its own, is an update of it
+    /// (or unchanged).
+    counted: Option<Action>,
 }
 
 impl Done {
@@ -89,6 +93,7 @@ impl Done {
             fields: Some(customer.fields()),
             note,
             changes: Vec::new(),
+            counted: None,
         })
     }
 }
@@ -357,7 +362,9 @@ impl Executor {
                 fields,
                 note,
                 changes,
+                counted,
             }) => {
+                let action = counted.unwrap_or(action);
                 let saved = Saved {
                     key: customer.key(),
                     entry,
@@ -402,7 +409,17 @@ impl Executor {
         let created = (self.retry(|| tries.watch(self.client.create(&body, password)))).await;
         match created {
             Ok(saved) => Done::new(customer, &saved, hash, String::new(), (CREATE, None, &[])),
-            Err(e) if e.is_already_exists() => self.adopt(customer, hash).await,
+            Err(e) if e.is_already_exists() => {
+                let mut done = self.adopt(customer, hash).await?;
+                // Already there before this run's first try: the shop had the customer.
+                if tries.none_applied() {
+                    done.counted = Some(match done.changes.is_empty() {
+                        true => Action::Unchanged,
+                        false => Action::Update,
+                    });
+                }
+                Ok(done)
+            }
             // A try that may have reached the shop keeps a create's doubt mark (custom keys).
             Err(error) => Err(Failure {
                 error,
