@@ -316,11 +316,13 @@ impl Outcome {
     }
 
     /// The same row, its failure put down to the run stopping (`why`) instead: `not_sent`,
-    /// with what happened to its request in the message.
+    /// with what happened to its request in the message, and not remembered as failed (no
+    /// row fails because of an outage; the next run sends it as it would any unsent row).
     pub fn unconfirmed(self, why: Skip) -> Self {
         Outcome {
             status: Status::NotSent,
             message: format!("{}; {}", why.message(), self.message),
+            state: self.state.filter(|s| !matches!(s, StateChange::Failed(_))),
             ..self
         }
     }
@@ -580,6 +582,7 @@ mod tests {
             "not sent: the shop stopped answering (--outage-after); \
              Invalid value of \"x\" provided for the dob field."
         );
+        assert!(lost.into_state().is_none(), "not remembered as failed");
         for (o, action, status, customer_id, http_status, message, state) in cases {
             let what = format!("{o:?}");
             assert_eq!(o.row(), &row(), "{what}");

@@ -231,6 +231,33 @@ async fn a_shop_that_stops_answering_mid_run_stops_it_within_the_outage_time() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn rows_cut_short_by_an_outage_are_not_remembered_as_failed() {
+    // Every customer request answered 503: retries run out before the verdict comes.
+    let env = TestEnv::new(Faults {
+        p_503: 1.0,
+        ..Faults::default()
+    })
+    .await;
+    let csv = env.write("in.csv", &customers_csv(60, ""));
+    let report = env.path("r.csv");
+    let args = [
+        "--rate",
+        "0",
+        "--retries",
+        "8",
+        "--outage-after",
+        "1",
+        "--report",
+        report.to_str().unwrap(),
+    ];
+    env.sync(&csv, &args).await.expect_code(4);
+    let rows = read_report(&report);
+    assert_eq!((rows.len(), statuses(&rows, "not_sent")), (60, 60));
+    let stats = env.custsync(&["state", "stats"], false).await;
+    assert!(stats.stdout.contains("failed:     0"), "{}", stats.stdout);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_shop_that_hangs_stops_the_run_in_about_the_outage_time() {
     // Accepts connections and never answers.
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
