@@ -306,11 +306,16 @@ impl Customer {
             .collect()
     }
 
-    /// True when any address field, of the default address or a further one, would change.
+    /// True when any address field, of the default address or a further one, would change;
+    /// or the name, which the row's addresses carry too (see `Address::to_json`).
     pub fn address_changes(&self, known: &Fields) -> bool {
+        let carried = |field: &str| {
+            is_address_field(field)
+                || (self.has_addresses() && matches!(field, "firstname" | "lastname"))
+        };
         self.fields()
             .iter()
-            .any(|(field, new)| is_address_field(field) && !holds(known.get(field), new))
+            .any(|(field, new)| carried(field) && !holds(known.get(field), new))
     }
 }
 
@@ -713,6 +718,17 @@ pub(crate) mod tests {
         let known = remote_fields_with(&remote, &[Some(8)]);
         assert_eq!(joined(&c.changes(&known)), "address2_city: Lund -> Malmö");
         assert!(c.address_changes(&known));
+
+        // The addresses carry the name: a new lastname goes to them too.
+        let mut known = c.fields();
+        assert!(!c.address_changes(&known));
+        known.insert("lastname".into(), "Berg".into());
+        assert!(c.address_changes(&known));
+        c.further_addresses.clear();
+        assert!(
+            !c.address_changes(&known),
+            "no address of the row's to carry it"
+        );
     }
 
     #[test]

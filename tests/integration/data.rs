@@ -780,3 +780,21 @@ async fn after_pull_regions_by_code_and_second_addresses_are_the_shops() {
         "a re-run sends nothing"
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_new_name_reaches_the_rows_address_too() {
+    let env = TestEnv::new(Faults::default()).await;
+    let row = |lastname: &str| {
+        format!("{HEADER}\nanna@example.com,Anna,{lastname},Storgatan 1,Lund,22350,SE,+46 555\n")
+    };
+    let csv = env.write("in.csv", &row("Berg"));
+    env.sync(&csv, &["--rate", "0"]).await.expect_code(0);
+    let csv = env.write("in.csv", &row("Lind"));
+    env.sync(&csv, &["--rate", "0"]).await.expect_code(0);
+    let shop = env.customers_by_key().await;
+    let anna = &shop[&(1, "anna@example.com".to_owned())];
+    assert_eq!(anna["lastname"], "Lind");
+    let addresses = anna["addresses"].as_array().expect("addresses");
+    assert_eq!(addresses.len(), 1, "{anna}");
+    assert_eq!(addresses[0]["lastname"], "Lind", "{anna}");
+}
