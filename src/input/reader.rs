@@ -50,6 +50,12 @@ pub enum InputError {
     /// The file has no header line at all.
     #[error("{path} is empty: expected a header line with at least email, firstname, lastname")]
     Empty { path: PathBuf },
+    /// A first pass over the file was asked of a pipe, which can be read only once.
+    #[error(
+        "{path} is not a regular file (a pipe?) and can be read only once, but --on-duplicate \
+         last|error reads the file twice: write it to a file first"
+    )]
+    ReadOnce { path: PathBuf },
     /// A required column is missing from the header (and no constant stands for it).
     #[error(
         "{path}: the header has no `{column}` column (required: email, firstname, lastname, \
@@ -223,6 +229,11 @@ impl Reader {
     /// The same file, opened again from its start (for a first pass over its keys).
     pub fn reopen(&self) -> Result<Self, InputError> {
         let o = &self.opened;
+        if !std::fs::metadata(&o.path).is_ok_and(|m| m.is_file()) {
+            return Err(InputError::ReadOnce {
+                path: o.path.clone(),
+            });
+        }
         Reader::open_with(&o.path, o.default_website, o.mapping.clone(), &o.format)
     }
 

@@ -57,7 +57,10 @@ pub enum Shape {
     },
 }
 
-type Decoded = LineIndex<BufReader<DecodeReaderBytes<Digesting<File>, Vec<u8>>>>;
+/// The file: its start, read to tell its encoding and delimiter, then the rest, so that it is
+/// opened once and can be a pipe (`zcat export.csv.gz | custsync sync /dev/stdin`).
+type Opened = io::Chain<io::Cursor<Vec<u8>>, File>;
+type Decoded = LineIndex<BufReader<DecodeReaderBytes<Digesting<Opened>, Vec<u8>>>>;
 
 /// A text file opened for streaming, its header read.
 pub struct TextFile {
@@ -77,9 +80,8 @@ impl TextFile {
         encoding: Option<&'static Encoding>,
     ) -> Result<(Self, Option<Vec<String>>), TextError> {
         let mut start = Vec::new();
-        File::open(path)?
-            .take(PROBE_BYTES)
-            .read_to_end(&mut start)?;
+        let mut file = File::open(path)?;
+        (&mut file).take(PROBE_BYTES).read_to_end(&mut start)?;
         // A BOM wins over `--encoding`: a cron job's flag outlives the export's format.
         let encoding = encoding.filter(|_| !has_bom(&start));
         if encoding.is_none()
@@ -93,7 +95,7 @@ impl TextFile {
             detect_delimiter(text.as_bytes())
         });
         let digest = Digest::default();
-        let file = digest.reader(File::open(path)?);
+        let file = digest.reader(io::Cursor::new(start).chain(file));
         let decoder = DecodeReaderBytesBuilder::new()
             .encoding(encoding)
             // An explicit UTF-8 keeps bad bytes as they are, for their row to report.

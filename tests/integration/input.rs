@@ -163,3 +163,37 @@ async fn names_the_shop_refuses_are_invalid_in_the_dry_run_already() {
     }
     assert_eq!(env.count("POST"), 1, "only the valid name was sent");
 }
+
+/// `custsync sync /dev/stdin` fed `text` through a pipe.
+async fn sync_piped(env: &TestEnv, text: String, args: &[&str]) -> Run {
+    use std::io::Write;
+    let mut cmd = env.sync_cmd(std::path::Path::new("/dev/stdin"), args);
+    cmd.stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped());
+    let out = tokio::task::spawn_blocking(move || {
+        let mut child = cmd.spawn().expect("spawn");
+        let mut stdin = child.stdin.take().expect("stdin");
+        stdin.write_all(text.as_bytes()).expect("write");
+        drop(stdin);
+        child.wait_with_output().expect("wait")
+    })
+    .await
+    .expect("join");
+    Run::from(out)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_file_can_come_through_a_pipe() {
+    let env = TestEnv::new(Faults::default()).await;
+    let run = sync_piped(&env, customers_csv(30, ""), &["--rate", "0"]).await;
+    run.expect_code(0);
+    run.expect_stderr("30 rows: 30 created");
+    let run = sync_piped(&env, customers_csv(30, ""), &["--rate", "0"]).await;
+    run.expect_code(0);
+    run.expect_stderr("30 rows: 0 created, 0 updated, 30 unchanged");
+    // A first pass cannot be had of a pipe: said, not taken for an empty file.
+    let run = sync_piped(&env, customers_csv(30, ""), &["--on-duplicate", "last"]).await;
+    run.expect_code(1);
+    run.expect_stderr("can be read only once");
+}
