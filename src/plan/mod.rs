@@ -734,8 +734,21 @@ mod tests {
                 "an address that did not change stays home",
                 |m| synced(m, &living_in(ann("Lee"), "Berlin")),
                 NONE,
+                vec![valid(
+                    2,
+                    Customer {
+                        taxvat: Some("SE1".into()),
+                        ..living_in(ann("Lee"), "Berlin")
+                    },
+                )],
+                vec![update(&["taxvat: (none) -> SE1"], false)],
+            ),
+            (
+                "a new name goes to the address, which carries it",
+                |m| synced(m, &living_in(ann("Lee"), "Berlin")),
+                NONE,
                 vec![valid(2, living_in(ann("Park"), "Berlin"))],
-                vec![update(&["lastname: Lee -> Park"], false)],
+                vec![update(&["lastname: Lee -> Park"], true)],
             ),
             (
                 "a pulled mapping with the same values is unchanged, and its hash refreshed",
