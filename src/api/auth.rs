@@ -43,10 +43,13 @@ pub enum AuthError {
         status: u16,
         reason: String,
     },
-    /// IMS could not be reached, failed (5xx) or answered something unreadable: transient,
-    /// like a shop that does not answer (nothing can be sent without a token).
+    /// IMS could not be reached or failed (5xx): transient, like a shop that does not answer
+    /// (nothing can be sent without a token).
     #[error("no token: IMS at {url} could not be used: {detail}")]
     Unavailable { url: String, detail: String },
+    /// IMS answered, but not with a token: another server, or a misconfigured one.
+    #[error("authentication failed: IMS at {url} answered something unusable: {detail}")]
+    Unusable { url: String, detail: String },
     /// IMS answered with a redirect, which is not followed.
     #[error(
         "authentication failed: IMS at {url} answered HTTP {status}, a redirect to {location}; \
@@ -236,11 +239,15 @@ impl TokenSource {
                 reason: reason(&body),
             });
         }
+        let unusable = |detail: String| AuthError::Unusable {
+            url: shown.clone(),
+            detail: redact::text(&detail),
+        };
         if body.too_large {
-            return Err(unavailable(Body::too_large_note(MAX_BODY)));
+            return Err(unusable(Body::too_large_note(MAX_BODY)));
         }
         let parsed: TokenResponse = serde_json::from_slice(&body.bytes)
-            .map_err(|e| unavailable(format!("unreadable token response: {e}")))?;
+            .map_err(|e| unusable(format!("unreadable token response: {e}")))?;
         redact::register_token(&parsed.access_token);
         let lifetime = Duration::from_secs(parsed.expires_in.unwrap_or(86_399).max(1));
         Ok((SecretString::from(parsed.access_token), lifetime))
