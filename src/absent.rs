@@ -397,9 +397,7 @@ async fn delete(
 /// customer would lose its orders and addresses and let the next run create another.
 fn keep(keys: &FileKeys, current: &Value) -> Option<String> {
     let email = current.get("email").and_then(Value::as_str)?;
-    let website = current.get("website_id")?;
-    let website_id = (website.as_u64()).or_else(|| website.as_str()?.parse().ok())?;
-    let website_id = u32::try_from(website_id).ok()?;
+    let website_id = crate::customer::website_of(current)?;
     keys.names_email(website_id, email).then(|| {
         format!("the file still has its e-mail {email} in website {website_id}, under another key")
     })

@@ -470,6 +470,13 @@ fn put_address(a: &Value, prefix: &str, f: &mut Fields) {
     }
 }
 
+/// The website of a customer in an API answer (a number, or its digits as a string).
+pub fn website_of(remote: &Value) -> Option<u32> {
+    let website = remote.get("website_id")?;
+    let id = (website.as_u64()).or_else(|| website.as_str()?.parse().ok())?;
+    u32::try_from(id).ok()
+}
+
 /// The customer's default billing address in an API answer.
 pub fn default_address(remote: &Value) -> Option<&Value> {
     let id = remote.get("default_billing").and_then(|v| match v {

@@ -13,6 +13,7 @@ use std::sync::{Arc, Mutex, OnceLock, PoisonError};
 use serde_json::Value;
 use tokio::sync::OnceCell;
 
+use crate::customer::website_of;
 use crate::redact;
 use crate::state::{Index, StateError, Store};
 
@@ -52,11 +53,8 @@ pub fn checked_id(
         }
         Some(_) => {}
     }
-    let website = saved
-        .get("website_id")
-        .and_then(|w| w.as_u64().or_else(|| w.as_str()?.parse().ok()));
-    match website {
-        Some(w) if w == u64::from(website_id) => Ok(id),
+    match website_of(saved) {
+        Some(w) if w == website_id => Ok(id),
         Some(w) => Err(format!(
             "the answer puts customer {id} in website {w}, not in website {website_id} as sent"
         )),

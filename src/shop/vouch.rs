@@ -13,7 +13,7 @@
 use serde_json::Value;
 
 use crate::api::Client;
-use crate::customer::{Key, KeyKind, custom_attribute};
+use crate::customer::{Key, KeyKind, custom_attribute, website_of};
 use crate::retry::Retrier;
 use crate::state::{StateError, Store};
 
@@ -70,13 +70,11 @@ fn verdict(kind: &KeyKind, sample: &[(Key, u64)], found: &[Value]) -> Verdict {
 
 /// The key of a customer as the API gives it.
 fn key_of(kind: &KeyKind, customer: &Value) -> Option<Key> {
-    let website = customer.get("website_id")?;
-    let website = (website.as_u64()).or_else(|| website.as_str()?.parse().ok())?;
     let value = match kind.attribute() {
         None => customer.get("email")?.as_str()?.to_owned(),
         Some(code) => custom_attribute(customer, code)?,
     };
-    Some(kind.key(u32::try_from(website).ok()?, &value))
+    Some(kind.key(website_of(customer)?, &value))
 }
 
 /// Checks the store's mappings against the shop when it is bound on trust (see the module
