@@ -170,8 +170,9 @@ pub struct ConnectionArgs {
     /// Example: --store default
     #[arg(long, env = "CUSTSYNC_STORE", value_name = "CODE")]
     pub store: Option<String>,
-    /// Seconds a request may take before it counts as lost and is retried.
-    #[arg(long, value_name = "SECS", default_value_t = DEFAULT_TIMEOUT_SECS)]
+    /// Seconds a request may take before it counts as lost and is retried (at least 1).
+    #[arg(long, value_name = "SECS", default_value_t = DEFAULT_TIMEOUT_SECS,
+          value_parser = clap::value_parser!(u64).range(1..))]
     pub timeout: u64,
 }
 

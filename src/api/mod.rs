@@ -64,10 +64,11 @@ pub enum ApiError {
     /// The token could not be obtained.
     #[error(transparent)]
     Auth(#[from] AuthError),
-    /// The API refused a fresh token: wrong credentials or missing permissions.
+    /// The API refused a token just issued, or the ready token given (which cannot be
+    /// replaced): wrong credentials or missing permissions.
     #[error(
-        "authentication failed: {url} answered HTTP 401 to a fresh token: {message} \
-         (check the integration's permissions for customers)"
+        "authentication failed: {url} answered HTTP 401 to a token it cannot have expired: \
+         {message} (check the credentials and the integration's permissions for customers)"
     )]
     Unauthorized { url: String, message: String },
     /// Still transient after every retry.
