@@ -316,40 +316,33 @@ impl Gate {
 /// region name, as `pull` records it) and the row's (a code, an id, another case) naming the
 /// same region of the shop. An update left with no change at all is unchanged, its new hash
 /// recorded, unless it is sent anyway (`--force`, a write in doubt).
-fn same_regions_dropped(model: &Model, step: Step, force: bool) -> Step {
+fn same_regions_dropped(model: &Model, mut step: Step, force: bool) -> Step {
     let Step::Update {
         customer,
         entry,
         hash,
-        mut changes,
-        send_address,
+        changes,
         doubt,
-    } = step
+        ..
+    } = &mut step
     else {
         return step;
     };
     let before = changes.len();
-    changes.retain(|c| !same_region(model, &customer, c));
-    if before > 0 && changes.is_empty() && doubt.is_none() && !force {
-        return Step::Unchanged {
-            customer_id: Some(entry.customer_id),
-            note: None,
-            refresh: Some((
-                customer.key(),
-                Entry {
-                    payload_hash: hash,
-                    ..entry
-                },
-            )),
-        };
+    changes.retain(|c| !same_region(model, customer, c));
+    if before == 0 || !changes.is_empty() || doubt.is_some() || force {
+        return step;
     }
-    Step::Update {
-        customer,
-        entry,
-        hash,
-        changes,
-        send_address,
-        doubt,
+    Step::Unchanged {
+        customer_id: Some(entry.customer_id),
+        note: None,
+        refresh: Some((
+            customer.key(),
+            Entry {
+                payload_hash: *hash,
+                ..entry.clone()
+            },
+        )),
     }
 }
 
