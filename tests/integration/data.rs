@@ -125,16 +125,18 @@ async fn the_customers_other_addresses_are_kept() {
     );
 }
 
+/// Fills the shop with `seed` as another system would: through a state directory of its own.
+async fn seed_elsewhere(env: &TestEnv, seed: &std::path::Path) {
+    let cmd = env.sync_cmd_with_state(&env.path("other-state"), seed, &["--rate", "0"]);
+    run_command(cmd).await.expect_code(0);
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_shop_with_customers_is_adopted_without_duplicates() {
     let env = TestEnv::new(Faults::default()).await;
     // Another system created these customers (own state directory).
     let seed = env.write("seed.csv", &customers_csv(40, ""));
-    let mut cmd = env.sync_cmd_with_state(&env.path("other-state"), &seed, &["--rate", "0"]);
-    let out = tokio::task::spawn_blocking(move || cmd.output().expect("run"))
-        .await
-        .expect("join");
-    assert!(out.status.success());
+    seed_elsewhere(&env, &seed).await;
     let posts = env.count("POST");
 
     // Our file: the same 40 people, 10 of them with a new lastname, plus 5 new ones.
@@ -180,11 +182,7 @@ async fn after_pull_a_sync_of_the_same_people_sends_only_real_changes() {
     let env = TestEnv::new(Faults::default()).await;
     let n = 250;
     let seed = env.write("seed.csv", &customers_csv(n, ""));
-    let mut cmd = env.sync_cmd_with_state(&env.path("other-state"), &seed, &["--rate", "0"]);
-    let out = tokio::task::spawn_blocking(move || cmd.output().expect("run"))
-        .await
-        .expect("join");
-    assert!(out.status.success());
+    seed_elsewhere(&env, &seed).await;
     let (posts, gets) = (env.count("POST"), env.count("GET"));
 
     let run = env
@@ -698,11 +696,7 @@ async fn a_shop_holding_both_addresses_is_adopted_without_a_put_and_keeps_their_
     let env = TestEnv::new(Faults::default()).await;
     // Another system created these customers with both addresses (own state directory).
     let seed = env.write("seed.csv", &with_two_addresses("Malmö"));
-    let mut cmd = env.sync_cmd_with_state(&env.path("other-state"), &seed, &["--rate", "0"]);
-    let out = tokio::task::spawn_blocking(move || cmd.output().expect("run"))
-        .await
-        .expect("join");
-    assert!(out.status.success());
+    seed_elsewhere(&env, &seed).await;
     let key = (1, "b1@example.com".to_owned());
     let ids = addresses(&env.customers_by_key().await[&key]);
 
@@ -738,11 +732,7 @@ fn regions_and_second_addresses(city2: &str) -> String {
 async fn after_pull_regions_by_code_and_second_addresses_are_the_shops() {
     let env = TestEnv::new(Faults::default()).await;
     let seed = env.write("seed.csv", &regions_and_second_addresses("Malmö"));
-    let mut cmd = env.sync_cmd_with_state(&env.path("other-state"), &seed, &["--rate", "0"]);
-    let out = tokio::task::spawn_blocking(move || cmd.output().expect("run"))
-        .await
-        .expect("join");
-    assert!(out.status.success());
+    seed_elsewhere(&env, &seed).await;
     let before = env.customers_by_key().await;
     env.custsync(&["pull", "--rate", "0"], true)
         .await
