@@ -19,7 +19,7 @@ use crate::exit::Exit;
 use crate::notify;
 use crate::outputs::Output;
 use crate::plan::RowHashes;
-use crate::report::{self, Absentee};
+use crate::report::{self, Absentee, RunInfo, Summary};
 use crate::runs::Recorder;
 use crate::state::{Index, Known, StateError, Store};
 
@@ -37,8 +37,6 @@ pub struct Work {
     pub retries: u64,
     /// The SHA-256 of the input, when it was read.
     pub sha256: Option<String>,
-    /// The claimed `--summary-json` file.
-    pub summary: Option<Output>,
 }
 
 /// What the run changed in the store, for its index.
@@ -80,6 +78,7 @@ pub async fn finish(
     cfg: &SyncConfig,
     store: &Arc<Store>,
     work: Work,
+    summary_file: Option<Output>,
     history: Recorder,
     started: Instant,
     interrupted: bool,
@@ -92,7 +91,6 @@ pub async fn finish(
         requests,
         retries,
         sha256,
-        summary: summary_file,
     } = work;
     let written = Written {
         index,
@@ -181,6 +179,32 @@ pub async fn finish(
 }
 
 /// Records a run that a fatal error stopped before its summary, and gives the error back.
+/// Writes the summary of a run that `error` stopped before its end into `output` (the
+/// claimed `--summary-json`), when there is one: no counts, its exit code and the error.
+pub fn fatal(
+    output: Option<Output>,
+    run: RunInfo,
+    cfg: &SyncConfig,
+    error: SyncError,
+) -> SyncError {
+    if let Some(output) = output {
+        let summary = Summary {
+            dry_run: cfg.dry_run,
+            run: RunInfo {
+                finished_at: Some(report::timestamp(chrono::Utc::now())),
+                exit_code: Some(exit_of(Err(&error)) as u8),
+                error: Some(error.to_string()),
+                ..run
+            },
+            ..Summary::default()
+        };
+        if let Err(not_written) = report::write_summary(output, &summary) {
+            tracing::warn!("{not_written}");
+        }
+    }
+    error
+}
+
 pub fn abandon(history: Recorder, error: SyncError) -> SyncError {
     if let Err(not_recorded) = history.abandon(error.to_string(), exit_of(Err(&error)) as u8) {
         tracing::warn!("{not_recorded}");

@@ -77,19 +77,19 @@ pub async fn run(cfg: SyncConfig, cancel: CancellationToken) -> Result<Finished,
             ("--review", cfg.review.as_deref()),
         ],
     )?;
-    let store = Arc::new(Store::open_reading_index(&cfg.connect.state_dir)?);
-    let target = connect::admit(&store, &cfg.connect, cfg.dry_run, cfg.quiet)?;
-    store.admit_key(cfg.mapping.key(), cfg.dry_run)?;
-    let (history, rows) = Recorder::start(
-        &cfg.connect.state_dir,
-        cfg.keep_runs,
-        cfg.dry_run,
-        run_info(&cfg, started_at),
-    )?;
-    match pipeline(&cfg, &cancel, reader, &store, target, claimed, rows).await {
+    let [report, summary, absent_report, review] = claimed;
+    // A run that stops on a fatal error still says so in its summary file: monitoring that
+    // reads it must not find the last good night's there.
+    let (store, target, history, rows) = match open_store(&cfg, started_at) {
+        Ok(opened) => opened,
+        Err(e) => return Err(end::fatal(summary, run_info(&cfg, started_at), &cfg, e)),
+    };
+    let outputs = [report, absent_report, review];
+    match pipeline(&cfg, &cancel, reader, &store, target, outputs, rows).await {
         Ok(work) => {
             let interrupted = cancel.is_cancelled();
-            let finished = end::finish(&cfg, &store, work, history, started, interrupted).await;
+            let finished =
+                end::finish(&cfg, &store, work, summary, history, started, interrupted).await;
             if let (Ok(f), Ok(store)) = (&finished, Arc::try_unwrap(store)) {
                 let replay = f.summary.created + f.summary.updated >= crate::state::REPLAY_AFTER;
                 let closed = tokio::task::spawn_blocking(move || store.close(replay)).await;
@@ -101,8 +101,28 @@ pub async fn run(cfg: SyncConfig, cancel: CancellationToken) -> Result<Finished,
             }
             finished
         }
-        Err(e) => Err(end::abandon(history, e)),
+        Err(e) => {
+            let run = history.run().clone();
+            Err(end::fatal(summary, run, &cfg, end::abandon(history, e)))
+        }
     }
+}
+
+/// The state store, admitted for the run's target and key, and the run's record started.
+fn open_store(
+    cfg: &SyncConfig,
+    started_at: chrono::DateTime<chrono::Utc>,
+) -> Result<(Arc<Store>, Binding, Recorder, RowLog), SyncError> {
+    let store = Arc::new(Store::open_reading_index(&cfg.connect.state_dir)?);
+    let target = connect::admit(&store, &cfg.connect, cfg.dry_run, cfg.quiet)?;
+    store.admit_key(cfg.mapping.key(), cfg.dry_run)?;
+    let (history, rows) = Recorder::start(
+        &cfg.connect.state_dir,
+        cfg.keep_runs,
+        cfg.dry_run,
+        run_info(cfg, started_at),
+    )?;
+    Ok((store, target, history, rows))
 }
 
 /// How long a bulk loop waits for a queue that works none of its operations.
@@ -159,7 +179,7 @@ async fn pipeline(
     reader: Reader,
     store: &Arc<Store>,
     target: Binding,
-    [report, summary, absent_report, review]: [Option<Output>; 4],
+    [report, absent_report, review]: [Option<Output>; 3],
     history: RowLog,
 ) -> Result<end::Work, SyncError> {
     let empty_store = store.is_empty();
@@ -335,6 +355,5 @@ async fn pipeline(
         requests,
         retries,
         sha256: read.sha256,
-        summary,
     })
 }

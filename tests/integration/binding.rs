@@ -101,6 +101,26 @@ async fn a_store_bound_to_one_shop_is_refused_elsewhere_with_nothing_sent() {
         assert_refused(&run, &shop_a.sandbox.endpoint(), &shop_b.sandbox.endpoint());
     }
     assert!(shop_b.customer_requests().is_empty(), "nothing sent to B");
+    // A summary file from a good night before says what this night's refused run was.
+    let summary_path = shop_a.path("nightly.json");
+    std::fs::write(&summary_path, "{\"exit_code\": 0}").expect("write");
+    let args = [
+        "sync",
+        csv_arg,
+        "--summary-json",
+        summary_path.to_str().unwrap(),
+    ];
+    run_at(Some(&shop_b), &state, &args).await.expect_code(1);
+    let summary: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(&summary_path).expect("read")).expect("json");
+    assert_eq!(summary["exit_code"], 1, "{summary}");
+    assert!(
+        summary["error"]
+            .as_str()
+            .is_some_and(|e| e.contains("nothing was sent")),
+        "{summary}"
+    );
+    assert_eq!(summary["rows"], 0, "{summary}");
     assert_eq!(shop_a.customer_requests().len(), sent_to_a, "nor to A");
     assert_eq!(export(&shop_a).await, mappings, "the store is untouched");
 
