@@ -6,6 +6,8 @@
 //! fatal error nothing is counted and nothing deleted. An invalid row whose email and website
 //! can still be read keeps its customer from counting as absent; one whose key cannot be read
 //! at all makes `--delete-absent` refuse, since its customer cannot be told from absent ones.
+//! Under `--key custom:<code>` a customer is read before it is deleted, and kept when a row
+//! still has its e-mail: the same person under a new key, whose row the e-mail made fail.
 //!
 //! `--max-absent` guards against a truncated or empty export: when more of the store's keys
 //! than it allows are absent, the run sends nothing (the sync decides that before its first

@@ -111,7 +111,7 @@ pub async fn vouch(
         Verdict::Same { .. } if dry_run => Ok(()),
         Verdict::Same { .. } => {
             let of = std::sync::Arc::clone(store);
-            tokio::task::spawn_blocking(move || of.checked())
+            tokio::task::spawn_blocking(move || of.set_checked(true))
                 .await
                 .map_err(|_| super::ShopError::Panicked)??;
             Ok(())

@@ -204,12 +204,13 @@ impl Store {
         Ok(!self.is_empty() && self.read_bound()?.is_none_or(|b| b.unchecked))
     }
 
-    /// Records that a run checked the mappings against the shop the store is bound to.
-    pub fn checked(&self) -> Result<(), StateError> {
+    /// Records that a run checked the mappings against the shop the store is bound to
+    /// (`checked`), or that mappings from elsewhere joined them (`state import`).
+    pub fn set_checked(&self, checked: bool) -> Result<(), StateError> {
         let Some(mut bound) = self.read_bound()? else {
             return Ok(());
         };
-        bound.unchecked = false;
+        bound.unchecked = !checked;
         let bytes = serde_json::to_vec(&bound).expect("a binding serialises to memory");
         self.db
             .insert(BINDING_KEY, bytes)
