@@ -156,12 +156,9 @@ pub fn check_email(email: &str) -> Result<(), &'static str> {
         return Err("has a character before the @ that an e-mail address cannot hold");
     }
     let labels: Vec<&str> = domain.split('.').collect();
-    let [.., tld] = labels[..] else {
+    let [.., _, tld] = labels[..] else {
         return Err("has no dot in the domain");
     };
-    if labels.len() < 2 {
-        return Err("has no dot in the domain");
-    }
     let label_ok = |(i, l): (usize, &&str)| {
         let subdomain = i + 2 < labels.len();
         !l.is_empty()
