@@ -709,6 +709,14 @@ mod tests {
                     .to_owned(),
                 vec![(2, false), (3, false)],
             ),
+            // Opened mid-row and closed mid-row below: the cell holds the rest of this row
+            // (its password) and the start of the next customer's.
+            (
+                "email,firstname,lastname,address_street,address_city,password\n\
+                 dan@x.io,Dan,D,\"1 Main,Lund,Pw-dan\neve@x.io,Eve,E,2 Side\",Lund,Pw-eve\n"
+                    .to_owned(),
+                vec![(2, false), (3, false)],
+            ),
         ];
         for (file, want) in cases {
             let recs = read(file.as_bytes()).expect("read");

@@ -151,7 +151,7 @@ impl TextFile {
         let got = self.record.len();
         // The cells' bytes are one slice: a record without a newline costs one search.
         let embedded = line_breaks(self.record.as_slice());
-        let swallowed = embedded > 0 && self.swallows(expected);
+        let swallowed = embedded > 0 && self.swallows();
         // A quote left open runs to the end of the file, taking the last newline into its field.
         let open_at_eof = (got != expected || swallowed)
             && embedded > 0
@@ -176,19 +176,16 @@ impl TextFile {
         }))
     }
 
-    /// Whether a quoted field of the record just read takes in lines that read as rows of
-    /// their own (an `@` and at least the header's delimiters): a quote left open, which
-    /// can end on a record with the header's number of fields, its rows in one cell. A
-    /// multi-line address or note holds neither.
-    fn swallows(&self, expected: usize) -> bool {
-        let delimiters = expected.saturating_sub(1);
+    /// Whether a quoted field of the record just read takes in lines that read as the start
+    /// of rows of their own (an `@` and a delimiter): a quote left open, which can end on a
+    /// record with the header's number of fields, another customer's row (and the rest of
+    /// this one, its password too) in one cell. A multi-line address holds neither; a note
+    /// that does is taken for a run-on quote, and its row reported rather than sent wrong.
+    fn swallows(&self) -> bool {
         (self.record.iter())
             .filter(|cell| line_breaks(cell) > 0)
             .flat_map(|cell| cell.split(|b| matches!(b, b'\n' | b'\r')).skip(1))
-            .any(|line| {
-                line.contains(&b'@')
-                    && memchr::memchr_iter(self.delimiter, line).count() >= delimiters
-            })
+            .any(|line| line.contains(&b'@') && line.contains(&self.delimiter))
     }
 
     /// The cells of the record just read.
