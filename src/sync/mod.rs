@@ -60,9 +60,9 @@ pub async fn run(cfg: SyncConfig, cancel: CancellationToken) -> Result<Finished,
     let started_at = chrono::Utc::now();
     let cfg = Arc::new(cfg);
 
-    // Open the file; claim every output (checked and created) before the state is touched or
-    // a request sent; open the state store and start the run's record in the history.
-    let reader = open_input(&cfg)?;
+    // Claim every output (checked and created) before the input is read, the state touched
+    // or a request sent; open the file and the state store, and start the run's record in
+    // the history.
     let reads: Vec<&std::path::Path> = std::iter::once(&cfg.input)
         .chain(&cfg.reads)
         .map(|p| p.as_path())
@@ -80,7 +80,10 @@ pub async fn run(cfg: SyncConfig, cancel: CancellationToken) -> Result<Finished,
     let [report, summary, absent_report, review] = claimed;
     // A run that stops on a fatal error still says so in its summary file: monitoring that
     // reads it must not find the last good night's there.
-    let (store, target, history, rows) = match open_store(&cfg, started_at) {
+    let opened = open_input(&cfg)
+        .map_err(SyncError::from)
+        .and_then(|reader| Ok((reader, open_store(&cfg, started_at)?)));
+    let (reader, (store, target, history, rows)) = match opened {
         Ok(opened) => opened,
         Err(e) => return Err(end::fatal(summary, run_info(&cfg, started_at), &cfg, e)),
     };

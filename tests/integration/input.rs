@@ -76,12 +76,24 @@ async fn file_level_problems_are_fatal_with_a_clear_message() {
             .contains("empty")
     );
     let missing = env.path("nope.csv");
+    // The summary file says so, not last night's run.
+    let summary_path = env.write("nightly.json", "{\"exit_code\": 0}");
+    let args = ["--summary-json", summary_path.to_str().unwrap()];
     assert!(
-        env.sync(&missing, &[])
+        env.sync(&missing, &args)
             .await
             .expect_code(1)
             .stderr
             .contains("nope.csv")
+    );
+    let summary: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(&summary_path).expect("read")).expect("json");
+    assert_eq!(summary["exit_code"], 1, "{summary}");
+    assert!(
+        summary["error"]
+            .as_str()
+            .is_some_and(|e| e.contains("nope.csv")),
+        "{summary}"
     );
     let header_only = fixture("header-only.csv");
     let run = env.sync(&header_only, &[]).await;
