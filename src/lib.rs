@@ -182,7 +182,7 @@ pub fn run(cli: Cli) -> anyhow::Result<Exit> {
                 let well = check::run(&cfg).await?;
                 Ok(if well { Exit::Ok } else { Exit::Fatal })
             }
-            Command::State(cmd) => state_command(cmd, &env),
+            Command::State(cmd) => state_command(cmd, &env, config_file(cli.config)),
             Command::Runs(args) => runs_command(args),
             Command::Sandbox(args) => {
                 connect::serve_sandbox(&args, &env, wait_for_signal())
@@ -196,7 +196,12 @@ pub fn run(cli: Cli) -> anyhow::Result<Exit> {
     })
 }
 
-fn state_command(cmd: StateCommand, env: &Env) -> anyhow::Result<Exit> {
+/// `custsync state ...`; `config` is the config file read, which no export may overwrite.
+fn state_command(
+    cmd: StateCommand,
+    env: &Env,
+    config: Option<std::path::PathBuf>,
+) -> anyhow::Result<Exit> {
     let time = |t: i64| {
         chrono::DateTime::<chrono::Utc>::from_timestamp(t, 0)
             .map_or_else(|| "never".to_owned(), |t| t.to_rfc3339())
@@ -224,7 +229,9 @@ fn state_command(cmd: StateCommand, env: &Env) -> anyhow::Result<Exit> {
         }
         StateCommand::Export { state, output } => {
             // The file is claimed first: refused, it leaves the store unopened.
-            let [file] = outputs::claim(&[], Some(&state.dir), [("--output", output.as_deref())])?;
+            let reads: Vec<&std::path::Path> = config.iter().map(|p| p.as_path()).collect();
+            let [file] =
+                outputs::claim(&reads, Some(&state.dir), [("--output", output.as_deref())])?;
             let store = Store::open(&state.dir)?;
             let n = match file {
                 Some(file) => state::export(&store, file.into_file()?)?,
