@@ -60,6 +60,18 @@ async fn an_output_that_is_the_input_is_refused_and_the_input_kept() {
         assert_refused_before_sending(&env, &run, "or a file the run reads");
         assert_eq!(fs::read_to_string(kept).expect("read"), before, "{args:?}");
     }
+    let export = [
+        "state",
+        "export",
+        "--output",
+        s(&config),
+        "--config",
+        s(&config),
+    ];
+    let run = env.custsync(&export, false).await;
+    run.expect_code(1);
+    run.expect_stderr("or a file the run reads");
+    assert_eq!(fs::read_to_string(&config).expect("read"), "rate = 0\n");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
