@@ -387,7 +387,13 @@ impl Sink<'_> {
     /// Stops the sending and the reading for a fatal error (the first one is kept).
     fn stop(&mut self, e: SyncError) {
         if self.fatal.is_none() {
-            tracing::error!("stopping: {e}");
+            // The error itself ends the run as its last line; said in full here too, it came
+            // twice (under --quiet as well).
+            tracing::debug!("stopping: {e}");
+            console::note(
+                "stopping on a fatal error (the reason is on the last line); reading the rest \
+                 of the file to report every row",
+            );
             let _ = self.stop.set(Skip::Stopped);
             self.reading.cancel();
             self.fatal = Some(e);
