@@ -103,6 +103,12 @@ impl Step {
             _ => None,
         }
     }
+
+    /// A create under a custom key that first looks for its customer by the key: one request
+    /// at a time, since a bulk cannot look first.
+    pub fn looks_first(&self) -> bool {
+        matches!(self, Step::Create { customer, recheck: true, .. } if customer.key_attribute.is_some())
+    }
 }
 
 /// Options that change decisions.

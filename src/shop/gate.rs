@@ -78,6 +78,9 @@ pub struct Gate {
     empty_store: bool,
     /// `--force`: an update goes even when it changes nothing.
     force: bool,
+    /// The store was empty and the shop was not: under a custom key each create first looks
+    /// for its customer by the key (see [`Gate::vet`]).
+    look_first: bool,
     load: Load,
     /// The store's mappings were found to be this shop's (see `vouch.rs`).
     vouched: bool,
@@ -110,6 +113,7 @@ impl Gate {
             quiet: s.quiet,
             empty_store: s.empty_store,
             force: s.force,
+            look_first: false,
             load: Load::NotYet,
             vouched: false,
             named: BTreeSet::new(),
@@ -220,15 +224,21 @@ impl Gate {
                     0
                 }
             };
+            // Under a custom key a customer whose e-mail changed is not "already existing":
+            // each create looks for its key first, or it would be a second customer.
+            self.look_first = count > 0 && self.rules.key_attribute.is_some();
             if count > 0 && !self.quiet {
                 let key = (self.rules.key_attribute.as_ref())
                     .map_or_else(String::new, |code| format!(" --key custom:{code}"));
+                let how = match self.look_first {
+                    true => "looked up by its key first",
+                    false => "sent as a create, refused as already existing, then looked up",
+                };
                 console::warn(&format!(
                     "warning: the state store is empty, but the shop already has {count} \
-                     customers: each row of one of them would be sent as a create, refused as \
-                     already existing, then looked up and adopted (several requests a row). Run \
-                     `custsync pull{key}` first to record them, so that this run only updates \
-                     what differs."
+                     customers: each row of one of them is {how} and adopted (several \
+                     requests a row). Run `custsync pull{key}` first to record them, so that \
+                     this run only updates what differs."
                 ));
             }
         }
@@ -253,7 +263,10 @@ impl Gate {
         };
         let Planned { row, mut step } = planned;
         let (customer, create, address) = match &mut step {
-            Step::Create { customer, .. } => {
+            Step::Create {
+                customer, recheck, ..
+            } => {
+                *recheck |= self.look_first;
                 let address = customer.address.is_some();
                 (customer, true, address)
             }

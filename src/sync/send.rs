@@ -183,8 +183,8 @@ pub async fn all(
             let planned = gate.vet(planned);
             match on.executor {
                 Some(exec) if planned.step.sends() => match &feed {
-                    Some(feed) => feed.push(planned),
-                    None => in_flight.push(exec.send(planned)),
+                    Some(feed) if !planned.step.looks_first() => feed.push(planned),
+                    _ => in_flight.push(exec.send(planned)),
                 },
                 _ => {
                     // Not sent (a dry run, or a row the shop would refuse): an update's doubt

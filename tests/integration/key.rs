@@ -336,6 +336,36 @@ async fn delete_absent_keeps_a_customer_whose_email_a_rekeyed_row_still_has() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn without_pull_a_changed_email_is_found_by_its_key_not_created_again() {
+    let env = TestEnv::new(Faults::default()).await;
+    let first = env.write(
+        "v1.csv",
+        &legacy_csv(&[("ann@x.io", "L-1"), ("bob@x.io", "L-2")]),
+    );
+    sync_in(&env, &env.path("seed-state"), &first, &KEY)
+        .await
+        .expect_code(0);
+    // A fresh store, no pull, and Bob's e-mail changed: per request and in bulks.
+    let second = env.write(
+        "v2.csv",
+        &legacy_csv(&[("ann@x.io", "L-1"), ("bob.new@x.io", "L-2")]),
+    );
+    for (state, extra) in [("fresh", &[][..]), ("fresh-bulk", &["--bulk", "10"][..])] {
+        let run = sync_in(&env, &env.path(state), &second, &[&KEY[..], extra].concat()).await;
+        run.expect_code(0);
+        run.expect_stderr("looked up by its key first");
+        assert_eq!(
+            shop_customers(&env).await,
+            [
+                ("ann@x.io".to_owned(), "L-1".to_owned()),
+                ("bob.new@x.io".to_owned(), "L-2".to_owned())
+            ],
+            "{state}: one customer per legacy id"
+        );
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_readme_legacy_id_fixtures_load_and_a_changed_email_updates() {
     let shop = fs::read_to_string(fixture("legacy-shop.toml")).expect("shop fixture");
     let env = TestEnv::with_shop(&shop).await;
