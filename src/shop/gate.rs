@@ -19,6 +19,7 @@ use super::{FetchError, Model, Rules, check, customer_count, fetch};
 use crate::api::{ApiError, Client};
 use crate::console;
 use crate::customer::{Change, Customer, Text};
+use crate::input::Field;
 use crate::plan::{Planned, Step};
 use crate::retry::Retrier;
 use crate::state::{Binding, Entry, StateError, Store};
@@ -81,6 +82,8 @@ pub struct Gate {
     /// The store was empty and the shop was not: under a custom key each create first looks
     /// for its customer by the key (see [`Gate::vet`]).
     look_first: bool,
+    /// Rows refused for a website the shop does not have (see [`Gate::unknown_websites`]).
+    unknown_websites: u64,
     load: Load,
     /// The store's mappings were found to be this shop's (see `vouch.rs`).
     vouched: bool,
@@ -114,6 +117,7 @@ impl Gate {
             empty_store: s.empty_store,
             force: s.force,
             look_first: false,
+            unknown_websites: 0,
             load: Load::NotYet,
             vouched: false,
             named: BTreeSet::new(),
@@ -123,6 +127,13 @@ impl Gate {
     /// Retries its reads made.
     pub fn retries(&self) -> u64 {
         self.retrier.retries()
+    }
+
+    /// Rows refused for a website the shop does not have: the customer each means may be in
+    /// another website, so, as rows whose website cannot be read, they keep `--delete-absent`
+    /// from deleting anyone.
+    pub fn unknown_websites(&self) -> u64 {
+        self.unknown_websites
     }
 
     /// Has the model at hand, reading it the first time; after a failure, fails at once.
@@ -298,6 +309,8 @@ impl Gate {
                 Planned { row, step }
             }
             Err(problems) => {
+                let website = problems.iter().any(|p| p.field == Field::WebsiteId);
+                self.unknown_websites += u64::from(website);
                 let reasons: Vec<String> = problems.iter().map(ToString::to_string).collect();
                 let message = format!("line {}: {}", row.line, reasons.join("; "));
                 Planned {

@@ -331,10 +331,12 @@ async fn pipeline(
         sent.fatal.get_or_insert(e.into());
         deletes = Deletes::Stopped;
     }
+    let mut keys = read.keys;
+    keys.unkeyed += gate.unknown_websites();
     let absent = absent::settle(
         store,
         &read.index,
-        &read.keys,
+        &keys,
         read.absent.filter(|_| read_to_end),
         &cfg.absent,
         absent_report,

@@ -380,6 +380,37 @@ bob@example.com,Bob,Lee,1
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_row_in_a_website_the_shop_lacks_keeps_delete_absent_from_deleting() {
+    let env = TestEnv::new(Faults::default()).await;
+    let seed = env.write(
+        "seed.csv",
+        "email,firstname,lastname,website_id\nbob@example.com,Bob,Lee,2\n",
+    );
+    env.sync(&seed, &[]).await.expect_code(0);
+    // Website 9 typed for 2: the shop has no website 9, so Bob is not known to be gone.
+    let typo = env.write(
+        "typo.csv",
+        "email,firstname,lastname,website_id\nbob@example.com,Bob,Lee,9\n",
+    );
+    let args = [
+        "--max-absent",
+        "100%",
+        "--delete-absent",
+        "--max-deletes",
+        "5",
+    ];
+    let run = env.sync(&typo, &args).await;
+    run.expect_code(1);
+    run.expect_stderr("1 invalid rows have no usable email or website");
+    assert_eq!(env.count("DELETE"), 0);
+    assert!(
+        env.customers_by_key()
+            .await
+            .contains_key(&(2, "bob@example.com".to_owned()))
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn delimiters_are_detected_or_given() {
     let env = TestEnv::new(Faults::default()).await;
     let tabs = env.write(
