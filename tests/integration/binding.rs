@@ -111,16 +111,7 @@ async fn a_store_bound_to_one_shop_is_refused_elsewhere_with_nothing_sent() {
         summary_path.to_str().unwrap(),
     ];
     run_at(Some(&shop_b), &state, &args).await.expect_code(1);
-    let summary: serde_json::Value =
-        serde_json::from_str(&std::fs::read_to_string(&summary_path).expect("read")).expect("json");
-    assert_eq!(summary["exit_code"], 1, "{summary}");
-    assert!(
-        summary["error"]
-            .as_str()
-            .is_some_and(|e| e.contains("nothing was sent")),
-        "{summary}"
-    );
-    assert_eq!(summary["rows"], 0, "{summary}");
+    assert_fatal_summary(&summary_path, "nothing was sent");
     assert_eq!(shop_a.customer_requests().len(), sent_to_a, "nor to A");
     assert_eq!(export(&shop_a).await, mappings, "the store is untouched");
 

@@ -86,15 +86,7 @@ async fn file_level_problems_are_fatal_with_a_clear_message() {
             .stderr
             .contains("nope.csv")
     );
-    let summary: serde_json::Value =
-        serde_json::from_str(&std::fs::read_to_string(&summary_path).expect("read")).expect("json");
-    assert_eq!(summary["exit_code"], 1, "{summary}");
-    assert!(
-        summary["error"]
-            .as_str()
-            .is_some_and(|e| e.contains("nope.csv")),
-        "{summary}"
-    );
+    assert_fatal_summary(&summary_path, "nope.csv");
     let header_only = fixture("header-only.csv");
     let run = env.sync(&header_only, &[]).await;
     run.expect_code(0);

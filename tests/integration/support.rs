@@ -345,6 +345,20 @@ pub fn summary(path: &Path) -> Value {
     serde_json::from_str(&fs::read_to_string(path).expect("summary exists")).expect("summary json")
 }
 
+/// The summary at `path` is a fatal stop's before any row: exit code 1, no rows, an error
+/// that says `says`.
+#[track_caller]
+pub fn assert_fatal_summary(path: &Path, says: &str) {
+    let s = summary(path);
+    assert_eq!(
+        (s["exit_code"].as_u64(), s["rows"].as_u64()),
+        (Some(1), Some(0)),
+        "{s}"
+    );
+    let error = s["error"].as_str().unwrap_or_default();
+    assert!(error.contains(says), "{s}");
+}
+
 /// A direct client of the sandbox, for seeding a shop the way another system would.
 pub struct Shop {
     http: reqwest::Client,
