@@ -66,6 +66,18 @@ struct Done {
 }
 
 impl Done {
+    /// An adoption counted as what it did (updated, or unchanged) when no earlier try of the
+    /// row can have made the customer (`before`); else as the create it stands for.
+    fn found_before(mut self, before: bool) -> Self {
+        if before {
+            self.counted = Some(match self.changes.is_empty() {
+                true => Action::Unchanged,
+                false => Action::Update,
+            });
+        }
+        self
+    }
+
     /// From the customer as the API saved it, answered by `call` (a PUT to `put_to`, with
     /// further addresses of these ids), once the answer is seen to be about the customer sent.
     fn new(
@@ -410,15 +422,9 @@ impl Executor {
         match created {
             Ok(saved) => Done::new(customer, &saved, hash, String::new(), (CREATE, None, &[])),
             Err(e) if e.is_already_exists() => {
-                let mut done = self.adopt(customer, hash).await?;
+                let done = self.adopt(customer, hash).await?;
                 // Already there before this run's first try: the shop had the customer.
-                if tries.none_applied() {
-                    done.counted = Some(match done.changes.is_empty() {
-                        true => Action::Unchanged,
-                        false => Action::Update,
-                    });
-                }
-                Ok(done)
+                Ok(done.found_before(tries.none_applied()))
             }
             // A try that may have reached the shop keeps a create's doubt mark (custom keys).
             Err(error) => Err(Failure {

@@ -103,8 +103,9 @@ impl Shop for Client {
 pub trait Rows: Sync {
     /// The operation completed with `saved`.
     fn answered<'a>(&'a self, planned: Planned, saved: Value) -> BoxFuture<'a, Ended>;
-    /// Creates of one bulk status that failed as "already exists", adopted together.
-    fn adopt_all(&self, planned: Vec<Planned>) -> BoxFuture<'_, Vec<Ended>>;
+    /// Creates of one bulk status that failed as "already exists", adopted together; each
+    /// says whether an earlier submission of it may have reached the shop.
+    fn adopt_all(&self, planned: Vec<(Planned, bool)>) -> BoxFuture<'_, Vec<Ended>>;
     /// The row failed with `error`; `unwritten`: nothing of it can have reached the shop.
     fn refused(&self, planned: Planned, error: ApiError, unwritten: bool) -> BoxFuture<'_, Ended>;
     /// The row goes as a request of its own.
@@ -115,7 +116,7 @@ impl Rows for Executor {
     fn answered<'a>(&'a self, planned: Planned, saved: Value) -> BoxFuture<'a, Ended> {
         Box::pin(async move { Executor::answered(self, planned, &saved).await })
     }
-    fn adopt_all(&self, planned: Vec<Planned>) -> BoxFuture<'_, Vec<Ended>> {
+    fn adopt_all(&self, planned: Vec<(Planned, bool)>) -> BoxFuture<'_, Vec<Ended>> {
         Box::pin(Executor::adopt_all(self, planned))
     }
     fn refused(&self, planned: Planned, error: ApiError, unwritten: bool) -> BoxFuture<'_, Ended> {

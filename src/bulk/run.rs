@@ -229,7 +229,11 @@ impl<'o> Loop<'o> {
             tokio::select! {
                 planned = input.recv(), if !self.closed => match planned {
                     Some(planned) => {
-                        let row = Row { planned, tries: 0 };
+                        let row = Row {
+                            planned,
+                            tries: 0,
+                            sent_before: false,
+                        };
                         self.pending[slot(row.kind())].push(row);
                     }
                     None => self.closed = true,
@@ -485,10 +489,11 @@ impl<'o> Loop<'o> {
             bulk.open -= 1;
             match verdict {
                 Verdict::Saved(saved) => tasks.push(end(cx.rows.answered(row.planned, saved))),
-                Verdict::Adopt => adopted.push(row.planned),
+                Verdict::Adopt => adopted.push((row.planned, row.sent_before)),
                 Verdict::Retry(message) if row.tries < cx.settings.retries => {
                     tracing::debug!("line {}: {message}; sent again", row.planned.row.line);
                     row.tries += 1;
+                    row.sent_before = true;
                     self.pending[slot(bulk.kind)].push(row);
                 }
                 Verdict::Retry(message) => {
@@ -669,8 +674,10 @@ mod tests {
         fn answered<'a>(&'a self, planned: Planned, saved: Value) -> BoxFuture<'a, Ended> {
             marked(planned, format!("saved {}", saved["id"]))
         }
-        fn adopt_all(&self, planned: Vec<Planned>) -> BoxFuture<'_, Vec<Ended>> {
-            let all = planned.into_iter().map(|p| marked(p, "adopted".into()));
+        fn adopt_all(&self, planned: Vec<(Planned, bool)>) -> BoxFuture<'_, Vec<Ended>> {
+            let all = planned
+                .into_iter()
+                .map(|(p, _)| marked(p, "adopted".into()));
             Box::pin(futures::future::join_all(all))
         }
         fn refused(&self, planned: Planned, error: ApiError, _: bool) -> BoxFuture<'_, Ended> {

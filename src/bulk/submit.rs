@@ -49,6 +49,9 @@ pub(super) struct Cx<'a> {
 pub(super) struct Row {
     pub(super) planned: Planned,
     pub(super) tries: u32,
+    /// An earlier submission of the row may have reached the shop: a customer found already
+    /// there may be its own create's (counted as created, not as found).
+    pub(super) sent_before: bool,
 }
 
 impl Row {
@@ -181,10 +184,18 @@ pub(super) async fn submit(
             _ => None,
         })
         .collect();
+    let attempts = std::sync::atomic::AtomicU32::new(0);
     let answer = cx
         .retrier
-        .run(|| cx.shop.submit(kind, &items, &hidden))
+        .run(|| {
+            attempts.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+            cx.shop.submit(kind, &items, &hidden)
+        })
         .await;
+    let mut rows = rows;
+    if attempts.into_inner() > 1 {
+        rows.iter_mut().for_each(|row| row.sent_before = true);
+    }
     let accepted = match answer.map(|a| answer::accepted(&a)) {
         Ok(Ok(accepted)) => accepted,
         Ok(Err(detail)) => {

@@ -122,11 +122,12 @@ impl Executor {
     /// A bulk create failed as "already exists": the customer is adopted as the row's own
     /// request would adopt it (found by e-mail, updated when it differs). Anything but a
     /// create is sent as a request of its own.
-    pub async fn adopt_row(&self, planned: Planned) -> Ended {
+    pub async fn adopt_row(&self, planned: Planned, sent_before: bool) -> Ended {
         let Planned { row, step } = planned;
         match step {
             Step::Create { customer, hash, .. } => {
-                let done = self.adopt(&customer, hash).await;
+                let done =
+                    (self.adopt(&customer, hash).await).map(|d| d.found_before(!sent_before));
                 self.conclude(row, Action::Create, customer, None, done, false)
                     .await
             }
@@ -138,45 +139,50 @@ impl Executor {
     /// key, their customers are found a hundred e-mails a search (after a bulk whose answer
     /// was lost went again, that is every row of it: one search a row cost minutes at the
     /// default rate); then each is adopted as [`Executor::adopt_row`] adopts one.
-    pub async fn adopt_all(&self, rows: Vec<Planned>) -> Vec<Ended> {
+    pub async fn adopt_all(&self, rows: Vec<(Planned, bool)>) -> Vec<Ended> {
         let mut creates = Vec::new();
         let mut ended = Vec::with_capacity(rows.len());
-        for planned in rows {
+        for (planned, sent_before) in rows {
             match planned.step {
                 Step::Create { customer, hash, .. } if customer.key_attribute.is_none() => {
-                    creates.push((planned.row, customer, hash));
+                    creates.push((planned.row, customer, hash, sent_before));
                 }
                 step => {
                     let planned = Planned {
                         row: planned.row,
                         step,
                     };
-                    ended.push(self.adopt_row(planned).await);
+                    ended.push(self.adopt_row(planned, sent_before).await);
                 }
             }
         }
-        let (lists, alone) = email_lists(creates, |(_, c, _)| (c.website_id, c.email.as_str()));
+        let (lists, alone) = email_lists(creates, |(_, c, _, _)| (c.website_id, c.email.as_str()));
         for (website_id, rows) in lists {
-            let emails: Vec<&str> = rows.iter().map(|(_, c, _)| c.email.as_str()).collect();
+            let emails: Vec<&str> = rows.iter().map(|(_, c, _, _)| c.email.as_str()).collect();
             let found = self
                 .retry(|| self.client.by_emails(&emails, website_id))
                 .await;
             let found = &found;
-            let adopted = rows.into_iter().map(|(row, customer, hash)| async move {
-                let done = match found {
-                    Ok(found) => match with_email(found, &customer.email) {
-                        Some(remote) => self.adopt_remote(&customer, hash, remote.clone()).await,
-                        None => Err(not_found(&customer)),
-                    },
-                    // The search failed: each goes its own way, as a row alone would.
-                    Err(_) => self.adopt(&customer, hash).await,
-                };
-                (self.conclude(row, Action::Create, customer, None, done, false)).await
-            });
+            let adopted = rows
+                .into_iter()
+                .map(|(row, customer, hash, sent_before)| async move {
+                    let done = match found {
+                        Ok(found) => match with_email(found, &customer.email) {
+                            Some(remote) => {
+                                self.adopt_remote(&customer, hash, remote.clone()).await
+                            }
+                            None => Err(not_found(&customer)),
+                        },
+                        // The search failed: each goes its own way, as a row alone would.
+                        Err(_) => self.adopt(&customer, hash).await,
+                    };
+                    let done = done.map(|d| d.found_before(!sent_before));
+                    (self.conclude(row, Action::Create, customer, None, done, false)).await
+                });
             ended.extend(futures::future::join_all(adopted).await);
         }
-        for (row, customer, hash) in alone {
-            let done = self.adopt(&customer, hash).await;
+        for (row, customer, hash, sent_before) in alone {
+            let done = (self.adopt(&customer, hash).await).map(|d| d.found_before(!sent_before));
             let conclusion = self.conclude(row, Action::Create, customer, None, done, false);
             ended.push(conclusion.await);
         }

@@ -497,3 +497,15 @@ async fn a_bulk_sent_again_after_a_lost_answer_is_adopted_a_hundred_emails_a_sea
     rerun.expect_code(0);
     store_equals_shop(&env, 500).await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn customers_the_shop_already_had_are_not_counted_created_in_bulks() {
+    let env = TestEnv::new(Faults::default()).await;
+    let csv = env.write("in.csv", &customers_csv(30, ""));
+    let seed = env.sync_cmd_with_state(&env.path("other-state"), &csv, &["--rate", "0"]);
+    run_command(seed).await.expect_code(0);
+    let run = env.sync(&csv, &["--rate", "0", "--bulk", "10"]).await;
+    run.expect_code(0);
+    run.expect_stderr("30 rows: 0 created, 0 updated, 30 unchanged");
+    assert_eq!(env.customers_by_key().await.len(), 30);
+}
