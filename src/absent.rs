@@ -13,6 +13,7 @@
 //! than it allows are absent, the run sends nothing (the sync decides that before its first
 //! request, see `sync/guard.rs`) and ends with exit code 1; a dry run reports the same verdict.
 
+use std::collections::HashMap;
 use std::fmt;
 use std::path::{Path, PathBuf};
 use std::str::FromStr;
@@ -223,7 +224,8 @@ pub async fn settle(
     if report.is_none() && options.max_deletes.is_none() && options.sample == 0 {
         return Ok(absence);
     }
-    let found = find(store, keys, report, options)?;
+    // A scan of the whole store: sled blocks, so the other tasks move off this thread.
+    let found = tokio::task::block_in_place(|| find(store, keys, report, options))?;
     absence.sample = (found.listed.iter())
         .take(options.sample)
         .map(|(key, e)| (key.clone(), e.customer_id))
@@ -349,26 +351,35 @@ async fn delete(
 ) -> Result<(Vec<u64>, Left), AbsentError> {
     let mut deleted = Vec::new();
     let mut left = Left::default();
-    for (key, entry) in &found.listed {
-        let id = entry.customer_id;
-        if let Some(keys) = named {
-            match exec.current(id).await {
-                Ok(current) => {
-                    if let Some(why) = current.as_ref().and_then(|c| keep(keys, c)) {
-                        console::alert(&format!("kept customer {id} ({}): {why}", key.value));
-                        left.kept += 1;
-                        continue;
-                    }
-                }
+    // Under a custom key, the customers as the shop has them now: a search a page.
+    let current = match named {
+        None => HashMap::new(),
+        Some(_) => {
+            let ids: Vec<u64> = found.listed.iter().map(|(_, e)| e.customer_id).collect();
+            match exec.current(&ids).await {
+                Ok(list) => (list.into_iter())
+                    .filter_map(|c| Some((c.get("id")?.as_u64()?, c)))
+                    .collect(),
                 Err(e) => {
                     console::alert(&format!(
-                        "could not delete customer {id} ({}): reading it first: {e}",
-                        key.value
+                        "not deleting the {} absent customers: reading them first: {e}",
+                        ids.len()
                     ));
-                    left.failed += 1;
-                    continue;
+                    left.failed = ids.len() as u64;
+                    return Ok((deleted, left));
                 }
             }
+        }
+    };
+    for (key, entry) in &found.listed {
+        let id = entry.customer_id;
+        let kept = named
+            .zip(current.get(&id))
+            .and_then(|(keys, c)| keep(keys, c));
+        if let Some(why) = kept {
+            console::alert(&format!("kept customer {id} ({}): {why}", key.value));
+            left.kept += 1;
+            continue;
         }
         // Forgets the mapping once deleted.
         match exec.delete(store, key, id).await? {
@@ -382,7 +393,7 @@ async fn delete(
             }
         }
     }
-    store.flush()?;
+    tokio::task::block_in_place(|| store.flush())?;
     console::note(&format!(
         "deleted {} absent customers ({} kept, {} failed)",
         deleted.len(),

@@ -238,13 +238,13 @@ impl Executor {
         Ok(result)
     }
 
-    /// The shop's customer `id` as it is now, `None` when the shop has none.
-    pub async fn current(&self, id: u64) -> Result<Option<Value>, ApiError> {
-        match self.retry(|| self.client.get(id)).await {
-            Ok(customer) => Ok(Some(customer)),
-            Err(ApiError::Status { status: 404, .. }) => Ok(None),
-            Err(e) => Err(e),
+    /// The shop's customers of these ids as they are now (those it has), a search a page.
+    pub async fn current(&self, ids: &[u64]) -> Result<Vec<Value>, ApiError> {
+        let mut found = Vec::with_capacity(ids.len());
+        for page in ids.chunks(crate::defaults::MAX_PAGE_SIZE as usize) {
+            found.extend(self.retry(|| self.client.by_ids(page)).await?);
         }
+        Ok(found)
     }
 
     async fn retry<T, F, Fut>(&self, call: F) -> Result<T, ApiError>
