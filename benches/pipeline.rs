@@ -189,50 +189,57 @@ fn planning(dir: &Path, rows: usize, table: &mut Vec<String>) {
     ));
 
     // In this order: the first run after filling the store has no index file yet (as after a
-    // crash), builds one from a scan and writes it.
-    let fresh = dir.join("fresh-state");
-    let runs: [(&str, &Path, bool); 5] = [
-        (
-            "first re-run after the store was filled (no index file: scans the store)",
-            &state,
-            false,
-        ),
-        // Once after a fill, sled cleans up its log, and each run after one that wrote
-        // writes a new snapshot as it opens: the rows after it are the steady state.
-        (
-            "second re-run after the fill (sled's clean-up and snapshot)",
-            &state,
-            false,
-        ),
-        ("dry run, all keys known", &state, true),
-        (
-            "re-run of the unchanged file (sends nothing)",
-            &state,
-            false,
-        ),
-        ("dry run, empty state (all creates)", &fresh, true),
-    ];
-    let mut rerun = None;
-    for (name, state, dry_run) in runs {
-        // The steady rows are repeatable: each of three beside a floor of its own.
-        let (elapsed, times_floor, rss) = if name.starts_with("first") || name.starts_with("second")
-        {
-            let (elapsed, rss) = sync(&csv, state, dry_run, dir);
-            (elapsed, elapsed.as_secs_f64() / floor.as_secs_f64(), rss)
-        } else {
-            paired(3, || csv_floor(&csv), || sync(&csv, state, dry_run, dir))
-        };
-        if name.starts_with("re-run") {
-            rerun = Some(elapsed);
-        }
+    // crash), builds one from a scan and writes it. Once after a fill, sled cleans up its log,
+    // and each run after one that wrote writes a new snapshot as it opens: the rows after these
+    // two are the steady state.
+    for name in [
+        "first re-run after the store was filled (no index file: scans the store)",
+        "second re-run after the fill (sled's clean-up and snapshot)",
+    ] {
+        let (elapsed, rss) = sync(&csv, &state, false, dir);
         table.push(row(
             name,
             rows,
             elapsed,
-            &format!("{times_floor:.2}x the floor (see `paired`); peak RSS {rss} MB"),
+            &format!(
+                "{:.2}x the floor; peak RSS {rss} MB",
+                elapsed.as_secs_f64() / floor.as_secs_f64()
+            ),
         ));
     }
-    let rerun = rerun.expect("the re-run ran");
+    // The steady rows of one store, in the same rounds, so that drift cannot favour either.
+    let fresh = dir.join("fresh-state");
+    let steady = rounds(
+        5,
+        || csv_floor(&csv),
+        &mut [&mut || sync(&csv, &state, true, dir), &mut || {
+            sync(&csv, &state, false, dir)
+        }],
+    );
+    let names = [
+        "dry run, all keys known",
+        "re-run of the unchanged file (sends nothing)",
+    ];
+    for (name, (elapsed, times_floor, rss)) in names.into_iter().zip(&steady) {
+        table.push(row(
+            name,
+            rows,
+            *elapsed,
+            &format!("{times_floor:.2}x the floor (see `rounds`); peak RSS {rss} MB"),
+        ));
+    }
+    let rerun = steady[1].0;
+    let (elapsed, times_floor, rss) = rounds(
+        3,
+        || csv_floor(&csv),
+        &mut [&mut || sync(&csv, &fresh, true, dir)],
+    )[0];
+    table.push(row(
+        "dry run, empty state (all creates)",
+        rows,
+        elapsed,
+        &format!("{times_floor:.2}x the floor (see `rounds`); peak RSS {rss} MB"),
+    ));
 
     // A store filled as `pull` fills it: the shop's values, through pull's own function.
     let pulled = dir.join("pulled-state");
@@ -302,11 +309,11 @@ fn planning(dir: &Path, rows: usize, table: &mut Vec<String>) {
     sync(&small, &small_state, false, dir);
     sync(&small, &small_state, false, dir);
     let python = python_median(&small);
-    let (elapsed, times_python, rss) = paired(
+    let (elapsed, times_python, rss) = rounds(
         3,
         || python_floor(&small).unwrap_or(Duration::ZERO),
-        || sync(&small, &small_state, false, dir),
-    );
+        &mut [&mut || sync(&small, &small_state, false, dir)],
+    )[0];
     let versus_python = |elapsed: Duration, rss: u64| match python {
         Some(py) => format!(
             "{:.2}x Python's csv.reader ({:.2} s); peak RSS {rss} MB",
@@ -399,27 +406,34 @@ fn median(n: usize, mut measure: impl FnMut() -> (Duration, u64)) -> (Duration, 
     (runs[n / 2].0, rss)
 }
 
-/// `n` runs of `measure`, each right after a run of `floor`: the median time, the median of
-/// the ratios, the largest peak RSS. This machine's speed drifts between minutes (floors of
-/// 0.24 to 0.64 s within an hour), so a ratio is fair only between neighbours.
-fn paired(
+/// `n` rounds, each running `floor` before every one of `measures`: for each measure its
+/// median time, the median of its ratios to the floor just before it, and its largest peak
+/// RSS. This machine's speed drifts between minutes (floors of 0.24 to 0.64 s within an
+/// hour), so a ratio is fair only between neighbours, and rows compared with each other are
+/// measured in the same rounds.
+fn rounds(
     n: usize,
     floor: impl Fn() -> Duration,
-    mut measure: impl FnMut() -> (Duration, u64),
-) -> (Duration, f64, u64) {
-    let mut times = Vec::new();
-    let mut ratios = Vec::new();
-    let mut rss = 0;
+    measures: &mut [&mut dyn FnMut() -> (Duration, u64)],
+) -> Vec<(Duration, f64, u64)> {
+    let mut samples = vec![(Vec::new(), Vec::new(), 0); measures.len()];
     for _ in 0..n {
-        let f = floor();
-        let (t, r) = measure();
-        times.push(t);
-        ratios.push(t.as_secs_f64() / f.as_secs_f64());
-        rss = rss.max(r);
+        for (measure, (times, ratios, rss)) in measures.iter_mut().zip(&mut samples) {
+            let f = floor();
+            let (t, r) = measure();
+            times.push(t);
+            ratios.push(t.as_secs_f64() / f.as_secs_f64());
+            *rss = (*rss).max(r);
+        }
     }
-    times.sort();
-    ratios.sort_by(f64::total_cmp);
-    (times[n / 2], ratios[n / 2], rss)
+    samples
+        .into_iter()
+        .map(|(mut times, mut ratios, rss)| {
+            times.sort();
+            ratios.sort_by(f64::total_cmp);
+            (times[n / 2], ratios[n / 2], rss)
+        })
+        .collect()
 }
 
 /// [`python_floor`], the median of three.
