@@ -372,6 +372,12 @@ impl<'a, S: Lookup> Planner<'a, S> {
     }
 }
 
+/// The note of a row `--only-failed` passes over.
+const PASSED_OVER: &str = "not sent: --only-failed and this row did not fail before";
+/// The same, for a row whose key the store lacks.
+const PASSED_OVER_NEW: &str = "not sent: --only-failed and this row did not fail before, \
+     though its customer was never created (a run without --only-failed creates it)";
+
 /// The decision for a valid row whose key `key` (its customer's) is the first of its kind in
 /// the file: a function of the row, what `state` knows of the key, and the options. It reads
 /// no more of the store than it must: nothing beyond [`Lookup::known`] and
@@ -421,11 +427,16 @@ pub fn decide<S: Lookup>(
     };
     // A write in doubt is as good as a failure: `--only-failed` sends it too.
     if options.only_failed && doubt.is_none() && !state.is_failed(&key)? {
-        let note = Some("not sent: --only-failed and this row did not fail before");
+        // A key the store lacks is not in the shop as far as anyone knows (rows an outage
+        // left unsent are not failed): say so, rather than let it pass for up to date.
+        let note = match entry {
+            Some(_) => PASSED_OVER,
+            None => PASSED_OVER_NEW,
+        };
         return Ok(unchanged(
             customer,
             entry.map(|e| e.customer_id),
-            note,
+            Some(note),
             None,
         ));
     }
@@ -605,8 +616,7 @@ mod tests {
         note: None,
         refresh: false,
     };
-    const NOT_FAILED: Option<&str> =
-        Some("not sent: --only-failed and this row did not fail before");
+    const NOT_FAILED: Option<&str> = Some(PASSED_OVER);
 
     fn update(changes: &[&'static str], send_address: bool) -> Want {
         Want::Update {
@@ -830,13 +840,13 @@ mod tests {
                 }],
             ),
             (
-                "--only-failed passes over a new key that did not fail",
+                "--only-failed passes over a new key that did not fail, saying so",
                 |_| {},
                 ONLY_FAILED,
                 vec![valid(2, ann("Lee"))],
                 vec![Want::Unchanged {
                     customer_id: None,
-                    note: NOT_FAILED,
+                    note: Some(PASSED_OVER_NEW),
                     refresh: false,
                 }],
             ),

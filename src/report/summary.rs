@@ -150,11 +150,15 @@ impl Counts {
 pub struct Tally {
     total: Counts,
     by_website: BTreeMap<Website, Counts>,
+    never_created: u64,
 }
 
 impl Tally {
     /// Counts one outcome.
     pub fn add(&mut self, o: &Outcome) {
+        if o.action() == Action::Unchanged && o.customer_id().is_none() {
+            self.never_created += 1;
+        }
         self.total.add(o);
         self.by_website
             .entry(o.row().website_id.into())
@@ -165,6 +169,12 @@ impl Tally {
     /// Failed rows so far.
     pub fn failed(&self) -> u64 {
         self.total.failed
+    }
+
+    /// Rows counted unchanged whose customer the store does not know: `--only-failed` passes
+    /// over such a row (any other run creates it), and the user should hear of it.
+    pub fn never_created(&self) -> u64 {
+        self.never_created
     }
 
     /// The summary's counts with the run-wide numbers filled in; `run` is left to the caller.

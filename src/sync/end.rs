@@ -165,6 +165,13 @@ pub async fn finish(
         fields.insert("summary".into(), v);
     }
     console::final_line(&report::human(summary), ok, fields);
+    if tally.never_created() > 0 {
+        console::alert(&format!(
+            "{} rows were passed over by --only-failed though their customers were never \
+             created: run without --only-failed to create them",
+            tally.never_created()
+        ));
+    }
     if tally.failed() > 0 && cfg.report.is_none() {
         console::alert(&format!(
             "some rows failed: custsync runs show {} --failed lists them with the reasons",

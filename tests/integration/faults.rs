@@ -334,6 +334,36 @@ async fn max_errors_stops_sending_and_says_so() {
             .filter(|r| r["status"] == "not_sent")
             .all(|r| r["message"].contains("not sent"))
     );
+
+    // `--only-failed` then sends the three that failed, and says that the 37 it passes over
+    // were never created rather than let them pass for up to date; a plain run creates them.
+    let csv = env.write("in.csv", &text.replace(",short", ",Long-enough-1"));
+    let run = env
+        .sync(
+            &csv,
+            &[
+                "--rate",
+                "0",
+                "--only-failed",
+                "--report",
+                report.to_str().unwrap(),
+            ],
+        )
+        .await;
+    run.expect_code(0);
+    run.expect_stderr(
+        "37 rows were passed over by --only-failed though their customers were never created",
+    );
+    let rows = read_report(&report);
+    let passed_over = rows
+        .iter()
+        .filter(|r| r["message"].contains("never created"));
+    assert_eq!(passed_over.count(), 37);
+    assert_eq!(env.customers_by_key().await.len(), 3);
+    let run = env.sync(&csv, &["--rate", "0"]).await;
+    run.expect_code(0);
+    assert!(!run.stderr.contains("passed over"), "{}", run.stderr);
+    assert_eq!(env.customers_by_key().await.len(), 40);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
