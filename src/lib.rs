@@ -32,7 +32,7 @@
 //! | [`config`] | typed settings resolved from arguments, environment and the config file | cli, defaults, absent, api, input, plan, report, retry, redact, customer |
 //! | [`exit`] | the exit codes, and how a run's ending maps to one | |
 //! | [`sync`] | the pipeline: read, plan, gate, check against the shop, send, absent, end | config, connect, console, input, plan, shop, exec, bulk, outage, outcome, progress, report, notify, runs, absent, state, api, redact, retry, throttle, outputs, customer, exit |
-//! | [`pull`] | recording the customers a shop already has | config, connect, console, retry, api, state, throttle, customer, defaults |
+//! | [`pull`] | recording the customers a shop already has | config, connect, console, retry, api, state, throttle, customer, defaults, input |
 //! | [`runs`] | the run history: each run's summary and rows, in the state directory | outcome, report |
 //! | [`check`] | `custsync check`: the target tested and its shop's model shown, changing nothing | config, connect, retry, shop, state, api, throttle |
 //! | [`connect`] | the target: embedded sandbox or a real shop, the store's binding to it; the sandbox's one launcher | config, cli, console, api, redact, state, throttle |

@@ -5,7 +5,9 @@
 //! retries as the sync. Each customer becomes a mapping `(website_id, email) -> id` with the
 //! shop's current values, and the payload hash a row asking for exactly those values would
 //! have ([`pulled`]): the next sync finds such a row unchanged by its hash, as after a sync of
-//! its own, and compares values only for the rows whose hash differs. Under `--key
+//! its own, and compares values only for the rows whose hash differs. The index it writes
+//! also holds each customer's values hash ([`ValuesHashes`]): a row of the file holding
+//! exactly those values is then unchanged without even being validated. Under `--key
 //! custom:<code>` the mapping is `(website_id, that attribute's value) -> id`, and a customer
 //! without a value is skipped (counted apart: a sync would create it, see [`Pulled::unkeyed`]).
 
@@ -26,6 +28,7 @@ use crate::customer::{
     remote_fields_with,
 };
 use crate::defaults::MAX_PAGE_SIZE;
+use crate::input;
 use crate::retry::Retrier;
 use crate::state::{Entry, Op, StateError, Store};
 use crate::throttle::Throttle;
@@ -114,6 +117,7 @@ async fn pull(
     // (`None`: no key under `--key custom:<code>`), to drop the mappings it no longer backs.
     let mut owners: Option<HashMap<u64, Option<u64>>> = (!store.is_empty()).then(HashMap::new);
     let writer = store.writer()?;
+    let mut values = ValuesHashes::default();
     let mut done = Pulled::default();
     let mut bar: Option<ProgressBar> = None;
     let mut last_line = Instant::now();
@@ -127,9 +131,10 @@ async fn pull(
         done.pages = page;
         for c in &items {
             let owner = match pulled(c, key) {
-                Ok((key, entry, fields)) => {
-                    let owner = (entry.customer_id, Some(key.digest()));
-                    writer.send(Op::Put(key, entry, Some(fields)));
+                Ok(mapped) => {
+                    let owner = (mapped.entry.customer_id, Some(mapped.key.digest()));
+                    values.note(&mapped);
+                    writer.send(Op::Put(mapped.key, mapped.entry, Some(mapped.fields)));
                     done.customers += 1;
                     Some(owner)
                 }
@@ -182,7 +187,7 @@ async fn pull(
         done.dropped = drop_unbacked(store, &owners)?;
     }
     // The next sync plans against an index instead of a sled read per row.
-    store.rebuild_index()?;
+    values.write_index(store)?;
     tracing::debug!(elapsed = ?started.elapsed(), "pull finished");
     Ok(done)
 }
@@ -217,6 +222,26 @@ impl Pulled {
     }
 }
 
+/// The values hash of each customer pulled, by key digest, for the index a pull writes.
+/// Public for the bench, which fills a store as pull does.
+#[derive(Default)]
+pub struct ValuesHashes(Vec<(u64, u64)>);
+
+impl ValuesHashes {
+    /// Notes the values hash of a customer [`pulled`]; a later one of the same key wins, as
+    /// its entry does.
+    pub fn note(&mut self, mapped: &Mapped) {
+        self.0.push((mapped.key.digest(), mapped.values_hash));
+    }
+
+    /// Writes the index of `store`, from a scan of it, with the values hashes noted.
+    pub fn write_index(self, store: &Store) -> Result<(), StateError> {
+        let mut index = store.build_index()?;
+        index.set_rows(&self.0);
+        store.save_index(&index)
+    }
+}
+
 /// Why a customer of the search is not recorded.
 #[derive(Debug, PartialEq)]
 pub enum Unmapped {
@@ -226,9 +251,20 @@ pub enum Unmapped {
     NoKey,
 }
 
-/// The state entry and the values for a customer as the search returns it, under `kind`.
-/// Public for the bench, which fills a store as pull does.
-pub fn pulled(c: &Value, kind: &KeyKind) -> Result<(Key, Entry, Fields), Unmapped> {
+/// What pull records of one customer.
+#[derive(Debug)]
+pub struct Mapped {
+    pub key: Key,
+    pub entry: Entry,
+    /// The shop's values, for the next sync to compare a row's with.
+    pub fields: Fields,
+    /// The values hash of a row holding those values (see `input/values.rs`); 0 for none.
+    pub values_hash: u64,
+}
+
+/// What pull records of a customer as the search returns it, under `kind`. Public for the
+/// bench, which fills a store as pull does.
+pub fn pulled(c: &Value, kind: &KeyKind) -> Result<Mapped, Unmapped> {
     let broken = || Unmapped::Broken;
     let id = c.get("id").and_then(Value::as_u64).ok_or_else(broken)?;
     let email = c.get("email").and_then(Value::as_str).ok_or_else(broken)?;
@@ -246,17 +282,26 @@ pub fn pulled(c: &Value, kind: &KeyKind) -> Result<(Key, Entry, Fields), Unmappe
     let further = further_addresses(c, address_id);
     let further_address_ids: Vec<Option<u64>> =
         further.iter().map(|a| a.get("id")?.as_u64()).collect();
+    let row = as_row(c, &further);
     let entry = Entry {
         customer_id: id,
         // 0 (no payload of ours hashes to it) when the answer cannot be read as a row: the
         // next sync then compares values.
-        payload_hash: as_row(c, &further).map_or(0, |row| row.payload_hash()),
+        payload_hash: row.as_ref().map_or(0, Customer::payload_hash),
         synced_at: chrono::Utc::now().timestamp(),
         address_id,
         further_address_ids,
     };
     let fields = remote_fields_with(c, &entry.further_address_ids);
-    Ok((key, entry, fields))
+    let values_hash = row.map_or(0, |row| {
+        input::values_hash_of(&row.fields(), kind, key.digest(), entry.payload_hash)
+    });
+    Ok(Mapped {
+        key,
+        entry,
+        fields,
+        values_hash,
+    })
 }
 
 /// The customer's addresses besides the default one (`default`), by ascending id: a file's
@@ -352,9 +397,14 @@ fn as_row(c: &Value, further: &[&Value]) -> Option<Customer> {
         group_id: number("group_id"),
         website_id: number("website_id")?,
         store_id: number("store_id"),
+        // The shop says of every customer whether they subscribed: `false` unless they did.
+        // A row that says nothing of it asks for nothing (it is not sent), so it holds what
+        // the shop holds, and should hash as such; one that says `false` is then compared by
+        // its values.
         is_subscribed: c
             .pointer("/extension_attributes/is_subscribed")
-            .and_then(Value::as_bool),
+            .and_then(Value::as_bool)
+            .filter(|&subscribed| subscribed),
         custom_attributes,
         address,
         further_addresses,
@@ -378,7 +428,7 @@ mod tests {
         let without = json!({"id": 6, "email": "b@x.io", "website_id": 1});
         let blank = json!({"id": 7, "email": "c@x.io", "website_id": 1,
             "custom_attributes": [{"attribute_code": "legacy_id", "value": ""}]});
-        let key = |c: &Value, k: &KeyKind| pulled(c, k).map(|(key, _, _)| key);
+        let key = |c: &Value, k: &KeyKind| pulled(c, k).map(|m| m.key);
         assert_eq!(key(&with, &KeyKind::Email), Ok(Key::new(1, "a@x.io")));
         assert_eq!(key(&with, &legacy), Ok(Key::custom(1, "L-9")));
         assert_eq!(key(&without, &legacy), Err(Unmapped::NoKey));
@@ -409,7 +459,7 @@ mod tests {
         let mut third = second.clone();
         third.city = "Malmö".into();
         c.further_addresses = vec![Some(second), Some(third)];
-        let (_, entry, fields) = pulled(&remote(&c, 7), &KeyKind::Email).expect("pulled");
+        let Mapped { entry, fields, .. } = pulled(&remote(&c, 7), &KeyKind::Email).expect("pulled");
         assert_eq!(entry.address_id, Some(70));
         assert_eq!(entry.further_address_ids, [Some(72), Some(73)]);
         assert_eq!(fields["address2_city"], "Ystad");
@@ -439,17 +489,53 @@ mod tests {
     #[test]
     fn what_was_pulled_hashes_as_the_row_that_asks_for_it() {
         for c in [ann(), with_address(ann())] {
-            let (key, entry, fields) = pulled(&remote(&c, 7), &KeyKind::Email).expect("pulled");
-            assert_eq!(key, c.key());
-            assert_eq!(entry.payload_hash, c.payload_hash(), "{c:?}");
-            assert_eq!(fields, c.fields());
+            let m = pulled(&remote(&c, 7), &KeyKind::Email).expect("pulled");
+            assert_eq!(m.key, c.key());
+            assert_eq!(m.entry.payload_hash, c.payload_hash(), "{c:?}");
+            assert_eq!(m.fields, c.fields());
+            let values = input::values_hash_of(
+                &c.fields(),
+                &KeyKind::Email,
+                m.key.digest(),
+                c.payload_hash(),
+            );
+            assert_ne!(values, 0);
+            assert_eq!(m.values_hash, values);
+        }
+    }
+
+    #[test]
+    fn not_subscribed_hashes_as_a_row_that_says_nothing_of_it() {
+        // (what the shop says, what the row says) -> the same hash
+        let cases = [
+            (json!(false), None, true),
+            (json!(false), Some(false), false),
+            (json!(true), Some(true), true),
+            (json!(true), None, false),
+        ];
+        for (shop, row, same) in cases {
+            let mut answer = remote(&ann(), 7);
+            answer["extension_attributes"] = json!({ "is_subscribed": shop });
+            let m = pulled(&answer, &KeyKind::Email).expect("pulled");
+            let mut c = ann();
+            c.is_subscribed = row;
+            assert_eq!(
+                m.entry.payload_hash == c.payload_hash(),
+                same,
+                "{shop} {row:?}"
+            );
+            assert_eq!(
+                m.fields["is_subscribed"],
+                shop.to_string(),
+                "the values keep it"
+            );
         }
     }
 
     #[test]
     fn a_row_that_asks_for_anything_else_hashes_otherwise() {
         let shop = with_address(ann());
-        let (_, entry, _) = pulled(&remote(&shop, 7), &KeyKind::Email).expect("pulled");
+        let Mapped { entry, .. } = pulled(&remote(&shop, 7), &KeyKind::Email).expect("pulled");
         let mut other = shop.clone();
         other.lastname = "Park".into();
         let mut fewer = shop.clone();
@@ -467,7 +553,7 @@ mod tests {
         assert_eq!(
             pulled(&odd, &KeyKind::Email)
                 .expect("pulled")
-                .1
+                .entry
                 .payload_hash,
             0
         );

@@ -29,6 +29,7 @@
 //! | `mapping/` | legacy layouts: renames, constants, value maps, date formats, split, join |
 //! | `digest.rs` | the SHA-256 of the file's bytes, taken as they are read |
 //! | `quick.rs` | the row hash and a row's key read from its cells, for unchanged rows |
+//! | `values.rs` | the values hash: a row's filled cells by column, as `pull` can compute it |
 
 mod digest;
 mod draft;
@@ -42,6 +43,7 @@ mod reader;
 mod sheet;
 mod text;
 mod validate;
+mod values;
 
 pub use fields::Field;
 pub use format::Format;
@@ -50,3 +52,4 @@ pub use mapping::{Mapping, MappingError};
 pub use quick::VERSION as ROW_HASH_VERSION;
 pub use reader::{InputError, InvalidRow, Known, Reader, Record, Same};
 pub use validate::Row;
+pub use values::of_fields as values_hash_of;

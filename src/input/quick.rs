@@ -24,6 +24,7 @@ use super::fields::Field;
 use super::format::Format;
 use super::header::Source;
 use super::mapping::Mapping;
+use super::values::Columns;
 use crate::customer::{Key, KeyKind};
 
 /// Bump whenever validation or building a customer from its cells changes in a way that
@@ -72,6 +73,8 @@ pub struct QuickReader {
     /// Website when its cell is empty or missing: the mapping's constant, else the default.
     fallback_website: Option<u32>,
     mapping: Mapping,
+    /// The values hash's columns, when the file has them (see `values.rs`).
+    values: Option<Columns>,
     /// Reused per row: the cells' end offsets; the key's bytes.
     ends: Vec<u8>,
     key: Vec<u8>,
@@ -127,9 +130,30 @@ impl QuickReader {
             key_at,
             fallback_website: constant.unwrap_or(Some(default_website)),
             mapping: mapping.clone(),
+            values: Columns::new(sources, mapping),
             ends: Vec::new(),
             key: Vec::new(),
         })
+    }
+
+    /// Whether a row with hash `row_hash` is unchanged by the hash recorded for its key:
+    /// `Some(0)` by its row hash, `Some(row_hash)` (to be recorded) by its values hash (see
+    /// `values.rs`), computed only when the row hash misses; `None` when neither is the one
+    /// recorded.
+    pub fn unchanged(
+        &mut self,
+        record: &csv::ByteRecord,
+        row_hash: u64,
+        recorded: u64,
+    ) -> Option<u64> {
+        if recorded == 0 {
+            return None;
+        }
+        if recorded == row_hash {
+            return Some(0);
+        }
+        let values = self.values.as_mut()?;
+        (values.hash(record) == Some(recorded)).then_some(row_hash)
     }
 
     /// The row's hash (never 0, which stands for no row).

@@ -113,9 +113,10 @@ pub struct Same {
     pub key_attribute: Option<Text>,
 }
 
-/// What the store knows of a row: by its key's digest and the row's hash, the customer id
-/// and the key's place in the index when the row is known unchanged.
-pub type Known<'a> = &'a dyn Fn(&[(u64, u64)], &mut Vec<Option<(u64, usize)>>);
+/// What the store knows of rows, by their keys' digests: for a key it knows and may take a
+/// row of as unchanged (not in doubt), the customer id, the key's place in the index and the
+/// row hash recorded for it (or the values hash `pull` recorded; 0 for none).
+pub type Known<'a> = &'a dyn Fn(&[u64], &mut Vec<Option<(u64, usize, u64)>>);
 
 /// A row rejected locally, with the reason for the report.
 #[derive(Debug, Clone)]
@@ -264,7 +265,8 @@ impl Reader {
     }
 
     /// The next record with its row hash (0 for all but a valid row of a text file); a row
-    /// that `known` knows as it is comes as [`Record::Same`], without being validated.
+    /// that `known` knows as it is comes as [`Record::Same`], without being validated, with
+    /// its row hash only when it was known by its values hash (for the index to learn).
     pub fn next_with(
         &mut self,
         known: Option<Known<'_>>,
@@ -355,9 +357,9 @@ impl Reader {
                 record,
             });
         }
-        let asks: Vec<(u64, u64)> = rows
+        let asks: Vec<u64> = rows
             .iter()
-            .map(|r| r.quick.as_ref().map_or((0, 0), |q| (q.digest, r.row_hash)))
+            .map(|r| r.quick.as_ref().map_or(0, |q| q.digest))
             .collect();
         let mut answers = Vec::with_capacity(asks.len());
         known(&asks, &mut answers);
@@ -366,8 +368,13 @@ impl Reader {
             .drain(..)
             .zip(answers.into_iter().chain(std::iter::repeat(None)))
         {
-            match (row.quick, answer) {
-                (Some(quick), Some((customer_id, at))) => {
+            let same = answer.and_then(|(customer_id, at, recorded)| {
+                let q = self.quick.as_mut()?;
+                let learn = q.unchanged(&row.record, row.row_hash, recorded)?;
+                Some((customer_id, at, learn))
+            });
+            match (row.quick, same) {
+                (Some(quick), Some((customer_id, at, learn))) => {
                     let same = Same {
                         line: row.line,
                         email: quick.email,
@@ -377,7 +384,7 @@ impl Reader {
                         at,
                         key_attribute: self.validator.key().attribute().map(Text::from),
                     };
-                    self.push(Record::Same(same), 0);
+                    self.push(Record::Same(same), learn);
                 }
                 _ => {
                     let outcome = match self.validator.oversized(&row.record) {
@@ -450,7 +457,7 @@ impl Reader {
 
     /// Queues a record; only a valid row keeps its row hash.
     fn push(&mut self, record: Record, row_hash: u64) {
-        let row_hash = if matches!(record, Record::Valid(_)) {
+        let row_hash = if matches!(record, Record::Valid(_) | Record::Same(_)) {
             row_hash
         } else {
             0
@@ -914,9 +921,11 @@ mod tests {
         assert!(hashes[0] != 0 && hashes[2] != 0 && hashes[0] != hashes[2]);
         assert_eq!(hashes[1], 0, "an invalid row has none");
         let ann = Key::new(2, "ann@x.io").digest();
-        let known = |asks: &[(u64, u64)], out: &mut Vec<Option<(u64, usize)>>| {
-            let answer = |&(digest, row): &(u64, u64)| digest == ann && row == hashes[0];
-            out.extend(asks.iter().map(|a| answer(a).then_some((99, 5))));
+        let known = |asks: &[u64], out: &mut Vec<Option<(u64, usize, u64)>>| {
+            out.extend(
+                asks.iter()
+                    .map(|&d| (d == ann).then_some((99, 5, hashes[0]))),
+            );
         };
         let fast = all(Some(&known));
         let Record::Same(same) = &fast[0].0 else {
@@ -943,6 +952,46 @@ mod tests {
     }
 
     #[test]
+    fn a_row_known_by_the_values_pull_recorded_is_not_validated_and_its_hash_learnt() {
+        let mut f = tempfile::NamedTempFile::new().expect("temp file");
+        f.write_all(b"email,firstname,lastname,website_id\nann@x.io,Ann,Lee,2\nbo@x.io,Bo,Ek,1\n")
+            .expect("write");
+        let plain = read_with(f.path(), None);
+        let pulled: Vec<(u64, u64)> = plain
+            .iter()
+            .map(|(r, _)| {
+                let Record::Valid(row) = r else {
+                    panic!("{r:?}")
+                };
+                let c = &row.customer;
+                let (digest, payload) = (c.key().digest(), c.payload_hash());
+                let values =
+                    crate::input::values_hash_of(&c.fields(), &KeyKind::Email, digest, payload);
+                (digest, values)
+            })
+            .collect();
+        // Ann's values as pulled; Bo's changed in the shop since.
+        let known = |asks: &[u64], out: &mut Vec<Option<(u64, usize, u64)>>| {
+            out.extend(
+                asks.iter()
+                    .map(|d| match pulled.iter().position(|(k, _)| k == d) {
+                        Some(0) => Some((99, 5, pulled[0].1)),
+                        Some(_) => Some((98, 6, pulled[1].1 ^ 1)),
+                        None => None,
+                    }),
+            );
+        };
+        let fast = read_with(f.path(), Some(&known));
+        assert!(matches!(&fast[0].0, Record::Same(s) if s.customer_id == 99 && s.at == 5));
+        assert_eq!(
+            fast[0].1, plain[0].1,
+            "the row hash, for the index to learn"
+        );
+        assert!(matches!(&fast[1].0, Record::Valid(_)));
+        assert_eq!(fast[1].1, plain[1].1);
+    }
+
+    #[test]
     fn rows_read_ahead_in_windows_keep_their_order_lines_and_reasons() {
         // More rows than a window, with a broken quote, an invalid row and unknown rows
         // among the known ones.
@@ -966,11 +1015,11 @@ mod tests {
                 _ => None,
             })
             .collect();
-        let known = |asks: &[(u64, u64)], out: &mut Vec<Option<(u64, usize)>>| {
-            out.extend(
-                asks.iter()
-                    .map(|a| every_third.contains(a).then_some((7, 0))),
-            );
+        let known = |asks: &[u64], out: &mut Vec<Option<(u64, usize, u64)>>| {
+            out.extend(asks.iter().map(|&d| {
+                let known = every_third.iter().find(|(digest, _)| *digest == d);
+                known.map(|&(_, row)| (7, 0, row))
+            }));
         };
         let windowed = all(Some(&known));
         let shape = |records: &[(Record, u64)]| -> Vec<(u64, bool, u64, String)> {

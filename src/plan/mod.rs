@@ -235,7 +235,7 @@ impl<'a, S: Lookup> Planner<'a, S> {
                     step: Step::Invalid(i.message),
                 });
             }
-            Record::Same(same) => return Ok(self.same(same)),
+            Record::Same(same) => return Ok(self.same(same, row_hash)),
             Record::Valid(row) => *row,
         };
         let key = row.customer.key();
@@ -275,9 +275,10 @@ impl<'a, S: Lookup> Planner<'a, S> {
         Ok(planned)
     }
 
-    /// A row the reader found unchanged by its row hash: unchanged, as by its payload hash,
-    /// unless it is a duplicate.
-    fn same(&mut self, same: Same) -> Planned {
+    /// A row the reader found unchanged by its row hash (or by its values hash, and then
+    /// `row_hash` is its row hash, for the index to learn): unchanged, as by its payload
+    /// hash, unless it is a duplicate.
+    fn same(&mut self, same: Same, row_hash: u64) -> Planned {
         let Same {
             line,
             email,
@@ -294,6 +295,9 @@ impl<'a, S: Lookup> Planner<'a, S> {
             self.emails.insert(email_digest(website_id, &email));
         }
         let duplicate = self.duplicate(line, (digest, at), website_id, attribute);
+        if duplicate.is_none() && row_hash != 0 {
+            self.rows.found.push((digest, row_hash));
+        }
         Planned {
             row: RowRef {
                 line,

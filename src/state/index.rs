@@ -10,8 +10,9 @@
 //! none is known. A row with that hash is unchanged without being validated or built. So it
 //! is only ever set for the payload the store holds: a key the run sends is reset to 0, then
 //! given the sent row's hash if the store holds that row's payload hash at the end (the write
-//! was confirmed); a rebuild from the store (after a crash, `pull`, `state import`) knows
-//! none.
+//! was confirmed); a rebuild from the store (after a crash, `state import`) knows none. `pull`
+//! puts the values hash of what it read there instead (`input/values.rs`): a row holding
+//! those values is unchanged without being validated, and its row hash takes the place.
 //!
 //! The file `index.bin` is trusted only while sled's meta key `index_gen` holds the
 //! generation written in its header. Anything that writes the store removes that key first
@@ -52,7 +53,8 @@ pub struct Known {
     /// The low 64 bits of the payload hash; see [`Known::matches`].
     hash64: u64,
     pub customer_id: u64,
-    /// The hash of the row last found unchanged against this payload; 0: none known.
+    /// The hash of the row last found unchanged against this payload, or the values hash of
+    /// what `pull` read (see `input/values.rs`); 0: none known.
     row: u64,
 }
 
@@ -66,10 +68,10 @@ impl Known {
         }
     }
 
-    /// Whether a row with hash `row_hash` is the one last found unchanged for this key
-    /// (never for 0, the hash of no row).
-    pub fn same_row(&self, row_hash: u64) -> bool {
-        row_hash != 0 && self.row == row_hash
+    /// The hash a row of this key that is unchanged has: its row hash, or its values hash
+    /// after a `pull`; 0 (the hash of no row) when none is known.
+    pub fn row(&self) -> u64 {
+        self.row
     }
 
     /// Whether the last payload sent had this hash.
@@ -201,9 +203,26 @@ impl Index {
     /// Sets the row hashes of keys the index holds (others are ignored): the hash of the row
     /// a run found unchanged, or 0 for a key it sent (or tried to).
     pub fn set_rows(&mut self, rows: &[(u64, u64)]) {
-        for &(digest, row) in rows {
-            if let Some(i) = self.position(digest) {
-                self.records[i].1.row = row;
+        // A search per row waits for memory twice; past a few rows per cache line of records,
+        // one walk in digest order costs less (the first sync after `pull` sets every key's).
+        if rows.len() < self.records.len() / 64 {
+            for &(digest, row) in rows {
+                if let Some(i) = self.position(digest) {
+                    self.records[i].1.row = row;
+                }
+            }
+            return;
+        }
+        let mut sorted = rows.to_vec();
+        // Stable: of two rows of one key, the later one is set last and stays.
+        sorted.sort_by_key(|&(digest, _)| digest);
+        let mut records = self.records.iter_mut().peekable();
+        for (digest, row) in sorted {
+            while records.next_if(|(d, _)| *d < digest).is_some() {}
+            if let Some((d, known)) = records.peek_mut()
+                && *d == digest
+            {
+                known.row = row;
             }
         }
     }
@@ -548,9 +567,33 @@ mod tests {
         );
         // Key 1's write was confirmed (its payload is held), key 2's was not, key 3 is unknown.
         index.set_sent_rows(&[(1, 11, 10), (2, 22, 21), (3, 33, 30)]);
-        assert!(index.get(1).expect("key 1").same_row(11));
-        assert!(!index.get(2).expect("key 2").same_row(22));
+        assert_eq!(index.get(1).expect("key 1").row(), 11);
+        assert_ne!(index.get(2).expect("key 2").row(), 22);
         assert_eq!(index.get(3), None);
+    }
+
+    #[test]
+    fn row_hashes_are_set_alike_a_few_at_a_time_or_all_at_once() {
+        // Keys 10, 20, ..., 2560: a few rows take the searches, many the walk.
+        let keys: Vec<u64> = (1..=256).map(|k| k * 10).collect();
+        let fresh = || Index::from_unsorted(keys.iter().map(|&k| (k, Known::new(1, k))).collect());
+        let few = vec![(20, 2), (15, 9), (20, 3)];
+        let mut many: Vec<(u64, u64)> = keys.iter().rev().map(|&k| (k, k + 1)).collect();
+        many.extend([(5, 9), (99_999, 9), (30, 7)]);
+        for rows in [few, many] {
+            let mut index = fresh();
+            index.set_rows(&rows);
+            for &k in &keys {
+                // The last row of a key wins; keys the index lacks are not added.
+                let want = rows
+                    .iter()
+                    .rev()
+                    .find(|(d, _)| *d == k)
+                    .map_or(0, |(_, r)| *r);
+                assert_eq!(index.get(k).map(|known| known.row()), Some(want), "key {k}");
+            }
+            assert_eq!(index.len(), keys.len());
+        }
     }
 
     #[test]
@@ -620,20 +663,19 @@ mod tests {
         store.put(&b, entry(8), None).expect("put");
         let mut index = store.build_index().expect("build");
         let known = index.get(a.digest()).expect("a");
-        assert!(!known.same_row(0), "0 is no row");
-        assert!(!known.same_row(42), "a rebuilt index knows no row");
+        assert_eq!(known.row(), 0, "a rebuilt index knows no row");
         index.set_rows(&[(a.digest(), 42), (b.digest(), 43), (12345, 44)]);
         index.set_rows(&[(b.digest(), 0)]);
         store.save_index(&index).expect("save");
         let loaded = store.load_index().expect("load").expect("current");
         let (ka, kb) = (loaded.get(a.digest()), loaded.get(b.digest()));
-        assert!(ka.is_some_and(|k| k.same_row(42) && k.customer_id == 7));
-        assert!(kb.is_some_and(|k| !k.same_row(43) && !k.same_row(0)));
+        assert!(ka.is_some_and(|k| k.row() == 42 && k.customer_id == 7));
+        assert!(kb.is_some_and(|k| k.row() == 0), "set to 0: forgotten");
         assert_eq!(loaded.get(12345), None, "setting a row adds no key");
         // A confirmed write knows the payload, not the row.
         let mut index = loaded;
         index.update(vec![(a.digest(), Known::new(9, 7))], &[]);
-        assert!(index.get(a.digest()).is_some_and(|k| !k.same_row(42)));
+        assert!(index.get(a.digest()).is_some_and(|k| k.row() == 0));
     }
 
     #[test]

@@ -8,9 +8,9 @@
 //! gate.
 //!
 //! With an index file that matches the store, the reading thread asks it first whether a
-//! row is known as it is (by its row hash, see `input/quick.rs`): such a row is neither
-//! validated nor built, and is planned unchanged. Not under `--force` or `--only-failed`,
-//! nor for a key in doubt.
+//! row is known as it is (by its row hash, see `input/quick.rs`, or after `pull` by its values
+//! hash, see `input/values.rs`): such a row is neither validated nor built, and is planned
+//! unchanged. Not under `--force` or `--only-failed`, nor for a key in doubt.
 
 use std::sync::atomic::Ordering;
 use std::sync::{Arc, OnceLock};
@@ -173,13 +173,16 @@ fn read(
         .clone()
         .filter(|_| !options.plan.force && !options.plan.only_failed);
     // The planner plans against this same index: the place of a key is the same in both.
-    let known = |asks: &[(u64, u64)], out: &mut Vec<Option<(u64, usize)>>| {
+    let known = |asks: &[u64], out: &mut Vec<Option<(u64, usize, u64)>>| {
         let Some(index) = fast.as_ref() else { return };
         let mut found = Vec::with_capacity(asks.len());
-        index.find_all(asks.iter().map(|&(digest, _)| digest), &mut found);
-        out.extend(asks.iter().zip(found).map(|(&(digest, row), found)| {
+        index.find_all(asks.iter().copied(), &mut found);
+        out.extend(asks.iter().zip(found).map(|(&digest, found)| {
             let (at, k) = found?;
-            (k.same_row(row) && doubts.get(digest).is_none()).then_some((k.customer_id, at))
+            doubts
+                .get(digest)
+                .is_none()
+                .then_some((k.customer_id, at, k.row()))
         }));
     };
     let (records_tx, records_rx) = std::sync::mpsc::sync_channel::<Vec<(Record, u64)>>(8);
@@ -219,6 +222,8 @@ fn read(
         let mut batch = Vec::with_capacity(BATCH);
         let mut read_error = None;
         let mut at_end = false;
+        // Rows known unchanged without validation: by their row hash, by their values hash.
+        let mut known_by = (0u64, 0u64);
         let check: Known<'_> = &known;
         let check = fast.is_some().then_some(check);
         loop {
@@ -231,7 +236,14 @@ fn read(
                     at_end = true;
                     break;
                 }
-                Some(Ok(record)) => batch.push(record),
+                Some(Ok(record)) => {
+                    match record {
+                        (Record::Same(_), 0) => known_by.0 += 1,
+                        (Record::Same(_), _) => known_by.1 += 1,
+                        _ => {}
+                    }
+                    batch.push(record);
+                }
                 Some(Err(e)) => {
                     read_error = Some(e);
                     break;
@@ -258,6 +270,11 @@ fn read(
             let _ = records_tx.send(batch);
         }
         drop(records_tx);
+        tracing::debug!(
+            by_row_hash = known_by.0,
+            by_values_hash = known_by.1,
+            "rows known unchanged without being validated"
+        );
         let (keys, index, rows) = planning.join().map_err(|_| SyncError::ReaderPanicked)??;
         if let Some(e) = read_error {
             return Err(e.into());

@@ -198,9 +198,11 @@ async fn after_pull_a_sync_of_the_same_people_sends_only_real_changes() {
         .replacen("Last9,", "Changed9,", 1);
     let csv = env.write("in.csv", &text);
     let report = env.path("r.csv");
-    env.sync(&csv, &["--rate", "0", "--report", report.to_str().unwrap()])
-        .await
-        .expect_code(0);
+    let args = ["--rate", "0", "-vv", "--report", report.to_str().unwrap()];
+    let run = env.sync(&csv, &args).await;
+    run.expect_code(0);
+    // The file lacks columns the shop has (group and store): every row is validated.
+    run.expect_stderr("by_row_hash=0 by_values_hash=0");
     assert_eq!(env.count("POST"), posts, "nothing created");
     assert_eq!(env.count("PUT"), 2);
     let rows = read_report(&report);
@@ -218,7 +220,63 @@ async fn after_pull_a_sync_of_the_same_people_sends_only_real_changes() {
     );
 
     let before = env.sandbox.stats().requests.len();
-    env.sync(&csv, &["--rate", "0"]).await.expect_code(0);
+    let run = env.sync(&csv, &["--rate", "0", "-vv"]).await;
+    run.expect_code(0);
+    // ... and their row hashes learnt, as the two updates' confirmed writes did theirs.
+    run.expect_stderr(&format!("by_row_hash={n} by_values_hash=0"));
+    assert_eq!(env.sandbox.stats().requests.len(), before);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn after_pull_a_file_holding_the_shops_values_is_not_validated_again() {
+    let env = TestEnv::new(Faults::default()).await;
+    let n = 60;
+    let mut text = String::from(
+        "email,firstname,lastname,dob,gender,group_id,website_id,store_id,address_street,\
+         address_city,address_postcode,address_country_id,address_telephone\n",
+    );
+    for i in 0..n {
+        text.push_str(&format!(
+            "u{i}@example.com,Ånna{i},Berg,1980-01-{:02},{},1,1,1,Gatan {i}|Lgh 2,Lund,22100,SE,+46 1\n",
+            i % 28 + 1,
+            i % 2 + 1
+        ));
+    }
+    let seed = env.write("seed.csv", &text);
+    seed_elsewhere(&env, &seed).await;
+    eprintln!(
+        "DEBUG {}",
+        env.customers_by_key().await.values().next().unwrap()
+    );
+    env.custsync(&["pull", "--rate", "0"], true)
+        .await
+        .expect_code(0);
+
+    // One city moved; one gender written as a word, which is the same value.
+    let edited = text
+        .replacen("Gatan 3|Lgh 2,Lund", "Gatan 3|Lgh 2,Ystad", 1)
+        .replacen("Berg,1980-01-06,2", "Berg,1980-01-06,female", 1);
+    let csv = env.write("in.csv", &edited);
+    let report = env.path("r.csv");
+    let args = ["--rate", "0", "-vv", "--report", report.to_str().unwrap()];
+    let run = env.sync(&csv, &args).await;
+    run.expect_code(0);
+    run.expect_stderr(&format!("by_row_hash=0 by_values_hash={}", n - 2));
+    assert_eq!(env.count("PUT"), 1);
+    let rows = read_report(&report);
+    let updated: Vec<_> = rows.iter().filter(|r| r["action"] == "update").collect();
+    assert_eq!(updated.len(), 1, "{rows:?}");
+    assert_eq!(updated[0]["message"], "city: Lund -> Ystad");
+    assert_eq!(
+        rows.iter().filter(|r| r["action"] == "unchanged").count(),
+        n - 1
+    );
+
+    // Known by their row hashes from now on, the update's too; nothing is sent.
+    let before = env.sandbox.stats().requests.len();
+    let run = env.sync(&csv, &["--rate", "0", "-vv"]).await;
+    run.expect_code(0);
+    run.expect_stderr(&format!("by_row_hash={n} by_values_hash=0"));
     assert_eq!(env.sandbox.stats().requests.len(), before);
 }
 

@@ -306,6 +306,17 @@ impl Mapping {
         parts.join("\n")
     }
 
+    /// Whether a row's values reach its fields as its cells hold them (but for the
+    /// `--empty-value` token): the mapping renames columns and does nothing else (no value
+    /// maps, date formats, constants, splits or joins).
+    pub fn keeps_values(&self) -> bool {
+        self.values.is_empty()
+            && self.dob_formats.is_empty()
+            && self.constants.is_empty()
+            && self.splits.is_empty()
+            && self.joins.is_empty()
+    }
+
     /// Whether a constant fills `field` (so that the header need not have it).
     pub fn has_constant(&self, field: &Field) -> bool {
         self.constants.iter().any(|(f, _)| f == field)
