@@ -157,8 +157,9 @@ pub async fn finish(
     if let Some(url) = &cfg.notify {
         notify::post(url, summary, ok).await;
     }
+    // The table is for the reader of a dry run; `--quiet` keeps only the final line.
     if cfg.dry_run {
-        console::final_line(report::table(summary).trim_end(), ok, Map::new());
+        console::note(report::table(summary).trim_end());
     }
     let mut fields = Map::new();
     if let Ok(v) = serde_json::to_value(summary) {

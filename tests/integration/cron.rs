@@ -31,6 +31,17 @@ async fn quiet_prints_nothing_on_success_and_the_final_line_otherwise() {
         "{}",
         run.stderr
     );
+    // A dry run's table is for its reader: under --quiet, only the final line.
+    let dry = env
+        .sync(&bad, &["--quiet", "--dry-run", "--max-absent", "100%"])
+        .await;
+    dry.expect_code(3);
+    let lines: Vec<&str> = dry.stderr.lines().collect();
+    assert!(
+        lines.len() == 1 && lines[0].starts_with("dry run: 1 "),
+        "{}",
+        dry.stderr
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
