@@ -349,7 +349,7 @@ fn planning(dir: &Path, rows: usize, table: &mut Vec<String>) {
         elapsed,
         &match python {
             Some(py) => format!(
-                "{times_python:.2}x Python's csv.reader (run beside each; {:.2} s); peak RSS \
+                "{times_python:.2}x Python's csv.reader (in the same rounds; {:.2} s); peak RSS \
                  {rss} MB",
                 py.as_secs_f64()
             ),
@@ -427,32 +427,33 @@ fn median(n: usize, mut measure: impl FnMut() -> (Duration, u64)) -> (Duration, 
     (runs[n / 2].0, rss)
 }
 
-/// `n` rounds, each running `floor` before every one of `measures`: for each measure its
-/// median time, the median of its ratios to the floor just before it, and its largest peak
-/// RSS. This machine's speed drifts between minutes (floors of 0.24 to 0.64 s within an
-/// hour), so a ratio is fair only between neighbours, and rows compared with each other are
-/// measured in the same rounds.
+/// `n` rounds, each running `floor` and then every one of `measures`: for each measure its
+/// median time, that over the median of the round's floors, and its largest peak RSS. This
+/// machine's speed drifts between minutes (floors of 0.24 to 0.64 s within an hour), so rows
+/// that are compared with each other, and with their floor, are measured in the same rounds.
 fn rounds(
     n: usize,
     floor: impl Fn() -> Duration,
     measures: &mut [&mut dyn FnMut() -> (Duration, u64)],
 ) -> Vec<(Duration, f64, u64)> {
-    let mut samples = vec![(Vec::new(), Vec::new(), 0); measures.len()];
+    let mut floors = Vec::new();
+    let mut samples = vec![(Vec::new(), 0); measures.len()];
     for _ in 0..n {
-        for (measure, (times, ratios, rss)) in measures.iter_mut().zip(&mut samples) {
-            let f = floor();
+        floors.push(floor());
+        for (measure, (times, rss)) in measures.iter_mut().zip(&mut samples) {
             let (t, r) = measure();
             times.push(t);
-            ratios.push(t.as_secs_f64() / f.as_secs_f64());
             *rss = (*rss).max(r);
         }
     }
+    floors.sort();
+    let floor = floors[n / 2].as_secs_f64();
     samples
         .into_iter()
-        .map(|(mut times, mut ratios, rss)| {
+        .map(|(mut times, rss)| {
             times.sort();
-            ratios.sort_by(f64::total_cmp);
-            (times[n / 2], ratios[n / 2], rss)
+            let time = times[n / 2];
+            (time, time.as_secs_f64() / floor, rss)
         })
         .collect()
 }
@@ -610,10 +611,12 @@ fn populate_state(csv: &Path, state: &Path, how: Filled) -> (Duration, u64) {
     (elapsed, size)
 }
 
-/// Copies the directory `from` (files and folders) to `to`.
+/// Copies the directory `from` (files and folders, with their modes) to `to`.
 fn copy_dir(from: &Path, to: &Path) {
     let _ = std::fs::remove_dir_all(to);
     std::fs::create_dir_all(to).expect("create the copy");
+    let mode = std::fs::metadata(from).expect("the store").permissions();
+    std::fs::set_permissions(to, mode).expect("the copy's mode");
     for entry in std::fs::read_dir(from).expect("read the store") {
         let entry = entry.expect("entry");
         let target = to.join(entry.file_name());

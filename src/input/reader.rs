@@ -455,7 +455,8 @@ impl Reader {
         }
     }
 
-    /// Queues a record; only a valid row keeps its row hash.
+    /// Queues a record; only a valid row, or one known by its values hash, keeps its row
+    /// hash.
     fn push(&mut self, record: Record, row_hash: u64) {
         let row_hash = if matches!(record, Record::Valid(_) | Record::Same(_)) {
             row_hash
