@@ -168,8 +168,9 @@ pub struct Reader {
 }
 
 /// Rows of a text file read ahead of their look-up in the index: enough that the look-ups of
-/// one window wait for memory together, few enough that nothing else notices.
-const WINDOW: usize = 16;
+/// one window wait for memory together, few enough that nothing else notices. 64 took a 1M-row
+/// re-run 3 to 6% less time than 16, and 256 no less than 64.
+const WINDOW: usize = 64;
 
 /// A row read ahead, with its own copy of its cells.
 struct Ahead {
@@ -997,11 +998,11 @@ mod tests {
         // More rows than a window, with a broken quote, an invalid row and unknown rows
         // among the known ones.
         let mut content = String::from("email,firstname,lastname\n");
-        for i in 0..40 {
+        for i in 0..2 * WINDOW + 8 {
             match i {
-                17 => content.push_str("bad-email,Bo,Ek\n"),
-                23 => content.push_str("short@x.io,Cy\n"),
-                30 => content.push_str("open@x.io,\"Di,Do\n\"Ek\",Fa\n"),
+                i if i == WINDOW + 1 => content.push_str("bad-email,Bo,Ek\n"),
+                i if i == WINDOW + 7 => content.push_str("short@x.io,Cy\n"),
+                i if i == 2 * WINDOW - 2 => content.push_str("open@x.io,\"Di,Do\n\"Ek\",Fa\n"),
                 _ => content.push_str(&format!("c{i}@x.io,Ann,Lee\n")),
             }
         }
