@@ -17,12 +17,12 @@
 
 use xxhash_rust::xxh3::{Xxh3, xxh3_64_with_seed};
 
+use super::fields::Field;
 use super::header::{self, Source};
 use super::mapping::Mapping;
 use super::quick::VERSION;
 use super::validate::{MAX_ROW_BYTES, MAX_ROW_CELLS, Validator};
 use crate::customer::{Fields, KeyKind};
-use crate::input::Field;
 
 /// The columns a file's values hash reads: each field's column, by its name.
 #[derive(Debug)]
