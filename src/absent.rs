@@ -240,9 +240,18 @@ pub async fn settle(
             found.count
         )),
         (None, Deletes::DryRun) => {
+            // A dry run reads nothing from the shop, so it cannot tell which the real run
+            // will keep (see `keep`): it says that it may.
+            let custom = store.key_kind()?.attribute().is_some();
             console::note(&format!(
-                "dry run: would delete {} absent customers",
-                found.count
+                "dry run: would delete {} absent customers{}",
+                found.count,
+                if custom {
+                    " (at most: under a custom key the run reads each first, and keeps one \
+                     whose e-mail the file still has)"
+                } else {
+                    ""
+                }
             ));
         }
         (None, Deletes::Send(exec)) => {
