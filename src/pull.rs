@@ -30,7 +30,7 @@ use crate::customer::{
 use crate::defaults::MAX_PAGE_SIZE;
 use crate::input;
 use crate::retry::Retrier;
-use crate::state::{Entry, Op, StateError, Store};
+use crate::state::{Doubt, Entry, Op, StateError, Store};
 use crate::throttle::Throttle;
 
 /// Failures that stop a pull.
@@ -118,6 +118,9 @@ async fn pull(
     let mut owners: Option<HashMap<u64, Option<u64>>> = (!store.is_empty()).then(HashMap::new);
     let writer = store.writer()?;
     let mut values = ValuesHashes::default();
+    // Under a custom key, the customer each key was read for, and the keys several hold.
+    let mut holders: Option<HashMap<u64, u64>> = key.attribute().is_some().then(HashMap::new);
+    let mut shared: Vec<(Key, u64, u64)> = Vec::new();
     let mut done = Pulled::default();
     let mut bar: Option<ProgressBar> = None;
     let mut last_line = Instant::now();
@@ -132,7 +135,12 @@ async fn pull(
         for c in &items {
             let owner = match pulled(c, key) {
                 Ok(mapped) => {
-                    let owner = (mapped.entry.customer_id, Some(mapped.key.digest()));
+                    let (id, digest) = (mapped.entry.customer_id, mapped.key.digest());
+                    let owner = (id, Some(digest));
+                    let other = holders.as_mut().and_then(|h| h.insert(digest, id));
+                    if let Some(other) = other.filter(|&other| other != id) {
+                        shared.push((mapped.key.clone(), other, id));
+                    }
                     values.note(&mapped);
                     writer.send(Op::Put(mapped.key, mapped.entry, Some(mapped.fields)));
                     done.customers += 1;
@@ -182,6 +190,7 @@ async fn pull(
         b.finish_and_clear();
     }
     writer.finish()?;
+    unrecord(store, key, &shared)?;
     // Only a pull that saw every customer knows which are gone.
     if let Some(owners) = owners.filter(|_| !done.interrupted) {
         done.dropped = drop_unbacked(store, &owners)?;
@@ -190,6 +199,26 @@ async fn pull(
     values.write_index(store)?;
     tracing::debug!(elapsed = ?started.elapsed(), "pull finished");
     Ok(done)
+}
+
+/// Leaves unrecorded each custom key that several of the shop's customers hold (`shared`:
+/// the key and two of them), rather than map it to whichever was read last: a row of the
+/// key would update that customer with another's values. Each is marked in doubt for its
+/// create, so a sync looks its row's customer up by the key first, finds several and refuses
+/// the row, naming the value, until one of them keeps it.
+fn unrecord(store: &Store, kind: &KeyKind, shared: &[(Key, u64, u64)]) -> Result<(), StateError> {
+    let code = kind.attribute().unwrap_or_default();
+    let mut marks = Vec::with_capacity(shared.len());
+    for (key, a, b) in shared {
+        console::alert(&format!(
+            "customers {a} and {b} of website {} both have {code} {:?}: it is not recorded, and \
+             a sync refuses its row until one of them keeps it",
+            key.website_id, key.value
+        ));
+        store.forget(key)?;
+        marks.push((key.clone(), Doubt::Create));
+    }
+    store.doubt(&marks)
 }
 
 /// Drops the mappings of `store` whose id the shop does not have, or has under another key

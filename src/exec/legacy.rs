@@ -63,10 +63,15 @@ impl Executor {
             .into_iter()
             .filter(|c| custom_attribute(c, code).is_some_and(|v| v.trim() == value));
         match (ours.next(), ours.next()) {
-            (Some(_), Some(_)) => Err(refused(format!(
-                "{ALREADY_EXISTS} (and several customers of website {website} have {code} \
-                 {value}, so none is adopted: leave one with it in the shop)"
-            ))),
+            // Not settled (the key stays in doubt): the next run looks again, rather than
+            // create yet another customer with the value.
+            (Some(_), Some(_)) => Err(Failure {
+                unwritten: false,
+                ..refused(format!(
+                    "{ALREADY_EXISTS} (and several customers of website {website} have {code} \
+                     {value}, so none is adopted: leave one with it in the shop)"
+                ))
+            }),
             (one, _) => Ok(one),
         }
     }

@@ -190,6 +190,48 @@ async fn a_store_keeps_its_key_kind_and_the_shop_must_define_the_key() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn pull_records_no_key_two_customers_share_and_the_sync_refuses_its_row() {
+    let env = TestEnv::new(Faults::default()).await;
+    let seed = env.write(
+        "seed.csv",
+        &legacy_csv(&[("ann@x.io", "L-1"), ("bob@x.io", "L-2")]),
+    );
+    sync_in(&env, &env.path("seed-state"), &seed, &[])
+        .await
+        .expect_code(0);
+    // Another system gave a second customer Ann's legacy id (the e-mail key adopts no one).
+    let other = env.write("other.csv", &legacy_csv(&[("dup@x.io", "L-1")]));
+    sync_in(&env, &env.path("other-state"), &other, &[])
+        .await
+        .expect_code(0);
+
+    let pulled = env
+        .custsync(&["pull", "--key", "custom:loyalty_no"], true)
+        .await;
+    pulled.expect_code(0);
+    pulled.expect_stderr("both have loyalty_no \"L-1\": it is not recorded");
+    let export = env.custsync(&["state", "export"], false).await;
+    assert!(!export.stdout.contains("L-1"), "{}", export.stdout);
+
+    // Ann's row, with a new e-mail: neither holder is updated, and no third one is made, in
+    // this run or the next.
+    let csv = env.write(
+        "in.csv",
+        &legacy_csv(&[("ann.new@x.io", "L-1"), ("bob@x.io", "L-2")]),
+    );
+    let report = env.path("r.csv");
+    let args = [&KEY[..], &["--report", report.to_str().unwrap()]].concat();
+    let before = shop_customers(&env).await;
+    for _ in 0..2 {
+        env.sync(&csv, &args).await.expect_code(3);
+        let ann = &by_line(&report)[0];
+        assert_eq!(ann["status"], "failed", "{ann:?}");
+        assert!(ann["message"].contains("several customers of website 1 have loyalty_no L-1"));
+        assert_eq!(shop_customers(&env).await, before);
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn pull_by_the_key_then_a_rerun_sends_nothing() {
     let env = TestEnv::new(Faults::default()).await;
     let csv = env.write(
