@@ -233,6 +233,7 @@ pub async fn settle(
     let Some(max) = options.max_deletes.filter(|_| absence.refused.is_none()) else {
         return Ok(absence);
     };
+    let custom = store.key_kind()?.attribute().is_some();
     match (refusal(keys, found.count, max), deletes) {
         (Some(why), _) => absence.refused = Some(why),
         (None, Deletes::Stopped) => console::alert(&format!(
@@ -242,7 +243,6 @@ pub async fn settle(
         (None, Deletes::DryRun) => {
             // A dry run reads nothing from the shop, so it cannot tell which the real run
             // will keep (see `keep`): it says that it may.
-            let custom = store.key_kind()?.attribute().is_some();
             console::note(&format!(
                 "dry run: would delete {} absent customers{}",
                 found.count,
@@ -255,7 +255,6 @@ pub async fn settle(
             ));
         }
         (None, Deletes::Send(exec)) => {
-            let custom = store.key_kind()?.attribute().is_some();
             let (deleted, left) = delete(store, exec, &found, custom.then_some(keys)).await?;
             absence.deleted = deleted;
             absence.refused = match left {

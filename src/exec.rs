@@ -240,11 +240,9 @@ impl Executor {
 
     /// The shop's customers of these ids as they are now (those it has), a search a page.
     pub async fn current(&self, ids: &[u64]) -> Result<Vec<Value>, ApiError> {
-        let mut found = Vec::with_capacity(ids.len());
-        for page in ids.chunks(crate::defaults::MAX_PAGE_SIZE as usize) {
-            found.extend(self.retry(|| self.client.by_ids(page)).await?);
-        }
-        Ok(found)
+        self.retrier
+            .by_pages(ids, |page| self.client.by_ids(page))
+            .await
     }
 
     async fn retry<T, F, Fut>(&self, call: F) -> Result<T, ApiError>

@@ -39,8 +39,8 @@
 //! | [`input`] | the input file (CSV in any encoding, or a spreadsheet): header, streaming, per-row validation | customer |
 //! | [`plan`] | the decision for each row, a function of the row, the store and the options | input, outcome, state, customer |
 //! | [`shop`] | the shop's model from its API, and each row to send checked against it | console, plan, retry, api, state, input, customer |
-//! | [`exec`] | sending a row: lost-answer recovery, answer checks, its outcome | plan, outcome, outage, retry, api, state, customer, redact, defaults |
-//! | [`bulk`] | `--bulk`: rows in async bulks, their polls, and the bulks a run left behind | plan, exec, retry, api, state, customer, defaults |
+//! | [`exec`] | sending a row: lost-answer recovery, answer checks, its outcome | plan, outcome, outage, retry, api, state, customer, redact |
+//! | [`bulk`] | `--bulk`: rows in async bulks, their polls, and the bulks a run left behind | plan, exec, retry, api, state, customer |
 //! | [`outcome`] | what became of a row: report columns and state change, built in one place | api, state, customer |
 //! | [`report`] | report file (CSV, JSON Lines, xlsx), review page, summary JSON, the final line | outcome, customer, outputs |
 //! | [`progress`] | the live counts on stderr: rows finished, rate, time left | console |

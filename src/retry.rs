@@ -33,7 +33,9 @@ use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 
 use crate::api::ApiError;
-use crate::defaults::{DEFAULT_BACKOFF_BASE_MS, DEFAULT_BACKOFF_CAP, DEFAULT_RETRIES};
+use crate::defaults::{
+    DEFAULT_BACKOFF_BASE_MS, DEFAULT_BACKOFF_CAP, DEFAULT_RETRIES, MAX_PAGE_SIZE,
+};
 use crate::outage::Watch;
 
 /// How long a request already on the wire may still take after an interrupt.
@@ -236,6 +238,20 @@ impl Retrier {
     /// The long waits servers asked for, as they happen.
     pub fn waiting(&self) -> Arc<Waiting> {
         Arc::clone(&self.waiting)
+    }
+
+    /// The customers with `ids`, a search page at a time (a search answers one page at
+    /// most), each page read by `page` as [`Retrier::run`] runs a call.
+    pub async fn by_pages<'a, T, F, Fut>(&self, ids: &'a [u64], page: F) -> Result<Vec<T>, ApiError>
+    where
+        F: Fn(&'a [u64]) -> Fut,
+        Fut: Future<Output = Result<Vec<T>, ApiError>>,
+    {
+        let mut found = Vec::with_capacity(ids.len());
+        for chunk in ids.chunks(MAX_PAGE_SIZE as usize) {
+            found.extend(self.run(|| page(chunk)).await?);
+        }
+        Ok(found)
     }
 
     /// Runs `call` until it succeeds, fails for good, or the retries run out (then the last

@@ -15,7 +15,6 @@ use tokio_util::sync::CancellationToken;
 use super::answer::{self, Accepted};
 use super::{Rows, Shop};
 use crate::api::{ApiError, BulkKind, create_item};
-use crate::defaults::MAX_PAGE_SIZE;
 use crate::exec::{create_body, full_record};
 use crate::plan::{Planned, Step};
 use crate::retry::Retrier;
@@ -254,14 +253,14 @@ async fn updates(
         _ => 0,
     };
     let ids: Vec<u64> = rows.iter().map(id_of).collect();
-    // A search answers a page at most: a bulk of more reads its customers a page at a time.
-    let mut current = Vec::with_capacity(ids.len());
-    for page in ids.chunks(MAX_PAGE_SIZE as usize) {
-        match cx.retrier.run(|| cx.shop.current(page)).await {
-            Ok(found) => current.extend(found),
-            Err(e) => return Err((rows, e)),
-        }
-    }
+    let current = match cx
+        .retrier
+        .by_pages(&ids, |page| cx.shop.current(page))
+        .await
+    {
+        Ok(current) => current,
+        Err(e) => return Err((rows, e)),
+    };
     let by_id: HashMap<u64, &Value> = (current.iter())
         .filter_map(|c| Some((c.get("id")?.as_u64()?, c)))
         .collect();
