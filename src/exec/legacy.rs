@@ -23,7 +23,7 @@ impl Executor {
     ) -> Result<Value, Failure> {
         let value = customer.custom_value(code).unwrap_or_default().trim();
         let website = customer.website_id;
-        if let Some(one) = self.holder(customer, code).await? {
+        if let Some(one) = self.holder(customer, code, true).await? {
             return Ok(one);
         }
         let holder = self
@@ -50,8 +50,14 @@ impl Executor {
     }
 
     /// The one customer whose attribute `code` holds the row's key value exactly, if any
-    /// (several: refused, none is adopted).
-    async fn holder(&self, customer: &Customer, code: &str) -> Result<Option<Value>, Failure> {
+    /// (several: refused, none is adopted). `refused_as_existing`: the shop refused the row's
+    /// create as "already exists", which the failure then quotes; else nothing was sent.
+    async fn holder(
+        &self,
+        customer: &Customer,
+        code: &str,
+        refused_as_existing: bool,
+    ) -> Result<Option<Value>, Failure> {
         let value = customer.custom_value(code).unwrap_or_default().trim();
         let website = customer.website_id;
         let found = self
@@ -62,18 +68,30 @@ impl Executor {
         let mut ours = found
             .into_iter()
             .filter(|c| custom_attribute(c, code).is_some_and(|v| v.trim() == value));
-        match (ours.next(), ours.next()) {
-            // Not settled (the key stays in doubt): the next run looks again, rather than
-            // create yet another customer with the value.
-            (Some(_), Some(_)) => Err(Failure {
-                unwritten: false,
-                ..refused(format!(
-                    "{ALREADY_EXISTS} (and several customers of website {website} have {code} \
-                     {value}, so none is adopted: leave one with it in the shop)"
-                ))
-            }),
-            (one, _) => Ok(one),
+        let (first, second) = (ours.next(), ours.next());
+        if second.is_none() {
+            return Ok(first);
         }
+        let several = format!(
+            "several customers of website {website} have {code} {value}, so none is adopted: \
+             leave one with it in the shop"
+        );
+        let failure = match refused_as_existing {
+            true => refused(format!("{ALREADY_EXISTS} (and {several})")),
+            false => Failure::new(
+                ApiError::Unexpected {
+                    url: format!("the search for {code} {value}"),
+                    detail: format!("{several}; nothing was created"),
+                },
+                None,
+            ),
+        };
+        // Not settled (the key stays in doubt): the next run looks again, rather than create
+        // yet another customer with the value.
+        Err(Failure {
+            unwritten: false,
+            ..failure
+        })
     }
 
     /// A create whose earlier attempt is in doubt ([`crate::state::Doubt::Create`]): the
@@ -86,7 +104,7 @@ impl Executor {
         password: Option<&SecretString>,
         hash: u128,
     ) -> Result<Done, Failure> {
-        match self.holder(customer, code).await? {
+        match self.holder(customer, code, false).await? {
             Some(remote) => self.adopt_remote(customer, hash, remote).await,
             None => self.create(customer, password, hash).await,
         }

@@ -227,6 +227,7 @@ async fn pull_records_no_key_two_customers_share_and_the_sync_refuses_its_row() 
         let ann = &by_line(&report)[0];
         assert_eq!(ann["status"], "failed", "{ann:?}");
         assert!(ann["message"].contains("several customers of website 1 have loyalty_no L-1"));
+        assert_eq!(ann["http_status"], "", "nothing was sent for it: {ann:?}");
         assert_eq!(shop_customers(&env).await, before);
     }
 }
